@@ -1,0 +1,33 @@
+"""AAM Workflow: raw microbiome tables and DNA sequences to trained, evaluated models.
+
+Run `snakemake --cores N` (demo config by default), or point it at your own config with
+`--configfile`. Every rule calls one `aam <stage>` command; see README.md.
+"""
+
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+validate(config, "workflow/schemas/config.schema.yaml")
+
+
+report: "workflow/report/workflow.rst"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/prepare.smk"
+include: "workflow/rules/unifrac.smk"
+include: "workflow/rules/tokenize.smk"
+include: "workflow/rules/aam.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/sequences.smk"
+
+
+rule all:
+    input:
+        final_targets(),
+    default_target: True

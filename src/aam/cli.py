@@ -1,0 +1,66 @@
+"""The `aam` command: one subcommand per workflow stage.
+
+Each stage lives in `aam.stages.<module>` and exposes `add_arguments(parser)` and `run(args)`.
+Stage modules are imported only when their subcommand runs, so `aam --help` stays fast and a
+stage's heavy dependencies (torch, Lightning) load only where they are needed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from aam.errors import InputError
+
+# subcommand -> (module under aam.stages, one-line help)
+STAGES: dict[str, tuple[str, str]] = {
+    "ingest": ("ingest", "read a table, sequences, tree and metadata into Parquet caches"),
+    "split": ("split", "grouped, stratified train/validation/test split"),
+    "rarefy": ("rarefy", "rarefy the table to one depth without replacement"),
+    "unifrac": ("unifrac", "UniFrac distance matrices, Faith's PD and PCoA"),
+    "tokenize": ("tokenize", "tokenize features and samples into Parquet caches"),
+    "pretrain": ("pretrain", "pretrain the AAM sequence encoder on UniFrac + masked nucleotides"),
+    "finetune": ("finetune", "fine-tune an AAM regressor or classifier on one target"),
+    "evaluate": ("evaluate", "evaluate a fine-tuned model beside a random forest on the test split"),
+    "compare": ("compare", "compare the evaluated runs of a dataset"),
+    "seq-prepare": ("seq_prepare", "validate and split a DNA sequence collection"),
+    "seq-train": ("seq_train", "train a contrastive embedder or VQ-Transformer on DNA sequences"),
+    "embed": ("embed", "embed DNA sequences with a trained contrastive model"),
+    "seq-evaluate": ("seq_evaluate", "evaluate DNA sequence models (kNN taxonomy vs naive Bayes, VQ)"),
+}
+
+
+def build_parser(stage: str | None = None) -> argparse.ArgumentParser:
+    """Build the top-level parser; only the chosen stage's module is imported for its arguments."""
+    parser = argparse.ArgumentParser(prog="aam", description=__doc__.splitlines()[0])
+    parser.add_argument("--verbose", "-v", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="stage", metavar="STAGE")
+    sub.required = True
+    for name, (module, help_text) in STAGES.items():
+        stage_parser = sub.add_parser(name, help=help_text, description=help_text)
+        if name == stage:
+            importlib.import_module(f"aam.stages.{module}").add_arguments(stage_parser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    chosen = next((a for a in argv if a in STAGES), None)
+    args = build_parser(chosen).parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    module = importlib.import_module(f"aam.stages.{STAGES[args.stage][0]}")
+    try:
+        module.run(args)
+    except InputError as err:
+        print(f"aam {args.stage}: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Rarefaction, UniFrac, tokenizers, datasets and batching."""

@@ -1,0 +1,1 @@
+"""Plain `nn.Module`s: tensors in, tensors out, no file access."""

@@ -1,0 +1,1 @@
+"""The config schema, shipped as package data."""

@@ -1,0 +1,1 @@
+"""Thin stage modules behind the `aam` CLI: parse arguments, call library code, write atomically."""

@@ -1,0 +1,1 @@
+# Rules of this phase; see workflow/rules/common.smk for helpers.
