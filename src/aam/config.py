@@ -28,8 +28,8 @@ def load_schema() -> dict[str, Any]:
 
 
 def _defaulting_validator() -> type:
-    """A Draft 7 validator that also fills in `default` values of object properties."""
-    base = jsonschema.Draft7Validator
+    """A Draft 2020-12 validator (as Snakemake uses) that also fills in `default` values of object properties."""
+    base = jsonschema.Draft202012Validator
 
     def set_defaults(validator, properties, instance, schema):  # noqa: ANN001 - jsonschema callback
         if isinstance(instance, dict):
