@@ -1,0 +1,66 @@
+"""The config loader: schema validation, defaults, settings for stages run by hand."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+from snakemake.utils import validate as snakemake_validate
+
+from aam.config import load_config, load_schema, load_settings
+from aam.errors import InputError
+
+
+@pytest.mark.parametrize("name", ["config.yaml", "full.yaml"])
+def test_shipped_configs_validate(repo_root, name):
+    config = load_config(repo_root / "config" / name)
+    assert config["seed"] == 42
+    assert config["datasets"]
+
+
+def test_defaults_match_what_snakemake_fills_in(repo_root):
+    ours = load_config(repo_root / "config" / "config.yaml")
+    theirs = yaml.safe_load((repo_root / "config" / "config.yaml").read_text())
+    snakemake_validate(theirs, str(repo_root / "workflow" / "schemas" / "config.schema.yaml"))
+    assert json.loads(json.dumps(ours)) == json.loads(json.dumps(theirs))
+
+
+def test_unknown_key_names_the_key(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("datasets: {}\nsplitt: {}\n")
+    with pytest.raises(InputError, match="splitt"):
+        load_config(path)
+
+
+def test_wrong_type_names_the_path(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("datasets: {}\nseed: many\n")
+    with pytest.raises(InputError, match=r"seed: 'many' is not of type 'integer'"):
+        load_config(path)
+
+
+def test_missing_dataset_file_key(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("datasets: {d: {table: t.biom, metadata: m.tsv}}\n")
+    with pytest.raises(InputError, match="'tree' is a required property"):
+        load_config(path)
+
+
+def test_settings_from_json_and_yaml_file_agree(tmp_path):
+    target = {"name": "ibd", "column": "ibd", "type": "classification"}
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(target))
+    assert load_settings(json.dumps(target), "target") == load_settings(str(path), "target") == target
+
+
+def test_settings_fill_defaults_from_the_schema():
+    settings = load_settings('{"table": "t.biom", "tree": "t.nwk", "metadata": "m.tsv"}', "dataset")
+    dataset_props = load_schema()["definitions"]["dataset"]["properties"]
+    assert settings["group_column"] is dataset_props["group_column"]["default"] is None
+    assert settings["targets"] == []
+
+
+def test_bad_settings_json_is_one_clear_error():
+    with pytest.raises(InputError, match="not valid JSON"):
+        load_settings("{not json")
