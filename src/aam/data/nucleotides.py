@@ -129,55 +129,45 @@ class NucleotideTokenizer:
         """Like :meth:`encode`, also returning kept lengths (int32, <= max_bp) and the stats."""
         n = len(sequences)
         max_bp = self.max_bp
-        out = np.zeros((n, max_bp), dtype=np.uint8)
         if n == 0:
             self.last_stats = EncodeStats()
-            return out, np.zeros(0, dtype=np.int32), self.last_stats
-        raw = [s.encode("ascii", "replace") if isinstance(s, str) else bytes(s) for s in sequences]
-        full_len = np.fromiter((len(b) for b in raw), dtype=np.int64, count=n)
-        buf = np.frombuffer(b"".join(raw), dtype=np.uint8)
-        codes = LOOKUP[buf]
+            return np.zeros((0, max_bp), dtype=np.uint8), np.zeros(0, dtype=np.int32), self.last_stats
+        full_len = np.fromiter(map(len, sequences), dtype=np.int64, count=n)
+        data = _join_ascii(sequences, ids)
+        codes = LOOKUP[np.frombuffer(data, dtype=np.uint8)]
         if (codes == INVALID).any():
-            self._raise_invalid(codes, full_len, raw, ids)
-        kept = np.minimum(full_len, max_bp)
-        # Flat position of every byte: row * max_bp + position within its sequence.
-        starts = np.zeros(n, dtype=np.int64)
-        np.cumsum(full_len[:-1], out=starts[1:])
-        row = np.repeat(np.arange(n, dtype=np.int64), full_len)
-        pos = np.arange(buf.size, dtype=np.int64) - np.repeat(starts, full_len)
-        keep = pos < max_bp
-        if keep.all():
-            out.reshape(-1)[row * max_bp + pos] = codes
-        else:
-            out.reshape(-1)[(row * max_bp + pos)[keep]] = codes[keep]
+            self._raise_invalid(codes, full_len, sequences, ids)
         stats = EncodeStats(
             n_sequences=n,
             n_truncated=int((full_len > max_bp).sum()),
             max_length_seen=int(full_len.max()),
             n_empty=int((full_len == 0).sum()),
         )
+        kept = np.minimum(full_len, max_bp)
         if stats.n_truncated:
+            # Rare path: keep the first max_bp codes of each sequence (validation saw every byte).
+            starts = np.zeros(n, dtype=np.int64)
+            np.cumsum(full_len[:-1], out=starts[1:])
+            long = np.flatnonzero(full_len > max_bp)
+            keep = np.ones(codes.size, dtype=bool)
+            for i in long:  # one slice per cut sequence, not per character
+                keep[starts[i] + max_bp : starts[i] + full_len[i]] = False
+            codes = codes[keep]
             log.warning(
                 "%d of %d sequences are longer than max_bp=%d and were cut (longest %d nt)",
                 stats.n_truncated, n, max_bp, stats.max_length_seen,
             )
+        if (kept == max_bp).all():
+            out = codes.reshape(n, max_bp).copy()
+        else:
+            out = np.zeros((n, max_bp), dtype=np.uint8)
+            out[np.arange(max_bp) < kept[:, None]] = codes  # row-major fill = sequence order
         self.last_stats = stats
         return out, kept.astype(np.int32), stats
 
     @staticmethod
-    def _raise_invalid(codes, full_len, raw, ids) -> None:
-        bad_pos = int(np.flatnonzero(codes == INVALID)[0])
-        ends = np.cumsum(full_len)
-        i = int(np.searchsorted(ends, bad_pos, side="right"))
-        offset = bad_pos - (int(ends[i - 1]) if i else 0)
-        seq = raw[i]
-        ch = seq[offset : offset + 1].decode("ascii", "replace")
-        name = ids[i] if ids is not None else f"#{i}"
-        preview = seq[:40].decode("ascii", "replace") + ("..." if len(seq) > 40 else "")
-        raise InputError(
-            f"sequence {name!s}: character {ch!r} at position {offset + 1} is not an IUPAC "
-            f"nucleotide code (sequence starts {preview!r})"
-        )
+    def _raise_invalid(codes, full_len, sequences, ids) -> None:
+        _raise_at(int(np.flatnonzero(codes == INVALID)[0]), full_len, sequences, ids)
 
     @staticmethod
     def decode(tokens: np.ndarray) -> list[str]:
@@ -187,6 +177,34 @@ class NucleotideTokenizer:
             raise ValueError(f"token ids must be < {VOCAB_SIZE}")
         chars = _DECODE[tokens]
         return [row[row != 0].tobytes().decode("ascii") for row in chars]
+
+
+def _raise_at(flat_pos: int, full_len: np.ndarray, sequences, ids) -> None:
+    """Raise the InputError for the invalid character at ``flat_pos`` of the joined input."""
+    ends = np.cumsum(full_len)
+    i = int(np.searchsorted(ends, flat_pos, side="right"))
+    offset = flat_pos - (int(ends[i - 1]) if i else 0)
+    seq = sequences[i]
+    if isinstance(seq, bytes | bytearray | memoryview):
+        seq = bytes(seq).decode("latin-1")
+    name = ids[i] if ids is not None else f"#{i}"
+    preview = seq[:40] + ("..." if len(seq) > 40 else "")
+    raise InputError(
+        f"sequence {name!s}: character {seq[offset]!r} at position {offset + 1} is not an IUPAC "
+        f"nucleotide code (sequence starts {preview!r})"
+    )
+
+
+def _join_ascii(sequences: Sequence[str | bytes], ids) -> bytes:
+    """All sequences as one byte string (one C-level join); non-ASCII text is an InputError."""
+    if all(isinstance(s, str) for s in sequences):
+        joined = "".join(sequences)
+        try:
+            return joined.encode("ascii")
+        except UnicodeEncodeError as err:
+            full_len = np.fromiter(map(len, sequences), dtype=np.int64, count=len(sequences))
+            _raise_at(err.start, full_len, sequences, ids)
+    return b"".join(s.encode("latin-1", "replace") if isinstance(s, str) else bytes(s) for s in sequences)
 
 
 def encode(sequences: Sequence[str | bytes], max_bp: int = 150, ids: Sequence[str] | None = None):

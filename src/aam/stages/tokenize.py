@@ -1,0 +1,174 @@
+"""Stage `aam tokenize`: ingested features and counts to the token caches of AAM training.
+
+Inputs: ``ingest/features.parquet`` (feature_id, sequence), ``ingest/counts.parquet`` (sample,
+feature, count; long), optionally ``rarefied/table.biom`` (which samples reach the rarefaction
+depth, and the depth). Outputs: ``tokens/features.parquet`` and ``tokens/samples.parquet``
+(format in :mod:`aam.io.parquet_cache`).
+
+The tokenizer settings and a SHA-256 of the inputs go into both files' metadata. If both outputs
+already exist with the same settings and inputs they are kept as they are (logged); otherwise they
+are rebuilt: a cache built with other settings is never reused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from aam.config import load_settings
+from aam.data.nucleotides import NucleotideTokenizer
+from aam.errors import InputError
+from aam.io import parquet_cache as pc
+
+log = logging.getLogger(__name__)
+
+DEFAULTS = {"max_bp": 150}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--features", required=True, help="ingest/features.parquet (feature_id, sequence)")
+    parser.add_argument("--counts", required=True, help="ingest/counts.parquet (sample, feature, count)")
+    parser.add_argument("--rarefied", help="rarefied/table.biom: marks the samples that reach the depth")
+    parser.add_argument("--out-features", required=True, help="tokens/features.parquet to write")
+    parser.add_argument("--out-samples", required=True, help="tokens/samples.parquet to write")
+    parser.add_argument("--settings", help="the config's `tokenize:` section as JSON or a YAML file")
+    parser.add_argument("--force", action="store_true", help="rebuild even if the caches are current")
+
+
+def run(args: argparse.Namespace) -> None:
+    settings = {**DEFAULTS, **load_settings(args.settings)}
+    unknown = set(settings) - set(DEFAULTS)
+    if unknown:
+        raise InputError(f"tokenize settings: unknown keys {sorted(unknown)}")
+    build(
+        args.features, args.counts, args.rarefied, args.out_features, args.out_samples,
+        max_bp=int(settings["max_bp"]), force=args.force,
+    )
+
+
+# ------------------------------------------------------------------------------------------ inputs
+def _column(table, names: tuple[str, ...], path) -> str:
+    for name in names:
+        if name in table.column_names:
+            return name
+    raise InputError(f"{path}: no column {' or '.join(names)} (has {table.column_names})")
+
+
+def read_ingest_features(path) -> tuple[np.ndarray, list[str]]:
+    table = pq.read_table(path)
+    fid = _column(table, ("feature_id", "feature", "id"), path)
+    seq = _column(table, ("sequence", "seq"), path)
+    ids = np.asarray(table.column(fid).to_pylist(), dtype=object).astype(str).astype(object)
+    return ids, table.column(seq).to_pylist()
+
+
+def read_ingest_counts(path, feature_ids: np.ndarray):
+    """Long counts -> (sample ids in first-appearance order, CSR sorted by abundance)."""
+    table = pq.read_table(path)
+    scol = _column(table, ("sample", "sample_id"), path)
+    fcol = _column(table, ("feature", "feature_id", "feature_index"), path)
+    ccol = _column(table, ("count", "counts", "value"), path)
+    samples = np.asarray(table.column(scol).to_pylist(), dtype=object).astype(str)
+    feats = table.column(fcol)
+    counts = table.column(ccol).to_numpy().astype(np.int64)
+    if pa.types.is_integer(feats.type):  # already feature indices
+        fidx = feats.to_numpy().astype(np.int64)
+        if fidx.size and (fidx.min() < 0 or fidx.max() >= len(feature_ids)):
+            raise InputError(f"{path}: feature index out of range 0..{len(feature_ids) - 1}")
+    else:
+        lookup = {f: i for i, f in enumerate(feature_ids)}
+        names = feats.to_pylist()
+        try:
+            fidx = np.fromiter((lookup[str(f)] for f in names), dtype=np.int64, count=len(names))
+        except KeyError as err:
+            raise InputError(f"{path}: feature {err.args[0]!r} is not in the features table") from err
+    keep = counts > 0
+    if (counts < 0).any():
+        raise InputError(f"{path}: negative counts")
+    samples, fidx, counts = samples[keep], fidx[keep], counts[keep]
+    # Sample order: first appearance in the ingested table.
+    uniq, first, codes = np.unique(samples, return_index=True, return_inverse=True)
+    order = np.argsort(first, kind="stable")
+    rank = np.empty_like(order)
+    rank[order] = np.arange(order.size)
+    scode = rank[codes]
+    sample_ids = uniq[order]
+    # Within a sample: count descending, then feature index ascending (deterministic ties).
+    perm = np.lexsort((fidx, -counts, scode))
+    fidx, counts, scode = fidx[perm], counts[perm], scode[perm]
+    if np.any((np.diff(scode) == 0) & (np.diff(fidx) == 0)):
+        raise InputError(f"{path}: a (sample, feature) pair occurs twice")
+    indptr = np.zeros(len(sample_ids) + 1, dtype=np.int64)
+    np.cumsum(np.bincount(scode, minlength=len(sample_ids)), out=indptr[1:])
+    return sample_ids.astype(object), indptr, fidx.astype(np.int32), counts
+
+
+def read_rarefied(path) -> tuple[set[str], int | None]:
+    """Sample IDs of the rarefied table and its depth (every sample sums to it)."""
+    import biom
+
+    table = biom.load_table(str(path))
+    sums = table.sum(axis="sample")
+    depth = int(sums[0]) if len(sums) else None
+    if len(sums) and not np.all(sums == depth):
+        log.warning("%s: samples do not all sum to one depth; using %s", path, depth)
+    return set(map(str, table.ids(axis="sample"))), depth
+
+
+# ------------------------------------------------------------------------------------------- build
+def expected_metadata(features, counts, rarefied, max_bp: int) -> dict:
+    inputs = [features, counts] + ([rarefied] if rarefied else [])
+    tokenizer = NucleotideTokenizer(max_bp)
+    return {"tokenizer": tokenizer.settings(), "input_sha256": pc.hash_files(inputs)}
+
+
+def build(features, counts, rarefied, out_features, out_samples, max_bp: int = 150,
+          force: bool = False) -> bool:
+    """Write both caches; returns False if they were current and kept, True if (re)built."""
+    t0 = time.perf_counter()
+    expected = expected_metadata(features, counts, rarefied, max_bp)
+    if not force and pc.cache_is_current([out_features, out_samples], expected):
+        log.info("token caches are current (same settings, same inputs): kept %s, %s",
+                 out_features, out_samples)
+        return False
+    for path in (out_features, out_samples):
+        if Path(path).exists():
+            log.info("rebuilding %s: settings or inputs changed", path)
+
+    feature_ids, sequences = read_ingest_features(features)
+    tokenizer = NucleotideTokenizer(max_bp)
+    tokens, lengths, stats = tokenizer.encode_with_lengths(sequences, ids=feature_ids)
+    if stats.n_empty:
+        raise InputError(f"{features}: {stats.n_empty} features have an empty sequence")
+    sample_ids, indptr, fidx, cnt = read_ingest_counts(counts, feature_ids)
+    if rarefied:
+        survivors, depth = read_rarefied(rarefied)
+        is_rarefied = np.fromiter((s in survivors for s in sample_ids), dtype=bool, count=len(sample_ids))
+    else:
+        depth, is_rarefied = None, np.ones(len(sample_ids), dtype=bool)
+
+    meta = {
+        **expected,
+        "n_features": int(len(feature_ids)),
+        "n_samples": int(len(sample_ids)),
+        "n_truncated": stats.n_truncated,
+        "max_length_seen": stats.max_length_seen,
+        "rarefaction_depth": depth,
+        "n_rarefied_samples": int(is_rarefied.sum()),
+    }
+    pc.write_features(out_features, feature_ids, tokens, lengths, meta)
+    pc.write_samples(out_samples, list(sample_ids), indptr, fidx, cnt, is_rarefied, meta)
+    log.info(
+        "tokenized %d features (max_bp %d, %d cut) and %d samples (%d reach depth %s) in %.2f s",
+        len(feature_ids), max_bp, stats.n_truncated, len(sample_ids), int(is_rarefied.sum()), depth,
+        time.perf_counter() - t0,
+    )
+    log.info("cache metadata: %s", json.dumps({k: v for k, v in meta.items() if k != "tokenizer"}))
+    return True
