@@ -1,1 +1,24 @@
 # Rules of this phase; see workflow/rules/common.smk for helpers.
+
+
+rule tokenize:
+    """Nucleotide tokens of every feature and each sample's features by abundance, as Parquet caches
+    that AAM training memory-maps (settings and an input hash in their metadata)."""
+    input:
+        features=out("{dataset}", "ingest/features.parquet"),
+        counts=out("{dataset}", "ingest/counts.parquet"),
+        rarefied=out("{dataset}", "rarefied/table.biom"),
+    output:
+        features=out("{dataset}", "tokens/features.parquet"),
+        samples=out("{dataset}", "tokens/samples.parquet"),
+    params:
+        settings=lambda wc: to_json(config["tokenize"]),
+    log:
+        f"logs/{{dataset}}/tokenize.log",
+    benchmark:
+        f"benchmarks/{{dataset}}/tokenize.tsv"
+    threads: 1
+    shell:
+        "aam tokenize --features {input.features:q} --counts {input.counts:q}"
+        " --rarefied {input.rarefied:q} --out-features {output.features:q}"
+        " --out-samples {output.samples:q} --settings {params.settings:q} > {log:q} 2>&1"
