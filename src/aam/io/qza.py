@@ -1,0 +1,94 @@
+"""QIIME 2 archives (.qza): check the semantic type, extract the payload, without QIIME 2.
+
+A .qza is a zip file holding one top-level folder named by the artifact's UUID, with
+``<uuid>/metadata.yaml`` (``uuid``, ``type``, ``format``) and the payload under ``<uuid>/data/``
+(e.g. ``feature-table.biom``, ``tree.nwk``, ``dna-sequences.fasta``). Provenance folders hold
+further ``metadata.yaml`` files of parent artifacts; only the top-level one describes the archive.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import zipfile
+from pathlib import Path
+
+from aam.errors import InputError
+
+ZIP_MAGIC = b"PK\x03\x04"
+
+
+def is_zip(path: str | os.PathLike) -> bool:
+    """True when the file starts with the zip magic bytes (how a .qza is recognised)."""
+    with open(path, "rb") as fh:
+        return fh.read(4) == ZIP_MAGIC
+
+
+def _root(path: Path, zf: zipfile.ZipFile) -> str:
+    roots = {name.split("/", 1)[0] for name in zf.namelist() if "/" in name}
+    if len(roots) != 1:
+        raise InputError(f"{path}: not a QIIME 2 archive (expected one top-level folder, found {len(roots)})")
+    return roots.pop()
+
+
+def _metadata(path: Path, zf: zipfile.ZipFile, root: str) -> dict[str, str]:
+    try:
+        text = zf.read(f"{root}/metadata.yaml").decode("utf-8")
+    except KeyError:
+        raise InputError(f"{path}: not a QIIME 2 archive (no {root}/metadata.yaml)") from None
+    # metadata.yaml is three `key: value` lines; parse them without a YAML dependency on the format.
+    meta = {}
+    for line in text.splitlines():
+        m = re.match(r"^(\w+):\s*(.*?)\s*$", line)
+        if m:
+            meta[m.group(1)] = m.group(2).strip("'\"")
+    if "type" not in meta:
+        raise InputError(f"{path}: not a QIIME 2 archive (metadata.yaml has no type)")
+    return meta
+
+
+def qza_type(path: str | os.PathLike) -> str:
+    """The semantic type of an archive, e.g. ``FeatureTable[Frequency]``."""
+    path = Path(path)
+    with _open(path) as zf:
+        return _metadata(path, zf, _root(path, zf))["type"]
+
+
+def _open(path: Path) -> zipfile.ZipFile:
+    try:
+        return zipfile.ZipFile(path)
+    except FileNotFoundError:
+        raise InputError(f"{path}: file not found") from None
+    except (zipfile.BadZipFile, OSError) as err:
+        raise InputError(f"{path}: not a QIIME 2 archive ({err})") from None
+
+
+def read_payload(
+    path: str | os.PathLike, expected_types: tuple[str, ...], suffixes: tuple[str, ...]
+) -> tuple[str, bytes]:
+    """Check the archive's type against `expected_types`; return (type, bytes of the data file).
+
+    The data file is the one file under ``<uuid>/data/`` whose name ends with one of `suffixes`
+    (e.g. ``.biom``). A wrong type or a missing payload is an `InputError` naming the archive.
+    """
+    path = Path(path)
+    with _open(path) as zf:
+        root = _root(path, zf)
+        sem_type = _metadata(path, zf, root)["type"]
+        if sem_type not in expected_types:
+            want = " or ".join(expected_types)
+            raise InputError(f"{path}: QIIME 2 archive of type {sem_type}, expected {want}")
+        members = [
+            name
+            for name in zf.namelist()
+            if name.startswith(f"{root}/data/") and name.lower().endswith(suffixes) and not name.endswith("/")
+        ]
+        if len(members) != 1:
+            raise InputError(
+                f"{path}: QIIME 2 archive with {len(members)} data files ending in {'/'.join(suffixes)}, "
+                "expected one"
+            )
+        try:
+            return sem_type, zf.read(members[0])
+        except (zipfile.BadZipFile, OSError, EOFError) as err:
+            raise InputError(f"{path}: corrupt QIIME 2 archive ({err})") from None
