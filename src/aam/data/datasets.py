@@ -1,0 +1,441 @@
+"""Sample datasets and the Lightning DataModule of AAM training.
+
+Data flow: ``tokens/samples.parquet`` holds each sample's raw counts (CSR, by abundance);
+``splits.tsv`` says which samples train, validate and test. A training sample is rarefied afresh
+every epoch to ``depth`` reads without replacement (:func:`aam.data.rarefy.rarefy`), its top
+``asv_limit`` features are kept (``selection``: ``abundance`` or ``random``), and batches carry each
+distinct feature of the batch once. Validation and test samples use one fixed seeded rarefaction.
+Samples with fewer reads than ``depth`` are dropped (logged).
+
+Reproducibility: the random stream of a training sample is ``default_rng([seed, 0, epoch, row])``
+and of an evaluation sample ``default_rng([seed, 1, row])`` (``row``: the sample's row in
+samples.parquet). The epoch's sample order is ``default_rng([seed, 2, epoch])``. The epoch travels
+with each index from the sampler (which Lightning tells the epoch through ``set_epoch``), so the
+same seed gives the same batches for any number of DataLoader workers, persistent or not.
+
+Batch format (a dict of tensors; B samples, K = largest kept feature count in the batch, U distinct
+kept features in the batch, L = max_bp, F = distinct features present in the batch's rarefied
+samples):
+
+==================== ============= =====================================================================
+key                  shape, dtype  meaning
+==================== ============= =====================================================================
+``tokens``           [U, L] int64  nucleotide tokens of each distinct kept feature (0 = pad), once
+``feature_idx``      [U] int64     their rows in tokens/features.parquet (global feature index)
+``asv_index``        [B, K] int64  slot -> row of ``tokens``; slots sorted by count (rank = position);
+                                   padding slots hold 0 and are False in ``asv_mask``
+``asv_mask``         [B, K] bool   True for real feature slots
+``asv_counts``       [B, K] f32    rarefied counts of the slots (0 at padding)
+``unifrac_feature_idx`` [F] int64  global feature index of every feature present in any rarefied
+                                   sample of the batch (not only the top ``asv_limit``), ascending
+``unifrac_counts``   [B, F] f32    rarefied counts over those features (each row sums to ``depth``)
+``sample_index``     [B] int64     rows in samples.parquet; ``datamodule.sample_ids[i]`` is the ID
+``target``           [B] f32|int64 only with a target: regression standardized with the training
+                                   mean/std (``target_mean``, ``target_std``); classification as class
+                                   indices into ``classes``
+==================== ============= =====================================================================
+
+``tokens[asv_index[b, k]]`` is the token row of sample b's k-th feature, so the nucleotide encoder
+runs on U rows instead of B x K and the result is gathered back with ``asv_index``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from aam.errors import InputError
+from aam.io.parquet_cache import FeatureCache, SampleCache, read_features, read_samples
+
+try:  # lightning is a dependency, but keep the plain datasets importable without it
+    import lightning.pytorch as pl
+
+    _Base = pl.LightningDataModule
+except ImportError:  # pragma: no cover
+    _Base = object
+
+log = logging.getLogger(__name__)
+
+DATA_DEFAULTS = {"asv_limit": 1024, "selection": "abundance", "batch_size": 8, "num_workers": 0}
+SPLITS = ("train", "val", "test")
+_SPLIT_ALIASES = {"train": "train", "training": "train", "val": "val", "valid": "val",
+                  "validation": "val", "test": "test", "testing": "test"}
+_TRAIN_STREAM, _EVAL_STREAM, _ORDER_STREAM = 0, 1, 2
+
+
+def rarefy_counts(counts: np.ndarray, depth: int, rng: np.random.Generator) -> np.ndarray:
+    """One rarefaction of one sample: ``depth`` reads without replacement (multivariate
+    hypergeometric), via :func:`aam.data.rarefy.rarefy` when it is available."""
+    return _rarefy_impl(counts, depth, rng)
+
+
+def _default_rarefy(counts: np.ndarray, depth: int, rng: np.random.Generator) -> np.ndarray:
+    return rng.multivariate_hypergeometric(counts, depth)
+
+
+_rarefy_impl = _default_rarefy
+
+
+def select_features(
+    features: np.ndarray, rarefied: np.ndarray, asv_limit: int, selection: str, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """The kept features of one rarefied sample, ordered by count descending (ties by feature index).
+
+    ``abundance``: the ``asv_limit`` most abundant; ``random``: a uniform random subset of the
+    features present (all of them if there are at most ``asv_limit``).
+    """
+    present = rarefied > 0
+    feats, cnts = features[present], rarefied[present]
+    if selection == "random" and feats.size > asv_limit:
+        pick = np.sort(rng.choice(feats.size, size=asv_limit, replace=False))
+        feats, cnts = feats[pick], cnts[pick]
+    order = np.lexsort((feats, -cnts))[:asv_limit]
+    return feats[order], cnts[order]
+
+
+@dataclass
+class SampleItem:
+    """One prepared sample: kept features (for the encoder) and all rarefied features (UniFrac)."""
+
+    row: int
+    kept: np.ndarray
+    kept_counts: np.ndarray
+    present: np.ndarray
+    present_counts: np.ndarray
+    target: float | int | None
+
+
+class RarefiedSamples(Dataset):
+    """Samples of one split, rarefied on access.
+
+    ``dataset[(i, epoch)]`` rarefies the ``i``-th sample of the split with the training stream of
+    ``epoch``; ``dataset[i]`` uses the fixed evaluation stream (or, if ``train``, ``self.epoch``).
+    """
+
+    def __init__(self, samples: SampleCache, rows: np.ndarray, depth: int, asv_limit: int,
+                 selection: str, seed: int, train: bool, targets: np.ndarray | None = None):
+        if selection not in ("abundance", "random"):
+            raise ValueError(f"selection must be 'abundance' or 'random', got {selection!r}")
+        self.samples = samples
+        self.rows = np.asarray(rows, dtype=np.int64)
+        self.depth = int(depth)
+        self.asv_limit = int(asv_limit)
+        self.selection = selection
+        self.seed = int(seed)
+        self.train = train
+        self.targets = targets
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return int(self.rows.size)
+
+    def rng_for(self, i: int, epoch: int | None) -> np.random.Generator:
+        row = int(self.rows[i])
+        if self.train:
+            return np.random.default_rng([self.seed, _TRAIN_STREAM, int(epoch), row])
+        return np.random.default_rng([self.seed, _EVAL_STREAM, row])
+
+    def __getitem__(self, key) -> SampleItem:
+        if isinstance(key, tuple):
+            i, epoch = key
+        else:
+            i, epoch = key, self.epoch
+        i = int(i)
+        row = int(self.rows[i])
+        features, counts = self.samples.row(row)
+        rng = self.rng_for(i, epoch)
+        rarefied = rarefy_counts(counts, self.depth, rng)
+        present = rarefied > 0
+        kept, kept_counts = select_features(features, rarefied, self.asv_limit, self.selection, rng)
+        target = None if self.targets is None else self.targets[i].item()
+        return SampleItem(row, kept, kept_counts, features[present], rarefied[present], target)
+
+
+class EpochSampler(Sampler):
+    """Yields ``(index, epoch)`` keys: shuffled per epoch by ``(seed, epoch)`` when ``shuffle``.
+
+    Lightning calls :meth:`set_epoch` before each epoch; used on its own, each new iteration
+    advances the epoch by one.
+    """
+
+    def __init__(self, n: int, seed: int, shuffle: bool = True):
+        self.n, self.seed, self.shuffle = int(n), int(seed), shuffle
+        self.epoch = 0
+        self._next_epoch: int | None = None
+
+    def set_epoch(self, epoch: int) -> None:
+        self._next_epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self):
+        if self._next_epoch is not None:
+            self.epoch, self._next_epoch = self._next_epoch, None
+        epoch = self.epoch
+        self.epoch += 1
+        if self.shuffle:
+            order = np.random.default_rng([self.seed, _ORDER_STREAM, epoch]).permutation(self.n)
+        else:
+            order = np.arange(self.n)
+        return iter([(int(i), epoch) for i in order])
+
+
+class Collate:
+    """Builds the batch dict (see the module docstring) from a list of :class:`SampleItem`."""
+
+    def __init__(self, tokens: np.ndarray, target_kind: str | None = None):
+        self.tokens = tokens
+        self.target_kind = target_kind
+
+    def __call__(self, items: list[SampleItem]) -> dict[str, torch.Tensor]:
+        b = len(items)
+        sizes = np.fromiter((it.kept.size for it in items), dtype=np.int64, count=b)
+        k = max(int(sizes.max()), 1)
+        kept = np.concatenate([it.kept for it in items]).astype(np.int64)
+        uniq, inverse = np.unique(kept, return_inverse=True)
+        slot_mask = np.arange(k) < sizes[:, None]
+        asv_index = np.zeros((b, k), dtype=np.int64)
+        asv_index[slot_mask] = inverse
+        asv_counts = np.zeros((b, k), dtype=np.float32)
+        asv_counts[slot_mask] = np.concatenate([it.kept_counts for it in items])
+
+        present = [it.present.astype(np.int64) for it in items]
+        all_feats, all_inverse = np.unique(np.concatenate(present), return_inverse=True)
+        unifrac_counts = np.zeros((b, all_feats.size), dtype=np.float32)
+        rows = np.repeat(np.arange(b), [p.size for p in present])
+        unifrac_counts[rows, all_inverse] = np.concatenate([it.present_counts for it in items])
+
+        batch = {
+            "tokens": torch.from_numpy(self.tokens[uniq].astype(np.int64)),
+            "feature_idx": torch.from_numpy(uniq),
+            "asv_index": torch.from_numpy(asv_index),
+            "asv_mask": torch.from_numpy(slot_mask),
+            "asv_counts": torch.from_numpy(asv_counts),
+            "unifrac_feature_idx": torch.from_numpy(all_feats),
+            "unifrac_counts": torch.from_numpy(unifrac_counts),
+            "sample_index": torch.tensor([it.row for it in items], dtype=torch.int64),
+        }
+        if self.target_kind == "classification":
+            batch["target"] = torch.tensor([it.target for it in items], dtype=torch.int64)
+        elif self.target_kind == "regression":
+            batch["target"] = torch.tensor([it.target for it in items], dtype=torch.float32)
+        return batch
+
+
+# ---------------------------------------------------------------------------------------- inputs
+def read_splits(path: str | os.PathLike) -> dict[str, str]:
+    """splits.tsv -> {sample: train|val|test}. Columns: a sample column and ``split``."""
+    table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+    split_col = next((c for c in table.columns if c.lower() == "split"), None)
+    if split_col is None:
+        raise InputError(f"{path}: no 'split' column (has {list(table.columns)})")
+    names = ("sample", "sample_id", "sample-id", "sampleid", "#sampleid", "id")
+    sample_col = next((c for c in table.columns if c.lower() in names), table.columns[0])
+    out = {}
+    for sample, split in zip(table[sample_col], table[split_col], strict=True):
+        name = _SPLIT_ALIASES.get(split.strip().lower())
+        if name is None:
+            raise InputError(f"{path}: sample {sample}: unknown split {split!r}")
+        out[str(sample)] = name
+    return out
+
+
+_MISSING = {"", "nan", "na", "n/a", "none", "null"}
+
+
+def read_target_column(path: str | os.PathLike, column: str) -> dict[str, str]:
+    """{sample: raw value} of one metadata column (Parquet or TSV; IDs as strings); missing
+    values (empty, NA, Qiita's 'not provided'/'not applicable'/'missing: ...') are left out."""
+    path = Path(path)
+    if path.suffix == ".parquet":
+        table = pd.read_parquet(path)
+    else:
+        table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, comment=None)
+    if column not in table.columns:
+        raise InputError(f"{path}: no target column {column!r}")
+    names = ("sample", "sample_id", "sample_name", "sample-id", "sampleid", "#sampleid", "#sample id", "id")
+    sample_col = next((c for c in table.columns if c.lower() in names), table.columns[0])
+    out = {}
+    for sample, value in zip(table[sample_col].astype(str), table[column], strict=True):
+        if value is None or (isinstance(value, float) and np.isnan(value)):
+            continue
+        text = str(value).strip()
+        low = text.lower()
+        if low in _MISSING or low.startswith(("missing", "not applicable", "not provided", "not collected",
+                                              "restricted access")):
+            continue
+        out[sample] = text
+    return out
+
+
+# ------------------------------------------------------------------------------------ datamodule
+class AAMDataModule(_Base):
+    """Train/val/test DataLoaders of rarefied samples for AAM pretraining and fine-tuning.
+
+    Args:
+        tokens_dir: folder with ``features.parquet`` and ``samples.parquet`` (rule ``tokenize``).
+        splits: ``splits.tsv`` (a sample column and ``split``: train / val / test).
+        settings: the run's ``data:`` section: ``asv_limit``, ``selection`` (abundance | random),
+            ``batch_size``, ``num_workers`` (defaults in ``DATA_DEFAULTS``).
+        seed: the config's seed; with the same seed the batches are the same for any worker count.
+        target: ``{"column": ..., "type": "regression" | "classification"}`` or None (pretraining).
+            Samples without a value are dropped.
+        metadata: table holding the target column (``ingest/samples.parquet`` or a metadata TSV);
+            required with ``target``.
+        depth: rarefaction depth; default: the depth recorded in the token cache (that of
+            ``rarefied/table.biom``).
+
+    Attributes (available right after construction):
+        depth, max_bp, vocab_size (7), n_features, feature_ids (global feature index -> ID, for the
+        tree's tips), sample_ids (row of samples.parquet -> ID), asv_limit, batch_size,
+        target_kind ("regression" | "classification" | None), classes (sorted training labels),
+        n_classes, target_mean, target_std (training split, for regression; predictions are
+        ``output * target_std + target_mean``), class_counts (training split),
+        train_dataset / val_dataset / test_dataset.
+    """
+
+    def __init__(self, tokens_dir: str | os.PathLike, splits: str | os.PathLike, settings: dict | None = None,
+                 seed: int = 42, target: dict | None = None, metadata: str | os.PathLike | None = None,
+                 depth: int | None = None):
+        super().__init__()
+        cfg = {**DATA_DEFAULTS, **(settings or {})}
+        self.settings = cfg
+        self.seed = int(seed)
+        self.asv_limit = int(cfg["asv_limit"])
+        self.selection = str(cfg["selection"])
+        self.batch_size = int(cfg["batch_size"])
+        self.num_workers = int(cfg["num_workers"])
+        tokens_dir = Path(tokens_dir)
+        self.features: FeatureCache = read_features(tokens_dir / "features.parquet")
+        self.samples: SampleCache = read_samples(tokens_dir / "samples.parquet")
+        for key in ("tokenizer", "input_sha256"):
+            if self.features.meta.get(key) != self.samples.meta.get(key):
+                raise InputError(f"{tokens_dir}: features and samples caches differ in {key}; rerun tokenize")
+        self.max_bp = self.features.max_bp
+        self.vocab_size = 7
+        self.n_features = len(self.features)
+        self.feature_ids = self.features.feature_ids
+        self.sample_ids = self.samples.sample_ids
+        self.depth = int(depth if depth is not None else self.samples.meta.get("rarefaction_depth") or 0)
+        if self.depth <= 0:
+            raise InputError(f"{tokens_dir}: no rarefaction depth in the cache; pass depth=")
+
+        split_of = read_splits(splits)
+        index = self.samples.index_of()
+        unknown = [s for s in split_of if s not in index]
+        if unknown:
+            log.warning("%d samples of %s are not in the token cache (e.g. %s)",
+                        len(unknown), splits, unknown[0])
+        rows = {name: [] for name in SPLITS}
+        for sample, name in split_of.items():
+            if sample in index:
+                rows[name].append(index[sample])
+        rows = {name: np.sort(np.asarray(r, dtype=np.int64)) for name, r in rows.items()}
+        for name in SPLITS:
+            deep = self.samples.totals[rows[name]] >= self.depth
+            if (~deep).any():
+                log.info("%s: %d of %d samples have fewer than %d reads and are dropped",
+                         name, int((~deep).sum()), rows[name].size, self.depth)
+            rows[name] = rows[name][deep]
+
+        self.target = dict(target) if target else None
+        self.target_kind = self.target["type"] if self.target else None
+        self.classes: list[str] | None = None
+        self.n_classes: int | None = None
+        self.class_counts: np.ndarray | None = None
+        self.target_mean: float | None = None
+        self.target_std: float | None = None
+        targets = {name: None for name in SPLITS}
+        if self.target:
+            if metadata is None:
+                raise InputError("a target needs the metadata table that holds its column")
+            rows, targets = self._encode_targets(rows, read_target_column(metadata, self.target["column"]))
+        self.rows = rows
+        self.train_dataset = RarefiedSamples(self.samples, rows["train"], self.depth, self.asv_limit,
+                                             self.selection, self.seed, True, targets["train"])
+        self.val_dataset = RarefiedSamples(self.samples, rows["val"], self.depth, self.asv_limit,
+                                           self.selection, self.seed, False, targets["val"])
+        self.test_dataset = RarefiedSamples(self.samples, rows["test"], self.depth, self.asv_limit,
+                                            self.selection, self.seed, False, targets["test"])
+        self.collate = Collate(self.features.tokens, self.target_kind)
+        log.info("samples at depth %d: train %d, val %d, test %d (asv_limit %d, %s)", self.depth,
+                 len(self.train_dataset), len(self.val_dataset), len(self.test_dataset), self.asv_limit,
+                 self.selection)
+
+    def _encode_targets(self, rows, values: dict[str, str]):
+        column, kind = self.target["column"], self.target["type"]
+        ids = self.sample_ids
+        has = {name: np.array([ids[r] in values for r in rows[name]], dtype=bool) for name in SPLITS}
+        for name in SPLITS:
+            if (~has[name]).any():
+                log.info("%s: %d samples have no %s and are dropped", name, int((~has[name]).sum()), column)
+        rows = {name: rows[name][has[name]] for name in SPLITS}
+        raw = {name: [values[ids[r]] for r in rows[name]] for name in SPLITS}
+        if not raw["train"]:
+            raise InputError(f"no training sample has a value for target {column!r}")
+        if kind == "classification":
+            self.classes = sorted(set(raw["train"]))
+            self.n_classes = len(self.classes)
+            lookup = {c: i for i, c in enumerate(self.classes)}
+            out = {}
+            for name in SPLITS:
+                known = np.array([v in lookup for v in raw[name]], dtype=bool)
+                if (~known).any():
+                    log.warning("%s: %d samples have a %s class unseen in training; dropped",
+                                name, int((~known).sum()), column)
+                rows[name] = rows[name][known]
+                out[name] = np.array([lookup[v] for v in raw[name] if v in lookup], dtype=np.int64)
+            self.class_counts = np.bincount(out["train"], minlength=self.n_classes)
+            return rows, out
+        if kind != "regression":
+            raise InputError(f"target type must be regression or classification, got {kind!r}")
+        out = {}
+        for name in SPLITS:
+            try:
+                out[name] = np.array([float(v) for v in raw[name]], dtype=np.float64)
+            except ValueError as err:
+                raise InputError(f"target {column!r} ({name}): {err}") from err
+        self.target_mean = float(out["train"].mean())
+        std = float(out["train"].std())
+        self.target_std = std if std > 0 else 1.0
+        out = {n: ((v - self.target_mean) / self.target_std).astype(np.float32) for n, v in out.items()}
+        return rows, out
+
+    # Lightning hooks ---------------------------------------------------------------------------
+    def setup(self, stage: str | None = None) -> None:  # everything is loaded in __init__
+        return None
+
+    def _loader(self, dataset: RarefiedSamples, shuffle: bool, drop_last: bool) -> DataLoader:
+        sampler = EpochSampler(len(dataset), self.seed, shuffle=shuffle) if dataset.train else None
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            sampler=sampler,
+            shuffle=False,
+            drop_last=drop_last,
+            num_workers=self.num_workers,
+            collate_fn=self.collate,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        # Drop a last partial batch: a batch of one sample has no UniFrac pair.
+        drop = len(self.train_dataset) > self.batch_size
+        return self._loader(self.train_dataset, shuffle=True, drop_last=drop)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_dataset, shuffle=False, drop_last=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.test_dataset, shuffle=False, drop_last=False)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self.test_dataloader()
