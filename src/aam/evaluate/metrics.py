@@ -1,0 +1,151 @@
+"""Test-set metrics for regression and classification, shared by our models and the random forest.
+
+Regression (y in original units):
+    MAE  = mean |y - yhat|
+    RMSE = sqrt(mean (y - yhat)^2)
+    R^2  = 1 - sum (y - yhat)^2 / sum (y - mean y)^2   (coefficient of determination, can be < 0)
+    r    = Pearson correlation of y and yhat             (NaN -> None when either side is constant)
+
+Classification (labels are class names; `proba` has one column per class, in `classes` order):
+    accuracy  = fraction of samples whose predicted class equals the true class
+    macro-F1  = unweighted mean over `classes` of F1_c = 2 TP_c / (2 TP_c + FP_c + FN_c)
+    AUROC     = binary: area under the ROC curve of P(classes[1]) for the positive class classes[1];
+                multiclass: one-vs-rest AUROC per class, unweighted mean (macro) over the classes
+                present in y_true. None where it is undefined (a single class in y_true).
+    confusion = counts[i][j] of samples with true class classes[i] predicted as classes[j]
+
+Every value is a plain Python float/int/list (or None), ready for JSON.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+from scipy import stats
+from sklearn import metrics as skm
+
+REGRESSION_METRICS = ("mae", "rmse", "r2", "pearson_r")
+CLASSIFICATION_METRICS = ("accuracy", "macro_f1", "auroc")
+# The one number a run is ranked by, per task (higher is better for both).
+PRIMARY_METRIC = {"regression": "r2", "classification": "auroc"}
+
+
+def _clean(value: float) -> float | None:
+    value = float(value)
+    return None if math.isnan(value) or math.isinf(value) else value
+
+
+def regression_metrics(y_true: Sequence[float], y_pred: Sequence[float]) -> dict:
+    """MAE, RMSE, R^2 and Pearson r of predictions against true values (both in original units)."""
+    y_true = np.asarray(y_true, dtype=np.float64)
+    y_pred = np.asarray(y_pred, dtype=np.float64)
+    if y_true.shape != y_pred.shape or y_true.ndim != 1:
+        raise ValueError(f"y_true {y_true.shape} and y_pred {y_pred.shape} must be 1-D of equal length")
+    n = int(y_true.size)
+    if n == 0:
+        raise ValueError("no samples to evaluate")
+    if not (np.isfinite(y_true).all() and np.isfinite(y_pred).all()):
+        raise ValueError("regression values must be finite")
+    r2 = skm.r2_score(y_true, y_pred) if n >= 2 and np.ptp(y_true) > 0 else float("nan")
+    if n >= 2 and np.ptp(y_true) > 0 and np.ptp(y_pred) > 0:
+        pearson = stats.pearsonr(y_true, y_pred).statistic
+    else:
+        pearson = float("nan")
+    return {
+        "n": n,
+        "mae": _clean(skm.mean_absolute_error(y_true, y_pred)),
+        "rmse": _clean(math.sqrt(skm.mean_squared_error(y_true, y_pred))),
+        "r2": _clean(r2),
+        "pearson_r": _clean(pearson),
+    }
+
+
+def auroc(y_true: Sequence[str], proba: np.ndarray, classes: Sequence[str]) -> float | None:
+    """Binary AUROC of P(classes[1]), or macro one-vs-rest AUROC over the classes present in y_true."""
+    y_true = np.asarray(y_true, dtype=object)
+    proba = np.asarray(proba, dtype=np.float64)
+    classes = list(classes)
+    present = [c for c in classes if (y_true == c).any()]
+    if len(present) < 2:
+        return None
+    if len(classes) == 2:
+        return _clean(skm.roc_auc_score(y_true == classes[1], proba[:, 1]))
+    per_class = [skm.roc_auc_score(y_true == c, proba[:, classes.index(c)]) for c in present]
+    return _clean(np.mean(per_class))
+
+
+def confusion_matrix(y_true: Sequence[str], y_pred: Sequence[str], classes: Sequence[str]) -> list[list[int]]:
+    """counts[i][j]: samples of true class classes[i] predicted as classes[j]."""
+    cm = skm.confusion_matrix(np.asarray(y_true, dtype=object), np.asarray(y_pred, dtype=object),
+                              labels=list(classes))
+    return cm.astype(int).tolist()
+
+
+def classification_metrics(
+    y_true: Sequence[str],
+    y_pred: Sequence[str],
+    proba: np.ndarray | None,
+    classes: Sequence[str],
+) -> dict:
+    """Accuracy, macro-F1, AUROC (None without probabilities) and the confusion matrix."""
+    classes = [str(c) for c in classes]
+    y_true = np.asarray([str(v) for v in y_true], dtype=object)
+    y_pred = np.asarray([str(v) for v in y_pred], dtype=object)
+    if y_true.shape != y_pred.shape or y_true.ndim != 1:
+        raise ValueError(f"y_true {y_true.shape} and y_pred {y_pred.shape} must be 1-D of equal length")
+    if y_true.size == 0:
+        raise ValueError("no samples to evaluate")
+    unknown = sorted(set(y_true) - set(classes))
+    if unknown:
+        raise ValueError(f"true labels {unknown} are not among the classes {classes}")
+    if proba is not None:
+        proba = np.asarray(proba, dtype=np.float64)
+        if proba.shape != (y_true.size, len(classes)):
+            raise ValueError(f"probabilities of shape {proba.shape}, expected {(y_true.size, len(classes))}")
+    return {
+        "n": int(y_true.size),
+        "accuracy": _clean(skm.accuracy_score(y_true, y_pred)),
+        "macro_f1": _clean(
+            skm.f1_score(y_true, y_pred, labels=classes, average="macro", zero_division=0)
+        ),
+        "auroc": None if proba is None else auroc(y_true, proba, classes),
+        "confusion_matrix": confusion_matrix(y_true, y_pred, classes),
+        "classes": classes,
+    }
+
+
+def roc_points(y_true: Sequence[str], scores: np.ndarray, positive: str) -> tuple[np.ndarray, np.ndarray]:
+    """False- and true-positive rates of the ROC curve of `scores` for class `positive`."""
+    fpr, tpr, _ = skm.roc_curve(np.asarray(y_true, dtype=object) == positive, np.asarray(scores, float))
+    return fpr, tpr
+
+
+def macro_roc_points(
+    y_true: Sequence[str], proba: np.ndarray, classes: Sequence[str], grid: int = 201
+) -> tuple[np.ndarray, np.ndarray]:
+    """One-vs-rest ROC curves of the present classes, TPR averaged on a common FPR grid."""
+    y_true = np.asarray(y_true, dtype=object)
+    fpr_grid = np.linspace(0.0, 1.0, grid)
+    tprs = []
+    for k, c in enumerate(classes):
+        if (y_true == c).any() and (y_true != c).any():
+            fpr, tpr = roc_points(y_true, proba[:, k], c)
+            tprs.append(np.interp(fpr_grid, fpr, tpr))
+    if not tprs:
+        return fpr_grid, np.full_like(fpr_grid, np.nan)
+    tpr = np.mean(tprs, axis=0)
+    tpr[0] = 0.0
+    return fpr_grid, tpr
+
+
+def compute_metrics(task: str, y_true, y_pred, proba=None, classes=None) -> dict:
+    """Dispatch on the task type: 'regression' or 'classification'."""
+    if task == "regression":
+        return regression_metrics(y_true, y_pred)
+    if task == "classification":
+        if classes is None:
+            raise ValueError("classification metrics need the class names")
+        return classification_metrics(y_true, y_pred, proba, classes)
+    raise ValueError(f"unknown task {task!r}: expected 'regression' or 'classification'")

@@ -1,0 +1,140 @@
+"""Metrics against hand-worked examples and independent formulas (brute-force pair counting)."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+
+from aam.evaluate.metrics import (
+    auroc,
+    classification_metrics,
+    compute_metrics,
+    macro_roc_points,
+    regression_metrics,
+)
+
+
+def brute_auroc(positive: np.ndarray, scores: np.ndarray) -> float:
+    """Mann-Whitney: P(score of a positive > score of a negative), ties count one half."""
+    pos, neg = scores[positive], scores[~positive]
+    wins = sum(1.0 if p > q else 0.5 if p == q else 0.0 for p, q in itertools.product(pos, neg))
+    return wins / (len(pos) * len(neg))
+
+
+def test_regression_hand_worked():
+    # errors 0.5, 0, -0.5, 1: MAE 0.5, MSE 0.375; SS_res 1.5, SS_tot 5 -> R^2 0.7
+    # Pearson: cov 5.5 / sqrt(5 * 7.25)
+    m = regression_metrics([1, 2, 3, 4], [1.5, 2, 2.5, 5])
+    assert m["n"] == 4
+    assert m["mae"] == pytest.approx(0.5)
+    assert m["rmse"] == pytest.approx(math.sqrt(0.375))
+    assert m["r2"] == pytest.approx(0.7)
+    assert m["pearson_r"] == pytest.approx(5.5 / math.sqrt(5 * 7.25))
+
+
+def test_regression_matches_numpy_formulas():
+    rng = np.random.default_rng(0)
+    y = rng.normal(size=50)
+    yhat = y + rng.normal(scale=0.5, size=50)
+    m = regression_metrics(y, yhat)
+    assert m["mae"] == pytest.approx(np.abs(y - yhat).mean())
+    assert m["rmse"] == pytest.approx(np.sqrt(((y - yhat) ** 2).mean()))
+    assert m["r2"] == pytest.approx(1 - ((y - yhat) ** 2).sum() / ((y - y.mean()) ** 2).sum())
+    assert m["pearson_r"] == pytest.approx(np.corrcoef(y, yhat)[0, 1])
+
+
+def test_regression_constant_prediction_has_no_correlation():
+    m = regression_metrics([1.0, 2.0, 3.0], [2.0, 2.0, 2.0])
+    assert m["pearson_r"] is None
+    assert m["r2"] == pytest.approx(0.0)
+
+
+def test_regression_rejects_mismatch_and_nan():
+    with pytest.raises(ValueError):
+        regression_metrics([1, 2], [1])
+    with pytest.raises(ValueError):
+        regression_metrics([1, float("nan")], [1, 2])
+
+
+def test_binary_hand_worked():
+    y = ["a", "a", "a", "b", "b"]
+    pred = ["a", "b", "a", "b", "a"]
+    p_b = np.array([0.1, 0.6, 0.3, 0.8, 0.4])
+    m = classification_metrics(y, pred, np.column_stack([1 - p_b, p_b]), ["a", "b"])
+    assert m["accuracy"] == pytest.approx(0.6)
+    # F1_a = 2*2 / (4 + 1 + 1) = 2/3; F1_b = 2*1 / (2 + 1 + 1) = 1/2
+    assert m["macro_f1"] == pytest.approx((2 / 3 + 1 / 2) / 2)
+    # positive b: 0.8 beats all three a's, 0.4 beats 0.1 and 0.3 -> 5/6
+    assert m["auroc"] == pytest.approx(5 / 6)
+    assert m["confusion_matrix"] == [[2, 1], [1, 1]]
+    assert m["classes"] == ["a", "b"]
+
+
+def test_binary_auroc_with_ties_matches_pair_counting():
+    rng = np.random.default_rng(1)
+    y = rng.choice(["Control", "Crohns"], size=40)
+    p = rng.integers(0, 5, size=40) / 4  # many ties
+    got = auroc(y, np.column_stack([1 - p, p]), ["Control", "Crohns"])
+    assert got == pytest.approx(brute_auroc(y == "Crohns", p))
+
+
+def test_multiclass_macro_ovr_auroc_matches_pair_counting():
+    rng = np.random.default_rng(2)
+    classes = ["x", "y", "z"]
+    y = np.array(rng.choice(classes, size=60), dtype=object)
+    logits = rng.normal(size=(60, 3)) + 1.5 * (y[:, None] == np.array(classes)[None, :])
+    proba = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    expected = np.mean([brute_auroc(y == c, proba[:, k]) for k, c in enumerate(classes)])
+    m = classification_metrics(y, np.array(classes)[proba.argmax(1)], proba, classes)
+    assert m["auroc"] == pytest.approx(expected)
+    # macro-F1 from per-class counts
+    pred = np.array(classes)[proba.argmax(1)]
+    f1s = []
+    for c in classes:
+        tp = np.sum((pred == c) & (y == c))
+        fp = np.sum((pred == c) & (y != c))
+        fn = np.sum((pred != c) & (y == c))
+        f1s.append(2 * tp / (2 * tp + fp + fn))
+    assert m["macro_f1"] == pytest.approx(np.mean(f1s))
+    cm = np.array(m["confusion_matrix"])
+    assert cm.sum() == 60
+    assert np.trace(cm) / 60 == pytest.approx(m["accuracy"])
+
+
+def test_multiclass_auroc_skips_absent_class():
+    classes = ["x", "y", "z"]
+    y = ["x", "x", "y", "y"]
+    proba = np.array([[0.7, 0.2, 0.1], [0.5, 0.4, 0.1], [0.2, 0.6, 0.2], [0.4, 0.3, 0.3]])
+    expected = np.mean([brute_auroc(np.array(y) == c, proba[:, k]) for k, c in enumerate(classes[:2])])
+    assert auroc(y, proba, classes) == pytest.approx(expected)
+
+
+def test_single_class_auroc_is_none_and_json_safe():
+    m = classification_metrics(["a", "a"], ["a", "b"], np.array([[0.9, 0.1], [0.4, 0.6]]), ["a", "b"])
+    assert m["auroc"] is None
+    assert m["accuracy"] == pytest.approx(0.5)
+    assert m["confusion_matrix"] == [[1, 1], [0, 0]]
+
+
+def test_classification_rejects_unknown_label_and_bad_proba():
+    with pytest.raises(ValueError, match="not among"):
+        classification_metrics(["a", "c"], ["a", "a"], None, ["a", "b"])
+    with pytest.raises(ValueError, match="shape"):
+        classification_metrics(["a", "b"], ["a", "a"], np.ones((2, 3)), ["a", "b"])
+
+
+def test_macro_roc_points_perfect_separation():
+    classes = ["x", "y", "z"]
+    y = ["x", "y", "z", "x"]
+    proba = np.eye(3)[[0, 1, 2, 0]] * 0.9 + 0.05
+    fpr, tpr = macro_roc_points(y, proba, classes)
+    assert np.trapezoid(tpr, fpr) == pytest.approx(1.0, abs=0.01)
+
+
+def test_compute_metrics_dispatch():
+    assert compute_metrics("regression", [1, 2], [1, 2])["mae"] == 0
+    with pytest.raises(ValueError):
+        compute_metrics("ranking", [1], [1])
