@@ -1,0 +1,85 @@
+"""Compare the evaluated runs of a dataset: one table and one bar chart, the forest beside each run.
+
+Input: the metrics.json files written by `aam evaluate` (eval/{run}/{target}/metrics.json).
+Output: comparison.tsv, one row per (target, run), sorted by target then run, with columns
+  target, task, run, n_test, metric (the primary metric: AUROC or R^2), aam, random_forest,
+  difference (aam - random_forest), then every test metric of both models as aam_<m> and rf_<m>;
+and comparison.png, the primary metric per run beside the forest, one panel per target.
+The forest is trained and tested on the same split for every run, so its numbers repeat across runs
+of one target; they differ only if runs were evaluated on different test samples.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+import pandas as pd
+
+from aam.errors import InputError
+from aam.evaluate import plots
+from aam.evaluate.metrics import CLASSIFICATION_METRICS, PRIMARY_METRIC, REGRESSION_METRICS
+from aam.io.atomic import atomic_path
+
+log = logging.getLogger(__name__)
+
+
+def comparison_table(metrics_files: list[str | Path]) -> pd.DataFrame:
+    rows = []
+    for path in metrics_files:
+        path = Path(path)
+        try:
+            m = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as err:
+            raise InputError(f"{path}: cannot read evaluation metrics ({err})") from err
+        try:
+            task = m["task"]
+            ours, forest = m["test"]["aam"], m["test"]["random_forest"]
+            target, run = m["target"], m["run"]
+        except (KeyError, TypeError) as err:
+            raise InputError(f"{path}: not an `aam evaluate` metrics.json (missing {err})") from err
+        primary = PRIMARY_METRIC[task]
+        names = REGRESSION_METRICS if task == "regression" else CLASSIFICATION_METRICS
+        a, f = ours.get(primary), forest.get(primary)
+        row = {
+            "target": target,
+            "task": task,
+            "run": run,
+            "n_test": m.get("n_test"),
+            "metric": primary,
+            "aam": a,
+            "random_forest": f,
+            "difference": None if a is None or f is None else a - f,
+        }
+        for name in names:
+            row[f"aam_{name}"] = ours.get(name)
+        for name in names:
+            row[f"rf_{name}"] = forest.get(name)
+        rows.append(row)
+    columns = ["target", "task", "run", "n_test", "metric", "aam", "random_forest", "difference"]
+    df = pd.DataFrame(rows)
+    if df.empty:
+        return pd.DataFrame(columns=columns)
+    if df.duplicated(["target", "run"]).any():
+        dup = df.loc[df.duplicated(["target", "run"]), ["target", "run"]].iloc[0].tolist()
+        raise InputError(f"two metrics files for target/run {dup}")
+    extra = [c for c in df.columns if c not in columns]
+    return df[columns + extra].sort_values(["target", "run"], kind="stable").reset_index(drop=True)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--metrics", nargs="+", required=True, help="eval/{run}/{target}/metrics.json files")
+    parser.add_argument("--out-tsv", required=True, help="comparison.tsv")
+    parser.add_argument("--out-png", required=True, help="comparison.png")
+
+
+def run(args: argparse.Namespace) -> None:
+    table = comparison_table(args.metrics)
+    with atomic_path(args.out_tsv) as tmp:
+        table.to_csv(tmp, sep="\t", index=False, float_format="%.4f")
+    plots.plot_comparison(table, args.out_png)
+    for row in table.itertuples():
+        log.info("%s / %s: %s AAM %s vs random forest %s", row.target, row.run, row.metric, row.aam,
+                 row.random_forest)

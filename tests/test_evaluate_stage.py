@@ -1,0 +1,198 @@
+"""`aam evaluate` and `aam compare` on small synthetic files shaped like the real artifacts."""
+
+from __future__ import annotations
+
+import json
+
+import biom
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+
+from aam.cli import main
+from aam.evaluate.metrics import classification_metrics, regression_metrics
+
+CLASSES = ["Control", "Crohns"]
+
+
+def write_dataset(root, n=60, f=30, seed=0, embedding_as_list=True, regression=False):
+    """Rarefied BIOM, splits, metadata and a finetune dir whose predictions follow the labels."""
+    rng = np.random.default_rng(seed)
+    samples = [f"2538.{1000100 + i}" for i in range(n)]  # numeric-looking IDs stay strings
+    label = np.where(rng.random(n) < 0.45, "Crohns", "Control")
+    age = np.round(rng.uniform(5, 60, size=n), 1)
+    counts = rng.poisson(5, size=(n, f)).astype(float)
+    counts[label == "Crohns", 0] += 40
+    counts[:, 1] += age
+    # rarefied: every sample has the same depth
+    depth = int(counts.sum(axis=1).min())
+    rare = np.zeros_like(counts)
+    for i in range(n):
+        rare[i] = rng.multivariate_hypergeometric(counts[i].astype(int), depth)
+    table = biom.Table(rare.T, [f"ASV{j}" for j in range(f)], samples)
+    (root / "rarefied").mkdir(parents=True)
+    with h5py.File(root / "rarefied" / "table.biom", "w") as fh:
+        table.to_hdf5(fh, "test")
+
+    split = np.array(["train"] * n, dtype=object)
+    split[n // 2: n // 2 + n // 6] = "val"
+    split[n // 2 + n // 6:] = "test"
+    pd.DataFrame({"sample": samples, "split": split, "group": [f"subj{i // 2}" for i in range(n)]}).to_csv(
+        root / "splits.tsv", sep="\t", index=False
+    )
+    meta = pd.DataFrame({"sample": samples, "ibd": label, "age": [str(a) for a in age],
+                         "sex": ["female"] * n})
+    meta.loc[3, "ibd"] = "Missing: Not provided"  # a training sample without a usable label
+    label[3] = "Missing: Not provided"
+    (root / "ingest").mkdir()
+    meta.to_parquet(root / "ingest" / "samples.parquet", index=False)
+
+    ft = root / "models" / "small" / "finetune" / ("age" if regression else "ibd")
+    ft.mkdir(parents=True)
+    keep = np.isin(split, ["val", "test"])
+    rows = pd.DataFrame({"sample": np.array(samples)[keep], "split": split[keep]})
+    if regression:
+        (ft / "model.json").write_text(json.dumps({"task": "regression", "target": "age"}))
+        rows["y_true"] = [str(a) for a in age[keep]]
+        rows["y_pred"] = age[keep] + rng.normal(scale=5, size=keep.sum())
+    else:
+        (ft / "model.json").write_text(json.dumps({"task": "classification", "classes": CLASSES}))
+        p = np.clip((label[keep] == "Crohns") * 0.5 + rng.uniform(0, 0.5, size=keep.sum()), 0, 1)
+        rows["y_true"] = label[keep]
+        rows["y_pred"] = np.where(p >= 0.5, "Crohns", "Control")
+        rows["prob_Control"] = 1 - p
+        rows["prob_Crohns"] = p
+    rows.to_csv(ft / "predictions.tsv", sep="\t", index=False)
+    # Lightning CSVLogger style: train and val rows for each epoch, NaN elsewhere
+    hist = []
+    for e in range(5):
+        hist.append({"epoch": e, "step": 10 * e + 9, "train/loss": 1 / (e + 1), "val/loss": np.nan})
+        hist.append({"epoch": e, "step": 10 * e + 9, "train/loss": np.nan, "val/loss": 1.2 / (e + 1)})
+    pd.DataFrame(hist).to_csv(ft / "metrics.csv", index=False)
+    pre = root / "models" / "small" / "pretrain"
+    pre.mkdir()
+    pd.DataFrame(hist).to_csv(pre / "metrics.csv", index=False)
+    emb = rng.normal(size=(int(keep.sum()), 8)).astype(np.float32)
+    if embedding_as_list:
+        edf = rows[["sample", "split"]].copy()
+        edf["embedding"] = list(emb)
+    else:
+        edf = pd.concat([rows[["sample", "split"]].reset_index(drop=True),
+                         pd.DataFrame(emb, columns=[f"dim_{k}" for k in range(8)])], axis=1)
+    edf.to_parquet(ft / "embeddings.parquet", index=False)
+    return ft
+
+
+def evaluate_args(root, ft, out, column="ibd", task="classification", trees=20, extra=()):
+    return [
+        "evaluate", "--finetune-dir", str(ft), "--pretrain-dir", str(root / "models/small/pretrain"),
+        "--rarefied", str(root / "rarefied/table.biom"), "--splits", str(root / "splits.tsv"),
+        "--samples", str(root / "ingest/samples.parquet"), "--target-column", column, "--task", task,
+        "--target", column, "--run", "small", "--dataset", "toy", "--seed", "42",
+        "--settings", json.dumps({"random_forest": {"n_estimators": trees, "n_jobs": 1, "seed": None}}),
+        "--out-dir", str(out), *extra,
+    ]
+
+
+def test_evaluate_classification(tmp_path):
+    ft = write_dataset(tmp_path)
+    out = tmp_path / "eval" / "small" / "ibd"
+    assert main(evaluate_args(tmp_path, ft, out)) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    pred = pd.read_csv(out / "predictions.tsv", sep="\t", dtype={"sample": str})
+    assert m["task"] == "classification" and m["classes"] == CLASSES and m["positive_class"] == "Crohns"
+    assert m["n_test"] == len(pred) == 20 and m["n_val"] == 10
+    assert (pred["split"] == "test").all() and pred["sample"].str.startswith("2538.").all()
+    # train (30) + val (10) minus the unlabelled sample 3
+    assert m["random_forest"]["n_train"] == 39 and m["random_forest"]["seed"] == 42
+    assert m["random_forest"]["n_features"] == 30
+    # metrics.json agrees with the side-by-side predictions
+    for who, prefix in (("aam", "aam"), ("random_forest", "rf")):
+        again = classification_metrics(pred["y_true"], pred[f"{prefix}_pred"],
+                                       pred[[f"{prefix}_prob_{c}" for c in CLASSES]].to_numpy(), CLASSES)
+        assert again["auroc"] == pytest.approx(m["test"][who]["auroc"], abs=1e-5)
+        assert again["confusion_matrix"] == m["test"][who]["confusion_matrix"]
+    assert m["test"]["random_forest"]["auroc"] > 0.8  # the planted signal
+    assert m["val"]["aam"]["n"] == 10 and m["val"]["random_forest"] is None
+    plots = sorted(p.name for p in (out / "plots").iterdir())
+    assert plots == ["confusion_matrices.png", "embedding_pcoa.png", "learning_curves.png", "roc.png"]
+    assert all((out / "plots" / p).read_bytes()[:4] == b"\x89PNG" for p in plots)
+    # same inputs, same outputs
+    out2 = tmp_path / "again"
+    assert main(evaluate_args(tmp_path, ft, out2)) == 0
+    assert (out2 / "metrics.json").read_text() == (out / "metrics.json").read_text()
+    assert (out2 / "predictions.tsv").read_text() == (out / "predictions.tsv").read_text()
+
+
+def test_evaluate_regression_with_per_dim_embeddings(tmp_path):
+    ft = write_dataset(tmp_path, regression=True, embedding_as_list=False)
+    out = tmp_path / "eval"
+    assert main(evaluate_args(tmp_path, ft, out, column="age", task="regression")) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    pred = pd.read_csv(out / "predictions.tsv", sep="\t")
+    assert m["classes"] is None and m["random_forest"]["n_train"] == 40
+    again = regression_metrics(pred["y_true"], pred["aam_pred"])
+    assert again["mae"] == pytest.approx(m["test"]["aam"]["mae"], rel=1e-4)
+    assert m["test"]["random_forest"]["r2"] > 0.5
+    assert sorted(p.name for p in (out / "plots").iterdir()) == [
+        "embedding_pcoa.png", "learning_curves.png", "pred_vs_true.png"]
+
+
+def test_missing_test_sample_in_rarefied_table_is_a_clear_error(tmp_path, capsys):
+    ft = write_dataset(tmp_path)
+    table = biom.load_table(str(tmp_path / "rarefied/table.biom"))
+    pred = pd.read_csv(ft / "predictions.tsv", sep="\t", dtype=str)
+    test_id = pred.loc[pred["split"] == "test", "sample"].iloc[0]
+    keep = [s for s in table.ids() if s != test_id]
+    with h5py.File(tmp_path / "rarefied/table.biom", "w") as fh:
+        table.filter(keep, inplace=False).to_hdf5(fh, "test")
+    out = tmp_path / "eval"
+    assert main(evaluate_args(tmp_path, ft, out)) == 2
+    err = capsys.readouterr().err
+    assert "missing from the rarefied table" in err and test_id in err
+    assert not out.exists()  # nothing half-written
+
+
+def test_label_mismatch_and_task_mismatch_are_errors(tmp_path, capsys):
+    ft = write_dataset(tmp_path)
+    assert main(evaluate_args(tmp_path, ft, tmp_path / "e1", task="regression")) == 2
+    assert "model task 'classification'" in capsys.readouterr().err
+    assert main(evaluate_args(tmp_path, ft, tmp_path / "e2", column="sex")) == 2
+    assert "differ from metadata column 'sex'" in capsys.readouterr().err
+    pred = pd.read_csv(ft / "predictions.tsv", sep="\t", dtype=str)
+    pred.loc[pred["split"] == "val", "split"] = "test"  # val samples claimed as test
+    pred.to_csv(ft / "predictions.tsv", sep="\t", index=False)
+    assert main(evaluate_args(tmp_path, ft, tmp_path / "e3")) == 2
+    assert "not in the test split" in capsys.readouterr().err
+
+
+def test_compare_two_runs(tmp_path):
+    ft = write_dataset(tmp_path)
+    files = []
+    for run in ("small", "tiny"):
+        out = tmp_path / "eval" / run / "ibd"
+        args = evaluate_args(tmp_path, ft, out, trees=10)
+        args[args.index("--run") + 1] = run
+        assert main(args) == 0
+        files.append(str(out / "metrics.json"))
+    tsv, png = tmp_path / "comparison.tsv", tmp_path / "comparison.png"
+    assert main(["compare", "--metrics", *files, "--out-tsv", str(tsv), "--out-png", str(png)]) == 0
+    table = pd.read_csv(tsv, sep="\t")
+    assert list(table["run"]) == ["small", "tiny"] and (table["metric"] == "auroc").all()
+    assert table["random_forest"].nunique() == 1  # same split and seed: the same forest
+    np.testing.assert_allclose(table["difference"], table["aam"] - table["random_forest"], atol=2e-4)
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    assert main(["compare", "--metrics", files[0], files[0], "--out-tsv", str(tsv),
+                 "--out-png", str(png)]) == 2
+
+
+def test_settings_take_schema_defaults_and_reject_unknown_keys():
+    from aam.errors import InputError
+    from aam.stages.evaluate import load_evaluate_settings
+
+    s = load_evaluate_settings("{}")
+    assert s["random_forest"] == {"n_estimators": 500, "n_jobs": 1, "seed": None,
+                                  "train_splits": ["train", "val"]}
+    with pytest.raises(InputError, match="n_trees"):
+        load_evaluate_settings('{"random_forest": {"n_trees": 5}}')
