@@ -1,0 +1,550 @@
+"""The training engine shared by every model family (AAM, DNA sequence models), on Lightning.
+
+API
+---
+``TrainerSettings``
+    One dataclass of training settings (the config schema's ``trainer`` definition):
+    optimizer, learning-rate schedule, precision, accumulation, clipping, early stopping,
+    epochs, seed. ``TrainerSettings.from_dict(d)`` rejects unknown keys with an InputError.
+``EngineModule(settings)``
+    A ``LightningModule`` base class. Subclasses implement ``training_step`` (return the loss)
+    and ``validation_step`` and log with ``self.log``: log the training loss as
+    ``self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True)`` and validation
+    metrics as ``val/...`` with ``on_epoch=True``. The base class provides
+    ``configure_optimizers`` (AdamW / Adam / SGD; schedules ``warmup_cosine``, ``step``,
+    ``plateau``, ``none``, counted in optimizer steps, so gradient accumulation is accounted for),
+    a guard that raises :class:`NonFiniteLossError` naming the step when the training loss is NaN or
+    infinite (before the backward pass: no broken weights are ever written), and RNG state in
+    checkpoints so that a resumed CPU run ends exactly as an uninterrupted one.
+``fit(module, out_dir, datamodule=None, train_dataloaders=None, val_dataloaders=None,
+      fingerprint=None) -> FitResult``
+    Runs a Lightning ``Trainer``: precision, accumulation, clipping, early stopping
+    (monitor / mode / patience / min_delta), ``ModelCheckpoint`` best + last under
+    ``out_dir/checkpoints``, resume from ``out_dir/checkpoints/last.ckpt`` when present (and when
+    its ``fingerprint`` (settings, inputs) matches; stale checkpoints of other settings are
+    discarded), ``CSVLogger`` + ``TensorBoardLogger`` under ``out_dir/logs``, a progress bar, the
+    parameter count at the start, the wall time at the end, ``seed_everything`` and deterministic
+    algorithms on CPU, and ``accelerator: auto`` which uses a GPU where there is one. After fitting,
+    the best checkpoint's weights are loaded into ``module`` (``restore_best``).
+    ``FitResult.history`` is a per-epoch ``DataFrame`` (columns ``epoch``, ``step``,
+    ``train/loss``, ``val/loss``, ... : ``_epoch`` suffixes are stripped, ``_step`` columns dropped).
+``export_model(model, out_dir, extra=None)`` / ``load_model(out_dir)``
+    Weights as ``model.safetensors`` plus ``model.json`` (``model_class``: dotted path,
+    ``config``: the model's config dataclass as a dict, and any ``extra`` keys): no pickles.
+    A model class must have a ``config`` attribute holding a dataclass instance and accept that
+    dataclass as its only constructor argument; its ``config_class`` attribute names the
+    dataclass (``load_model`` builds ``cls(cls.config_class(**config))``).
+    ``load_model`` returns ``(model, meta)`` where ``meta`` is the whole JSON document.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import json
+import logging
+import math
+import random
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import pandas as pd
+import torch
+from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+from aam.errors import InputError
+from aam.io.atomic import atomic_path, write_text
+
+log = logging.getLogger(__name__)
+
+OPTIMIZERS = ("adamw", "adam", "sgd")
+SCHEDULES = ("warmup_cosine", "step", "plateau", "none")
+PRECISIONS = ("32", "bf16-mixed", "16-mixed")
+
+
+class NonFiniteLossError(RuntimeError):
+    """The loss became NaN or infinite; the message names the epoch, batch and optimizer step."""
+
+
+@dataclass
+class TrainerSettings:
+    """Training settings; every field is a key of the config schema's ``trainer`` definition."""
+
+    max_epochs: int = 10
+    max_steps: int = -1  # optimizer steps; -1 = no limit
+    batch_size: int = 8  # read by the stage that builds the data loaders
+    optimizer: str = "adamw"  # adamw | adam | sgd
+    lr: float = 1e-3
+    weight_decay: float = 0.01  # applied to weight matrices and embeddings only
+    betas: tuple[float, float] = (0.9, 0.999)
+    momentum: float = 0.9  # sgd only
+    schedule: str = "warmup_cosine"  # warmup_cosine | step | plateau | none
+    warmup_steps: int = 100  # optimizer steps of linear warmup (warmup_cosine)
+    min_lr_ratio: float = 0.0  # cosine floor as a fraction of lr
+    step_size: int = 1000  # optimizer steps between decays (step)
+    gamma: float = 0.5  # decay factor (step, plateau)
+    plateau_patience: int = 2  # epochs without improvement before a decay (plateau)
+    precision: str = "32"  # 32 | bf16-mixed | 16-mixed (mixed precisions fall back to 32 on CPU)
+    accumulate_grad_batches: int = 1
+    gradient_clip_val: float | None = 1.0  # max gradient norm; null = no clipping
+    monitor: str = "val/loss"
+    mode: str = "min"  # min | max
+    patience: int | None = 5  # early-stopping patience in epochs; null = no early stopping
+    min_delta: float = 0.0
+    limit_train_batches: float | int = 1.0  # fraction (float) or number (int) of batches per epoch
+    limit_val_batches: float | int = 1.0
+    accelerator: str = "auto"  # auto | cpu | gpu
+    devices: int | str = "auto"
+    num_workers: int = 0
+    num_threads: int | None = None  # torch CPU threads; null = torch's default
+    seed: int | None = None  # null = the caller's (config) seed, else 42
+    deterministic: bool = True  # deterministic algorithms (CPU only)
+    log_every_n_steps: int = 10
+    progress_bar: bool = True
+    resume: bool = True  # resume from out_dir/checkpoints/last.ckpt when present
+    restore_best: bool = True  # load the best checkpoint's weights after fitting
+    extra: dict[str, Any] = field(default_factory=dict, repr=False)  # not used by the engine
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any] | None, *, where: str = "trainer") -> TrainerSettings:
+        values = dict(values or {})
+        names = {f.name for f in dataclasses.fields(cls)} - {"extra"}
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise InputError(f"{where}: unknown setting(s) {unknown}; known: {sorted(names)}")
+        if "betas" in values:
+            values["betas"] = tuple(values["betas"])
+        settings = cls(**values)
+        settings.check(where)
+        return settings
+
+    def check(self, where: str = "trainer") -> None:
+        def bad(msg: str) -> InputError:
+            return InputError(f"{where}: {msg}")
+
+        if self.optimizer not in OPTIMIZERS:
+            raise bad(f"optimizer {self.optimizer!r} is not one of {OPTIMIZERS}")
+        if self.schedule not in SCHEDULES:
+            raise bad(f"schedule {self.schedule!r} is not one of {SCHEDULES}")
+        if str(self.precision) not in PRECISIONS:
+            raise bad(f"precision {self.precision!r} is not one of {PRECISIONS}")
+        if self.mode not in ("min", "max"):
+            raise bad(f"mode {self.mode!r} is not 'min' or 'max'")
+        if self.lr <= 0:
+            raise bad(f"lr must be > 0, got {self.lr}")
+        if self.accumulate_grad_batches < 1:
+            raise bad("accumulate_grad_batches must be >= 1")
+        if self.max_epochs < 1 and self.max_steps < 1:
+            raise bad("max_epochs or max_steps must be >= 1")
+
+    def as_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d.pop("extra")
+        d["betas"] = list(self.betas)
+        return d
+
+
+# ----------------------------------------------------------------------------------------------
+# The LightningModule base class
+
+
+def _lr_lambda_warmup_cosine(warmup: int, total: int, floor: float):
+    def fn(step: int) -> float:
+        if warmup > 0 and step < warmup:
+            return (step + 1) / warmup
+        progress = min(1.0, (step - warmup) / max(1, total - warmup))
+        return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    return fn
+
+
+class EngineModule(L.LightningModule):
+    """Base LightningModule: optimizers, schedules, the NaN guard and RNG state in checkpoints."""
+
+    def __init__(self, settings: TrainerSettings | dict[str, Any] | None = None):
+        super().__init__()
+        if not isinstance(settings, TrainerSettings):
+            settings = TrainerSettings.from_dict(settings)
+        self.settings = settings
+
+    # -- optimizers and schedules --------------------------------------------------------------
+    def parameter_groups(self) -> list[dict[str, Any]]:
+        """Weight decay on matrices and embeddings (ndim >= 2); none on biases and norms."""
+        decay, no_decay = [], []
+        for p in self.parameters():
+            if p.requires_grad:
+                (decay if p.ndim >= 2 else no_decay).append(p)
+        groups = [{"params": decay, "weight_decay": self.settings.weight_decay}]
+        if no_decay:
+            groups.append({"params": no_decay, "weight_decay": 0.0})
+        return groups
+
+    def total_optimizer_steps(self) -> int:
+        """Optimizer steps of the whole run (after accumulation), as Lightning estimates them."""
+        s = self.settings
+        total = self.trainer.estimated_stepping_batches if self._trainer is not None else s.max_steps
+        if not math.isfinite(total) or total <= 0:
+            total = s.max_steps if s.max_steps > 0 else 1
+        return int(total)
+
+    def configure_optimizers(self):
+        s = self.settings
+        groups = self.parameter_groups()
+        if s.optimizer == "adamw":
+            opt = torch.optim.AdamW(groups, lr=s.lr, betas=tuple(s.betas))
+        elif s.optimizer == "adam":
+            # Adam's weight_decay is L2 added to the gradient; keep the groups' settings.
+            opt = torch.optim.Adam(groups, lr=s.lr, betas=tuple(s.betas))
+        else:
+            opt = torch.optim.SGD(groups, lr=s.lr, momentum=s.momentum)
+        if s.schedule == "none":
+            return opt
+        if s.schedule == "plateau":
+            sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
+                opt, mode=s.mode, factor=s.gamma, patience=s.plateau_patience
+            )
+            return {
+                "optimizer": opt,
+                "lr_scheduler": {"scheduler": sched, "interval": "epoch", "monitor": s.monitor},
+            }
+        if s.schedule == "step":
+            sched = torch.optim.lr_scheduler.StepLR(opt, step_size=max(1, s.step_size), gamma=s.gamma)
+        else:
+            total = self.total_optimizer_steps()
+            warmup = min(s.warmup_steps, max(0, total - 1))
+            sched = torch.optim.lr_scheduler.LambdaLR(
+                opt, _lr_lambda_warmup_cosine(warmup, total, s.min_lr_ratio)
+            )
+        # interval "step": Lightning steps the scheduler once per optimizer step, i.e. after each
+        # accumulated group of batches, so the schedule counts optimizer steps.
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    # -- NaN / inf guard ------------------------------------------------------------------------
+    def on_before_backward(self, loss: torch.Tensor) -> None:
+        if not torch.isfinite(loss.detach()).all():
+            raise NonFiniteLossError(
+                f"training loss is {loss.detach().float().item()} at epoch {self.current_epoch}, "
+                f"batch {self.trainer.fit_loop.epoch_loop.batch_idx}, optimizer step "
+                f"{self.global_step}; stopping before the update (no model is written). "
+                "Try a lower learning rate, gradient clipping or precision 32."
+            )
+
+    # -- RNG state in checkpoints: a resumed run draws the same numbers as an uninterrupted one --
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Plain tensors and numbers only, so checkpoints load with torch.load(weights_only=True).
+        _, keys, pos, has_gauss, cached = np.random.get_state()
+        version, internal, gauss = random.getstate()
+        checkpoint["engine_rng"] = {
+            "torch": torch.get_rng_state(),
+            "numpy": [torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)],
+            "python": [int(version), list(internal), gauss],
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Lightning loads the checkpoint before it builds the optimizers and the first train
+        # iterator (which draws its shuffle seed from the torch RNG), so restoring here makes the
+        # resumed epoch draw exactly what the uninterrupted run drew.
+        rng = checkpoint.get("engine_rng")
+        if rng is not None:
+            torch.set_rng_state(rng["torch"])
+            keys, pos, has_gauss, cached = rng["numpy"]
+            np.random.set_state(("MT19937", keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+            version, internal, gauss = rng["python"]
+            random.setstate((version, tuple(internal), gauss))
+
+
+# ----------------------------------------------------------------------------------------------
+# Callbacks
+
+
+class _History(Callback):
+    """Per-epoch metrics, kept in the checkpoint so that a resumed run's history is complete."""
+
+    def __init__(self) -> None:
+        self.rows: list[dict[str, float]] = []
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        row: dict[str, float] = {"epoch": trainer.current_epoch, "step": trainer.global_step}
+        for key, value in trainer.callback_metrics.items():
+            if key.endswith("_step"):
+                continue
+            name = key[: -len("_epoch")] if key.endswith("_epoch") else key
+            row[name] = float(value.detach().float().cpu()) if torch.is_tensor(value) else float(value)
+        for i, group in enumerate(trainer.optimizers[0].param_groups[:1] if trainer.optimizers else []):
+            row[f"lr{'' if i == 0 else i}"] = float(group["lr"])
+        self.rows = [r for r in self.rows if r["epoch"] != row["epoch"]] + [row]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"rows": self.rows}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.rows = list(state_dict.get("rows", []))
+
+
+class _FiniteMonitor(Callback):
+    """A NaN/inf validation metric that is being monitored stops the run with a clear error."""
+
+    def __init__(self, monitor: str) -> None:
+        self.monitor = monitor
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        value = trainer.callback_metrics.get(self.monitor)
+        if value is not None and not torch.isfinite(torch.as_tensor(value)).all():
+            raise NonFiniteLossError(
+                f"{self.monitor} is {float(value)} at epoch {trainer.current_epoch} "
+                f"(optimizer step {trainer.global_step}); stopping (no model is written)."
+            )
+
+
+class _WallClock(Callback):
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.start = time.perf_counter()
+        total = sum(p.numel() for p in pl_module.parameters())
+        trainable = sum(p.numel() for p in pl_module.parameters() if p.requires_grad)
+        log.info("model: %s parameters (%s trainable)", f"{total:,}", f"{trainable:,}")
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        log.info(
+            "training ended after %.1f s (epoch %d, %d optimizer steps)",
+            time.perf_counter() - self.start, trainer.current_epoch, trainer.global_step,
+        )
+
+
+# ----------------------------------------------------------------------------------------------
+# fit
+
+
+@dataclass
+class FitResult:
+    history: pd.DataFrame  # one row per epoch
+    best_model_path: str | None
+    best_score: float | None
+    n_parameters: int
+    n_trainable: int
+    wall_time_s: float
+    global_step: int
+    epochs: int
+    resumed: bool
+    accelerator: str
+
+
+def gpu_available() -> bool:
+    return torch.cuda.is_available()
+
+
+def _resolve_precision(settings: TrainerSettings, on_gpu: bool) -> str:
+    precision = str(settings.precision)
+    if precision != "32" and not on_gpu:
+        log.warning("precision %s needs a GPU here; training in 32-bit on CPU", precision)
+        return "32"
+    if precision == "bf16-mixed" and on_gpu and not torch.cuda.is_bf16_supported():
+        log.warning("this GPU has no bf16; using 16-mixed")
+        return "16-mixed"
+    return precision
+
+
+def _prepare_checkpoints(ckpt_dir: Path, fingerprint: dict[str, Any] | None, resume: bool) -> Path | None:
+    """The checkpoint to resume from, or None; stale checkpoints of other settings are removed."""
+    stamp = ckpt_dir / "fingerprint.json"
+    text = json.dumps(fingerprint, sort_keys=True, default=str) if fingerprint is not None else None
+    last = ckpt_dir / "last.ckpt"
+    if ckpt_dir.exists():
+        same = text is None or (stamp.exists() and stamp.read_text() == text)
+        if not resume or not same:
+            why = "resume is off" if not resume else "settings or inputs changed"
+            log.info("removing old checkpoints and logs in %s (%s)", ckpt_dir.parent, why)
+            shutil.rmtree(ckpt_dir)
+            shutil.rmtree(ckpt_dir.parent / "logs", ignore_errors=True)
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    if text is not None:
+        write_text(stamp, text)
+    if last.exists():
+        log.info("resuming from %s", last)
+        return last
+    return None
+
+
+def fit(
+    module: EngineModule,
+    out_dir: str | Path,
+    datamodule: L.LightningDataModule | None = None,
+    train_dataloaders: Any = None,
+    val_dataloaders: Any = None,
+    fingerprint: dict[str, Any] | None = None,
+    callbacks: list[Callback] | None = None,
+) -> FitResult:
+    """Train ``module`` with its ``settings``; see the module docstring."""
+    s = module.settings
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    seed = 42 if s.seed is None else int(s.seed)
+    L.seed_everything(seed, workers=True, verbose=False)
+    if s.num_threads:
+        torch.set_num_threads(int(s.num_threads))
+
+    on_gpu = s.accelerator in ("auto", "gpu", "cuda") and gpu_available()
+    accelerator = "gpu" if on_gpu else "cpu"
+    precision = _resolve_precision(s, on_gpu)
+    ckpt_path = _prepare_checkpoints(out_dir / "checkpoints", fingerprint, s.resume)
+
+    history = _History()
+    checkpoint = ModelCheckpoint(
+        dirpath=out_dir / "checkpoints",
+        filename="best",
+        monitor=s.monitor,
+        mode=s.mode,
+        save_top_k=1,
+        save_last=True,
+        auto_insert_metric_name=False,
+        save_on_train_epoch_end=True,
+    )
+    cbs: list[Callback] = [history, _FiniteMonitor(s.monitor), _WallClock(), checkpoint]
+    if s.patience is not None:
+        cbs.append(
+            EarlyStopping(
+                monitor=s.monitor, mode=s.mode, patience=s.patience, min_delta=s.min_delta,
+                check_finite=False, check_on_train_epoch_end=True,
+            )
+        )
+    cbs += list(callbacks or [])
+    loggers = [
+        CSVLogger(out_dir / "logs", name="csv", version=0),
+        TensorBoardLogger(out_dir / "logs", name="tensorboard", version=0, default_hp_metric=False),
+    ]
+    trainer = L.Trainer(
+        accelerator=accelerator,
+        devices=s.devices if on_gpu else 1,
+        precision=precision,
+        max_epochs=s.max_epochs,
+        max_steps=s.max_steps,
+        accumulate_grad_batches=s.accumulate_grad_batches,
+        gradient_clip_val=s.gradient_clip_val,
+        gradient_clip_algorithm="norm",
+        limit_train_batches=s.limit_train_batches,
+        limit_val_batches=s.limit_val_batches,
+        callbacks=cbs,
+        logger=loggers,
+        log_every_n_steps=s.log_every_n_steps,
+        enable_progress_bar=s.progress_bar,
+        enable_model_summary=False,
+        deterministic=bool(s.deterministic) and not on_gpu,
+        num_sanity_val_steps=0 if ckpt_path is not None else 1,
+        default_root_dir=out_dir,
+    )
+    start = time.perf_counter()
+    trainer.fit(
+        module,
+        train_dataloaders=train_dataloaders,
+        val_dataloaders=val_dataloaders,
+        datamodule=datamodule,
+        ckpt_path=str(ckpt_path) if ckpt_path is not None else None,
+    )
+    wall = time.perf_counter() - start
+    if trainer.interrupted:
+        raise KeyboardInterrupt("training was interrupted")
+
+    best_path = checkpoint.best_model_path or None
+    best_score = checkpoint.best_model_score
+    if s.restore_best and best_path and Path(best_path).exists():
+        state = torch.load(best_path, map_location="cpu", weights_only=False)["state_dict"]
+        module.load_state_dict(state)
+        log.info("loaded the best weights (%s = %s) from %s", s.monitor, _fmt(best_score), best_path)
+
+    n_params = sum(p.numel() for p in module.parameters())
+    n_train = sum(p.numel() for p in module.parameters() if p.requires_grad)
+    frame = pd.DataFrame(history.rows)
+    if not frame.empty:
+        frame = frame.sort_values("epoch").reset_index(drop=True)
+        frame["epoch"] = frame["epoch"].astype(int)
+        frame["step"] = frame["step"].astype(int)
+    return FitResult(
+        history=frame,
+        best_model_path=best_path,
+        best_score=None if best_score is None else float(best_score),
+        n_parameters=n_params,
+        n_trainable=n_train,
+        wall_time_s=wall,
+        global_step=trainer.global_step,
+        epochs=trainer.current_epoch,
+        resumed=ckpt_path is not None,
+        accelerator=accelerator,
+    )
+
+
+def _fmt(x: Any) -> str:
+    try:
+        return f"{float(x):.4g}"
+    except (TypeError, ValueError):
+        return str(x)
+
+
+# ----------------------------------------------------------------------------------------------
+# Export and load: safetensors + JSON, never a pickle
+
+
+def export_model(model: torch.nn.Module, out_dir: str | Path, extra: dict[str, Any] | None = None) -> None:
+    """Write ``model.safetensors`` and ``model.json`` (class, config dataclass, ``extra``) atomically."""
+    from safetensors.torch import save_model
+
+    config = getattr(model, "config", None)
+    if config is None or not dataclasses.is_dataclass(config):
+        raise TypeError(f"{type(model).__name__} has no dataclass `config` attribute to export")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    cls = type(model)
+    doc = {
+        "model_class": f"{cls.__module__}.{cls.__qualname__}",
+        "config": dataclasses.asdict(config),
+        **(extra or {}),
+    }
+    model_cpu_state = model.training
+    model.eval()
+    with atomic_path(out_dir / "model.safetensors") as tmp:
+        save_model(model, str(tmp))
+    model.train(model_cpu_state)
+    write_text(out_dir / "model.json", json.dumps(doc, indent=2, default=_json_default) + "\n")
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray | tuple):
+        return list(obj)
+    raise TypeError(f"not JSON serializable: {type(obj).__name__}")
+
+
+def load_model(
+    out_dir: str | Path, cls: type | None = None, map_location: str = "cpu"
+) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """Build the model named in ``model.json`` and load ``model.safetensors`` into it (eval mode).
+
+    The class is imported from its dotted path when it lies in the ``aam`` package; pass ``cls``
+    for a class defined elsewhere (JSON from an untrusted source never imports arbitrary modules).
+    """
+    from safetensors.torch import load_model as st_load
+
+    out_dir = Path(out_dir)
+    try:
+        meta = json.loads((out_dir / "model.json").read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise InputError(f"{out_dir / 'model.json'}: cannot read model config: {err}") from err
+    if cls is None:
+        dotted = meta["model_class"]
+        module_name, _, qualname = dotted.rpartition(".")
+        if not module_name.startswith("aam."):
+            raise InputError(f"{out_dir / 'model.json'}: model class {dotted} is not part of aam")
+        cls = getattr(importlib.import_module(module_name), qualname)
+    model = cls(cls.config_class(**meta["config"]))
+    st_load(model, str(out_dir / "model.safetensors"), device=map_location)
+    model.eval()
+    return model, meta

@@ -1,0 +1,181 @@
+"""The training engine: fit, checkpoints, resume, NaN guard, schedules, export/load."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from aam.errors import InputError
+from aam.training.engine import (
+    EngineModule,
+    NonFiniteLossError,
+    TrainerSettings,
+    export_model,
+    fit,
+    load_model,
+)
+
+
+@dataclass
+class TinyConfig:
+    d_in: int = 4
+    d_hidden: int = 8
+    dropout: float = 0.2
+
+
+class Tiny(nn.Module):
+    config_class = TinyConfig
+
+    def __init__(self, config: TinyConfig):
+        super().__init__()
+        self.config = config
+        self.net = nn.Sequential(
+            nn.Linear(config.d_in, config.d_hidden), nn.ReLU(), nn.Dropout(config.dropout),
+            nn.Linear(config.d_hidden, 1),
+        )
+
+    def forward(self, x):
+        return self.net(x).squeeze(-1)
+
+
+class TinyModule(EngineModule):
+    def __init__(self, settings, nan_at_step: int | None = None):
+        super().__init__(settings)
+        self.model = Tiny(TinyConfig())
+        self.nan_at_step = nan_at_step
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        loss = nn.functional.mse_loss(self.model(x), y)
+        if self.nan_at_step is not None and self.global_step >= self.nan_at_step:
+            loss = loss * float("nan")
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True)
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        x, y = batch
+        self.log("val/loss", nn.functional.mse_loss(self.model(x), y), on_epoch=True)
+
+
+def loaders(n=64, batch=8):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(n, 4, generator=g)
+    y = x @ torch.tensor([1.0, -2.0, 0.5, 0.0]) + 0.1 * torch.randn(n, generator=g)
+    train = DataLoader(TensorDataset(x, y), batch_size=batch, shuffle=True)
+    val = DataLoader(TensorDataset(x[:16], y[:16]), batch_size=batch)
+    return train, val
+
+
+def settings(**kw):
+    base = dict(max_epochs=4, lr=1e-2, warmup_steps=2, progress_bar=False, patience=None, seed=1)
+    base.update(kw)
+    return TrainerSettings.from_dict(base)
+
+
+def test_fit_writes_checkpoints_logs_and_history(tmp_path):
+    torch.manual_seed(0)
+    module = TinyModule(settings())
+    train, val = loaders()
+    result = fit(module, tmp_path, train_dataloaders=train, val_dataloaders=val)
+    assert (tmp_path / "checkpoints" / "last.ckpt").exists()
+    assert (tmp_path / "checkpoints" / "best.ckpt").exists()
+    assert (tmp_path / "logs" / "csv" / "version_0" / "metrics.csv").exists()
+    assert any((tmp_path / "logs" / "tensorboard").rglob("events.out.tfevents.*"))
+    h = result.history
+    assert list(h["epoch"]) == [0, 1, 2, 3]
+    assert {"train/loss", "val/loss", "lr", "step"} <= set(h.columns)
+    assert h["val/loss"].iloc[-1] < h["val/loss"].iloc[0]
+    assert result.global_step == 32 and result.n_parameters == 4 * 8 + 8 + 8 + 1
+    assert result.best_score == pytest.approx(h["val/loss"].min())
+
+
+class KillAt(__import__("lightning").pytorch.callbacks.Callback):
+    """Simulates a crash in the middle of an epoch."""
+
+    def __init__(self, epoch, batch):
+        self.epoch, self.batch = epoch, batch
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if trainer.current_epoch == self.epoch and batch_idx == self.batch:
+            raise RuntimeError("killed")
+
+
+def test_resume_after_kill_ends_with_identical_metrics(tmp_path):
+    train, val = loaders()
+    torch.manual_seed(0)
+    full = TinyModule(settings())
+    r_full = fit(full, tmp_path / "full", train_dataloaders=train, val_dataloaders=val)
+
+    torch.manual_seed(0)
+    killed = TinyModule(settings())
+    with pytest.raises(RuntimeError, match="killed"):
+        fit(killed, tmp_path / "resumed", train_dataloaders=train, val_dataloaders=val,
+            callbacks=[KillAt(epoch=2, batch=3)])
+    torch.manual_seed(123)  # a fresh process: different initial weights and RNG state
+    restarted = TinyModule(settings())
+    r_res = fit(restarted, tmp_path / "resumed", train_dataloaders=train, val_dataloaders=val)
+    assert r_res.resumed
+    cols = ["epoch", "step", "train/loss", "val/loss", "lr"]
+    np.testing.assert_array_equal(r_full.history[cols].to_numpy(), r_res.history[cols].to_numpy())
+    for a, b in zip(full.state_dict().values(), restarted.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_changed_settings_do_not_resume(tmp_path):
+    train, val = loaders()
+    fit(TinyModule(settings(max_epochs=1)), tmp_path, train_dataloaders=train, val_dataloaders=val,
+        fingerprint={"lr": 1})
+    r = fit(TinyModule(settings(max_epochs=1)), tmp_path, train_dataloaders=train,
+            val_dataloaders=val, fingerprint={"lr": 2})
+    assert not r.resumed and r.global_step == 8
+
+
+def test_nan_loss_raises_naming_the_step(tmp_path):
+    train, val = loaders()
+    module = TinyModule(settings(), nan_at_step=5)
+    with pytest.raises(NonFiniteLossError, match="optimizer step 5"):
+        fit(module, tmp_path, train_dataloaders=train, val_dataloaders=val)
+
+
+@pytest.mark.parametrize("schedule", ["warmup_cosine", "step", "plateau", "none"])
+@pytest.mark.parametrize("optimizer", ["adamw", "sgd"])
+def test_schedules_count_optimizer_steps(tmp_path, schedule, optimizer):
+    train, val = loaders()
+    module = TinyModule(settings(max_epochs=2, accumulate_grad_batches=2, schedule=schedule,
+                                 optimizer=optimizer, step_size=2, warmup_steps=3))
+    result = fit(module, tmp_path, train_dataloaders=train, val_dataloaders=val)
+    assert result.global_step == 8  # 2 epochs x 8 batches / accumulation 2
+    if schedule in ("warmup_cosine", "step"):
+        sched = module.trainer.lr_scheduler_configs[0].scheduler
+        assert sched.last_epoch == 8
+    if schedule == "warmup_cosine":
+        assert result.history["lr"].iloc[-1] == pytest.approx(0.0, abs=1e-12)  # cosine ends at 0
+    if schedule == "step":
+        assert result.history["lr"].iloc[-1] == pytest.approx(1e-2 * 0.5**4)
+
+
+def test_settings_reject_unknown_and_bad_values():
+    with pytest.raises(InputError, match="unknown"):
+        TrainerSettings.from_dict({"epochs": 3})
+    with pytest.raises(InputError, match="optimizer"):
+        TrainerSettings.from_dict({"optimizer": "lamb"})
+    assert TrainerSettings.from_dict({"betas": [0.9, 0.98]}).betas == (0.9, 0.98)
+
+
+def test_export_load_roundtrip_without_pickles(tmp_path):
+    model = Tiny(TinyConfig(d_hidden=5))
+    export_model(model, tmp_path, extra={"task": "regression", "target_mean": np.float32(1.5)})
+    meta = json.loads((tmp_path / "model.json").read_text())
+    assert meta["config"] == {"d_in": 4, "d_hidden": 5, "dropout": 0.2} and meta["target_mean"] == 1.5
+    with pytest.raises(InputError, match="not part of aam"):
+        load_model(tmp_path)
+    loaded, meta2 = load_model(tmp_path, cls=Tiny)
+    x = torch.randn(3, 4)
+    model.eval()
+    assert torch.equal(model(x), loaded(x)) and meta2 == meta
