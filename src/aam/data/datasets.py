@@ -2,7 +2,7 @@
 
 Data flow: ``tokens/samples.parquet`` holds each sample's raw counts (CSR, by abundance);
 ``splits.tsv`` says which samples train, validate and test. A training sample is rarefied afresh
-every epoch to ``depth`` reads without replacement (:func:`aam.data.rarefy.rarefy`), its top
+every epoch to ``depth`` reads without replacement (:func:`aam.data.rarefy.rarefy_rows`), its top
 ``asv_limit`` features are kept (``selection``: ``abundance`` or ``random``), and batches carry each
 distinct feature of the batch once. Validation and test samples use one fixed seeded rarefaction.
 Samples with fewer reads than ``depth`` are dropped (logged).
@@ -48,9 +48,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from aam.data.rarefy import rarefy_rows
 from aam.errors import InputError
 from aam.io.parquet_cache import FeatureCache, SampleCache, read_features, read_samples
 
@@ -71,16 +73,14 @@ _TRAIN_STREAM, _EVAL_STREAM, _ORDER_STREAM = 0, 1, 2
 
 
 def rarefy_counts(counts: np.ndarray, depth: int, rng: np.random.Generator) -> np.ndarray:
-    """One rarefaction of one sample: ``depth`` reads without replacement (multivariate
-    hypergeometric), via :func:`aam.data.rarefy.rarefy` when it is available."""
-    return _rarefy_impl(counts, depth, rng)
-
-
-def _default_rarefy(counts: np.ndarray, depth: int, rng: np.random.Generator) -> np.ndarray:
-    return rng.multivariate_hypergeometric(counts, depth)
-
-
-_rarefy_impl = _default_rarefy
+    """One rarefaction of one sample's counts (a dense vector over its features): ``depth`` reads
+    without replacement, by :func:`aam.data.rarefy.rarefy_rows` (the rarefy stage's own draw)."""
+    k = counts.size
+    row = sp.csr_matrix((counts, np.arange(k), np.array([0, k])), shape=(1, k))
+    drawn = rarefy_rows(row, depth, rng)
+    out = np.zeros(k, dtype=np.int64)
+    out[drawn.indices] = drawn.data
+    return out
 
 
 def select_features(
