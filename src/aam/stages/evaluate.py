@@ -37,6 +37,7 @@ from aam.evaluate import plots
 from aam.evaluate.baselines import ForestSettings, fit_predict_forest, relative_abundance
 from aam.evaluate.metrics import compute_metrics
 from aam.io.atomic import atomic_dir
+from aam.io.biom import read_table, table_to_csr
 
 log = logging.getLogger(__name__)
 
@@ -122,14 +123,8 @@ def read_labels(path: Path, column: str) -> pd.Series:
 
 def read_rarefied(path: Path) -> tuple[list[str], object]:
     """Sample IDs and the samples x features count matrix (scipy CSR) of a BIOM table."""
-    import biom
-
-    try:
-        table = biom.load_table(str(path))
-    except Exception as err:  # biom raises many types for a bad file
-        raise InputError(f"{path}: cannot read BIOM table ({err})") from err
-    samples = [str(s) for s in table.ids(axis="sample")]
-    return samples, table.matrix_data.T.tocsr()
+    counts, samples, _ = table_to_csr(read_table(path))
+    return samples, counts
 
 
 # ------------------------------------------------------------------------------------------ evaluation
