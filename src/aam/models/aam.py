@@ -1,0 +1,127 @@
+"""The AAM models: SequenceEncoder (pretraining) and SequencePredictor (fine-tuning).
+
+Batch inputs (see ``aam.data.datasets``): ``tokens`` [U, L] holds each DISTINCT ASV of the batch
+once; ``asv_index`` [B, K] maps sample b's k-th slot (slots sorted by count) to a row of ``tokens``;
+``asv_mask`` [B, K] marks real slots. The ASV encoder runs on the U distinct rows only and its
+vectors are gathered back per slot, which gives the same result as encoding every slot (tested)
+at a fraction of the cost.
+
+SequenceEncoder = ASV encoder + sample encoder + UniFrac head + masked-nucleotide head.
+SequencePredictor = a SequenceEncoder (the base, optionally frozen) + target head + count head.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from aam.models.asv_encoder import VOCAB_SIZE, ASVEncoder, ASVEncoderConfig
+from aam.models.heads import CountHead, NucleotideHead, TargetHead, UniFracHead
+from aam.models.sample_encoder import SampleEncoder, SampleEncoderConfig
+
+
+@dataclass
+class AAMConfig:
+    """Sizes of the AAM models (defaults: the original TensorFlow AAM)."""
+
+    embedding_dim: int = 128
+    layers: int = 4  # transformer layers of each encoder
+    heads: int = 4
+    ff_dim: int = 1024
+    dropout: float = 0.1
+    asv_layers: int | None = None  # override of `layers` for the nucleotide (ASV) encoder
+    sample_layers: int | None = None  # override of `layers` for the sample encoder
+    max_bp: int = 150  # set from the token cache
+    asv_limit: int = 1024  # set from the run's data section
+    vocab_size: int = VOCAB_SIZE
+    # fine-tuning only
+    task: str | None = None  # regression | classification
+    n_outputs: int = 1  # 1 for regression, number of classes for classification
+    head_dropout: float = 0.0
+
+    def asv_config(self) -> ASVEncoderConfig:
+        return ASVEncoderConfig(self.vocab_size, self.max_bp, self.embedding_dim,
+                                self.asv_layers if self.asv_layers is not None else self.layers,
+                                self.heads, self.ff_dim, self.dropout)
+
+    def sample_config(self) -> SampleEncoderConfig:
+        return SampleEncoderConfig(self.embedding_dim,
+                                   self.sample_layers if self.sample_layers is not None else self.layers,
+                                   self.heads, self.ff_dim, self.dropout, self.asv_limit)
+
+
+class SequenceEncoder(nn.Module):
+    """ASV encoder on the batch's distinct ASVs, sample encoder, UniFrac and nucleotide heads."""
+
+    config_class = AAMConfig
+
+    def __init__(self, config: AAMConfig):
+        super().__init__()
+        self.config = config
+        self.asv_encoder = ASVEncoder(config.asv_config())
+        self.sample_encoder = SampleEncoder(config.sample_config())
+        self.unifrac_head = UniFracHead(config.embedding_dim)
+        self.nucleotide_head = NucleotideHead(config.embedding_dim, config.vocab_size)
+
+    def encode(self, tokens: torch.Tensor, asv_index: torch.Tensor, asv_mask: torch.Tensor
+               ) -> dict[str, torch.Tensor]:
+        """tokens [U, L], asv_index [B, K], asv_mask [B, K] -> sample embedding [B, D], ASV states
+        [B, K, D] and nucleotide states [U, L, D]."""
+        asv_vectors, nucleotide_states = self.asv_encoder(tokens)
+        per_slot = asv_vectors[asv_index] * asv_mask[..., None]  # [B, K, D]
+        sample, asv_states = self.sample_encoder(per_slot, asv_mask)
+        return {"sample_embedding": sample, "asv_states": asv_states, "nucleotide_states": nucleotide_states}
+
+    def forward(self, tokens: torch.Tensor, asv_index: torch.Tensor, asv_mask: torch.Tensor
+                ) -> dict[str, torch.Tensor]:
+        out = self.encode(tokens, asv_index, asv_mask)
+        out["distances"] = self.unifrac_head(out["sample_embedding"])
+        out["nucleotide_logits"] = self.nucleotide_head(out["nucleotide_states"])
+        return out
+
+
+class SequencePredictor(nn.Module):
+    """A SequenceEncoder base with a target head (regression/classification) and a count head.
+
+    ``freeze_base(True)`` stops gradients into the base and keeps it in eval mode (no dropout), so
+    its weights stay exactly those loaded from pretraining.
+    """
+
+    config_class = AAMConfig
+
+    def __init__(self, config: AAMConfig):
+        super().__init__()
+        if config.task not in ("regression", "classification"):
+            raise ValueError(f"task must be regression or classification, got {config.task!r}")
+        self.config = config
+        self.base = SequenceEncoder(config)
+        self.target_head = TargetHead(config.embedding_dim, config.n_outputs, config.head_dropout)
+        self.count_head = CountHead(config.embedding_dim)
+        self.base_frozen = False
+
+    def freeze_base(self, frozen: bool = True) -> None:
+        self.base_frozen = frozen
+        for p in self.base.parameters():
+            p.requires_grad_(not frozen)
+        self.base.train(self.training and not frozen)
+
+    def train(self, mode: bool = True) -> SequencePredictor:
+        super().train(mode)
+        if self.base_frozen:
+            self.base.eval()
+        return self
+
+    def forward(self, tokens: torch.Tensor, asv_index: torch.Tensor, asv_mask: torch.Tensor
+                ) -> dict[str, torch.Tensor]:
+        """-> target [B] (regression) or logits [B, C], count_log_probs [B, K], sample_embedding."""
+        out = self.base.encode(tokens, asv_index, asv_mask)
+        target = self.target_head(out["sample_embedding"]).float()
+        if self.config.task == "regression":
+            target = target.squeeze(-1)
+        return {
+            "target": target,
+            "count_log_probs": self.count_head(out["asv_states"], asv_mask),
+            "sample_embedding": out["sample_embedding"],
+        }
