@@ -332,7 +332,7 @@ class AAMDataModule(_Base):
         index = self.samples.index_of()
         unknown = [s for s in split_of if s not in index]
         if unknown:
-            log.warning("%d samples of %s are not in the token cache (e.g. %s)",
+            log.info("%d samples of %s are not in the token cache (no reads; e.g. %s)",
                         len(unknown), splits, unknown[0])
         rows = {name: [] for name in SPLITS}
         for sample, name in split_of.items():

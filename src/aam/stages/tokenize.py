@@ -112,9 +112,9 @@ def read_ingest_counts(path, feature_ids: np.ndarray):
 
 def read_rarefied(path) -> tuple[set[str], int | None]:
     """Sample IDs of the rarefied table and its depth (every sample sums to it)."""
-    import biom
+    from aam.io.biom import read_table
 
-    table = biom.load_table(str(path))
+    table = read_table(path)
     sums = table.sum(axis="sample")
     depth = int(sums[0]) if len(sums) else None
     if len(sums) and not np.all(sums == depth):
