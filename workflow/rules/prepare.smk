@@ -1,1 +1,96 @@
 # Rules of this phase; see workflow/rules/common.smk for helpers.
+# ingest: table + sequences + tree + metadata -> Parquet caches and the pruned tree.
+# split: grouped, stratified train/val/test assignment. rarefy: one seeded draw to a fixed depth.
+#
+# Rerun scope: ingest's params are the dataset's definition (sequences, group column and targets,
+# which it checks against the metadata) and the `ingest:` section; split's the `split:` section,
+# the group and stratify columns and the seed; rarefy's the `rarefy:` section and the seed. So a
+# new depth reruns rarefy and its dependents only, new fractions split and its dependents only.
+# Optional values travel as '' (the stages read an empty string as "none").
+
+from aam.data.split import stratify_column
+
+
+rule ingest:
+    """Read the feature table, sequences, tree and metadata; check them; write Parquet caches and the
+    tree pruned to the table's features (features missing from the tree dropped with a warning)."""
+    input:
+        table=lambda wc: dataset_config(wc)["table"],
+        tree=lambda wc: dataset_config(wc)["tree"],
+        metadata=lambda wc: dataset_config(wc)["metadata"],
+        sequences=lambda wc: dataset_config(wc)["sequences"] or [],
+    output:
+        features=out("{dataset}", "ingest/features.parquet"),
+        counts=out("{dataset}", "ingest/counts.parquet"),
+        samples=out("{dataset}", "ingest/samples.parquet"),
+        tree=out("{dataset}", "ingest/tree.nwk"),
+    params:
+        out_dir=lambda wc: out(wc.dataset, "ingest"),
+        sequences=lambda wc: dataset_config(wc)["sequences"] or "",
+        group=lambda wc: dataset_config(wc)["group_column"] or "",
+        targets=lambda wc: to_json(dataset_config(wc)["targets"]),
+        settings=lambda wc: to_json(config["ingest"]),
+    log:
+        "logs/{dataset}/ingest.log",
+    benchmark:
+        "benchmarks/{dataset}/ingest.tsv"
+    threads: 1
+    conda:
+        "../../envs/aam.yaml"
+    shell:
+        "aam ingest --table {input.table:q} --tree {input.tree:q} --metadata {input.metadata:q}"
+        " --sequences {params.sequences:q} --group-column {params.group:q}"
+        " --targets {params.targets:q} --settings {params.settings:q}"
+        " --out-dir {params.out_dir:q} > {log:q} 2>&1"
+
+
+rule split:
+    """Assign samples to train/val/test: no group (e.g. subject) in two splits, classes of the
+    stratify target balanced, seeded."""
+    input:
+        samples=out("{dataset}", "ingest/samples.parquet"),
+    output:
+        splits=out("{dataset}", "splits.tsv"),
+        summary=report(out("{dataset}", "split_summary.tsv"), category="Data", subcategory="{dataset}"),
+    params:
+        group=lambda wc: dataset_config(wc)["group_column"] or "",
+        stratify=lambda wc: stratify_column(config["split"], dataset_config(wc)["targets"]) or "",
+        settings=lambda wc: to_json(config["split"]),
+        seed=config["seed"],
+    log:
+        "logs/{dataset}/split.log",
+    benchmark:
+        "benchmarks/{dataset}/split.tsv"
+    threads: 1
+    conda:
+        "../../envs/aam.yaml"
+    shell:
+        "aam split --samples {input.samples:q} --group-column {params.group:q}"
+        " --stratify-column {params.stratify:q} --settings {params.settings:q} --seed {params.seed}"
+        " --out {output.splits:q} --summary {output.summary:q} > {log:q} 2>&1"
+
+
+rule rarefy:
+    """Rarefy every sample to one depth without replacement (seeded); samples below it are dropped
+    and listed in dropped.tsv."""
+    input:
+        counts=out("{dataset}", "ingest/counts.parquet"),
+        samples=out("{dataset}", "ingest/samples.parquet"),
+    output:
+        table=out("{dataset}", "rarefied/table.biom"),
+        dropped=out("{dataset}", "rarefied/dropped.tsv"),
+    params:
+        depth=config["rarefy"]["depth"],
+        min_sample_fraction=config["rarefy"]["min_sample_fraction"],
+        seed=config["seed"],
+    log:
+        "logs/{dataset}/rarefy.log",
+    benchmark:
+        "benchmarks/{dataset}/rarefy.tsv"
+    threads: 1
+    conda:
+        "../../envs/aam.yaml"
+    shell:
+        "aam rarefy --table {input.counts:q} --samples {input.samples:q} --depth {params.depth}"
+        " --min-sample-fraction {params.min_sample_fraction} --seed {params.seed}"
+        " --out {output.table:q} --dropped {output.dropped:q} > {log:q} 2>&1"

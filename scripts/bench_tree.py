@@ -1,0 +1,65 @@
+"""Benchmark: load the 217k-tip SEPP insertion tree (.qza) and prune it to the table's features.
+
+Measured on the 2-core development machine (2025-11, shared with other jobs):
+  aam.io.newick  load 0.73 s + prune 0.16 s + write 0.07 s  (217,407 tips -> 9,970)
+  scikit-bio     see `--skbio` (TreeNode.read + shear), run in the same process for the ratio.
+
+Usage: python scripts/bench_tree.py [--tree ../shared/data/ibd2538/sepp-insertion-tree.qza]
+                                    [--table ../shared/data/ibd2538/table.qza] [--skbio]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import time
+from pathlib import Path
+
+from aam.io.biom import read_table
+from aam.io.newick import read_tree
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "ibd2538"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tree", default=str(SHARED / "sepp-insertion-tree.qza"))
+    parser.add_argument("--table", default=str(SHARED / "table.qza"))
+    parser.add_argument("--skbio", action="store_true", help="also time scikit-bio's read + shear")
+    args = parser.parse_args()
+
+    features = [str(f) for f in read_table(args.table).ids("observation")]
+    start = time.perf_counter()
+    tree = read_tree(args.tree)
+    loaded = time.perf_counter()
+    pruned = tree.prune(features)
+    pruned_at = time.perf_counter()
+    text = pruned.to_newick()
+    written = time.perf_counter()
+    print(
+        f"aam.io.newick: {int(tree.is_tip.sum()):,} tips -> {int(pruned.is_tip.sum()):,}: "
+        f"load {loaded - start:.2f} s, prune {pruned_at - loaded:.2f} s, write {written - pruned_at:.2f} s, "
+        f"total {written - start:.2f} s"
+    )
+    if args.skbio:
+        import zipfile
+
+        import skbio
+
+        start = time.perf_counter()
+        with zipfile.ZipFile(args.tree) as zf:
+            member = next(n for n in zf.namelist() if n.endswith("/data/tree.nwk"))
+            newick = zf.read(member).decode()
+        ref = skbio.TreeNode.read(io.StringIO(newick), format="newick", convert_underscores=False)
+        loaded = time.perf_counter()
+        ref = ref.shear(set(features) & {t.name for t in ref.tips()})
+        sheared = time.perf_counter()
+        print(
+            f"scikit-bio:    load {loaded - start:.2f} s, shear {sheared - loaded:.2f} s, "
+            f"total {sheared - start:.2f} s ({len(list(ref.tips())):,} tips)"
+        )
+    del text
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,124 @@
+"""Sample metadata: QIIME 2 / Qiita tab-separated files.
+
+- The ID column is the first column named (case-insensitively) one of `ID_COLUMNS`: QIIME 2's
+  ``id``, ``sampleid``, ``sample id``, ``sample-id``, ``featureid``, ``feature id``,
+  ``feature-id``, ``#SampleID``, ``#Sample ID``, ``#OTUID``, ``#OTU ID``, or Qiita's
+  ``sample_name``.
+- Lines starting with ``#`` other than the header are comments, and the ``#q2:types`` row (and
+  any other ``#q2:`` directive) is skipped. Blank lines are skipped.
+- Every value is a string (``dtype=str``): sample IDs such as ``2538.1000102`` must never become
+  floats. The missing-value terms in `MISSING_TERMS` (compared case-insensitively, blanks
+  stripped), and empty cells, read as missing (NaN).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from aam.errors import InputError
+
+ID_COLUMNS = (
+    "sample_name",
+    "#sampleid",
+    "#sample id",
+    "sample-id",
+    "sampleid",
+    "sample id",
+    "id",
+    "feature-id",
+    "featureid",
+    "feature id",
+    "#otuid",
+    "#otu id",
+)
+MISSING_TERMS = frozenset(
+    term.lower()
+    for term in (
+        "",
+        "Missing: Not provided",
+        "Missing: Not collected",
+        "Missing: Not applicable",
+        "Missing: Restricted access",
+        "Not provided",
+        "not applicable",
+        "not collected",
+        "restricted access",
+        "missing",
+    )
+)
+
+
+def _is_header(line: str) -> bool:
+    """A '#' line is the header when its first field is a recognised ID column name."""
+    first = line.split("\t", 1)[0].strip().lower()
+    return first in ID_COLUMNS
+
+
+def read_metadata(path: str | os.PathLike) -> pd.DataFrame:
+    """Read a metadata TSV into a DataFrame of strings indexed by sample ID (index name ``sample``).
+
+    `InputError` naming the file for: no such file, no ID column, duplicate or empty sample IDs,
+    rows with more fields than the header.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise InputError(f"{path}: file not found") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: not a metadata TSV (binary file)") from None
+    lines = text.splitlines()
+    header_at = None
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        if line.startswith("#") and not _is_header(line):
+            continue  # a comment before the header
+        header_at = i
+        break
+    if header_at is None:
+        raise InputError(f"{path}: empty metadata file")
+    header = [h.strip() for h in lines[header_at].split("\t")]
+    id_positions = [j for j, h in enumerate(header) if h.lower() in ID_COLUMNS]
+    if not id_positions:
+        raise InputError(
+            f"{path}: no sample ID column (the header needs one of: sample_name, #SampleID, sample-id, "
+            f"id, sampleid, feature-id); found {', '.join(header[:5])}{', ...' if len(header) > 5 else ''}"
+        )
+    id_col = id_positions[0]
+    body = [ln for ln in lines[header_at + 1 :] if ln.strip() and not ln.startswith("#")]
+    try:
+        frame = pd.read_csv(
+            io.StringIO("\n".join([lines[header_at], *body])),
+            sep="\t",
+            dtype=str,
+            keep_default_na=False,
+            na_filter=False,
+            quoting=csv.QUOTE_NONE,
+            header=0,
+        )
+    except (pd.errors.ParserError, ValueError) as err:
+        raise InputError(f"{path}: malformed metadata TSV ({err})") from None
+    if len(header) != len(set(header)):
+        dup = next(h for h in header if header.count(h) > 1)
+        raise InputError(f"{path}: duplicate column name '{dup}'")
+    frame.columns = header
+    frame = frame.apply(lambda col: col.str.strip())
+    ids = frame.iloc[:, id_col]
+    if (ids == "").any():
+        row = int(np.flatnonzero((ids == "").to_numpy())[0])
+        raise InputError(f"{path}: empty sample ID in data row {row + 1}")
+    dups = ids[ids.duplicated()].unique()
+    if len(dups):
+        shown = ", ".join(f"'{d}'" for d in dups[:3])
+        raise InputError(f"{path}: duplicate sample IDs: {shown}")
+    frame = frame.set_index(header[id_col])
+    frame.index.name = "sample"
+    missing = frame.apply(lambda col: col.str.lower().isin(MISSING_TERMS))
+    return frame.mask(missing)

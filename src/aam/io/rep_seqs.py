@@ -1,0 +1,74 @@
+"""Representative sequences: feature ID -> DNA, from FASTA or a QIIME 2 FeatureData[Sequence] .qza.
+
+Also `sequences_for`, which resolves the sequence of every table feature: from the given
+representative sequences, or, without them, from the feature IDs themselves (deblur / DADA2 IDs
+are the sequences). Sequences are upper-cased; the alphabet is the IUPAC nucleotide codes.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path
+
+from aam.errors import InputError
+from aam.io import qza
+from aam.io.fasta import read_fasta
+
+SEQUENCE_TYPES = ("FeatureData[Sequence]", "FeatureData[AlignedSequence]")
+DNA = re.compile(r"^[ACGTRYSWKMBDHVN]+$")
+
+
+def read_rep_seqs(path: str | os.PathLike) -> dict[str, str]:
+    """{feature ID: upper-case sequence} from FASTA (plain or gzip) or a .qza archive."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: file not found")
+    if qza.is_zip(path):
+        _, payload = qza.read_payload(path, SEQUENCE_TYPES, (".fasta", ".fa", ".fna"))
+        # aam.io.fasta reads files; hand it the payload through a temporary file
+        with tempfile.TemporaryDirectory() as tmp:
+            fasta = Path(tmp) / "dna-sequences.fasta"
+            fasta.write_bytes(payload)
+            try:
+                records = read_fasta(fasta)
+            except InputError as err:
+                raise InputError(f"{path}: {str(err).split(': ', 1)[-1]}") from None
+    else:
+        records = read_fasta(path)
+    aligned = any("-" in s or "." in s for s in records.values())
+    if aligned:
+        records = {k: s.replace("-", "").replace(".", "") for k, s in records.items()}
+    for rec_id, seq in records.items():
+        if not DNA.match(seq):
+            bad = sorted(set(re.sub(r"[ACGTRYSWKMBDHVN]", "", seq)))
+            raise InputError(f"{path}: sequence '{rec_id}' is not DNA (characters {''.join(bad)!r})")
+    return records
+
+
+def sequences_for(
+    feature_ids: list[str], rep_seqs: dict[str, str] | None, *, table_path: str, seqs_path: str | None
+) -> list[str]:
+    """The DNA sequence of each feature, in order.
+
+    Without `rep_seqs` every feature ID must itself be DNA; with them, every feature needs a
+    sequence. Either failure is one `InputError` naming the file, the count and examples.
+    """
+    if rep_seqs is None:
+        bad = [f for f in feature_ids if not DNA.match(f.upper())]
+        if bad:
+            examples = ", ".join(f"'{b}'" for b in bad[:3])
+            raise InputError(
+                f"{table_path}: {len(bad)} of {len(feature_ids)} feature IDs are not DNA sequences "
+                f"(e.g. {examples}) and no representative sequences were given (datasets.<name>.sequences)"
+            )
+        return [f.upper() for f in feature_ids]
+    missing = [f for f in feature_ids if f not in rep_seqs]
+    if missing:
+        examples = ", ".join(f"'{m}'" for m in missing[:3])
+        raise InputError(
+            f"{seqs_path}: no sequence for {len(missing)} of {len(feature_ids)} table features "
+            f"(e.g. {examples})"
+        )
+    return [rep_seqs[f] for f in feature_ids]

@@ -1,0 +1,61 @@
+"""Stage `aam split`: grouped, stratified, seeded train/validation/test split of the ingested samples.
+
+Input: ``ingest/samples.parquet`` (sample + metadata columns). Outputs: ``splits.tsv`` (columns
+``sample``, ``split`` in {train, val, test}, ``group``; one row per sample, in samples.parquet order)
+and ``split_summary.tsv`` (``split``, ``class``, ``samples``, ``groups``). See aam.data.split.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+import pandas as pd
+
+from aam.data.split import grouped_split, split_summary
+from aam.errors import InputError
+from aam.io.atomic import atomic_path
+from aam.stages.ingest import section_settings
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--samples", required=True, help="ingest/samples.parquet")
+    parser.add_argument(
+        "--group-column", nargs="?", const="", help="metadata column; no group spans two splits"
+    )
+    parser.add_argument(
+        "--stratify-column", nargs="?", const="", help="metadata column of a classification target to balance"
+    )
+    parser.add_argument("--settings", help='JSON of the config\'s split section, e.g. {"fractions": {...}}')
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--out", required=True, help="splits.tsv to write")
+    parser.add_argument("--summary", required=True, help="split_summary.tsv to write")
+
+
+def run(args: argparse.Namespace) -> None:
+    settings = section_settings(args.settings, "split")
+    try:
+        samples = pd.read_parquet(args.samples)
+    except Exception as err:  # pyarrow raises several types for a bad file
+        raise InputError(f"{args.samples}: cannot read samples table ({err})") from None
+    if "sample" not in samples.columns:
+        raise InputError(f"{args.samples}: no 'sample' column")
+    group_column, stratify_col = args.group_column or None, args.stratify_column or None  # '' = none
+    for role, column in (("group column", group_column), ("stratify column", stratify_col)):
+        if column and column not in samples.columns:
+            raise InputError(f"{args.samples}: no {role} '{column}'")
+    groups = samples[group_column].tolist() if group_column else None
+    strata = samples[stratify_col].tolist() if stratify_col else None
+    try:
+        splits = grouped_split(samples["sample"].tolist(), groups, strata, settings["fractions"], args.seed)
+    except ValueError as err:
+        raise InputError(f"split settings: {err}") from None
+    summary = split_summary(splits, strata)
+    for row in summary[summary["class"] == "all"].itertuples():
+        log.info("%s: %d samples in %d groups", row.split, row.samples, row.groups)
+    with atomic_path(args.out) as tmp:
+        splits.to_csv(tmp, sep="\t", index=False)
+    with atomic_path(args.summary) as tmp:
+        summary.to_csv(tmp, sep="\t", index=False)
