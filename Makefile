@@ -4,6 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CORES ?= 2
+# Rules call the `aam` command: put the environment's bin/ first on PATH.
+export PATH := $(abspath $(BIN)):$(PATH)
 
 .PHONY: setup demo test lint bench clean-results
 

@@ -6,6 +6,7 @@ point at the bundled data, so tests never touch the repository's own results/ or
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -39,7 +40,9 @@ def write_config(workdir: Path, **overrides) -> Path:
 def snakemake(workdir: Path, *args: str, config: Path | None = None) -> subprocess.CompletedProcess:
     cmd = [str(SNAKEMAKE), "-s", str(REPO / "Snakefile"), "-d", str(workdir)]
     cmd += ["--configfile", str(config or workdir / "config.yaml"), *args]
-    return subprocess.run(cmd, capture_output=True, text=True, cwd=workdir, timeout=900)
+    # Rules call `aam`: the environment that runs the tests must be first on PATH.
+    env = {**os.environ, "PATH": f"{SNAKEMAKE.parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    return subprocess.run(cmd, capture_output=True, text=True, cwd=workdir, env=env, timeout=900)
 
 
 def planned_rules(result: subprocess.CompletedProcess) -> set[str]:
