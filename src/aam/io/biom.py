@@ -109,6 +109,8 @@ def _from_tsv(path: Path, text: str) -> biom.Table:
     feature_ids = frame.iloc[:, 0].tolist()
     _check_ids(path, sample_ids, feature_ids)
     values = frame.iloc[:, 1 : 1 + n_samples]
+    if values.shape[0] == 0 or values.shape[1] == 0:
+        raise InputError(f"{path}: empty table ({values.shape[1]} samples x {values.shape[0]} features)")
     non_numeric = [str(c) for c, dt in values.dtypes.items() if not pd.api.types.is_numeric_dtype(dt)]
     if non_numeric:
         raise InputError(f"{path}: not a feature table (non-numeric values in column '{non_numeric[0]}')")

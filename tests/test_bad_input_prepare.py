@@ -1,0 +1,326 @@
+"""Bad input to ingest, split and rarefy: one clear line naming the file and the problem, exit 2,
+and no output. Each case runs the `aam` CLI entry point (`aam.cli.main`) on a small dataset
+(tests/data/prepare) with one thing broken."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from aam.cli import main
+
+FIXTURES = Path(__file__).parent / "data" / "prepare"
+OUTPUTS = ("features.parquet", "counts.parquet", "samples.parquet", "tree.nwk")
+TARGETS = [{"name": "dx", "column": "diagnosis", "type": "classification"}]
+
+
+@pytest.fixture()
+def data(tmp_path) -> Path:
+    """A writable copy of the small valid dataset."""
+    for name in ("table.tsv", "tree.nwk", "metadata.tsv"):
+        shutil.copy(FIXTURES / name, tmp_path / name)
+    return tmp_path
+
+
+def run_ingest(
+    data: Path, *extra: str, targets=TARGETS, table="table.tsv", tree="tree.nwk", meta="metadata.tsv"
+):
+    argv = [
+        "ingest",
+        "--table",
+        str(data / table),
+        "--tree",
+        str(data / tree),
+        "--metadata",
+        str(data / meta),
+        "--group-column",
+        "host_subject_id",
+        "--targets",
+        json.dumps(targets),
+        "--out-dir",
+        str(data / "out"),
+        *extra,
+    ]
+    return main(argv)
+
+
+def assert_failed(code, capsys, data: Path, file_name: str, *words: str, outputs=OUTPUTS, out="out"):
+    """Exit 2, the last stderr line is one error naming the file and the problem, nothing written."""
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert code == 2, err
+    last = lines[-1]
+    assert last.startswith("aam "), last
+    assert ": error: " in last
+    assert file_name in last, last
+    for word in words:
+        assert word in last, (word, last)
+    for name in outputs:
+        assert not (data / out / name).exists(), name
+    leftovers = list((data / out).glob("*")) if (data / out).exists() else []
+    assert leftovers == [], leftovers
+
+
+def test_valid_dataset_passes(data, capsys):
+    assert run_ingest(data) == 0, capsys.readouterr().err
+    for name in OUTPUTS:
+        assert (data / "out" / name).exists()
+
+
+def test_not_a_table(data, capsys):
+    (data / "notatable.tsv").write_text(">seq1\nACGT\n>seq2\nACGA\n")
+    assert_failed(
+        run_ingest(data, table="notatable.tsv"), capsys, data, "notatable.tsv", "not a feature table"
+    )
+
+
+def test_binary_garbage_is_not_a_table(data, capsys):
+    (data / "garbage.biom").write_bytes(bytes(range(256)) * 4)
+    assert_failed(run_ingest(data, table="garbage.biom"), capsys, data, "garbage.biom", "not a feature table")
+
+
+def test_duplicate_sample_ids(data, capsys):
+    text = (data / "table.tsv").read_text().replace("10317.002", "10317.001")
+    (data / "dup.tsv").write_text(text)
+    assert_failed(
+        run_ingest(data, table="dup.tsv"), capsys, data, "dup.tsv", "duplicate sample IDs", "10317.001"
+    )
+
+
+def test_duplicate_feature_ids(data, capsys):
+    text = (data / "table.tsv").read_text().replace("GGGACCAGTA", "TTGACCAGTA")
+    (data / "dup.tsv").write_text(text)
+    assert_failed(
+        run_ingest(data, table="dup.tsv"), capsys, data, "dup.tsv", "duplicate feature IDs", "TTGACCAGTA"
+    )
+
+
+def test_duplicate_ids_in_biom_json(data, capsys):
+    import biom
+
+    table = biom.Table(np.array([[1, 2], [3, 4]]), ["ACGT", "ACGA"], ["10317.001", "10317.002"])
+    obj = json.loads(table.to_json("test"))
+    obj["rows"][1]["id"] = "ACGT"
+    (data / "dup.json").write_text(json.dumps(obj))
+    assert_failed(run_ingest(data, table="dup.json"), capsys, data, "dup.json", "duplicate feature IDs")
+
+
+def test_negative_counts(data, capsys):
+    text = (data / "table.tsv").read_text().replace("\t40\t", "\t-40\t")
+    (data / "neg.tsv").write_text(text)
+    assert_failed(run_ingest(data, table="neg.tsv"), capsys, data, "neg.tsv", "negative counts")
+
+
+def test_non_integer_counts(data, capsys):
+    text = (data / "table.tsv").read_text().replace("\t40\t", "\t0.4\t")
+    (data / "frac.tsv").write_text(text)
+    assert_failed(run_ingest(data, table="frac.tsv"), capsys, data, "frac.tsv", "non-integer counts")
+
+
+def test_empty_table(data, capsys):
+    lines = (data / "table.tsv").read_text().splitlines()
+    (data / "empty.tsv").write_text("\n".join(lines[:2]) + "\n")
+    assert_failed(run_ingest(data, table="empty.tsv"), capsys, data, "empty.tsv", "empty table")
+
+
+def test_all_zero_table(data, capsys):
+    lines = (data / "table.tsv").read_text().splitlines()
+    zero = [lines[0], lines[1]] + ["\t".join([ln.split("\t")[0]] + ["0"] * 6) for ln in lines[2:]]
+    (data / "zero.tsv").write_text("\n".join(zero) + "\n")
+    assert_failed(run_ingest(data, table="zero.tsv"), capsys, data, "zero.tsv", "empty table")
+
+
+def test_feature_ids_not_dna_without_sequences(data, capsys):
+    text = (data / "table.tsv").read_text().replace("ACGTACGTAA", "OTU_1")
+    (data / "otus.tsv").write_text(text)
+    (data / "otus.nwk").write_text((data / "tree.nwk").read_text().replace("ACGTACGTAA", "OTU_1"))
+    code = run_ingest(data, table="otus.tsv", tree="otus.nwk")
+    assert_failed(code, capsys, data, "otus.tsv", "not DNA", "OTU_1")
+
+
+def test_sequences_missing_for_some_features(data, capsys):
+    (data / "seqs.fasta").write_text(">ACGTACGTAA\nACGTACGTAA\n>ACGTACGTCC\nACGTACGTCC\n")
+    code = run_ingest(data, "--sequences", str(data / "seqs.fasta"))
+    assert_failed(code, capsys, data, "seqs.fasta", "no sequence for 3 of 5", "TTGACCAGTA")
+
+
+def test_tree_shares_no_tip(data, capsys):
+    (data / "other.nwk").write_text("((a:1,b:1):1,(c:1,d:1):1);")
+    assert_failed(run_ingest(data, tree="other.nwk"), capsys, data, "other.nwk", "shares no tip")
+
+
+def test_tree_unrooted(data, capsys):
+    text = "(ACGTACGTAA:0.1,ACGTACGTCC:0.2,(TTGACCAGTA:0.3,(GGGACCAGTA:0.1,CCCTTTAAAG:0.4):0.1):0.2);"
+    (data / "unrooted.nwk").write_text(text)
+    assert_failed(run_ingest(data, tree="unrooted.nwk"), capsys, data, "unrooted.nwk", "unrooted")
+
+
+def test_tree_qza_unrooted(data, capsys):
+    with zipfile.ZipFile(data / "tree.qza", "w") as zf:
+        zf.writestr("u/metadata.yaml", "uuid: u\ntype: Phylogeny[Unrooted]\nformat: NewickDirectoryFormat\n")
+        zf.writestr("u/data/tree.nwk", (data / "tree.nwk").read_text())
+    assert_failed(run_ingest(data, tree="tree.qza"), capsys, data, "tree.qza", "unrooted")
+
+
+def test_tree_not_newick(data, capsys):
+    (data / "broken.nwk").write_text("((ACGTACGTAA:0.1,ACGTACGTCC:0.2)")
+    assert_failed(run_ingest(data, tree="broken.nwk"), capsys, data, "broken.nwk", "not a Newick tree")
+
+
+def test_too_many_reads_missing_from_tree(data, capsys):
+    (data / "small.nwk").write_text("((ACGTACGTAA:0.1,ACGTACGTCC:0.2):0.1,GGGACCAGTA:0.3);")
+    code = run_ingest(data, "--settings", '{"max_missing_tree_fraction": 0.2}', tree="small.nwk")
+    assert_failed(code, capsys, data, "small.nwk", "2 of 5 table features", "max_missing_tree_fraction")
+
+
+def test_metadata_without_sample_id_column(data, capsys):
+    text = (data / "metadata.tsv").read_text().replace("sample_name", "subject")
+    (data / "noid.tsv").write_text(text)
+    assert_failed(run_ingest(data, meta="noid.tsv"), capsys, data, "noid.tsv", "no sample ID column")
+
+
+def test_metadata_without_target_column(data, capsys):
+    targets = [{"name": "dx", "column": "disease", "type": "classification"}]
+    assert_failed(run_ingest(data, targets=targets), capsys, data, "metadata.tsv", "no column 'disease'")
+
+
+def test_metadata_without_group_column(data, capsys):
+    text = (data / "metadata.tsv").read_text().replace("host_subject_id", "subject")
+    (data / "nogroup.tsv").write_text(text)
+    assert_failed(run_ingest(data, meta="nogroup.tsv"), capsys, data, "nogroup.tsv", "'host_subject_id'")
+
+
+def test_target_missing_for_every_sample(data, capsys):
+    lines = (data / "metadata.tsv").read_text().splitlines()
+    rows = [lines[0]] + [
+        "\t".join(f[:2] + ["Missing: Not provided"] + f[3:]) for f in (ln.split("\t") for ln in lines[1:])
+    ]
+    (data / "nodx.tsv").write_text("\n".join(rows) + "\n")
+    code = run_ingest(data, meta="nodx.tsv")
+    assert_failed(code, capsys, data, "nodx.tsv", "'diagnosis' is missing for every")
+
+
+def test_regression_target_not_numeric(data, capsys):
+    targets = [{"name": "dx", "column": "diagnosis", "type": "regression"}]
+    assert_failed(run_ingest(data, targets=targets), capsys, data, "metadata.tsv", "non-numeric")
+
+
+def test_no_table_sample_in_metadata(data, capsys):
+    text = (data / "metadata.tsv").read_text().replace("10317.", "99999.")
+    (data / "other_meta.tsv").write_text(text)
+    assert_failed(
+        run_ingest(data, meta="other_meta.tsv"), capsys, data, "other_meta.tsv", "no sample of the table"
+    )
+
+
+def test_missing_file(data, capsys):
+    assert_failed(run_ingest(data, table="nope.biom"), capsys, data, "nope.biom", "file not found")
+
+
+def _ingested(data: Path) -> Path:
+    assert run_ingest(data) == 0
+    return data / "out"
+
+
+def test_depth_above_every_sample_total(data, capsys):
+    out = _ingested(data)
+    argv = [
+        "rarefy",
+        "--table",
+        str(out / "counts.parquet"),
+        "--samples",
+        str(out / "samples.parquet"),
+        "--depth",
+        "100000",
+        "--out",
+        str(data / "rare" / "table.biom"),
+        "--dropped",
+        str(data / "rare" / "dropped.tsv"),
+    ]
+    code = main(argv)
+    assert_failed(
+        code,
+        capsys,
+        data,
+        "counts.parquet",
+        "depth 100000 is above every sample's total",
+        outputs=("table.biom", "dropped.tsv"),
+        out="rare",
+    )
+
+
+def test_rarefy_bad_depth_value(data, capsys):
+    out = _ingested(data)
+    argv = [
+        "rarefy",
+        "--table",
+        str(out / "counts.parquet"),
+        "--depth",
+        "deep",
+        "--out",
+        str(data / "rare" / "t.biom"),
+        "--dropped",
+        str(data / "rare" / "d.tsv"),
+    ]
+    assert_failed(main(argv), capsys, data, "--depth", "'deep'", outputs=("t.biom", "d.tsv"), out="rare")
+
+
+@pytest.mark.parametrize(
+    ("settings", "words"),
+    [
+        ('{"bogus": 1}', ("bogus",)),
+        ('{"fractions": {"train": "most"}}', ("fractions/train", "'most'")),
+        ('{"fractions": {"train": 0.5, "test": 0.2}}', ("sum to 1",)),
+    ],
+)
+def test_split_settings_unknown_key_or_wrong_type(data, capsys, settings, words):
+    out = _ingested(data)
+    argv = [
+        "split",
+        "--samples",
+        str(out / "samples.parquet"),
+        "--settings",
+        settings,
+        "--out",
+        str(data / "sp" / "splits.tsv"),
+        "--summary",
+        str(data / "sp" / "summary.tsv"),
+    ]
+    assert_failed(main(argv), capsys, data, "", *words, outputs=("splits.tsv", "summary.tsv"), out="sp")
+
+
+def test_ingest_settings_wrong_type(data, capsys):
+    code = run_ingest(data, "--settings", '{"max_missing_tree_fraction": "lots"}')
+    assert_failed(code, capsys, data, "--settings", "max_missing_tree_fraction", "'lots'")
+
+
+@pytest.mark.parametrize(
+    ("section", "bad", "words"),
+    [
+        ("rarefy", {"depth": "deep"}, ("rarefy/depth",)),
+        ("rarefy", {"dept": 100}, ("dept",)),
+        ("split", {"fractions": [0.7, 0.3]}, ("split/fractions",)),
+        ("ingest", {"max_missing_tree_fraction": 2}, ("ingest/max_missing_tree_fraction",)),
+    ],
+)
+def test_config_unknown_key_or_wrong_type(tmp_path, repo_root, section, bad, words):
+    """The config loader (the schema the Snakefile validates with) rejects bad keys of these sections."""
+    from aam.config import load_config
+    from aam.errors import InputError
+
+    config = yaml.safe_load((repo_root / "config" / "config.yaml").read_text())
+    config[section] = bad
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    with pytest.raises(InputError) as info:
+        load_config(path)
+    message = str(info.value)
+    assert "config.yaml" in message and "\n" not in message
+    for word in words:
+        assert word in message
