@@ -116,3 +116,27 @@ def test_cli(tmp_path, capsys):
     assert main(args + ["--settings", '{"max_bp": 5}']) == 0
     assert pc.read_metadata(tmp_path / "t" / "features.parquet")["tokenizer"]["max_bp"] == 5
     assert main(args + ["--settings", '{"max_bp": 5, "bogus": 1}']) == 2
+
+
+def test_rarefied_table_marks_samples_and_depth_but_not_its_bytes(tmp_path):
+    import time
+
+    import scipy.sparse as sp
+
+    from aam.io.biom import csr_to_table, write_biom
+
+    f, c = write_inputs(tmp_path / "in")
+    # s1 and s2 reach depth 10 (s0 has 3 reads); two writes differ in the BIOM's creation date
+    table = csr_to_table(sp.csr_matrix(np.array([[5, 2, 3, 0], [10, 0, 0, 0]])), ["s1", "s2"], list(FEATURES))
+    for name in ("r1.biom", "r2.biom"):
+        write_biom(table, tmp_path / name)
+        time.sleep(0.01)
+    assert (tmp_path / "r1.biom").read_bytes() != (tmp_path / "r2.biom").read_bytes()
+    outs = [(tmp_path / d / "features.parquet", tmp_path / d / "samples.parquet") for d in ("a", "b")]
+    build(f, c, tmp_path / "r1.biom", *outs[0], max_bp=8)
+    build(f, c, tmp_path / "r2.biom", *outs[1], max_bp=8)
+    for x, y in zip(*outs, strict=True):
+        assert x.read_bytes() == y.read_bytes()
+    samples = pc.read_samples(outs[0][1])
+    assert samples.rarefied.tolist() == [True, True, False]
+    assert samples.meta["rarefaction_depth"] == 10

@@ -14,10 +14,12 @@ rule tokenize:
     params:
         settings=lambda wc: to_json(config["tokenize"]),
     log:
-        f"logs/{{dataset}}/tokenize.log",
+        "logs/{dataset}/tokenize.log",
     benchmark:
-        f"benchmarks/{{dataset}}/tokenize.tsv"
+        "benchmarks/{dataset}/tokenize.tsv"
     threads: 1
+    conda:
+        "../../envs/aam.yaml"
     shell:
         "aam tokenize --features {input.features:q} --counts {input.counts:q}"
         " --rarefied {input.rarefied:q} --out-features {output.features:q}"

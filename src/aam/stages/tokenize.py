@@ -13,6 +13,7 @@ are rebuilt: a cache built with other settings is never reused.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import time
@@ -123,17 +124,27 @@ def read_rarefied(path) -> tuple[set[str], int | None]:
 
 
 # ------------------------------------------------------------------------------------------- build
-def expected_metadata(features, counts, rarefied, max_bp: int) -> dict:
-    inputs = [features, counts] + ([rarefied] if rarefied else [])
-    tokenizer = NucleotideTokenizer(max_bp)
-    return {"tokenizer": tokenizer.settings(), "input_sha256": pc.hash_files(inputs)}
+def expected_metadata(features, counts, rarefied_info: tuple[set[str], int | None] | None,
+                      max_bp: int) -> dict:
+    """Settings and input hash a current cache must carry.
+
+    The hash covers the bytes of the ingest files and, of the rarefied table, only what the cache
+    uses (its depth and sample IDs): a BIOM file records its creation time, so its bytes differ
+    between identical runs, and the caches must not.
+    """
+    digest = hashlib.sha256(pc.hash_files([features, counts]).encode())
+    if rarefied_info is not None:
+        survivors, depth = rarefied_info
+        digest.update(json.dumps([depth, sorted(survivors)]).encode())
+    return {"tokenizer": NucleotideTokenizer(max_bp).settings(), "input_sha256": digest.hexdigest()}
 
 
 def build(features, counts, rarefied, out_features, out_samples, max_bp: int = 150,
           force: bool = False) -> bool:
     """Write both caches; returns False if they were current and kept, True if (re)built."""
     t0 = time.perf_counter()
-    expected = expected_metadata(features, counts, rarefied, max_bp)
+    rarefied_info = read_rarefied(rarefied) if rarefied else None
+    expected = expected_metadata(features, counts, rarefied_info, max_bp)
     if not force and pc.cache_is_current([out_features, out_samples], expected):
         log.info("token caches are current (same settings, same inputs): kept %s, %s",
                  out_features, out_samples)
@@ -148,8 +159,8 @@ def build(features, counts, rarefied, out_features, out_samples, max_bp: int = 1
     if stats.n_empty:
         raise InputError(f"{features}: {stats.n_empty} features have an empty sequence")
     sample_ids, indptr, fidx, cnt = read_ingest_counts(counts, feature_ids)
-    if rarefied:
-        survivors, depth = read_rarefied(rarefied)
+    if rarefied_info is not None:
+        survivors, depth = rarefied_info
         is_rarefied = np.fromiter((s in survivors for s in sample_ids), dtype=bool, count=len(sample_ids))
     else:
         depth, is_rarefied = None, np.ones(len(sample_ids), dtype=bool)
