@@ -11,7 +11,7 @@ samples.parquet
     the rarefied table, i.e. it reaches the rarefaction depth).
 
 Both files carry, in the Parquet schema metadata under the key ``aam.tokenize``, a JSON object
-with the tokenizer settings, a SHA-256 of the input files, the format version, counts (features,
+with the tokenizer settings, a SHA-256 of the inputs, the format version, counts (features,
 samples, cut sequences) and the rarefaction depth. :func:`cache_is_current` compares that to the
 settings and inputs of a new run, so a cache built with other settings is rebuilt, never reused.
 
