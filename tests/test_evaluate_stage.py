@@ -196,3 +196,47 @@ def test_settings_take_schema_defaults_and_reject_unknown_keys():
                                   "train_splits": ["train", "val"]}
     with pytest.raises(InputError, match="n_trees"):
         load_evaluate_settings('{"random_forest": {"n_trees": 5}}')
+
+
+def test_true_class_unknown_to_the_model_is_an_input_error(tmp_path, capsys):
+    ft = write_dataset(tmp_path)
+    (ft / "model.json").write_text(json.dumps({"task": "classification", "classes": ["Control"]}))
+    assert main(evaluate_args(tmp_path, ft, tmp_path / "e")) == 2
+    assert "not among the classes" in capsys.readouterr().err
+
+
+def test_multiclass_plots(tmp_path):
+    from aam.evaluate import plots
+
+    rng = np.random.default_rng(0)
+    classes = ["CD", "Control", "UC"]
+    y = np.array(classes, dtype=object)[rng.integers(0, 3, size=40)]
+    logits = rng.normal(size=(40, 3)) + 2 * (y[:, None] == np.array(classes)[None, :])
+    proba = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    scores = {"AAM": classification_metrics(y, np.array(classes)[proba.argmax(1)], proba, classes)}
+    plots.plot_roc_curves(y, {"AAM": proba, "random forest": proba[::-1]}, classes, tmp_path / "roc.png",
+                          scores=scores)
+    plots.plot_confusion_matrices({"AAM": scores["AAM"]["confusion_matrix"]}, classes, tmp_path / "cm.png")
+    plots.plot_embedding_pcoa(rng.normal(size=(40, 4)), y, "classification", tmp_path / "pcoa.png")
+    plots.plot_learning_curves({}, tmp_path / "lc.png")
+    for name in ("roc.png", "cm.png", "pcoa.png", "lc.png"):
+        assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_pcoa_coordinates_match_classical_mds_of_euclidean_distances():
+    from scipy.spatial.distance import pdist, squareform
+
+    from aam.evaluate.plots import pcoa_coordinates
+
+    x = np.random.default_rng(1).normal(size=(12, 5))
+    coords, explained = pcoa_coordinates(x, n_axes=2)
+    # classical MDS: eigenvectors of the double-centred -D^2/2
+    d2 = squareform(pdist(x)) ** 2
+    j = np.eye(12) - 1 / 12
+    vals, vecs = np.linalg.eigh(-0.5 * j @ d2 @ j)
+    order = np.argsort(vals)[::-1][:2]
+    ref = vecs[:, order] * np.sqrt(vals[order])
+    for k in range(2):  # axes are defined up to sign
+        sign = np.sign(coords[0, k] * ref[0, k])
+        np.testing.assert_allclose(coords[:, k], sign * ref[:, k], atol=1e-8)
+    assert explained[0] == pytest.approx(vals[order[0]] / vals[vals > 1e-12].sum())

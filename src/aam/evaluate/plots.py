@@ -16,6 +16,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from aam.evaluate.metrics import PRIMARY_METRIC, macro_roc_points, roc_points  # noqa: E402
 from aam.io.atomic import atomic_path  # noqa: E402
@@ -155,6 +156,7 @@ def plot_learning_curves(
                 drawn = True
         if not drawn:
             ax.text(0.5, 0.5, "no loss columns", ha="center", va="center", transform=ax.transAxes)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
         ax.set_ylabel("loss")
         ax.set_title(stage)

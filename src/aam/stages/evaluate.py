@@ -157,6 +157,24 @@ def load_evaluate_settings(value: str | None) -> dict:
     section = {**schema["properties"]["evaluate"], "definitions": schema.get("definitions", {})}
     return validate(settings, section, where="settings (evaluate)")
 
+def _score(task, test, val, y_test, forest, classes):
+    """Test metrics of both models, validation metrics of ours, our test probabilities."""
+    if task == "regression":
+        ours_test = compute_metrics(task, y_test, _numeric(test["y_pred"], "predictions.tsv y_pred"))
+        rf_test = compute_metrics(task, y_test, forest.predictions)
+        ours_val = (compute_metrics(task, _numeric(val["y_true"], "val y_true"),
+                                    _numeric(val["y_pred"], "val y_pred")) if len(val) else None)
+        ours_proba = None
+    else:
+        ours_proba = test[[f"prob_{c}" for c in classes]].to_numpy(dtype=float)
+        ours_test = compute_metrics(task, y_test, test["y_pred"].astype(str), ours_proba, classes)
+        rf_test = compute_metrics(task, y_test, forest.predictions, forest.proba, classes)
+        ours_val = None
+        if len(val):
+            ours_val = compute_metrics(task, val["y_true"].astype(str), val["y_pred"].astype(str),
+                                       val[[f"prob_{c}" for c in classes]].to_numpy(dtype=float), classes)
+    return ours_test, rf_test, ours_val, ours_proba
+
 
 def evaluate(args: argparse.Namespace, settings: dict) -> dict:
     finetune_dir = Path(args.finetune_dir)
@@ -243,20 +261,10 @@ def evaluate(args: argparse.Namespace, settings: dict) -> dict:
     log.info("random forest fitted and predicted in %.1f s", time.perf_counter() - t0)
 
     # metrics
-    if task == "regression":
-        ours_test = compute_metrics(task, y_test, _numeric(test["y_pred"], "predictions.tsv y_pred"))
-        rf_test = compute_metrics(task, y_test, forest.predictions)
-        ours_val = (compute_metrics(task, _numeric(val["y_true"], "val y_true"),
-                                    _numeric(val["y_pred"], "val y_pred")) if len(val) else None)
-        ours_proba = None
-    else:
-        ours_proba = test[[f"prob_{c}" for c in classes]].to_numpy(dtype=float)
-        ours_test = compute_metrics(task, y_test, test["y_pred"].astype(str), ours_proba, classes)
-        rf_test = compute_metrics(task, y_test, forest.predictions, forest.proba, classes)
-        ours_val = None
-        if len(val):
-            ours_val = compute_metrics(task, val["y_true"].astype(str), val["y_pred"].astype(str),
-                                       val[[f"prob_{c}" for c in classes]].to_numpy(dtype=float), classes)
+    try:
+        ours_test, rf_test, ours_val, ours_proba = _score(task, test, val, y_test, forest, classes)
+    except ValueError as err:
+        raise InputError(f"{finetune_dir / 'predictions.tsv'}: cannot score the predictions: {err}") from err
 
     result = {
         "dataset": args.dataset,
