@@ -5,7 +5,9 @@ observed features per sample with log-normal abundances, about 30,000 reads per 
 (log-normal), rarefied without replacement to the depth that keeps 90 % of samples.
 Both implementations cost one pass per sample; ours is proportional to the observed features
 (one hypergeometric draw each), biom-format's to the depth (a choice of `depth` read positions,
-then a sort). Prints both times and the ratio (target: >= 10x).
+then a sort). Prints both times and the ratio (target: >= 10x). Measured here (2 shared cores):
+0.06 s vs 1.6-2.1 s, 27-31x. The ratio shrinks as samples get richer relative to the depth: with
+~1,000 observed features per sample at a ~18,000-read depth it was about 6x.
 
 Usage: python scripts/bench_rarefy.py [--samples 2000] [--features 10000] [--repeats 3]
 """
