@@ -1,56 +1,28 @@
 # Rules of this phase; see workflow/rules/common.smk for helpers.
 # evaluate: each run's fine-tuned model on the test split beside a random forest on the same samples.
 # compare: every run and target of a dataset in one table and one bar chart.
+#
+# Rerun scope: evaluate's params are the `evaluate:` section (without random_forest.n_jobs, which
+# changes no result and reaches the stage as the rule's threads), the seed and the target's column
+# and type; its inputs the run's fine-tuned model files, the pretraining history where the run
+# pretrains, the rarefied table, the split and the metadata.
 
 import shlex
-
-
-def evaluate_settings_json():
-    """The `evaluate` section as JSON, without random_forest.n_jobs: cores do not change the results,
-    so changing them reruns nothing (they reach the stage as the rule's threads)."""
-    section = config["evaluate"]
-    forest = {k: v for k, v in section.get("random_forest", {}).items() if k != "n_jobs"}
-    return to_json({**section, "random_forest": forest})
-
-
-def run_pretrains(run):
-    """Whether an AAM run has a pretraining stage (its learning curves join the plots)."""
-    return bool(AAM_RUNS[run].get("pretrain", {}).get("enabled", False))
-
-
-def finetune_file(name):
-    return lambda wc: out(wc.dataset, f"models/{wc.run}/finetune/{wc.target}/{name}")
-
-
-def pretrain_history(wc):
-    return [out(wc.dataset, f"models/{wc.run}/pretrain/metrics.csv")] if run_pretrains(wc.run) else []
-
-
-def pretrain_arg(wc):
-    if not run_pretrains(wc.run):
-        return ""
-    pretrain_dir = shlex.quote(out(wc.dataset, f"models/{wc.run}/pretrain"))
-    return f"--pretrain-dir {pretrain_dir}"
-
-
-def evaluated_metrics(wc):
-    """metrics.json of every run and target of the rule's dataset."""
-    return [
-        out(wc.dataset, f"eval/{run}/{target['name']}/metrics.json")
-        for run in AAM_RUNS
-        for target in dataset_targets(wc.dataset)
-    ]
 
 
 rule evaluate:
     """Test-split metrics, predictions and plots of one run's model for one target, beside a random
     forest (q2-sample-classifier recipe) trained on train + val of the rarefied table."""
     input:
-        model=finetune_file("model.json"),
-        predictions=finetune_file("predictions.tsv"),
-        history=finetune_file("metrics.csv"),
-        embeddings=finetune_file("embeddings.parquet"),
-        pretrain_history=pretrain_history,
+        model=out("{dataset}", "models/{run}/finetune/{target}/model.json"),
+        predictions=out("{dataset}", "models/{run}/finetune/{target}/predictions.tsv"),
+        history=out("{dataset}", "models/{run}/finetune/{target}/metrics.csv"),
+        embeddings=out("{dataset}", "models/{run}/finetune/{target}/embeddings.parquet"),
+        pretrain_history=lambda wc: (
+            [out(wc.dataset, f"models/{wc.run}/pretrain/metrics.csv")]
+            if AAM_RUNS[wc.run].get("pretrain", {}).get("enabled", False)
+            else []
+        ),
         rarefied=out("{dataset}", "rarefied/table.biom"),
         splits=out("{dataset}", "splits.tsv"),
         samples=out("{dataset}", "ingest/samples.parquet"),
@@ -72,18 +44,31 @@ rule evaluate:
             labels={"run": "{run}", "file": "{figure}"},
         ),
     params:
-        settings=lambda wc: evaluate_settings_json(),
+        settings=lambda wc: to_json(
+            {
+                **config["evaluate"],
+                "random_forest": {
+                    k: v for k, v in config["evaluate"]["random_forest"].items() if k != "n_jobs"
+                },
+            }
+        ),
         seed=config["seed"],
         column=lambda wc: target_config(wc)["column"],
         task=lambda wc: target_config(wc)["type"],
         finetune_dir=lambda wc: out(wc.dataset, f"models/{wc.run}/finetune/{wc.target}"),
-        pretrain=pretrain_arg,
+        pretrain=lambda wc: (
+            f"--pretrain-dir {shlex.quote(out(wc.dataset, f'models/{wc.run}/pretrain'))}"
+            if AAM_RUNS[wc.run].get("pretrain", {}).get("enabled", False)
+            else ""
+        ),
         out_dir=lambda wc: out(wc.dataset, f"eval/{wc.run}/{wc.target}"),
     log:
         "logs/{dataset}/evaluate/{run}/{target}.log",
     benchmark:
         "benchmarks/{dataset}/evaluate/{run}/{target}.tsv"
     threads: config["evaluate"]["random_forest"]["n_jobs"]
+    conda:
+        "../../envs/aam.yaml"
     shell:
         "aam evaluate --finetune-dir {params.finetune_dir:q} {params.pretrain}"
         " --rarefied {input.rarefied:q} --splits {input.splits:q} --samples {input.samples:q}"
@@ -95,7 +80,11 @@ rule evaluate:
 rule compare:
     """One table and one bar chart of every run and target of a dataset, the forest beside each."""
     input:
-        evaluated_metrics,
+        lambda wc: [
+            out(wc.dataset, f"eval/{run}/{target['name']}/metrics.json")
+            for run in AAM_RUNS
+            for target in dataset_targets(wc.dataset)
+        ],
     output:
         table=report(
             out("{dataset}", "comparison.tsv"),
@@ -116,5 +105,7 @@ rule compare:
     benchmark:
         "benchmarks/{dataset}/compare.tsv"
     threads: 1
+    conda:
+        "../../envs/aam.yaml"
     shell:
         "aam compare --metrics {input:q} --out-tsv {output.table:q} --out-png {output.plot:q} > {log:q} 2>&1"
