@@ -54,7 +54,10 @@ def write_dataset(root, n=60, f=30, seed=0, embedding_as_list=True, regression=F
     rows = pd.DataFrame({"sample": np.array(samples)[keep], "split": split[keep]})
     if regression:
         (ft / "model.json").write_text(json.dumps({"task": "regression", "target": "age"}))
-        rows["y_true"] = [str(a) for a in age[keep]]
+        # as finetune writes it: float32 standardization undone, printed with %.6g
+        mean, std = age.mean(), age.std()
+        back = ((age[keep] - mean) / std).astype(np.float32).astype(np.float64) * std + mean
+        rows["y_true"] = [f"{v:.6g}" for v in back]
         rows["y_pred"] = age[keep] + rng.normal(scale=5, size=keep.sum())
     else:
         (ft / "model.json").write_text(json.dumps({"task": "classification", "classes": CLASSES}))
