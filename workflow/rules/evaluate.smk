@@ -20,7 +20,7 @@ rule evaluate:
         embeddings=out("{dataset}", "models/{run}/finetune/{target}/embeddings.parquet"),
         pretrain_history=lambda wc: (
             [out(wc.dataset, f"models/{wc.run}/pretrain/metrics.csv")]
-            if AAM_RUNS[wc.run].get("pretrain", {}).get("enabled", False)
+            if AAM_RUNS[wc.run].get("pretrain", {}).get("enabled", True)
             else []
         ),
         rarefied=out("{dataset}", "rarefied/table.biom"),
@@ -58,7 +58,7 @@ rule evaluate:
         finetune_dir=lambda wc: out(wc.dataset, f"models/{wc.run}/finetune/{wc.target}"),
         pretrain=lambda wc: (
             f"--pretrain-dir {shlex.quote(out(wc.dataset, f'models/{wc.run}/pretrain'))}"
-            if AAM_RUNS[wc.run].get("pretrain", {}).get("enabled", False)
+            if AAM_RUNS[wc.run].get("pretrain", {}).get("enabled", True)
             else ""
         ),
         out_dir=lambda wc: out(wc.dataset, f"eval/{wc.run}/{wc.target}"),
