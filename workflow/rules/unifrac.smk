@@ -1,6 +1,51 @@
 # Rules of this phase; see workflow/rules/common.smk for helpers.
+# unifrac: distance matrices, PCoA (+ plot for the report) and Faith's PD of the rarefied table.
+# Rerun scope: the `unifrac:` section and the dataset's color_column (params), the rarefied table,
+# the pruned tree and the sample metadata (inputs).
+
+
+def unifrac_metrics():
+    return list(config["unifrac"]["metrics"])
 
 
 def unifrac_targets(dataset):
     """Final UniFrac outputs of one dataset (used by `rule all`)."""
-    return []
+    targets = [out(dataset, f"unifrac/{m}.tsv") for m in unifrac_metrics()]
+    targets += [out(dataset, f"unifrac/pcoa_{m}.png") for m in unifrac_metrics()]
+    if config["unifrac"]["faith_pd"]:
+        targets.append(out(dataset, "unifrac/faith_pd.tsv"))
+    return targets
+
+
+rule unifrac:
+    """UniFrac distance matrices of the rarefied table (scikit-bio / QIIME 2 TSV), their PCoA
+    (coordinates, ordination file, plot coloured by the dataset's color_column) and Faith's PD."""
+    input:
+        table=out("{dataset}", "rarefied/table.biom"),
+        tree=out("{dataset}", "ingest/tree.nwk"),
+        samples=out("{dataset}", "ingest/samples.parquet"),
+    output:
+        matrices=expand(out("{{dataset}}", "unifrac/{metric}.tsv"), metric=unifrac_metrics()),
+        pcoa=expand(out("{{dataset}}", "unifrac/pcoa_{metric}.tsv"), metric=unifrac_metrics()),
+        ordination=expand(out("{{dataset}}", "unifrac/pcoa_{metric}.txt"), metric=unifrac_metrics()),
+        plots=report(
+            expand(out("{{dataset}}", "unifrac/pcoa_{metric}.png"), metric=unifrac_metrics()),
+            category="UniFrac",
+            subcategory="{dataset}",
+        ),
+        faith_pd=[out("{dataset}", "unifrac/faith_pd.tsv")] if config["unifrac"]["faith_pd"] else [],
+    params:
+        out_dir=lambda wc: out(wc.dataset, "unifrac"),
+        color=lambda wc: dataset_config(wc)["color_column"] or "",
+        settings=lambda wc: to_json(config["unifrac"]),
+    log:
+        "logs/{dataset}/unifrac.log",
+    benchmark:
+        "benchmarks/{dataset}/unifrac.tsv"
+    threads: workflow.cores
+    conda:
+        "../../envs/unifrac.yaml"
+    shell:
+        "aam unifrac --table {input.table:q} --tree {input.tree:q} --samples {input.samples:q}"
+        " --color-column {params.color:q} --settings {params.settings:q} --threads {threads}"
+        " --out-dir {params.out_dir:q} > {log:q} 2>&1"
