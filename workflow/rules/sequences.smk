@@ -1,6 +1,226 @@
 # Rules of this phase; see workflow/rules/common.smk for helpers.
+# The DNA sequence branch: each `sequences:` collection (FASTA or plain text, optional labels) is
+# validated and split (seq_prepare), every `seq_models.runs` entry is trained on it (seq_train),
+# contrastive runs embed the collection (seq_embed) and every run is evaluated on the held-out split
+# (seq_evaluate_contrastive: kNN taxonomy vs k-mer naive Bayes; seq_evaluate_vq: reconstruction,
+# codebook usage, perplexity). Results under results/sequences/{name}/.
+#
+# Rerun scope: seq_prepare's params are the collection's settings and the seed; seq_train's the run's
+# settings and the seed; seq_evaluate's the collection's evaluation ranks and the run's knn_k.
+
+import re
+import shlex
+
+
+SEQ_SOURCE_KEYS = ("fasta", "text", "labels")
+
+
+def _runs_of_kind(kind):
+    return [run for run, cfg in SEQ_RUNS.items() if cfg.get("kind", "contrastive") == kind]
+
+
+def _run_regex(runs):
+    return "|".join(re.escape(r) for r in runs) if runs else "(?!x)x"
+
+
+def seq_runs_for(name):
+    """The runs that apply to one collection: VQ runs always, contrastive runs on FASTA input."""
+    has_fasta = bool(SEQUENCE_SETS[name].get("fasta"))
+    return [
+        run
+        for run, cfg in SEQ_RUNS.items()
+        if cfg.get("kind", "contrastive") == "vq" or has_fasta
+    ]
 
 
 def sequence_targets(name):
     """Final outputs of one DNA sequence collection (used by `rule all`)."""
-    return []
+    return [seq_out(name, f"eval/{run}/metrics.json") for run in seq_runs_for(name)]
+
+
+def seq_prepare_inputs(wc):
+    entry = SEQUENCE_SETS[wc.name]
+    return {key: entry[key] for key in SEQ_SOURCE_KEYS if entry.get(key)}
+
+
+def seq_prepare_sources(wc):
+    entry = SEQUENCE_SETS[wc.name]
+    return " ".join(
+        f"--{key} {shlex.quote(str(entry[key]))}" for key in SEQ_SOURCE_KEYS if entry.get(key)
+    )
+
+
+def seq_eval_settings(wc):
+    entry = SEQUENCE_SETS[wc.name]
+    return to_json(
+        {
+            "ranks": entry.get("ranks", ["family", "genus"]),
+            "color_rank": entry.get("color_rank", "phylum"),
+            "knn_k": SEQ_RUNS[wc.run].get("knn_k", 5),
+        }
+    )
+
+
+def seq_model_files(wc):
+    return {
+        f: seq_out(wc.name, f"models/{wc.run}/{f}")
+        for f in ("model.safetensors", "model.json", "tokenizer.json", "history.csv")
+    }
+
+
+rule seq_prepare:
+    """Validate a DNA collection (and its labels) and split it into train/test: prepared.parquet."""
+    input:
+        unpack(seq_prepare_inputs),
+    output:
+        seq_out("{name}", "prepared.parquet"),
+    params:
+        settings=lambda wc: to_json(
+            {k: v for k, v in SEQUENCE_SETS[wc.name].items() if k not in SEQ_SOURCE_KEYS}
+        ),
+        sources=seq_prepare_sources,
+        seed=config["seed"],
+    log:
+        "logs/sequences/{name}/prepare.log",
+    benchmark:
+        "benchmarks/sequences/{name}/prepare.tsv"
+    threads: 1
+    shell:
+        "aam seq-prepare {params.sources} --settings {params.settings:q} --seed {params.seed}"
+        " --out {output:q} > {log:q} 2>&1"
+
+
+rule seq_train:
+    """Train one sequence model run (contrastive embedder or VQ-Transformer) on the train split."""
+    input:
+        prepared=seq_out("{name}", "prepared.parquet"),
+    output:
+        weights=seq_out("{name}", "models/{run}/model.safetensors"),
+        model=seq_out("{name}", "models/{run}/model.json"),
+        tokenizer=seq_out("{name}", "models/{run}/tokenizer.json"),
+        history=seq_out("{name}", "models/{run}/history.csv"),
+    params:
+        settings=lambda wc: to_json(SEQ_RUNS[wc.run]),
+        seed=config["seed"],
+        out_dir=lambda wc: seq_out(wc.name, f"models/{wc.run}"),
+    log:
+        "logs/sequences/{name}/train/{run}.log",
+    benchmark:
+        "benchmarks/sequences/{name}/train/{run}.tsv"
+    threads: 2
+    resources:
+        gpu=1,
+    shell:
+        "aam seq-train --prepared {input.prepared:q} --settings {params.settings:q}"
+        " --seed {params.seed} --out-dir {params.out_dir:q} > {log:q} 2>&1"
+
+
+rule seq_embed:
+    """Embed the collection's sequences with a trained contrastive model: embeddings/{run}.parquet."""
+    input:
+        unpack(seq_model_files),
+        fasta=lambda wc: SEQUENCE_SETS[wc.name]["fasta"],
+    output:
+        seq_out("{name}", "embeddings/{run}.parquet"),
+    params:
+        model_dir=lambda wc: seq_out(wc.name, f"models/{wc.run}"),
+    wildcard_constraints:
+        run=_run_regex(_runs_of_kind("contrastive")),
+    log:
+        "logs/sequences/{name}/embed/{run}.log",
+    benchmark:
+        "benchmarks/sequences/{name}/embed/{run}.tsv"
+    threads: 1
+    shell:
+        "aam embed --model {params.model_dir:q} --fasta {input.fasta:q} --out {output:q}"
+        " --threads {threads} > {log:q} 2>&1"
+
+
+rule seq_evaluate_contrastive:
+    """kNN taxonomy accuracy of the embeddings beside k-mer naive Bayes on the test split, a PCA of
+    the embeddings and the loss history."""
+    input:
+        unpack(seq_model_files),
+        prepared=seq_out("{name}", "prepared.parquet"),
+        embeddings=seq_out("{name}", "embeddings/{run}.parquet"),
+    output:
+        metrics=report(
+            seq_out("{name}", "eval/{run}/metrics.json"),
+            caption="../report/sequences.rst",
+            category="DNA sequence models",
+            subcategory="{name}",
+            labels={"run": "{run}", "file": "metrics.json"},
+        ),
+        projection=report(
+            seq_out("{name}", "eval/{run}/projection.png"),
+            caption="../report/sequences.rst",
+            category="DNA sequence models",
+            subcategory="{name}",
+            labels={"run": "{run}", "file": "projection.png"},
+        ),
+        history=report(
+            seq_out("{name}", "eval/{run}/history.png"),
+            caption="../report/sequences.rst",
+            category="DNA sequence models",
+            subcategory="{name}",
+            labels={"run": "{run}", "file": "history.png"},
+        ),
+    params:
+        settings=seq_eval_settings,
+        model_dir=lambda wc: seq_out(wc.name, f"models/{wc.run}"),
+        out_dir=lambda wc: seq_out(wc.name, f"eval/{wc.run}"),
+    wildcard_constraints:
+        run=_run_regex(_runs_of_kind("contrastive")),
+    log:
+        "logs/sequences/{name}/evaluate/{run}.log",
+    benchmark:
+        "benchmarks/sequences/{name}/evaluate/{run}.tsv"
+    threads: 1
+    shell:
+        "aam seq-evaluate --prepared {input.prepared:q} --model {params.model_dir:q}"
+        " --embeddings {input.embeddings:q} --settings {params.settings:q}"
+        " --out-dir {params.out_dir:q} > {log:q} 2>&1"
+
+
+rule seq_evaluate_vq:
+    """Reconstruction accuracy, codebook usage and perplexity on the test split's blocks, the code
+    usage histogram and the loss history."""
+    input:
+        unpack(seq_model_files),
+        prepared=seq_out("{name}", "prepared.parquet"),
+    output:
+        metrics=report(
+            seq_out("{name}", "eval/{run}/metrics.json"),
+            caption="../report/sequences.rst",
+            category="DNA sequence models",
+            subcategory="{name}",
+            labels={"run": "{run}", "file": "metrics.json"},
+        ),
+        codes=report(
+            seq_out("{name}", "eval/{run}/codebook.png"),
+            caption="../report/sequences.rst",
+            category="DNA sequence models",
+            subcategory="{name}",
+            labels={"run": "{run}", "file": "codebook.png"},
+        ),
+        history=report(
+            seq_out("{name}", "eval/{run}/history.png"),
+            caption="../report/sequences.rst",
+            category="DNA sequence models",
+            subcategory="{name}",
+            labels={"run": "{run}", "file": "history.png"},
+        ),
+    params:
+        settings=seq_eval_settings,
+        model_dir=lambda wc: seq_out(wc.name, f"models/{wc.run}"),
+        out_dir=lambda wc: seq_out(wc.name, f"eval/{wc.run}"),
+    wildcard_constraints:
+        run=_run_regex(_runs_of_kind("vq")),
+    log:
+        "logs/sequences/{name}/evaluate/{run}.log",
+    benchmark:
+        "benchmarks/sequences/{name}/evaluate/{run}.tsv"
+    threads: 1
+    shell:
+        "aam seq-evaluate --prepared {input.prepared:q} --model {params.model_dir:q}"
+        " --settings {params.settings:q} --out-dir {params.out_dir:q} > {log:q} 2>&1"

@@ -46,8 +46,12 @@ class ContrastiveConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> ContrastiveConfig:
+        """Build from a dict; an unknown key is a ValueError naming it."""
         names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ValueError(f"unknown contrastive model setting(s) {unknown}; known: {sorted(names)}")
+        return cls(**d)
 
 
 class SelfAttention(nn.Module):

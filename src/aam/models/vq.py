@@ -45,7 +45,7 @@ class VQConfig:
     commitment: float = 0.25
     decay: float = 0.99
     eps: float = 1e-5
-    dead_threshold: float = 0.05
+    dead_threshold: float = 0.5     # restart codes whose EMA count falls below
     quantize: bool = True
 
     def __post_init__(self) -> None:
@@ -59,8 +59,12 @@ class VQConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> VQConfig:
+        """Build from a dict; an unknown key is a ValueError naming it."""
         names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ValueError(f"unknown VQ model setting(s) {unknown}; known: {sorted(names)}")
+        return cls(**d)
 
 
 class VectorQuantizerEMA(nn.Module):

@@ -1,0 +1,105 @@
+"""Stage `aam embed`: embed DNA sequences (FASTA) with a trained contrastive model.
+
+Input: a FASTA file and a model folder of `aam seq-train` (``model.safetensors``, ``model.json``,
+``tokenizer.json``). Output: ``embeddings.parquet`` with columns ``id`` (string) and ``vector``
+(fixed-size list of float32: the pooled representation the kNN evaluation uses).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from aam.errors import InputError
+from aam.io.atomic import atomic_path
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, help="models/{run}/ folder of seq-train")
+    parser.add_argument("--fasta", required=True, help="sequences to embed (FASTA, plain or gzip)")
+    parser.add_argument("--out", required=True, help="embeddings.parquet to write")
+    parser.add_argument("--batch-size", type=int, default=512)
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+
+
+def run(args: argparse.Namespace) -> None:
+    from aam.io.fasta import read_fasta
+
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    model, tokenizer = load_contrastive(args.model)
+    if not Path(args.fasta).exists():
+        raise InputError(f"{args.fasta}: no such file")
+    records = read_fasta(args.fasta)
+    ids = list(records)
+    vectors = embed_sequences(model, tokenizer, [records[i] for i in ids], args.batch_size)
+    write_embeddings(ids, vectors, args.out)
+    log.info("wrote %s: %d sequences x %d dimensions", args.out, *vectors.shape)
+
+
+def load_contrastive(model_dir: str):
+    """(model, tokenizer) of a contrastive run folder; anything else is an InputError."""
+    from aam.data.dna_tokenizers import load_tokenizer
+    from aam.models.contrastive import ContrastiveEmbedder
+    from aam.training.engine import load_model
+
+    model_dir = Path(model_dir)
+    for name in ("model.json", "model.safetensors", "tokenizer.json"):
+        if not (model_dir / name).exists():
+            raise InputError(f"{model_dir}: no {name}; not a seq-train model folder")
+    model, meta = load_model(model_dir)
+    if not isinstance(model, ContrastiveEmbedder):
+        raise InputError(
+            f"{model_dir}: a {meta.get('kind', meta['model_class'])} model, not a contrastive one"
+        )
+    tokenizer = load_tokenizer(model_dir / "tokenizer.json")
+    if tokenizer.vocab_size != model.config.vocab_size:
+        raise InputError(f"{model_dir}: tokenizer.json does not match the model's vocabulary")
+    return model, tokenizer
+
+
+def embed_sequences(model, tokenizer, seqs: list[str], batch_size: int = 512) -> np.ndarray:
+    """Pooled embeddings (n, dim) float32, in eval mode without gradients."""
+    import torch
+
+    model.eval()
+    max_len = model.config.max_len
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(seqs), batch_size):
+            enc = tokenizer.batch_encode(seqs[i : i + batch_size], max_length=max_len)
+            h = model.embed(torch.from_numpy(enc["input_ids"]), torch.from_numpy(enc["attention_mask"]))
+            out.append(h.float().numpy())
+    dim = model.config.dim
+    return np.concatenate(out).astype(np.float32) if out else np.zeros((0, dim), np.float32)
+
+
+def write_embeddings(ids: list[str], vectors: np.ndarray, out: str) -> None:
+    dim = vectors.shape[1]
+    flat = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).ravel())
+    vec = pa.FixedSizeListArray.from_arrays(flat, dim)
+    table = pa.table({"id": pa.array(ids, pa.string()), "vector": vec})
+    with atomic_path(out) as tmp:
+        pq.write_table(table, tmp)
+
+
+def read_embeddings(path: str) -> tuple[np.ndarray, np.ndarray]:
+    """(ids as str array, vectors (n, dim) float32)."""
+    if not Path(path).exists():
+        raise InputError(f"{path}: no such file")
+    table = pq.read_table(path)
+    if "id" not in table.column_names or "vector" not in table.column_names:
+        raise InputError(f"{path}: needs columns id and vector (has {table.column_names})")
+    vec = table.column("vector").combine_chunks()
+    dim = vec.type.list_size
+    vectors = vec.flatten().to_numpy(zero_copy_only=False).reshape(-1, dim).astype(np.float32)
+    return np.asarray(table.column("id").to_pylist(), dtype=object), vectors

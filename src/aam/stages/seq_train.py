@@ -1,0 +1,256 @@
+"""Stage `aam seq-train`: train one configured DNA sequence model run (contrastive or VQ).
+
+Input: ``prepared.parquet`` of `aam seq-prepare`. Training uses the ``train`` split, of which a
+seeded `val_fraction` is held out for early stopping; the ``test`` split is left to
+`aam seq-evaluate`. Output folder ``models/{run}/``: ``model.safetensors`` + ``model.json``
+(the engine's export, with the run's settings), ``tokenizer.json``, ``history.csv`` (per-epoch
+metrics) and the engine's ``train/`` folder (checkpoints, CSV and TensorBoard logs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import hashlib
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from aam.config import load_settings
+from aam.errors import InputError
+from aam.io.atomic import atomic_path
+
+log = logging.getLogger(__name__)
+
+CONTRASTIVE_DEFAULTS = {
+    "kind": "contrastive",
+    "tokenizer": {"type": "kmer", "k": 6, "stride": 1},
+    "model": {},
+    "loss": "auto",  # auto: supcon with labels, else ntxent
+    "label_ranks": ["genus"],
+    "rank_weights": None,
+    "temperature": 0.1,
+    "augment": {},
+    "val_fraction": 0.1,
+    "knn_k": 5,
+    "trainer": {},
+}
+VQ_DEFAULTS = {
+    "kind": "vq",
+    "block_len": 64,
+    "block_stride": None,
+    "max_blocks": None,
+    "model": {},
+    "val_fraction": 0.1,
+    "trainer": {},
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--prepared", required=True, help="prepared.parquet of seq-prepare")
+    parser.add_argument("--settings", required=True, help="the `seq_models.runs.<run>` entry (JSON or YAML)")
+    parser.add_argument("--seed", type=int, default=42, help="the config's seed")
+    parser.add_argument("--out-dir", required=True, help="models/{run}/ to write")
+
+
+def resolve_settings(raw: dict) -> dict:
+    """Defaults filled per kind; unknown keys are an InputError."""
+    kind = raw.get("kind", "contrastive")
+    defaults = {"contrastive": CONTRASTIVE_DEFAULTS, "vq": VQ_DEFAULTS}.get(kind)
+    if defaults is None:
+        raise InputError(f"seq_models run: kind '{kind}' is not contrastive or vq")
+    unknown = sorted(set(raw) - set(defaults))
+    if unknown:
+        raise InputError(f"seq_models run ({kind}): unknown keys {unknown}")
+    return {**copy.deepcopy(defaults), **raw}
+
+
+def run(args: argparse.Namespace) -> None:
+    settings = resolve_settings(load_settings(args.settings))
+    train_run(args.prepared, settings, args.out_dir, seed=args.seed)
+
+
+def _file_hash(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _val_mask(n: int, fraction: float, seed: int) -> np.ndarray:
+    mask = np.zeros(n, dtype=bool)
+    n_val = int(round(n * fraction))
+    if n_val and n > 1:
+        mask[np.random.default_rng(seed + 1).permutation(n)[: min(n_val, n - 1)]] = True
+    return mask
+
+
+def train_run(prepared: str, settings: dict, out_dir: str, seed: int = 42, frame: pd.DataFrame | None = None):
+    """Train and export one run; returns the engine's FitResult."""
+    from aam.stages.seq_prepare import read_prepared
+
+    settings = resolve_settings(settings)
+    frame = read_prepared(prepared) if frame is None else frame
+    fingerprint = {"settings": settings, "seed": seed, "prepared": _file_hash(prepared) if prepared else None}
+    if settings["kind"] == "contrastive":
+        return _train_contrastive(frame, settings, Path(out_dir), seed, fingerprint)
+    return _train_vq(frame, settings, Path(out_dir), seed, fingerprint)
+
+
+def _trainer_settings(settings: dict, seed: int):
+    from aam.training.engine import TrainerSettings
+
+    ts = TrainerSettings.from_dict(settings["trainer"], where="seq_models run trainer")
+    if ts.seed is None:
+        ts.seed = seed
+    return ts
+
+
+def _finish(module_model, out_dir: Path, tokenizer, result, settings: dict, extra: dict) -> None:
+    from aam.training.engine import export_model
+
+    history = result.history
+    with atomic_path(out_dir / "history.csv") as tmp:
+        history.to_csv(tmp, index=False)
+    tokenizer.save(out_dir / "tokenizer.json")
+    export_model(
+        module_model,
+        out_dir,
+        extra={
+            "kind": settings["kind"],
+            "run_settings": settings,
+            "tokenizer": tokenizer.settings(),
+            "train_wall_time_s": result.wall_time_s,
+            "epochs": result.epochs,
+            "global_step": result.global_step,
+            "n_parameters": result.n_parameters,
+            **extra,
+        },
+    )
+    log.info(
+        "trained %s in %.1f s (%d epochs, %d steps, %s parameters) -> %s",
+        settings["kind"],
+        result.wall_time_s,
+        result.epochs,
+        result.global_step,
+        f"{result.n_parameters:,}",
+        out_dir,
+    )
+
+
+def _train_contrastive(frame: pd.DataFrame, settings: dict, out_dir: Path, seed: int, fingerprint: dict):
+    from aam.data.augment import AugmentConfig, Augmenter
+    from aam.data.dna_tokenizers import make_tokenizer
+    from aam.data.sequence_datasets import SequenceCollator, SequenceDataModule, SequenceDataset
+    from aam.models.contrastive import ContrastiveConfig
+    from aam.stages.seq_prepare import check_ranks, label_codes
+    from aam.training.engine import fit
+    from aam.training.seq_modules import ContrastiveModule
+
+    ts = _trainer_settings(settings, seed)
+    try:
+        tokenizer = make_tokenizer(settings["tokenizer"])
+        aug_cfg = AugmentConfig(**settings["augment"])
+    except (ValueError, TypeError) as err:
+        raise InputError(f"seq_models run: {err}") from err
+    train = frame[frame["split"] == "train"].reset_index(drop=True)
+    if len(train) < 4:
+        raise InputError(f"seq-train: only {len(train)} training sequences")
+    ranks = check_ranks(settings["label_ranks"], "seq_models run label_ranks")
+    has_labels = all(r in train.columns for r in ranks) and len(ranks) > 0
+    loss = settings["loss"]
+    if loss == "auto":
+        loss = "supcon" if has_labels else "ntxent"
+    if loss == "supcon" and not has_labels:
+        missing = [r for r in ranks if r not in train.columns]
+        raise InputError(f"seq-train: supervised contrastive loss needs labels; rank(s) {missing} absent")
+    if loss not in ("supcon", "ntxent"):
+        raise InputError(f"seq_models run: loss '{loss}' is not auto, supcon or ntxent")
+    val = _val_mask(len(train), float(settings["val_fraction"]), seed)
+    labels = label_codes(train, ranks, ~val) if loss == "supcon" else None
+    seqs = train["sequence"].tolist()
+    max_seq = int(max(len(s) for s in seqs))
+    aug_cfg.max_len = min(aug_cfg.max_len, max_seq + 2 * aug_cfg.max_indel * 4)
+    max_tokens = tokenizer.n_tokens(max(max_seq, aug_cfg.max_len)) + 2
+    mcfg = {"pad_id": 0, **settings["model"], "vocab_size": tokenizer.vocab_size, "max_len": max_tokens}
+    try:
+        model_config = ContrastiveConfig.from_dict(mcfg)
+    except (ValueError, TypeError) as err:
+        raise InputError(f"seq_models run model: {err}") from err
+    augmenter = Augmenter(aug_cfg)
+    tr_idx, va_idx = np.flatnonzero(~val), np.flatnonzero(val)
+    pick = (lambda idx: labels[idx]) if labels is not None else (lambda idx: None)
+    train_ds = SequenceDataset([seqs[i] for i in tr_idx], pick(tr_idx), 2, augmenter, seed)
+    val_ds = (
+        SequenceDataset([seqs[i] for i in va_idx], pick(va_idx), 2, augmenter, seed + 7)
+        if len(va_idx)
+        else None
+    )
+    dm = SequenceDataModule(
+        train_ds, val_ds, SequenceCollator(tokenizer, max_tokens), ts.batch_size, ts.num_workers, seed
+    )
+    module = ContrastiveModule(
+        model_config, ts, loss, float(settings["temperature"]), settings["rank_weights"]
+    )
+    result = fit(module, out_dir / "train", datamodule=dm, fingerprint=fingerprint)
+    _finish(module.model, out_dir, tokenizer, result, settings, {"loss": loss, "label_ranks": ranks})
+    return result
+
+
+def blocks_from(seqs: list[str], block_len: int, stride: int | None = None) -> np.ndarray:
+    """Cut sequences into full blocks (never across sequences) -> (n, block_len) uint8."""
+    stride = stride or block_len
+    out = [
+        s[i : i + block_len].encode("ascii", errors="replace")
+        for s in seqs
+        for i in range(0, len(s) - block_len + 1, stride)
+    ]
+    if not out:
+        return np.zeros((0, block_len), dtype=np.uint8)
+    return np.frombuffer(b"".join(out), dtype=np.uint8).reshape(len(out), block_len).copy()
+
+
+def _train_vq(frame: pd.DataFrame, settings: dict, out_dir: Path, seed: int, fingerprint: dict):
+    from aam.data.dna_tokenizers import CharTokenizer
+    from aam.data.sequence_datasets import BlockDataModule, BlockDataset
+    from aam.models.vq import VQConfig
+    from aam.training.engine import fit
+    from aam.training.seq_modules import VQModule
+
+    ts = _trainer_settings(settings, seed)
+    tokenizer = CharTokenizer(add_special_tokens=False)
+    block_len = int(settings["block_len"])
+    train = frame[frame["split"] == "train"].reset_index(drop=True)
+    val = _val_mask(len(train), float(settings["val_fraction"]), seed)
+    seqs = train["sequence"].tolist()
+    tr_blocks = blocks_from(
+        [s for s, v in zip(seqs, val, strict=True) if not v], block_len, settings["block_stride"]
+    )
+    va_blocks = blocks_from(
+        [s for s, v in zip(seqs, val, strict=True) if v], block_len, settings["block_stride"]
+    )
+    if settings["max_blocks"]:
+        tr_blocks = tr_blocks[: int(settings["max_blocks"])]
+    if len(tr_blocks) == 0:
+        raise InputError(f"seq-train: no training block of {block_len} nucleotides (sequences are shorter)")
+    try:
+        model_config = VQConfig.from_dict(
+            {**settings["model"], "vocab_size": tokenizer.vocab_size, "block_len": block_len}
+        )
+    except (ValueError, TypeError) as err:
+        raise InputError(f"seq_models run model: {err}") from err
+    dm = BlockDataModule(
+        BlockDataset(tr_blocks, tokenizer),
+        BlockDataset(va_blocks, tokenizer) if len(va_blocks) else None,
+        ts.batch_size,
+        ts.num_workers,
+        seed,
+    )
+    module = VQModule(model_config, ts)
+    result = fit(module, out_dir / "train", datamodule=dm, fingerprint=fingerprint)
+    extra = {"n_train_blocks": int(len(tr_blocks)), "n_val_blocks": int(len(va_blocks))}
+    _finish(module.model, out_dir, tokenizer, result, settings, extra)
+    return result
