@@ -1,1 +1,99 @@
 # Rules of this phase; see workflow/rules/common.smk for helpers.
+
+import shlex
+# pretrain: the AAM SequenceEncoder on UniFrac + masked nucleotides (runs with pretrain.enabled).
+# finetune: one model per run and target; from the pretrained encoder, or from scratch.
+# Both train on a GPU where there is one (resources gpu=1: one at a time per GPU, and the SLURM
+# profile requests a GPU for them). Checkpoints and logs sit beside the declared outputs and are not
+# outputs themselves, so Snakemake leaves them in place and a restarted job resumes from last.ckpt.
+
+
+def aam_run_settings(run, *sections):
+    """The sections of an AAM run that a stage reads, as canonical JSON."""
+    return to_json({section: AAM_RUNS[run][section] for section in sections})
+
+
+def pretrain_enabled(run):
+    return bool(AAM_RUNS[run]["pretrain"]["enabled"])
+
+
+def pretrained_inputs(wc):
+    if not pretrain_enabled(wc.run):
+        return []
+    return [
+        out(wc.dataset, f"models/{wc.run}/pretrain/model.safetensors"),
+        out(wc.dataset, f"models/{wc.run}/pretrain/model.json"),
+    ]
+
+
+def pretrain_dir_arg(wc):
+    if not pretrain_enabled(wc.run):
+        return ""
+    return "--pretrain-dir " + shlex.quote(out(wc.dataset, f"models/{wc.run}/pretrain"))
+
+
+rule pretrain:
+    """Pretrain one run's encoder: each batch re-rarefied per epoch, its UniFrac targets computed on
+    the fly; masked-nucleotide objective on the batch's distinct ASVs."""
+    input:
+        features=out("{dataset}", "tokens/features.parquet"),
+        samples=out("{dataset}", "tokens/samples.parquet"),
+        splits=out("{dataset}", "splits.tsv"),
+        tree=out("{dataset}", "ingest/tree.nwk"),
+    output:
+        model=out("{dataset}", "models/{run}/pretrain/model.safetensors"),
+        config=out("{dataset}", "models/{run}/pretrain/model.json"),
+        history=out("{dataset}", "models/{run}/pretrain/metrics.csv"),
+    params:
+        settings=lambda wc: aam_run_settings(wc.run, "data", "model", "pretrain"),
+        seed=config["seed"],
+        tokens_dir=lambda wc: out(wc.dataset, "tokens"),
+        out_dir=lambda wc: out(wc.dataset, f"models/{wc.run}/pretrain"),
+    resources:
+        gpu=1,
+    threads: 4
+    log:
+        "logs/{dataset}/pretrain/{run}.log",
+    benchmark:
+        "benchmarks/{dataset}/pretrain/{run}.tsv"
+    shell:
+        "aam pretrain --tokens-dir {params.tokens_dir:q} --splits {input.splits:q} --tree {input.tree:q}"
+        " --settings {params.settings:q} --seed {params.seed} --threads {threads}"
+        " --out-dir {params.out_dir:q} > {log:q} 2>&1"
+
+
+rule finetune:
+    """Fine-tune one run's model on one target (regression or classification): target + count
+    losses; writes weights, per-epoch metrics, val/test predictions and sample embeddings."""
+    input:
+        features=out("{dataset}", "tokens/features.parquet"),
+        samples=out("{dataset}", "tokens/samples.parquet"),
+        splits=out("{dataset}", "splits.tsv"),
+        metadata=out("{dataset}", "ingest/samples.parquet"),
+        pretrained=pretrained_inputs,
+    output:
+        model=out("{dataset}", "models/{run}/finetune/{target}/model.safetensors"),
+        config=out("{dataset}", "models/{run}/finetune/{target}/model.json"),
+        history=out("{dataset}", "models/{run}/finetune/{target}/metrics.csv"),
+        predictions=out("{dataset}", "models/{run}/finetune/{target}/predictions.tsv"),
+        embeddings=out("{dataset}", "models/{run}/finetune/{target}/embeddings.parquet"),
+    params:
+        settings=lambda wc: aam_run_settings(wc.run, "data", "model", "finetune"),
+        seed=config["seed"],
+        column=lambda wc: target_config(wc)["column"],
+        task=lambda wc: target_config(wc)["type"],
+        pretrain=pretrain_dir_arg,
+        tokens_dir=lambda wc: out(wc.dataset, "tokens"),
+        out_dir=lambda wc: out(wc.dataset, f"models/{wc.run}/finetune/{wc.target}"),
+    resources:
+        gpu=1,
+    threads: 4
+    log:
+        "logs/{dataset}/finetune/{run}/{target}.log",
+    benchmark:
+        "benchmarks/{dataset}/finetune/{run}/{target}.tsv"
+    shell:
+        "aam finetune --tokens-dir {params.tokens_dir:q} --splits {input.splits:q}"
+        " --samples {input.metadata:q} --target-column {params.column:q} --task {params.task}"
+        " --target {wildcards.target:q} {params.pretrain} --settings {params.settings:q}"
+        " --seed {params.seed} --threads {threads} --out-dir {params.out_dir:q} > {log:q} 2>&1"

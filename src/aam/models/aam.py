@@ -52,6 +52,16 @@ class AAMConfig:
                                    self.heads, self.ff_dim, self.dropout, self.asv_limit)
 
 
+def trim_padding(tokens: torch.Tensor) -> torch.Tensor:
+    """Drop the columns that are padding in every row (e.g. 100-nt deblur ASVs in a 150-wide cache):
+    the transformer then runs on the real length only. Outputs are unchanged: padding is masked."""
+    real = (tokens != 0).any(dim=0)
+    if tokens.shape[1] == 0 or bool(real[-1]):
+        return tokens
+    width = int(real.nonzero().max()) + 1 if bool(real.any()) else 1
+    return tokens[:, :width]
+
+
 class SequenceEncoder(nn.Module):
     """ASV encoder on the batch's distinct ASVs, sample encoder, UniFrac and nucleotide heads."""
 
@@ -69,7 +79,7 @@ class SequenceEncoder(nn.Module):
                ) -> dict[str, torch.Tensor]:
         """tokens [U, L], asv_index [B, K], asv_mask [B, K] -> sample embedding [B, D], ASV states
         [B, K, D] and nucleotide states [U, L, D]."""
-        asv_vectors, nucleotide_states = self.asv_encoder(tokens)
+        asv_vectors, nucleotide_states = self.asv_encoder(trim_padding(tokens))
         per_slot = asv_vectors[asv_index] * asv_mask[..., None]  # [B, K, D]
         sample, asv_states = self.sample_encoder(per_slot, asv_mask)
         return {"sample_embedding": sample, "asv_states": asv_states, "nucleotide_states": nucleotide_states}

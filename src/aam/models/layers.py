@@ -22,15 +22,14 @@ class SelfAttention(nn.Module):
         self.heads = heads
         self.qkv = nn.Linear(dim, 3 * dim)
         self.proj = nn.Linear(dim, dim)
-        self.dropout = dropout
         self.resid_dropout = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None) -> torch.Tensor:
         n, t, d = x.shape
         q, k, v = self.qkv(x).view(n, t, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
-        y = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=attn_mask, dropout_p=self.dropout if self.training else 0.0
-        )
+        # No dropout on the attention weights: on CPU it forces SDPA's slow path and a mask as large
+        # as the attention matrix; residual and feed-forward dropout remain.
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
         return self.resid_dropout(self.proj(y.transpose(1, 2).reshape(n, t, d)))
 
 

@@ -1,0 +1,301 @@
+"""Stage `aam finetune`: fine-tune an AAM regressor or classifier on one target.
+
+Inputs: the token caches, ``splits.tsv``, the table holding the target column (``--samples``:
+``ingest/samples.parquet`` or a metadata TSV) and, optionally, a pretrained encoder
+(``--pretrain-dir`` with model.safetensors + model.json of `aam pretrain`); without it the model is
+trained from scratch. Loss = target loss + ``count_weight`` x count loss; regression targets are
+standardized on the training split; classes get ``class_weights`` (default balanced).
+
+Checked before training (InputError): a target that is constant, a class with no training sample,
+a non-numeric regression target, too few training or no validation samples.
+
+Outputs in ``--out-dir`` (for `aam evaluate`):
+
+``model.safetensors``, ``model.json``
+    Weights and config: ``model_class``, ``config`` (AAMConfig incl. ``task``, ``n_outputs``),
+    ``task``, ``target`` {name, column, type}, ``classes`` (classification; output order),
+    ``target_mean``/``target_std`` (regression: prediction = output x std + mean), ``pretrained``,
+    the training summary and the validation metrics of the restored best epoch.
+``metrics.csv``
+    One row per epoch: epoch, step, train/loss, train/target_loss, train/count_loss, val/loss,
+    val/target_loss, val/count_loss, val/mae + val/r2 (regression) or val/accuracy + val/auroc
+    (classification), lr.
+``predictions.tsv``
+    sample, split (val | test), y_true, y_pred in the original labels/units, and for classification
+    ``prob_<class>`` per class. Val and test samples use the DataModule's fixed evaluation
+    rarefaction; the weights are those of the best validation epoch.
+``embeddings.parquet``
+    sample (string), split (train | val | test), embedding (list<float32>, the sample encoder's
+    pooled vector), for every sample with a target; train samples also use a fixed evaluation
+    rarefaction.
+Working files beside them: ``checkpoints/`` (resume) and ``logs/`` (CSV, TensorBoard).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from aam.config import load_settings
+from aam.errors import InputError
+from aam.io.atomic import atomic_path
+from aam.stages.pretrain import (
+    check_splits,
+    input_fingerprint,
+    model_config,
+    train_summary,
+    trainer_settings,
+    write_history,
+)
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--tokens-dir", required=True, help="folder with features.parquet, samples.parquet")
+    parser.add_argument("--splits", required=True, help="splits.tsv (sample, split)")
+    parser.add_argument("--samples", required=True,
+                        help="ingest/samples.parquet or metadata TSV with the target")
+    parser.add_argument("--target-column", required=True, help="metadata column to predict")
+    parser.add_argument("--task", required=True, choices=["regression", "classification"])
+    parser.add_argument("--target", default=None, help="target name (default: the column)")
+    parser.add_argument("--pretrain-dir", default=None,
+                        help="pretrained encoder (model.safetensors + model.json)")
+    parser.add_argument("--settings", help="the run's settings (JSON text or a YAML/JSON file)")
+    parser.add_argument("--seed", type=int, default=42, help="the config's seed")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--out-dir", required=True, help="output folder (models/{run}/finetune/{target})")
+
+
+# ----------------------------------------------------------------------------------- target checks
+def check_target(values: dict[str, str], split_of: dict[str, str], column: str, task: str) -> None:
+    """Clear errors before training: constant target, class absent from training, non-numeric."""
+    by_split: dict[str, list[str]] = {"train": [], "val": [], "test": []}
+    for sample, value in values.items():
+        split = split_of.get(sample)
+        if split in by_split:
+            by_split[split].append(value)
+    everything = [v for vs in by_split.values() for v in vs]
+    if not by_split["train"]:
+        raise InputError(f"target column {column!r}: no training sample has a value")
+    if task == "regression":
+        bad = [v for v in everything if not _is_number(v)]
+        if bad:
+            raise InputError(f"target column {column!r} is not numeric (e.g. {bad[0]!r}); "
+                             "use type: classification or clean the column")
+        numbers = np.array([float(v) for v in by_split["train"]])
+        if np.all(numbers == numbers[0]):
+            raise InputError(f"target column {column!r} is constant ({numbers[0]:g}) on the training split")
+        return
+    classes = set(everything)
+    if len(classes) < 2:
+        only = next(iter(classes))
+        raise InputError(f"target column {column!r} is constant ({only!r}): nothing to classify")
+    missing = sorted(classes - set(by_split["train"]))
+    if missing:
+        raise InputError(f"target column {column!r}: class(es) {missing} have no sample in the "
+                         "training split")
+
+
+def _is_number(text: str) -> bool:
+    try:
+        return bool(np.isfinite(float(text)))
+    except ValueError:
+        return False
+
+
+def class_weight_vector(spec, classes: list[str], counts: np.ndarray) -> np.ndarray | None:
+    from aam.training.losses import balanced_class_weights
+
+    if spec is None:
+        return None
+    if spec == "balanced":
+        return balanced_class_weights(counts)
+    if isinstance(spec, dict):
+        unknown = sorted(set(spec) - set(classes))
+        if unknown:
+            raise InputError(f"finetune.class_weights: unknown class(es) {unknown}; classes are {classes}")
+        return np.array([float(spec.get(c, 1.0)) for c in classes])
+    raise InputError(f"finetune.class_weights: expected 'balanced', null or a mapping, got {spec!r}")
+
+
+# ------------------------------------------------------------------------------------- predictions
+@torch.no_grad()
+def predict(model, loader, device: torch.device) -> dict[str, np.ndarray]:
+    model.eval().to(device)
+    rows, outs, embs, trues = [], [], [], []
+    for batch in loader:
+        batch = {k: v.to(device) for k, v in batch.items()}
+        out = model(batch["tokens"], batch["asv_index"], batch["asv_mask"])
+        rows.append(batch["sample_index"].cpu())
+        outs.append(out["target"].float().cpu())
+        embs.append(out["sample_embedding"].float().cpu())
+        if "target" in batch:
+            trues.append(batch["target"].cpu())
+    if not rows:
+        return {}
+    return {"row": torch.cat(rows).numpy(), "output": torch.cat(outs).numpy(),
+            "embedding": torch.cat(embs).numpy(), "target": torch.cat(trues).numpy()}
+
+
+def prediction_table(pred: dict[str, np.ndarray], split: str, dm, task: str) -> pd.DataFrame:
+    samples = [dm.sample_ids[int(r)] for r in pred["row"]]
+    table = pd.DataFrame({"sample": samples, "split": split})
+    if task == "regression":
+        table["y_true"] = pred["target"].astype(np.float64) * dm.target_std + dm.target_mean
+        table["y_pred"] = pred["output"].astype(np.float64) * dm.target_std + dm.target_mean
+        return table
+    probs = torch.softmax(torch.from_numpy(pred["output"]), dim=-1).numpy()
+    classes = np.array(dm.classes, dtype=object)
+    table["y_true"] = classes[pred["target"]]
+    table["y_pred"] = classes[probs.argmax(1)]
+    for i, c in enumerate(dm.classes):
+        table[f"prob_{c}"] = probs[:, i]
+    return table
+
+
+def eval_loader(dm, split: str):
+    """A loader over a split with the fixed evaluation rarefaction (train included)."""
+    from torch.utils.data import DataLoader
+
+    from aam.data.datasets import RarefiedSamples
+
+    ds = {"train": dm.train_dataset, "val": dm.val_dataset, "test": dm.test_dataset}[split]
+    if ds.train:
+        ds = RarefiedSamples(ds.samples, ds.rows, ds.depth, ds.asv_limit, ds.selection, ds.seed, False,
+                             ds.targets)
+    return DataLoader(ds, batch_size=dm.batch_size, shuffle=False, collate_fn=dm.collate)
+
+
+def write_embeddings(frames: list[pd.DataFrame], path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pd.concat(frames, ignore_index=True)
+    emb = np.stack(table["embedding"].to_list()).astype(np.float32) if len(table) else np.zeros((0, 0))
+    dim = emb.shape[1] if emb.ndim == 2 else 0
+    arrow = pa.table({
+        "sample": pa.array(table["sample"].astype(str).to_list(), pa.string()),
+        "split": pa.array(table["split"].to_list(), pa.string()),
+        "embedding": pa.FixedSizeListArray.from_arrays(pa.array(emb.reshape(-1), pa.float32()), dim)
+        .cast(pa.list_(pa.float32())),
+    })
+    with atomic_path(path) as tmp:
+        pq.write_table(arrow, tmp)
+
+
+# --------------------------------------------------------------------------------------------- run
+def run(args: argparse.Namespace) -> None:
+    from safetensors.torch import load_file
+
+    from aam.data.datasets import AAMDataModule, read_splits, read_target_column
+    from aam.training.aam_modules import FinetuneModule, validation_metrics
+    from aam.training.engine import NonFiniteLossError, export_model, fit
+
+    settings = load_settings(args.settings, "aam_run")
+    fine = settings["finetune"]
+    trainer = trainer_settings(fine, args.seed, args.threads, "finetune.trainer")
+    if trainer.num_threads:
+        torch.set_num_threads(trainer.num_threads)
+    out_dir = Path(args.out_dir)
+    tokens = Path(args.tokens_dir)
+    column, task = args.target_column, args.task
+    name = args.target or column
+
+    check_target(read_target_column(args.samples, column), read_splits(args.splits), column, task)
+    dm = AAMDataModule(tokens, args.splits, settings["data"], seed=args.seed,
+                       target={"column": column, "type": task}, metadata=args.samples)
+    check_splits(dm)
+    n_outputs = 1 if task == "regression" else int(dm.n_classes)
+    if task == "classification" and n_outputs < 2:
+        raise InputError(f"target column {column!r}: only class {dm.classes} remains after rarefaction")
+
+    cfg = model_config(settings["model"], dm, task=task, n_outputs=n_outputs)
+    pretrained_state = None
+    if args.pretrain_dir:
+        meta = json.loads((Path(args.pretrain_dir) / "model.json").read_text())
+        arch = ("embedding_dim", "layers", "heads", "ff_dim", "asv_layers", "sample_layers", "max_bp",
+                "asv_limit", "vocab_size")
+        old = meta["config"]
+        differ = {k: (old.get(k), getattr(cfg, k)) for k in arch if old.get(k) != getattr(cfg, k)}
+        if differ:
+            raise InputError(f"{args.pretrain_dir}: the pretrained encoder differs from this run's model "
+                             f"(pretrained, now): {differ}")
+        pretrained_state = load_file(str(Path(args.pretrain_dir) / "model.safetensors"))
+
+    weights = None
+    if task == "classification":
+        weights = class_weight_vector(fine["class_weights"], dm.classes, dm.class_counts)
+        log.info("classes %s, training counts %s, weights %s", dm.classes, dm.class_counts.tolist(),
+                 None if weights is None else np.round(weights, 3).tolist())
+    module = FinetuneModule(cfg, trainer, loss=fine["loss"], class_weights=weights,
+                            count_weight=fine["count_weight"], focal_gamma=fine["focal_gamma"],
+                            huber_delta=fine["huber_delta"], freeze_base=False,
+                            target_mean=dm.target_mean or 0.0, target_std=dm.target_std or 1.0)
+    if pretrained_state is not None:
+        module.model.base.load_state_dict(pretrained_state, strict=True)
+        log.info("loaded the pretrained encoder from %s", args.pretrain_dir)
+    module.model.freeze_base(bool(fine["freeze_base"]))
+
+    inputs = [tokens / "features.parquet", tokens / "samples.parquet", args.splits, args.samples]
+    if args.pretrain_dir:
+        inputs.append(Path(args.pretrain_dir) / "model.safetensors")
+    fingerprint = input_fingerprint(
+        {k: settings[k] for k in ("data", "model", "finetune")} | {"target": [column, task]},
+        args.seed, inputs,
+    )
+    try:
+        result = fit(module, out_dir, datamodule=dm, fingerprint=fingerprint)
+    except NonFiniteLossError as err:
+        raise InputError(f"fine-tuning diverged: {err}") from err
+
+    device = torch.device("cuda" if torch.cuda.is_available() and result.accelerator == "gpu" else "cpu")
+    model = module.model
+    tables, embeddings, val_metrics = [], [], {}
+    for split in ("train", "val", "test"):
+        pred = predict(model, eval_loader(dm, split), device)
+        if not pred:
+            continue
+        table = prediction_table(pred, split, dm, task)
+        embeddings.append(pd.DataFrame({"sample": table["sample"], "split": split,
+                                        "embedding": list(pred["embedding"])}))
+        if split == "val":
+            val_metrics = validation_metrics(task, torch.from_numpy(pred["output"]),
+                                             torch.from_numpy(pred["target"]),
+                                             dm.target_mean or 0.0, dm.target_std or 1.0)
+        if split != "train":
+            tables.append(table)
+    predictions = pd.concat(tables, ignore_index=True)
+    summary = train_summary(result, len(dm.train_dataset))
+    log.info("fine-tuning %s: %s; best-epoch validation %s", name, json.dumps(summary), val_metrics)
+
+    model.cpu()
+    export_model(model, out_dir, extra={
+        "stage": "finetune",
+        "task": task,
+        "target": {"name": name, "column": column, "type": task},
+        "classes": dm.classes,
+        "target_mean": dm.target_mean,
+        "target_std": dm.target_std,
+        "pretrained": bool(args.pretrain_dir),
+        "freeze_base": bool(fine["freeze_base"]),
+        "loss": module.loss_name,
+        "class_weights": None if weights is None else [float(w) for w in weights],
+        "data": settings["data"],
+        "depth": dm.depth,
+        "n_samples": {s: len(d) for s, d in (("train", dm.train_dataset), ("val", dm.val_dataset),
+                                             ("test", dm.test_dataset))},
+        "val_metrics": val_metrics,
+        "training": summary,
+        "trainer": trainer.as_dict(),
+    })
+    write_history(result.history, out_dir / "metrics.csv")
+    with atomic_path(out_dir / "predictions.tsv") as tmp:
+        predictions.to_csv(tmp, sep="\t", index=False, float_format="%.6g")
+    write_embeddings(embeddings, out_dir / "embeddings.parquet")

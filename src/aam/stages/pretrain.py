@@ -1,0 +1,150 @@
+"""Stage `aam pretrain`: pretrain the AAM SequenceEncoder on UniFrac + masked nucleotides.
+
+Inputs: the token caches (``tokens/features.parquet``, ``tokens/samples.parquet``), ``splits.tsv``
+(train samples train, val samples validate) and the tree (``ingest/tree.nwk``, tips = feature IDs).
+Each batch is re-rarefied per epoch by the DataModule and its UniFrac distances are computed on the
+fly from the batch's rarefied counts, so no distance matrix is read.
+
+Settings (``--settings``: JSON or a YAML/JSON file, validated against the schema's ``aam_run``):
+``data`` (asv_limit, selection, batch_size, num_workers), ``model`` (sizes), ``pretrain``
+(unifrac_metric, mask_rate, loss weights, ``trainer``).
+
+Outputs in ``--out-dir``: ``model.safetensors`` + ``model.json`` (class, config, training summary),
+``metrics.csv`` (one row per epoch: epoch, step, train/loss, val/loss, val/unifrac_mae,
+val/unifrac_r2, val/nucleotide_accuracy, lr, ...). Working files beside them: ``checkpoints/``
+(best.ckpt, last.ckpt: a restarted run resumes from last.ckpt when settings and inputs are the same)
+and ``logs/`` (CSV and TensorBoard).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from aam.config import load_settings
+from aam.errors import InputError
+from aam.io.atomic import atomic_path
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--tokens-dir", required=True, help="folder with features.parquet, samples.parquet")
+    parser.add_argument("--splits", required=True, help="splits.tsv (sample, split)")
+    parser.add_argument("--tree", required=True, help="rooted Newick tree whose tips are the feature IDs")
+    parser.add_argument("--settings", help="the run's settings (JSON text or a YAML/JSON file)")
+    parser.add_argument("--seed", type=int, default=42, help="the config's seed")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--out-dir", required=True, help="output folder (models/{run}/pretrain)")
+
+
+# ------------------------------------------------------------------------------ shared with finetune
+def trainer_settings(section: dict[str, Any], seed: int, threads: int | None, where: str):
+    from aam.training.engine import TrainerSettings
+
+    trainer = TrainerSettings.from_dict(section.get("trainer", {}), where=where)
+    if trainer.seed is None:
+        trainer.seed = seed
+    if threads:
+        trainer.num_threads = threads
+    return trainer
+
+
+def model_config(model: dict[str, Any], datamodule, **extra):
+    """AAMConfig from the run's ``model`` section and the data's max_bp and asv_limit."""
+    from aam.models.aam import AAMConfig
+
+    cfg = AAMConfig(**model, max_bp=datamodule.max_bp, asv_limit=datamodule.asv_limit, **extra)
+    if cfg.embedding_dim % cfg.heads:
+        raise InputError(f"model: embedding_dim {cfg.embedding_dim} is not divisible by heads {cfg.heads}")
+    return cfg
+
+
+def input_fingerprint(settings: dict, seed: int, paths: list[str | Path]) -> dict[str, Any]:
+    """What a checkpoint must match to be resumed: settings, seed and the inputs' content."""
+    from aam.io.parquet_cache import hash_files
+
+    return {"settings": settings, "seed": seed, "inputs": hash_files([Path(p) for p in paths])}
+
+
+def write_history(history, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        history.to_csv(tmp, index=False)
+
+
+def check_splits(datamodule, need_val: bool = True) -> None:
+    if len(datamodule.train_dataset) < 2:
+        raise InputError(f"only {len(datamodule.train_dataset)} training samples reach depth "
+                         f"{datamodule.depth}; need at least 2")
+    if need_val and len(datamodule.val_dataset) == 0:
+        raise InputError("no validation samples (split 'val'): early stopping and checkpoints need them")
+
+
+def train_summary(result, n_train: int) -> dict[str, Any]:
+    epochs_done = int(result.history["epoch"].max()) + 1 if len(result.history) else 0
+    return {
+        "n_parameters": result.n_parameters,
+        "n_trainable": result.n_trainable,
+        "wall_time_s": round(result.wall_time_s, 3),
+        "epochs": epochs_done,
+        "optimizer_steps": result.global_step,
+        "train_samples_per_s": round(n_train * epochs_done / max(result.wall_time_s, 1e-9), 3),
+        "best_score": result.best_score,
+        "accelerator": result.accelerator,
+        "resumed": result.resumed,
+        "torch": torch.__version__,
+    }
+
+
+def run(args: argparse.Namespace) -> None:
+    from aam.data.datasets import AAMDataModule
+    from aam.data.unifrac import PhyloIndex
+    from aam.training.aam_modules import PretrainModule
+    from aam.training.engine import NonFiniteLossError, export_model, fit
+
+    settings = load_settings(args.settings, "aam_run")
+    pre = settings["pretrain"]
+    trainer = trainer_settings(pre, args.seed, args.threads, "pretrain.trainer")
+    if trainer.num_threads:
+        torch.set_num_threads(trainer.num_threads)
+    out_dir = Path(args.out_dir)
+    tokens = Path(args.tokens_dir)
+
+    dm = AAMDataModule(tokens, args.splits, settings["data"], seed=args.seed)
+    check_splits(dm)
+    start = time.perf_counter()
+    index = PhyloIndex.from_newick(args.tree, list(dm.feature_ids))
+    log.info("tree indexed for %d features in %.1f s", len(dm.feature_ids), time.perf_counter() - start)
+    cfg = model_config(settings["model"], dm)
+    module = PretrainModule(cfg, trainer, index, unifrac_metric=pre["unifrac_metric"],
+                            mask_rate=pre["mask_rate"], unifrac_weight=pre["unifrac_weight"],
+                            nucleotide_weight=pre["nucleotide_weight"])
+    fingerprint = input_fingerprint(
+        {k: settings[k] for k in ("data", "model", "pretrain")}, args.seed,
+        [tokens / "features.parquet", tokens / "samples.parquet", args.splits, args.tree],
+    )
+    try:
+        result = fit(module, out_dir, datamodule=dm, fingerprint=fingerprint)
+    except NonFiniteLossError as err:
+        raise InputError(f"pretraining diverged: {err}") from err
+    last = result.history.iloc[-1].to_dict() if len(result.history) else {}
+    summary = train_summary(result, len(dm.train_dataset))
+    log.info("pretraining: %s; last epoch %s", json.dumps(summary),
+             {k: round(v, 4) for k, v in last.items() if isinstance(v, float)})
+    export_model(module.model, out_dir, extra={
+        "stage": "pretrain",
+        "unifrac_metric": pre["unifrac_metric"],
+        "data": settings["data"],
+        "depth": dm.depth,
+        "n_train": len(dm.train_dataset),
+        "n_val": len(dm.val_dataset),
+        "training": summary,
+        "trainer": trainer.as_dict(),
+    })
+    write_history(result.history, out_dir / "metrics.csv")

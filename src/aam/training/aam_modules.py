@@ -1,0 +1,198 @@
+"""LightningModules of AAM pretraining and fine-tuning, on the shared training engine.
+
+Pretraining (:class:`PretrainModule`): each batch's UniFrac distances are computed on the fly from
+its rarefied counts (``aam.data.unifrac.batch_distances``); loss = ``unifrac_weight`` x MSE of the
+predicted vs true distances (pairs i < j) + ``nucleotide_weight`` x cross-entropy of masked
+nucleotides (``mask_rate``, BERT-style 80/10/10). Validation runs without dropout and without
+masking on the UniFrac path; masked-nucleotide accuracy is measured with a fixed mask (seeded per
+batch, so it neither varies between epochs nor touches the global random stream). Logged:
+``val/loss``, ``val/unifrac_loss``, ``val/unifrac_mae``, ``val/unifrac_r2``, ``val/nucleotide_loss``,
+``val/nucleotide_accuracy`` (and ``train/...``).
+
+Fine-tuning (:class:`FinetuneModule`): loss = target loss (regression on the standardized target:
+``mse`` or ``huber``; classification: ``cross_entropy`` or ``focal`` with class weights) +
+``count_weight`` x count loss (KL of predicted vs true relative abundance of the kept ASVs).
+Logged: ``val/loss``, ``val/target_loss``, ``val/count_loss`` and ``val/mae``, ``val/r2``
+(regression, original units) or ``val/accuracy``, ``val/auroc`` (classification).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from aam.data.unifrac import batch_distances
+from aam.models.aam import AAMConfig, SequenceEncoder, SequencePredictor, trim_padding
+from aam.training import losses
+from aam.training.engine import EngineModule, TrainerSettings
+
+MODEL_INPUTS = ("tokens", "asv_index", "asv_mask")
+
+
+class PretrainModule(EngineModule):
+    def __init__(self, model_config: AAMConfig, settings: TrainerSettings | dict | None, phylo_index: Any,
+                 unifrac_metric: str = "unweighted", mask_rate: float = 0.15,
+                 unifrac_weight: float = 1.0, nucleotide_weight: float = 1.0):
+        super().__init__(settings)
+        self.model = SequenceEncoder(model_config)
+        self.index = phylo_index
+        self.metric = unifrac_metric
+        self.mask_rate = mask_rate
+        self.unifrac_weight = unifrac_weight
+        self.nucleotide_weight = nucleotide_weight
+        self._val: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def true_distances(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        with torch.no_grad():
+            return batch_distances(self.index, batch["unifrac_counts"], batch["unifrac_feature_idx"],
+                                   self.metric, dtype=torch.float32)
+
+    def _losses(self, batch, tokens, labels, stage: str):
+        out = self.model(tokens, batch["asv_index"], batch["asv_mask"])
+        true = self.true_distances(batch)
+        u_loss = losses.unifrac_loss(out["distances"], true)
+        n_loss = losses.nucleotide_loss(out["nucleotide_logits"], labels)
+        loss = self.unifrac_weight * u_loss + self.nucleotide_weight * n_loss
+        chosen = labels != losses.IGNORE
+        correct = (out["nucleotide_logits"].argmax(-1)[chosen] == labels[chosen]).float()
+        bs = batch["asv_index"].shape[0]
+        kw = {"on_step": stage == "train", "on_epoch": True, "batch_size": bs}
+        self.log(f"{stage}/loss", loss, prog_bar=True, **kw)
+        self.log(f"{stage}/unifrac_loss", u_loss, **kw)
+        self.log(f"{stage}/nucleotide_loss", n_loss, **kw)
+        if correct.numel():
+            self.log(f"{stage}/nucleotide_accuracy", correct.mean(), **kw)
+        return loss, out, true
+
+    def training_step(self, batch, batch_idx):
+        masked, labels = losses.mask_nucleotides(trim_padding(batch["tokens"]), self.mask_rate)
+        loss, _, _ = self._losses(batch, masked, labels, "train")
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        # UniFrac on unmasked tokens; the nucleotide objective on a fixed, seeded mask.
+        gen = torch.Generator().manual_seed(10_000 + batch_idx)
+        tokens = trim_padding(batch["tokens"])
+        masked, labels = losses.mask_nucleotides(tokens, self.mask_rate, generator=gen)
+        out = self.model(tokens, batch["asv_index"], batch["asv_mask"])
+        true = self.true_distances(batch)
+        u_loss = losses.unifrac_loss(out["distances"], true)
+        _, nuc_states = self.model.asv_encoder(masked)
+        logits = self.model.nucleotide_head(nuc_states)
+        n_loss = losses.nucleotide_loss(logits, labels)
+        chosen = labels != losses.IGNORE
+        bs = batch["asv_index"].shape[0]
+        self.log("val/loss", self.unifrac_weight * u_loss + self.nucleotide_weight * n_loss,
+                 on_epoch=True, prog_bar=True, batch_size=bs)
+        self.log("val/unifrac_loss", u_loss, on_epoch=True, batch_size=bs)
+        self.log("val/nucleotide_loss", n_loss, on_epoch=True, batch_size=bs)
+        if bool(chosen.any()):
+            acc = (logits.argmax(-1)[chosen] == labels[chosen]).float().mean()
+            self.log("val/nucleotide_accuracy", acc, on_epoch=True, batch_size=int(chosen.sum()))
+        self._val.append((losses.upper_triangle(out["distances"]).detach().float().cpu(),
+                          losses.upper_triangle(true).detach().float().cpu()))
+
+    def on_validation_epoch_start(self) -> None:
+        self._val = []
+
+    def on_validation_epoch_end(self) -> None:
+        if not self._val:
+            return
+        pred = torch.cat([p for p, _ in self._val])
+        true = torch.cat([t for _, t in self._val])
+        self._val = []
+        if pred.numel() == 0:
+            return
+        self.log("val/unifrac_mae", (pred - true).abs().mean())
+        r2 = losses.r2_score(pred, true)
+        if np.isfinite(r2):
+            self.log("val/unifrac_r2", r2)
+
+
+class FinetuneModule(EngineModule):
+    def __init__(self, model_config: AAMConfig, settings: TrainerSettings | dict | None,
+                 loss: str | None = None, class_weights: np.ndarray | list[float] | None = None,
+                 count_weight: float = 1.0, focal_gamma: float = 2.0, huber_delta: float = 1.0,
+                 freeze_base: bool = False, target_mean: float = 0.0, target_std: float = 1.0):
+        super().__init__(settings)
+        self.model = SequencePredictor(model_config)
+        self.task = model_config.task
+        default = "mse" if self.task == "regression" else "cross_entropy"
+        self.loss_name = loss or default
+        allowed = ("mse", "huber") if self.task == "regression" else ("cross_entropy", "focal")
+        if self.loss_name not in allowed:
+            raise ValueError(f"loss {self.loss_name!r} does not fit a {self.task} target; use {allowed}")
+        weights = None
+        if class_weights is not None:
+            weights = torch.as_tensor(np.asarray(class_weights), dtype=torch.float32)
+        self.register_buffer("class_weights", weights, persistent=False)
+        self.count_weight = count_weight
+        self.focal_gamma = focal_gamma
+        self.huber_delta = huber_delta
+        self.target_mean, self.target_std = float(target_mean), float(target_std)
+        self.model.freeze_base(freeze_base)
+        self._val: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def target_loss(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        if self.loss_name == "mse":
+            return F.mse_loss(pred, target.float())
+        if self.loss_name == "huber":
+            return F.huber_loss(pred, target.float(), delta=self.huber_delta)
+        if self.loss_name == "focal":
+            return losses.focal_loss(pred, target, self.class_weights, self.focal_gamma)
+        return F.cross_entropy(pred, target, weight=self.class_weights)
+
+    def _step(self, batch, stage: str):
+        out = self.model(*(batch[k] for k in MODEL_INPUTS))
+        t_loss = self.target_loss(out["target"], batch["target"])
+        c_loss = losses.count_loss(out["count_log_probs"], batch["asv_counts"], batch["asv_mask"])
+        loss = t_loss + self.count_weight * c_loss
+        kw = {"on_step": stage == "train", "on_epoch": True, "batch_size": batch["asv_index"].shape[0]}
+        self.log(f"{stage}/loss", loss, prog_bar=True, **kw)
+        self.log(f"{stage}/target_loss", t_loss, **kw)
+        self.log(f"{stage}/count_loss", c_loss, **kw)
+        return loss, out
+
+    def training_step(self, batch, batch_idx):
+        return self._step(batch, "train")[0]
+
+    def validation_step(self, batch, batch_idx):
+        _, out = self._step(batch, "val")
+        self._val.append((out["target"].detach().float().cpu(), batch["target"].detach().cpu()))
+
+    def on_validation_epoch_start(self) -> None:
+        self._val = []
+
+    def on_validation_epoch_end(self) -> None:
+        if not self._val:
+            return
+        pred = torch.cat([p for p, _ in self._val])
+        true = torch.cat([t for _, t in self._val])
+        self._val = []
+        metrics = validation_metrics(self.task, pred, true, self.target_mean, self.target_std)
+        for name, value in metrics.items():
+            if np.isfinite(value):
+                self.log(f"val/{name}", value)
+
+
+def validation_metrics(task: str, pred: torch.Tensor, true: torch.Tensor, mean: float = 0.0,
+                       std: float = 1.0) -> dict[str, float]:
+    """regression: mae, r2 in original units; classification: accuracy, auroc (binary or macro OvR)."""
+    if task == "regression":
+        p, t = pred * std + mean, true.float() * std + mean
+        return {"mae": float((p - t).abs().mean()), "r2": losses.r2_score(p, t)}
+    probs = torch.softmax(pred.float(), dim=-1).numpy()
+    t = true.numpy()
+    out = {"accuracy": float((probs.argmax(1) == t).mean())}
+    present = np.unique(t)
+    if present.size >= 2:
+        from sklearn.metrics import roc_auc_score
+
+        if probs.shape[1] == 2:
+            out["auroc"] = float(roc_auc_score(t, probs[:, 1]))
+        elif present.size == probs.shape[1]:
+            out["auroc"] = float(roc_auc_score(t, probs, multi_class="ovr", average="macro"))
+    return out
