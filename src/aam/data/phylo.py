@@ -64,8 +64,11 @@ class ParsedTree:
 
 
 def read_newick_text(path_or_text: str | os.PathLike) -> str:
-    """The Newick text of a file, or the argument itself when it is Newick text (ends with ';')."""
-    if isinstance(path_or_text, str) and path_or_text.rstrip().endswith(";"):
+    """The Newick text of a file, or the argument itself when it is Newick text (a string that starts
+    with '(' or '[' or ends with ';')."""
+    if isinstance(path_or_text, str) and (
+        path_or_text.lstrip().startswith(("(", "[")) or path_or_text.rstrip().endswith(";")
+    ):
         return path_or_text
     try:
         return Path(path_or_text).read_text()

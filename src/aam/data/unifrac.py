@@ -55,8 +55,9 @@ class PhyloIndex:
         The column order of every counts matrix given to this index must be `feature_order`.
         Raises InputError for an unrooted tree, or one where a feature is not a tip.
         """
-        source = str(path_or_text) if not str(path_or_text).rstrip().endswith(";") else "tree"
-        tree = parse_newick(read_newick_text(path_or_text), source=source)
+        text = read_newick_text(path_or_text)
+        source = "tree" if text is path_or_text else str(path_or_text)
+        tree = parse_newick(text, source=source)
         return cls(build_branch_index(tree, feature_order, source=source))
 
     @property
@@ -262,7 +263,8 @@ def _slot_csr(index: PhyloIndex, counts) -> sp.csr_matrix:
         raise ValueError(f"counts have {mat.shape[1]} columns; the index has {index.n_features} features")
     if mat.nnz and mat.data.min() < 0:
         raise InputError("negative counts in the table")
-    out = sp.csr_matrix((mat.data, index.branches.slot[mat.indices], mat.indptr), shape=mat.shape)
+    # copies: sorting the new indices must not reorder the caller's data in place
+    out = sp.csr_matrix((mat.data.copy(), index.branches.slot[mat.indices], mat.indptr.copy()), shape=mat.shape)
     out.sort_indices()
     return out
 
