@@ -95,8 +95,8 @@ def _check_metric(metric: str) -> None:
 # Where a branch goes: present in at least `fraction x samples` samples, to the dense kernel (GEMM for
 # unweighted, the |x - y| loop for weighted); otherwise to the sparse pair expansion. The break-even
 # is ~sqrt(dense cost per pair and branch / pair-expansion cost per pair), measured on CPU:
-# a large two-thread GEMM ~0.03 ns, a skinny 32-sample GEMM ~0.3 ns, the |x - y| loop ~0.5 ns, torch.cdist(p=1) ~1 ns (two threads),
-# pair expansion ~20 ns.
+# a large two-thread GEMM ~0.03 ns, a skinny 32-sample GEMM ~0.3 ns, the |x - y| loop ~0.5 ns,
+# torch.cdist(p=1) ~1 ns (two threads), pair expansion ~20 ns.
 DENSE_FRACTION = {"unweighted": 0.05, "unweighted_batch": 0.15, "weighted": 0.2, "weighted_batch": 0.16}
 _MAX_PAIRS = 1 << 22  # pairs per step of the sparse expansion (bounds its memory)
 
@@ -264,7 +264,8 @@ def _slot_csr(index: PhyloIndex, counts) -> sp.csr_matrix:
     if mat.nnz and mat.data.min() < 0:
         raise InputError("negative counts in the table")
     # copies: sorting the new indices must not reorder the caller's data in place
-    out = sp.csr_matrix((mat.data.copy(), index.branches.slot[mat.indices], mat.indptr.copy()), shape=mat.shape)
+    out = sp.csr_matrix((mat.data.copy(), index.branches.slot[mat.indices], mat.indptr.copy()),
+                        shape=mat.shape)
     out.sort_indices()
     return out
 
@@ -309,8 +310,12 @@ def unifrac_matrix(index: PhyloIndex, counts, metric: str = "unweighted", dtype:
     weighted = metric != "unweighted"
     # pass 1: in how many samples is each branch present; order the branches by that
     k = torch.zeros(index.n_branches, dtype=torch.long, device=device)
+    first = None
     for s0, s1 in blocks:
-        k += (_block_branch_counts(csr, s0, s1, t["lo"], t["hi"], dtype, device) > 0).sum(1)
+        x = _block_branch_counts(csr, s0, s1, t["lo"], t["hi"], dtype, device)
+        k += (x > 0).sum(1)
+        first = x if len(blocks) == 1 else None  # one block: reuse it in pass 2
+    del x
     order, g_sparse, g_dense, k_sorted = _split_rows(k, n, DENSE_FRACTION[metric.split("_")[0]])
     lo, hi = t["lo"].index_select(0, order), t["hi"].index_select(0, order)
     lengths = t["length"].index_select(0, order)
@@ -322,7 +327,10 @@ def unifrac_matrix(index: PhyloIndex, counts, metric: str = "unweighted", dtype:
     a = torch.zeros(n, dtype=dtype, device=device)
     cols_l, vals_l = [], []
     for s0, s1 in blocks:
-        x = _block_branch_counts(csr, s0, s1, lo, hi, dtype, device)  # [N, block]
+        if first is not None:
+            x, first = first.index_select(0, order), None
+        else:
+            x = _block_branch_counts(csr, s0, s1, lo, hi, dtype, device)  # [N, block]
         if weighted:
             x /= safe[s0:s1]
             a[s0:s1] = lengths[:g_dense] @ x[:g_dense]
@@ -345,7 +353,7 @@ def unifrac_matrix(index: PhyloIndex, counts, metric: str = "unweighted", dtype:
                     acc[s0:s1, r0:r1] += torch.cdist(dense[None, s0:s1], dense[None, r0:r1], p=1.0)[0]
         else:
             scaled = dense * lengths[g_dense:, None]
-            for i, (s0, s1) in enumerate(blocks):
+            for s0, s1 in blocks:
                 acc[s0:s1, s0:] += dense[:, s0:s1].T @ scaled[:, s0:]
             del scaled
     del dense
@@ -356,7 +364,16 @@ def unifrac_matrix(index: PhyloIndex, counts, metric: str = "unweighted", dtype:
         vals = torch.cat(vals_l).index_select(0, srt) if weighted else None
         del cols_l, vals_l, br, srt
         m = torch.zeros(n, n, dtype=dtype, device=device) if weighted else acc
-        _pair_sums(cols, vals, k_sorted[g_sparse:g_dense], lengths[g_sparse:g_dense], n, m)
+        if not weighted and device.type == "cpu":
+            # shared lengths of the sparse branches: scipy's sparse product (C++) beats the pair expansion
+            per_row = k_sorted[g_sparse:g_dense].numpy()
+            indptr = np.concatenate([[0], np.cumsum(per_row)])
+            pres = sp.csr_matrix((np.ones(len(cols)), cols.numpy(), indptr), shape=(len(per_row), n))
+            scaled = sp.csr_matrix((np.repeat(lengths[g_sparse:g_dense].double().numpy(), per_row),
+                                    cols.numpy(), indptr), shape=pres.shape)
+            acc += torch.from_numpy((pres.T @ scaled).toarray()).to(dtype)
+        else:
+            _pair_sums(cols, vals, k_sorted[g_sparse:g_dense], lengths[g_sparse:g_dense], n, m)
         if weighted:
             acc -= 2.0 * m
             del m
