@@ -272,7 +272,7 @@ def run(args: argparse.Namespace) -> None:
         if split != "train":
             tables.append(table)
     predictions = pd.concat(tables, ignore_index=True)
-    summary = train_summary(result, len(dm.train_dataset))
+    summary = train_summary(result, dm.batch_size, trainer.accumulate_grad_batches)
     log.info("fine-tuning %s: %s; best-epoch validation %s", name, json.dumps(summary), val_metrics)
 
     model.cpu()

@@ -86,15 +86,17 @@ def check_splits(datamodule, need_val: bool = True) -> None:
         raise InputError("no validation samples (split 'val'): early stopping and checkpoints need them")
 
 
-def train_summary(result, n_train: int) -> dict[str, Any]:
+def train_summary(result, batch_size: int, accumulate: int) -> dict[str, Any]:
+    """Training figures for model.json; samples/s counts the samples of the optimizer steps taken."""
     epochs_done = int(result.history["epoch"].max()) + 1 if len(result.history) else 0
+    n_seen = result.global_step * accumulate * batch_size
     return {
         "n_parameters": result.n_parameters,
         "n_trainable": result.n_trainable,
         "wall_time_s": round(result.wall_time_s, 3),
         "epochs": epochs_done,
         "optimizer_steps": result.global_step,
-        "train_samples_per_s": round(n_train * epochs_done / max(result.wall_time_s, 1e-9), 3),
+        "train_samples_per_s": round(n_seen / max(result.wall_time_s, 1e-9), 3),
         "best_score": result.best_score,
         "accelerator": result.accelerator,
         "resumed": result.resumed,
@@ -134,7 +136,7 @@ def run(args: argparse.Namespace) -> None:
     except NonFiniteLossError as err:
         raise InputError(f"pretraining diverged: {err}") from err
     last = result.history.iloc[-1].to_dict() if len(result.history) else {}
-    summary = train_summary(result, len(dm.train_dataset))
+    summary = train_summary(result, dm.batch_size, trainer.accumulate_grad_batches)
     log.info("pretraining: %s; last epoch %s", json.dumps(summary),
              {k: round(v, 4) for k, v in last.items() if isinstance(v, float)})
     export_model(module.model, out_dir, extra={
