@@ -274,3 +274,19 @@ def test_unknown_run_key_is_rejected(tmp_path, capsys):
         == 2
     )
     assert "backbone_size" in capsys.readouterr().err
+
+
+def test_sequence_dataset_is_seeded_by_epoch_and_index_and_stacks_views():
+    from aam.data.augment import Augmenter
+    from aam.data.sequence_datasets import SequenceCollator, SequenceDataset
+
+    seqs = ["ACGTACGTACGTACGTACGTACGTACGTACGTACGTACGT", "TTTTGGGGCCCCAAAATTTTGGGGCCCCAAAATTTTGGGG"]
+    aug = Augmenter({"substitution_rate": 0.2, "min_len": 10})
+    ds = SequenceDataset(seqs, np.array([[0, 1], [1, -1]]), n_views=2, augmenter=aug, seed=3)
+    a = ds[1]["views"]
+    assert ds[1]["views"] == a  # same (seed, epoch, index): same views, whatever the worker
+    ds.set_epoch(1)
+    assert ds[1]["views"] != a
+    batch = SequenceCollator(KmerTokenizer(4, 2))([ds[0], ds[1]])
+    assert batch["input_ids"].shape[0] == 4
+    assert batch["group"].tolist() == [0, 1, 0, 1] and batch["labels"].tolist() == [[0, 1], [1, -1]] * 2
