@@ -213,11 +213,11 @@ def check_rooted(tree: ParsedTree, source: str = "tree") -> None:
     """InputError for a tree that Newick conventions mark as unrooted (see the module docstring)."""
     n_root_children = int(np.count_nonzero(tree.parent == 0))
     if tree.root_marker == "U":
-        raise InputError(f"{source}: the tree is marked unrooted ([&U]); root it first (e.g. midpoint rooting)")
+        raise InputError(f"{source}: the tree is marked unrooted ([&U]); root it first (e.g. midpoint root)")
     if n_root_children >= 3 and tree.root_marker != "R":
         raise InputError(
             f"{source}: the root has {n_root_children} children, which is how Newick writes an unrooted "
-            "tree; root it first (e.g. `qiime phylogeny midpoint-root`), or mark it rooted with a leading [&R]"
+            "tree; root it first (e.g. `qiime phylogeny midpoint-root`) or mark it rooted with a leading [&R]"
         )
 
 

@@ -70,7 +70,8 @@ def settings_from(value) -> dict:
         raise InputError(f"unifrac settings: unknown keys {sorted(unknown)}")
     bad = [m for m in merged["metrics"] if m not in METRICS]
     if bad or not merged["metrics"]:
-        raise InputError(f"unifrac settings: metrics must be some of {list(METRICS)}, got {merged['metrics']}")
+        raise InputError(f"unifrac settings: metrics must be some of {list(METRICS)}, got {merged['metrics']}"
+                         )
     return merged
 
 
@@ -219,7 +220,8 @@ def plot_pcoa(result, metadata, color_column, metric: str, path: Path) -> None:
             cmap = plt.get_cmap("tab20" if len(cats) > 10 else "tab10")
             for i, cat in enumerate(cats):
                 sel = (values == cat).to_numpy()
-                ax.scatter(x[sel], y[sel], s=14, color=cmap(i % cmap.N), label=str(cat)[:30], edgecolors="none")
+                ax.scatter(x[sel], y[sel], s=14, color=cmap(i % cmap.N), label=str(cat)[:30],
+                           edgecolors="none")
             if len(cats) <= 20:
                 ax.legend(title=color_column, fontsize=8, markerscale=1.5, frameon=False)
         title += f", coloured by {color_column}"
