@@ -290,3 +290,15 @@ def test_sequence_dataset_is_seeded_by_epoch_and_index_and_stacks_views():
     batch = SequenceCollator(KmerTokenizer(4, 2))([ds[0], ds[1]])
     assert batch["input_ids"].shape[0] == 4
     assert batch["group"].tolist() == [0, 1, 0, 1] and batch["labels"].tolist() == [[0, 1], [1, -1]] * 2
+
+
+def test_prepare_plain_text_into_chunks(tmp_path, capsys):
+    path = tmp_path / "genome.txt"
+    path.write_text("ACGT" * 30 + "\n" + "ggcc" * 20 + "\n")
+    frame = prepare(text=str(path), chunk_len=50, ranks=[])
+    assert frame["sequence"].str.len().tolist() == [50, 50, 50, 50]
+    assert "".join(frame["sequence"]) == "ACGT" * 30 + "GGCC" * 20
+    path.write_text("ACGT\nAC GT\nAXGT\n")
+    out = tmp_path / "p.parquet"
+    assert main(["seq-prepare", "--text", str(path), "--out", str(out)]) == 2
+    assert "'X' at DNA position 9" in capsys.readouterr().err and not out.exists()

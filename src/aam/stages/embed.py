@@ -41,6 +41,11 @@ def run(args: argparse.Namespace) -> None:
         raise InputError(f"{args.fasta}: no such file")
     records = read_fasta(args.fasta)
     ids = list(records)
+    n_cut = sum(tokenizer.n_tokens(len(s)) + 2 > model.config.max_len for s in records.values())
+    if n_cut:
+        log.warning(
+            "%d sequences are longer than the model's %d positions and are cut", n_cut, model.config.max_len
+        )
     vectors = embed_sequences(model, tokenizer, [records[i] for i in ids], args.batch_size)
     write_embeddings(ids, vectors, args.out)
     log.info("wrote %s: %d sequences x %d dimensions", args.out, *vectors.shape)
