@@ -18,6 +18,14 @@ validate(config, "workflow/schemas/config.schema.yaml")
 report: "workflow/report/workflow.rst"
 
 
+wildcard_constraints:
+    dataset="[A-Za-z0-9_.-]+",
+    run="[A-Za-z0-9_.-]+",
+    target="[A-Za-z0-9_.-]+",
+    metric="[a-z_]+",
+    name="[A-Za-z0-9_.-]+",
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/prepare.smk"
 include: "workflow/rules/unifrac.smk"

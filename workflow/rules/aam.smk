@@ -1,35 +1,9 @@
 # Rules of this phase; see workflow/rules/common.smk for helpers.
-
-import shlex
 # pretrain: the AAM SequenceEncoder on UniFrac + masked nucleotides (runs with pretrain.enabled).
 # finetune: one model per run and target; from the pretrained encoder, or from scratch.
 # Both train on a GPU where there is one (resources gpu=1: one at a time per GPU, and the SLURM
 # profile requests a GPU for them). Checkpoints and logs sit beside the declared outputs and are not
 # outputs themselves, so Snakemake leaves them in place and a restarted job resumes from last.ckpt.
-
-
-def aam_run_settings(run, *sections):
-    """The sections of an AAM run that a stage reads, as canonical JSON."""
-    return to_json({section: AAM_RUNS[run][section] for section in sections})
-
-
-def pretrain_enabled(run):
-    return bool(AAM_RUNS[run]["pretrain"]["enabled"])
-
-
-def pretrained_inputs(wc):
-    if not pretrain_enabled(wc.run):
-        return []
-    return [
-        out(wc.dataset, f"models/{wc.run}/pretrain/model.safetensors"),
-        out(wc.dataset, f"models/{wc.run}/pretrain/model.json"),
-    ]
-
-
-def pretrain_dir_arg(wc):
-    if not pretrain_enabled(wc.run):
-        return ""
-    return "--pretrain-dir " + shlex.quote(out(wc.dataset, f"models/{wc.run}/pretrain"))
 
 
 rule pretrain:
@@ -54,6 +28,8 @@ rule pretrain:
     threads: 4
     log:
         "logs/{dataset}/pretrain/{run}.log",
+    conda:
+        "../../envs/aam.yaml"
     benchmark:
         "benchmarks/{dataset}/pretrain/{run}.tsv"
     shell:
@@ -90,6 +66,8 @@ rule finetune:
     threads: 4
     log:
         "logs/{dataset}/finetune/{run}/{target}.log",
+    conda:
+        "../../envs/aam.yaml"
     benchmark:
         "benchmarks/{dataset}/finetune/{run}/{target}.tsv"
     shell:

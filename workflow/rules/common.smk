@@ -1,20 +1,13 @@
-"""Helpers shared by every rule file: dataset and run lookups, paths, settings as JSON."""
+"""Helpers for the rule files (dataset and run lookups, paths, settings as JSON)."""
 
 import json
+import shlex
 
 RESULTS = config["results"]
 DATASETS = list(config["datasets"])
 AAM_RUNS = config["aam"]["runs"]
 SEQUENCE_SETS = config["sequences"]
 SEQ_RUNS = config["seq_models"]["runs"]
-
-
-wildcard_constraints:
-    dataset="[A-Za-z0-9_.-]+",
-    run="[A-Za-z0-9_.-]+",
-    target="[A-Za-z0-9_.-]+",
-    metric="[a-z_]+",
-    name="[A-Za-z0-9_.-]+",
 
 
 def dataset_config(wildcards):
@@ -54,7 +47,7 @@ def seq_out(name, path):
 
 
 def final_targets():
-    """Everything `rule all` asks for: per dataset the prepared data, UniFrac, every run's evaluation
+    """Everything the default target asks for - per dataset the prepared data, UniFrac, every run's evaluation
     and the run comparison; per sequence collection every sequence model's evaluation."""
     targets = []
     for dataset in DATASETS:
@@ -70,3 +63,50 @@ def final_targets():
     for name in SEQUENCE_SETS:
         targets += sequence_targets(name)
     return targets
+
+
+# --- UniFrac ---
+
+
+def unifrac_metrics():
+    """The UniFrac metrics the config asks for."""
+    return list(config["unifrac"]["metrics"])
+
+
+def unifrac_targets(dataset):
+    """Final UniFrac outputs of one dataset (the default target)."""
+    targets = [out(dataset, f"unifrac/{m}.tsv") for m in unifrac_metrics()]
+    targets += [out(dataset, f"unifrac/pcoa_{m}.png") for m in unifrac_metrics()]
+    if config["unifrac"]["faith_pd"]:
+        targets.append(out(dataset, "unifrac/faith_pd.tsv"))
+    return targets
+
+
+# --- AAM runs ---
+
+
+def aam_run_settings(run, *sections):
+    """The sections of an AAM run that a stage reads, as canonical JSON."""
+    return to_json({section: AAM_RUNS[run][section] for section in sections})
+
+
+def pretrain_enabled(run):
+    """Whether the AAM run pretrains its encoder (else it fine-tunes from scratch)."""
+    return bool(AAM_RUNS[run]["pretrain"]["enabled"])
+
+
+def pretrained_inputs(wc):
+    """The pretrained encoder files a finetune job reads, if its run pretrains."""
+    if not pretrain_enabled(wc.run):
+        return []
+    return [
+        out(wc.dataset, f"models/{wc.run}/pretrain/model.safetensors"),
+        out(wc.dataset, f"models/{wc.run}/pretrain/model.json"),
+    ]
+
+
+def pretrain_dir_arg(wc):
+    """The finetune stage's --pretrain-dir argument, if its run pretrains."""
+    if not pretrain_enabled(wc.run):
+        return ""
+    return f"--pretrain-dir {shlex.quote(out(wc.dataset, f'models/{wc.run}/pretrain'))}"

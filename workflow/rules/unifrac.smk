@@ -4,19 +4,6 @@
 # the pruned tree and the sample metadata (inputs).
 
 
-def unifrac_metrics():
-    return list(config["unifrac"]["metrics"])
-
-
-def unifrac_targets(dataset):
-    """Final UniFrac outputs of one dataset (used by `rule all`)."""
-    targets = [out(dataset, f"unifrac/{m}.tsv") for m in unifrac_metrics()]
-    targets += [out(dataset, f"unifrac/pcoa_{m}.png") for m in unifrac_metrics()]
-    if config["unifrac"]["faith_pd"]:
-        targets.append(out(dataset, "unifrac/faith_pd.tsv"))
-    return targets
-
-
 rule unifrac:
     """UniFrac distance matrices of the rarefied table (scikit-bio / QIIME 2 TSV), their PCoA
     (coordinates, ordination file, plot coloured by the dataset's color_column) and Faith's PD."""
