@@ -6,6 +6,7 @@ point at the bundled data, so tests never touch the repository's own results/ or
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -113,3 +114,37 @@ def test_changed_depth_reruns_rarefy_and_dependents_not_ingest(tmp_path):
     assert "rarefy" in rules
     assert "ingest" not in rules
     assert {"unifrac", "tokenize"} <= rules
+
+
+def tiny_config(workdir: Path) -> Path:
+    """The demo config with every training job cut to a few steps: the whole DAG in a few minutes."""
+    path = write_config(workdir)
+    config = yaml.safe_load(path.read_text())
+    for run in config["aam"]["runs"].values():
+        for phase in ("pretrain", "finetune"):
+            if "trainer" in run.get(phase, {}):
+                run[phase]["trainer"].update(max_epochs=1, limit_train_batches=3)
+    for run in config["seq_models"]["runs"].values():
+        run["trainer"].update(max_epochs=1)
+    config["evaluate"]["random_forest"]["n_estimators"] = 50
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+@pytest.mark.slow
+def test_whole_workflow_runs_end_to_end_and_reports(tmp_path):
+    tiny_config(tmp_path)
+    done = snakemake(tmp_path, "--cores", "2")
+    assert done.returncode == 0, (done.stdout + done.stderr)[-5000:]
+    results = tmp_path / "results"
+    metrics = json.loads(next(results.glob("ibd2538/eval/pretrained/ibd/metrics.json")).read_text())
+    assert metrics  # the evaluate stage's own tests check its content
+    assert (results / "ibd2538" / "comparison.tsv").read_text().count("\n") >= 3
+    assert list((results / "sequences").glob("*/eval/*/metrics.json"))
+
+    again = snakemake(tmp_path, "-n")
+    assert "Nothing to be done" in again.stdout + again.stderr
+
+    report = snakemake(tmp_path, "--report", str(tmp_path / "report.html"))
+    assert report.returncode == 0, (report.stdout + report.stderr)[-3000:]
+    assert (tmp_path / "report.html").stat().st_size > 100_000

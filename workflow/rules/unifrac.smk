@@ -29,7 +29,7 @@ rule unifrac:
         "logs/{dataset}/unifrac.log",
     benchmark:
         "benchmarks/{dataset}/unifrac.tsv"
-    threads: workflow.cores
+    threads: 8  # capped by --cores
     conda:
         "../../envs/unifrac.yaml"
     shell:
