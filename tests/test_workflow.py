@@ -148,3 +148,10 @@ def test_whole_workflow_runs_end_to_end_and_reports(tmp_path):
     report = snakemake(tmp_path, "--report", str(tmp_path / "report.html"))
     assert report.returncode == 0, (report.stdout + report.stderr)[-3000:]
     assert (tmp_path / "report.html").stat().st_size > 100_000
+
+
+def test_a_configfile_replaces_the_demo_config(tmp_path):
+    write_config(tmp_path, sequences={}, seq_models={"runs": {}})
+    rules = planned_rules(snakemake(tmp_path, "-n"))
+    assert "ingest" in rules
+    assert not any(rule.startswith("seq_") for rule in rules)
