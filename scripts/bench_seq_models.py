@@ -40,6 +40,8 @@ def main() -> None:
     p.add_argument("--dim", type=int, default=128)
     p.add_argument("--layers", type=int, default=0, help="transformer layers (0: k-mer embeddings + pooling)")
     p.add_argument("--pooling", default="mean", choices=["cls", "attention", "mean"])
+    p.add_argument("--dropout", type=float, default=0.1)
+    p.add_argument("--clip", type=float, default=None, help="gradient clipping norm (default: none)")
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--knn-k", type=int, default=5)
     p.add_argument("--threads", type=int, default=2)
@@ -99,7 +101,7 @@ def main() -> None:
             "layers": args.layers,
             "heads": 4,
             "ff_dim": 2 * args.dim,
-            "dropout": 0.0,
+            "dropout": args.dropout,
             "proj_hidden": args.dim,
             "proj_dim": 64,
         },
@@ -117,6 +119,10 @@ def main() -> None:
             "progress_bar": False,
             "num_threads": args.threads,
             "log_every_n_steps": 50,
+            # kNN quality is not what the validation loss measures: keep the last weights, and let
+            # the large, sparse k-mer embedding gradients through unclipped
+            "gradient_clip_val": args.clip,
+            "restore_best": False,
         },
     }
     with tempfile.TemporaryDirectory() as tmp:

@@ -8,64 +8,8 @@
 # Rerun scope: seq_prepare's params are the collection's settings and the seed; seq_train's the run's
 # settings and the seed; seq_evaluate's the collection's evaluation ranks and the run's knn_k.
 
-import re
-import shlex
 
-
-SEQ_SOURCE_KEYS = ("fasta", "text", "labels")
-
-
-def _runs_of_kind(kind):
-    return [run for run, cfg in SEQ_RUNS.items() if cfg.get("kind", "contrastive") == kind]
-
-
-def _run_regex(runs):
-    return "|".join(re.escape(r) for r in runs) if runs else "(?!x)x"
-
-
-def seq_runs_for(name):
-    """The runs that apply to one collection: VQ runs always, contrastive runs on FASTA input."""
-    has_fasta = bool(SEQUENCE_SETS[name].get("fasta"))
-    return [
-        run
-        for run, cfg in SEQ_RUNS.items()
-        if cfg.get("kind", "contrastive") == "vq" or has_fasta
-    ]
-
-
-def sequence_targets(name):
-    """Final outputs of one DNA sequence collection (used by `rule all`)."""
-    return [seq_out(name, f"eval/{run}/metrics.json") for run in seq_runs_for(name)]
-
-
-def seq_prepare_inputs(wc):
-    entry = SEQUENCE_SETS[wc.name]
-    return {key: entry[key] for key in SEQ_SOURCE_KEYS if entry.get(key)}
-
-
-def seq_prepare_sources(wc):
-    entry = SEQUENCE_SETS[wc.name]
-    return " ".join(
-        f"--{key} {shlex.quote(str(entry[key]))}" for key in SEQ_SOURCE_KEYS if entry.get(key)
-    )
-
-
-def seq_eval_settings(wc):
-    entry = SEQUENCE_SETS[wc.name]
-    return to_json(
-        {
-            "ranks": entry.get("ranks", ["family", "genus"]),
-            "color_rank": entry.get("color_rank", "phylum"),
-            "knn_k": SEQ_RUNS[wc.run].get("knn_k", 5),
-        }
-    )
-
-
-def seq_model_files(wc):
-    return {
-        f: seq_out(wc.name, f"models/{wc.run}/{f}")
-        for f in ("model.safetensors", "model.json", "tokenizer.json", "history.csv")
-    }
+include: "sequences_common.smk"
 
 
 rule seq_prepare:
@@ -85,6 +29,8 @@ rule seq_prepare:
     benchmark:
         "benchmarks/sequences/{name}/prepare.tsv"
     threads: 1
+    conda:
+        "../../envs/aam.yaml"
     shell:
         "aam seq-prepare {params.sources} --settings {params.settings:q} --seed {params.seed}"
         " --out {output:q} > {log:q} 2>&1"
@@ -110,6 +56,8 @@ rule seq_train:
     threads: 2
     resources:
         gpu=1,
+    conda:
+        "../../envs/aam.yaml"
     shell:
         "aam seq-train --prepared {input.prepared:q} --settings {params.settings:q}"
         " --seed {params.seed} --out-dir {params.out_dir:q} > {log:q} 2>&1"
@@ -131,6 +79,8 @@ rule seq_embed:
     benchmark:
         "benchmarks/sequences/{name}/embed/{run}.tsv"
     threads: 1
+    conda:
+        "../../envs/aam.yaml"
     shell:
         "aam embed --model {params.model_dir:q} --fasta {input.fasta:q} --out {output:q}"
         " --threads {threads} > {log:q} 2>&1"
@@ -176,6 +126,8 @@ rule seq_evaluate_contrastive:
     benchmark:
         "benchmarks/sequences/{name}/evaluate/{run}.tsv"
     threads: 1
+    conda:
+        "../../envs/aam.yaml"
     shell:
         "aam seq-evaluate --prepared {input.prepared:q} --model {params.model_dir:q}"
         " --embeddings {input.embeddings:q} --settings {params.settings:q}"
@@ -221,6 +173,8 @@ rule seq_evaluate_vq:
     benchmark:
         "benchmarks/sequences/{name}/evaluate/{run}.tsv"
     threads: 1
+    conda:
+        "../../envs/aam.yaml"
     shell:
         "aam seq-evaluate --prepared {input.prepared:q} --model {params.model_dir:q}"
         " --settings {params.settings:q} --out-dir {params.out_dir:q} > {log:q} 2>&1"
