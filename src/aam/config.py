@@ -28,7 +28,7 @@ def load_schema() -> dict[str, Any]:
 
 
 def _defaulting_validator() -> type:
-    """A Draft 2020-12 validator (as Snakemake uses) that also fills in `default` values of object properties."""
+    """A Draft 2020-12 validator (as Snakemake uses) that also fills in `default` values."""
     base = jsonschema.Draft202012Validator
 
     def set_defaults(validator, properties, instance, schema):  # noqa: ANN001 - jsonschema callback
