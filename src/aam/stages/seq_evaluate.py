@@ -117,7 +117,7 @@ def naive_bayes_predict(train_seqs, train_y, test_seqs, k: int = 8, alpha: float
 
 
 def knn_predict(train_x: np.ndarray, train_y, test_x: np.ndarray, k: int = 5) -> np.ndarray:
-    """Cosine kNN with similarity-weighted votes (ties: the nearest neighbour's class)."""
+    """Cosine kNN, votes weighted by 1 / cosine distance."""
     import torch
 
     a = torch.nn.functional.normalize(torch.as_tensor(train_x, dtype=torch.float32), dim=1)
@@ -129,7 +129,8 @@ def knn_predict(train_x: np.ndarray, train_y, test_x: np.ndarray, k: int = 5) ->
     for i in range(0, len(b), 2048):
         sim, idx = (b[i : i + 2048] @ a.T).topk(k, dim=1)
         votes = torch.zeros(len(idx), len(classes))
-        votes.scatter_add_(1, torch.as_tensor(codes[idx.numpy()]), (sim + 1.0).clamp_min(1e-6))
+        # inverse cosine distance (sklearn's weights="distance"): the nearest neighbours dominate
+        votes.scatter_add_(1, torch.as_tensor(codes[idx.numpy()]), 1.0 / (1.0 - sim).clamp_min(1e-6))
         preds.append(votes.argmax(1).numpy())
     return classes[np.concatenate(preds)] if preds else np.array([], dtype=object)
 
