@@ -151,3 +151,33 @@ def test_limits_are_checked():
         SequenceEncoder(tiny(asv_limit=4))(batch["tokens"], batch["asv_index"], batch["asv_mask"])
     with pytest.raises(ValueError, match="divisible"):
         SequenceEncoder(tiny(embedding_dim=15, heads=2))
+
+
+def test_asv_norm_batch_standardizes_distinct_asvs_and_keeps_dedup_exact():
+    torch.manual_seed(0)
+    batch = make_batch(SAMPLES)
+    model = SequenceEncoder(tiny(layers=2, asv_norm="batch"))
+    model.train()
+    out = model.encode(batch["tokens"], batch["asv_index"], batch["asv_mask"])  # updates running stats
+    vectors = model.asv_norm(model.asv_encoder(batch["tokens"])[0])
+    torch.testing.assert_close(vectors.mean(0), torch.zeros(16), atol=1e-5, rtol=0)
+    assert torch.isfinite(out["sample_embedding"]).all()
+    model.eval()
+    with torch.no_grad():  # evaluation uses running statistics: dedup = per-slot encoding
+        dedup = model.encode(batch["tokens"], batch["asv_index"], batch["asv_mask"])["sample_embedding"]
+        b, k = batch["asv_index"].shape
+        slot_tokens = batch["tokens"][batch["asv_index"]].reshape(b * k, -1)
+        per_slot = model.asv_norm(model.asv_encoder(slot_tokens)[0])
+        plain, _ = model.sample_encoder(per_slot.reshape(b, k, -1) * batch["asv_mask"][..., None],
+                                        batch["asv_mask"])
+    torch.testing.assert_close(dedup, plain, atol=1e-5, rtol=1e-5)
+
+
+def test_asv_norm_batch_with_a_single_distinct_asv_trains_without_error():
+    batch = make_batch([[3], [3]])
+    model = SequencePredictor(tiny(asv_norm="batch", task="classification", n_outputs=2)).train()
+    out = model(batch["tokens"], batch["asv_index"], batch["asv_mask"])
+    out["target"].sum().backward()
+    assert torch.isfinite(out["target"]).all()
+    with pytest.raises(ValueError, match="asv_norm"):
+        SequenceEncoder(tiny(asv_norm="layer"))

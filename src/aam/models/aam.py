@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from aam.models.asv_encoder import VOCAB_SIZE, ASVEncoder, ASVEncoderConfig
@@ -33,6 +34,7 @@ class AAMConfig:
     dropout: float = 0.1
     asv_layers: int | None = None  # override of `layers` for the nucleotide (ASV) encoder
     sample_layers: int | None = None  # override of `layers` for the sample encoder
+    asv_norm: str = "none"  # none | batch: standardize ASV vectors over the batch's distinct ASVs
     max_bp: int = 150  # set from the token cache
     asv_limit: int = 1024  # set from the run's data section
     vocab_size: int = VOCAB_SIZE
@@ -62,6 +64,25 @@ def trim_padding(tokens: torch.Tensor) -> torch.Tensor:
     return tokens[:, :width]
 
 
+class ASVNorm(nn.BatchNorm1d):
+    """Batch normalization of ASV vectors over the batch's distinct ASVs (``asv_norm: batch``).
+
+    16S ASVs share most of their nucleotides, so the pooled ASV vectors are nearly identical (they
+    differ by ~1 % of their norm at initialization) and so are the sample vectors built from them:
+    the UniFrac and target heads then see almost no difference between samples and learn slowly.
+    Standardizing each feature over the distinct ASVs removes the shared part and gives the
+    differences unit scale. Statistics come from the distinct ASVs (each once), so deduplicated and
+    per-slot encoding agree in evaluation (running statistics); a batch with a single distinct ASV
+    uses the running statistics.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training and x.shape[0] < 2:
+            return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
+                                False, 0.0, self.eps)
+        return super().forward(x)
+
+
 class SequenceEncoder(nn.Module):
     """ASV encoder on the batch's distinct ASVs, sample encoder, UniFrac and nucleotide heads."""
 
@@ -71,6 +92,9 @@ class SequenceEncoder(nn.Module):
         super().__init__()
         self.config = config
         self.asv_encoder = ASVEncoder(config.asv_config())
+        if config.asv_norm not in ("none", "batch"):
+            raise ValueError(f"asv_norm must be 'none' or 'batch', got {config.asv_norm!r}")
+        self.asv_norm = ASVNorm(config.embedding_dim) if config.asv_norm == "batch" else nn.Identity()
         self.sample_encoder = SampleEncoder(config.sample_config())
         self.unifrac_head = UniFracHead(config.embedding_dim)
         self.nucleotide_head = NucleotideHead(config.embedding_dim, config.vocab_size)
@@ -80,6 +104,7 @@ class SequenceEncoder(nn.Module):
         """tokens [U, L], asv_index [B, K], asv_mask [B, K] -> sample embedding [B, D], ASV states
         [B, K, D] and nucleotide states [U, L, D]."""
         asv_vectors, nucleotide_states = self.asv_encoder(trim_padding(tokens))
+        asv_vectors = self.asv_norm(asv_vectors)
         per_slot = asv_vectors[asv_index] * asv_mask[..., None]  # [B, K, D]
         sample, asv_states = self.sample_encoder(per_slot, asv_mask)
         return {"sample_embedding": sample, "asv_states": asv_states, "nucleotide_states": nucleotide_states}

@@ -221,8 +221,8 @@ def run(args: argparse.Namespace) -> None:
     if args.pretrain_dir:
         meta = json.loads((Path(args.pretrain_dir) / "model.json").read_text())
         arch = ("embedding_dim", "layers", "heads", "ff_dim", "asv_layers", "sample_layers", "max_bp",
-                "asv_limit", "vocab_size")
-        old = meta["config"]
+                "asv_limit", "vocab_size", "asv_norm")
+        old = {"asv_norm": "none"} | meta["config"]  # encoders exported before asv_norm existed
         differ = {k: (old.get(k), getattr(cfg, k)) for k in arch if old.get(k) != getattr(cfg, k)}
         if differ:
             raise InputError(f"{args.pretrain_dir}: the pretrained encoder differs from this run's model "
