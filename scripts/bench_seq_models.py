@@ -43,7 +43,7 @@ def main() -> None:
     p.add_argument("--dropout", type=float, default=0.1)
     p.add_argument("--clip", type=float, default=None, help="gradient clipping norm (default: none)")
     p.add_argument("--lr", type=float, default=3e-3)
-    p.add_argument("--knn-k", type=int, default=5)
+    p.add_argument("--knn-k", type=int, default=5, help="k of the second kNN column (the first is 1-NN)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--baselines-only", action="store_true")
     p.add_argument("--out", help="write the results as JSON here")

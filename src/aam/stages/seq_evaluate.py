@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 DEFAULTS = {
     "ranks": ["family", "genus"],
     "color_rank": "phylum",
-    "knn_k": 5,
+    "knn_k": 1,
     "nb_kmer": 8,
     "nb_alpha": 0.001,
     "max_test_blocks": 20000,

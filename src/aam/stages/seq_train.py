@@ -34,7 +34,7 @@ CONTRASTIVE_DEFAULTS = {
     "temperature": 0.1,
     "augment": {},
     "val_fraction": 0.1,
-    "knn_k": 5,
+    "knn_k": 1,
     "trainer": {},
 }
 VQ_DEFAULTS = {
