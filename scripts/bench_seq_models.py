@@ -11,6 +11,14 @@ Only test sequences whose rank is known are scored, for both.
     .venv/bin/python scripts/bench_seq_models.py --max-steps 2000 --layers 2  # on a GPU
 
 With --baselines-only nothing is trained: it prints naive Bayes and a raw 8-mer cosine 1-NN reference.
+
+Measured (seed 42, 16,000 train / 4,000 test; 2 shared CPU cores under load, ~6 min in all):
+default settings (6-mer embeddings, 128-d, no transformer layer, mean pooling, 250 steps of 256
+sequences x 2 views, 340 s): family 1-NN 0.891 vs naive Bayes 0.914 (2,797 test sequences),
+genus 1-NN 0.807 vs naive Bayes 0.829 (1,382). Raw 8-mer cosine 1-NN: 0.911 / 0.831. A 1-layer
+transformer (6-mers, stride 2, 96-d, attention pooling) trained for the same wall time reached
+only ~0.86 / 0.78: on CPU, more steps beat more depth. The embedding does not yet match naive
+Bayes; the GPU-size runs of config/full.yaml are the next step.
 """
 
 from __future__ import annotations

@@ -195,6 +195,8 @@ def _train_contrastive(frame: pd.DataFrame, settings: dict, out_dir: Path, seed:
     module = ContrastiveModule(
         model_config, ts, loss, float(settings["temperature"]), settings["rank_weights"]
     )
+    # the resolved model config too, so that a changed code default never resumes a stale checkpoint
+    fingerprint = {**fingerprint, "model_config": model_config.to_dict(), "trainer": ts.as_dict()}
     result = fit(module, out_dir / "train", datamodule=dm, fingerprint=fingerprint)
     _finish(module.model, out_dir, tokenizer, result, settings, {"loss": loss, "label_ranks": ranks})
     return result
@@ -250,6 +252,8 @@ def _train_vq(frame: pd.DataFrame, settings: dict, out_dir: Path, seed: int, fin
         seed,
     )
     module = VQModule(model_config, ts)
+    # the resolved model config too, so that a changed code default never resumes a stale checkpoint
+    fingerprint = {**fingerprint, "model_config": model_config.to_dict(), "trainer": ts.as_dict()}
     result = fit(module, out_dir / "train", datamodule=dm, fingerprint=fingerprint)
     extra = {"n_train_blocks": int(len(tr_blocks)), "n_val_blocks": int(len(va_blocks))}
     _finish(module.model, out_dir, tokenizer, result, settings, extra)
