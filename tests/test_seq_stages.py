@@ -302,3 +302,32 @@ def test_prepare_plain_text_into_chunks(tmp_path, capsys):
     out = tmp_path / "p.parquet"
     assert main(["seq-prepare", "--text", str(path), "--out", str(out)]) == 2
     assert "'X' at DNA position 9" in capsys.readouterr().err and not out.exists()
+
+
+def test_same_seed_gives_identical_weights(tmp_path):
+    fasta, _ = _write_set(tmp_path, n=20)
+    prepared = tmp_path / "prepared.parquet"
+    assert main(["seq-prepare", "--fasta", str(fasta), "--out", str(prepared)]) == 0
+    run = json.dumps(
+        {
+            "kind": "contrastive",
+            "loss": "ntxent",
+            "tokenizer": {"type": "kmer", "k": 4, "stride": 2},
+            "model": {"dim": 16, "layers": 1, "heads": 2, "ff_dim": 32, "proj_hidden": 16, "proj_dim": 8},
+            "trainer": {**FAST, "batch_size": 8},
+        }
+    )
+    for name in ("a", "b"):
+        argv = [
+            "seq-train",
+            "--prepared",
+            str(prepared),
+            "--settings",
+            run,
+            "--out-dir",
+            str(tmp_path / name),
+        ]
+        assert main(argv) == 0
+    assert (tmp_path / "a" / "model.safetensors").read_bytes() == (
+        tmp_path / "b" / "model.safetensors"
+    ).read_bytes()
