@@ -106,6 +106,46 @@ def test_quoted_names_and_comments():
     assert np.allclose(back.length, tree.length, equal_nan=True)
 
 
+def test_parser_matches_skbio():
+    """Names and lengths in preorder as scikit-bio reads them, with blanks, newlines and a [&R] mark
+    in the text (moved here from test_unifrac when aam.data.phylo's own parser was removed)."""
+    rng = np.random.default_rng(3)
+    text = random_newick(rng, 40, missing=0.1, zero=0.15)
+    text = "[&R] " + text.replace("(", "( ", 3).replace(",", " ,\n", 2)
+    ours = parse_newick(text)
+    ref = list(sk_read(text).preorder())
+    assert ours.names == [n.name for n in ref]
+    np.testing.assert_array_equal(ours.length, [math.nan if n.length is None else n.length for n in ref])
+    assert ours.root_marker == "R"
+    assert parse_newick("('a''b':1,[c]b:2.5e-1)root;").names == ["root", "a'b", "b"]
+
+
+def test_root_markers(tmp_path):
+    assert parse_newick("((a,b),c);").root_marker is None
+    assert parse_newick(" [x] [&u] ((a,b),c);").root_marker == "U"
+    assert parse_newick("([&R](a,b),c);").root_marker is None  # only a leading mark counts
+    tree = parse_newick("[&R](a:1,b:2,(c:3,d:4):1);")
+    for t in (tree, tree.prune(["a", "b", "c"]), parse_newick(tree.to_newick())):
+        assert t.root_marker == "R"
+        assert t.to_newick().startswith("[&R] (")
+    # read_tree: [&R] makes a basal trifurcation acceptable, [&U] is always an error
+    (tmp_path / "r.nwk").write_text(tree.to_newick())
+    assert read_tree(tmp_path / "r.nwk").root_marker == "R"
+    (tmp_path / "u.nwk").write_text("[&U]((a:1,b:1):1,c:1);")
+    with pytest.raises(InputError, match=r"u.nwk: the tree is unrooted \(marked \[&U\]\)"):
+        read_tree(tmp_path / "u.nwk")
+
+
+@pytest.mark.parametrize(
+    "text, match",
+    [("(a:x,b);", "not a number"), ("(a:1,b:nan);", "'nan' is not finite"), ("(a:1,b:-inf);", "not finite"),
+     ("((a,b),c)", "does not end with ';'")],
+)
+def test_bad_lengths_and_end(text, match):
+    with pytest.raises(InputError, match=match):
+        parse_newick(text, "t.nwk")
+
+
 def test_root_with_one_child():
     text = "(((a:1,b:2):3,c:4):5)r:0.5;"
     tree = parse_newick(text)

@@ -11,9 +11,10 @@ import skbio
 import torch
 from skbio.diversity import alpha_diversity, beta_diversity
 
-from aam.data.phylo import parse_newick
+from aam.data.phylo import subtree_end
 from aam.data.unifrac import METRICS, PhyloIndex, batch_distances, faith_pd, unifrac_matrix
 from aam.errors import InputError
+from aam.io.newick import parse_newick
 
 TOL = 1e-9
 
@@ -181,21 +182,22 @@ def test_float32_matrix_close(demo_case):
         np.testing.assert_allclose(a, b, atol=2e-5, rtol=0)
 
 
-def test_parser_matches_skbio():
+def test_subtree_end_matches_skbio():
+    """The preorder subtree ranges that phylo derives from aam.io.newick's parent array."""
     rng = np.random.default_rng(3)
     newick, _ = random_newick(40, rng)
-    newick = "[&R] " + newick.replace("(", "( ", 3).replace(",", " ,\n", 2)
-    ours = parse_newick(newick)
-    ref = list(skbio.TreeNode.read(io.StringIO(newick), convert_underscores=False).preorder())
-    assert ours.name == [n.name or "" for n in ref]
-    np.testing.assert_array_equal(ours.length, [n.length or 0.0 for n in ref])
-    assert ours.root_marker == "R"
-    assert parse_newick("('a''b':1,[c]b:2.5e-1)root;").name == ["root", "a'b", "b"]
+    tree = parse_newick(newick)
+    ref = list(skbio_tree(newick).preorder())
+    assert tree.names == [n.name for n in ref]
+    sizes = [sum(1 for _ in n.preorder()) for n in ref]
+    np.testing.assert_array_equal(subtree_end(tree.parent), np.arange(len(ref)) + sizes)
+    np.testing.assert_array_equal(subtree_end(np.array([-1])), [1])
 
 
 @pytest.mark.parametrize("newick, match", [
     ("(a:1,b:1,c:1);", "unrooted"),
     ("[&U]((a:1,b:1):1,c:1);", "unrooted"),
+    ("[&R]((a:1,b:inf):1,c:1);", "not finite"),
     ("((a:1,b:1):1,d:1);", "does not cover"),
     ("((a:1,b:1):1,c:1;", "unbalanced"),
     ("((a:1,b:x):1,c:1);", "not a number"),

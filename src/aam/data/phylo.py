@@ -1,7 +1,6 @@
-"""A rooted tree as flat arrays, and the branch structure UniFrac needs.
+"""The branch structure UniFrac needs, from a tree read by `aam.io.newick` (the project's one parser).
 
-The Newick text is parsed straight into arrays (node order = preorder), which is about 10x faster
-than building `skbio.TreeNode` objects and gives what the distance kernels need at once:
+`aam.io.newick.Tree` holds the nodes in preorder, which gives what the distance kernels need at once:
 
 - In preorder, the tips below a node are a contiguous run of the tips listed in preorder. So a
   branch is a half-open range ``[lo, hi)`` of "tip slots", and its count in a sample is
@@ -14,16 +13,15 @@ than building `skbio.TreeNode` objects and gives what the distance kernels need 
 Conventions (those of scikit-bio, which the tests check against):
 - A missing branch length is 0. A branch length on the root counts as a branch above every tip.
 - Tip names are matched literally: unquoted underscores are not turned into spaces.
-- Root: a root with one child is fine; a root with three or more children is how Newick writes an
-  unrooted tree (FastTree, RAxML output) and is an InputError unless the text starts with ``[&R]``.
-  ``[&U]`` marks an unrooted tree explicitly. Root such trees first (e.g. ``qiime phylogeny
-  midpoint-root``).
+- Root: as for `aam ingest` (`aam.io.newick.check_rooted`): a root with one child is fine; a root
+  with three or more children is how Newick writes an unrooted tree (FastTree, RAxML output) and is
+  an InputError unless the text starts with ``[&R]``. ``[&U]`` marks an unrooted tree explicitly.
+  Root such trees first (e.g. ``qiime phylogeny midpoint-root``).
 """
 
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,36 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from aam.errors import InputError
-
-_TOKEN = re.compile(
-    r"""\s*(?:
-        (?P<quoted>'(?:[^']|'')*')
-      | (?P<comment>\[[^\]]*\])
-      | (?P<punct>[(),:;])
-      | (?P<text>[^\s(),:;\[\]']+)
-    )""",
-    re.VERBOSE,
-)
-
-
-@dataclass(frozen=True)
-class ParsedTree:
-    """Nodes in preorder: parent index (-1 for the root), name ('' if none), branch length (0 if none),
-    and ``end[i]``: one past the last preorder index of node i's subtree."""
-
-    parent: np.ndarray
-    name: list[str]
-    length: np.ndarray
-    end: np.ndarray
-    root_marker: str | None  # "R", "U" or None, from a leading [&R] / [&U] comment
-
-    @property
-    def n_nodes(self) -> int:
-        return len(self.name)
-
-    @property
-    def is_tip(self) -> np.ndarray:
-        return self.end == np.arange(1, self.n_nodes + 1)
+from aam.io.newick import Tree, check_rooted
 
 
 def read_newick_text(path_or_text: str | os.PathLike) -> str:
@@ -76,112 +45,15 @@ def read_newick_text(path_or_text: str | os.PathLike) -> str:
         raise InputError(f"cannot read tree {path_or_text}: {err}") from err
 
 
-def parse_newick(text: str, source: str = "tree") -> ParsedTree:
-    """Parse one Newick tree into preorder arrays. Comments other than a leading [&R]/[&U] are ignored."""
-    parent: list[int] = []
-    name: list[str] = []
-    length: list[float] = []
-    end: list[int] = []
-    stack: list[int] = []
-    expecting = True  # the next label starts a new node
-    cur = -1  # the node that a label or ':length' applies to
-    after_colon = False
-    root_marker = None
-    done = False
-    pos = 0
-    n_text = len(text)
-
-    def new_node(label: str) -> int:
-        idx = len(name)
-        parent.append(stack[-1] if stack else -1)
-        name.append(label)
-        length.append(0.0)
-        end.append(idx + 1)
-        if not stack and idx > 0:
-            raise InputError(f"{source}: more than one root (text after the closing parenthesis?)")
-        return idx
-
-    while pos < n_text:
-        m = _TOKEN.match(text, pos)
-        if m is None:
-            if text[pos:].strip() == "":
-                break
-            raise InputError(f"{source}: cannot parse Newick at character {pos}: {text[pos:pos + 40]!r}")
-        pos = m.end()
-        kind = m.lastgroup
-        tok = m.group(kind)
-        if done:
-            if kind == "comment":
-                continue
-            raise InputError(f"{source}: text after the final ';' (one tree per file): {tok!r}")
-        if kind == "comment":
-            if not name and tok.upper() in ("[&R]", "[&U]"):
-                root_marker = tok[2].upper()
-            continue
-        if after_colon:
-            if kind != "text":
-                raise InputError(f"{source}: expected a branch length after ':' at character {m.start()}")
-            try:
-                value = float(tok)
-            except ValueError:
-                raise InputError(f"{source}: branch length {tok!r} is not a number") from None
-            if not np.isfinite(value):
-                raise InputError(f"{source}: branch length {tok!r} is not finite")
-            length[cur] = value
-            after_colon = False
-            continue
-        if kind == "punct":
-            if tok == "(":
-                if not expecting:
-                    raise InputError(f"{source}: unexpected '(' at character {m.start()}")
-                idx = new_node("")
-                stack.append(idx)
-                expecting = True
-            elif tok == ",":
-                if not stack:
-                    raise InputError(f"{source}: ',' outside parentheses at character {m.start()}")
-                if expecting:
-                    new_node("")
-                expecting = True
-            elif tok == ")":
-                if not stack:
-                    raise InputError(f"{source}: unbalanced ')' at character {m.start()}")
-                if expecting:
-                    new_node("")
-                cur = stack.pop()
-                end[cur] = len(name)
-                expecting = False
-            elif tok == ":":
-                if expecting:
-                    cur = new_node("")
-                    expecting = False
-                after_colon = True
-            else:  # ';'
-                if stack:
-                    raise InputError(f"{source}: unbalanced '(' (missing ')')")
-                if expecting and not name:
-                    new_node("")
-                done = True
-            continue
-        label = tok[1:-1].replace("''", "'") if kind == "quoted" else tok
-        if expecting:
-            cur = new_node(label)
-            expecting = False
-        else:
-            if name[cur]:
-                raise InputError(f"{source}: two labels for one node: {name[cur]!r} and {label!r}")
-            name[cur] = label
-    if not done:
-        raise InputError(f"{source}: Newick text does not end with ';'")
-    if not name:
-        raise InputError(f"{source}: empty tree")
-    return ParsedTree(
-        parent=np.asarray(parent, dtype=np.int64),
-        name=name,
-        length=np.asarray(length, dtype=np.float64),
-        end=np.asarray(end, dtype=np.int64),
-        root_marker=root_marker,
-    )
+def subtree_end(parent: np.ndarray) -> np.ndarray:
+    """``end[i]``: one past the last preorder index of node i's subtree (nodes in preorder, so the
+    subtree of i is ``i .. end[i] - 1``). One reverse pass accumulating subtree sizes."""
+    n = len(parent)
+    size = [1] * n
+    par = parent.tolist()
+    for i in range(n - 1, 0, -1):
+        size[par[i]] += size[i]
+    return np.arange(n, dtype=np.int64) + np.asarray(size, dtype=np.int64)
 
 
 @dataclass(frozen=True)
@@ -209,20 +81,11 @@ class BranchIndex:
         return len(self.length)
 
 
-def check_rooted(tree: ParsedTree, source: str = "tree") -> None:
-    """InputError for a tree that Newick conventions mark as unrooted (see the module docstring)."""
-    n_root_children = int(np.count_nonzero(tree.parent == 0))
-    if tree.root_marker == "U":
-        raise InputError(f"{source}: the tree is marked unrooted ([&U]); root it first (e.g. midpoint root)")
-    if n_root_children >= 3 and tree.root_marker != "R":
-        raise InputError(
-            f"{source}: the root has {n_root_children} children, which is how Newick writes an unrooted "
-            "tree; root it first (e.g. `qiime phylogeny midpoint-root`) or mark it rooted with a leading [&R]"
-        )
+def build_branch_index(tree: Tree, feature_order: Sequence[str], source: str = "tree") -> BranchIndex:
+    """Restrict `tree` to `feature_order` (each must be a tip name) and index its branches.
 
-
-def build_branch_index(tree: ParsedTree, feature_order: Sequence[str], source: str = "tree") -> BranchIndex:
-    """Restrict `tree` to `feature_order` (each must be a tip name) and index its branches."""
+    InputError (naming `source`) for an unrooted tree, a feature that is not a tip or names several
+    tips, or a negative branch length."""
     features = [str(f) for f in feature_order]
     if not features:
         raise InputError(f"{source}: no features to index")
@@ -233,7 +96,7 @@ def build_branch_index(tree: ParsedTree, feature_order: Sequence[str], source: s
     tip_of: dict[str, int] = {}
     dup: list[str] = []
     for i in tips.tolist():
-        label = tree.name[i]
+        label = tree.names[i]
         if label in tip_of:
             dup.append(label)
         tip_of[label] = i
@@ -248,6 +111,8 @@ def build_branch_index(tree: ParsedTree, feature_order: Sequence[str], source: s
             f"are not tips of the tree, e.g. {[m[:60] for m in missing[:3]]}"
         )
     n = tree.n_nodes
+    length = np.where(np.isnan(tree.length), 0.0, tree.length)  # a missing length counts as 0
+    end = subtree_end(tree.parent)
     node_of_feature = np.fromiter((tip_of[f] for f in features), dtype=np.int64, count=len(features))
     # tip slots: the features' tips in preorder
     is_feature_tip = np.zeros(n, dtype=bool)
@@ -256,11 +121,11 @@ def build_branch_index(tree: ParsedTree, feature_order: Sequence[str], source: s
     np.cumsum(is_feature_tip, out=cum[1:])
     slot = cum[node_of_feature]
     lo = cum[np.arange(n)]
-    hi = cum[tree.end]
-    keep = (hi > lo) & (tree.length != 0)
-    if np.any(tree.length[keep] < 0):
+    hi = cum[end]
+    keep = (hi > lo) & (length != 0)
+    if np.any(length[keep] < 0):
         raise InputError(f"{source}: negative branch lengths")
-    lo, hi, lengths = lo[keep], hi[keep], tree.length[keep]
+    lo, hi, lengths = lo[keep], hi[keep], length[keep]
     # merge branches with the same tip range (unary chains after pruning)
     n_feat = len(features)
     key = lo * (n_feat + 1) + hi

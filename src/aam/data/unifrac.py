@@ -33,8 +33,9 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from aam.data.phylo import BranchIndex, build_branch_index, parse_newick, read_newick_text
+from aam.data.phylo import BranchIndex, build_branch_index, read_newick_text
 from aam.errors import InputError
+from aam.io.newick import parse_newick
 
 log = logging.getLogger(__name__)
 

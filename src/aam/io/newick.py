@@ -10,12 +10,15 @@ topology and branch lengths; tests/test_io_tree.py checks that on random trees.
 Conventions:
 - Names are taken literally: underscores are NOT turned into spaces (unlike skbio's default), so
   feature IDs round-trip; quoted names ('...' with '' for a quote) are unquoted. Bracketed
-  comments ``[...]`` are removed.
+  comments ``[...]`` are removed, except that a leading ``[&R]`` / ``[&U]`` (the rooted / unrooted
+  marks of Newick dialects, e.g. Nexus) is kept in `Tree.root_marker` and written back.
 - A missing branch length is NaN in `Tree.length` and omitted on writing; 0 stays 0.
-- Rooted vs unrooted: Newick cannot say which a tree is. We call a tree unrooted when its root has
-  three or more children (the basal trifurcation that unrooted inference such as FastTree or
-  RAxML writes); QIIME 2 archives of type Phylogeny[Unrooted] are rejected by type. A root with
-  one child is accepted (and collapsed on pruning, as skbio does).
+- Rooted vs unrooted (`check_rooted`, shared with UniFrac in `aam.data.phylo`): plain Newick cannot
+  say which a tree is. We call a tree unrooted when its root has three or more children (the basal
+  trifurcation that unrooted inference such as FastTree or RAxML writes) unless the text starts
+  with ``[&R]``, or when it starts with ``[&U]``; QIIME 2 archives of type Phylogeny[Unrooted] are
+  rejected by type. A root with one child is accepted (and collapsed on pruning, as skbio does).
+- Branch lengths must be finite numbers.
 """
 
 from __future__ import annotations
@@ -44,6 +47,8 @@ _TOKEN = re.compile(
     re.VERBOSE,
 )
 _COMMENT = re.compile(r"\[[^\]]*\]")
+_LEADING_COMMENTS = re.compile(r"\s*(?:\[[^\]]*\]\s*)+")
+_ROOT_MARKER = re.compile(r"\[&([RU])\]", re.IGNORECASE)
 _NEEDS_QUOTES = re.compile(r"[\s()\[\]':;,]")
 
 
@@ -55,6 +60,7 @@ class Tree:
     length: np.ndarray  # float64 [n], NaN where missing
     names: list[str | None]  # [n]
     is_tip: np.ndarray  # bool [n]
+    root_marker: str | None = None  # "R" or "U" from a leading [&R] / [&U] comment, else None
 
     @property
     def n_nodes(self) -> int:
@@ -137,7 +143,7 @@ class Tree:
             out_len = np.delete(out_len, 1)
             is_tip = np.delete(is_tip, 1)
             del names[1]
-        return Tree(out_par, out_len, names, is_tip)
+        return Tree(out_par, out_len, names, is_tip, self.root_marker)
 
     def to_newick(self) -> str:
         """Newick text of the tree (names quoted where needed, lengths with full precision)."""
@@ -145,7 +151,7 @@ class Tree:
         order = np.argsort(self.parent[1:], kind="stable") + 1
         counts = np.bincount(self.parent[1:], minlength=n)
         starts = np.concatenate([[0], np.cumsum(counts)])
-        out: list[str] = []
+        out: list[str] = [f"[&{self.root_marker}] "] if self.root_marker else []
         # iterative DFS: ("open", node) writes '(' and children; ("close", node) writes ')label:len'
         stack: list[tuple[int, int]] = [(0, 0)]
         while stack:
@@ -189,7 +195,12 @@ def _add(a: float, b: float) -> float:
 
 def parse_newick(text: str, source: str = "<text>") -> Tree:
     """Parse one Newick tree; a syntax error is an `InputError` naming `source`."""
+    root_marker = None
     if "[" in text:
+        leading = _LEADING_COMMENTS.match(text)
+        if leading:
+            marks = _ROOT_MARKER.findall(leading.group())
+            root_marker = marks[-1].upper() if marks else None
         text = _COMMENT.sub("", text)
     text = text.strip()
     if not text.startswith("("):
@@ -242,13 +253,35 @@ def parse_newick(text: str, source: str = "<text>") -> Tree:
             lengths[node] = blen
             slot_open = False
     if pos != len(text) or not finished:
-        raise InputError(f"{source}: not a Newick tree (missing the closing ';' or unbalanced parentheses)")
+        raise InputError(
+            f"{source}: not a Newick tree (it does not end with ';', or its parentheses are unbalanced)"
+        )
     try:
         length = np.array([float(x) if x else math.nan for x in lengths], dtype=np.float64)
     except ValueError as err:
-        raise InputError(f"{source}: not a Newick tree (bad branch length: {err})") from None
+        raise InputError(f"{source}: not a Newick tree (a branch length is not a number: {err})") from None
+    odd = np.flatnonzero(~np.isfinite(length))  # missing lengths, and written nan/inf
+    bad = [lengths[i] for i in odd.tolist() if lengths[i]]
+    if bad:
+        raise InputError(f"{source}: not a Newick tree (branch length {bad[0]!r} is not finite)")
     clean = [_unquote(x) for x in names]
-    return Tree(np.asarray(parent, dtype=np.int64), length, clean, np.asarray(is_tip, dtype=bool))
+    par = np.asarray(parent, dtype=np.int64)
+    return Tree(par, length, clean, np.asarray(is_tip, dtype=bool), root_marker)
+
+
+def check_rooted(tree: Tree, source: str) -> None:
+    """`InputError` naming `source` for a tree that counts as unrooted (see the module docstring)."""
+    if tree.root_marker == "U":
+        raise InputError(
+            f"{source}: the tree is unrooted (marked [&U]); root it first, "
+            "e.g. with 'qiime phylogeny midpoint-root'"
+        )
+    n_root_children = int(np.count_nonzero(tree.parent == 0))
+    if n_root_children >= 3 and tree.root_marker != "R":
+        raise InputError(
+            f"{source}: the tree is unrooted (its root has {n_root_children} children); root it first, "
+            "e.g. with 'qiime phylogeny midpoint-root', or mark it rooted with a leading [&R]"
+        )
 
 
 def _unquote(label: str | None) -> str | None:
@@ -263,7 +296,7 @@ def read_tree(path: str | os.PathLike) -> Tree:
     """Read a rooted tree from Newick text or a QIIME 2 Phylogeny[Rooted] archive.
 
     `InputError` (naming the file) for an unreadable or empty file, a Phylogeny[Unrooted] archive,
-    malformed Newick, or an unrooted tree (a root with three or more children).
+    malformed Newick, or an unrooted tree (see `check_rooted`).
     """
     path = Path(path)
     try:
@@ -287,12 +320,7 @@ def read_tree(path: str | os.PathLike) -> Tree:
     except UnicodeDecodeError:
         raise InputError(f"{path}: not a Newick tree (binary file)") from None
     tree = parse_newick(text, str(path))
-    n_root_children = int(np.count_nonzero(tree.parent == 0))
-    if n_root_children >= 3:
-        raise InputError(
-            f"{path}: the tree is unrooted (its root has {n_root_children} children); root it first, "
-            "e.g. with 'qiime phylogeny midpoint-root'"
-        )
+    check_rooted(tree, str(path))
     return tree
 
 
