@@ -136,6 +136,13 @@ def test_changed_settings_do_not_resume(tmp_path):
     assert not r.resumed and r.global_step == 8
 
 
+def test_a_finished_run_trains_afresh_when_run_again(tmp_path):
+    train, val = loaders()
+    first = fit(TinyModule(settings(max_epochs=1)), tmp_path, train_dataloaders=train, val_dataloaders=val)
+    again = fit(TinyModule(settings(max_epochs=1)), tmp_path, train_dataloaders=train, val_dataloaders=val)
+    assert not again.resumed and again.global_step == first.global_step == 8
+
+
 def test_nan_loss_raises_naming_the_step(tmp_path):
     train, val = loaders()
     module = TinyModule(settings(), nan_at_step=5)

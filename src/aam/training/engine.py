@@ -353,15 +353,24 @@ def _resolve_precision(settings: TrainerSettings, on_gpu: bool) -> str:
     return precision
 
 
+FINISHED = "finished"  # marker of a run that trained to its end: a new run starts afresh
+
+
 def _prepare_checkpoints(ckpt_dir: Path, fingerprint: dict[str, Any] | None, resume: bool) -> Path | None:
-    """The checkpoint to resume from, or None; stale checkpoints of other settings are removed."""
+    """The checkpoint to resume from, or None.
+
+    Only an unfinished run resumes: checkpoints of other settings, and those of a run that ran to
+    its end (a forced rerun, say), are removed so that training starts afresh.
+    """
     stamp = ckpt_dir / "fingerprint.json"
     text = json.dumps(fingerprint, sort_keys=True, default=str) if fingerprint is not None else None
     last = ckpt_dir / "last.ckpt"
     if ckpt_dir.exists():
         same = text is None or (stamp.exists() and stamp.read_text() == text)
-        if not resume or not same:
-            why = "resume is off" if not resume else "settings or inputs changed"
+        finished = (ckpt_dir / FINISHED).exists()
+        if not resume or not same or finished:
+            why = ("resume is off" if not resume else "settings or inputs changed" if not same
+                   else "the last run finished")
             log.info("removing old checkpoints and logs in %s (%s)", ckpt_dir.parent, why)
             shutil.rmtree(ckpt_dir)
             shutil.rmtree(ckpt_dir.parent / "logs", ignore_errors=True)
@@ -452,6 +461,7 @@ def fit(
     wall = time.perf_counter() - start
     if trainer.interrupted:
         raise KeyboardInterrupt("training was interrupted")
+    write_text(out_dir / "checkpoints" / FINISHED, f"global_step {trainer.global_step}\n")
 
     best_path = checkpoint.best_model_path or None
     best_score = checkpoint.best_model_score
