@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import yaml
@@ -64,3 +65,26 @@ def test_settings_fill_defaults_from_the_schema():
 def test_bad_settings_json_is_one_clear_error():
     with pytest.raises(InputError, match="not valid JSON"):
         load_settings("{not json")
+
+
+def _schema_keys(node, path=()):
+    """Every property name of the schema with its path, definitions included."""
+    if not isinstance(node, dict):
+        return
+    for name, sub in node.get("properties", {}).items():
+        yield (*path, name)
+        yield from _schema_keys(sub, (*path, name))
+    for key in ("additionalProperties", "items"):
+        yield from _schema_keys(node.get(key), (*path, "*"))
+
+
+def test_every_schema_key_is_documented(repo_root):
+    schema = load_schema()
+    readme = (repo_root / "config" / "README.md").read_text()
+    keys = list(_schema_keys(schema))
+    for name, definition in schema["definitions"].items():
+        keys += list(_schema_keys(definition, (f"definitions/{name}",)))
+    code_spans = re.findall(r"`([^`]+)`", readme)
+    documented = {word for span in code_spans for word in re.findall(r"[A-Za-z_][A-Za-z0-9_]*", span)}
+    undocumented = sorted("/".join(key) for key in keys if key[-1] not in documented)
+    assert not undocumented, f"config/README.md does not document {undocumented}"
