@@ -5,8 +5,8 @@ returns the pooled representation `h` (B, dim), used as the sequence embedding, 
 L2-normalized projection `z` (B, proj_dim), used by the contrastive loss (SimCLR's convention:
 the loss acts on z, downstream tasks use h).
 
-The transformer blocks (pre-norm, `F.scaled_dot_product_attention` with a key padding mask) are
-shared with the VQ-Transformer in `aam.models.vq`.
+The transformer stack and attention pooling are the shared ones of `aam.models.layers` (also used
+by the AAM models and the VQ-Transformer in `aam.models.vq`).
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from dataclasses import asdict, dataclass, fields
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from aam.models.layers import AttentionPooling, Transformer, init_weights
 
 
 @dataclass
@@ -54,57 +56,6 @@ class ContrastiveConfig:
         return cls(**d)
 
 
-class SelfAttention(nn.Module):
-    def __init__(self, dim: int, heads: int, dropout: float) -> None:
-        super().__init__()
-        self.heads = heads
-        self.qkv = nn.Linear(dim, 3 * dim)
-        self.out = nn.Linear(dim, dim)
-        self.dropout = dropout
-
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        b, t, d = x.shape
-        q, k, v = self.qkv(x).view(b, t, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
-        attn_mask = None if mask is None else mask[:, None, None, :]  # True = attend
-        y = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=attn_mask, dropout_p=self.dropout if self.training else 0.0
-        )
-        return self.out(y.transpose(1, 2).reshape(b, t, d))
-
-
-class TransformerBlock(nn.Module):
-    """Pre-norm block: x + attn(ln(x)); x + mlp(ln(x))."""
-
-    def __init__(self, dim: int, heads: int, ff_dim: int, dropout: float) -> None:
-        super().__init__()
-        self.ln1 = nn.LayerNorm(dim)
-        self.attn = SelfAttention(dim, heads, dropout)
-        self.ln2 = nn.LayerNorm(dim)
-        self.mlp = nn.Sequential(nn.Linear(dim, ff_dim), nn.GELU(), nn.Linear(ff_dim, dim))
-        self.drop = nn.Dropout(dropout)
-
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        x = x + self.drop(self.attn(self.ln1(x), mask))
-        return x + self.drop(self.mlp(self.ln2(x)))
-
-
-class AttentionPooling(nn.Module):
-    """A learned query attends over the valid positions: one vector per sequence.
-
-    Sequences without any valid position pool to zeros instead of NaN."""
-
-    def __init__(self, dim: int) -> None:
-        super().__init__()
-        self.query = nn.Parameter(torch.randn(dim) / dim**0.5)
-        self.key = nn.Linear(dim, dim)
-
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        scores = (self.key(x) @ self.query) / x.shape[-1] ** 0.5  # (B, T)
-        scores = scores.masked_fill(~mask, float("-inf"))
-        w = torch.softmax(scores, dim=1).nan_to_num(0.0)
-        return (w.unsqueeze(-1) * x).sum(dim=1)
-
-
 def mean_pool(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     m = mask.unsqueeze(-1).to(x.dtype)
     return (x * m).sum(1) / m.sum(1).clamp_min(1.0)
@@ -116,17 +67,12 @@ class TransformerBackbone(nn.Module):
         self.tok = nn.Embedding(cfg.vocab_size, cfg.dim, padding_idx=cfg.pad_id)
         self.pos = nn.Embedding(cfg.max_len, cfg.dim)
         self.drop = nn.Dropout(cfg.dropout)
-        self.blocks = nn.ModuleList(
-            TransformerBlock(cfg.dim, cfg.heads, cfg.ff_dim, cfg.dropout) for _ in range(cfg.layers)
-        )
-        self.ln = nn.LayerNorm(cfg.dim)
+        self.transformer = Transformer(cfg.dim, cfg.layers, cfg.heads, cfg.ff_dim, cfg.dropout)
 
     def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         t = ids.shape[1]
         x = self.drop(self.tok(ids) + self.pos(torch.arange(t, device=ids.device)))
-        for block in self.blocks:
-            x = block(x, mask)
-        return self.ln(x)
+        return self.transformer(x, mask)
 
 
 class LSTMBackbone(nn.Module):
@@ -166,6 +112,10 @@ class ContrastiveEmbedder(nn.Module):
         self.head = nn.Sequential(
             nn.Linear(cfg.dim, cfg.proj_hidden), nn.ReLU(), nn.Linear(cfg.proj_hidden, cfg.proj_dim)
         )
+        if self.pool is not None:
+            # Small attention scores at the start (normal(0, 0.02) weights): pooling begins close to a
+            # mean over the real positions and sharpens as it learns.
+            init_weights(self.pool)
 
     def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Pooled sequence representation h (B, dim)."""

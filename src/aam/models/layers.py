@@ -58,9 +58,9 @@ class Transformer(nn.Module):
         self.blocks = nn.ModuleList(Block(dim, heads, ff_dim, dropout) for _ in range(layers))
         self.ln_f = nn.LayerNorm(dim)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """x [N, T, D], mask [N, T] (True = real) -> [N, T, D]."""
-        attn_mask = key_padding_mask(mask) if not bool(mask.all()) else None
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """x [N, T, D], mask [N, T] (True = real; None = no padding) -> [N, T, D]."""
+        attn_mask = None if mask is None or bool(mask.all()) else key_padding_mask(mask)
         for block in self.blocks:
             x = block(x, attn_mask)
         return self.ln_f(x)

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from aam.models.contrastive import TransformerBlock
+from aam.models.layers import Transformer
 
 
 @dataclass
@@ -158,10 +158,7 @@ class VQTransformer(nn.Module):
         n_lat = cfg.block_len // cfg.patch
         self.tok = nn.Embedding(cfg.vocab_size, cfg.dim)
         self.pos = nn.Embedding(cfg.block_len, cfg.dim)
-        self.encoder = nn.ModuleList(
-            TransformerBlock(cfg.dim, cfg.heads, cfg.ff_dim, cfg.dropout) for _ in range(cfg.enc_layers)
-        )
-        self.enc_ln = nn.LayerNorm(cfg.dim * cfg.patch)
+        self.encoder = Transformer(cfg.dim, cfg.enc_layers, cfg.heads, cfg.ff_dim, cfg.dropout)
         self.to_code = nn.Linear(cfg.dim * cfg.patch, cfg.code_dim)
         self.quantizer = (
             VectorQuantizerEMA(
@@ -172,28 +169,22 @@ class VQTransformer(nn.Module):
         )
         self.from_code = nn.Linear(cfg.code_dim, cfg.dim)
         self.lat_pos = nn.Embedding(n_lat, cfg.dim)
-        self.decoder = nn.ModuleList(
-            TransformerBlock(cfg.dim, cfg.heads, cfg.ff_dim, cfg.dropout) for _ in range(cfg.dec_layers)
-        )
-        self.dec_ln = nn.LayerNorm(cfg.dim)
+        self.decoder = Transformer(cfg.dim, cfg.dec_layers, cfg.heads, cfg.ff_dim, cfg.dropout)
         self.to_logits = nn.Linear(cfg.dim, cfg.patch * cfg.vocab_size)
 
     def encode(self, ids: torch.Tensor) -> torch.Tensor:
         """(B, L) token IDs -> (B, L / patch, code_dim) continuous latents."""
         b, t = ids.shape
         x = self.tok(ids) + self.pos(torch.arange(t, device=ids.device))
-        for block in self.encoder:
-            x = block(x)
+        x = self.encoder(x)  # blocks + final LayerNorm; fixed-length blocks, no padding
         x = x.reshape(b, t // self.config.patch, self.config.patch * self.config.dim)
-        return self.to_code(self.enc_ln(x))
+        return self.to_code(x)
 
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         """(B, L / patch, code_dim) -> (B, L, vocab) logits."""
         b, n, _ = latents.shape
         x = self.from_code(latents) + self.lat_pos(torch.arange(n, device=latents.device))
-        for block in self.decoder:
-            x = block(x)
-        logits = self.to_logits(self.dec_ln(x))
+        logits = self.to_logits(self.decoder(x))
         return logits.view(b, n * self.config.patch, self.config.vocab_size)
 
     def forward(self, ids: torch.Tensor) -> dict[str, torch.Tensor]:
