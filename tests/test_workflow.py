@@ -74,6 +74,16 @@ def test_dry_run_lists_every_stage(tmp_path):
     assert stages | {"compare"} <= rules
 
 
+def test_training_rules_declare_a_gpu_and_the_default_profile_allows_one(tmp_path):
+    write_config(tmp_path)
+    result = snakemake(tmp_path, "-n")
+    planned_rules(result)
+    assert "Using workflow specific profile" in result.stdout + result.stderr
+    jobs = (result.stdout + result.stderr).split("rule ")
+    training = [job for job in jobs if job.startswith(("pretrain:", "finetune:", "seq_train:"))]
+    assert training and all("gpu=1" in job for job in training)
+
+
 def test_lint_reports_nothing(tmp_path):
     write_config(tmp_path)
     result = snakemake(tmp_path, "--lint")
