@@ -196,11 +196,12 @@ def run(args: argparse.Namespace) -> None:
 
     from aam.data.datasets import AAMDataModule, read_splits, read_target_column
     from aam.training.aam_modules import FinetuneModule, validation_metrics
-    from aam.training.engine import NonFiniteLossError, export_model, fit
+    from aam.training.engine import NonFiniteLossError, export_model, fit, seed_everything
 
     settings = load_settings(args.settings, "aam_run")
     fine = settings["finetune"]
     trainer = trainer_settings(fine, args.seed, args.threads, "finetune.trainer")
+    seed_everything(trainer.seed)
     if trainer.num_threads:
         torch.set_num_threads(trainer.num_threads)
     out_dir = Path(args.out_dir)

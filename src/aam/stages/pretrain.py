@@ -108,11 +108,12 @@ def run(args: argparse.Namespace) -> None:
     from aam.data.datasets import AAMDataModule
     from aam.data.unifrac import PhyloIndex
     from aam.training.aam_modules import PretrainModule
-    from aam.training.engine import NonFiniteLossError, export_model, fit
+    from aam.training.engine import NonFiniteLossError, export_model, fit, seed_everything
 
     settings = load_settings(args.settings, "aam_run")
     pre = settings["pretrain"]
     trainer = trainer_settings(pre, args.seed, args.threads, "pretrain.trainer")
+    seed_everything(trainer.seed)
     if trainer.num_threads:
         torch.set_num_threads(trainer.num_threads)
     out_dir = Path(args.out_dir)

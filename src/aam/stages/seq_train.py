@@ -109,13 +109,6 @@ def _trainer_settings(settings: dict, seed: int):
     return ts
 
 
-def _seed_init(seed: int) -> None:
-    """Seed the weight initialization (the engine seeds training only when `fit` starts)."""
-    import lightning as L
-
-    L.seed_everything(int(seed), workers=True, verbose=False)
-
-
 def _finish(module_model, out_dir: Path, tokenizer, result, settings: dict, extra: dict) -> None:
     from aam.training.engine import export_model
 
@@ -154,7 +147,7 @@ def _train_contrastive(frame: pd.DataFrame, settings: dict, out_dir: Path, seed:
     from aam.data.sequence_datasets import SequenceCollator, SequenceDataModule, SequenceDataset
     from aam.models.contrastive import ContrastiveConfig
     from aam.stages.seq_prepare import check_ranks, label_codes
-    from aam.training.engine import fit
+    from aam.training.engine import fit, seed_everything
     from aam.training.seq_modules import ContrastiveModule
 
     ts = _trainer_settings(settings, seed)
@@ -199,7 +192,7 @@ def _train_contrastive(frame: pd.DataFrame, settings: dict, out_dir: Path, seed:
     dm = SequenceDataModule(
         train_ds, val_ds, SequenceCollator(tokenizer, max_tokens), ts.batch_size, ts.num_workers, seed
     )
-    _seed_init(ts.seed)
+    seed_everything(ts.seed)
     module = ContrastiveModule(
         model_config, ts, loss, float(settings["temperature"]), settings["rank_weights"]
     )
@@ -227,7 +220,7 @@ def _train_vq(frame: pd.DataFrame, settings: dict, out_dir: Path, seed: int, fin
     from aam.data.dna_tokenizers import CharTokenizer
     from aam.data.sequence_datasets import BlockDataModule, BlockDataset
     from aam.models.vq import VQConfig
-    from aam.training.engine import fit
+    from aam.training.engine import fit, seed_everything
     from aam.training.seq_modules import VQModule
 
     ts = _trainer_settings(settings, seed)
@@ -259,7 +252,7 @@ def _train_vq(frame: pd.DataFrame, settings: dict, out_dir: Path, seed: int, fin
         ts.num_workers,
         seed,
     )
-    _seed_init(ts.seed)
+    seed_everything(ts.seed)
     module = VQModule(model_config, ts)
     # the resolved model config too, so that a changed code default never resumes a stale checkpoint
     fingerprint = {**fingerprint, "model_config": model_config.to_dict(), "trainer": ts.as_dict()}

@@ -353,6 +353,12 @@ def _resolve_precision(settings: TrainerSettings, on_gpu: bool) -> str:
     return precision
 
 
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch. Stages call it before building a model, so that weight
+    initialization is reproducible too (`fit` seeds again, for training)."""
+    L.seed_everything(int(seed), workers=True, verbose=False)
+
+
 FINISHED = "finished"  # marker of a run that trained to its end: a new run starts afresh
 
 
