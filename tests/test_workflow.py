@@ -155,6 +155,13 @@ def test_whole_workflow_runs_end_to_end_and_reports(tmp_path):
     again = snakemake(tmp_path, "-n")
     assert "Nothing to be done" in again.stdout + again.stderr
 
+    # Same config and seed, trained again from scratch: identical predictions on CPU.
+    predictions = sorted(results.glob("ibd2538/models/*/finetune/ibd/predictions.tsv"))
+    before = [path.read_bytes() for path in predictions]
+    retrained = snakemake(tmp_path, "--cores", "2", "--forcerun", "pretrain", "finetune")
+    assert retrained.returncode == 0, (retrained.stdout + retrained.stderr)[-3000:]
+    assert [path.read_bytes() for path in predictions] == before
+
     report = snakemake(tmp_path, "--report", str(tmp_path / "report.html"))
     assert report.returncode == 0, (report.stdout + report.stderr)[-3000:]
     assert (tmp_path / "report.html").stat().st_size > 100_000
