@@ -55,6 +55,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from aam.data.rarefy import rarefy_rows
 from aam.errors import InputError
 from aam.io.parquet_cache import FeatureCache, SampleCache, read_features, read_samples
+from aam.io.splits import read_splits
 
 try:  # lightning is a dependency, but keep the plain datasets importable without it
     import lightning.pytorch as pl
@@ -67,8 +68,6 @@ log = logging.getLogger(__name__)
 
 DATA_DEFAULTS = {"asv_limit": 1024, "selection": "abundance", "batch_size": 8, "num_workers": 0}
 SPLITS = ("train", "val", "test")
-_SPLIT_ALIASES = {"train": "train", "training": "train", "val": "val", "valid": "val",
-                  "validation": "val", "test": "test", "testing": "test"}
 _TRAIN_STREAM, _EVAL_STREAM, _ORDER_STREAM = 0, 1, 2
 
 
@@ -231,21 +230,6 @@ class Collate:
 
 
 # ---------------------------------------------------------------------------------------- inputs
-def read_splits(path: str | os.PathLike) -> dict[str, str]:
-    """splits.tsv -> {sample: train|val|test}. Columns: a sample column and ``split``."""
-    table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
-    split_col = next((c for c in table.columns if c.lower() == "split"), None)
-    if split_col is None:
-        raise InputError(f"{path}: no 'split' column (has {list(table.columns)})")
-    names = ("sample", "sample_id", "sample-id", "sampleid", "#sampleid", "id")
-    sample_col = next((c for c in table.columns if c.lower() in names), table.columns[0])
-    out = {}
-    for sample, split in zip(table[sample_col], table[split_col], strict=True):
-        name = _SPLIT_ALIASES.get(split.strip().lower())
-        if name is None:
-            raise InputError(f"{path}: sample {sample}: unknown split {split!r}")
-        out[str(sample)] = name
-    return out
 
 
 _MISSING = {"", "nan", "na", "n/a", "none", "null"}

@@ -38,6 +38,7 @@ from aam.evaluate.baselines import ForestSettings, fit_predict_forest, relative_
 from aam.evaluate.metrics import compute_metrics
 from aam.io.atomic import atomic_dir
 from aam.io.biom import read_table, table_to_csr
+from aam.io.splits import read_splits
 
 log = logging.getLogger(__name__)
 
@@ -101,13 +102,6 @@ def read_embeddings(path: Path) -> tuple[pd.DataFrame, np.ndarray]:
     if not np.isfinite(matrix).all():
         raise InputError(f"{path}: embeddings contain NaN or infinite values")
     return meta, matrix
-
-
-def read_splits(path: Path) -> pd.Series:
-    df = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
-    if not {"sample", "split"} <= set(df.columns):
-        raise InputError(f"{path}: needs columns sample and split")
-    return pd.Series(df["split"].to_numpy(dtype=object), index=df["sample"].to_numpy(dtype=object))
 
 
 def read_labels(path: Path, column: str) -> pd.Series:
@@ -193,7 +187,7 @@ def evaluate(args: argparse.Namespace, settings: dict) -> dict:
         )
 
     pred = read_predictions(finetune_dir / "predictions.tsv")
-    splits = read_splits(Path(args.splits))
+    splits = pd.Series(read_splits(args.splits), dtype=object)
     labels = read_labels(Path(args.samples), args.target_column)
     table_samples, counts = read_rarefied(Path(args.rarefied))
     row_of = {s: i for i, s in enumerate(table_samples)}

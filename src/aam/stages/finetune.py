@@ -194,7 +194,8 @@ def write_embeddings(frames: list[pd.DataFrame], path: Path) -> None:
 def run(args: argparse.Namespace) -> None:
     from safetensors.torch import load_file
 
-    from aam.data.datasets import AAMDataModule, read_splits, read_target_column
+    from aam.data.datasets import AAMDataModule, read_target_column
+    from aam.io.splits import read_splits
     from aam.training.aam_modules import FinetuneModule, validation_metrics
     from aam.training.engine import NonFiniteLossError, export_model, fit, seed_everything
 
