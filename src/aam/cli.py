@@ -22,6 +22,7 @@ STAGES: dict[str, tuple[str, str]] = {
     "unifrac": ("unifrac", "UniFrac distance matrices, Faith's PD and PCoA"),
     "tokenize": ("tokenize", "tokenize features and samples into Parquet caches"),
     "pretrain": ("pretrain", "pretrain the AAM sequence encoder on UniFrac + masked nucleotides"),
+    "corpus-pretrain": ("corpus_pretrain", "pretrain one AAM sequence encoder on a corpus of studies"),
     "finetune": ("finetune", "fine-tune an AAM regressor or classifier on one target"),
     "evaluate": ("evaluate", "evaluate a fine-tuned model beside a random forest on the test split"),
     "compare": ("compare", "compare the evaluated runs of a dataset"),
