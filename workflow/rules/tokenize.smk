@@ -14,13 +14,15 @@ rule tokenize:
     params:
         settings=lambda wc: to_json(config["tokenize"]),
     log:
-        "logs/{dataset}/tokenize.log",
+        log_file("{dataset}/tokenize.log"),
     benchmark:
-        "benchmarks/{dataset}/tokenize.tsv"
+        benchmark_file("{dataset}/tokenize.tsv")
     threads: 1
     conda:
         "../../envs/aam.yaml"
     shell:
-        "aam tokenize --features {input.features:q} --counts {input.counts:q}"
-        " --rarefied {input.rarefied:q} --out-features {output.features:q}"
-        " --out-samples {output.samples:q} --settings {params.settings:q} > {log:q} 2>&1"
+        logged(
+            "aam tokenize --features {input.features:q} --counts {input.counts:q}"
+            " --rarefied {input.rarefied:q} --out-features {output.features:q}"
+            " --out-samples {output.samples:q} --settings {params.settings:q}"
+        )
