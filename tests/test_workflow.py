@@ -149,6 +149,8 @@ def test_whole_workflow_runs_end_to_end_and_reports(tmp_path):
     results = tmp_path / "results"
     metrics = json.loads(next(results.glob("ibd2538/eval/pretrained/ibd/metrics.json")).read_text())
     assert metrics  # the evaluate stage's own tests check its content
+    bundled = json.loads((results / "ibd2538/models/bundled/finetune/ibd/model.json").read_text())
+    assert bundled["pretrained"] and "gg13_8_v4_small" in bundled["pretrained_from"]
     assert (results / "ibd2538" / "comparison.tsv").read_text().count("\n") >= 3
     assert list((results / "sequences").glob("*/eval/*/metrics.json"))
 

@@ -144,6 +144,14 @@ def pretrained_inputs(wc):
     return [f"{folder}/model.safetensors", f"{folder}/model.json"]
 
 
+def pretrain_history_inputs(wc):
+    """The pretraining's metrics.csv (learning curves in the evaluation), where the run has one."""
+    folder = pretrained_dir(wc.dataset, wc.run)
+    if folder is None or not (pretrain_source(wc.run) != "bundled" or Path(folder, "metrics.csv").exists()):
+        return []
+    return [f"{folder}/metrics.csv"]
+
+
 def pretrain_dir_arg(wc):
     """The finetune stage's --pretrain-dir argument, if its run starts from an encoder."""
     folder = pretrained_dir(wc.dataset, wc.run)

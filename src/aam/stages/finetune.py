@@ -194,37 +194,42 @@ def write_embeddings(frames: list[pd.DataFrame], path: Path) -> None:
 
 
 # ------------------------------------------------------------------------------- pretrained encoder
-ARCHITECTURE = ("embedding_dim", "layers", "heads", "ff_dim", "asv_layers", "sample_layers", "max_bp",
-                "asv_limit", "vocab_size", "asv_norm")
+# Model settings that do not shape the weights: a fine-tuning run sets them; all others (sizes,
+# encoders, max_bp, asv_limit, ...) are the pretrained encoder's.
+TRAINING_ONLY = ("dropout", "head_dropout", "asv_dropout")
 
 
 def load_encoder(folder: Path, model: dict, dm, task: str, n_outputs: int):
     """The fine-tuning config and weights of a pretrained encoder (`aam pretrain`, `aam
     corpus-pretrain` or a bundled one).
 
-    The architecture (sizes, max_bp, asv_limit) is the encoder's: the run's ``model`` section gives
-    only what does not change the weights (dropout, head_dropout), so one config can fine-tune from
-    encoders of other sizes. The dataset must fit it: ``data.asv_limit`` at most the encoder's, and
-    token rows at most its ``max_bp`` wide (wider caches are cut to it, the cut features counted).
+    The architecture is the encoder's (every config key but :data:`TRAINING_ONLY`; keys an older
+    encoder lacks take the model's defaults, the original AAM's): the run's ``model`` section gives
+    only the training-only keys, so one config fine-tunes from encoders of any size. The dataset
+    must fit it: ``data.asv_limit`` at most the encoder's, and token rows at most its ``max_bp``
+    wide (wider caches are cut to it, the cut features counted).
     """
+    import dataclasses
+
     from safetensors.torch import load_file
 
     from aam.models.aam import AAMConfig
 
     try:
-        meta = json.loads((folder / "model.json").read_text())
-        old = {"asv_norm": "none"} | meta["config"]  # encoders exported before asv_norm existed
+        saved = json.loads((folder / "model.json").read_text())["config"]
+        fields = {f.name for f in dataclasses.fields(AAMConfig)} - {"task", "n_outputs"}
+        arch = {k: v for k, v in saved.items() if k in fields and k not in TRAINING_ONLY}
+        max_bp, asv_limit = int(arch["max_bp"]), int(arch["asv_limit"])
     except (OSError, json.JSONDecodeError, KeyError, TypeError) as err:
         raise InputError(f"{folder / 'model.json'}: not a pretrained encoder's config: {err}") from None
-    arch = {k: old[k] for k in ARCHITECTURE if k in old}
-    differ = {k: (arch.get(k), v) for k, v in model.items() if k in arch and arch[k] != v}
+    differ = {k: (arch[k], v) for k, v in model.items() if k in arch and arch[k] != v}
     if differ:
         log.info("the encoder's architecture is used, not the run's model section (encoder, run): %s", differ)
-    if dm.asv_limit > arch["asv_limit"]:
+    if dm.asv_limit > asv_limit:
         raise InputError(f"{folder}: data.asv_limit {dm.asv_limit} exceeds the encoder's asv_limit "
-                         f"{arch['asv_limit']}; set data.asv_limit <= {arch['asv_limit']}")
-    fit_tokens(dm, int(arch["max_bp"]), folder)
-    rest = {k: v for k, v in model.items() if k not in ARCHITECTURE}
+                         f"{asv_limit}; set data.asv_limit <= {asv_limit}")
+    fit_tokens(dm, max_bp, folder)
+    rest = {k: v for k, v in model.items() if k in TRAINING_ONLY}
     cfg = AAMConfig(**(arch | rest), task=task, n_outputs=n_outputs)
     return cfg, load_file(str(folder / "model.safetensors"))
 
@@ -337,6 +342,7 @@ def run(args: argparse.Namespace) -> None:
         "target_mean": dm.target_mean,
         "target_std": dm.target_std,
         "pretrained": bool(args.pretrain_dir),
+        "pretrained_from": args.pretrain_dir,
         "freeze_base": bool(fine["freeze_base"]),
         "loss": module.loss_name,
         "class_weights": None if weights is None else [float(w) for w in weights],
