@@ -74,7 +74,7 @@ rule evaluate:
         " --rarefied {input.rarefied:q} --splits {input.splits:q} --samples {input.samples:q}"
         " --target-column {params.column:q} --task {params.task} --target {wildcards.target:q}"
         " --run {wildcards.run:q} --dataset {wildcards.dataset:q} --seed {params.seed}"
-        " --settings {params.settings:q} --n-jobs {threads} --out-dir {params.out_dir:q} > {log:q} 2>&1"
+        " --settings {params.settings:q} --threads {threads} --out-dir {params.out_dir:q} > {log:q} 2>&1"
 
 
 rule compare:
@@ -108,4 +108,4 @@ rule compare:
     conda:
         "../../envs/aam.yaml"
     shell:
-        "aam compare --metrics {input:q} --out-tsv {output.table:q} --out-png {output.plot:q} > {log:q} 2>&1"
+        "aam compare --metrics {input:q} --out {output.table:q} --plot {output.plot:q} > {log:q} 2>&1"

@@ -60,7 +60,7 @@ rule seq_train:
         "../../envs/aam.yaml"
     shell:
         "aam seq-train --prepared {input.prepared:q} --settings {params.settings:q}"
-        " --seed {params.seed} --out-dir {params.out_dir:q} > {log:q} 2>&1"
+        " --seed {params.seed} --threads {threads} --out-dir {params.out_dir:q} > {log:q} 2>&1"
 
 
 rule seq_embed:
@@ -82,7 +82,7 @@ rule seq_embed:
     conda:
         "../../envs/aam.yaml"
     shell:
-        "aam embed --model {params.model_dir:q} --fasta {input.fasta:q} --out {output:q}"
+        "aam embed --model-dir {params.model_dir:q} --fasta {input.fasta:q} --out {output:q}"
         " --threads {threads} > {log:q} 2>&1"
 
 
@@ -129,7 +129,7 @@ rule seq_evaluate_contrastive:
     conda:
         "../../envs/aam.yaml"
     shell:
-        "aam seq-evaluate --prepared {input.prepared:q} --model {params.model_dir:q}"
+        "aam seq-evaluate --prepared {input.prepared:q} --model-dir {params.model_dir:q}"
         " --embeddings {input.embeddings:q} --settings {params.settings:q}"
         " --out-dir {params.out_dir:q} > {log:q} 2>&1"
 
@@ -176,5 +176,5 @@ rule seq_evaluate_vq:
     conda:
         "../../envs/aam.yaml"
     shell:
-        "aam seq-evaluate --prepared {input.prepared:q} --model {params.model_dir:q}"
+        "aam seq-evaluate --prepared {input.prepared:q} --model-dir {params.model_dir:q}"
         " --settings {params.settings:q} --out-dir {params.out_dir:q} > {log:q} 2>&1"

@@ -13,6 +13,7 @@ rule tokenize:
         samples=out("{dataset}", "tokens/samples.parquet"),
     params:
         settings=lambda wc: to_json(config["tokenize"]),
+        out_dir=lambda wc: out(wc.dataset, "tokens"),
     log:
         "logs/{dataset}/tokenize.log",
     benchmark:
@@ -22,5 +23,5 @@ rule tokenize:
         "../../envs/aam.yaml"
     shell:
         "aam tokenize --features {input.features:q} --counts {input.counts:q}"
-        " --rarefied {input.rarefied:q} --out-features {output.features:q}"
-        " --out-samples {output.samples:q} --settings {params.settings:q} > {log:q} 2>&1"
+        " --rarefied {input.rarefied:q} --out-dir {params.out_dir:q}"
+        " --settings {params.settings:q} > {log:q} 2>&1"
