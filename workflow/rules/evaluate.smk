@@ -75,7 +75,7 @@ rule evaluate:
             " --rarefied {input.rarefied:q} --splits {input.splits:q} --samples {input.samples:q}"
             " --target-column {params.column:q} --task {params.task} --target {wildcards.target:q}"
             " --run {wildcards.run:q} --dataset {wildcards.dataset:q} --seed {params.seed}"
-            " --settings {params.settings:q} --n-jobs {threads} --out-dir {params.out_dir:q}"
+            " --settings {params.settings:q} --threads {threads} --out-dir {params.out_dir:q}"
         )
 
 
@@ -111,5 +111,5 @@ rule compare:
         "../../envs/aam.yaml"
     shell:
         logged(
-            "aam compare --metrics {input:q} --out-tsv {output.table:q} --out-png {output.plot:q}"
+            "aam compare --metrics {input:q} --out {output.table:q} --plot {output.plot:q}"
         )

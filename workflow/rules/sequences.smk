@@ -63,7 +63,7 @@ rule seq_train:
     shell:
         logged(
             "aam seq-train --prepared {input.prepared:q} --settings {params.settings:q}"
-            " --seed {params.seed} --out-dir {params.out_dir:q}"
+            " --seed {params.seed} --threads {threads} --out-dir {params.out_dir:q}"
         )
 
 
@@ -87,7 +87,7 @@ rule seq_embed:
         "../../envs/aam.yaml"
     shell:
         logged(
-            "aam embed --model {params.model_dir:q} --fasta {input.fasta:q} --out {output:q}"
+            "aam embed --model-dir {params.model_dir:q} --fasta {input.fasta:q} --out {output:q}"
             " --threads {threads}"
         )
 
@@ -136,7 +136,7 @@ rule seq_evaluate_contrastive:
         "../../envs/aam.yaml"
     shell:
         logged(
-            "aam seq-evaluate --prepared {input.prepared:q} --model {params.model_dir:q}"
+            "aam seq-evaluate --prepared {input.prepared:q} --model-dir {params.model_dir:q}"
             " --embeddings {input.embeddings:q} --settings {params.settings:q}"
             " --out-dir {params.out_dir:q}"
         )
@@ -185,6 +185,6 @@ rule seq_evaluate_vq:
         "../../envs/aam.yaml"
     shell:
         logged(
-            "aam seq-evaluate --prepared {input.prepared:q} --model {params.model_dir:q}"
+            "aam seq-evaluate --prepared {input.prepared:q} --model-dir {params.model_dir:q}"
             " --settings {params.settings:q} --out-dir {params.out_dir:q}"
         )
