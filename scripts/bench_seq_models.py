@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from absent_inputs import skip_if_absent
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data" / "gg13_8_v4"
@@ -56,6 +57,7 @@ def main() -> None:
     p.add_argument("--baselines-only", action="store_true")
     p.add_argument("--out", help="write the results as JSON here")
     args = p.parse_args()
+    skip_if_absent(__file__, {"--fasta": args.fasta, "--labels": args.labels})
     logging.basicConfig(level=logging.WARNING)
 
     import torch

@@ -10,10 +10,15 @@ with n_s the samples of split s, n_sc those of class c, f_s the split's fraction
 totals. Without stratification only the first term counts. A group is all samples that share a
 value of the group column; a sample whose group is missing is a group of its own. For
 stratification a missing class is a class of its own.
+
+Cross-validation (`cv_folds`): repeated K-fold test folds by whole groups, stratified, each with a
+validation part carved from its training groups; `fold_splits` turns one fold into a splits.tsv.
 """
 
 from __future__ import annotations
 
+import re
+import warnings
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -159,3 +164,136 @@ def stratify_column(split_settings: Mapping, targets: Sequence[Mapping]) -> str 
                 raise ValueError(f"split.stratify: target '{setting}' is a {kind}, not a classification")
             return target["column"]
     raise ValueError(f"split.stratify: no target named '{setting}'")
+
+
+CV_COLUMNS = ("sample", "repeat", "fold", "split")
+
+
+def fold_name(repeat: int, fold: int) -> str:
+    """The `{fold}` wildcard of one (repeat, fold): ``r0f3`` is fold 3 of repeat 0."""
+    return f"r{repeat}f{fold}"
+
+
+def fold_names(folds: int, repeats: int) -> list[str]:
+    """Every fold's name, repeat by repeat (``r0f0 ... r0f{K-1}, r1f0, ...``)."""
+    return [fold_name(r, f) for r in range(repeats) for f in range(folds)]
+
+
+def cv_folds(
+    samples: pd.DataFrame,
+    group_column: str | None,
+    stratify: str | None,
+    folds: int,
+    repeats: int,
+    seed: int,
+    val_fraction: float = 0.15,
+) -> pd.DataFrame:
+    """Repeated, grouped, stratified K-fold assignment: columns ``sample, repeat, fold, split``.
+
+    One row per sample per (repeat, fold), with ``split`` in train/val/test. In each repeat every
+    sample is in the test split of exactly one fold; the other folds' samples are the training part,
+    from which `val_fraction` of the samples is carved as validation (by `grouped_split`, so by
+    whole groups and stratified too). A group (a value of `group_column`; a sample whose value is
+    missing is a group of its own) never sits in two of train/val/test within a fold.
+
+    Test folds come from scikit-learn's StratifiedGroupKFold, shuffled with a seed derived from
+    (`seed`, repeat). It is used without stratification too, with one class for all samples: it then
+    puts each group, in seeded order, into the fold with the fewest samples, whereas GroupKFold's
+    shuffle mode balances the number of groups per fold, not of samples (subjects have 1 to dozens
+    of samples). Validation uses `grouped_split` because scikit-learn has no grouped, stratified
+    split for one unequal fraction. Raises ValueError with one line for settings that cannot work.
+    """
+    if "sample" not in samples.columns:
+        raise ValueError("cv: the samples table has no 'sample' column")
+    for role, column in (("group column", group_column), ("stratify column", stratify)):
+        if column and column not in samples.columns:
+            raise ValueError(f"cv: the samples table has no {role} '{column}'")
+    if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
+        raise ValueError(f"cv: folds must be an integer >= 2, got {folds!r}")
+    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
+        raise ValueError(f"cv: repeats must be an integer >= 1, got {repeats!r}")
+    if not 0 <= val_fraction < 1:
+        raise ValueError(f"cv: val_fraction must lie in [0, 1), got {val_fraction!r}")
+    names = [str(s) for s in samples["sample"]]
+    if len(set(names)) != len(names):
+        raise ValueError("cv: duplicate sample names in the samples table")
+    groups = samples[group_column].tolist() if group_column else [None] * len(names)
+    group_keys = [f"\0{s}" if _missing(g) else str(g) for s, g in zip(names, groups, strict=True)]
+    n_groups = len(set(group_keys))
+    if folds > n_groups:
+        what = f"groups ('{group_column}')" if group_column else "samples"
+        raise ValueError(f"cv: {folds} folds but only {n_groups} {what}; use at most {n_groups} folds")
+    strata = samples[stratify].tolist() if stratify else None
+    classes = (
+        np.zeros(len(names), dtype=np.int64)
+        if strata is None
+        else pd.factorize(pd.Series([MISSING_CLASS if _missing(c) else str(c) for c in strata]), sort=True)[0]
+    )
+
+    from sklearn.model_selection import StratifiedGroupKFold  # import here: a slow import
+
+    group_codes = pd.factorize(pd.Series(group_keys), sort=True)[0]
+    parts = []
+    for repeat in range(repeats):
+        state = int(np.random.SeedSequence([seed, repeat]).generate_state(1)[0])
+        kfold = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=state)
+        with warnings.catch_warnings():  # "least populated class has fewer members than folds": fine
+            warnings.simplefilter("ignore", UserWarning)
+            tests = [test for _, test in kfold.split(np.zeros(len(names)), classes, group_codes)]
+        for fold, test in enumerate(tests):
+            if len(test) == 0:
+                raise ValueError(f"cv: repeat {repeat} fold {fold} got no test samples; use fewer folds")
+            split = np.full(len(names), "train", dtype=object)
+            split[test] = "test"
+            if val_fraction > 0:
+                split = _carve_val(split, names, groups, strata, val_fraction, [seed, repeat, fold])
+            parts.append(pd.DataFrame({"sample": names, "repeat": repeat, "fold": fold, "split": split}))
+    return pd.concat(parts, ignore_index=True)[list(CV_COLUMNS)]
+
+
+def _carve_val(split, names, groups, strata, val_fraction, seed_parts) -> np.ndarray:
+    """Move `val_fraction` of the training samples, by whole groups and stratified, to ``val``."""
+    train = np.flatnonzero(split == "train")
+    groups_train = [groups[i] for i in train]
+    if len({f"\0{names[i]}" if _missing(groups[i]) else str(groups[i]) for i in train}) < 2:
+        raise ValueError("cv: a fold's training part has fewer than 2 groups; no validation can be carved")
+    seed = int(np.random.SeedSequence(seed_parts).generate_state(1)[0])
+    inner = grouped_split(
+        [names[i] for i in train],
+        groups_train,
+        None if strata is None else [strata[i] for i in train],
+        {"train": 1 - val_fraction, "val": val_fraction},
+        seed,
+    )
+    out = split.copy()
+    out[train] = inner["split"].to_numpy()
+    return out
+
+
+def fold_splits(assignments: pd.DataFrame, samples: pd.DataFrame, group_column: str | None, name: str) -> pd.DataFrame:
+    """One fold's splits.tsv frame (``sample, split, group``, as the split stage writes) from `cv_folds`.
+
+    `name` is the fold's wildcard (``r0f3``); rows follow the order of `samples`.
+    """
+    repeat, fold = parse_fold_name(name)
+    part = assignments[(assignments["repeat"] == repeat) & (assignments["fold"] == fold)]
+    if part.empty:
+        raise ValueError(f"cv: no fold {name} in the fold assignments")
+    by_sample = dict(zip(part["sample"], part["split"], strict=True))
+    names = [str(s) for s in samples["sample"]]
+    groups = samples[group_column].tolist() if group_column else [None] * len(names)
+    return pd.DataFrame(
+        {
+            "sample": names,
+            "split": [by_sample[s] for s in names],
+            "group": [None if _missing(g) else str(g) for g in groups],
+        }
+    )
+
+
+def parse_fold_name(name: str) -> tuple[int, int]:
+    """``r0f3`` -> (0, 3) (ValueError for anything else)."""
+    match = re.fullmatch(r"r(\d+)f(\d+)", name)
+    if match is None:
+        raise ValueError(f"cv: bad fold name {name!r}; expected e.g. r0f3")
+    return int(match.group(1)), int(match.group(2))

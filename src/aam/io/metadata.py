@@ -63,8 +63,8 @@ def _is_header(line: str) -> bool:
 def read_metadata(path: str | os.PathLike) -> pd.DataFrame:
     """Read a metadata TSV into a DataFrame of strings indexed by sample ID (index name ``sample``).
 
-    `InputError` naming the file for: no such file, no ID column, duplicate or empty sample IDs,
-    rows with more fields than the header.
+    `InputError` naming the file for: no such file, no ID column, no data rows, duplicate or empty
+    sample IDs, rows with more fields than the header.
     """
     path = Path(path)
     try:
@@ -93,6 +93,8 @@ def read_metadata(path: str | os.PathLike) -> pd.DataFrame:
         )
     id_col = id_positions[0]
     body = [ln for ln in lines[header_at + 1 :] if ln.strip() and not ln.startswith("#")]
+    if not body:
+        raise InputError(f"{path}: no samples (a header but no data rows)")
     try:
         frame = pd.read_csv(
             io.StringIO("\n".join([lines[header_at], *body])),

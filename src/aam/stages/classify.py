@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True, help="models/{run}/ folder of seq-train (contrastive)")
+    parser.add_argument("--model-dir", required=True, help="models/{run}/ folder of seq-train (contrastive)")
     src = parser.add_mutually_exclusive_group(required=True)
     src.add_argument("--reads", help="reads to classify: FASTA (plain or gzip) or FeatureData[Sequence] .qza")
     src.add_argument("--prepared", help="prepared.parquet of seq-prepare: its test split is classified")
@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> None:
         torch.set_num_threads(args.threads)
     ids, seqs = read_reads(args.reads, args.prepared)
     t0 = time.perf_counter()
-    table = classify(args.model, ids, seqs, settings, args.batch_size)
+    table = classify(args.model_dir, ids, seqs, settings, args.batch_size)
     seconds = time.perf_counter() - t0
     with atomic_path(args.out) as tmp:
         table.to_csv(tmp, sep="\t", index=False, float_format="%.6g")

@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True, help="models/{run}/ folder of seq-train")
+    parser.add_argument("--model-dir", required=True, help="models/{run}/ folder of seq-train")
     src = parser.add_mutually_exclusive_group(required=True)
     src.add_argument("--fasta", help="sequences to embed (FASTA, plain or gzip)")
     src.add_argument("--prepared", help="prepared.parquet of seq-prepare: all its sequences")
@@ -33,13 +33,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
+    from aam.io.dna_text import dna_records
     from aam.io.fasta import read_fasta
 
     if args.threads:
         import torch
 
         torch.set_num_threads(args.threads)
-    model, tokenizer = load_contrastive(args.model)
+    model, tokenizer = load_contrastive(args.model_dir)
     if args.prepared:
         from aam.stages.seq_prepare import read_prepared
 
@@ -50,6 +51,8 @@ def run(args: argparse.Namespace) -> None:
             raise InputError(f"{args.fasta}: no such file")
         records = read_fasta(args.fasta)
     ids = list(records)
+    # the same alphabet rule as seq-prepare, so a sequence embeds as it was trained
+    records = dict(zip(ids, dna_records(ids, list(records.values()), args.fasta), strict=True))
     n_cut = sum(tokenizer.n_tokens(len(s)) + 2 > model.config.max_len for s in records.values())
     if n_cut:
         log.warning(

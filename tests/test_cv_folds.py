@@ -1,0 +1,122 @@
+"""aam.data.split.cv_folds: grouped, stratified, seeded, repeated K-fold with a validation part."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from aam.data.split import cv_folds, fold_name, fold_names, fold_splits, parse_fold_name
+
+
+def frame(seed=0, n_groups=60):
+    """Samples in groups of 1-12 (subjects), each group mostly of one class; some values missing."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for g in range(n_groups):
+        size = int(rng.integers(1, 13))
+        cls = "CD" if rng.random() < 0.4 else "control"
+        for k in range(size):
+            rows.append(
+                {
+                    "sample": f"{g}.{k}",
+                    "subject": f"subject{g}" if g % 17 else None,  # a few samples without a group
+                    "ibd": cls if rng.random() < 0.9 else None,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def group_keys(samples):
+    return [s if g is None else g for s, g in zip(samples["sample"], samples["subject"], strict=True)]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_no_group_in_two_splits_and_every_sample_tested_once(seed):
+    samples = frame(seed)
+    result = cv_folds(samples, "subject", "ibd", folds=5, repeats=2, seed=seed)
+    assert list(result.columns) == ["sample", "repeat", "fold", "split"]
+    assert len(result) == len(samples) * 10
+    keys = dict(zip(samples["sample"], group_keys(samples), strict=True))
+    result["group"] = result["sample"].map(keys)
+    # within one fold, a group sits in one split only
+    assert (result.groupby(["repeat", "fold", "group"])["split"].nunique() == 1).all()
+    for (_, _), part in result.groupby(["repeat", "fold"]):
+        assert set(part["split"]) == {"train", "val", "test"}
+        assert sorted(part["sample"]) == sorted(samples["sample"])
+    tested = result[result["split"] == "test"].groupby(["repeat", "sample"]).size()
+    assert (tested == 1).all()
+    assert len(tested) == 2 * len(samples)
+
+
+def test_seeded_and_repeats_differ():
+    samples = frame(1)
+    a = cv_folds(samples, "subject", "ibd", 5, 2, seed=7)
+    b = cv_folds(samples, "subject", "ibd", 5, 2, seed=7)
+    c = cv_folds(samples, "subject", "ibd", 5, 2, seed=8)
+    assert a.equals(b)
+    assert not a["split"].equals(c["split"])
+    # repeat 0 and repeat 1 put samples in different test folds (as a partition, not just relabelled)
+    tests = a[a["split"] == "test"]
+    part0 = {frozenset(p["sample"]) for _, p in tests[tests["repeat"] == 0].groupby("fold")}
+    part1 = {frozenset(p["sample"]) for _, p in tests[tests["repeat"] == 1].groupby("fold")}
+    assert part0 != part1
+
+
+def test_stratified_and_balanced():
+    samples = frame(2, n_groups=200)
+    result = cv_folds(samples, "subject", "ibd", folds=5, repeats=1, seed=0, val_fraction=0.15)
+    merged = result.merge(samples, on="sample")
+    overall = samples["ibd"].fillna("<missing>").value_counts(normalize=True)
+    for _, part in merged.groupby("fold"):
+        test = part[part["split"] == "test"]
+        assert abs(len(test) / len(samples) - 0.2) < 0.03
+        shares = test["ibd"].fillna("<missing>").value_counts(normalize=True)
+        for cls, share in overall.items():
+            assert abs(shares.get(cls, 0) - share) < 0.06, (cls, shares.to_dict(), overall.to_dict())
+        training = part[part["split"] != "test"]
+        assert abs((training["split"] == "val").mean() - 0.15) < 0.03
+
+
+def test_without_groups_or_strata():
+    samples = pd.DataFrame({"sample": [f"s{i}" for i in range(23)]})
+    result = cv_folds(samples, None, None, folds=4, repeats=1, seed=0, val_fraction=0)
+    sizes = result[result["split"] == "test"].groupby("fold").size()
+    assert sorted(sizes) == [5, 6, 6, 6]
+    assert set(result["split"]) == {"train", "test"}
+
+
+def test_fold_splits_is_one_fold_in_splits_tsv_form():
+    samples = frame(3)
+    result = cv_folds(samples, "subject", "ibd", 3, 1, seed=0)
+    one = fold_splits(result, samples, "subject", "r0f2")
+    assert list(one.columns) == ["sample", "split", "group"]
+    assert list(one["sample"]) == list(samples["sample"])
+    expected = result[result["fold"] == 2].set_index("sample")["split"]
+    assert (one.set_index("sample")["split"] == expected.loc[one["sample"]]).all()
+    assert fold_names(2, 2) == ["r0f0", "r0f1", "r1f0", "r1f1"]
+    assert parse_fold_name(fold_name(3, 11)) == (3, 11)
+    with pytest.raises(ValueError, match="bad fold name"):
+        parse_fold_name("fold3")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"folds": 7}, "7 folds but only 6 groups"),
+        ({"folds": 1}, "folds must be an integer >= 2"),
+        ({"repeats": 0}, "repeats must be an integer >= 1"),
+        ({"val_fraction": 1.0}, r"val_fraction must lie in \[0, 1\)"),
+        ({"group_column": "nope"}, "no group column 'nope'"),
+        ({"folds": 2}, "fewer than 2 groups"),
+    ],
+)
+def test_bad_settings_one_clear_line(kwargs, message):
+    names = [f"s{i}" for i in range(12)]
+    samples = pd.DataFrame({"sample": names, "subject": [f"g{i // 2}" for i in range(12)]})
+    settings = {"group_column": "subject", "stratify": None, "folds": 3, "repeats": 1, "seed": 0} | kwargs
+    if message == "fewer than 2 groups":
+        samples["subject"] = ["a"] * 10 + ["b"] * 2  # 2 groups, 2 folds: a training part of 1 group
+    with pytest.raises(ValueError, match=message) as err:
+        cv_folds(samples, **settings)
+    assert "\n" not in str(err.value)
