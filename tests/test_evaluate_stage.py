@@ -118,6 +118,7 @@ def test_evaluate_classification(tmp_path):
         assert again["confusion_matrix"] == m["test"][who]["confusion_matrix"]
     assert m["test"]["random_forest"]["auroc"] > 0.8  # the planted signal
     assert m["val"]["aam"]["n"] == 10 and m["val"]["random_forest"] is None
+    assert m["provenance"]["seed"] == 42 and m["provenance"]["settings"]["random_forest"]["n_estimators"] > 0
     plots = sorted(p.name for p in (out / "plots").iterdir())
     assert plots == ["confusion_matrices.png", "embedding_pcoa.png", "learning_curves.png", "roc.png"]
     assert all((out / "plots" / p).read_bytes()[:4] == b"\x89PNG" for p in plots)
@@ -180,14 +181,14 @@ def test_compare_two_runs(tmp_path):
         assert main(args) == 0
         files.append(str(out / "metrics.json"))
     tsv, png = tmp_path / "comparison.tsv", tmp_path / "comparison.png"
-    assert main(["compare", "--metrics", *files, "--out-tsv", str(tsv), "--out-png", str(png)]) == 0
+    assert main(["compare", "--metrics", *files, "--out", str(tsv), "--plot", str(png)]) == 0
     table = pd.read_csv(tsv, sep="\t")
     assert list(table["run"]) == ["small", "tiny"] and (table["metric"] == "auroc").all()
     assert table["random_forest"].nunique() == 1  # same split and seed: the same forest
     np.testing.assert_allclose(table["difference"], table["aam"] - table["random_forest"], atol=2e-4)
     assert png.read_bytes()[:4] == b"\x89PNG"
-    assert main(["compare", "--metrics", files[0], files[0], "--out-tsv", str(tsv),
-                 "--out-png", str(png)]) == 2
+    assert main(["compare", "--metrics", files[0], files[0], "--out", str(tsv),
+                 "--plot", str(png)]) == 2
 
 
 def test_settings_take_schema_defaults_and_reject_unknown_keys():

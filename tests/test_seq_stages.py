@@ -182,8 +182,13 @@ def test_contrastive_end_to_end(tmp_path):
     )
     for name in ("model.safetensors", "model.json", "tokenizer.json", "history.csv"):
         assert (model_dir / name).exists()
+    from aam import __version__
+
+    prov = json.loads((model_dir / "model.json").read_text())["provenance"]
+    assert prov["aam_version"] == __version__ and prov["seed"] == 42
+    assert prov["settings"]["trainer"]["max_epochs"] == run["trainer"]["max_epochs"]
     emb = tmp_path / "emb.parquet"
-    assert main(["embed", "--model", str(model_dir), "--fasta", str(fasta), "--out", str(emb)]) == 0
+    assert main(["embed", "--model-dir", str(model_dir), "--fasta", str(fasta), "--out", str(emb)]) == 0
     ids, vectors = read_embeddings(emb)
     assert list(ids) == [f"s{i}" for i in range(40)] and vectors.shape == (40, 16)
     out = tmp_path / "eval"
@@ -194,7 +199,7 @@ def test_contrastive_end_to_end(tmp_path):
                 "seq-evaluate",
                 "--prepared",
                 str(prepared),
-                "--model",
+                "--model-dir",
                 str(model_dir),
                 "--embeddings",
                 str(emb),
@@ -207,6 +212,8 @@ def test_contrastive_end_to_end(tmp_path):
         == 0
     )
     metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["provenance"]["settings"]["knn_k"] == 3
+    assert metrics["provenance"]["model"] == prov
     genus = metrics["ranks"]["genus"]
     assert genus["n_test"] == 8 and 0 <= genus["knn_accuracy"] <= 1 and genus["naive_bayes_accuracy"] == 1.0
     assert (out / "projection.png").exists() and (out / "history.png").exists()
@@ -248,7 +255,8 @@ def test_vq_end_to_end(tmp_path):
     )
     out = tmp_path / "eval"
     assert (
-        main(["seq-evaluate", "--prepared", str(prepared), "--model", str(model_dir), "--out-dir", str(out)])
+        main(["seq-evaluate", "--prepared", str(prepared), "--model-dir", str(model_dir),
+              "--out-dir", str(out)])
         == 0
     )
     metrics = json.loads((out / "metrics.json").read_text())
@@ -258,7 +266,8 @@ def test_vq_end_to_end(tmp_path):
     # embed refuses a VQ model with one line
     assert (
         main(
-            ["embed", "--model", str(model_dir), "--fasta", str(fasta), "--out", str(tmp_path / "e.parquet")]
+            ["embed", "--model-dir", str(model_dir), "--fasta", str(fasta),
+             "--out", str(tmp_path / "e.parquet")]
         )
         == 2
     )

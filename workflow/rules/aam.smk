@@ -27,15 +27,17 @@ rule pretrain:
         gpu=1,
     threads: 4
     log:
-        "logs/{dataset}/pretrain/{run}.log",
+        log_file("{dataset}/pretrain/{run}.log"),
     conda:
         "../../envs/aam.yaml"
     benchmark:
-        "benchmarks/{dataset}/pretrain/{run}.tsv"
+        benchmark_file("{dataset}/pretrain/{run}.tsv")
     shell:
-        "aam pretrain --tokens-dir {params.tokens_dir:q} --splits {input.splits:q} --tree {input.tree:q}"
-        " --settings {params.settings:q} --seed {params.seed} --threads {threads}"
-        " --out-dir {params.out_dir:q} > {log:q} 2>&1"
+        logged(
+            "aam pretrain --tokens-dir {params.tokens_dir:q} --splits {input.splits:q} --tree {input.tree:q}"
+            " --settings {params.settings:q} --seed {params.seed} --threads {threads}"
+            " --out-dir {params.out_dir:q}"
+        )
 
 
 rule finetune:
@@ -66,14 +68,16 @@ rule finetune:
         gpu=1,
     threads: 4
     log:
-        "logs/{dataset}/finetune/{run}/{target}.log",
+        log_file("{dataset}/finetune/{run}/{target}.log"),
     conda:
         "../../envs/aam.yaml"
     benchmark:
-        "benchmarks/{dataset}/finetune/{run}/{target}.tsv"
+        benchmark_file("{dataset}/finetune/{run}/{target}.tsv")
     shell:
-        "aam finetune --tokens-dir {params.tokens_dir:q} --splits {input.splits:q}"
-        " --samples {input.metadata:q} --target-column {params.column:q} --task {params.task}"
-        " --target {wildcards.target:q} --classes {params.classes:q} {params.pretrain}"
-        " --settings {params.settings:q}"
-        " --seed {params.seed} --threads {threads} --out-dir {params.out_dir:q} > {log:q} 2>&1"
+        logged(
+            "aam finetune --tokens-dir {params.tokens_dir:q} --splits {input.splits:q}"
+            " --samples {input.metadata:q} --target-column {params.column:q} --task {params.task}"
+            " --target {wildcards.target:q} --classes {params.classes:q} {params.pretrain}"
+            " --settings {params.settings:q}"
+            " --seed {params.seed} --threads {threads} --out-dir {params.out_dir:q}"
+        )

@@ -64,6 +64,26 @@ def seq_out(name, path):
     return f"{RESULTS}/sequences/{name}/{path}"
 
 
+def log_file(path):
+    """Path of a rule's log under results/logs/: two configs with different `results:` never share logs."""
+    return f"{RESULTS}/logs/{path}"
+
+
+def benchmark_file(path):
+    """Path of a rule's benchmark under results/benchmarks/."""
+    return f"{RESULTS}/benchmarks/{path}"
+
+
+def logged(command):
+    """A rule's shell command with its output sent to the rule's log.
+
+    On failure the log's last line (the stage's one-line error, or a traceback's last line) is printed
+    to Snakemake's own output as well, so the user sees what went wrong without opening the log; the
+    command's exit status is kept. Every rule's `shell:` goes through this.
+    """
+    return f"{command} > {{log:q}} 2>&1" " || {{ status=$?; tail -n 1 {log:q} >&2; exit $status; }}"
+
+
 def final_targets():
     """Everything the default target asks for - per dataset the prepared data, UniFrac, every run's evaluation
     and the run comparison; per sequence collection every sequence model's evaluation."""

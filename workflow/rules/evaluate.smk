@@ -64,19 +64,21 @@ rule evaluate:
         ),
         out_dir=lambda wc: out(wc.dataset, f"eval/{wc.run}/{wc.target}"),
     log:
-        "logs/{dataset}/evaluate/{run}/{target}.log",
+        log_file("{dataset}/evaluate/{run}/{target}.log"),
     benchmark:
-        "benchmarks/{dataset}/evaluate/{run}/{target}.tsv"
+        benchmark_file("{dataset}/evaluate/{run}/{target}.tsv")
     threads: config["evaluate"]["random_forest"]["n_jobs"]
     conda:
         "../../envs/aam.yaml"
     shell:
-        "aam evaluate --finetune-dir {params.finetune_dir:q} {params.pretrain}"
-        " --rarefied {input.rarefied:q} --splits {input.splits:q} --samples {input.samples:q}"
-        " --target-column {params.column:q} --task {params.task} --target {wildcards.target:q}"
-        " --positive-class {params.positive:q}"
-        " --run {wildcards.run:q} --dataset {wildcards.dataset:q} --seed {params.seed}"
-        " --settings {params.settings:q} --n-jobs {threads} --out-dir {params.out_dir:q} > {log:q} 2>&1"
+        logged(
+            "aam evaluate --finetune-dir {params.finetune_dir:q} {params.pretrain}"
+            " --rarefied {input.rarefied:q} --splits {input.splits:q} --samples {input.samples:q}"
+            " --target-column {params.column:q} --task {params.task} --target {wildcards.target:q}"
+            " --positive-class {params.positive:q}"
+            " --run {wildcards.run:q} --dataset {wildcards.dataset:q} --seed {params.seed}"
+            " --settings {params.settings:q} --threads {threads} --out-dir {params.out_dir:q}"
+        )
 
 
 rule compare:
@@ -103,11 +105,13 @@ rule compare:
             labels={"file": "comparison.png"},
         ),
     log:
-        "logs/{dataset}/compare.log",
+        log_file("{dataset}/compare.log"),
     benchmark:
-        "benchmarks/{dataset}/compare.tsv"
+        benchmark_file("{dataset}/compare.tsv")
     threads: 1
     conda:
         "../../envs/aam.yaml"
     shell:
-        "aam compare --metrics {input:q} --out-tsv {output.table:q} --out-png {output.plot:q} > {log:q} 2>&1"
+        logged(
+            "aam compare --metrics {input:q} --out {output.table:q} --plot {output.plot:q}"
+        )

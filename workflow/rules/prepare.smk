@@ -32,17 +32,19 @@ rule ingest:
         targets=lambda wc: to_json(dataset_config(wc)["targets"]),
         settings=lambda wc: to_json(config["ingest"]),
     log:
-        "logs/{dataset}/ingest.log",
+        log_file("{dataset}/ingest.log"),
     benchmark:
-        "benchmarks/{dataset}/ingest.tsv"
+        benchmark_file("{dataset}/ingest.tsv")
     threads: 1
     conda:
         "../../envs/aam.yaml"
     shell:
-        "aam ingest --table {input.table:q} --tree {input.tree:q} --metadata {input.metadata:q}"
-        " --sequences {params.sequences:q} --group-column {params.group:q}"
-        " --targets {params.targets:q} --settings {params.settings:q}"
-        " --out-dir {params.out_dir:q} > {log:q} 2>&1"
+        logged(
+            "aam ingest --table {input.table:q} --tree {input.tree:q} --metadata {input.metadata:q}"
+            " --sequences {params.sequences:q} --group-column {params.group:q}"
+            " --targets {params.targets:q} --settings {params.settings:q}"
+            " --out-dir {params.out_dir:q}"
+        )
 
 
 rule split:
@@ -59,16 +61,18 @@ rule split:
         settings=lambda wc: to_json(config["split"]),
         seed=config["seed"],
     log:
-        "logs/{dataset}/split.log",
+        log_file("{dataset}/split.log"),
     benchmark:
-        "benchmarks/{dataset}/split.tsv"
+        benchmark_file("{dataset}/split.tsv")
     threads: 1
     conda:
         "../../envs/aam.yaml"
     shell:
-        "aam split --samples {input.samples:q} --group-column {params.group:q}"
-        " --stratify-column {params.stratify:q} --settings {params.settings:q} --seed {params.seed}"
-        " --out {output.splits:q} --summary {output.summary:q} > {log:q} 2>&1"
+        logged(
+            "aam split --samples {input.samples:q} --group-column {params.group:q}"
+            " --stratify-column {params.stratify:q} --settings {params.settings:q} --seed {params.seed}"
+            " --out {output.splits:q} --summary {output.summary:q}"
+        )
 
 
 rule rarefy:
@@ -85,13 +89,15 @@ rule rarefy:
         min_sample_fraction=config["rarefy"]["min_sample_fraction"],
         seed=config["seed"],
     log:
-        "logs/{dataset}/rarefy.log",
+        log_file("{dataset}/rarefy.log"),
     benchmark:
-        "benchmarks/{dataset}/rarefy.tsv"
+        benchmark_file("{dataset}/rarefy.tsv")
     threads: 1
     conda:
         "../../envs/aam.yaml"
     shell:
-        "aam rarefy --table {input.counts:q} --samples {input.samples:q} --depth {params.depth}"
-        " --min-sample-fraction {params.min_sample_fraction} --seed {params.seed}"
-        " --out {output.table:q} --dropped {output.dropped:q} > {log:q} 2>&1"
+        logged(
+            "aam rarefy --table {input.counts:q} --samples {input.samples:q} --depth {params.depth}"
+            " --min-sample-fraction {params.min_sample_fraction} --seed {params.seed}"
+            " --out {output.table:q} --dropped {output.dropped:q}"
+        )

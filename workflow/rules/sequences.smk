@@ -25,15 +25,17 @@ rule seq_prepare:
         sources=seq_prepare_sources,
         seed=config["seed"],
     log:
-        "logs/sequences/{name}/prepare.log",
+        log_file("sequences/{name}/prepare.log"),
     benchmark:
-        "benchmarks/sequences/{name}/prepare.tsv"
+        benchmark_file("sequences/{name}/prepare.tsv")
     threads: 1
     conda:
         "../../envs/aam.yaml"
     shell:
-        "aam seq-prepare {params.sources} --settings {params.settings:q} --seed {params.seed}"
-        " --out {output:q} > {log:q} 2>&1"
+        logged(
+            "aam seq-prepare {params.sources} --settings {params.settings:q} --seed {params.seed}"
+            " --out {output:q}"
+        )
 
 
 rule seq_train:
@@ -50,17 +52,19 @@ rule seq_train:
         seed=config["seed"],
         out_dir=lambda wc: seq_out(wc.name, f"models/{wc.run}"),
     log:
-        "logs/sequences/{name}/train/{run}.log",
+        log_file("sequences/{name}/train/{run}.log"),
     benchmark:
-        "benchmarks/sequences/{name}/train/{run}.tsv"
+        benchmark_file("sequences/{name}/train/{run}.tsv")
     threads: 2
     resources:
         gpu=1,
     conda:
         "../../envs/aam.yaml"
     shell:
-        "aam seq-train --prepared {input.prepared:q} --settings {params.settings:q}"
-        " --seed {params.seed} --out-dir {params.out_dir:q} > {log:q} 2>&1"
+        logged(
+            "aam seq-train --prepared {input.prepared:q} --settings {params.settings:q}"
+            " --seed {params.seed} --threads {threads} --out-dir {params.out_dir:q}"
+        )
 
 
 rule seq_embed:
@@ -75,15 +79,17 @@ rule seq_embed:
     wildcard_constraints:
         run=_run_regex(_runs_of_kind("contrastive")),
     log:
-        "logs/sequences/{name}/embed/{run}.log",
+        log_file("sequences/{name}/embed/{run}.log"),
     benchmark:
-        "benchmarks/sequences/{name}/embed/{run}.tsv"
+        benchmark_file("sequences/{name}/embed/{run}.tsv")
     threads: 1
     conda:
         "../../envs/aam.yaml"
     shell:
-        "aam embed --model {params.model_dir:q} --fasta {input.fasta:q} --out {output:q}"
-        " --threads {threads} > {log:q} 2>&1"
+        logged(
+            "aam embed --model-dir {params.model_dir:q} --fasta {input.fasta:q} --out {output:q}"
+            " --threads {threads}"
+        )
 
 
 rule seq_evaluate_contrastive:
@@ -122,16 +128,18 @@ rule seq_evaluate_contrastive:
     wildcard_constraints:
         run=_run_regex(_runs_of_kind("contrastive")),
     log:
-        "logs/sequences/{name}/evaluate/{run}.log",
+        log_file("sequences/{name}/evaluate/{run}.log"),
     benchmark:
-        "benchmarks/sequences/{name}/evaluate/{run}.tsv"
+        benchmark_file("sequences/{name}/evaluate/{run}.tsv")
     threads: 1
     conda:
         "../../envs/aam.yaml"
     shell:
-        "aam seq-evaluate --prepared {input.prepared:q} --model {params.model_dir:q}"
-        " --embeddings {input.embeddings:q} --settings {params.settings:q}"
-        " --out-dir {params.out_dir:q} > {log:q} 2>&1"
+        logged(
+            "aam seq-evaluate --prepared {input.prepared:q} --model-dir {params.model_dir:q}"
+            " --embeddings {input.embeddings:q} --settings {params.settings:q}"
+            " --out-dir {params.out_dir:q}"
+        )
 
 
 rule seq_evaluate_vq:
@@ -169,12 +177,14 @@ rule seq_evaluate_vq:
     wildcard_constraints:
         run=_run_regex(_runs_of_kind("vq")),
     log:
-        "logs/sequences/{name}/evaluate/{run}.log",
+        log_file("sequences/{name}/evaluate/{run}.log"),
     benchmark:
-        "benchmarks/sequences/{name}/evaluate/{run}.tsv"
+        benchmark_file("sequences/{name}/evaluate/{run}.tsv")
     threads: 1
     conda:
         "../../envs/aam.yaml"
     shell:
-        "aam seq-evaluate --prepared {input.prepared:q} --model {params.model_dir:q}"
-        " --settings {params.settings:q} --out-dir {params.out_dir:q} > {log:q} 2>&1"
+        logged(
+            "aam seq-evaluate --prepared {input.prepared:q} --model-dir {params.model_dir:q}"
+            " --settings {params.settings:q} --out-dir {params.out_dir:q}"
+        )

@@ -71,8 +71,8 @@ def read_metadata(path: str | os.PathLike, missing_values: Iterable[str] | None 
 
     Values in `missing_values` (default `MISSING_TERMS`; case-insensitive) become NaN.
 
-    `InputError` naming the file for: no such file, no ID column, duplicate or empty sample IDs,
-    rows with more fields than the header.
+    `InputError` naming the file for: no such file, no ID column, no data rows, duplicate or empty
+    sample IDs, rows with more fields than the header.
     """
     path = Path(path)
     try:
@@ -101,6 +101,8 @@ def read_metadata(path: str | os.PathLike, missing_values: Iterable[str] | None 
         )
     id_col = id_positions[0]
     body = [ln for ln in lines[header_at + 1 :] if ln.strip() and not ln.startswith("#")]
+    if not body:
+        raise InputError(f"{path}: no samples (a header but no data rows)")
     try:
         frame = pd.read_csv(
             io.StringIO("\n".join([lines[header_at], *body])),

@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True, help="models/{run}/ folder of seq-train")
+    parser.add_argument("--model-dir", required=True, help="models/{run}/ folder of seq-train")
     parser.add_argument("--fasta", required=True, help="sequences to embed (FASTA, plain or gzip)")
     parser.add_argument("--out", required=True, help="embeddings.parquet to write")
     parser.add_argument("--batch-size", type=int, default=512)
@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> None:
         import torch
 
         torch.set_num_threads(args.threads)
-    model, tokenizer = load_contrastive(args.model)
+    model, tokenizer = load_contrastive(args.model_dir)
     if not Path(args.fasta).exists():
         raise InputError(f"{args.fasta}: no such file")
     records = read_fasta(args.fasta)

@@ -39,6 +39,7 @@ from aam.evaluate.metrics import compute_metrics
 from aam.io.atomic import atomic_dir
 from aam.io.biom import read_table, table_to_csr
 from aam.io.splits import read_splits
+from aam.provenance import provenance
 
 log = logging.getLogger(__name__)
 
@@ -183,8 +184,8 @@ def _score(task, test, val, y_test, forest, classes):
 def evaluate(args: argparse.Namespace, settings: dict) -> dict:
     finetune_dir = Path(args.finetune_dir)
     forest_settings = ForestSettings.from_dict(settings.get("random_forest"), seed=args.seed)
-    if args.n_jobs is not None:
-        forest_settings = ForestSettings(forest_settings.n_estimators, args.n_jobs, forest_settings.seed,
+    if args.threads is not None:
+        forest_settings = ForestSettings(forest_settings.n_estimators, args.threads, forest_settings.seed,
                                          forest_settings.train_splits)
 
     info = read_model_info(finetune_dir / "model.json")
@@ -295,6 +296,7 @@ def evaluate(args: argparse.Namespace, settings: dict) -> dict:
             "n_features": forest.n_features,
             "note": "trained on train_splits, so it has no held-out validation score",
         },
+        "provenance": provenance(settings, args.seed, model=info.get("provenance")),
     }
 
     # predictions side by side
@@ -361,7 +363,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--settings", default="{}",
                         help="the config's evaluate section as JSON (or a YAML/JSON file)")
     parser.add_argument("--seed", type=int, default=42, help="seed when random_forest.seed is null")
-    parser.add_argument("--n-jobs", type=int, default=None, help="forest cores (overrides settings)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads of the forest (overrides random_forest.n_jobs)")
     parser.add_argument("--out-dir", required=True, help="eval/{run}/{target}/")
 
 

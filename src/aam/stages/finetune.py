@@ -45,6 +45,7 @@ import torch
 from aam.config import load_settings
 from aam.errors import InputError
 from aam.io.atomic import atomic_path
+from aam.provenance import provenance
 from aam.stages.pretrain import (
     check_splits,
     input_fingerprint,
@@ -314,6 +315,7 @@ def run(args: argparse.Namespace) -> None:
         "val_metrics": val_metrics,
         "training": summary,
         "trainer": trainer.as_dict(),
+        "provenance": provenance(settings, args.seed, target={"column": column, "type": task}),
     })
     write_history(result.history, out_dir / "metrics.csv")
     with atomic_path(out_dir / "predictions.tsv") as tmp:

@@ -15,6 +15,10 @@ samples.parquet
 tree.nwk
     the tree pruned to the kept features (single-child nodes collapsed, as skbio's shear does).
 
+The tree's branch lengths are checked on the user's file: negative lengths, no lengths at all, or
+all lengths 0 are errors (UniFrac would be 0 everywhere); some missing lengths are an error unless
+``ingest.missing_branch_lengths`` is ``zero`` (then they are written as 0, with a warning).
+
 Dropped with a warning: table samples missing from the metadata, features without reads,
 features without a representative sequence and features missing from the tree (how many and what
 fraction of the reads; past ``ingest.max_missing_sequence_fraction`` or
@@ -41,7 +45,7 @@ from aam.errors import InputError
 from aam.io.atomic import atomic_path
 from aam.io.biom import read_table, table_to_csr
 from aam.io.metadata import read_metadata
-from aam.io.newick import Tree, read_tree, write_tree
+from aam.io.newick import Tree, check_branch_lengths, read_tree, write_tree
 from aam.io.rep_seqs import read_rep_seqs, sequences_for
 
 log = logging.getLogger(__name__)
@@ -126,6 +130,7 @@ def ingest(
     max_missing_tree_fraction: float = 0.1,
     max_missing_sequence_fraction: float = 0.1,
     missing_values: list[str] | None = None,
+    missing_branch_lengths: str = "error",
 ) -> Ingested:
     """Read, check and join the inputs; nothing is written. Every problem is an `InputError`."""
     targets = targets or []
@@ -172,8 +177,17 @@ def ingest(
         sequences = [s for s, k in zip(sequences, has_sequence, strict=True) if k]
         counts, feature_ids, totals = _keep_features(counts, feature_ids, totals, has_sequence)
 
-    # --- tree: drop features it lacks, prune it to the rest
+    # --- tree: check its lengths, drop features it lacks, prune it to the rest
     tree = read_tree(tree_path)
+    n_absent = int(np.isnan(tree.length[1:]).sum())
+    tree = check_branch_lengths(tree, str(tree_path), missing_branch_lengths)
+    if n_absent:
+        log.warning(
+            "%s: %d of %d branches have no length and count as 0 (ingest.missing_branch_lengths: zero)",
+            tree_path,
+            n_absent,
+            tree.n_nodes - 1,
+        )
     tip_names = tree.tip_names()
     tip_set = set(tip_names)
     in_tree = np.fromiter((f in tip_set for f in feature_ids), dtype=bool, count=len(feature_ids))
@@ -331,5 +345,6 @@ def run(args: argparse.Namespace) -> None:
         max_missing_tree_fraction=float(settings["max_missing_tree_fraction"]),
         max_missing_sequence_fraction=float(settings["max_missing_sequence_fraction"]),
         missing_values=list(settings["missing_values"]),
+        missing_branch_lengths=settings["missing_branch_lengths"],
     )
     write_outputs(result, args.out_dir)

@@ -29,6 +29,7 @@ import scipy.sparse as sp
 from aam.config import load_settings
 from aam.errors import InputError
 from aam.io.atomic import write_text
+from aam.provenance import provenance
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ DEFAULTS = {
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prepared", required=True, help="prepared.parquet of seq-prepare")
-    parser.add_argument("--model", required=True, help="models/{run}/ of seq-train")
+    parser.add_argument("--model-dir", required=True, help="models/{run}/ of seq-train")
     parser.add_argument("--embeddings", help="embeddings/{run}.parquet (contrastive runs)")
     parser.add_argument(
         "--settings", help="evaluation settings as JSON: ranks, color_rank, knn_k, nb_kmer, ..."
@@ -62,7 +63,7 @@ def run(args: argparse.Namespace) -> None:
     check_ranks(settings["ranks"], "seq-evaluate ranks")
     if settings["color_rank"]:
         check_ranks([settings["color_rank"]], "seq-evaluate color_rank")
-    model_dir = Path(args.model)
+    model_dir = Path(args.model_dir)
     try:
         meta = json.loads((model_dir / "model.json").read_text())
     except (OSError, json.JSONDecodeError) as err:
@@ -87,6 +88,7 @@ def run(args: argparse.Namespace) -> None:
     if metrics.get("kind") == "vq":
         plot_codebook(metrics.pop("code_counts", None), out_dir / "codebook.png")
     plot_history(history, out_dir / "history.png", title=f"{model_dir.name} ({meta.get('kind')})")
+    metrics["provenance"] = provenance(settings, model=meta.get("provenance"))
     write_text(out_dir / "metrics.json", json.dumps(metrics, indent=2, default=float) + "\n")
     log.info("wrote %s", out_dir / "metrics.json")
 

@@ -52,6 +52,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prepared", required=True, help="prepared.parquet of seq-prepare")
     parser.add_argument("--settings", required=True, help="the `seq_models.runs.<run>` entry (JSON or YAML)")
     parser.add_argument("--seed", type=int, default=42, help="the config's seed")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (overrides trainer.num_threads)")
     parser.add_argument("--out-dir", required=True, help="models/{run}/ to write")
 
 
@@ -69,6 +71,8 @@ def resolve_settings(raw: dict) -> dict:
 
 def run(args: argparse.Namespace) -> None:
     settings = resolve_settings(load_settings(args.settings))
+    if args.threads:
+        settings["trainer"] = {**settings["trainer"], "num_threads": args.threads}
     train_run(args.prepared, settings, args.out_dir, seed=args.seed)
 
 
@@ -109,7 +113,8 @@ def _trainer_settings(settings: dict, seed: int):
     return ts
 
 
-def _finish(module_model, out_dir: Path, tokenizer, result, settings: dict, extra: dict) -> None:
+def _finish(module_model, out_dir: Path, tokenizer, result, settings: dict, seed: int, extra: dict) -> None:
+    from aam.provenance import provenance
     from aam.training.engine import export_model
 
     history = result.history
@@ -128,6 +133,7 @@ def _finish(module_model, out_dir: Path, tokenizer, result, settings: dict, extr
             "global_step": result.global_step,
             "n_parameters": result.n_parameters,
             **extra,
+            "provenance": provenance(settings, seed),
         },
     )
     log.info(
@@ -199,7 +205,7 @@ def _train_contrastive(frame: pd.DataFrame, settings: dict, out_dir: Path, seed:
     # the resolved model config too, so that a changed code default never resumes a stale checkpoint
     fingerprint = {**fingerprint, "model_config": model_config.to_dict(), "trainer": ts.as_dict()}
     result = fit(module, out_dir / "train", datamodule=dm, fingerprint=fingerprint)
-    _finish(module.model, out_dir, tokenizer, result, settings, {"loss": loss, "label_ranks": ranks})
+    _finish(module.model, out_dir, tokenizer, result, settings, seed, {"loss": loss, "label_ranks": ranks})
     return result
 
 
@@ -258,5 +264,5 @@ def _train_vq(frame: pd.DataFrame, settings: dict, out_dir: Path, seed: int, fin
     fingerprint = {**fingerprint, "model_config": model_config.to_dict(), "trainer": ts.as_dict()}
     result = fit(module, out_dir / "train", datamodule=dm, fingerprint=fingerprint)
     extra = {"n_train_blocks": int(len(tr_blocks)), "n_val_blocks": int(len(va_blocks))}
-    _finish(module.model, out_dir, tokenizer, result, settings, extra)
+    _finish(module.model, out_dir, tokenizer, result, settings, seed, extra)
     return result

@@ -30,7 +30,8 @@ API
     ``train/loss``, ``val/loss``, ... : ``_epoch`` suffixes are stripped, ``_step`` columns dropped).
 ``export_model(model, out_dir, extra=None)`` / ``load_model(out_dir)``
     Weights as ``model.safetensors`` plus ``model.json`` (``model_class``: dotted path,
-    ``config``: the model's config dataclass as a dict, and any ``extra`` keys): no pickles.
+    ``config``: the model's config dataclass as a dict, ``provenance`` (:mod:`aam.provenance`;
+    stages pass theirs in ``extra`` with their settings and seed), and any ``extra`` keys): no pickles.
     A model class must have a ``config`` attribute holding a dataclass instance and accept that
     dataclass as its only constructor argument; its ``config_class`` attribute names the
     dataclass (``load_model`` builds ``cls(cls.config_class(**config))``).
@@ -60,6 +61,7 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from aam.errors import InputError
 from aam.io.atomic import atomic_path, write_text
+from aam.provenance import provenance
 
 log = logging.getLogger(__name__)
 
@@ -523,6 +525,7 @@ def export_model(model: torch.nn.Module, out_dir: str | Path, extra: dict[str, A
         "config": dataclasses.asdict(config),
         **(extra or {}),
     }
+    doc.setdefault("provenance", provenance())  # stages pass theirs, with settings and seed
     model_cpu_state = model.training
     model.eval()
     with atomic_path(out_dir / "model.safetensors") as tmp:
