@@ -30,6 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
+    from aam.io.dna_text import dna_records
     from aam.io.fasta import read_fasta
 
     if args.threads:
@@ -41,6 +42,8 @@ def run(args: argparse.Namespace) -> None:
         raise InputError(f"{args.fasta}: no such file")
     records = read_fasta(args.fasta)
     ids = list(records)
+    # the same alphabet rule as seq-prepare, so a sequence embeds as it was trained
+    records = dict(zip(ids, dna_records(ids, list(records.values()), args.fasta), strict=True))
     n_cut = sum(tokenizer.n_tokens(len(s)) + 2 > model.config.max_len for s in records.values())
     if n_cut:
         log.warning(

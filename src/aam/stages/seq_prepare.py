@@ -7,9 +7,12 @@ column per rank. Output: ``prepared.parquet`` with columns ``id``, ``sequence``,
 (train/test, seeded) and, with labels, one column per rank (kingdom phylum class order family
 genus species; an empty rank such as ``g__`` is missing, i.e. null).
 
+FASTA and plain text follow one rule (`aam.io.dna_text`): IUPAC nucleotide codes only, U read as T.
+
 Bad input stops the stage with one `InputError` line naming the file and ID, and writes nothing:
-an empty FASTA, a record without sequence, duplicate IDs, sequences without a label row, a label
-file without the ID column, an unknown rank.
+an empty FASTA, a record without sequence, a character that is not an IUPAC nucleotide code
+(protein FASTA included), duplicate IDs, sequences without a label row, a label file without the
+ID column, an unknown rank.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import pyarrow.parquet as pq
 from aam.config import load_settings
 from aam.errors import InputError
 from aam.io.atomic import atomic_path
-from aam.io.dna_text import iter_dna_text
+from aam.io.dna_text import dna_records, iter_dna_text
 from aam.io.fasta import iter_fasta
 
 log = logging.getLogger(__name__)
@@ -108,7 +111,7 @@ def read_sequences(fasta: str | None, text: str | None, chunk_len: int = 1024) -
             seen.add(rec_id)
             ids.append(rec_id)
             seqs.append(seq)
-        return pd.DataFrame({"id": ids, "sequence": seqs})
+        return pd.DataFrame({"id": ids, "sequence": dna_records(ids, seqs, fasta)})
     if not Path(text).exists():
         raise InputError(f"{text}: no such file")
     seqs, buf = [], ""
