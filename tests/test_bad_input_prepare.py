@@ -147,7 +147,30 @@ def test_feature_ids_not_dna_without_sequences(data, capsys):
 def test_sequences_missing_for_some_features(data, capsys):
     (data / "seqs.fasta").write_text(">ACGTACGTAA\nACGTACGTAA\n>ACGTACGTCC\nACGTACGTCC\n")
     code = run_ingest(data, "--sequences", str(data / "seqs.fasta"))
-    assert_failed(code, capsys, data, "seqs.fasta", "no sequence for 3 of 5", "TTGACCAGTA")
+    # 3 of 5 features, 84 of 117 reads: past the default max_missing_sequence_fraction (0.1)
+    assert_failed(
+        code, capsys, data, "seqs.fasta", "3 of 5 table features (71.79% of reads) have no sequence",
+        "TTGACCAGTA", "max_missing_sequence_fraction",
+    )
+
+
+def test_sequences_match_no_feature(data, capsys):
+    (data / "seqs.fasta").write_text(">other\nACGTACGTAA\n")
+    code = run_ingest(data, "--sequences", str(data / "seqs.fasta"))
+    assert_failed(code, capsys, data, "seqs.fasta", "no sequence for any of the 5 table features")
+
+
+@pytest.mark.parametrize(
+    ("target", "words"),
+    [
+        ({"classes": ["CD", "UC"]}, ("target 'dx'", "['UC'] are not in column 'diagnosis'", "control")),
+        ({"positive_class": "cd"}, ("positive_class 'cd' is not one of its classes", "['CD', 'control']")),
+        ({"classes": ["CD", "control"], "positive_class": "UC"}, ("positive_class 'UC'",)),
+    ],
+)
+def test_target_classes_not_in_the_column(data, capsys, target, words):
+    code = run_ingest(data, targets=[{**TARGETS[0], **target}])
+    assert_failed(code, capsys, data, "metadata.tsv", *words)
 
 
 def test_tree_shares_no_tip(data, capsys):
