@@ -3,8 +3,8 @@ prefix crops, and the corpus encoder fine-tuned on a dataset of shorter reads.""
 
 from __future__ import annotations
 
+import argparse
 import json
-from argparse import Namespace
 
 import biom
 import numpy as np
@@ -62,6 +62,13 @@ def corpus(tmp_path_factory):
         CorpusStudy("c", write_study(tmp / "c", tips_b, 11, rng, prefix="c"), str(tmp / "B.nwk"), 50),
     ]
     return tmp, studies
+
+
+def stage(module, *argv: str) -> None:
+    """Run a stage as its command line would (the stage's own parser: its defaults included)."""
+    parser = argparse.ArgumentParser()
+    module.add_arguments(parser)
+    module.run(parser.parse_args(list(argv)))
 
 
 def datamodule(studies, **kw):
@@ -179,8 +186,8 @@ def test_corpus_encoder_fine_tunes_a_dataset_of_shorter_reads(corpus, tmp_path):
                 "model": {"embedding_dim": 16, "layers": 1, "heads": 2, "ff_dim": 32, "dropout": 0.0},
                 "pretrain": {"crop_min_bp": 12, "trainer": trainer}}
     enc = tmp_path / "encoder"
-    corpus_pretrain.run(Namespace(studies=json.dumps(entries), settings=json.dumps(settings),
-                                  val_fraction=0.2, seed=1, threads=1, out_dir=str(enc)))
+    stage(corpus_pretrain, "--studies", json.dumps(entries), "--settings", json.dumps(settings),
+          "--val-fraction", "0.2", "--seed", "1", "--threads", "1", "--out-dir", str(enc))
     model, meta = load_model(enc)
     assert meta["stage"] == "corpus_pretrain" and meta["config"]["max_bp"] == 32
     assert set(meta["corpus"]["studies"]) == {"a", "b", "c"}
@@ -203,10 +210,10 @@ def test_corpus_encoder_fine_tunes_a_dataset_of_shorter_reads(corpus, tmp_path):
     run = {"data": {"asv_limit": 8, "batch_size": 4}, "model": {"embedding_dim": 64, "dropout": 0.0},
            "finetune": {"trainer": trainer}}
     out = tmp_path / "finetuned"
-    finetune.run(Namespace(tokens_dir=str(data / "narrow"), splits=str(data / "splits.tsv"),
-                           samples=str(data / "meta.tsv"), target_column="group", task="classification",
-                           target=None, pretrain_dir=str(enc), bundled=None, settings=json.dumps(run),
-                           seed=1, threads=1, out_dir=str(out)))
+    stage(finetune, "--tokens-dir", str(data / "narrow"), "--splits", str(data / "splits.tsv"),
+          "--samples", str(data / "meta.tsv"), "--target-column", "group", "--task", "classification",
+          "--pretrain-dir", str(enc), "--settings", json.dumps(run), "--seed", "1", "--threads", "1",
+          "--out-dir", str(out))
     tuned, tuned_meta = load_model(out)
     assert tuned_meta["config"]["embedding_dim"] == 16 and tuned_meta["config"]["max_bp"] == 32
     assert tuned_meta["pretrained"]
