@@ -219,3 +219,49 @@ def test_corpus_encoder_fine_tunes_a_dataset_of_shorter_reads(corpus, tmp_path):
     assert tuned_meta["pretrained"]
     assert (out / "predictions.tsv").exists()
     assert tokens.exists()
+
+
+def test_bundled_encoder_loads_and_fine_tunes(corpus, tmp_path):
+    """The encoder shipped in the package: under 20 MB, with its card, loads as a SequenceEncoder
+    and fine-tunes (aam finetune --bundled) with no pretraining step."""
+    from aam import pretrained
+    from aam.stages import finetune
+    from aam.training.engine import load_model
+
+    folder = pretrained.bundled_dir()
+    assert pretrained.DEFAULT in pretrained.available()
+    assert sum(p.stat().st_size for p in folder.iterdir()) < 20 * 1024 * 1024
+    card = (folder / "MODEL_CARD.md").read_text()
+    assert "UniFrac R^2" in card and "licence" in card
+    model, meta = load_model(folder)
+    assert type(model).__name__ == "SequenceEncoder" and meta["stage"] == "corpus_pretrain"
+
+    rng = np.random.default_rng(4)
+    data = tmp_path / "dataset"
+    write_study(data, [f"asv{i}" for i in range(30)], 24, rng, length=(20, 30), prefix="d")
+    ids = [f"d.{s}" for s in range(24)]
+    rarefied = biom.Table(np.full((1, 24), 40.0), ["f"], ids)
+    with biom.util.biom_open(str(data / "rarefied.biom"), "w") as handle:
+        rarefied.to_hdf5(handle, "test")
+    build(data / "features.parquet", data / "counts.parquet", data / "rarefied.biom",
+          data / "cache" / "features.parquet", data / "cache" / "samples.parquet", max_bp=150)
+    splits = ["train"] * 16 + ["val"] * 4 + ["test"] * 4
+    (data / "splits.tsv").write_text("sample\tsplit\n" + "".join(f"{i}\t{s}\n" for i, s in zip(ids, splits,
+                                                                                               strict=True)))
+    ages = "".join(f"{i}\t{20 + k}\n" for k, i in enumerate(ids))
+    (data / "meta.tsv").write_text("sample_name\tage\n" + ages)
+    trainer = {"max_epochs": 1, "limit_train_batches": 2, "warmup_steps": 1, "patience": None,
+               "progress_bar": False, "num_threads": 1}
+    # frozen base: the fine-tuned model's encoder must be the bundled weights exactly
+    run = {"data": {"asv_limit": 16, "batch_size": 4}, "finetune": {"trainer": trainer, "freeze_base": True}}
+    out = tmp_path / "finetuned"
+    stage(finetune, "--tokens-dir", str(data / "cache"), "--splits", str(data / "splits.tsv"),
+          "--samples", str(data / "meta.tsv"), "--target-column", "age", "--task", "regression",
+          "--bundled", pretrained.DEFAULT, "--settings", json.dumps(run), "--seed", "1",
+          "--out-dir", str(out))
+    tuned, tuned_meta = load_model(out)
+    assert tuned_meta["pretrained"]
+    assert tuned_meta["config"]["embedding_dim"] == meta["config"]["embedding_dim"]
+    bundled = model.state_dict()
+    assert all(torch.equal(v, bundled[k]) for k, v in tuned.base.state_dict().items())
+    assert (out / "predictions.tsv").exists()
