@@ -44,6 +44,7 @@ rule corpus_tokenize:
         samples=corpus_out("{corpus}", "studies/{study}/tokens/samples.parquet"),
     params:
         settings=lambda wc: to_json({"max_bp": config["pretrain_corpus"][wc.corpus]["max_bp"]}),
+        out_dir=lambda wc: corpus_out(wc.corpus, f"studies/{wc.study}/tokens"),
     log:
         log_file("corpus/{corpus}/{study}/tokenize.log"),
     benchmark:
@@ -54,8 +55,7 @@ rule corpus_tokenize:
     shell:
         logged(
             "aam tokenize --features {input.features:q} --counts {input.counts:q}"
-            " --out-features {output.features:q} --out-samples {output.samples:q}"
-            " --settings {params.settings:q}"
+            " --out-dir {params.out_dir:q} --settings {params.settings:q}"
         )
 
 
@@ -64,6 +64,7 @@ rule corpus_pretrain:
     a time, re-rarefied per epoch, UniFrac on the fly, ASVs cropped to random prefix lengths."""
     input:
         tokens=corpus_pretrain_inputs,
+        trees=lambda wc: sorted({study["tree"] for study in corpus_studies_arg(wc.corpus, wc.run)}),
     output:
         model=corpus_out("{corpus}", "{run}/model.safetensors"),
         config=corpus_out("{corpus}", "{run}/model.json"),
