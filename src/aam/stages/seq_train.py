@@ -112,6 +112,8 @@ def _trainer_settings(settings: dict, seed: int):
 def _finish(module_model, out_dir: Path, tokenizer, result, settings: dict, extra: dict) -> None:
     from aam.training.engine import export_model
 
+    if result.global_rank:  # data parallel: rank 0 writes the outputs
+        return
     history = result.history
     with atomic_path(out_dir / "history.csv") as tmp:
         history.to_csv(tmp, index=False)
