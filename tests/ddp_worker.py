@@ -28,22 +28,29 @@ import torch  # noqa: E402
 
 from aam.data.datasets import AAMDataModule  # noqa: E402
 from aam.data.unifrac import PhyloIndex  # noqa: E402
+from aam.errors import PREEMPTED_EXIT, Preempted  # noqa: E402
 from aam.models.aam import AAMConfig  # noqa: E402
 from aam.training.aam_modules import FinetuneModule, PretrainModule  # noqa: E402
 from aam.training.engine import TrainerSettings, fit, seed_everything  # noqa: E402
 
-MODEL = dict(embedding_dim=16, layers=1, heads=2, ff_dim=32, dropout=0.0, asv_limit=8)
+MODEL = dict(embedding_dim=16, layers=1, heads=2, ff_dim=32, asv_limit=8)
 
 
 class Seen(L.Callback):
-    """The samples of each training batch: (epoch, batch_number, sample rows)."""
+    """The samples of each training batch: (epoch, batch_number, sample rows); with ``announce``,
+    prints ``batch {epoch} {number}`` as each batch starts, then waits ``pause`` seconds (so that a
+    test can signal the process mid-epoch)."""
 
-    def __init__(self) -> None:
+    def __init__(self, announce: bool = False, pause: float = 0.0) -> None:
         self.batches: list[tuple[int, int, list[int]]] = []
+        self.announce, self.pause = announce, pause
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-        self.batches.append((trainer.current_epoch, int(batch["batch_number"]),
-                             batch["sample_index"].tolist()))
+        number = int(batch["batch_number"])
+        self.batches.append((trainer.current_epoch, number, batch["sample_index"].tolist()))
+        if self.announce:
+            print(f"batch {trainer.current_epoch} {number}", flush=True)
+            time.sleep(self.pause)
 
 
 def run(args: dict) -> None:
@@ -63,16 +70,17 @@ def run_task(args: dict, task: str) -> None:
     dm = AAMDataModule(data / "tokens", data / "splits.tsv", {"asv_limit": 8, "batch_size": 4}, seed=3,
                        depth=100, target=target, metadata=data / "metadata.tsv")
     seed_everything(3)
-    cfg = AAMConfig(**MODEL, max_bp=dm.max_bp)
+    dropout = float(args.get("dropout", 0.0))
+    cfg = AAMConfig(**MODEL, dropout=dropout, max_bp=dm.max_bp)
     if task == "pretrain":
         index = PhyloIndex.from_newick(data / "tree.nwk", list(dm.feature_ids))
         module = PretrainModule(cfg, settings, index)
     else:
-        cfg = AAMConfig(**MODEL, max_bp=dm.max_bp, task="classification",
+        cfg = AAMConfig(**MODEL, dropout=dropout, max_bp=dm.max_bp, task="classification",
                         n_outputs=dm.n_classes)
         module = FinetuneModule(cfg, settings)
     init = {k: v.detach().clone() for k, v in module.state_dict().items()}
-    seen = Seen()
+    seen = Seen(bool(args.get("announce")), float(args.get("pause", 0.0)))
     start = time.perf_counter()
     result = fit(module, Path(args["out"]) / task, datamodule=dm, callbacks=[seen])
     out = Path(args["out"]) / task / f"rank{result.global_rank}.pt"
@@ -84,8 +92,13 @@ def run_task(args: dict, task: str) -> None:
         "wall_s": time.perf_counter() - start,
         "world": result.world_size,
         "global_step": result.global_step,
+        "resumed": result.resumed,
     }, out)
 
 
 if __name__ == "__main__":
-    run(ARGS)
+    try:
+        run(ARGS)
+    except Preempted as err:  # as the `aam` CLI does
+        print(f"preempted: {err}", flush=True)
+        sys.exit(PREEMPTED_EXIT)

@@ -51,6 +51,7 @@ import signal
 import subprocess
 import threading
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -397,6 +398,8 @@ class _Preemption(Callback):
         dm = trainer.datamodule
         if dm is not None and hasattr(dm, "resume_after"):
             dm.resume_after(int(done))
+            # Lightning cannot know that this loader resumes by skipping: quiet its warning.
+            warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before")
         else:
             log.warning("resuming mid-epoch with data that cannot skip the %d batches already trained "
                         "on: the rest of this epoch repeats its first batches", done)
