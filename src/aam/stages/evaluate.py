@@ -39,6 +39,7 @@ from aam.evaluate.metrics import compute_metrics
 from aam.io.atomic import atomic_dir
 from aam.io.biom import read_table, table_to_csr
 from aam.io.splits import read_splits
+from aam.provenance import provenance
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +143,16 @@ def _class_names(pred: pd.DataFrame, info: dict) -> list[str]:
     return list(classes)
 
 
+def positive_last(classes: list[str], positive: str) -> list[str]:
+    """The two classes with `positive` second: binary AUROC, the ROC curve and the confusion matrix
+    take classes[1] as the positive class (the target's positive_class; default: sorted order)."""
+    if positive not in classes:
+        raise InputError(f"--positive-class {positive!r} is not one of the model's classes {classes}")
+    if len(classes) != 2:
+        raise InputError(f"--positive-class needs two classes; the model has {len(classes)}: {classes}")
+    return [c for c in classes if c != positive] + [positive]
+
+
 def load_evaluate_settings(value: str | None) -> dict:
     """The config's `evaluate` section from JSON, validated with the schema's defaults filled in."""
     settings = load_settings(value or "{}")
@@ -173,8 +184,8 @@ def _score(task, test, val, y_test, forest, classes):
 def evaluate(args: argparse.Namespace, settings: dict) -> dict:
     finetune_dir = Path(args.finetune_dir)
     forest_settings = ForestSettings.from_dict(settings.get("random_forest"), seed=args.seed)
-    if args.n_jobs is not None:
-        forest_settings = ForestSettings(forest_settings.n_estimators, args.n_jobs, forest_settings.seed,
+    if args.threads is not None:
+        forest_settings = ForestSettings(forest_settings.n_estimators, args.threads, forest_settings.seed,
                                          forest_settings.train_splits)
 
     info = read_model_info(finetune_dir / "model.json")
@@ -210,6 +221,8 @@ def evaluate(args: argparse.Namespace, settings: dict) -> dict:
         )
 
     classes = _class_names(pred, info) if task == "classification" else None
+    if classes and args.positive_class:
+        classes = positive_last(classes, args.positive_class)
 
     # labels of the test samples: the model's y_true must agree with the metadata
     meta_test = labels.reindex(test["sample"].to_numpy(dtype=object))
@@ -283,6 +296,7 @@ def evaluate(args: argparse.Namespace, settings: dict) -> dict:
             "n_features": forest.n_features,
             "note": "trained on train_splits, so it has no held-out validation score",
         },
+        "provenance": provenance(settings, args.seed, model=info.get("provenance")),
     }
 
     # predictions side by side
@@ -342,12 +356,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--task", choices=("regression", "classification"), default=None,
                         help="target type (default: from model.json)")
     parser.add_argument("--target", default=None, help="target name (default: the column)")
+    parser.add_argument("--positive-class", nargs="?", const="", default="",
+                        help="binary classification: the class AUROC scores (default: the second sorted)")
     parser.add_argument("--run", default="run", help="run name, for labels")
     parser.add_argument("--dataset", default="dataset", help="dataset name, for labels")
     parser.add_argument("--settings", default="{}",
                         help="the config's evaluate section as JSON (or a YAML/JSON file)")
     parser.add_argument("--seed", type=int, default=42, help="seed when random_forest.seed is null")
-    parser.add_argument("--n-jobs", type=int, default=None, help="forest cores (overrides settings)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads of the forest (overrides random_forest.n_jobs)")
     parser.add_argument("--out-dir", required=True, help="eval/{run}/{target}/")
 
 

@@ -30,6 +30,7 @@ import torch
 from aam.config import load_settings
 from aam.errors import InputError
 from aam.io.atomic import atomic_path
+from aam.provenance import provenance
 
 log = logging.getLogger(__name__)
 
@@ -151,5 +152,6 @@ def run(args: argparse.Namespace) -> None:
         "n_val": len(dm.val_dataset),
         "training": summary,
         "trainer": trainer.as_dict(),
+        "provenance": provenance(settings, args.seed),
     })
     write_history(result.history, out_dir / "metrics.csv")

@@ -2,7 +2,7 @@
 
 Inputs: ``ingest/features.parquet`` (feature_id, sequence), ``ingest/counts.parquet`` (sample,
 feature, count; long), optionally ``rarefied/table.biom`` (which samples reach the rarefaction
-depth, and the depth). Outputs: ``tokens/features.parquet`` and ``tokens/samples.parquet``
+depth, and the depth). Outputs in ``--out-dir``: ``features.parquet`` and ``samples.parquet``
 (format in :mod:`aam.io.parquet_cache`).
 
 The tokenizer settings and a SHA-256 of the inputs go into both files' metadata. If both outputs
@@ -37,8 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--features", required=True, help="ingest/features.parquet (feature_id, sequence)")
     parser.add_argument("--counts", required=True, help="ingest/counts.parquet (sample, feature, count)")
     parser.add_argument("--rarefied", help="rarefied/table.biom: marks the samples that reach the depth")
-    parser.add_argument("--out-features", required=True, help="tokens/features.parquet to write")
-    parser.add_argument("--out-samples", required=True, help="tokens/samples.parquet to write")
+    parser.add_argument("--out-dir", required=True, help="tokens/ folder: features.parquet, samples.parquet")
     parser.add_argument("--settings", help="the config's `tokenize:` section as JSON or a YAML file")
     parser.add_argument("--force", action="store_true", help="rebuild even if the caches are current")
 
@@ -49,7 +48,8 @@ def run(args: argparse.Namespace) -> None:
     if unknown:
         raise InputError(f"tokenize settings: unknown keys {sorted(unknown)}")
     build(
-        args.features, args.counts, args.rarefied, args.out_features, args.out_samples,
+        args.features, args.counts, args.rarefied, Path(args.out_dir) / "features.parquet",
+        Path(args.out_dir) / "samples.parquet",
         max_bp=int(settings["max_bp"]), force=args.force,
     )
 
