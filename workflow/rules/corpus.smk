@@ -75,8 +75,9 @@ rule corpus_pretrain:
         val_fraction=lambda wc: config["pretrain_corpus"][wc.corpus]["val_fraction"],
         seed=config["seed"],
         out_dir=lambda wc: corpus_out(wc.corpus, wc.run),
+        launch=training_launch_param(corpus_trainer),
     resources:
-        gpu=1,
+        **training_resource_params(corpus_trainer),
     threads: 4
     log:
         log_file("corpus/{corpus}/{run}/pretrain.log"),
@@ -86,7 +87,7 @@ rule corpus_pretrain:
         "../../envs/aam.yaml"
     shell:
         logged(
-            "aam corpus-pretrain --studies {params.studies:q} --settings {params.settings:q}"
+            "{params.launch}aam corpus-pretrain --studies {params.studies:q} --settings {params.settings:q}"
             " --val-fraction {params.val_fraction} --seed {params.seed} --threads {threads}"
             " --out-dir {params.out_dir:q}"
         )
