@@ -40,6 +40,10 @@ def best_row(history: pd.DataFrame, monitor: str, mode: str) -> pd.Series:
     return history.loc[col.idxmin() if mode == "min" else col.idxmax()]
 
 
+def layers(cfg: dict, key: str) -> int:
+    return cfg[key] if cfg.get(key) is not None else cfg["layers"]
+
+
 def fmt(value) -> str:
     try:
         return f"{float(value):.3f}"
@@ -62,23 +66,23 @@ def card(name: str, meta: dict, history: pd.DataFrame, size: int, hardware: str,
     return f"""# Bundled encoder `{name}`
 
 An AAM SequenceEncoder (ASV encoder + sample encoder + UniFrac head) pretrained on UniFrac
-({meta['unifrac_metric']}, per batch) and masked nucleotides across the 8 public 16S studies of
+({meta['unifrac_metric']}, per batch) and masked nucleotides across the public 16S studies of
 the pretraining corpus (Greengenes 13_8 97 % OTUs; each OTU's 150 nt after the 515F primer).
 Fine-tune from it with `pretrain: {{from: bundled}}` (or `aam finetune --bundled {name}`).
 
 {note}
 
 ## Input it expects
-Nucleotide tokens of V4 reads that start right after the 515F primer (GTGYCAGCMGCCGCGGTAA), up to
-{cfg['max_bp']} nt; pretraining cropped every ASV to a random prefix of {crop}
-nt, so 90-150-nt reads such as deblur's 100-nt V4 ASVs are what it was trained on. At most
-{cfg['asv_limit']} ASVs per sample (`data.asv_limit` of a fine-tuning run must not exceed it).
+Nucleotide tokens of V4 reads that start right after the 515F primer (GTGYCAGCMGCCGCGGTAA), up
+to {cfg['max_bp']} nt. Pretraining cut every ASV to a random prefix of {crop} nt, so reads of
+those lengths from that position (deblur's 100-nt V4 ASVs, for one) are what it was trained on.
+At most {cfg['asv_limit']} ASVs per sample (`data.asv_limit` of a fine-tuning run must not exceed it).
 
 ## Model
 `model.json` holds the whole config: embedding {cfg['embedding_dim']}, ASV encoder
-`{cfg.get('asv_encoder', 'transformer')}`, layers {cfg['layers']} (ASV {cfg.get('asv_layers')}, sample
-{cfg.get('sample_layers')}), heads {cfg['heads']}, feed-forward {cfg['ff_dim']}, dropout {cfg['dropout']};
-{training['n_parameters']:,} parameters; `model.safetensors` is {size / 1e6:.2f} MB.
+`{cfg.get('asv_encoder', 'transformer')}` ({layers(cfg, 'asv_layers')} layers), sample encoder
+{layers(cfg, 'sample_layers')} layers, {cfg['heads']} heads, feed-forward {cfg['ff_dim']}, dropout
+{cfg['dropout']}; {training['n_parameters']:,} parameters; `model.safetensors` is {size / 1e6:.2f} MB.
 
 ## Data
 {corpus['n_train']} training and {corpus['n_val']} validation samples (a seeded {corpus['val_fraction']:.0%}
@@ -91,14 +95,17 @@ reads left out; batches drawn from one study at a time.
 
 ## Training
 {training['optimizer_steps']} optimizer steps of batch {meta['data']['batch_size']}
-({training['optimizer_steps'] * meta['data']['batch_size']:,} samples seen, {training['epochs']} epochs
-of {trainer['limit_train_batches']} batches), lr {trainer['lr']} ({trainer['schedule']}, warmup
-{trainer['warmup_steps']}), in {training['wall_time_s'] / 60:.1f} minutes
+({training['optimizer_steps'] * meta['data']['batch_size']:,} samples seen; {training['epochs']} epochs of
+{trainer['limit_train_batches']} batches), lr {trainer['lr']} ({trainer['schedule']}, warmup
+{trainer['warmup_steps']} steps), {training['wall_time_s'] / 60:.1f} minutes
 ({training['train_samples_per_s']:.2f} samples/s) on {hardware}; torch {training['torch']},
 {platform.python_implementation()} {platform.python_version()}.
 
-## Validation (held-out samples of the corpus; the restored epoch {int(best['epoch'])}, by
-`{trainer['monitor']}`)
+## Validation
+Held-out samples of the corpus; the weights are those of epoch {int(best['epoch'])} (best
+`{trainer['monitor']}`).
+
+
 | metric | restored epoch | last epoch |
 |---|---|---|
 | UniFrac R^2 (predicted vs true distances, pairs within a batch) | {r2} |
