@@ -172,3 +172,29 @@ def test_a_configfile_replaces_the_demo_config(tmp_path):
     rules = planned_rules(snakemake(tmp_path, "-n"))
     assert "ingest" in rules
     assert not any(rule.startswith("seq_") for rule in rules)
+
+
+def test_shell_lines_show_a_settings_file_not_its_json(tmp_path):
+    """`printshellcmds` shows a short --settings (a file named by the JSON's hash): the training
+    settings still reach the stage whole, and a changed setting changes the argument (rerun)."""
+    write_config(tmp_path)
+    result = snakemake(tmp_path, "-n", "-p")
+    text = result.stdout + result.stderr
+    assert result.returncode == 0, text[-3000:]
+    commands = [line for line in text.splitlines() if line.startswith("Shell command: aam ")]
+    inline = [m for c in commands for m in re.findall(r"'\{.*?\}'", c)]
+    assert commands and inline and max(len(m) for m in inline) <= 110  # short JSON stays readable
+    finetune = next(c for c in commands if "aam finetune" in c and "scratch" in c)
+    path = Path(re.search(r"--settings (\S+)", finetune).group(1))
+    settings = json.loads(path.read_text())
+    config = yaml.safe_load((tmp_path / "config.yaml").read_text())
+    run = config["aam"]["runs"]["scratch"]
+    assert settings["finetune"]["trainer"]["max_epochs"] == run["finetune"]["trainer"]["max_epochs"]
+    assert settings["model"]["embedding_dim"] == run["model"]["embedding_dim"]
+
+    run["finetune"]["trainer"]["max_epochs"] += 1
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    again = snakemake(tmp_path, "-n", "-p")
+    line = next(c for c in (again.stdout + again.stderr).splitlines()
+                if c.startswith("Shell command: aam finetune") and "scratch" in c)
+    assert re.search(r"--settings (\S+)", line).group(1) != str(path)

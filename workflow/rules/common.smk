@@ -1,6 +1,8 @@
 """Helpers for the rule files (dataset and run lookups, paths, settings as JSON)."""
 
+import hashlib
 import json
+import os
 import shlex
 
 RESULTS = config["results"]
@@ -34,6 +36,31 @@ def to_json(obj):
     Sorted keys make the string stable, so Snakemake reruns a stage only when a value changes.
     """
     return json.dumps(obj, sort_keys=True, separators=(",", ":"))
+
+
+SETTINGS_INLINE_MAX = 100  # characters of JSON shown inline on the shell line; longer goes to a file
+
+
+def settings_arg(obj):
+    """A stage's `--settings` for `params:`: the canonical JSON itself when short, else the path of a
+    file holding it, named by the JSON's SHA-256 under results/.settings/.
+
+    Either way the value changes exactly when a setting does, so Snakemake's params trigger reruns
+    the stage, while the shell line that `printshellcmds` shows stays short (a training run's
+    settings are ~1,000 characters). The file is written when the DAG is built (also in a dry run);
+    content-addressed, it is never rewritten with other content.
+    """
+    text = to_json(obj)
+    if len(text) <= SETTINGS_INLINE_MAX:
+        return text
+    path = f"{RESULTS}/.settings/{hashlib.sha256(text.encode()).hexdigest()[:16]}.json"
+    if not os.path.exists(path):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        tmp = f"{path}.{os.getpid()}.tmp"
+        with open(tmp, "w") as handle:
+            handle.write(text + "\n")
+        os.replace(tmp, path)
+    return path
 
 
 def out(dataset, path):
@@ -106,8 +133,8 @@ def unifrac_targets(dataset):
 
 
 def aam_run_settings(run, *sections):
-    """The sections of an AAM run that a stage reads, as canonical JSON."""
-    return to_json({section: AAM_RUNS[run][section] for section in sections})
+    """The sections of an AAM run that a stage reads, as a `--settings` argument (settings_arg)."""
+    return settings_arg({section: AAM_RUNS[run][section] for section in sections})
 
 
 def pretrain_enabled(run):

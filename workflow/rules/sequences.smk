@@ -19,7 +19,7 @@ rule seq_prepare:
     output:
         seq_out("{name}", "prepared.parquet"),
     params:
-        settings=lambda wc: to_json(
+        settings=lambda wc: settings_arg(
             {k: v for k, v in SEQUENCE_SETS[wc.name].items() if k not in SEQ_SOURCE_KEYS}
         ),
         sources=seq_prepare_sources,
@@ -48,7 +48,7 @@ rule seq_train:
         tokenizer=seq_out("{name}", "models/{run}/tokenizer.json"),
         history=seq_out("{name}", "models/{run}/history.csv"),
     params:
-        settings=lambda wc: to_json(SEQ_RUNS[wc.run]),
+        settings=lambda wc: settings_arg(SEQ_RUNS[wc.run]),
         seed=config["seed"],
         out_dir=lambda wc: seq_out(wc.name, f"models/{wc.run}"),
     log:

@@ -43,7 +43,7 @@ def seq_prepare_sources(wc):
 
 def seq_eval_settings(wc):
     entry = SEQUENCE_SETS[wc.name]
-    return to_json(
+    return settings_arg(
         {
             "ranks": entry.get("ranks", ["family", "genus"]),
             "color_rank": entry.get("color_rank", "phylum"),

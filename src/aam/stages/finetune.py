@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import time
 from pathlib import Path
 
 import numpy as np
@@ -262,9 +263,12 @@ def run(args: argparse.Namespace) -> None:
     model = module.model
     tables, embeddings, val_metrics = [], [], {}
     for split in ("train", "val", "test"):
+        start = time.perf_counter()
         pred = predict(model, eval_loader(dm, split), device)
         if not pred:
             continue
+        log.info("predicted the %s split (%d samples) in %.1f s", split, len(pred["row"]),
+                 time.perf_counter() - start)
         table = prediction_table(pred, split, dm, task)
         embeddings.append(pd.DataFrame({"sample": table["sample"], "split": split,
                                         "embedding": list(pred["embedding"])}))
