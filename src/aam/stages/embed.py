@@ -1,8 +1,9 @@
 """Stage `aam embed`: embed DNA sequences (FASTA) with a trained contrastive model.
 
 Input: a FASTA file and a model folder of `aam seq-train` (``model.safetensors``, ``model.json``,
-``tokenizer.json``). Output: ``embeddings.parquet`` with columns ``id`` (string) and ``vector``
-(fixed-size list of float32: the pooled representation the kNN evaluation uses).
+``tokenizer.json``). Output: ``embeddings.parquet`` in the one layout of :mod:`aam.io.embeddings`
+(``id``, ``embedding``: fixed-size list of float32, the pooled representation the kNN evaluation
+uses), the layout of AAM's sample embeddings too.
 """
 
 from __future__ import annotations
@@ -12,11 +13,9 @@ import logging
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from aam.errors import InputError
-from aam.io.atomic import atomic_path
+from aam.io.embeddings import write_embeddings
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +46,7 @@ def run(args: argparse.Namespace) -> None:
             "%d sequences are longer than the model's %d positions and are cut", n_cut, model.config.max_len
         )
     vectors = embed_sequences(model, tokenizer, [records[i] for i in ids], args.batch_size)
-    write_embeddings(ids, vectors, args.out)
+    write_embeddings(args.out, ids, vectors)
     log.info("wrote %s: %d sequences x %d dimensions", args.out, *vectors.shape)
 
 
@@ -86,25 +85,3 @@ def embed_sequences(model, tokenizer, seqs: list[str], batch_size: int = 512) ->
             out.append(h.float().numpy())
     dim = model.config.dim
     return np.concatenate(out).astype(np.float32) if out else np.zeros((0, dim), np.float32)
-
-
-def write_embeddings(ids: list[str], vectors: np.ndarray, out: str) -> None:
-    dim = vectors.shape[1]
-    flat = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).ravel())
-    vec = pa.FixedSizeListArray.from_arrays(flat, dim)
-    table = pa.table({"id": pa.array(ids, pa.string()), "vector": vec})
-    with atomic_path(out) as tmp:
-        pq.write_table(table, tmp)
-
-
-def read_embeddings(path: str) -> tuple[np.ndarray, np.ndarray]:
-    """(ids as str array, vectors (n, dim) float32)."""
-    if not Path(path).exists():
-        raise InputError(f"{path}: no such file")
-    table = pq.read_table(path)
-    if "id" not in table.column_names or "vector" not in table.column_names:
-        raise InputError(f"{path}: needs columns id and vector (has {table.column_names})")
-    vec = table.column("vector").combine_chunks()
-    dim = vec.type.list_size
-    vectors = vec.flatten().to_numpy(zero_copy_only=False).reshape(-1, dim).astype(np.float32)
-    return np.asarray(table.column("id").to_pylist(), dtype=object), vectors
