@@ -10,6 +10,7 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
@@ -147,7 +148,30 @@ def test_feature_ids_not_dna_without_sequences(data, capsys):
 def test_sequences_missing_for_some_features(data, capsys):
     (data / "seqs.fasta").write_text(">ACGTACGTAA\nACGTACGTAA\n>ACGTACGTCC\nACGTACGTCC\n")
     code = run_ingest(data, "--sequences", str(data / "seqs.fasta"))
-    assert_failed(code, capsys, data, "seqs.fasta", "no sequence for 3 of 5", "TTGACCAGTA")
+    # 3 of 5 features, 84 of 117 reads: past the default max_missing_sequence_fraction (0.1)
+    assert_failed(
+        code, capsys, data, "seqs.fasta", "3 of 5 table features (71.79% of reads) have no sequence",
+        "TTGACCAGTA", "max_missing_sequence_fraction",
+    )
+
+
+def test_sequences_match_no_feature(data, capsys):
+    (data / "seqs.fasta").write_text(">other\nACGTACGTAA\n")
+    code = run_ingest(data, "--sequences", str(data / "seqs.fasta"))
+    assert_failed(code, capsys, data, "seqs.fasta", "no sequence for any of the 5 table features")
+
+
+@pytest.mark.parametrize(
+    ("target", "words"),
+    [
+        ({"classes": ["CD", "UC"]}, ("target 'dx'", "['UC'] are not in column 'diagnosis'", "control")),
+        ({"positive_class": "cd"}, ("positive_class 'cd' is not one of its classes", "['CD', 'control']")),
+        ({"classes": ["CD", "control"], "positive_class": "UC"}, ("positive_class 'UC'",)),
+    ],
+)
+def test_target_classes_not_in_the_column(data, capsys, target, words):
+    code = run_ingest(data, targets=[{**TARGETS[0], **target}])
+    assert_failed(code, capsys, data, "metadata.tsv", *words)
 
 
 def test_tree_shares_no_tip(data, capsys):
@@ -460,3 +484,33 @@ def test_metadata_with_a_header_only(data, capsys, text):
     (data / "header_only.tsv").write_text(text)
     code = run_ingest(data, meta="header_only.tsv")
     assert_failed(code, capsys, data, "header_only.tsv", "no samples")
+
+
+# --- split: every split asked for gets samples
+
+
+def _split(data: Path, out: Path, *extra: str) -> int:
+    argv = ["split", "--samples", str(out / "samples.parquet"), "--group-column", "host_subject_id"]
+    argv += ["--out", str(data / "sp" / "splits.tsv"), "--summary", str(data / "sp" / "summary.tsv"), *extra]
+    return main(argv)
+
+
+def test_single_group_leaves_val_and_test_empty(data, capsys):
+    lines = (data / "metadata.tsv").read_text().splitlines()
+    rows = [lines[0]] + ["\t".join([f[0], "subjA", *f[2:]]) for f in (ln.split("\t") for ln in lines[1:])]
+    (data / "one_subject.tsv").write_text("\n".join(rows) + "\n")
+    assert run_ingest(data, meta="one_subject.tsv") == 0
+    capsys.readouterr()
+    code = _split(data, data / "out")
+    words = ("split val and test would get no sample", "1 group(s) of 'host_subject_id'")
+    outputs = ("splits.tsv", "summary.tsv")
+    assert_failed(code, capsys, data, "samples.parquet", *words, outputs=outputs, out="sp")
+
+
+def test_single_group_is_fine_when_only_train_is_asked_for(data, capsys):
+    lines = (data / "metadata.tsv").read_text().splitlines()
+    rows = [lines[0]] + ["\t".join([f[0], "subjA", *f[2:]]) for f in (ln.split("\t") for ln in lines[1:])]
+    (data / "one_subject.tsv").write_text("\n".join(rows) + "\n")
+    assert run_ingest(data, meta="one_subject.tsv") == 0
+    assert _split(data, data / "out", "--settings", '{"fractions": {"train": 1.0}}') == 0
+    assert set(pd.read_csv(data / "sp" / "splits.tsv", sep="\t")["split"]) == {"train"}

@@ -250,3 +250,29 @@ def test_embeddings_in_another_layout_are_one_clear_error(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "embeddings.parquet" in err[0] and "columns id and embedding" in err[0]
     assert not (tmp_path / "eval").exists()
+
+
+def test_positive_class_orders_the_classes_and_auroc_scores_it(tmp_path):
+    from sklearn.metrics import roc_auc_score
+
+    ft = write_dataset(tmp_path)
+    out = tmp_path / "eval"
+    assert main(evaluate_args(tmp_path, ft, out, extra=("--positive-class", "Control"))) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["positive_class"] == "Control" and m["classes"] == ["Crohns", "Control"]
+    pred = pd.read_csv(out / "predictions.tsv", sep="\t", dtype={"sample": str})
+    for who, prefix in (("aam", "aam"), ("random_forest", "rf")):
+        expected = roc_auc_score(pred["y_true"] == "Control", pred[f"{prefix}_prob_Control"])
+        assert m["test"][who]["auroc"] == pytest.approx(expected, abs=1e-6)
+        # rows and columns of the confusion matrix follow the new class order
+        truth = pred["y_true"].to_numpy()
+        said = pred[f"{prefix}_pred"].to_numpy()
+        both = int(((truth == "Control") & (said == "Control")).sum())
+        assert m["test"][who]["confusion_matrix"][1][1] == both
+
+
+def test_positive_class_unknown_to_the_model_is_an_error(tmp_path, capsys):
+    ft = write_dataset(tmp_path)
+    assert main(evaluate_args(tmp_path, ft, tmp_path / "eval", extra=("--positive-class", "UC"))) == 2
+    assert "'UC' is not one of the model's classes" in capsys.readouterr().err
+    assert not (tmp_path / "eval").exists()

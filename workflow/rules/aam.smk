@@ -60,6 +60,7 @@ rule finetune:
         seed=config["seed"],
         column=lambda wc: target_config(wc)["column"],
         task=lambda wc: target_config(wc)["type"],
+        classes=lambda wc: to_json(target_config(wc)["classes"]) if target_config(wc).get("classes") else "",
         pretrain=pretrain_dir_arg,
         tokens_dir=lambda wc: out(wc.dataset, "tokens"),
         out_dir=lambda wc: out(wc.dataset, f"models/{wc.run}/finetune/{wc.target}"),
@@ -76,6 +77,7 @@ rule finetune:
         logged(
             "aam finetune --tokens-dir {params.tokens_dir:q} --splits {input.splits:q}"
             " --samples {input.metadata:q} --target-column {params.column:q} --task {params.task}"
-            " --target {wildcards.target:q} {params.pretrain} --settings {params.settings:q}"
+            " --target {wildcards.target:q} --classes {params.classes:q} {params.pretrain}"
+            " --settings {params.settings:q}"
             " --seed {params.seed} --threads {threads} --out-dir {params.out_dir:q}"
         )

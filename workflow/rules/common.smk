@@ -5,11 +5,23 @@ import json
 import os
 import shlex
 
+from snakemake.logging import logger
+
 RESULTS = config["results"]
 DATASETS = list(config["datasets"])
 AAM_RUNS = config["aam"]["runs"]
 SEQUENCE_SETS = config["sequences"]
 SEQ_RUNS = config["seq_models"]["runs"]
+
+# Targets without model runs plan no training and no evaluation (the forest is scored beside each
+# run): say so rather than finish quietly with only the data preparation and UniFrac done.
+if not AAM_RUNS and any(config["datasets"][d]["targets"] for d in DATASETS):
+    logger.warning(
+        "WARNING: the config has targets (datasets: "
+        + ", ".join(d for d in DATASETS if config["datasets"][d]["targets"])
+        + ") but no aam.runs: no model is trained or evaluated, and no random forest either. "
+        "Add a run under aam.runs (config/config.yaml has two; config/README.md, section aam)."
+    )
 
 
 def dataset_config(wildcards):
@@ -20,6 +32,12 @@ def dataset_config(wildcards):
 def dataset_targets(dataset):
     """The target entries ({name, column, type}) of one dataset."""
     return config["datasets"][dataset]["targets"]
+
+
+def rarefy_depth(wildcards):
+    """The dataset's rarefaction depth: its own rarefy_depth, else the global rarefy.depth."""
+    depth = dataset_config(wildcards).get("rarefy_depth")
+    return config["rarefy"]["depth"] if depth is None else depth
 
 
 def target_config(wildcards):

@@ -3,8 +3,8 @@
 # compare: every run and target of a dataset in one table and one bar chart.
 #
 # Rerun scope: evaluate's params are the `evaluate:` section (without random_forest.n_jobs, which
-# changes no result and reaches the stage as the rule's threads), the seed and the target's column
-# and type; its inputs the run's fine-tuned model files, the pretraining history where the run
+# changes no result and reaches the stage as the rule's threads), the seed and the target's column,
+# type and positive_class; its inputs the run's fine-tuned model files, the pretraining history where the run
 # pretrains, the rarefied table, the split and the metadata.
 
 import shlex
@@ -55,6 +55,7 @@ rule evaluate:
         seed=config["seed"],
         column=lambda wc: target_config(wc)["column"],
         task=lambda wc: target_config(wc)["type"],
+        positive=lambda wc: target_config(wc).get("positive_class") or "",
         finetune_dir=lambda wc: out(wc.dataset, f"models/{wc.run}/finetune/{wc.target}"),
         pretrain=lambda wc: (
             f"--pretrain-dir {shlex.quote(out(wc.dataset, f'models/{wc.run}/pretrain'))}"
@@ -74,6 +75,7 @@ rule evaluate:
             "aam evaluate --finetune-dir {params.finetune_dir:q} {params.pretrain}"
             " --rarefied {input.rarefied:q} --splits {input.splits:q} --samples {input.samples:q}"
             " --target-column {params.column:q} --task {params.task} --target {wildcards.target:q}"
+            " --positive-class {params.positive:q}"
             " --run {wildcards.run:q} --dataset {wildcards.dataset:q} --seed {params.seed}"
             " --settings {params.settings:q} --threads {threads} --out-dir {params.out_dir:q}"
         )

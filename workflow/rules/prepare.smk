@@ -4,7 +4,8 @@
 #
 # Rerun scope: ingest's params are the dataset's definition (sequences, group column and targets,
 # which it checks against the metadata) and the `ingest:` section; split's the `split:` section,
-# the group and stratify columns and the seed; rarefy's the `rarefy:` section and the seed. So a
+# the group and stratify columns and the seed; rarefy's the `rarefy:` section (the depth: the
+# dataset's rarefy_depth where it has one) and the seed. So a
 # new depth reruns rarefy and its dependents only, new fractions split and its dependents only.
 # Optional values travel as '' (the stages read an empty string as "none").
 
@@ -84,7 +85,7 @@ rule rarefy:
         table=out("{dataset}", "rarefied/table.biom"),
         dropped=out("{dataset}", "rarefied/dropped.tsv"),
     params:
-        depth=config["rarefy"]["depth"],
+        depth=rarefy_depth,
         min_sample_fraction=config["rarefy"]["min_sample_fraction"],
         seed=config["seed"],
     log:

@@ -235,9 +235,10 @@ class Collate:
 _MISSING = {"", "nan", "na", "n/a", "none", "null"}
 
 
-def read_target_column(path: str | os.PathLike, column: str) -> dict[str, str]:
+def read_target_column(path: str | os.PathLike, column: str, classes=None) -> dict[str, str]:
     """{sample: raw value} of one metadata column (Parquet or TSV; IDs as strings); missing
-    values (empty, NA, Qiita's 'not provided'/'not applicable'/'missing: ...') are left out."""
+    values (empty, NA, Qiita's 'not provided'/'not applicable'/'missing: ...') are left out, and so
+    are values outside `classes` when it is given (a target's `classes`: the samples it models)."""
     path = Path(path)
     if path.suffix == ".parquet":
         table = pd.read_parquet(path)
@@ -257,6 +258,9 @@ def read_target_column(path: str | os.PathLike, column: str) -> dict[str, str]:
                                               "restricted access")):
             continue
         out[sample] = text
+    if classes is not None:
+        wanted = {str(c) for c in classes}
+        out = {sample: value for sample, value in out.items() if value in wanted}
     return out
 
 
@@ -341,7 +345,8 @@ class AAMDataModule(_Base):
         if self.target:
             if metadata is None:
                 raise InputError("a target needs the metadata table that holds its column")
-            rows, targets = self._encode_targets(rows, read_target_column(metadata, self.target["column"]))
+            values = read_target_column(metadata, self.target["column"], self.target.get("classes"))
+            rows, targets = self._encode_targets(rows, values)
         self.rows = rows
         self.train_dataset = RarefiedSamples(self.samples, rows["train"], self.depth, self.asv_limit,
                                              self.selection, self.seed, True, targets["train"])

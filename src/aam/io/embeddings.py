@@ -11,8 +11,10 @@ column         Arrow type                          meaning
 ``embedding``  fixed_size_list<float32>[dim]       the pooled vector
 =============  ==================================  ============================================
 
-A fixed-size list keeps every vector the same length by type and reads back as one contiguous
-(n, dim) array; pandas, polars, DuckDB and R's arrow read it as a list per row.
+Other string columns may follow (``aam seq-train``'s ``reference.parquet`` adds each training
+sequence and its taxonomy ranks). A fixed-size list keeps every vector the same length by type
+and reads back as one contiguous (n, dim) array; pandas, polars, DuckDB and R's arrow read it as a
+list per row.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from aam.io.atomic import atomic_path
 COLUMNS = ("id", "split", "embedding")
 
 
-def embeddings_table(ids, vectors: np.ndarray, split=None) -> pa.Table:
+def embeddings_table(ids, vectors: np.ndarray, split=None, extra: dict | None = None) -> pa.Table:
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     if vectors.ndim != 2 or vectors.shape[0] != len(ids):
         raise ValueError(f"vectors must be (n={len(ids)}, dim), got {vectors.shape}")
@@ -39,14 +41,18 @@ def embeddings_table(ids, vectors: np.ndarray, split=None) -> pa.Table:
         if len(split) != len(ids):
             raise ValueError("split must have one value per id")
         columns["split"] = pa.array(split, pa.string())
+    for name, values in (extra or {}).items():
+        columns[name] = pa.array(list(values), pa.string())
     columns["embedding"] = pa.FixedSizeListArray.from_arrays(pa.array(vectors.ravel(), pa.float32()),
                                                              vectors.shape[1])
     return pa.table(columns)
 
 
-def write_embeddings(path: str | Path, ids, vectors: np.ndarray, split=None) -> None:
-    """Write the layout above atomically (a temporary name, renamed at the end)."""
-    table = embeddings_table(ids, vectors, split)
+def write_embeddings(path: str | Path, ids, vectors: np.ndarray, split=None,
+                     extra: dict | None = None) -> None:
+    """Write the layout above atomically (a temporary name, renamed at the end); ``extra``: more
+    string columns by name."""
+    table = embeddings_table(ids, vectors, split, extra)
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp)
 

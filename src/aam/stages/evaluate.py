@@ -125,6 +125,16 @@ def _class_names(pred: pd.DataFrame, info: dict) -> list[str]:
     return list(classes)
 
 
+def positive_last(classes: list[str], positive: str) -> list[str]:
+    """The two classes with `positive` second: binary AUROC, the ROC curve and the confusion matrix
+    take classes[1] as the positive class (the target's positive_class; default: sorted order)."""
+    if positive not in classes:
+        raise InputError(f"--positive-class {positive!r} is not one of the model's classes {classes}")
+    if len(classes) != 2:
+        raise InputError(f"--positive-class needs two classes; the model has {len(classes)}: {classes}")
+    return [c for c in classes if c != positive] + [positive]
+
+
 def load_evaluate_settings(value: str | None) -> dict:
     """The config's `evaluate` section from JSON, validated with the schema's defaults filled in."""
     settings = load_settings(value or "{}")
@@ -193,6 +203,8 @@ def evaluate(args: argparse.Namespace, settings: dict) -> dict:
         )
 
     classes = _class_names(pred, info) if task == "classification" else None
+    if classes and args.positive_class:
+        classes = positive_last(classes, args.positive_class)
 
     # labels of the test samples: the model's y_true must agree with the metadata
     meta_test = labels.reindex(test["sample"].to_numpy(dtype=object))
@@ -327,6 +339,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--task", choices=("regression", "classification"), default=None,
                         help="target type (default: from model.json)")
     parser.add_argument("--target", default=None, help="target name (default: the column)")
+    parser.add_argument("--positive-class", nargs="?", const="", default="",
+                        help="binary classification: the class AUROC scores (default: the second sorted)")
     parser.add_argument("--run", default="run", help="run name, for labels")
     parser.add_argument("--dataset", default="dataset", help="dataset name, for labels")
     parser.add_argument("--settings", default="{}",

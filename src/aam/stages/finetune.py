@@ -67,6 +67,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target-column", required=True, help="metadata column to predict")
     parser.add_argument("--task", required=True, choices=["regression", "classification"])
     parser.add_argument("--target", default=None, help="target name (default: the column)")
+    parser.add_argument("--classes", nargs="?", const="", default="",
+                        help='classification: JSON list of the classes to model (others left out)')
     parser.add_argument("--pretrain-dir", default=None,
                         help="pretrained encoder (model.safetensors + model.json)")
     parser.add_argument("--settings", help="the run's settings (JSON text or a YAML/JSON file)")
@@ -103,6 +105,21 @@ def check_target(values: dict[str, str], split_of: dict[str, str], column: str, 
     if missing:
         raise InputError(f"target column {column!r}: class(es) {missing} have no sample in the "
                          "training split")
+
+
+def target_classes(text: str, task: str) -> list[str] | None:
+    """The --classes JSON list (the target's `classes`), or None for every class."""
+    if not text:
+        return None
+    try:
+        classes = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise InputError(f"--classes: not valid JSON: {err}") from None
+    if not isinstance(classes, list) or len(classes) < 2 or not all(isinstance(c, str) for c in classes):
+        raise InputError(f"--classes: expected a JSON list of two or more class names, got {text!r}")
+    if task != "classification":
+        raise InputError("--classes is for classification targets")
+    return classes
 
 
 def _is_number(text: str) -> bool:
@@ -204,9 +221,10 @@ def run(args: argparse.Namespace) -> None:
     column, task = args.target_column, args.task
     name = args.target or column
 
-    check_target(read_target_column(args.samples, column), read_splits(args.splits), column, task)
+    classes = target_classes(args.classes, task)
+    check_target(read_target_column(args.samples, column, classes), read_splits(args.splits), column, task)
     dm = AAMDataModule(tokens, args.splits, settings["data"], seed=args.seed,
-                       target={"column": column, "type": task}, metadata=args.samples)
+                       target={"column": column, "type": task, "classes": classes}, metadata=args.samples)
     check_splits(dm)
     n_outputs = 1 if task == "regression" else int(dm.n_classes)
     if task == "classification" and n_outputs < 2:
@@ -243,7 +261,7 @@ def run(args: argparse.Namespace) -> None:
     if args.pretrain_dir:
         inputs.append(Path(args.pretrain_dir) / "model.safetensors")
     fingerprint = input_fingerprint(
-        {k: settings[k] for k in ("data", "model", "finetune")} | {"target": [column, task]},
+        {k: settings[k] for k in ("data", "model", "finetune")} | {"target": [column, task, classes]},
         args.seed, inputs,
     )
     try:
@@ -278,7 +296,7 @@ def run(args: argparse.Namespace) -> None:
     export_model(model, out_dir, extra={
         "stage": "finetune",
         "task": task,
-        "target": {"name": name, "column": column, "type": task},
+        "target": {"name": name, "column": column, "type": task, "classes": classes},
         "classes": dm.classes,
         "target_mean": dm.target_mean,
         "target_std": dm.target_std,
