@@ -76,7 +76,7 @@ def settings_arg(obj):
         os.makedirs(os.path.dirname(path), exist_ok=True)
         tmp = f"{path}.{os.getpid()}.tmp"
         with open(tmp, "w") as handle:
-            handle.write(text + "\n")
+            handle.write(f"{text}\n")
         os.replace(tmp, path)
     return path
 
