@@ -98,6 +98,21 @@ def test_slurm_profile_dry_run_requests_gpus_for_training(tmp_path):
     assert {"pretrain", "finetune"} <= rules
 
 
+def test_a_multi_node_run_asks_slurm_for_one_task_per_gpu_and_starts_them_with_srun(tmp_path):
+    config = yaml.safe_load(write_config(tmp_path).read_text())
+    run = next(iter(config["aam"]["runs"]))
+    config["aam"]["runs"][run]["pretrain"].setdefault("trainer", {}).update(devices=4, num_nodes=2)
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    result = snakemake(tmp_path, "-n", "-p", "--workflow-profile", str(REPO / "workflow/profiles/slurm"))
+    jobs = {job.split(":", 1)[0]: job for job in (result.stdout + result.stderr).split("rule ")[1:]}
+    pretrain, finetune = jobs["pretrain"], jobs["finetune"]
+    for text in ("gpu=8", "nodes=2", "tasks_per_node=4", "tasks_per_gpu=1", "mpi=srun", "--signal=USR1@300"):
+        assert text in pretrain, text
+    assert "srun --nodes=2 --ntasks-per-node=4 --cpus-per-task=8" in pretrain
+    # The fine-tuning of the same run keeps one process on one GPU.
+    assert "gpu=1" in finetune and "mpi=0" in finetune and "srun --nodes=1 --ntasks-per-node=1" in finetune
+
+
 def test_datasets_sit_side_by_side(tmp_path):
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     demo = config["datasets"]["ibd2538"]

@@ -54,6 +54,7 @@ rule seq_train:
         settings=seq_train_settings,
         seed=config["seed"],
         out_dir=lambda wc: seq_out(wc.name, f"models/{wc.run}"),
+        launch=training_launch_param(lambda wc: SEQ_RUNS[wc.run].get("trainer", {})),
     wildcard_constraints:
         run=_run_regex(_runs_of_kind("vq")),
     log:
@@ -62,12 +63,12 @@ rule seq_train:
         benchmark_file("sequences/{name}/train/{run}.tsv")
     threads: 2
     resources:
-        gpu=1,
+        **training_resource_params(lambda wc: SEQ_RUNS[wc.run].get("trainer", {})),
     conda:
         "../../envs/aam.yaml"
     shell:
         logged(
-            "aam seq-train --prepared {input.prepared:q} --settings {params.settings:q}"
+            "{params.launch}aam seq-train --prepared {input.prepared:q} --settings {params.settings:q}"
             " --seed {params.seed} --threads {threads} --out-dir {params.out_dir:q}"
         )
 

@@ -268,6 +268,8 @@ def run(args: argparse.Namespace) -> None:
         result = fit(module, out_dir, datamodule=dm, fingerprint=fingerprint)
     except NonFiniteLossError as err:
         raise InputError(f"fine-tuning diverged: {err}") from err
+    if result.global_rank:  # data parallel: rank 0 writes the outputs
+        return
 
     device = torch.device("cuda" if torch.cuda.is_available() and result.accelerator == "gpu" else "cpu")
     model = module.model

@@ -7,7 +7,8 @@ logs the same lines through Python logging (the stage's log file under Snakemake
     epoch 2/3  step 30/45  train/loss 0.6812  val/loss 0.7013  val/auroc 0.7143  (monitor val/loss,
     best 0.6950)  14.2 samples/s  elapsed 1m42s  left ~51s
 
-``left`` is the remaining optimizer steps at the run's average time per step so far (validation
+Under DDP only rank 0 logs, and samples/s counts every device's samples. ``left`` is the
+remaining optimizer steps at the run's average time per step so far (validation
 included): an upper bound when early stopping ends the run sooner.
 
 ``quiet_lightning()`` makes the log read top to bottom: Lightning's messages appear once (its own
@@ -163,13 +164,14 @@ class ProgressLog(Callback):
         self.epoch_samples += n
         self.samples_since_line += n
         step = trainer.global_step
-        if not self.every_n_steps or step == self.last_step_logged or step % self.every_n_steps:
+        if (not self.every_n_steps or trainer.global_rank != 0 or step == self.last_step_logged
+                or step % self.every_n_steps):
             return
         self.last_step_logged = step
         now = time.perf_counter()
         metrics = trainer.callback_metrics
         loss = _number(metrics.get("train/loss_step", metrics.get("train/loss")))
-        rate = self.samples_since_line / max(now - self.line_time, 1e-9)
+        rate = self.samples_since_line * trainer.world_size / max(now - self.line_time, 1e-9)
         self.samples_since_line, self.line_time = 0, now
         parts = [f"epoch {trainer.current_epoch + 1}{self._of(trainer.max_epochs)}",
                  f"step {step}{self._of(self.total_steps)}"]
@@ -179,7 +181,7 @@ class ProgressLog(Callback):
         log.info("  ".join(parts))
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.sanity_checking:
+        if trainer.sanity_checking or trainer.global_rank != 0:  # one line per run, not per device
             return
         now = time.perf_counter()
         metrics = {k: _number(v) for k, v in trainer.callback_metrics.items() if not k.endswith("_step")}
@@ -197,7 +199,7 @@ class ProgressLog(Callback):
             better = self.best is None or (current < self.best if self.mode == "min" else current > self.best)
             self.best = current if better else self.best
             parts.append(f"(monitor {self.monitor} {current:.4g}, best {self.best:.4g})")
-        rate = self.epoch_samples / max(now - self.epoch_start, 1e-9)
+        rate = self.epoch_samples * trainer.world_size / max(now - self.epoch_start, 1e-9)
         parts += [f"{rate:.1f} samples/s", *self._times(trainer, now)]
         log.info("  ".join(parts))
 
