@@ -49,6 +49,7 @@ include: "workflow/rules/tokenize.smk"
 include: "workflow/rules/corpus.smk"
 include: "workflow/rules/aam.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/predict.smk"
 include: "workflow/rules/sequences.smk"
 
 

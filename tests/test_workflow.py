@@ -191,6 +191,32 @@ def test_a_configfile_replaces_the_demo_config(tmp_path):
     assert not any(rule.startswith("seq_") for rule in rules)
 
 
+def test_shell_lines_show_a_settings_file_not_its_json(tmp_path):
+    """`printshellcmds` shows a short --settings (a file named by the JSON's hash): the training
+    settings still reach the stage whole, and a changed setting changes the argument (rerun)."""
+    write_config(tmp_path)
+    result = snakemake(tmp_path, "-n", "-p")
+    text = result.stdout + result.stderr
+    assert result.returncode == 0, text[-3000:]
+    commands = [line for line in text.splitlines() if line.startswith("Shell command: aam ")]
+    inline = [m for c in commands for m in re.findall(r"'\{.*?\}'", c)]
+    assert commands and inline and max(len(m) for m in inline) <= 110  # short JSON stays readable
+    finetune = next(c for c in commands if "aam finetune" in c and "scratch" in c)
+    path = Path(re.search(r"--settings (\S+)", finetune).group(1))
+    settings = json.loads(path.read_text())
+    config = yaml.safe_load((tmp_path / "config.yaml").read_text())
+    run = config["aam"]["runs"]["scratch"]
+    assert settings["finetune"]["trainer"]["max_epochs"] == run["finetune"]["trainer"]["max_epochs"]
+    assert settings["model"]["embedding_dim"] == run["model"]["embedding_dim"]
+
+    run["finetune"]["trainer"]["max_epochs"] += 1
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    again = snakemake(tmp_path, "-n", "-p")
+    line = next(c for c in (again.stdout + again.stderr).splitlines()
+                if c.startswith("Shell command: aam finetune") and "scratch" in c)
+    assert re.search(r"--settings (\S+)", line).group(1) != str(path)
+
+
 def test_external_test_set_and_classify_rules(tmp_path):
     demo = REPO / "data" / "demo" / "gg13_8_v4"
     seqset = {
@@ -209,3 +235,23 @@ def test_external_test_set_and_classify_rules(tmp_path):
     assert f"--test-fasta {tmp_path / 'test.fasta'}" in text
     assert f"--test-labels {tmp_path / 'test.tsv'}" in text
     assert f"--reads {tmp_path / 'reads.qza'}" in text and "classify/contrastive_small/taxonomy.tsv" in text
+
+
+def test_predict_section_plans_a_predict_job_per_table(tmp_path):
+    table = REPO / "data" / "demo" / "ibd2538" / "table.biom"
+    entry = {"dataset": "ibd2538", "run": "scratch", "target": "ibd", "table": str(table)}
+    write_config(tmp_path, predict={"again": entry}, sequences={}, seq_models={"runs": {}})
+    result = snakemake(tmp_path, "-n", "-p")
+    assert "predict" in planned_rules(result)
+    line = next(c for c in result.stdout.splitlines() if c.startswith("Shell command: aam predict"))
+    model = tmp_path / "results" / "ibd2538" / "models" / "scratch" / "finetune" / "ibd"
+    assert f"--model-dir {model}" in line and f"--table {table}" in line
+    assert f"--out-dir {tmp_path / 'results' / 'ibd2538' / 'predict' / 'again'}" in line
+
+
+def test_predict_entry_naming_an_unknown_target_is_one_config_error(tmp_path):
+    entry = {"dataset": "ibd2538", "run": "scratch", "target": "age", "table": "t.biom"}
+    write_config(tmp_path, predict={"again": entry})
+    result = snakemake(tmp_path, "-n")
+    assert result.returncode != 0
+    assert "predict/again: target 'age' is not one of dataset 'ibd2538''s targets ['ibd']" in result.stderr

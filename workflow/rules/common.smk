@@ -1,6 +1,8 @@
 """Helpers for the rule files (dataset and run lookups, paths, settings as JSON)."""
 
+import hashlib
 import json
+import os
 import shlex
 from pathlib import Path
 from types import SimpleNamespace
@@ -12,6 +14,7 @@ DATASETS = list(config["datasets"])
 AAM_RUNS = config["aam"]["runs"]
 SEQUENCE_SETS = config["sequences"]
 SEQ_RUNS = config["seq_models"]["runs"]
+PREDICT = config["predict"]
 
 # Targets without model runs plan no training and no evaluation (the forest is scored beside each
 # run): say so rather than finish quietly with only the data preparation and UniFrac done.
@@ -54,6 +57,31 @@ def to_json(obj):
     Sorted keys make the string stable, so Snakemake reruns a stage only when a value changes.
     """
     return json.dumps(obj, sort_keys=True, separators=(",", ":"))
+
+
+SETTINGS_INLINE_MAX = 100  # characters of JSON shown inline on the shell line; longer goes to a file
+
+
+def settings_arg(obj):
+    """A stage's `--settings` for `params:`: the canonical JSON itself when short, else the path of a
+    file holding it, named by the JSON's SHA-256 under results/.settings/.
+
+    Either way the value changes exactly when a setting does, so Snakemake's params trigger reruns
+    the stage, while the shell line that `printshellcmds` shows stays short (a training run's
+    settings are ~1,000 characters). The file is written when the DAG is built (also in a dry run);
+    content-addressed, it is never rewritten with other content.
+    """
+    text = to_json(obj)
+    if len(text) <= SETTINGS_INLINE_MAX:
+        return text
+    path = f"{RESULTS}/.settings/{hashlib.sha256(text.encode()).hexdigest()[:16]}.json"
+    if not os.path.exists(path):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        tmp = f"{path}.{os.getpid()}.tmp"
+        with open(tmp, "w") as handle:
+            handle.write(f"{text}\n")
+        os.replace(tmp, path)
+    return path
 
 
 def out(dataset, path):
@@ -102,6 +130,7 @@ def final_targets():
             targets.append(out(dataset, "comparison.tsv"))
     for name in SEQUENCE_SETS:
         targets += sequence_targets(name)
+    targets += [out(entry["dataset"], f"predict/{name}/predictions.tsv") for name, entry in PREDICT.items()]
     targets += corpus_targets()
     return targets
 
@@ -127,8 +156,8 @@ def unifrac_targets(dataset):
 
 
 def aam_run_settings(run, *sections):
-    """The sections of an AAM run that a stage reads, as canonical JSON."""
-    return to_json({section: AAM_RUNS[run][section] for section in sections})
+    """The sections of an AAM run that a stage reads, as a `--settings` argument (settings_arg)."""
+    return settings_arg({section: AAM_RUNS[run][section] for section in sections})
 
 
 def pretrain_enabled(run):
@@ -342,3 +371,36 @@ def training_resource_params(trainer_of):
     """A training rule's resources (training_resources), each a function of the wildcards."""
     keys = ("gpu", "nodes", "tasks_per_node", "tasks_per_gpu", "mpi")
     return {key: (lambda wildcards, key=key: training_resources(trainer_of(wildcards))[key]) for key in keys}
+
+
+# --- predict: new tables through a fine-tuned model ---
+
+
+def predict_entry(wc):
+    """The `predict:` entry of {name}; its dataset must be the path's {dataset}."""
+    entry = PREDICT[wc.name]
+    if entry["dataset"] != wc.dataset:
+        raise ValueError(f"predict/{wc.name} belongs to dataset {entry['dataset']}, not {wc.dataset}")
+    return entry
+
+
+def predict_model_dir(wc):
+    entry = predict_entry(wc)
+    return out(wc.dataset, f"models/{entry['run']}/finetune/{entry['target']}")
+
+
+def predict_inputs(wc):
+    entry = predict_entry(wc)
+    files = {
+        name: f"{predict_model_dir(wc)}/{name}"
+        for name in ("model.safetensors", "model.json", "train_features.parquet")
+    }
+    files["table"] = entry["table"]
+    if entry.get("sequences"):
+        files["sequences"] = entry["sequences"]
+    return files
+
+
+def predict_sequences_arg(wc):
+    sequences = predict_entry(wc).get("sequences")
+    return f"--sequences {shlex.quote(sequences)}" if sequences else ""

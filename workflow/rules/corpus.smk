@@ -70,8 +70,8 @@ rule corpus_pretrain:
         config=corpus_out("{corpus}", "{run}/model.json"),
         history=corpus_out("{corpus}", "{run}/metrics.csv"),
     params:
-        studies=lambda wc: to_json(corpus_studies_arg(wc.corpus, wc.run)),
-        settings=lambda wc: to_json(corpus_run_settings(wc.corpus, wc.run)),
+        studies=lambda wc: settings_arg(corpus_studies_arg(wc.corpus, wc.run)),
+        settings=lambda wc: settings_arg(corpus_run_settings(wc.corpus, wc.run)),
         val_fraction=lambda wc: config["pretrain_corpus"][wc.corpus]["val_fraction"],
         seed=config["seed"],
         out_dir=lambda wc: corpus_out(wc.corpus, wc.run),

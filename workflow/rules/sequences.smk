@@ -22,7 +22,7 @@ rule seq_prepare:
     output:
         seq_out("{name}", "prepared.parquet"),
     params:
-        settings=lambda wc: to_json(
+        settings=lambda wc: settings_arg(
             {k: v for k, v in SEQUENCE_SETS[wc.name].items() if k not in SEQ_FILE_KEYS}
         ),
         sources=seq_prepare_sources,
@@ -127,7 +127,7 @@ rule seq_classify:
             labels={"run": "{run}", "file": "taxonomy.tsv"},
         ),
     params:
-        settings=lambda wc: to_json(SEQ_RUNS[wc.run].get("classify", {})),
+        settings=lambda wc: settings_arg(SEQ_RUNS[wc.run].get("classify", {})),
         source=seq_classify_source,
         model_dir=lambda wc: seq_out(wc.name, f"models/{wc.run}"),
     wildcard_constraints:

@@ -25,9 +25,12 @@ Outputs in ``--out-dir`` (for `aam evaluate`):
     ``prob_<class>`` per class. Val and test samples use the DataModule's fixed evaluation
     rarefaction; the weights are those of the best validation epoch.
 ``embeddings.parquet``
-    sample (string), split (train | val | test), embedding (list<float32>, the sample encoder's
-    pooled vector), for every sample with a target; train samples also use a fixed evaluation
-    rarefaction.
+    id (sample, string), split (train | val | test), embedding (fixed_size_list<float32>: the
+    sample encoder's pooled vector; the layout of :mod:`aam.io.embeddings`), for every sample with
+    a target; train samples also use a fixed evaluation rarefaction.
+``train_features.parquet``
+    feature_id, sequence (as the model read it, cut to max_bp) of every feature in a training
+    sample: `aam predict` reports how many features of a new table training never saw.
 Working files beside them: ``checkpoints/`` (resume) and ``logs/`` (CSV, TensorBoard).
 """
 
@@ -36,6 +39,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import time
 from pathlib import Path
 
 import numpy as np
@@ -162,7 +166,7 @@ def predict(model, loader, device: torch.device) -> dict[str, np.ndarray]:
     if not rows:
         return {}
     return {"row": torch.cat(rows).numpy(), "output": torch.cat(outs).numpy(),
-            "embedding": torch.cat(embs).numpy(), "target": torch.cat(trues).numpy()}
+            "embedding": torch.cat(embs).numpy(), "target": torch.cat(trues).numpy() if trues else None}
 
 
 def prediction_table(pred: dict[str, np.ndarray], split: str, dm, task: str) -> pd.DataFrame:
@@ -195,20 +199,35 @@ def eval_loader(dm, split: str):
 
 
 def write_embeddings(frames: list[pd.DataFrame], path: Path) -> None:
+    """Sample embeddings in the one layout of :mod:`aam.io.embeddings` (id, split, embedding)."""
+    from aam.io.embeddings import write_embeddings as write
+
+    table = pd.concat(frames, ignore_index=True)
+    write(path, table["sample"].astype(str).to_list(), np.stack(table["embedding"].to_list()),
+          split=table["split"].to_list())
+
+
+TRAIN_FEATURES = "train_features.parquet"
+
+
+def write_train_features(dm, path: Path) -> None:
+    """The features of the training samples (feature_id, and the sequence as the model read it,
+    cut to max_bp): `aam predict` counts the features of a new table that training never saw."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    table = pd.concat(frames, ignore_index=True)
-    emb = np.stack(table["embedding"].to_list()).astype(np.float32) if len(table) else np.zeros((0, 0))
-    dim = emb.shape[1] if emb.ndim == 2 else 0
-    arrow = pa.table({
-        "sample": pa.array(table["sample"].astype(str).to_list(), pa.string()),
-        "split": pa.array(table["split"].to_list(), pa.string()),
-        "embedding": pa.FixedSizeListArray.from_arrays(pa.array(emb.reshape(-1), pa.float32()), dim)
-        .cast(pa.list_(pa.float32())),
+    from aam.data.nucleotides import NucleotideTokenizer
+
+    rows = dm.train_dataset.rows
+    present = [dm.samples.row(int(r))[0] for r in rows]
+    feats = np.unique(np.concatenate(present)) if present else np.zeros(0, dtype=np.int64)
+    table = pa.table({
+        "feature_id": pa.array([str(f) for f in dm.feature_ids[feats]], pa.string()),
+        "sequence": pa.array(NucleotideTokenizer.decode(dm.features.tokens[feats]) if feats.size else [],
+                             pa.string()),
     })
     with atomic_path(path) as tmp:
-        pq.write_table(arrow, tmp)
+        pq.write_table(table, tmp)
 
 
 # ------------------------------------------------------------------------------- pretrained encoder
@@ -338,9 +357,12 @@ def run(args: argparse.Namespace) -> None:
     model = module.model
     tables, embeddings, val_metrics = [], [], {}
     for split in ("train", "val", "test"):
+        start = time.perf_counter()
         pred = predict(model, eval_loader(dm, split), device)
         if not pred:
             continue
+        log.info("predicted the %s split (%d samples) in %.1f s", split, len(pred["row"]),
+                 time.perf_counter() - start)
         table = prediction_table(pred, split, dm, task)
         embeddings.append(pd.DataFrame({"sample": table["sample"], "split": split,
                                         "embedding": list(pred["embedding"])}))
@@ -380,3 +402,4 @@ def run(args: argparse.Namespace) -> None:
     with atomic_path(out_dir / "predictions.tsv") as tmp:
         predictions.to_csv(tmp, sep="\t", index=False, float_format="%.6g")
     write_embeddings(embeddings, out_dir / "embeddings.parquet")
+    write_train_features(dm, out_dir / TRAIN_FEATURES)

@@ -24,13 +24,26 @@ API
     its ``fingerprint`` (settings, inputs) matches; stale checkpoints of other settings are
     discarded; one that is unreadable or names files outside its folder is set aside, renamed to
     ``checkpoints.set-aside-<time>``, with a warning), ``CSVLogger`` + ``TensorBoardLogger`` under
-    ``out_dir/logs``, a progress bar, the
+    ``out_dir/logs``, a progress line per epoch (:mod:`aam.training.progress`; a tqdm bar only on a
+    terminal), the
     parameter count at the start, the wall time at the end, ``seed_everything`` and deterministic
     algorithms on CPU, and ``accelerator: auto`` which uses a GPU where there is one. After fitting,
     the best checkpoint's weights are loaded into ``module`` (``restore_best``). Checkpoints are
     only ever loaded with ``torch.load(weights_only=True)`` and only from ``out_dir/checkpoints``.
     ``FitResult.history`` is a per-epoch ``DataFrame`` (columns ``epoch``, ``step``,
     ``train/loss``, ``val/loss``, ... : ``_epoch`` suffixes are stripped, ``_step`` columns dropped).
+
+    Data parallelism: ``devices`` x ``num_nodes`` > 1 trains with DDP (gloo on CPU, NCCL on GPU);
+    processes come from srun (SLURM, ranks from its environment), torchrun, or Lightning's own
+    launcher. Only rank 0 changes checkpoint files; ``FitResult.global_rank`` tells a stage whether
+    to write outputs. A datamodule with ``shards_by_rank = True`` deals batches to the ranks itself
+    (``AAMDataModule``); others get Lightning's DistributedSampler. Validation metrics must be
+    logged with ``sync_dist=True``, and metrics computed from all predictions gathered with
+    ``EngineModule.all_ranks``.
+
+    Preemption: SIGUSR1 or SIGTERM saves ``last.ckpt`` at the next optimizer step (all ranks
+    together), requeues the SLURM job and raises :class:`aam.errors.Preempted`; the rerun resumes,
+    mid-epoch included (see ``_Preemption``).
 ``export_model(model, out_dir, extra=None)`` / ``load_model(out_dir)``
     Weights as ``model.safetensors`` plus ``model.json`` (``model_class``: dotted path,
     ``config``: the model's config dataclass as a dict, ``provenance`` (:mod:`aam.provenance`;
@@ -72,13 +85,15 @@ from lightning.pytorch.utilities import rank_zero_only
 from aam.errors import InputError, Preempted
 from aam.io.atomic import atomic_path, write_text
 from aam.provenance import provenance
+from aam.training.progress import ProgressLog, progress_bar_enabled, quiet_lightning
 
 log = logging.getLogger(__name__)
 
 OPTIMIZERS = ("adamw", "adam", "sgd")
 SCHEDULES = ("warmup_cosine", "step", "plateau", "none")
 PRECISIONS = ("32", "bf16-mixed", "16-mixed")
-STRATEGIES = ("auto", "ddp", "ddp_spawn", "ddp_find_unused_parameters_true")
+# Not ddp_spawn: its callbacks (the history) run in the spawned children, not in the caller.
+STRATEGIES = ("auto", "ddp", "ddp_find_unused_parameters_true")
 
 
 class NonFiniteLossError(RuntimeError):
@@ -115,13 +130,14 @@ class TrainerSettings:
     accelerator: str = "auto"  # auto | cpu | gpu
     devices: int | str = "auto"  # processes (GPUs, or CPU processes) per node; auto = all GPUs, 1 CPU
     num_nodes: int = 1
-    strategy: str = "auto"  # auto (ddp with more than one process) | ddp | ddp_spawn | ...
+    strategy: str = "auto"  # auto (ddp with more than one process) | ddp | ddp_find_unused_parameters_true
     num_workers: int = 0
     num_threads: int | None = None  # torch CPU threads; null = torch's default
     seed: int | None = None  # null = the caller's (config) seed, else 42
     deterministic: bool = True  # deterministic algorithms (CPU only)
-    log_every_n_steps: int = 10
-    progress_bar: bool = True
+    log_every_n_steps: int = 10  # CSV/TensorBoard logging interval (optimizer steps)
+    progress_every_n_steps: int | None = None  # a progress line every N steps too; null = per epoch
+    progress_bar: bool | str = "auto"  # tqdm bar: auto = only when the output is a terminal
     resume: bool = True  # resume from out_dir/checkpoints/last.ckpt when present
     restore_best: bool = True  # load the best checkpoint's weights after fitting
     extra: dict[str, Any] = field(default_factory=dict, repr=False)  # not used by the engine
@@ -151,6 +167,8 @@ class TrainerSettings:
             raise bad(f"precision {self.precision!r} is not one of {PRECISIONS}")
         if self.mode not in ("min", "max"):
             raise bad(f"mode {self.mode!r} is not 'min' or 'max'")
+        if self.progress_bar not in (True, False, "auto"):
+            raise bad(f"progress_bar must be true, false or 'auto', got {self.progress_bar!r}")
         if self.lr <= 0:
             raise bad(f"lr must be > 0, got {self.lr}")
         if self.accumulate_grad_batches < 1:
@@ -630,7 +648,9 @@ def fit(
         auto_insert_metric_name=False,
         save_on_train_epoch_end=True,
     )
-    cbs: list[Callback] = [history, _FiniteMonitor(s.monitor), _WallClock(), checkpoint,
+    quiet_lightning()
+    progress = ProgressLog(s.monitor, s.mode, s.progress_every_n_steps)
+    cbs: list[Callback] = [history, _FiniteMonitor(s.monitor), _WallClock(), progress, checkpoint,
                            _Preemption(out_dir / "checkpoints" / "last.ckpt")]
     if s.patience is not None:
         cbs.append(
@@ -666,7 +686,7 @@ def fit(
         callbacks=cbs,
         logger=loggers,
         log_every_n_steps=s.log_every_n_steps,
-        enable_progress_bar=s.progress_bar,
+        enable_progress_bar=progress_bar_enabled(s.progress_bar),
         enable_model_summary=False,
         deterministic=bool(s.deterministic) and not on_gpu,
         num_sanity_val_steps=0 if ckpt_path is not None else 1,
