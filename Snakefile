@@ -47,6 +47,7 @@ include: "workflow/rules/tokenize.smk"
 include: "workflow/rules/aam.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/sequences.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:

@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -165,6 +166,27 @@ def test_whole_workflow_runs_end_to_end_and_reports(tmp_path):
     report = snakemake(tmp_path, "--report", str(tmp_path / "report.html"))
     assert report.returncode == 0, (report.stdout + report.stderr)[-3000:]
     assert (tmp_path / "report.html").stat().st_size > 100_000
+    assert_report_opens_with_results(tmp_path / "report.html", results)
+
+
+def assert_report_opens_with_results(report: Path, results: Path) -> None:
+    """The report's front page (the workflow description) holds the headline table: each run's
+    primary test metric beside the forest's, as comparison.tsv has them, then the split summary."""
+    page = report.read_text()
+    match = re.search(r"var workflow_desc = (\".*?\");\n", page)
+    assert match, "no workflow description in the report"
+    front = json.loads(match.group(1))
+    assert 'id="headline-ibd2538"' in front and 'id="splits-ibd2538"' in front
+    assert front.index('id="headline-ibd2538"') < front.index('id="splits-ibd2538"')
+    assert front.index('id="headline-ibd2538"') < front.index("AAM Workflow ran on")
+    table = front[front.index('id="headline-ibd2538"'):]
+    table = table[: table.index("</table>")]
+    rows = [re.findall(r"<td[^>]*>([^<]*)</td>", row) for row in table.split("<tr>")[2:]]
+    comparison = pd.read_csv(results / "ibd2538" / "comparison.tsv", sep="\t")
+    assert [(r[0], r[1]) for r in rows] == list(zip(comparison["target"], comparison["run"], strict=True))
+    assert [r[4] for r in rows] == [f"{v:.3f}" for v in comparison["aam"]]
+    assert [r[5] for r in rows] == [f"{v:.3f}" for v in comparison["random_forest"]]
+    assert 'id="sequences-contrastive"' in front and "naive Bayes accuracy" in front
 
 
 def test_a_configfile_replaces_the_demo_config(tmp_path):

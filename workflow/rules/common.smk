@@ -86,7 +86,7 @@ def logged(command):
 
 def final_targets():
     """Everything the default target asks for - per dataset the prepared data, UniFrac, every run's evaluation
-    and the run comparison; per sequence collection every sequence model's evaluation."""
+    and the run comparison; per sequence collection every sequence model's evaluation; the results page."""
     targets = []
     for dataset in DATASETS:
         targets.append(out(dataset, "rarefied/table.biom"))
@@ -100,6 +100,8 @@ def final_targets():
             targets.append(out(dataset, "comparison.tsv"))
     for name in SEQUENCE_SETS:
         targets += sequence_targets(name)
+    if DATASETS or SEQUENCE_SETS:
+        targets.append(f"{RESULTS}/summary.html")
     return targets
 
 
