@@ -11,7 +11,13 @@ import numpy as np
 import pandas as pd
 
 from aam.cli import main
-from aam.evaluate.summary import headline, html_table, sequence_rows, split_before_after
+from aam.evaluate.summary import (
+    evaluation_tables,
+    headline,
+    html_table,
+    sequence_rows,
+    split_before_after,
+)
 
 SPLITS = pd.DataFrame({
     "sample": ["a1", "a2", "b1", "c1", "c2", "d1"],
@@ -46,6 +52,25 @@ def test_headline_takes_cv_columns_when_present():
                                          cv_difference=[-0.06, -0.16], cv_wilcoxon_p=[0.31, 0.06]))
     assert list(with_cv["CV AAM (mean ± sd)"]) == ["0.600 ± 0.100", "0.500 ± 0.200"]
     assert list(with_cv["Wilcoxon p"]) == ["0.310", "0.060"]
+
+
+def test_evaluation_tables_of_a_metrics_json():
+    metrics = {
+        "classes": ["Control", "Crohns"], "n_test": 5,
+        "test": {"aam": {"n": 5, "accuracy": 0.6, "auroc": 0.5, "confusion_matrix": [[2, 1], [1, 1]],
+                         "classes": ["Control", "Crohns"]},
+                 "random_forest": {"n": 5, "accuracy": 0.8, "auroc": 0.9,
+                                   "confusion_matrix": [[3, 0], [1, 1]]}},
+        "val": {"aam": {"n": 3, "accuracy": 1.0, "auroc": 1.0, "confusion_matrix": [[2, 0], [0, 1]]},
+                "random_forest": None},
+    }
+    scores, confusion = evaluation_tables(metrics)
+    assert list(zip(scores["split"], scores["model"], scores["accuracy"], strict=True)) == [
+        ("test", "AAM", 0.6), ("test", "random forest", 0.8), ("val", "AAM", 1.0)]
+    assert [title for title, _ in confusion] == ["AAM: test confusion matrix",
+                                                 "random forest: test confusion matrix"]
+    forest = confusion[1][1].set_index("true class")
+    assert forest.loc["Control", "predicted Control"] == 3 and forest.loc["Crohns", "predicted Control"] == 1
 
 
 def test_html_table_escapes_values():

@@ -155,6 +155,29 @@ def sequence_rows(collection: str, run: str, metrics: dict) -> list[dict]:
     }]
 
 
+def evaluation_tables(metrics: dict) -> tuple[pd.DataFrame, list[tuple[str, pd.DataFrame]]]:
+    """One evaluate metrics.json as tables: the test (and validation) metrics of the model and the
+    forest, one row each; for classification the confusion matrix of each on the test split."""
+    rows = []
+    for where in ("test", "val"):
+        for model, label in (("aam", "AAM"), ("random_forest", "random forest")):
+            m = (metrics.get(where) or {}).get(model)
+            if not m:
+                continue
+            row = {"split": where, "model": label}
+            row.update({k: v for k, v in m.items() if k not in ("confusion_matrix", "classes")})
+            rows.append(row)
+    confusion = []
+    classes = metrics.get("classes") or []
+    for model, label in (("aam", "AAM"), ("random_forest", "random forest")):
+        matrix = ((metrics.get("test") or {}).get(model) or {}).get("confusion_matrix")
+        if matrix and classes:
+            frame = pd.DataFrame(matrix, columns=[f"predicted {c}" for c in classes])
+            frame.insert(0, "true class", classes)
+            confusion.append((f"{label}: test confusion matrix", frame))
+    return pd.DataFrame(rows), confusion
+
+
 def html_table(frame: pd.DataFrame, table_id: str | None = None) -> str:
     """An HTML table (values escaped) with inline borders: the report's styles leave tables bare."""
     cell = "border:1px solid #ccc;padding:2px 6px;text-align:left"

@@ -10,8 +10,9 @@ k-mer naive Bayes; reconstruction and codebook figures of VQ runs).
 Inputs are read under --results by the workflow's layout ({dataset}/comparison.tsv, splits.tsv,
 ingest/samples.parquet, rarefied/dropped.tsv and table.biom, unifrac/faith_pd.tsv;
 sequences/{name}/eval/{run}/metrics.json); --plan says which exist (JSON):
-``{"datasets": {name: {"class_column": str|null, "comparison": bool, "faith_pd": bool}},
-"sequences": {name: [run, ...]}}``. The output is an HTML fragment (styles inline), written
+``{"datasets": {name: {"class_column": str|null, "comparison": bool, "evaluations": [[run, target],
+...], "faith_pd": bool}}, "sequences": {name: [run, ...]}}`` (evaluations: the eval/{run}/{target}/
+metrics.json files shown as tables). The output is an HTML fragment (styles inline), written
 atomically; the report's front page embeds it, and it is also a report item of its own.
 """
 
@@ -67,6 +68,33 @@ def _depth(table_path: Path) -> int | None:
     return int(table.sum(axis="sample")[0])
 
 
+def evaluation_details(path: Path, run: str, target: str) -> str:
+    """One run's metrics.json as tables, folded: the headline table above already has its number."""
+    try:
+        metrics = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise InputError(f"{path}: cannot read ({err})") from None
+    scores, confusion = summary.evaluation_tables(metrics)
+    positive = metrics.get("positive_class")
+    facts = [f"{metrics.get('n_test')} test samples", f"{metrics.get('n_val')} validation samples"]
+    forest = metrics.get("random_forest") or {}
+    if forest.get("n_train") is not None:
+        splits = ", ".join(forest.get("train_splits", []))
+        facts.append(f"forest trained on {forest['n_train']} samples of {splits}")
+    if positive:
+        facts.append(f"AUROC scores class {html.escape(str(positive))}")
+    parts = [
+        f"<details><summary>Run {html.escape(run)}, target {html.escape(target)}: metrics.json as tables"
+        "</summary>",
+        f"<p>{'; '.join(facts)}.</p>",
+        summary.html_table(scores),
+    ]
+    for title, frame in confusion:
+        parts += [f"<p>{html.escape(title)}</p>", summary.html_table(frame)]
+    parts.append("</details>")
+    return "\n".join(parts)
+
+
 def dataset_section(root: Path, name: str, plan: dict) -> str:
     """The HTML of one dataset: results first, then the data behind them."""
     parts = [f"<h3>Dataset {html.escape(name)}</h3>"]
@@ -84,6 +112,8 @@ def dataset_section(root: Path, name: str, plan: dict) -> str:
             summary.html_table(comparison, f"comparison-{name}"),
             "</details>",
         ]
+        for run, target in plan.get("evaluations", []):
+            parts.append(evaluation_details(root / "eval" / run / target / "metrics.json", run, target))
     else:
         parts.append("<p>No AAM run was evaluated on this dataset (the config has no aam.runs or no "
                      "targets).</p>")
