@@ -62,8 +62,9 @@ def main() -> None:
 
     import torch
 
+    from aam.evaluate.taxonomy import kmer_matrix
     from aam.stages.embed import embed_sequences, load_contrastive
-    from aam.stages.seq_evaluate import evaluate_contrastive, kmer_matrix
+    from aam.stages.seq_evaluate import evaluate_contrastive
     from aam.stages.seq_prepare import prepare, write_prepared
     from aam.stages.seq_train import train_run
 
@@ -164,7 +165,7 @@ def main() -> None:
         f"trained {result.global_step} steps ({result.epochs} epochs, {result.n_parameters:,} parameters) "
         f"in {train_s:.0f} s; embedded {len(frame)} sequences in {embed_s:.1f} s"
     )
-    from aam.stages.seq_evaluate import knn_predict
+    from aam.evaluate.taxonomy import knn_predict
 
     is_test = (frame.split == "test").to_numpy()
     print(f"{'rank':8s} {'n_test':>6s} {'1-NN':>7s} {f'{args.knn_k}-NN':>7s} {'naive Bayes':>12s}")

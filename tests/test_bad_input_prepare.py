@@ -10,6 +10,7 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
@@ -483,3 +484,33 @@ def test_metadata_with_a_header_only(data, capsys, text):
     (data / "header_only.tsv").write_text(text)
     code = run_ingest(data, meta="header_only.tsv")
     assert_failed(code, capsys, data, "header_only.tsv", "no samples")
+
+
+# --- split: every split asked for gets samples
+
+
+def _split(data: Path, out: Path, *extra: str) -> int:
+    argv = ["split", "--samples", str(out / "samples.parquet"), "--group-column", "host_subject_id"]
+    argv += ["--out", str(data / "sp" / "splits.tsv"), "--summary", str(data / "sp" / "summary.tsv"), *extra]
+    return main(argv)
+
+
+def test_single_group_leaves_val_and_test_empty(data, capsys):
+    lines = (data / "metadata.tsv").read_text().splitlines()
+    rows = [lines[0]] + ["\t".join([f[0], "subjA", *f[2:]]) for f in (ln.split("\t") for ln in lines[1:])]
+    (data / "one_subject.tsv").write_text("\n".join(rows) + "\n")
+    assert run_ingest(data, meta="one_subject.tsv") == 0
+    capsys.readouterr()
+    code = _split(data, data / "out")
+    words = ("split val and test would get no sample", "1 group(s) of 'host_subject_id'")
+    outputs = ("splits.tsv", "summary.tsv")
+    assert_failed(code, capsys, data, "samples.parquet", *words, outputs=outputs, out="sp")
+
+
+def test_single_group_is_fine_when_only_train_is_asked_for(data, capsys):
+    lines = (data / "metadata.tsv").read_text().splitlines()
+    rows = [lines[0]] + ["\t".join([f[0], "subjA", *f[2:]]) for f in (ln.split("\t") for ln in lines[1:])]
+    (data / "one_subject.tsv").write_text("\n".join(rows) + "\n")
+    assert run_ingest(data, meta="one_subject.tsv") == 0
+    assert _split(data, data / "out", "--settings", '{"fractions": {"train": 1.0}}') == 0
+    assert set(pd.read_csv(data / "sp" / "splits.tsv", sep="\t")["split"]) == {"train"}

@@ -138,3 +138,9 @@ def test_fasta_and_text_accept_the_same_iupac_codes_and_read_u_as_t(tmp_path):
     kmers = KmerTokenizer(3, 1, add_special_tokens=False)
     ids = kmers.encode(expected).tolist()
     assert [kmers.vocab[i] for i in ids[:2]] == ["ACG", "CGT"] and ids[2:] == [UNK_ID] * (len(expected) - 4)
+
+
+def test_external_test_labels_need_training_labels(tmp_path, capsys):
+    fasta, tax = _write_set(tmp_path, n=10)
+    settings = {"test": {"fasta": str(fasta), "labels": str(tax)}}
+    _prepare_fails(tmp_path, capsys, fasta, settings=settings, match="labels for both")

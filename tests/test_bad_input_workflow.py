@@ -58,13 +58,20 @@ def test_stage_error_line_appears_in_snakemake_output_and_logs_sit_under_results
     assert not (tmp_path / "out/small/ingest").exists() or not any((tmp_path / "out/small/ingest").iterdir())
 
 
-def test_logs_and_benchmarks_follow_the_results_folder(tmp_path):
-    small_config(tmp_path)
-    result = snakemake(tmp_path, "-n", str(tmp_path / "out/small/splits.tsv"))
+def test_every_rule_logs_under_results_and_shows_its_error_line(tmp_path):
+    """Every job of the demo DAG: log and benchmark under the results folder, shell through logged()."""
+    write_config(tmp_path)
+    result = snakemake(tmp_path, "-n", "-p")
     text = result.stdout + result.stderr
     assert result.returncode == 0, text[-3000:]
-    assert f"log: {tmp_path}/out/logs/small/ingest.log" in text
-    assert f"benchmark: {tmp_path}/out/benchmarks/small/ingest.tsv" in text
+    jobs = [job for job in text.split("\nrule ")[1:] if not job.startswith("all:")]
+    assert len(jobs) >= 15
+    results = tmp_path / "results"
+    for job in jobs:
+        name = job.split(":", 1)[0]
+        assert f"log: {results}/logs/" in job, name
+        assert f"benchmark: {results}/benchmarks/" in job, name
+        assert "|| { status=$?; tail -n 1 " in job, name
 
 
 def _with_bad_name(config: dict, kind: str, bad: str) -> tuple[dict, str]:
@@ -116,6 +123,14 @@ def test_heads_not_dividing_embedding_dim_names_the_run():
         InputError, match="aam/runs/scratch: model: heads 5 does not divide embedding_dim 128"
     ):
         check_config(config, where="my.yaml")
+
+
+def test_heads_not_dividing_embedding_dim_stops_a_training_stage_run_by_hand():
+    from aam.config import load_settings
+
+    expected = r"^settings \(aam_run\): model: heads 3 does not divide embedding_dim 64$"
+    with pytest.raises(InputError, match=expected):
+        load_settings('{"model": {"embedding_dim": 64, "heads": 3}}', "aam_run")
 
 
 def test_heads_not_dividing_dim_of_a_sequence_model_names_the_run():

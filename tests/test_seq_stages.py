@@ -117,8 +117,47 @@ def test_contrastive_end_to_end(tmp_path):
         )
         == 0
     )
-    for name in ("model.safetensors", "model.json", "tokenizer.json", "history.csv"):
+    for name in ("model.safetensors", "model.json", "tokenizer.json", "history.csv", "reference.parquet"):
         assert (model_dir / name).exists()
+    frame = pd.read_parquet(prepared)
+    ref = pd.read_parquet(model_dir / "reference.parquet")
+    assert sorted(ref["id"]) == sorted(frame["id"][frame["split"] == "train"])
+    # classify the test split and a .qza of reads: q2-feature-classifier's table
+    taxonomy = tmp_path / "taxonomy.tsv"
+    assert (
+        main(["classify", "--model-dir", str(model_dir), "--prepared", str(prepared), "--out", str(taxonomy)])
+        == 0
+    )
+    table = pd.read_csv(taxonomy, sep="\t", dtype=str)
+    assert taxonomy.read_text().splitlines()[0] == "Feature ID\tTaxon\tConfidence"
+    assert list(table["Feature ID"]) == list(frame["id"][frame["split"] == "test"])
+    assert table["Confidence"].astype(float).between(0, 1).all()
+    assert table["Taxon"].str.match(r"^(Unassigned|k__Bacteria(; [pcofgs]__[^;]+)*)$").all()
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "reads.qza", "w") as zf:
+        zf.writestr(
+            "u/metadata.yaml", "uuid: u\ntype: FeatureData[Sequence]\nformat: DNASequencesDirectoryFormat\n"
+        )
+        zf.writestr("u/data/dna-sequences.fasta", fasta.read_text())
+    assert (
+        main(
+            [
+                "classify",
+                "--model-dir",
+                str(model_dir),
+                "--reads",
+                str(tmp_path / "reads.qza"),
+                "--threshold",
+                "0",
+                "--out",
+                str(taxonomy),
+            ]
+        )
+        == 0
+    )
+    table = pd.read_csv(taxonomy, sep="\t", dtype=str)
+    assert len(table) == 40 and not (table["Taxon"] == "Unassigned").any()
     from aam import __version__
 
     prov = json.loads((model_dir / "model.json").read_text())["provenance"]
@@ -261,3 +300,47 @@ def test_same_seed_gives_identical_weights(tmp_path):
     assert (tmp_path / "a" / "model.safetensors").read_bytes() == (
         tmp_path / "b" / "model.safetensors"
     ).read_bytes()
+
+
+def test_external_test_set_never_leaks_into_training(tmp_path):
+    fasta, tax = _write_set(tmp_path, n=40)
+    test_dir = tmp_path / "ext"
+    test_dir.mkdir()
+    test_fasta, test_tax = _write_set(test_dir, n=12, seed=5)
+    test_fasta.write_text(test_fasta.read_text().replace(">s", ">t"))
+    test_tax.write_text(test_tax.read_text().replace("\ns", "\nt"))
+    test_seqs = dict(rec.split("\n")[:2] for rec in test_fasta.read_text().split(">")[1:])
+    # the training collection also holds a test ID (another sequence) and a test sequence (another ID)
+    fasta.write_text(fasta.read_text() + f">t0\n{'ACGT' * 20}\n>dup\n{test_seqs['t3']}\n")
+    tax.write_text(tax.read_text() + "".join(f"{i}\t{TAX.format(g='Dorea')}\n" for i in ("t0", "dup")))
+    prepared = tmp_path / "prepared.parquet"
+    settings = {"test": {"fasta": str(test_fasta), "labels": str(test_tax)}}
+    argv = ["seq-prepare", "--fasta", str(fasta), "--labels", str(tax), "--out", str(prepared)]
+    assert main([*argv, "--settings", json.dumps(settings)]) == 0
+    frame = pd.read_parquet(prepared)
+    test = frame[frame["split"] == "test"]
+    train = frame[frame["split"] == "train"]
+    assert dict(zip(test["id"], test["sequence"], strict=True)) == test_seqs  # the external set as given
+    assert sorted(train["id"]) == sorted(f"s{i}" for i in range(40))  # t0 and dup dropped
+    assert not train["sequence"].isin(test["sequence"]).any()
+    run = {
+        "kind": "contrastive",
+        "tokenizer": {"type": "kmer", "k": 4, "stride": 2},
+        "model": {"dim": 8, "layers": 0, "pooling": "mean", "proj_hidden": 8, "proj_dim": 8},
+        "label_ranks": ["genus"],
+        "trainer": FAST,
+    }
+    model_dir = tmp_path / "model"
+    argv = [
+        "seq-train",
+        "--prepared",
+        str(prepared),
+        "--settings",
+        json.dumps(run),
+        "--out-dir",
+        str(model_dir),
+    ]
+    assert main(argv) == 0
+    ref = pd.read_parquet(model_dir / "reference.parquet")
+    assert sorted(ref["id"]) == sorted(train["id"])
+    assert not ref["id"].isin(test["id"]).any() and not ref["sequence"].isin(test["sequence"]).any()

@@ -194,3 +194,23 @@ def test_a_configfile_replaces_the_demo_config(tmp_path):
     rules = planned_rules(snakemake(tmp_path, "-n"))
     assert "ingest" in rules
     assert not any(rule.startswith("seq_") for rule in rules)
+
+
+def test_external_test_set_and_classify_rules(tmp_path):
+    demo = REPO / "data" / "demo" / "gg13_8_v4"
+    seqset = {
+        "fasta": str(demo / "v4_3k.fasta"),
+        "labels": str(demo / "v4_3k.taxonomy.tsv"),
+        "test": {"fasta": str(tmp_path / "test.fasta"), "labels": str(tmp_path / "test.tsv")},
+        "classify": str(tmp_path / "reads.qza"),
+    }
+    for name in ("test.fasta", "test.tsv", "reads.qza"):
+        (tmp_path / name).write_text("")
+    write_config(tmp_path, datasets={}, sequences={"gg": seqset})
+    result = snakemake(tmp_path, "-n", "-p")
+    rules = planned_rules(result)
+    assert {"seq_prepare", "seq_train_contrastive", "seq_embed", "seq_classify"} <= rules
+    text = result.stdout
+    assert f"--test-fasta {tmp_path / 'test.fasta'}" in text
+    assert f"--test-labels {tmp_path / 'test.tsv'}" in text
+    assert f"--reads {tmp_path / 'reads.qza'}" in text and "classify/contrastive_small/taxonomy.tsv" in text

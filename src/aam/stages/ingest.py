@@ -1,6 +1,7 @@
 """Stage `aam ingest`: a table, sequences, tree and metadata into Parquet caches and a pruned tree.
 
-Outputs (in --out-dir, each written atomically and only after every input has been checked):
+Outputs (in --out-dir, only after every input has been checked, and all or none: they are written
+into a temporary folder that then takes the place of --out-dir, which must hold nothing else):
 
 features.parquet
     ``feature_id`` (string), ``sequence`` (string, upper-case DNA): the kept features in table
@@ -42,7 +43,7 @@ import pyarrow.parquet as pq
 import scipy.sparse as sp
 
 from aam.errors import InputError
-from aam.io.atomic import atomic_path
+from aam.io.atomic import publish_together
 from aam.io.biom import read_table, table_to_csr
 from aam.io.metadata import read_metadata
 from aam.io.newick import Tree, check_branch_lengths, read_tree, write_tree
@@ -295,9 +296,17 @@ def _check_classes(target: dict, present: set[str], path) -> None:
             )
 
 
+OUTPUTS = ("features.parquet", "counts.parquet", "samples.parquet", "tree.nwk")
+
+
 def write_outputs(result: Ingested, out_dir: str | Path) -> None:
-    """Write the four artifacts atomically (each a temporary file renamed into place)."""
-    out_dir = Path(out_dir)
+    """Write the four artifacts, all or none: into a temporary folder that then takes the place of
+    `out_dir` (`aam.io.atomic.publish_together`), so a kill never leaves some of them."""
+    with publish_together(out_dir, OUTPUTS) as tmp:
+        _write_all(result, tmp)
+
+
+def _write_all(result: Ingested, out_dir: Path) -> None:
     features = pa.table(
         {
             "feature_id": pa.array(result.feature_ids, type=pa.string()),
@@ -327,8 +336,7 @@ def write_outputs(result: Ingested, out_dir: str | Path) -> None:
     samples = pa.table(columns)
     outputs = {"features.parquet": features, "counts.parquet": counts, "samples.parquet": samples}
     for name, table in outputs.items():
-        with atomic_path(out_dir / name) as tmp:
-            pq.write_table(table, tmp, compression="zstd")
+        pq.write_table(table, out_dir / name, compression="zstd")
     write_tree(result.tree, out_dir / "tree.nwk")
 
 

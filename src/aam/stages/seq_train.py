@@ -4,7 +4,9 @@ Input: ``prepared.parquet`` of `aam seq-prepare`. Training uses the ``train`` sp
 seeded `val_fraction` is held out for early stopping; the ``test`` split is left to
 `aam seq-evaluate`. Output folder ``models/{run}/``: ``model.safetensors`` + ``model.json``
 (the engine's export, with the run's settings), ``tokenizer.json``, ``history.csv`` (per-epoch
-metrics) and the engine's ``train/`` folder (checkpoints, CSV and TensorBoard logs).
+metrics) and the engine's ``train/`` folder (checkpoints, CSV and TensorBoard logs). Contrastive
+runs also store ``reference.parquet``: every training sequence (never a test one) with its ranks
+and its embedding, the reference `aam classify` votes over.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ CONTRASTIVE_DEFAULTS = {
     "augment": {},
     "val_fraction": 0.1,
     "knn_k": 1,
+    "classify": {},  # settings of `aam classify` (the seq_classify rule), not of training
     "trainer": {},
 }
 VQ_DEFAULTS = {
@@ -205,6 +208,9 @@ def _train_contrastive(frame: pd.DataFrame, settings: dict, out_dir: Path, seed:
     # the resolved model config too, so that a changed code default never resumes a stale checkpoint
     fingerprint = {**fingerprint, "model_config": model_config.to_dict(), "trainer": ts.as_dict()}
     result = fit(module, out_dir / "train", datamodule=dm, fingerprint=fingerprint)
+    from aam.stages.embed import write_reference
+
+    write_reference(module.model, tokenizer, train, str(out_dir / "reference.parquet"))
     _finish(module.model, out_dir, tokenizer, result, settings, seed, {"loss": loss, "label_ranks": ranks})
     return result
 

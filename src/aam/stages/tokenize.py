@@ -3,7 +3,8 @@
 Inputs: ``ingest/features.parquet`` (feature_id, sequence), ``ingest/counts.parquet`` (sample,
 feature, count; long), optionally ``rarefied/table.biom`` (which samples reach the rarefaction
 depth, and the depth). Outputs in ``--out-dir``: ``features.parquet`` and ``samples.parquet``
-(format in :mod:`aam.io.parquet_cache`).
+(format in :mod:`aam.io.parquet_cache`), both or neither (`aam.io.atomic.publish_together`: the
+folder must hold nothing else).
 
 The tokenizer settings and a SHA-256 of the inputs go into both files' metadata. If both outputs
 already exist with the same settings and inputs they are kept as they are (logged); otherwise they
@@ -27,6 +28,7 @@ from aam.config import load_settings
 from aam.data.nucleotides import NucleotideTokenizer
 from aam.errors import InputError
 from aam.io import parquet_cache as pc
+from aam.io.atomic import publish_together
 
 log = logging.getLogger(__name__)
 
@@ -174,8 +176,13 @@ def build(features, counts, rarefied, out_features, out_samples, max_bp: int = 1
         "rarefaction_depth": depth,
         "n_rarefied_samples": int(is_rarefied.sum()),
     }
-    pc.write_features(out_features, feature_ids, tokens, lengths, meta)
-    pc.write_samples(out_samples, list(sample_ids), indptr, fidx, cnt, is_rarefied, meta)
+    # Both caches or neither: written into a temporary folder that takes the place of theirs.
+    out_features, out_samples = Path(out_features), Path(out_samples)
+    if out_features.parent != out_samples.parent:
+        raise ValueError("the two token caches must share one folder")
+    with publish_together(out_features.parent, (out_features.name, out_samples.name)) as tmp:
+        pc.write_features(tmp / out_features.name, feature_ids, tokens, lengths, meta)
+        pc.write_samples(tmp / out_samples.name, list(sample_ids), indptr, fidx, cnt, is_rarefied, meta)
     log.info(
         "tokenized %d features (max_bp %d, %d cut) and %d samples (%d reach depth %s) in %.2f s",
         len(feature_ids), max_bp, stats.n_truncated, len(sample_ids), int(is_rarefied.sum()), depth,

@@ -22,10 +22,13 @@ API
     (monitor / mode / patience / min_delta), ``ModelCheckpoint`` best + last under
     ``out_dir/checkpoints``, resume from ``out_dir/checkpoints/last.ckpt`` when present (and when
     its ``fingerprint`` (settings, inputs) matches; stale checkpoints of other settings are
-    discarded), ``CSVLogger`` + ``TensorBoardLogger`` under ``out_dir/logs``, a progress bar, the
+    discarded; one that is unreadable or names files outside its folder is set aside, renamed to
+    ``checkpoints.set-aside-<time>``, with a warning), ``CSVLogger`` + ``TensorBoardLogger`` under
+    ``out_dir/logs``, a progress bar, the
     parameter count at the start, the wall time at the end, ``seed_everything`` and deterministic
     algorithms on CPU, and ``accelerator: auto`` which uses a GPU where there is one. After fitting,
-    the best checkpoint's weights are loaded into ``module`` (``restore_best``).
+    the best checkpoint's weights are loaded into ``module`` (``restore_best``). Checkpoints are
+    only ever loaded with ``torch.load(weights_only=True)`` and only from ``out_dir/checkpoints``.
     ``FitResult.history`` is a per-epoch ``DataFrame`` (columns ``epoch``, ``step``,
     ``train/loss``, ``val/loss``, ... : ``_epoch`` suffixes are stripped, ``_step`` columns dropped).
 ``export_model(model, out_dir, extra=None)`` / ``load_model(out_dir)``
@@ -45,6 +48,7 @@ import importlib
 import json
 import logging
 import math
+import os
 import random
 import shutil
 import time
@@ -364,11 +368,65 @@ def seed_everything(seed: int) -> None:
 FINISHED = "finished"  # marker of a run that trained to its end: a new run starts afresh
 
 
+def _inside(path: str | Path, folder: Path) -> bool:
+    """Whether `path` (symbolic links resolved) lies inside `folder`."""
+    return Path(os.path.realpath(path)).is_relative_to(os.path.realpath(folder))
+
+
+def _resume_problem(last: Path, ckpt_dir: Path) -> str | None:
+    """Why `last` cannot be resumed from, or None.
+
+    It must load as plain data (``weights_only=True``: a pickle payload never runs), and every file
+    its ModelCheckpoint state names must lie inside the run's own checkpoint folder: Lightning
+    later loads ``best_model_path`` and deletes ``kth_best_model_path``, so a tampered (or moved)
+    checkpoint could otherwise make the run read or remove files anywhere.
+    """
+    try:
+        checkpoint = torch.load(last, map_location="cpu", weights_only=True)
+    except Exception as err:  # truncated zip, foreign pickle, empty file: torch raises many types
+        first = (str(err).strip().splitlines() or [""])[0][:200]
+        return f"unreadable as a plain-data checkpoint ({type(err).__name__}: {first})"
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+        return "not a training checkpoint (no state_dict)"
+    for state in (checkpoint.get("callbacks") or {}).values():
+        if not isinstance(state, dict):
+            continue
+        keys = ("dirpath", "best_model_path", "kth_best_model_path", "last_model_path")
+        paths = [state.get(key) for key in keys]
+        paths += list(state.get("best_k_models") or {})
+        outside = [str(p) for p in paths if p and not _inside(p, ckpt_dir)]
+        if outside:
+            return f"it names a file outside the run's checkpoint folder ({outside[0]!r})"
+    return None
+
+
+def _set_aside(ckpt_dir: Path, problem: str) -> None:
+    """Rename a checkpoint folder that cannot be resumed (and the run's logs, into it); never delete it."""
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    aside = ckpt_dir.with_name(f"{ckpt_dir.name}.set-aside-{stamp}")
+    n = 1
+    while aside.exists():
+        aside = ckpt_dir.with_name(f"{ckpt_dir.name}.set-aside-{stamp}-{n}")
+        n += 1
+    os.replace(ckpt_dir, aside)
+    logs = ckpt_dir.parent / "logs"
+    if logs.exists():
+        os.replace(logs, aside / "logs")
+    log.warning(
+        "%s: %s; set aside as %s (delete it when you no longer need it); training starts afresh",
+        ckpt_dir / "last.ckpt",
+        problem,
+        aside,
+    )
+
+
 def _prepare_checkpoints(ckpt_dir: Path, fingerprint: dict[str, Any] | None, resume: bool) -> Path | None:
     """The checkpoint to resume from, or None.
 
     Only an unfinished run resumes: checkpoints of other settings, and those of a run that ran to
-    its end (a forced rerun, say), are removed so that training starts afresh.
+    its end (a forced rerun, say), are removed so that training starts afresh. A last checkpoint
+    that cannot be resumed safely (unreadable, truncated, or naming files outside its folder) is
+    set aside with a warning, never deleted, and training starts afresh.
     """
     stamp = ckpt_dir / "fingerprint.json"
     text = json.dumps(fingerprint, sort_keys=True, default=str) if fingerprint is not None else None
@@ -382,6 +440,10 @@ def _prepare_checkpoints(ckpt_dir: Path, fingerprint: dict[str, Any] | None, res
             log.info("removing old checkpoints and logs in %s (%s)", ckpt_dir.parent, why)
             shutil.rmtree(ckpt_dir)
             shutil.rmtree(ckpt_dir.parent / "logs", ignore_errors=True)
+        elif last.exists():
+            problem = _resume_problem(last, ckpt_dir)
+            if problem:
+                _set_aside(ckpt_dir, problem)
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     if text is not None:
         write_text(stamp, text)
@@ -465,6 +527,7 @@ def fit(
         val_dataloaders=val_dataloaders,
         datamodule=datamodule,
         ckpt_path=str(ckpt_path) if ckpt_path is not None else None,
+        weights_only=True,
     )
     wall = time.perf_counter() - start
     if trainer.interrupted:
@@ -474,8 +537,7 @@ def fit(
     best_path = checkpoint.best_model_path or None
     best_score = checkpoint.best_model_score
     if s.restore_best and best_path and Path(best_path).exists():
-        state = torch.load(best_path, map_location="cpu", weights_only=False)["state_dict"]
-        module.load_state_dict(state)
+        module.load_state_dict(_best_weights(Path(best_path), out_dir / "checkpoints"))
         log.info("loaded the best weights (%s = %s) from %s", s.monitor, _fmt(best_score), best_path)
 
     n_params = sum(p.numel() for p in module.parameters())
@@ -497,6 +559,20 @@ def fit(
         resumed=ckpt_path is not None,
         accelerator=accelerator,
     )
+
+
+def _best_weights(path: Path, ckpt_dir: Path) -> dict[str, torch.Tensor]:
+    """The state_dict of the best checkpoint: only from the run's own folder, only as plain data."""
+    if not _inside(path, ckpt_dir):
+        raise InputError(f"{path}: the best checkpoint lies outside the run's folder {ckpt_dir}; not loaded")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+    except Exception as err:  # a pickle payload is refused here, as is a truncated file
+        first = (str(err).strip().splitlines() or [""])[0][:200]
+        raise InputError(
+            f"{path}: cannot load the best checkpoint as plain data ({type(err).__name__}: {first}); "
+            f"delete {ckpt_dir} to train afresh"
+        ) from None
 
 
 def _fmt(x: Any) -> str:
