@@ -27,7 +27,7 @@ def summary_plan():
                 }
                 for d in DATASETS
             },
-            "sequences": {name: list(SEQ_RUNS) for name in SEQUENCE_SETS},
+            "sequences": {name: seq_runs_for(name) for name in SEQUENCE_SETS},
         }
     )
 
@@ -50,5 +50,5 @@ def summary_inputs(wildcards):
                 out(d, f"eval/{run}/{t['name']}/metrics.json") for run in AAM_RUNS for t in dataset_targets(d)
             ]
     for name in SEQUENCE_SETS:
-        files += [seq_out(name, f"eval/{run}/metrics.json") for run in SEQ_RUNS]
+        files += [seq_out(name, f"eval/{run}/metrics.json") for run in seq_runs_for(name)]
     return files
