@@ -12,11 +12,12 @@ import pytest
 
 from aam.cli import main
 from aam.evaluate.metrics import classification_metrics, regression_metrics
+from aam.io.embeddings import write_embeddings
 
 CLASSES = ["Control", "Crohns"]
 
 
-def write_dataset(root, n=60, f=30, seed=0, embedding_as_list=True, regression=False):
+def write_dataset(root, n=60, f=30, seed=0, regression=False):
     """Rarefied BIOM, splits, metadata and a finetune dir whose predictions follow the labels."""
     rng = np.random.default_rng(seed)
     samples = [f"2538.{1000100 + i}" for i in range(n)]  # numeric-looking IDs stay strings
@@ -77,13 +78,7 @@ def write_dataset(root, n=60, f=30, seed=0, embedding_as_list=True, regression=F
     pre.mkdir()
     pd.DataFrame(hist).to_csv(pre / "metrics.csv", index=False)
     emb = rng.normal(size=(int(keep.sum()), 8)).astype(np.float32)
-    if embedding_as_list:
-        edf = rows[["sample", "split"]].copy()
-        edf["embedding"] = list(emb)
-    else:
-        edf = pd.concat([rows[["sample", "split"]].reset_index(drop=True),
-                         pd.DataFrame(emb, columns=[f"dim_{k}" for k in range(8)])], axis=1)
-    edf.to_parquet(ft / "embeddings.parquet", index=False)
+    write_embeddings(ft / "embeddings.parquet", rows["sample"].to_list(), emb, split=rows["split"].to_list())
     return ft
 
 
@@ -129,8 +124,8 @@ def test_evaluate_classification(tmp_path):
     assert (out2 / "predictions.tsv").read_text() == (out / "predictions.tsv").read_text()
 
 
-def test_evaluate_regression_with_per_dim_embeddings(tmp_path):
-    ft = write_dataset(tmp_path, regression=True, embedding_as_list=False)
+def test_evaluate_regression(tmp_path):
+    ft = write_dataset(tmp_path, regression=True)
     out = tmp_path / "eval"
     assert main(evaluate_args(tmp_path, ft, out, column="age", task="regression")) == 0
     m = json.loads((out / "metrics.json").read_text())
@@ -244,6 +239,17 @@ def test_pcoa_coordinates_match_classical_mds_of_euclidean_distances():
         sign = np.sign(coords[0, k] * ref[0, k])
         np.testing.assert_allclose(coords[:, k], sign * ref[:, k], atol=1e-8)
     assert explained[0] == pytest.approx(vals[order[0]] / vals[vals > 1e-12].sum())
+
+
+def test_embeddings_in_another_layout_are_one_clear_error(tmp_path, capsys):
+    ft = write_dataset(tmp_path)
+    old = pd.DataFrame({"sample": ["a", "b"], "split": ["val", "test"],
+                        "embedding": [[0.1, 0.2], [0.3, 0.4]]})
+    old.to_parquet(ft / "embeddings.parquet", index=False)
+    assert main(evaluate_args(tmp_path, ft, tmp_path / "eval")) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "embeddings.parquet" in err[0] and "columns id and embedding" in err[0]
+    assert not (tmp_path / "eval").exists()
 
 
 def test_positive_class_orders_the_classes_and_auroc_scores_it(tmp_path):

@@ -12,8 +12,9 @@ import torch
 
 from aam.cli import main
 from aam.data.dna_tokenizers import KmerTokenizer
+from aam.io.embeddings import read_embeddings
 from aam.models.contrastive import ContrastiveConfig, ContrastiveEmbedder
-from aam.stages.embed import embed_sequences, load_contrastive, read_embeddings
+from aam.stages.embed import embed_sequences, load_contrastive
 from aam.stages.seq_prepare import parse_taxonomy, prepare
 from aam.training.engine import export_model
 
@@ -165,7 +166,8 @@ def test_contrastive_end_to_end(tmp_path):
     assert prov["settings"]["trainer"]["max_epochs"] == run["trainer"]["max_epochs"]
     emb = tmp_path / "emb.parquet"
     assert main(["embed", "--model-dir", str(model_dir), "--fasta", str(fasta), "--out", str(emb)]) == 0
-    ids, vectors = read_embeddings(emb)
+    ids, split, vectors = read_embeddings(emb)
+    assert split is None  # embed has no split: the one layout's optional column
     assert list(ids) == [f"s{i}" for i in range(40)] and vectors.shape == (40, 16)
     out = tmp_path / "eval"
     settings = json.dumps({"ranks": ["genus"], "color_rank": "genus", "knn_k": 3})

@@ -13,9 +13,10 @@ from aam.evaluate.taxonomy import (
     KnnSettings,
     KnnTaxonomyClassifier,
     candidate_kmer_cosine,
-    hierarchical_vote,
     kmer_matrix,
+    kmer_sets,
     lineage_codes,
+    rank_vote,
     truncate,
 )
 
@@ -30,28 +31,40 @@ def test_lineage_codes_keep_homonyms_apart():
     assert prefixes[codes[1, 2]] == ("B", "F2", "G")
 
 
-def test_hierarchical_vote_by_hand():
+def test_rank_vote_by_hand():
     # three neighbours: weights 0.5, 0.3, 0.2; family A, A, B; genus x, y, z (z under B)
     lineage = np.array([["A", "x"], ["A", "y"], ["B", "z"]], dtype=object)
     codes, prefixes = lineage_codes(lineage)
     weights = np.array([[0.5, 0.3, 0.2]])
-    chosen, conf = hierarchical_vote(weights, codes[np.array([[0, 1, 2]])])
-    # family: A has 0.5 + 0.3 = 0.8 of 1.0; genus: among A's, x has 0.5 of the total 1.0
+    chosen, conf = rank_vote(weights, codes[np.array([[0, 1, 2]])])
+    # family: A has 0.5 + 0.3 = 0.8 of 1.0; genus: x has 0.5
     assert [prefixes[c][-1] for c in chosen[0]] == ["A", "x"]
     np.testing.assert_allclose(conf[0], [0.8, 0.5])
-    # a heavier genus of the losing family cannot win the genus: the vote follows the family
-    weights = np.array([[0.3, 0.3, 0.4]])
-    chosen, conf = hierarchical_vote(weights, codes[np.array([[0, 1, 2]])])
-    assert prefixes[chosen[0, 0]] == ("A",) and prefixes[chosen[0, 1]][0] == "A"
-    np.testing.assert_allclose(conf[0], [0.6, 0.3])
+    # weights 0.3, 0.3, 0.4: family A (0.6) but genus z of family B (0.4): neither over half
+    chosen, conf = rank_vote(np.array([[0.3, 0.3, 0.4]]), codes[np.array([[0, 1, 2]])])
+    assert prefixes[chosen[0, 0]] == ("A",) and prefixes[chosen[0, 1]] == ("B", "z")
+    np.testing.assert_allclose(conf[0], [0.6, 0.4])
 
 
-def test_unknown_names_vote_for_no_name():
-    lineage = np.array([["A", "x"], ["A", None], ["A", None]], dtype=object)
+def test_unknown_names_lower_the_confidence_but_do_not_win():
+    lineage = np.array([["A", None], ["A", "x"], ["A", None]], dtype=object)
     codes, prefixes = lineage_codes(lineage)
-    chosen, conf = hierarchical_vote(np.ones((1, 3)), codes[np.array([[0, 1, 2]])])
-    np.testing.assert_allclose(conf[0], [1.0, 1 / 3])
+    chosen, conf = rank_vote(np.array([[0.5, 0.3, 0.2]]), codes[np.array([[0, 1, 2]])])
+    np.testing.assert_allclose(conf[0], [1.0, 0.3])
     assert prefixes[chosen[0, 1]] == ("A", "x")
+
+
+def test_classifier_cuts_where_winners_disagree():
+    # references: two of family A (genera x, y), one of family B (genus z); queries equal weights
+    lineage = np.array([["A", "x"], ["A", "y"], ["B", "z"]], dtype=object)
+    vectors = np.eye(3, dtype=np.float32)
+    settings = KnnSettings(k=3, candidates=3, kmer_weight=0.0, temperature=1e6, threshold=0.3)
+    clf = KnnTaxonomyClassifier(vectors, lineage, settings=settings)
+    names, conf = clf.predict(np.ones((1, 3), np.float32))
+    np.testing.assert_allclose(conf[0], [2 / 3, 1 / 3], rtol=1e-5)
+    table = clf.classify(["q"], np.ones((1, 3), np.float32))
+    # family A wins; the genus winner (a tie, x first) descends from A: kept at threshold 0.3
+    assert table["Taxon"][0] == "k__A; p__x" and table["Confidence"][0] == pytest.approx(1 / 3, rel=1e-5)
 
 
 def test_truncation_at_the_threshold_by_hand():
@@ -99,16 +112,21 @@ def test_truncation_at_the_threshold_by_hand():
     np.testing.assert_allclose(c, [0.9, 0.7, 0.69, 0.9])
     taxa, _ = truncate(names, conf, 0.5)
     assert taxa[0].endswith("g__Blautia") and taxa[2].endswith("c__Gammaproteobacteria")
+    # a rank whose winner does not descend from the winner above ends the taxon there
+    consistent = np.ones(names.shape, dtype=bool)
+    consistent[0, 5] = False
+    taxa, c = truncate(names, conf, 0.5, consistent)
+    assert taxa[0].endswith("f__Lachnospiraceae") and c[0] == 0.9
 
 
 def test_kmer_cosine_matches_sets():
     rng = np.random.default_rng(0)
     seqs = ["".join(rng.choice(list("ACGT"), 40)) for _ in range(6)] + ["ACGTNACGTACGTAC"]
     k = 4
-    x = kmer_matrix(seqs, k)
+    x = kmer_sets(seqs, k)
     sets = [{s[i : i + k] for i in range(len(s) - k + 1) if set(s[i : i + k]) <= set("ACGT")} for s in seqs]
     idx = np.array([[1, 2, 0], [6, 3, 4]])
-    got = candidate_kmer_cosine(x[[0, 5]], x, idx)
+    got = candidate_kmer_cosine(x[[0, 5]], x, idx, k)
     for row, q in enumerate([0, 5]):
         for col, r in enumerate(idx[row]):
             want = len(sets[q] & sets[r]) / np.sqrt(len(sets[q]) * len(sets[r]))

@@ -12,7 +12,7 @@ import importlib
 import logging
 import sys
 
-from aam.errors import InputError
+from aam.errors import PREEMPTED_EXIT, InputError, Preempted
 
 # subcommand -> (module under aam.stages, one-line help)
 STAGES: dict[str, tuple[str, str]] = {
@@ -72,6 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as err:
         print(f"aam {args.stage}: error: {err}", file=sys.stderr)
         return 2
+    except Preempted as err:
+        print(f"aam {args.stage}: preempted: {err}", file=sys.stderr)
+        return PREEMPTED_EXIT
     return 0
 
 

@@ -44,7 +44,7 @@ rule evaluate:
             labels={"run": "{run}", "file": "{figure}"},
         ),
     params:
-        settings=lambda wc: to_json(
+        settings=lambda wc: settings_arg(
             {
                 **config["evaluate"],
                 "random_forest": {

@@ -30,7 +30,7 @@ rule ingest:
         sequences=lambda wc: dataset_config(wc)["sequences"] or "",
         group=lambda wc: dataset_config(wc)["group_column"] or "",
         targets=lambda wc: to_json(dataset_config(wc)["targets"]),
-        settings=lambda wc: to_json(config["ingest"]),
+        settings=lambda wc: settings_arg(config["ingest"]),
     log:
         log_file("{dataset}/ingest.log"),
     benchmark:
@@ -63,7 +63,7 @@ rule split:
     params:
         group=lambda wc: dataset_config(wc)["group_column"] or "",
         stratify=lambda wc: stratify_column(config["split"], dataset_config(wc)["targets"]) or "",
-        settings=lambda wc: to_json(config["split"]),
+        settings=lambda wc: settings_arg(config["split"]),
         seed=config["seed"],
     log:
         log_file("{dataset}/split.log"),

@@ -22,7 +22,7 @@ rule seq_prepare:
     output:
         seq_out("{name}", "prepared.parquet"),
     params:
-        settings=lambda wc: to_json(
+        settings=lambda wc: settings_arg(
             {k: v for k, v in SEQUENCE_SETS[wc.name].items() if k not in SEQ_FILE_KEYS}
         ),
         sources=seq_prepare_sources,
@@ -54,6 +54,7 @@ rule seq_train:
         settings=seq_train_settings,
         seed=config["seed"],
         out_dir=lambda wc: seq_out(wc.name, f"models/{wc.run}"),
+        launch=training_launch_param(lambda wc: SEQ_RUNS[wc.run].get("trainer", {})),
     wildcard_constraints:
         run=_run_regex(_runs_of_kind("vq")),
     log:
@@ -62,12 +63,12 @@ rule seq_train:
         benchmark_file("sequences/{name}/train/{run}.tsv")
     threads: 2
     resources:
-        gpu=1,
+        **training_resource_params(lambda wc: SEQ_RUNS[wc.run].get("trainer", {})),
     conda:
         "../../envs/aam.yaml"
     shell:
         logged(
-            "aam seq-train --prepared {input.prepared:q} --settings {params.settings:q}"
+            "{params.launch}aam seq-train --prepared {input.prepared:q} --settings {params.settings:q}"
             " --seed {params.seed} --threads {threads} --out-dir {params.out_dir:q}"
         )
 
@@ -126,7 +127,7 @@ rule seq_classify:
             labels={"run": "{run}", "file": "taxonomy.tsv"},
         ),
     params:
-        settings=lambda wc: to_json(SEQ_RUNS[wc.run].get("classify", {})),
+        settings=lambda wc: settings_arg(SEQ_RUNS[wc.run].get("classify", {})),
         source=seq_classify_source,
         model_dir=lambda wc: seq_out(wc.name, f"models/{wc.run}"),
     wildcard_constraints:

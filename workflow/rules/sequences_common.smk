@@ -59,7 +59,7 @@ def seq_prepare_sources(wc):
 
 def seq_train_settings(wc):
     """The run's settings without the classifier's (changing those reruns only seq_classify)."""
-    return to_json({k: v for k, v in SEQ_RUNS[wc.run].items() if k != "classify"})
+    return settings_arg({k: v for k, v in SEQ_RUNS[wc.run].items() if k != "classify"})
 
 
 def seq_classify_reads(wc):
@@ -77,7 +77,7 @@ def seq_classify_source(wc):
 
 def seq_eval_settings(wc):
     entry = SEQUENCE_SETS[wc.name]
-    return to_json(
+    return settings_arg(
         {
             "ranks": entry.get("ranks", ["family", "genus"]),
             "color_rank": entry.get("color_rank", "phylum"),

@@ -12,7 +12,7 @@ rule tokenize:
         features=out("{dataset}", "tokens/features.parquet"),
         samples=out("{dataset}", "tokens/samples.parquet"),
     params:
-        settings=lambda wc: to_json(config["tokenize"]),
+        settings=lambda wc: settings_arg(config["tokenize"]),
         out_dir=lambda wc: out(wc.dataset, "tokens"),
     log:
         log_file("{dataset}/tokenize.log"),

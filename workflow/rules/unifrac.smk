@@ -36,7 +36,7 @@ rule unifrac:
     params:
         out_dir=lambda wc: out(wc.dataset, "unifrac"),
         color=lambda wc: dataset_config(wc)["color_column"] or "",
-        settings=lambda wc: to_json(config["unifrac"]),
+        settings=lambda wc: settings_arg(config["unifrac"]),
     log:
         log_file("{dataset}/unifrac.log"),
     benchmark:

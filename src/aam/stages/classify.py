@@ -114,7 +114,7 @@ def classify(model_dir: str, ids: list[str], seqs: list[str], settings, batch_si
     parts = []
     for i in range(0, len(seqs), batch_size):
         chunk = seqs[i : i + batch_size]
-        vectors = embed_sequences(model, tokenizer, chunk, 512)
+        vectors = embed_sequences(model, tokenizer, chunk, 128)  # small batches stay in cache
         parts.append(classifier.classify(ids[i : i + batch_size], vectors, chunk))
         log.info("classified %d of %d reads", min(i + batch_size, len(seqs)), len(seqs))
     if not parts:

@@ -2,8 +2,9 @@
 
 Input: a FASTA file (or a ``prepared.parquet`` of `aam seq-prepare`: all its sequences, the
 external test set included) and a model folder of `aam seq-train` (``model.safetensors``, ``model.json``,
-``tokenizer.json``). Output: ``embeddings.parquet`` with columns ``id`` (string) and ``vector``
-(fixed-size list of float32: the pooled representation the kNN evaluation uses).
+``tokenizer.json``). Output: ``embeddings.parquet`` in the one layout of :mod:`aam.io.embeddings`
+(``id``, ``embedding``: fixed-size list of float32, the pooled representation the kNN evaluation
+uses), the layout of AAM's sample embeddings too.
 """
 
 from __future__ import annotations
@@ -13,11 +14,10 @@ import logging
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
 import pyarrow.parquet as pq
 
 from aam.errors import InputError
-from aam.io.atomic import atomic_path
+from aam.io.embeddings import read_embeddings, write_embeddings
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> None:
             "%d sequences are longer than the model's %d positions and are cut", n_cut, model.config.max_len
         )
     vectors = embed_sequences(model, tokenizer, [records[i] for i in ids], args.batch_size)
-    write_embeddings(ids, vectors, args.out)
+    write_embeddings(args.out, ids, vectors)
     log.info("wrote %s: %d sequences x %d dimensions", args.out, *vectors.shape)
 
 
@@ -101,19 +101,6 @@ def embed_sequences(model, tokenizer, seqs: list[str], batch_size: int = 512) ->
     return np.concatenate(out).astype(np.float32) if out else np.zeros((0, dim), np.float32)
 
 
-def write_embeddings(ids: list[str], vectors: np.ndarray, out: str, extra: dict | None = None) -> None:
-    """id + vector (+ `extra` columns, e.g. the sequence and its ranks) as Parquet, atomically."""
-    dim = vectors.shape[1]
-    flat = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).ravel())
-    vec = pa.FixedSizeListArray.from_arrays(flat, dim)
-    columns = {"id": pa.array(ids, pa.string())}
-    for name, values in (extra or {}).items():
-        columns[name] = pa.array(list(values), pa.string())
-    table = pa.table({**columns, "vector": vec})
-    with atomic_path(out) as tmp:
-        pq.write_table(table, tmp)
-
-
 def write_reference(model, tokenizer, train, out: str, batch_size: int = 512) -> None:
     """The labelled reference `aam classify` votes over: the training sequences, their ranks and
     their embeddings by the trained model (``reference.parquet`` beside the weights)."""
@@ -124,7 +111,7 @@ def write_reference(model, tokenizer, train, out: str, batch_size: int = 512) ->
     for rank in RANKS:
         values = train[rank] if rank in train.columns else [None] * len(train)
         extra[rank] = [v if isinstance(v, str) and v else None for v in values]
-    write_embeddings(train["id"].astype(str).tolist(), vectors, out, extra)
+    write_embeddings(out, train["id"].astype(str).tolist(), vectors, extra=extra)
 
 
 def read_reference(model_dir: str):
@@ -132,22 +119,9 @@ def read_reference(model_dir: str):
     from aam.stages.seq_prepare import RANKS
 
     path = Path(model_dir) / "reference.parquet"
-    ids, vectors = read_embeddings(str(path))
+    ids, _, vectors = read_embeddings(path)
     frame = pq.read_table(path, columns=["sequence", *RANKS]).to_pandas()
     lineage = frame[RANKS].astype(object).where(frame[RANKS].notna(), None).to_numpy(dtype=object)
     if not any(v is not None for v in lineage.ravel()):
         raise InputError(f"{path}: the reference has no taxonomy labels; train the run on labelled sequences")
     return ids, frame["sequence"].tolist(), lineage, vectors
-
-
-def read_embeddings(path: str) -> tuple[np.ndarray, np.ndarray]:
-    """(ids as str array, vectors (n, dim) float32)."""
-    if not Path(path).exists():
-        raise InputError(f"{path}: no such file")
-    table = pq.read_table(path)
-    if "id" not in table.column_names or "vector" not in table.column_names:
-        raise InputError(f"{path}: needs columns id and vector (has {table.column_names})")
-    vec = table.column("vector").combine_chunks()
-    dim = vec.type.list_size
-    vectors = vec.flatten().to_numpy(zero_copy_only=False).reshape(-1, dim).astype(np.float32)
-    return np.asarray(table.column("id").to_pylist(), dtype=object), vectors

@@ -2,8 +2,8 @@
 
 Inputs (files only):
   finetune dir   model.json (task, classes), metrics.csv, predictions.tsv (sample, split, y_true,
-                 y_pred, prob_<class>...), embeddings.parquet (sample, split, embedding list or one
-                 column per dimension)
+                 y_pred, prob_<class>...), embeddings.parquet (id, split, embedding: the layout
+                 of aam.io.embeddings)
   pretrain dir   metrics.csv (optional: runs without pretraining have none)
   rarefied/table.biom, splits.tsv (sample, split, group), ingest/samples.parquet (sample + metadata)
 
@@ -38,6 +38,7 @@ from aam.evaluate.baselines import ForestSettings, fit_predict_forest, relative_
 from aam.evaluate.metrics import compute_metrics
 from aam.io.atomic import atomic_dir
 from aam.io.biom import read_table, table_to_csr
+from aam.io.embeddings import read_embeddings
 from aam.io.splits import read_splits
 from aam.provenance import provenance
 
@@ -84,25 +85,6 @@ def read_predictions(path: Path) -> pd.DataFrame:
                 raise InputError(f"{path}: column {col} has non-numeric values")
             df[col] = values.astype(float)
     return df
-
-
-def read_embeddings(path: Path) -> tuple[pd.DataFrame, np.ndarray]:
-    """Embeddings as (sample, split, matrix rows): a list column `embedding` or one column per dim."""
-    df = pd.read_parquet(path)
-    if "sample" not in df.columns:
-        raise InputError(f"{path}: no 'sample' column")
-    meta = df[["sample"] + (["split"] if "split" in df.columns else [])].astype(str).reset_index(drop=True)
-    if "embedding" in df.columns:
-        matrix = np.stack([np.asarray(v, dtype=np.float64) for v in df["embedding"]])
-    else:
-        dims = [c for c in df.columns
-                if c not in ("sample", "split") and pd.api.types.is_numeric_dtype(df[c])]
-        if not dims:
-            raise InputError(f"{path}: neither an 'embedding' column nor numeric dimension columns")
-        matrix = df[dims].to_numpy(dtype=np.float64)
-    if not np.isfinite(matrix).all():
-        raise InputError(f"{path}: embeddings contain NaN or infinite values")
-    return meta, matrix
 
 
 def read_labels(path: Path, column: str) -> pd.Series:
@@ -335,10 +317,11 @@ def evaluate(args: argparse.Namespace, settings: dict) -> dict:
         emb_path = finetune_dir / "embeddings.parquet"
         if not emb_path.exists():
             raise InputError(f"{emb_path}: sample embeddings not found")
-        emb, emb_matrix = read_embeddings(emb_path)
-        emb_labels = labels.reindex(emb["sample"].to_numpy(dtype=object)).to_numpy(dtype=object)
-        plots.plot_embedding_pcoa(emb_matrix, emb_labels, task, pdir / "embedding_pcoa.png",
-                                  splits=emb["split"] if "split" in emb.columns else None,
+        emb_ids, emb_split, emb_matrix = read_embeddings(emb_path)
+        emb_labels = labels.reindex(emb_ids).to_numpy(dtype=object)
+        plots.plot_embedding_pcoa(emb_matrix.astype(np.float64), emb_labels, task,
+                                  pdir / "embedding_pcoa.png",
+                                  splits=None if emb_split is None else pd.Series(emb_split),
                                   target=args.target)
     log.info("test %s: AAM %s, random forest %s", "AUROC" if task == "classification" else "R^2",
              ours_test.get("auroc", ours_test.get("r2")), rf_test.get("auroc", rf_test.get("r2")))

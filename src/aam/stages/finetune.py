@@ -25,9 +25,9 @@ Outputs in ``--out-dir`` (for `aam evaluate`):
     ``prob_<class>`` per class. Val and test samples use the DataModule's fixed evaluation
     rarefaction; the weights are those of the best validation epoch.
 ``embeddings.parquet``
-    sample (string), split (train | val | test), embedding (list<float32>, the sample encoder's
-    pooled vector), for every sample with a target; train samples also use a fixed evaluation
-    rarefaction.
+    id (sample, string), split (train | val | test), embedding (fixed_size_list<float32>: the
+    sample encoder's pooled vector; the layout of :mod:`aam.io.embeddings`), for every sample with
+    a target; train samples also use a fixed evaluation rarefaction.
 Working files beside them: ``checkpoints/`` (resume) and ``logs/`` (CSV, TensorBoard).
 """
 
@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import time
 from pathlib import Path
 
 import numpy as np
@@ -192,20 +193,12 @@ def eval_loader(dm, split: str):
 
 
 def write_embeddings(frames: list[pd.DataFrame], path: Path) -> None:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+    """Sample embeddings in the one layout of :mod:`aam.io.embeddings` (id, split, embedding)."""
+    from aam.io.embeddings import write_embeddings as write
 
     table = pd.concat(frames, ignore_index=True)
-    emb = np.stack(table["embedding"].to_list()).astype(np.float32) if len(table) else np.zeros((0, 0))
-    dim = emb.shape[1] if emb.ndim == 2 else 0
-    arrow = pa.table({
-        "sample": pa.array(table["sample"].astype(str).to_list(), pa.string()),
-        "split": pa.array(table["split"].to_list(), pa.string()),
-        "embedding": pa.FixedSizeListArray.from_arrays(pa.array(emb.reshape(-1), pa.float32()), dim)
-        .cast(pa.list_(pa.float32())),
-    })
-    with atomic_path(path) as tmp:
-        pq.write_table(arrow, tmp)
+    write(path, table["sample"].astype(str).to_list(), np.stack(table["embedding"].to_list()),
+          split=table["split"].to_list())
 
 
 # --------------------------------------------------------------------------------------------- run
@@ -275,14 +268,19 @@ def run(args: argparse.Namespace) -> None:
         result = fit(module, out_dir, datamodule=dm, fingerprint=fingerprint)
     except NonFiniteLossError as err:
         raise InputError(f"fine-tuning diverged: {err}") from err
+    if result.global_rank:  # data parallel: rank 0 writes the outputs
+        return
 
     device = torch.device("cuda" if torch.cuda.is_available() and result.accelerator == "gpu" else "cpu")
     model = module.model
     tables, embeddings, val_metrics = [], [], {}
     for split in ("train", "val", "test"):
+        start = time.perf_counter()
         pred = predict(model, eval_loader(dm, split), device)
         if not pred:
             continue
+        log.info("predicted the %s split (%d samples) in %.1f s", split, len(pred["row"]),
+                 time.perf_counter() - start)
         table = prediction_table(pred, split, dm, task)
         embeddings.append(pd.DataFrame({"sample": table["sample"], "split": split,
                                         "embedding": list(pred["embedding"])}))

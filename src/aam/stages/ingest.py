@@ -95,13 +95,11 @@ class Ingested:
 
 
 def section_settings(text: str | None, section: str) -> dict:
-    """A config section (ingest, split, rarefy) from JSON, validated and defaults filled from the schema."""
-    from aam.config import load_schema, validate
+    """A config section (ingest, split, rarefy) from JSON or a YAML/JSON file, validated and defaults
+    filled from the schema."""
+    from aam.config import load_schema, load_settings, validate
 
-    try:
-        settings = json.loads(text) if text else {}
-    except json.JSONDecodeError as err:
-        raise InputError(f"--settings: not valid JSON: {err}") from None
+    settings = load_settings(text)
     return validate(settings, load_schema()["properties"][section], where=f"--settings ({section})")
 
 

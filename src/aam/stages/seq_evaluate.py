@@ -76,9 +76,9 @@ def run(args: argparse.Namespace) -> None:
     else:
         if not args.embeddings:
             raise InputError("seq-evaluate: a contrastive run needs --embeddings")
-        from aam.stages.embed import read_embeddings
+        from aam.io.embeddings import read_embeddings
 
-        ids, vectors = read_embeddings(args.embeddings)
+        ids, _, vectors = read_embeddings(args.embeddings)
         metrics = evaluate_contrastive(frame, ids, vectors, settings)
         metrics["train"] = {
             k: meta.get(k) for k in ("train_wall_time_s", "epochs", "global_step", "n_parameters")

@@ -120,6 +120,8 @@ def _finish(module_model, out_dir: Path, tokenizer, result, settings: dict, seed
     from aam.provenance import provenance
     from aam.training.engine import export_model
 
+    if result.global_rank:  # data parallel: rank 0 writes the outputs
+        return
     history = result.history
     with atomic_path(out_dir / "history.csv") as tmp:
         history.to_csv(tmp, index=False)
