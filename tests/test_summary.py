@@ -105,7 +105,7 @@ def test_stage_writes_the_page(tmp_path):
     plan = {"datasets": {"toy": {"class_column": "dx", "comparison": True, "faith_pd": False}},
             "sequences": {}}
     out = tmp_path / "summary.html"
-    argv = ["summary", "--results", str(tmp_path / "res"), "--plan", json.dumps(plan), "--out", str(out)]
+    argv = ["summary", "--results", str(tmp_path / "res"), "--settings", json.dumps(plan), "--out", str(out)]
     assert main(argv) == 0
     page = out.read_text()
     assert page.index('id="headline-toy"') < page.index('id="splits-toy"')  # results first

@@ -21,7 +21,7 @@ rule summary:
             labels={"file": "summary.html"},
         ),
     params:
-        plan=summary_plan(),
+        settings=summary_plan(),
         results=lambda wc, output: os.path.dirname(output[0]),
     log:
         log_file("summary.log"),
@@ -31,4 +31,4 @@ rule summary:
     conda:
         "../../envs/aam.yaml"
     shell:
-        logged("aam summary --results {params.results:q} --plan {params.plan:q} --out {output:q}")
+        logged("aam summary --results {params.results:q} --settings {params.settings:q} --out {output:q}")

@@ -15,8 +15,8 @@ def summary_class_column(dataset):
 
 
 def summary_plan():
-    """What the summary page covers, as JSON for the stage (see aam.stages.summary)."""
-    return to_json(
+    """What the summary page covers, for the stage's --settings (see aam.stages.summary)."""
+    return settings_arg(
         {
             "datasets": {
                 d: {

@@ -9,7 +9,7 @@ k-mer naive Bayes; reconstruction and codebook figures of VQ runs).
 
 Inputs are read under --results by the workflow's layout ({dataset}/comparison.tsv, splits.tsv,
 ingest/samples.parquet, rarefied/dropped.tsv and table.biom, unifrac/faith_pd.tsv;
-sequences/{name}/eval/{run}/metrics.json); --plan says which exist (JSON):
+sequences/{name}/eval/{run}/metrics.json); --settings says which exist (JSON, or a file of it):
 ``{"datasets": {name: {"class_column": str|null, "comparison": bool, "evaluations": [[run, target],
 ...], "faith_pd": bool}}, "sequences": {name: [run, ...]}}`` (evaluations: the eval/{run}/{target}/
 metrics.json files shown as tables). The output is an HTML fragment (styles inline), written
@@ -26,6 +26,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from aam.config import load_settings
 from aam.errors import InputError
 from aam.evaluate import summary
 from aam.io.atomic import atomic_path
@@ -39,7 +40,8 @@ STYLE = "<style>.prose.max-w-lg{max-width:none}</style>"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--results", required=True, help="the results folder (config: results)")
-    parser.add_argument("--plan", required=True, help="JSON: the datasets and sequence runs to summarize")
+    parser.add_argument("--settings", required=True,
+                        help="the datasets and sequence runs to summarize (JSON text or a JSON/YAML file)")
     parser.add_argument("--out", required=True, help="summary.html to write")
 
 
@@ -197,10 +199,7 @@ def build(results: Path, plan: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> None:
-    try:
-        plan = json.loads(args.plan)
-    except json.JSONDecodeError as err:
-        raise InputError(f"--plan: not valid JSON: {err}") from None
+    plan = load_settings(args.settings)
     page = build(Path(args.results), plan)
     with atomic_path(args.out) as tmp:
         Path(tmp).write_text(page, encoding="utf-8")
