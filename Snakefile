@@ -46,6 +46,7 @@ include: "workflow/rules/unifrac.smk"
 include: "workflow/rules/tokenize.smk"
 include: "workflow/rules/aam.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/predict.smk"
 include: "workflow/rules/sequences.smk"
 include: "workflow/rules/report.smk"
 

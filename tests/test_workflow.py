@@ -255,3 +255,23 @@ def test_external_test_set_and_classify_rules(tmp_path):
     assert f"--test-fasta {tmp_path / 'test.fasta'}" in text
     assert f"--test-labels {tmp_path / 'test.tsv'}" in text
     assert f"--reads {tmp_path / 'reads.qza'}" in text and "classify/contrastive_small/taxonomy.tsv" in text
+
+
+def test_predict_section_plans_a_predict_job_per_table(tmp_path):
+    table = REPO / "data" / "demo" / "ibd2538" / "table.biom"
+    entry = {"dataset": "ibd2538", "run": "scratch", "target": "ibd", "table": str(table)}
+    write_config(tmp_path, predict={"again": entry}, sequences={}, seq_models={"runs": {}})
+    result = snakemake(tmp_path, "-n", "-p")
+    assert "predict" in planned_rules(result)
+    line = next(c for c in result.stdout.splitlines() if c.startswith("Shell command: aam predict"))
+    model = tmp_path / "results" / "ibd2538" / "models" / "scratch" / "finetune" / "ibd"
+    assert f"--model-dir {model}" in line and f"--table {table}" in line
+    assert f"--out-dir {tmp_path / 'results' / 'ibd2538' / 'predict' / 'again'}" in line
+
+
+def test_predict_entry_naming_an_unknown_target_is_one_config_error(tmp_path):
+    entry = {"dataset": "ibd2538", "run": "scratch", "target": "age", "table": "t.biom"}
+    write_config(tmp_path, predict={"again": entry})
+    result = snakemake(tmp_path, "-n")
+    assert result.returncode != 0
+    assert "predict/again: target 'age' is not one of dataset 'ibd2538''s targets ['ibd']" in result.stderr

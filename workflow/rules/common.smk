@@ -12,6 +12,7 @@ DATASETS = list(config["datasets"])
 AAM_RUNS = config["aam"]["runs"]
 SEQUENCE_SETS = config["sequences"]
 SEQ_RUNS = config["seq_models"]["runs"]
+PREDICT = config["predict"]
 
 # Targets without model runs plan no training and no evaluation (the forest is scored beside each
 # run): say so rather than finish quietly with only the data preparation and UniFrac done.
@@ -127,6 +128,7 @@ def final_targets():
             targets.append(out(dataset, "comparison.tsv"))
     for name in SEQUENCE_SETS:
         targets += sequence_targets(name)
+    targets += [out(entry["dataset"], f"predict/{name}/predictions.tsv") for name, entry in PREDICT.items()]
     if DATASETS or SEQUENCE_SETS:
         targets.append(f"{RESULTS}/summary.html")
     return targets
@@ -232,3 +234,36 @@ def training_resource_params(trainer_of):
     """A training rule's resources (training_resources), each a function of the wildcards."""
     keys = ("gpu", "nodes", "tasks_per_node", "tasks_per_gpu", "mpi")
     return {key: (lambda wildcards, key=key: training_resources(trainer_of(wildcards))[key]) for key in keys}
+
+
+# --- predict: new tables through a fine-tuned model ---
+
+
+def predict_entry(wc):
+    """The `predict:` entry of {name}; its dataset must be the path's {dataset}."""
+    entry = PREDICT[wc.name]
+    if entry["dataset"] != wc.dataset:
+        raise ValueError(f"predict/{wc.name} belongs to dataset {entry['dataset']}, not {wc.dataset}")
+    return entry
+
+
+def predict_model_dir(wc):
+    entry = predict_entry(wc)
+    return out(wc.dataset, f"models/{entry['run']}/finetune/{entry['target']}")
+
+
+def predict_inputs(wc):
+    entry = predict_entry(wc)
+    files = {
+        name: f"{predict_model_dir(wc)}/{name}"
+        for name in ("model.safetensors", "model.json", "train_features.parquet")
+    }
+    files["table"] = entry["table"]
+    if entry.get("sequences"):
+        files["sequences"] = entry["sequences"]
+    return files
+
+
+def predict_sequences_arg(wc):
+    sequences = predict_entry(wc).get("sequences")
+    return f"--sequences {shlex.quote(sequences)}" if sequences else ""

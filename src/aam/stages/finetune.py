@@ -28,6 +28,9 @@ Outputs in ``--out-dir`` (for `aam evaluate`):
     id (sample, string), split (train | val | test), embedding (fixed_size_list<float32>: the
     sample encoder's pooled vector; the layout of :mod:`aam.io.embeddings`), for every sample with
     a target; train samples also use a fixed evaluation rarefaction.
+``train_features.parquet``
+    feature_id, sequence (as the model read it, cut to max_bp) of every feature in a training
+    sample: `aam predict` reports how many features of a new table training never saw.
 Working files beside them: ``checkpoints/`` (resume) and ``logs/`` (CSV, TensorBoard).
 """
 
@@ -160,7 +163,7 @@ def predict(model, loader, device: torch.device) -> dict[str, np.ndarray]:
     if not rows:
         return {}
     return {"row": torch.cat(rows).numpy(), "output": torch.cat(outs).numpy(),
-            "embedding": torch.cat(embs).numpy(), "target": torch.cat(trues).numpy()}
+            "embedding": torch.cat(embs).numpy(), "target": torch.cat(trues).numpy() if trues else None}
 
 
 def prediction_table(pred: dict[str, np.ndarray], split: str, dm, task: str) -> pd.DataFrame:
@@ -199,6 +202,29 @@ def write_embeddings(frames: list[pd.DataFrame], path: Path) -> None:
     table = pd.concat(frames, ignore_index=True)
     write(path, table["sample"].astype(str).to_list(), np.stack(table["embedding"].to_list()),
           split=table["split"].to_list())
+
+
+TRAIN_FEATURES = "train_features.parquet"
+
+
+def write_train_features(dm, path: Path) -> None:
+    """The features of the training samples (feature_id, and the sequence as the model read it,
+    cut to max_bp): `aam predict` counts the features of a new table that training never saw."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from aam.data.nucleotides import NucleotideTokenizer
+
+    rows = dm.train_dataset.rows
+    present = [dm.samples.row(int(r))[0] for r in rows]
+    feats = np.unique(np.concatenate(present)) if present else np.zeros(0, dtype=np.int64)
+    table = pa.table({
+        "feature_id": pa.array([str(f) for f in dm.feature_ids[feats]], pa.string()),
+        "sequence": pa.array(NucleotideTokenizer.decode(dm.features.tokens[feats]) if feats.size else [],
+                             pa.string()),
+    })
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
 
 
 # --------------------------------------------------------------------------------------------- run
@@ -319,3 +345,4 @@ def run(args: argparse.Namespace) -> None:
     with atomic_path(out_dir / "predictions.tsv") as tmp:
         predictions.to_csv(tmp, sep="\t", index=False, float_format="%.6g")
     write_embeddings(embeddings, out_dir / "embeddings.parquet")
+    write_train_features(dm, out_dir / TRAIN_FEATURES)
