@@ -211,6 +211,13 @@ def test_a_configfile_replaces_the_demo_config(tmp_path):
     assert not any(rule.startswith("seq_") for rule in rules)
 
 
+def shell_commands(text: str) -> list[str]:
+    """The `Shell command: aam ...` lines of a dry run with -p, any launcher prefix (the srun that
+    training rules add under SLURM) taken out."""
+    return [re.sub(r"^Shell command: .*?(?=\baam [a-z-]+ --)", "Shell command: ", line)
+            for line in text.splitlines() if line.startswith("Shell command:") and "aam " in line]
+
+
 def test_shell_lines_show_a_settings_file_not_its_json(tmp_path):
     """`printshellcmds` shows a short --settings (a file named by the JSON's hash): the training
     settings still reach the stage whole, and a changed setting changes the argument (rerun)."""
@@ -218,7 +225,7 @@ def test_shell_lines_show_a_settings_file_not_its_json(tmp_path):
     result = snakemake(tmp_path, "-n", "-p")
     text = result.stdout + result.stderr
     assert result.returncode == 0, text[-3000:]
-    commands = [line for line in text.splitlines() if line.startswith("Shell command: aam ")]
+    commands = shell_commands(text)
     inline = [m for c in commands for m in re.findall(r"'\{.*?\}'", c)]
     assert commands and inline and max(len(m) for m in inline) <= 110  # short JSON stays readable
     finetune = next(c for c in commands if "aam finetune" in c and "scratch" in c)
@@ -232,7 +239,7 @@ def test_shell_lines_show_a_settings_file_not_its_json(tmp_path):
     run["finetune"]["trainer"]["max_epochs"] += 1
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     again = snakemake(tmp_path, "-n", "-p")
-    line = next(c for c in (again.stdout + again.stderr).splitlines()
+    line = next(c for c in shell_commands(again.stdout + again.stderr)
                 if c.startswith("Shell command: aam finetune") and "scratch" in c)
     assert re.search(r"--settings (\S+)", line).group(1) != str(path)
 
