@@ -51,6 +51,7 @@ include: "workflow/rules/aam.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/predict.smk"
 include: "workflow/rules/sequences.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:

@@ -26,6 +26,7 @@ STAGES: dict[str, tuple[str, str]] = {
     "finetune": ("finetune", "fine-tune an AAM regressor or classifier on one target"),
     "evaluate": ("evaluate", "evaluate a fine-tuned model beside a random forest on the test split"),
     "compare": ("compare", "compare the evaluated runs of a dataset"),
+    "summary": ("summary", "the report's results page: runs beside the forest, splits, dropped samples"),
     "predict": ("predict", "apply a fine-tuned AAM model to a new table: predictions and embeddings"),
     "seq-prepare": ("seq_prepare", "validate and split a DNA sequence collection"),
     "seq-train": ("seq_train", "train a contrastive embedder or VQ-Transformer on DNA sequences"),

@@ -116,7 +116,7 @@ def logged(command):
 
 def final_targets():
     """Everything the default target asks for - per dataset the prepared data, UniFrac, every run's evaluation
-    and the run comparison; per sequence collection every sequence model's evaluation."""
+    and the run comparison; per sequence collection every sequence model's evaluation; the results page."""
     targets = []
     for dataset in DATASETS:
         targets.append(out(dataset, "rarefied/table.biom"))
@@ -132,6 +132,8 @@ def final_targets():
         targets += sequence_targets(name)
     targets += [out(entry["dataset"], f"predict/{name}/predictions.tsv") for name, entry in PREDICT.items()]
     targets += corpus_targets()
+    if DATASETS or SEQUENCE_SETS:
+        targets.append(f"{RESULTS}/summary.html")
     return targets
 
 
