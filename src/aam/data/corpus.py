@@ -147,11 +147,14 @@ class CorpusBatchSampler:
         return [[(*key, number) for key in batch] for number, batch in enumerate(out)]
 
     def __iter__(self):
+        # A generator: the epoch is read when the first batch is drawn, not when the iterator is
+        # made. Resuming from a checkpoint, Lightning makes the train iterator before it calls
+        # set_epoch with the restored epoch.
         if self.sampler.epoch is not None:
             self._epoch, self.sampler.epoch = self.sampler.epoch, None
         epoch = self._epoch
         self._epoch += 1
-        return iter(self.batches(epoch))
+        yield from self.batches(epoch)
 
 
 class CorpusCollate:
