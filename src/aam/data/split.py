@@ -11,6 +11,7 @@ totals. Without stratification only the first term counts. A group is all sample
 value of the group column; a sample whose group is missing is a group of its own. For
 stratification a missing class is a class of its own.
 
+Pretraining (`pretrain_split`): every table sample, a grouped validation part, no test part.
 Cross-validation (`cv_folds`): repeated K-fold test folds by whole groups, stratified, each with a
 validation part carved from its training groups; `fold_splits` turns one fold into a splits.tsv.
 """
@@ -164,6 +165,20 @@ def stratify_column(split_settings: Mapping, targets: Sequence[Mapping]) -> str 
                 raise ValueError(f"split.stratify: target '{setting}' is a {kind}, not a classification")
             return target["column"]
     raise ValueError(f"split.stratify: no target named '{setting}'")
+
+
+def pretrain_split(
+    samples: Sequence[str], groups: Sequence[object] | None, val_fraction: float, seed: int
+) -> pd.DataFrame:
+    """Self-supervised pretraining's own train/val split of every table sample (no test split).
+
+    Pretraining reads no target, so it uses every sample of the table, also those without metadata
+    (`groups` None/NaN there: each its own group); a seeded, grouped `val_fraction` of them only
+    measures its validation losses. Not stratified: there is no target to balance.
+    """
+    if not 0 < val_fraction < 1:
+        raise ValueError(f"pretrain_val_fraction must lie in (0, 1), got {val_fraction!r}")
+    return grouped_split(samples, groups, None, {"train": 1 - val_fraction, "val": val_fraction}, seed)
 
 
 CV_COLUMNS = ("sample", "repeat", "fold", "split")
