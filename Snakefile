@@ -28,6 +28,7 @@ wildcard_constraints:
     target="[A-Za-z0-9_.-]+",
     metric="[a-z_]+",
     name="[A-Za-z0-9_.-]+",
+    fold="r[0-9]+f[0-9]+",
 
 
 include: "workflow/rules/common.smk"
@@ -36,6 +37,7 @@ include: "workflow/rules/unifrac.smk"
 include: "workflow/rules/tokenize.smk"
 include: "workflow/rules/aam.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/cv.smk"
 include: "workflow/rules/sequences.smk"
 
 

@@ -200,3 +200,41 @@ def test_pretrain_split_takes_every_table_sample(tmp_path):
     assert (split["split"] == "val").sum() == 10
     grouped = split.dropna(subset=["group"]).groupby("group")["split"].nunique()
     assert (grouped == 1).all()
+
+
+def test_few_large_groups_still_get_a_validation_group():
+    # 8 groups of 8: a fold's 4 training groups; 15 % of 32 samples is 4.8, one group is 8, and the
+    # greedy split alone would leave val empty. One (whole) group goes to val.
+    samples = pd.DataFrame(
+        {
+            "sample": [f"s{i}" for i in range(64)],
+            "subject": [f"g{i // 8}" for i in range(64)],
+            "ibd": ["CD" if i // 8 < 4 else "control" for i in range(64)],
+        }
+    )
+    result = cv_folds(samples, "subject", None, folds=2, repeats=1, seed=0)
+    for _, part in result.groupby("fold"):
+        assert (part["split"] == "val").sum() == 8
+        assert (part["split"] == "train").sum() == 24
+    from aam.data.split import pretrain_split
+
+    split = pretrain_split(list(samples["sample"]), list(samples["subject"]), 0.05, seed=0)
+    assert (split["split"] == "val").sum() == 8
+    with pytest.raises(ValueError, match="at least 2 groups"):
+        pretrain_split(["a", "b"], ["g", "g"], 0.5, seed=0)
+
+
+def test_validation_holds_every_class_when_subjects_have_one_class():
+    # 8 subjects of 8 samples, each subject one class: 15 % of a fold's 32 training samples is less
+    # than a subject, yet val gets one subject of each class, so that a validation AUROC exists.
+    samples = pd.DataFrame(
+        {
+            "sample": [f"s{i}" for i in range(64)],
+            "subject": [f"g{i // 8}" for i in range(64)],
+            "ibd": ["CD" if (i // 8) % 2 else "control" for i in range(64)],
+        }
+    )
+    result = cv_folds(samples, "subject", "ibd", folds=2, repeats=1, seed=3).merge(samples, on="sample")
+    for _, part in result.groupby("fold"):
+        assert set(part.loc[part["split"] == "val", "ibd"]) == {"CD", "control"}
+        assert set(part.loc[part["split"] == "train", "ibd"]) == {"CD", "control"}

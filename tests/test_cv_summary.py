@@ -135,3 +135,45 @@ def test_cv_summary_stage(tmp_path):
     ]
     assert main(argv) != 0
     assert not (tmp_path / "x.tsv").exists()
+
+
+def test_comparison_gains_cv_columns(tmp_path):
+    paths = []
+    for k, m in enumerate(records()):
+        path = tmp_path / f"m{k}.json"
+        path.write_text(json.dumps(m))
+        paths.append(str(path))
+    summary = tmp_path / "ibd.json"
+    argv = [
+        "cv-summary",
+        "--metrics",
+        *paths,
+        "--out-tsv",
+        str(tmp_path / "s.tsv"),
+        "--out-json",
+        str(summary),
+        "--out-png",
+        str(tmp_path / "s.png"),
+    ]
+    assert main(argv) == 0
+    tsv = tmp_path / "comparison.tsv"
+    # the single-split evaluation of both runs (here: fold r0f0's metrics stand in for it)
+    argv = [
+        "compare",
+        "--metrics",
+        paths[0],
+        paths[1],
+        "--cv-summaries",
+        str(summary),
+        "--out-tsv",
+        str(tsv),
+        "--out-png",
+        str(tmp_path / "c.png"),
+    ]
+    assert main(argv) == 0
+    table = pd.read_csv(tsv, sep="\t").set_index("run")
+    assert table.loc["pretrained", "cv_n_folds"] == 5 and table.loc["scratch", "cv_n_folds"] == 4
+    assert table.loc["pretrained", "cv_wilcoxon_p"] == pytest.approx(0.125)
+    assert table.loc["pretrained", "cv_rf_mean"] == pytest.approx(np.mean(FOREST), abs=1e-4)
+    assert table.loc["pretrained", "cv_difference"] == pytest.approx(0.14, abs=1e-4)
+    assert table["degenerate"].isna().all()

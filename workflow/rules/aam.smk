@@ -1,5 +1,7 @@
 # Rules of this phase; see workflow/rules/common.smk for helpers.
-# pretrain: the AAM SequenceEncoder on UniFrac + masked nucleotides (runs with pretrain.enabled).
+# pretrain: the AAM SequenceEncoder on UniFrac + masked nucleotides (runs with pretrain.enabled), once
+# per dataset and run, on every table sample (pretrain_splits.tsv: self-supervised, no target is read;
+# the finetune jobs of the split and of every CV fold start from it).
 # finetune: one model per run and target; from the pretrained encoder, or from scratch.
 # Both train on a GPU where there is one (resources gpu=1: one at a time per GPU, and the SLURM
 # profile requests a GPU for them). Checkpoints and logs sit beside the declared outputs and are not
@@ -12,7 +14,7 @@ rule pretrain:
     input:
         features=out("{dataset}", "tokens/features.parquet"),
         samples=out("{dataset}", "tokens/samples.parquet"),
-        splits=out("{dataset}", "splits.tsv"),
+        splits=out("{dataset}", "pretrain_splits.tsv"),
         tree=out("{dataset}", "ingest/tree.nwk"),
     output:
         model=out("{dataset}", "models/{run}/pretrain/model.safetensors"),

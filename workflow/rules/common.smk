@@ -3,11 +3,15 @@
 import json
 import shlex
 
+from aam.data.split import fold_names
+
 RESULTS = config["results"]
 DATASETS = list(config["datasets"])
 AAM_RUNS = config["aam"]["runs"]
 SEQUENCE_SETS = config["sequences"]
 SEQ_RUNS = config["seq_models"]["runs"]
+CV = config["evaluate"].get("cv")  # absent: no cross-validation
+CV_FOLDS = fold_names(CV["folds"], CV["repeats"]) if CV else []
 
 
 def dataset_config(wildcards):
@@ -60,9 +64,30 @@ def final_targets():
                 for target in dataset_targets(dataset)
             ]
             targets.append(out(dataset, "comparison.tsv"))
+            targets += cv_summary_targets(dataset)
     for name in SEQUENCE_SETS:
         targets += sequence_targets(name)
     return targets
+
+
+def cv_summary_targets(dataset):
+    """The cross-validation summaries of one dataset (one per target), if CV is configured."""
+    if not (CV and AAM_RUNS):
+        return []
+    return [out(dataset, f"cv_summary/{t['name']}.json") for t in dataset_targets(dataset)]
+
+
+def cv_out(wc, path):
+    """Path of an artifact of the rule's {dataset} and cross-validation {fold}."""
+    return out(wc.dataset, f"cv/{wc.fold}/{path}")
+
+
+def evaluate_settings():
+    """The `evaluate:` section as a rule's params: without random_forest.n_jobs (it changes no result
+    and reaches the stage as threads) and without cv (which folds exist is the DAG's business)."""
+    section = {k: v for k, v in config["evaluate"].items() if k != "cv"}
+    section["random_forest"] = {k: v for k, v in section["random_forest"].items() if k != "n_jobs"}
+    return to_json(section)
 
 
 # --- UniFrac ---

@@ -1,6 +1,7 @@
 # Rules of this phase; see workflow/rules/common.smk for helpers.
 # evaluate: each run's fine-tuned model on the test split beside a random forest on the same samples.
-# compare: every run and target of a dataset in one table and one bar chart.
+# compare: every run and target of a dataset in one table and one bar chart (with the CV columns
+# when evaluate.cv is set).
 #
 # Rerun scope: evaluate's params are the `evaluate:` section (without random_forest.n_jobs, which
 # changes no result and reaches the stage as the rule's threads), the seed and the target's column
@@ -44,14 +45,7 @@ rule evaluate:
             labels={"run": "{run}", "file": "{figure}"},
         ),
     params:
-        settings=lambda wc: to_json(
-            {
-                **config["evaluate"],
-                "random_forest": {
-                    k: v for k, v in config["evaluate"]["random_forest"].items() if k != "n_jobs"
-                },
-            }
-        ),
+        settings=evaluate_settings(),
         seed=config["seed"],
         column=lambda wc: target_config(wc)["column"],
         task=lambda wc: target_config(wc)["type"],
@@ -62,6 +56,7 @@ rule evaluate:
             else ""
         ),
         out_dir=lambda wc: out(wc.dataset, f"eval/{wc.run}/{wc.target}"),
+        fold="",
     log:
         "logs/{dataset}/evaluate/{run}/{target}.log",
     benchmark:
@@ -73,18 +68,19 @@ rule evaluate:
         "aam evaluate --finetune-dir {params.finetune_dir:q} {params.pretrain}"
         " --rarefied {input.rarefied:q} --splits {input.splits:q} --samples {input.samples:q}"
         " --target-column {params.column:q} --task {params.task} --target {wildcards.target:q}"
-        " --run {wildcards.run:q} --dataset {wildcards.dataset:q} --seed {params.seed}"
+        " --run {wildcards.run:q} --dataset {wildcards.dataset:q} {params.fold} --seed {params.seed}"
         " --settings {params.settings:q} --n-jobs {threads} --out-dir {params.out_dir:q} > {log:q} 2>&1"
 
 
 rule compare:
     """One table and one bar chart of every run and target of a dataset, the forest beside each."""
     input:
-        lambda wc: [
+        metrics=lambda wc: [
             out(wc.dataset, f"eval/{run}/{target['name']}/metrics.json")
             for run in AAM_RUNS
             for target in dataset_targets(wc.dataset)
         ],
+        cv=lambda wc: cv_summary_targets(wc.dataset),
     output:
         table=report(
             out("{dataset}", "comparison.tsv"),
@@ -108,4 +104,5 @@ rule compare:
     conda:
         "../../envs/aam.yaml"
     shell:
-        "aam compare --metrics {input:q} --out-tsv {output.table:q} --out-png {output.plot:q} > {log:q} 2>&1"
+        "aam compare --metrics {input.metrics:q} --cv-summaries {input.cv:q}"
+        " --out-tsv {output.table:q} --out-png {output.plot:q} > {log:q} 2>&1"

@@ -181,6 +181,9 @@ def summarize(scores: pd.DataFrame, task: str) -> tuple[pd.DataFrame, dict]:
         if model != FOREST:
             models_json[model]["versus_forest"] = tests
     summary = pd.DataFrame(rows)
+    for column in ("n_folds", "wins", "losses", "degenerate_folds"):  # counts stay integers beside NaN
+        if column in summary:
+            summary[column] = summary[column].astype("Int64")
     result = {"task": task, "metric": metric, "folds": folds, "models": models_json}
     return summary, result
 
