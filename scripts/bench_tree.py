@@ -16,6 +16,8 @@ import io
 import time
 from pathlib import Path
 
+from absent_inputs import skip_if_absent
+
 from aam.io.biom import read_table
 from aam.io.newick import read_tree
 
@@ -28,6 +30,7 @@ def main() -> None:
     parser.add_argument("--table", default=str(SHARED / "table.qza"))
     parser.add_argument("--skbio", action="store_true", help="also time scikit-bio's read + shear")
     args = parser.parse_args()
+    skip_if_absent(__file__, {"--tree": args.tree, "--table": args.table})
 
     features = [str(f) for f in read_table(args.table).ids("observation")]
     start = time.perf_counter()

@@ -165,9 +165,9 @@ def test_comparison_gains_cv_columns(tmp_path):
         paths[1],
         "--cv-summaries",
         str(summary),
-        "--out-tsv",
+        "--out",
         str(tsv),
-        "--out-png",
+        "--plot",
         str(tmp_path / "c.png"),
     ]
     assert main(argv) == 0

@@ -99,6 +99,21 @@ def test_slurm_profile_dry_run_requests_gpus_for_training(tmp_path):
     assert {"pretrain", "finetune"} <= rules
 
 
+def test_a_multi_node_run_asks_slurm_for_one_task_per_gpu_and_starts_them_with_srun(tmp_path):
+    config = yaml.safe_load(write_config(tmp_path).read_text())
+    run = next(iter(config["aam"]["runs"]))
+    config["aam"]["runs"][run]["pretrain"].setdefault("trainer", {}).update(devices=4, num_nodes=2)
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    result = snakemake(tmp_path, "-n", "-p", "--workflow-profile", str(REPO / "workflow/profiles/slurm"))
+    jobs = {job.split(":", 1)[0]: job for job in (result.stdout + result.stderr).split("rule ")[1:]}
+    pretrain, finetune = jobs["pretrain"], jobs["finetune"]
+    for text in ("gpu=8", "nodes=2", "tasks_per_node=4", "tasks_per_gpu=1", "mpi=srun", "--signal=USR1@300"):
+        assert text in pretrain, text
+    assert "srun --nodes=2 --ntasks-per-node=4 --cpus-per-task=8" in pretrain
+    # The fine-tuning of the same run keeps one process on one GPU.
+    assert "gpu=1" in finetune and "mpi=0" in finetune and "srun --nodes=1 --ntasks-per-node=1" in finetune
+
+
 def test_datasets_sit_side_by_side(tmp_path):
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     demo = config["datasets"]["ibd2538"]
@@ -290,3 +305,49 @@ def test_tiny_cross_validation_end_to_end(tmp_path):
     assert len(unlabelled) == 4 and len(pretrain) == len(folds) // 2 + 4  # the table samples without metadata
     again = snakemake(tmp_path, "-n", str(results / "cv_summary/ibd.json"))
     assert "Nothing to be done" in again.stdout + again.stderr
+
+
+def test_shell_lines_show_a_settings_file_not_its_json(tmp_path):
+    """`printshellcmds` shows a short --settings (a file named by the JSON's hash): the training
+    settings still reach the stage whole, and a changed setting changes the argument (rerun)."""
+    write_config(tmp_path)
+    result = snakemake(tmp_path, "-n", "-p")
+    text = result.stdout + result.stderr
+    assert result.returncode == 0, text[-3000:]
+    commands = [line for line in text.splitlines() if line.startswith("Shell command: aam ")]
+    inline = [m for c in commands for m in re.findall(r"'\{.*?\}'", c)]
+    assert commands and inline and max(len(m) for m in inline) <= 110  # short JSON stays readable
+    finetune = next(c for c in commands if "aam finetune" in c and "scratch" in c)
+    path = Path(re.search(r"--settings (\S+)", finetune).group(1))
+    settings = json.loads(path.read_text())
+    config = yaml.safe_load((tmp_path / "config.yaml").read_text())
+    run = config["aam"]["runs"]["scratch"]
+    assert settings["finetune"]["trainer"]["max_epochs"] == run["finetune"]["trainer"]["max_epochs"]
+    assert settings["model"]["embedding_dim"] == run["model"]["embedding_dim"]
+
+    run["finetune"]["trainer"]["max_epochs"] += 1
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    again = snakemake(tmp_path, "-n", "-p")
+    line = next(c for c in (again.stdout + again.stderr).splitlines()
+                if c.startswith("Shell command: aam finetune") and "scratch" in c)
+    assert re.search(r"--settings (\S+)", line).group(1) != str(path)
+
+
+def test_external_test_set_and_classify_rules(tmp_path):
+    demo = REPO / "data" / "demo" / "gg13_8_v4"
+    seqset = {
+        "fasta": str(demo / "v4_3k.fasta"),
+        "labels": str(demo / "v4_3k.taxonomy.tsv"),
+        "test": {"fasta": str(tmp_path / "test.fasta"), "labels": str(tmp_path / "test.tsv")},
+        "classify": str(tmp_path / "reads.qza"),
+    }
+    for name in ("test.fasta", "test.tsv", "reads.qza"):
+        (tmp_path / name).write_text("")
+    write_config(tmp_path, datasets={}, sequences={"gg": seqset})
+    result = snakemake(tmp_path, "-n", "-p")
+    rules = planned_rules(result)
+    assert {"seq_prepare", "seq_train_contrastive", "seq_embed", "seq_classify"} <= rules
+    text = result.stdout
+    assert f"--test-fasta {tmp_path / 'test.fasta'}" in text
+    assert f"--test-labels {tmp_path / 'test.tsv'}" in text
+    assert f"--reads {tmp_path / 'reads.qza'}" in text and "classify/contrastive_small/taxonomy.tsv" in text

@@ -3,8 +3,9 @@
 # per dataset and run, on every table sample (pretrain_splits.tsv: self-supervised, no target is read;
 # the finetune jobs of the split and of every CV fold start from it).
 # finetune: one model per run and target; from the pretrained encoder, or from scratch.
-# Both train on a GPU where there is one (resources gpu=1: one at a time per GPU, and the SLURM
-# profile requests a GPU for them). Checkpoints and logs sit beside the declared outputs and are not
+# Both train on a GPU where there is one (resources gpu = the run's devices x num_nodes, 1 by
+# default: one at a time per GPU locally; on SLURM, --gpus and one task per process, started by
+# the rule's own srun; see training_resources in common.smk). Checkpoints and logs sit beside the declared outputs and are not
 # outputs themselves, so Snakemake leaves them in place and a restarted job resumes from last.ckpt.
 
 
@@ -25,19 +26,22 @@ rule pretrain:
         seed=config["seed"],
         tokens_dir=lambda wc: out(wc.dataset, "tokens"),
         out_dir=lambda wc: out(wc.dataset, f"models/{wc.run}/pretrain"),
+        launch=training_launch_param(lambda wc: aam_trainer(wc.run, "pretrain")),
     resources:
-        gpu=1,
+        **training_resource_params(lambda wc: aam_trainer(wc.run, "pretrain")),
     threads: 4
     log:
-        "logs/{dataset}/pretrain/{run}.log",
+        log_file("{dataset}/pretrain/{run}.log"),
     conda:
         "../../envs/aam.yaml"
     benchmark:
-        "benchmarks/{dataset}/pretrain/{run}.tsv"
+        benchmark_file("{dataset}/pretrain/{run}.tsv")
     shell:
-        "aam pretrain --tokens-dir {params.tokens_dir:q} --splits {input.splits:q} --tree {input.tree:q}"
-        " --settings {params.settings:q} --seed {params.seed} --threads {threads}"
-        " --out-dir {params.out_dir:q} > {log:q} 2>&1"
+        logged(
+            "{params.launch}aam pretrain --tokens-dir {params.tokens_dir:q} --splits {input.splits:q} --tree {input.tree:q}"
+            " --settings {params.settings:q} --seed {params.seed} --threads {threads}"
+            " --out-dir {params.out_dir:q}"
+        )
 
 
 rule finetune:
@@ -46,7 +50,7 @@ rule finetune:
     input:
         features=out("{dataset}", "tokens/features.parquet"),
         samples=out("{dataset}", "tokens/samples.parquet"),
-        splits=out("{dataset}", "splits.tsv"),
+        splits=lambda wc: scoped(wc, "splits.tsv"),
         metadata=out("{dataset}", "ingest/samples.parquet"),
         pretrained=pretrained_inputs,
     output:
@@ -60,20 +64,25 @@ rule finetune:
         seed=config["seed"],
         column=lambda wc: target_config(wc)["column"],
         task=lambda wc: target_config(wc)["type"],
+        classes=lambda wc: to_json(target_config(wc)["classes"]) if target_config(wc).get("classes") else "",
         pretrain=pretrain_dir_arg,
         tokens_dir=lambda wc: out(wc.dataset, "tokens"),
-        out_dir=lambda wc: out(wc.dataset, f"models/{wc.run}/finetune/{wc.target}"),
+        out_dir=lambda wc: scoped(wc, f"models/{wc.run}/finetune/{wc.target}"),
+        launch=training_launch_param(lambda wc: aam_trainer(wc.run, "finetune")),
     resources:
-        gpu=1,
+        **training_resource_params(lambda wc: aam_trainer(wc.run, "finetune")),
     threads: 4
     log:
-        "logs/{dataset}/finetune/{run}/{target}.log",
+        log_file("{dataset}/finetune/{run}/{target}.log"),
     conda:
         "../../envs/aam.yaml"
     benchmark:
-        "benchmarks/{dataset}/finetune/{run}/{target}.tsv"
+        benchmark_file("{dataset}/finetune/{run}/{target}.tsv")
     shell:
-        "aam finetune --tokens-dir {params.tokens_dir:q} --splits {input.splits:q}"
-        " --samples {input.metadata:q} --target-column {params.column:q} --task {params.task}"
-        " --target {wildcards.target:q} {params.pretrain} --settings {params.settings:q}"
-        " --seed {params.seed} --threads {threads} --out-dir {params.out_dir:q} > {log:q} 2>&1"
+        logged(
+            "{params.launch}aam finetune --tokens-dir {params.tokens_dir:q} --splits {input.splits:q}"
+            " --samples {input.metadata:q} --target-column {params.column:q} --task {params.task}"
+            " --target {wildcards.target:q} --classes {params.classes:q} {params.pretrain}"
+            " --settings {params.settings:q}"
+            " --seed {params.seed} --threads {threads} --out-dir {params.out_dir:q}"
+        )

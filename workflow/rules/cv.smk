@@ -1,8 +1,9 @@
 # Rules of this phase; see workflow/rules/common.smk for helpers. Active when `evaluate.cv` is set.
 # cv_split: the folds of a dataset, each as a splits.tsv (results/{dataset}/cv/{fold}/splits.tsv).
 # finetune_cv, evaluate_cv: the finetune and evaluate rules on one fold's splits.tsv, under
-#   results/{dataset}/cv/{fold}/ (same commands, settings and pretrained encoder; every fold is its
-#   own job, so folds run in parallel and a finished fold is never retrained).
+#   results/{dataset}/cv/{fold}/ (same commands, settings and pretrained encoder: those rules name
+#   their per-split inputs and folders with scoped(), so only outputs, log and benchmark differ
+#   here; every fold is its own job, so folds run in parallel and a finished fold is never retrained).
 # cv_summary: per dataset and target, every run beside the forest over the folds.
 #
 # Pretraining is not per fold: it is self-supervised (no target is read) and runs once per dataset
@@ -34,75 +35,42 @@ rule cv_split:
         seed=config["seed"],
         out_dir=lambda wc: out(wc.dataset, "cv"),
     log:
-        "logs/{dataset}/cv_split.log",
+        log_file("{dataset}/cv_split.log"),
     benchmark:
-        "benchmarks/{dataset}/cv_split.tsv"
+        benchmark_file("{dataset}/cv_split.tsv")
     threads: 1
     conda:
         "../../envs/aam.yaml"
     shell:
-        "aam cv-split --samples {input.samples:q} --group-column {params.group:q}"
-        " --stratify-column {params.stratify:q} --folds {params.folds} --repeats {params.repeats}"
-        " --val-fraction {params.val_fraction} --seed {params.seed} --out-dir {params.out_dir:q}"
-        " > {log:q} 2>&1"
+        logged(
+            "aam cv-split --samples {input.samples:q} --group-column {params.group:q}"
+            " --stratify-column {params.stratify:q} --folds {params.folds} --repeats {params.repeats}"
+            " --val-fraction {params.val_fraction} --seed {params.seed} --out-dir {params.out_dir:q}"
+        )
 
 
 use rule finetune as finetune_cv with:
-    input:
-        features=out("{dataset}", "tokens/features.parquet"),
-        samples=out("{dataset}", "tokens/samples.parquet"),
-        splits=out("{dataset}", "cv/{fold}/splits.tsv"),
-        metadata=out("{dataset}", "ingest/samples.parquet"),
-        pretrained=pretrained_inputs,
     output:
         model=out("{dataset}", "cv/{fold}/models/{run}/finetune/{target}/model.safetensors"),
         config=out("{dataset}", "cv/{fold}/models/{run}/finetune/{target}/model.json"),
         history=out("{dataset}", "cv/{fold}/models/{run}/finetune/{target}/metrics.csv"),
         predictions=out("{dataset}", "cv/{fold}/models/{run}/finetune/{target}/predictions.tsv"),
         embeddings=out("{dataset}", "cv/{fold}/models/{run}/finetune/{target}/embeddings.parquet"),
-    params:
-        settings=lambda wc: aam_run_settings(wc.run, "data", "model", "finetune"),
-        seed=config["seed"],
-        column=lambda wc: target_config(wc)["column"],
-        task=lambda wc: target_config(wc)["type"],
-        pretrain=pretrain_dir_arg,
-        tokens_dir=lambda wc: out(wc.dataset, "tokens"),
-        out_dir=lambda wc: cv_out(wc, f"models/{wc.run}/finetune/{wc.target}"),
     log:
-        "logs/{dataset}/cv/{fold}/finetune/{run}/{target}.log",
+        log_file("{dataset}/cv/{fold}/finetune/{run}/{target}.log"),
     benchmark:
-        "benchmarks/{dataset}/cv/{fold}/finetune/{run}/{target}.tsv"
+        benchmark_file("{dataset}/cv/{fold}/finetune/{run}/{target}.tsv")
 
 
 use rule evaluate as evaluate_cv with:
-    input:
-        model=out("{dataset}", "cv/{fold}/models/{run}/finetune/{target}/model.json"),
-        predictions=out("{dataset}", "cv/{fold}/models/{run}/finetune/{target}/predictions.tsv"),
-        history=out("{dataset}", "cv/{fold}/models/{run}/finetune/{target}/metrics.csv"),
-        embeddings=out("{dataset}", "cv/{fold}/models/{run}/finetune/{target}/embeddings.parquet"),
-        pretrain_history=lambda wc: (
-            [out(wc.dataset, f"models/{wc.run}/pretrain/metrics.csv")] if pretrain_enabled(wc.run) else []
-        ),
-        rarefied=out("{dataset}", "rarefied/table.biom"),
-        splits=out("{dataset}", "cv/{fold}/splits.tsv"),
-        samples=out("{dataset}", "ingest/samples.parquet"),
     output:
         metrics=out("{dataset}", "cv/{fold}/eval/{run}/{target}/metrics.json"),
         predictions=out("{dataset}", "cv/{fold}/eval/{run}/{target}/predictions.tsv"),
         plots=directory(out("{dataset}", "cv/{fold}/eval/{run}/{target}/plots")),
-    params:
-        settings=evaluate_settings(),
-        seed=config["seed"],
-        column=lambda wc: target_config(wc)["column"],
-        task=lambda wc: target_config(wc)["type"],
-        finetune_dir=lambda wc: cv_out(wc, f"models/{wc.run}/finetune/{wc.target}"),
-        pretrain=pretrain_dir_arg,
-        out_dir=lambda wc: cv_out(wc, f"eval/{wc.run}/{wc.target}"),
-        fold=lambda wc: f"--fold {wc.fold}",
     log:
-        "logs/{dataset}/cv/{fold}/evaluate/{run}/{target}.log",
+        log_file("{dataset}/cv/{fold}/evaluate/{run}/{target}.log"),
     benchmark:
-        "benchmarks/{dataset}/cv/{fold}/evaluate/{run}/{target}.tsv"
+        benchmark_file("{dataset}/cv/{fold}/evaluate/{run}/{target}.tsv")
 
 
 rule cv_summary:
@@ -131,12 +99,14 @@ rule cv_summary:
             labels={"file": "per-fold plot"},
         ),
     log:
-        "logs/{dataset}/cv_summary/{target}.log",
+        log_file("{dataset}/cv_summary/{target}.log"),
     benchmark:
-        "benchmarks/{dataset}/cv_summary/{target}.tsv"
+        benchmark_file("{dataset}/cv_summary/{target}.tsv")
     threads: 1
     conda:
         "../../envs/aam.yaml"
     shell:
-        "aam cv-summary --metrics {input:q} --out-tsv {output.table:q} --out-json {output.json:q}"
-        " --out-png {output.plot:q} > {log:q} 2>&1"
+        logged(
+            "aam cv-summary --metrics {input:q} --out-tsv {output.table:q} --out-json {output.json:q}"
+            " --out-png {output.plot:q}"
+        )

@@ -4,8 +4,8 @@
 # when evaluate.cv is set).
 #
 # Rerun scope: evaluate's params are the `evaluate:` section (without random_forest.n_jobs, which
-# changes no result and reaches the stage as the rule's threads), the seed and the target's column
-# and type; its inputs the run's fine-tuned model files, the pretraining history where the run
+# changes no result and reaches the stage as the rule's threads), the seed and the target's column,
+# type and positive_class; its inputs the run's fine-tuned model files, the pretraining history where the run
 # pretrains, the rarefied table, the split and the metadata.
 
 import shlex
@@ -15,17 +15,17 @@ rule evaluate:
     """Test-split metrics, predictions and plots of one run's model for one target, beside a random
     forest (q2-sample-classifier recipe) trained on train + val of the rarefied table."""
     input:
-        model=out("{dataset}", "models/{run}/finetune/{target}/model.json"),
-        predictions=out("{dataset}", "models/{run}/finetune/{target}/predictions.tsv"),
-        history=out("{dataset}", "models/{run}/finetune/{target}/metrics.csv"),
-        embeddings=out("{dataset}", "models/{run}/finetune/{target}/embeddings.parquet"),
+        model=lambda wc: scoped(wc, f"models/{wc.run}/finetune/{wc.target}/model.json"),
+        predictions=lambda wc: scoped(wc, f"models/{wc.run}/finetune/{wc.target}/predictions.tsv"),
+        history=lambda wc: scoped(wc, f"models/{wc.run}/finetune/{wc.target}/metrics.csv"),
+        embeddings=lambda wc: scoped(wc, f"models/{wc.run}/finetune/{wc.target}/embeddings.parquet"),
         pretrain_history=lambda wc: (
             [out(wc.dataset, f"models/{wc.run}/pretrain/metrics.csv")]
             if AAM_RUNS[wc.run].get("pretrain", {}).get("enabled", True)
             else []
         ),
         rarefied=out("{dataset}", "rarefied/table.biom"),
-        splits=out("{dataset}", "splits.tsv"),
+        splits=lambda wc: scoped(wc, "splits.tsv"),
         samples=out("{dataset}", "ingest/samples.parquet"),
     output:
         metrics=report(
@@ -49,27 +49,31 @@ rule evaluate:
         seed=config["seed"],
         column=lambda wc: target_config(wc)["column"],
         task=lambda wc: target_config(wc)["type"],
-        finetune_dir=lambda wc: out(wc.dataset, f"models/{wc.run}/finetune/{wc.target}"),
+        positive=lambda wc: target_config(wc).get("positive_class") or "",
+        finetune_dir=lambda wc: scoped(wc, f"models/{wc.run}/finetune/{wc.target}"),
         pretrain=lambda wc: (
             f"--pretrain-dir {shlex.quote(out(wc.dataset, f'models/{wc.run}/pretrain'))}"
             if AAM_RUNS[wc.run].get("pretrain", {}).get("enabled", True)
             else ""
         ),
-        out_dir=lambda wc: out(wc.dataset, f"eval/{wc.run}/{wc.target}"),
-        fold="",
+        out_dir=lambda wc: scoped(wc, f"eval/{wc.run}/{wc.target}"),
+        fold=fold_arg,
     log:
-        "logs/{dataset}/evaluate/{run}/{target}.log",
+        log_file("{dataset}/evaluate/{run}/{target}.log"),
     benchmark:
-        "benchmarks/{dataset}/evaluate/{run}/{target}.tsv"
+        benchmark_file("{dataset}/evaluate/{run}/{target}.tsv")
     threads: config["evaluate"]["random_forest"]["n_jobs"]
     conda:
         "../../envs/aam.yaml"
     shell:
-        "aam evaluate --finetune-dir {params.finetune_dir:q} {params.pretrain}"
-        " --rarefied {input.rarefied:q} --splits {input.splits:q} --samples {input.samples:q}"
-        " --target-column {params.column:q} --task {params.task} --target {wildcards.target:q}"
-        " --run {wildcards.run:q} --dataset {wildcards.dataset:q} {params.fold} --seed {params.seed}"
-        " --settings {params.settings:q} --n-jobs {threads} --out-dir {params.out_dir:q} > {log:q} 2>&1"
+        logged(
+            "aam evaluate --finetune-dir {params.finetune_dir:q} {params.pretrain}"
+            " --rarefied {input.rarefied:q} --splits {input.splits:q} --samples {input.samples:q}"
+            " --target-column {params.column:q} --task {params.task} --target {wildcards.target:q}"
+            " --positive-class {params.positive:q}"
+            " --run {wildcards.run:q} --dataset {wildcards.dataset:q} {params.fold} --seed {params.seed}"
+            " --settings {params.settings:q} --threads {threads} --out-dir {params.out_dir:q}"
+        )
 
 
 rule compare:
@@ -97,12 +101,14 @@ rule compare:
             labels={"file": "comparison.png"},
         ),
     log:
-        "logs/{dataset}/compare.log",
+        log_file("{dataset}/compare.log"),
     benchmark:
-        "benchmarks/{dataset}/compare.tsv"
+        benchmark_file("{dataset}/compare.tsv")
     threads: 1
     conda:
         "../../envs/aam.yaml"
     shell:
-        "aam compare --metrics {input.metrics:q} --cv-summaries {input.cv:q}"
-        " --out-tsv {output.table:q} --out-png {output.plot:q} > {log:q} 2>&1"
+        logged(
+            "aam compare --metrics {input.metrics:q} --cv-summaries {input.cv:q}"
+            " --out {output.table:q} --plot {output.plot:q}"
+        )

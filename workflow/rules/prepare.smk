@@ -5,7 +5,8 @@
 #
 # Rerun scope: ingest's params are the dataset's definition (sequences, group column and targets,
 # which it checks against the metadata) and the `ingest:` section; split's the `split:` section,
-# the group and stratify columns and the seed; rarefy's the `rarefy:` section and the seed. So a
+# the group and stratify columns and the seed; rarefy's the `rarefy:` section (the depth: the
+# dataset's rarefy_depth where it has one) and the seed. So a
 # new depth reruns rarefy and its dependents only, new fractions split and its dependents only.
 # Optional values travel as '' (the stages read an empty string as "none").
 
@@ -30,19 +31,21 @@ rule ingest:
         sequences=lambda wc: dataset_config(wc)["sequences"] or "",
         group=lambda wc: dataset_config(wc)["group_column"] or "",
         targets=lambda wc: to_json(dataset_config(wc)["targets"]),
-        settings=lambda wc: to_json(config["ingest"]),
+        settings=lambda wc: settings_arg(config["ingest"]),
     log:
-        "logs/{dataset}/ingest.log",
+        log_file("{dataset}/ingest.log"),
     benchmark:
-        "benchmarks/{dataset}/ingest.tsv"
+        benchmark_file("{dataset}/ingest.tsv")
     threads: 1
     conda:
         "../../envs/aam.yaml"
     shell:
-        "aam ingest --table {input.table:q} --tree {input.tree:q} --metadata {input.metadata:q}"
-        " --sequences {params.sequences:q} --group-column {params.group:q}"
-        " --targets {params.targets:q} --settings {params.settings:q}"
-        " --out-dir {params.out_dir:q} > {log:q} 2>&1"
+        logged(
+            "aam ingest --table {input.table:q} --tree {input.tree:q} --metadata {input.metadata:q}"
+            " --sequences {params.sequences:q} --group-column {params.group:q}"
+            " --targets {params.targets:q} --settings {params.settings:q}"
+            " --out-dir {params.out_dir:q}"
+        )
 
 
 rule split:
@@ -56,21 +59,23 @@ rule split:
     params:
         group=lambda wc: dataset_config(wc)["group_column"] or "",
         stratify=lambda wc: stratify_column(config["split"], dataset_config(wc)["targets"]) or "",
-        settings=lambda wc: to_json(
+        settings=lambda wc: settings_arg(
             {k: v for k, v in config["split"].items() if k != "pretrain_val_fraction"}
         ),
         seed=config["seed"],
     log:
-        "logs/{dataset}/split.log",
+        log_file("{dataset}/split.log"),
     benchmark:
-        "benchmarks/{dataset}/split.tsv"
+        benchmark_file("{dataset}/split.tsv")
     threads: 1
     conda:
         "../../envs/aam.yaml"
     shell:
-        "aam split --samples {input.samples:q} --group-column {params.group:q}"
-        " --stratify-column {params.stratify:q} --settings {params.settings:q} --seed {params.seed}"
-        " --out {output.splits:q} --summary {output.summary:q} > {log:q} 2>&1"
+        logged(
+            "aam split --samples {input.samples:q} --group-column {params.group:q}"
+            " --stratify-column {params.stratify:q} --settings {params.settings:q} --seed {params.seed}"
+            " --out {output.splits:q} --summary {output.summary:q}"
+        )
 
 
 rule pretrain_split:
@@ -86,16 +91,18 @@ rule pretrain_split:
         val_fraction=config["split"]["pretrain_val_fraction"],
         seed=config["seed"],
     log:
-        "logs/{dataset}/pretrain_split.log",
+        log_file("{dataset}/pretrain_split.log"),
     benchmark:
-        "benchmarks/{dataset}/pretrain_split.tsv"
+        benchmark_file("{dataset}/pretrain_split.tsv")
     threads: 1
     conda:
         "../../envs/aam.yaml"
     shell:
-        "aam pretrain-split --counts {input.counts:q} --samples {input.samples:q}"
-        " --group-column {params.group:q} --val-fraction {params.val_fraction} --seed {params.seed}"
-        " --out {output.splits:q} > {log:q} 2>&1"
+        logged(
+            "aam pretrain-split --counts {input.counts:q} --samples {input.samples:q}"
+            " --group-column {params.group:q} --val-fraction {params.val_fraction} --seed {params.seed}"
+            " --out {output.splits:q}"
+        )
 
 
 rule rarefy:
@@ -108,17 +115,19 @@ rule rarefy:
         table=out("{dataset}", "rarefied/table.biom"),
         dropped=out("{dataset}", "rarefied/dropped.tsv"),
     params:
-        depth=config["rarefy"]["depth"],
+        depth=rarefy_depth,
         min_sample_fraction=config["rarefy"]["min_sample_fraction"],
         seed=config["seed"],
     log:
-        "logs/{dataset}/rarefy.log",
+        log_file("{dataset}/rarefy.log"),
     benchmark:
-        "benchmarks/{dataset}/rarefy.tsv"
+        benchmark_file("{dataset}/rarefy.tsv")
     threads: 1
     conda:
         "../../envs/aam.yaml"
     shell:
-        "aam rarefy --table {input.counts:q} --samples {input.samples:q} --depth {params.depth}"
-        " --min-sample-fraction {params.min_sample_fraction} --seed {params.seed}"
-        " --out {output.table:q} --dropped {output.dropped:q} > {log:q} 2>&1"
+        logged(
+            "aam rarefy --table {input.counts:q} --samples {input.samples:q} --depth {params.depth}"
+            " --min-sample-fraction {params.min_sample_fraction} --seed {params.seed}"
+            " --out {output.table:q} --dropped {output.dropped:q}"
+        )

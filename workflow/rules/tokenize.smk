@@ -12,15 +12,18 @@ rule tokenize:
         features=out("{dataset}", "tokens/features.parquet"),
         samples=out("{dataset}", "tokens/samples.parquet"),
     params:
-        settings=lambda wc: to_json(config["tokenize"]),
+        settings=lambda wc: settings_arg(config["tokenize"]),
+        out_dir=lambda wc: out(wc.dataset, "tokens"),
     log:
-        "logs/{dataset}/tokenize.log",
+        log_file("{dataset}/tokenize.log"),
     benchmark:
-        "benchmarks/{dataset}/tokenize.tsv"
+        benchmark_file("{dataset}/tokenize.tsv")
     threads: 1
     conda:
         "../../envs/aam.yaml"
     shell:
-        "aam tokenize --features {input.features:q} --counts {input.counts:q}"
-        " --rarefied {input.rarefied:q} --out-features {output.features:q}"
-        " --out-samples {output.samples:q} --settings {params.settings:q} > {log:q} 2>&1"
+        logged(
+            "aam tokenize --features {input.features:q} --counts {input.counts:q}"
+            " --rarefied {input.rarefied:q} --out-dir {params.out_dir:q}"
+            " --settings {params.settings:q}"
+        )

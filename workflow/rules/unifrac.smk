@@ -24,15 +24,17 @@ rule unifrac:
     params:
         out_dir=lambda wc: out(wc.dataset, "unifrac"),
         color=lambda wc: dataset_config(wc)["color_column"] or "",
-        settings=lambda wc: to_json(config["unifrac"]),
+        settings=lambda wc: settings_arg(config["unifrac"]),
     log:
-        "logs/{dataset}/unifrac.log",
+        log_file("{dataset}/unifrac.log"),
     benchmark:
-        "benchmarks/{dataset}/unifrac.tsv"
+        benchmark_file("{dataset}/unifrac.tsv")
     threads: 8  # capped by --cores
     conda:
         "../../envs/unifrac.yaml"
     shell:
-        "aam unifrac --table {input.table:q} --tree {input.tree:q} --samples {input.samples:q}"
-        " --color-column {params.color:q} --settings {params.settings:q} --threads {threads}"
-        " --out-dir {params.out_dir:q} > {log:q} 2>&1"
+        logged(
+            "aam unifrac --table {input.table:q} --tree {input.tree:q} --samples {input.samples:q}"
+            " --color-column {params.color:q} --settings {params.settings:q} --threads {threads}"
+            " --out-dir {params.out_dir:q}"
+        )

@@ -25,9 +25,9 @@ Outputs in ``--out-dir`` (for `aam evaluate`):
     ``prob_<class>`` per class. Val and test samples use the DataModule's fixed evaluation
     rarefaction; the weights are those of the best validation epoch.
 ``embeddings.parquet``
-    sample (string), split (train | val | test), embedding (list<float32>, the sample encoder's
-    pooled vector), for every sample with a target; train samples also use a fixed evaluation
-    rarefaction.
+    id (sample, string), split (train | val | test), embedding (fixed_size_list<float32>: the
+    sample encoder's pooled vector; the layout of :mod:`aam.io.embeddings`), for every sample with
+    a target; train samples also use a fixed evaluation rarefaction.
 Working files beside them: ``checkpoints/`` (resume) and ``logs/`` (CSV, TensorBoard).
 """
 
@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import time
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +46,7 @@ import torch
 from aam.config import load_settings
 from aam.errors import InputError
 from aam.io.atomic import atomic_path
+from aam.provenance import provenance
 from aam.stages.pretrain import (
     check_splits,
     input_fingerprint,
@@ -65,6 +67,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target-column", required=True, help="metadata column to predict")
     parser.add_argument("--task", required=True, choices=["regression", "classification"])
     parser.add_argument("--target", default=None, help="target name (default: the column)")
+    parser.add_argument("--classes", nargs="?", const="", default="",
+                        help='classification: JSON list of the classes to model (others left out)')
     parser.add_argument("--pretrain-dir", default=None,
                         help="pretrained encoder (model.safetensors + model.json)")
     parser.add_argument("--settings", help="the run's settings (JSON text or a YAML/JSON file)")
@@ -101,6 +105,21 @@ def check_target(values: dict[str, str], split_of: dict[str, str], column: str, 
     if missing:
         raise InputError(f"target column {column!r}: class(es) {missing} have no sample in the "
                          "training split")
+
+
+def target_classes(text: str, task: str) -> list[str] | None:
+    """The --classes JSON list (the target's `classes`), or None for every class."""
+    if not text:
+        return None
+    try:
+        classes = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise InputError(f"--classes: not valid JSON: {err}") from None
+    if not isinstance(classes, list) or len(classes) < 2 or not all(isinstance(c, str) for c in classes):
+        raise InputError(f"--classes: expected a JSON list of two or more class names, got {text!r}")
+    if task != "classification":
+        raise InputError("--classes is for classification targets")
+    return classes
 
 
 def _is_number(text: str) -> bool:
@@ -174,20 +193,12 @@ def eval_loader(dm, split: str):
 
 
 def write_embeddings(frames: list[pd.DataFrame], path: Path) -> None:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+    """Sample embeddings in the one layout of :mod:`aam.io.embeddings` (id, split, embedding)."""
+    from aam.io.embeddings import write_embeddings as write
 
     table = pd.concat(frames, ignore_index=True)
-    emb = np.stack(table["embedding"].to_list()).astype(np.float32) if len(table) else np.zeros((0, 0))
-    dim = emb.shape[1] if emb.ndim == 2 else 0
-    arrow = pa.table({
-        "sample": pa.array(table["sample"].astype(str).to_list(), pa.string()),
-        "split": pa.array(table["split"].to_list(), pa.string()),
-        "embedding": pa.FixedSizeListArray.from_arrays(pa.array(emb.reshape(-1), pa.float32()), dim)
-        .cast(pa.list_(pa.float32())),
-    })
-    with atomic_path(path) as tmp:
-        pq.write_table(arrow, tmp)
+    write(path, table["sample"].astype(str).to_list(), np.stack(table["embedding"].to_list()),
+          split=table["split"].to_list())
 
 
 # --------------------------------------------------------------------------------------------- run
@@ -210,9 +221,10 @@ def run(args: argparse.Namespace) -> None:
     column, task = args.target_column, args.task
     name = args.target or column
 
-    check_target(read_target_column(args.samples, column), read_splits(args.splits), column, task)
+    classes = target_classes(args.classes, task)
+    check_target(read_target_column(args.samples, column, classes), read_splits(args.splits), column, task)
     dm = AAMDataModule(tokens, args.splits, settings["data"], seed=args.seed,
-                       target={"column": column, "type": task}, metadata=args.samples)
+                       target={"column": column, "type": task, "classes": classes}, metadata=args.samples)
     check_splits(dm)
     n_outputs = 1 if task == "regression" else int(dm.n_classes)
     if task == "classification" and n_outputs < 2:
@@ -249,21 +261,26 @@ def run(args: argparse.Namespace) -> None:
     if args.pretrain_dir:
         inputs.append(Path(args.pretrain_dir) / "model.safetensors")
     fingerprint = input_fingerprint(
-        {k: settings[k] for k in ("data", "model", "finetune")} | {"target": [column, task]},
+        {k: settings[k] for k in ("data", "model", "finetune")} | {"target": [column, task, classes]},
         args.seed, inputs,
     )
     try:
         result = fit(module, out_dir, datamodule=dm, fingerprint=fingerprint)
     except NonFiniteLossError as err:
         raise InputError(f"fine-tuning diverged: {err}") from err
+    if result.global_rank:  # data parallel: rank 0 writes the outputs
+        return
 
     device = torch.device("cuda" if torch.cuda.is_available() and result.accelerator == "gpu" else "cpu")
     model = module.model
     tables, embeddings, val_metrics = [], [], {}
     for split in ("train", "val", "test"):
+        start = time.perf_counter()
         pred = predict(model, eval_loader(dm, split), device)
         if not pred:
             continue
+        log.info("predicted the %s split (%d samples) in %.1f s", split, len(pred["row"]),
+                 time.perf_counter() - start)
         table = prediction_table(pred, split, dm, task)
         embeddings.append(pd.DataFrame({"sample": table["sample"], "split": split,
                                         "embedding": list(pred["embedding"])}))
@@ -281,7 +298,7 @@ def run(args: argparse.Namespace) -> None:
     export_model(model, out_dir, extra={
         "stage": "finetune",
         "task": task,
-        "target": {"name": name, "column": column, "type": task},
+        "target": {"name": name, "column": column, "type": task, "classes": classes},
         "classes": dm.classes,
         "target_mean": dm.target_mean,
         "target_std": dm.target_std,
@@ -296,6 +313,7 @@ def run(args: argparse.Namespace) -> None:
         "val_metrics": val_metrics,
         "training": summary,
         "trainer": trainer.as_dict(),
+        "provenance": provenance(settings, args.seed, target={"column": column, "type": task}),
     })
     write_history(result.history, out_dir / "metrics.csv")
     with atomic_path(out_dir / "predictions.tsv") as tmp:

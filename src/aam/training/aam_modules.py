@@ -59,22 +59,33 @@ class PretrainModule(EngineModule):
         chosen = labels != losses.IGNORE
         correct = (out["nucleotide_logits"].argmax(-1)[chosen] == labels[chosen]).float()
         bs = batch["asv_index"].shape[0]
-        kw = {"on_step": stage == "train", "on_epoch": True, "batch_size": bs}
-        self.log(f"{stage}/loss", loss, prog_bar=True, **kw)
-        self.log(f"{stage}/unifrac_loss", u_loss, **kw)
-        self.log(f"{stage}/nucleotide_loss", n_loss, **kw)
-        if correct.numel():
-            self.log(f"{stage}/nucleotide_accuracy", correct.mean(), **kw)
+        # sync_dist: under data parallelism the logged values are means over all ranks' batches.
+        kw = {"on_step": stage == "train", "on_epoch": True, "sync_dist": True}
+        self.log(f"{stage}/loss", loss, prog_bar=True, batch_size=bs, **kw)
+        self.log(f"{stage}/unifrac_loss", u_loss, batch_size=bs, **kw)
+        self.log(f"{stage}/nucleotide_loss", n_loss, batch_size=bs, **kw)
+        # Logged on every rank (a collective), weighted by the masked positions (0 adds nothing).
+        n_chosen = correct.numel()
+        self.log(f"{stage}/nucleotide_accuracy", correct.sum() / max(n_chosen, 1), batch_size=n_chosen, **kw)
         return loss, out, true
 
     def training_step(self, batch, batch_idx):
-        masked, labels = losses.mask_nucleotides(trim_padding(batch["tokens"]), self.mask_rate)
+        # The mask is seeded by (seed, epoch, batch number), so a batch is masked the same on any
+        # rank and in any world size (batches from a plain loader draw from the global stream).
+        number = _batch_number(batch)
+        gen = None
+        if number >= 0:
+            seed = 42 if self.settings.seed is None else int(self.settings.seed)
+            state = np.random.SeedSequence([seed, 3, self.current_epoch, number]).generate_state(2)
+            gen = torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
+        masked, labels = losses.mask_nucleotides(trim_padding(batch["tokens"]), self.mask_rate, generator=gen)
         loss, _, _ = self._losses(batch, masked, labels, "train")
         return loss
 
     def validation_step(self, batch, batch_idx):
         # UniFrac on unmasked tokens; the nucleotide objective on a fixed, seeded mask.
-        gen = torch.Generator().manual_seed(10_000 + batch_idx)
+        number = _batch_number(batch)
+        gen = torch.Generator().manual_seed(10_000 + (number if number >= 0 else batch_idx))
         tokens = trim_padding(batch["tokens"])
         masked, labels = losses.mask_nucleotides(tokens, self.mask_rate, generator=gen)
         out = self.model(tokens, batch["asv_index"], batch["asv_mask"])
@@ -85,25 +96,30 @@ class PretrainModule(EngineModule):
         n_loss = losses.nucleotide_loss(logits, labels)
         chosen = labels != losses.IGNORE
         bs = batch["asv_index"].shape[0]
+        # sync_dist: the epoch value is the batch-size weighted mean over every rank's batches.
+        kw = {"on_epoch": True, "batch_size": bs, "sync_dist": True}
         self.log("val/loss", self.unifrac_weight * u_loss + self.nucleotide_weight * n_loss,
-                 on_epoch=True, prog_bar=True, batch_size=bs)
-        self.log("val/unifrac_loss", u_loss, on_epoch=True, batch_size=bs)
-        self.log("val/nucleotide_loss", n_loss, on_epoch=True, batch_size=bs)
-        if bool(chosen.any()):
-            acc = (logits.argmax(-1)[chosen] == labels[chosen]).float().mean()
-            self.log("val/nucleotide_accuracy", acc, on_epoch=True, batch_size=int(chosen.sum()))
+                 prog_bar=True, **kw)
+        self.log("val/unifrac_loss", u_loss, **kw)
+        self.log("val/nucleotide_loss", n_loss, **kw)
+        correct = int((logits.argmax(-1)[chosen] == labels[chosen]).sum())
         self._val.append((losses.upper_triangle(out["distances"]).detach().float().cpu(),
-                          losses.upper_triangle(true).detach().float().cpu()))
+                          losses.upper_triangle(true).detach().float().cpu(), correct, int(chosen.sum())))
 
     def on_validation_epoch_start(self) -> None:
         self._val = []
 
     def on_validation_epoch_end(self) -> None:
-        if not self._val:
-            return
-        pred = torch.cat([p for p, _ in self._val])
-        true = torch.cat([t for _, t in self._val])
+        # Every rank's pairs (the metrics of all validation samples, as in one process).
+        parts = [part for rank in self.all_ranks(self._val) for part in rank]
         self._val = []
+        if not parts:
+            return
+        total = sum(n for *_, n in parts)
+        if total:
+            self.log("val/nucleotide_accuracy", sum(c for _, _, c, _ in parts) / total)
+        pred = torch.cat([p for p, *_ in parts])
+        true = torch.cat([t for _, t, *_ in parts])
         if pred.numel() == 0:
             return
         self.log("val/unifrac_mae", (pred - true).abs().mean())
@@ -134,6 +150,10 @@ class FinetuneModule(EngineModule):
         self.huber_delta = huber_delta
         self.target_mean, self.target_std = float(target_mean), float(target_std)
         self.model.freeze_base(freeze_base)
+        # The pretraining heads ride along (a pretrained encoder's weights load into them) but get
+        # no gradient here; frozen, data-parallel training needs no search for unused parameters.
+        for head in (self.model.base.unifrac_head, self.model.base.nucleotide_head):
+            head.requires_grad_(False)
         self._val: list[tuple[torch.Tensor, torch.Tensor]] = []
 
     def target_loss(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -150,7 +170,8 @@ class FinetuneModule(EngineModule):
         t_loss = self.target_loss(out["target"], batch["target"])
         c_loss = losses.count_loss(out["count_log_probs"], batch["asv_counts"], batch["asv_mask"])
         loss = t_loss + self.count_weight * c_loss
-        kw = {"on_step": stage == "train", "on_epoch": True, "batch_size": batch["asv_index"].shape[0]}
+        kw = {"on_step": stage == "train", "on_epoch": True, "batch_size": batch["asv_index"].shape[0],
+              "sync_dist": True}  # under data parallelism: means over all ranks' batches
         self.log(f"{stage}/loss", loss, prog_bar=True, **kw)
         self.log(f"{stage}/target_loss", t_loss, **kw)
         self.log(f"{stage}/count_loss", c_loss, **kw)
@@ -167,15 +188,23 @@ class FinetuneModule(EngineModule):
         self._val = []
 
     def on_validation_epoch_end(self) -> None:
-        if not self._val:
-            return
-        pred = torch.cat([p for p, _ in self._val])
-        true = torch.cat([t for _, t in self._val])
+        # Every rank's predictions: AUROC and R2 of all validation samples, as in one process.
+        parts = [part for rank in self.all_ranks(self._val) for part in rank]
         self._val = []
+        if not parts:
+            return
+        pred = torch.cat([p for p, _ in parts])
+        true = torch.cat([t for _, t in parts])
         metrics = validation_metrics(self.task, pred, true, self.target_mean, self.target_std)
         for name, value in metrics.items():
             if np.isfinite(value):
                 self.log(f"val/{name}", value)
+
+
+def _batch_number(batch: dict[str, torch.Tensor]) -> int:
+    """The batch's number in its epoch over all ranks (-1 when the loader does not say)."""
+    number = batch.get("batch_number")
+    return -1 if number is None else int(number)
 
 
 def validation_metrics(task: str, pred: torch.Tensor, true: torch.Tensor, mean: float = 0.0,

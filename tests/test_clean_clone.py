@@ -1,0 +1,81 @@
+"""Every shipped config plans on a clean clone: a copy of the repository's files with no ../shared.
+
+The copy holds what `git` would check out (tracked files, and new files not ignored), so a config
+that reads data from outside the repository, or from an ignored path, fails here as it would for a
+user. Configs added to config/ are covered without editing this test.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEMAKE = Path(sys.executable).with_name("snakemake")
+CONFIGS = sorted(path.name for path in (REPO / "config").glob("*.yaml"))
+
+
+@pytest.fixture(scope="module")
+def clean_clone(tmp_path_factory) -> Path:
+    """The repository's checked-out files copied to a fresh folder, with nothing beside it."""
+    listed = subprocess.run(
+        ["git", "-C", str(REPO), "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        capture_output=True,
+        text=True,
+    )
+    if listed.returncode != 0:
+        pytest.skip("not a git checkout: cannot tell which files a clone holds")
+    clone = tmp_path_factory.mktemp("clone") / "repo"
+    for name in filter(None, listed.stdout.split("\0")):
+        source, copy = REPO / name, clone / name
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_symlink():  # e.g. profiles/default -> ../workflow/profiles/default
+            copy.symlink_to(os.readlink(source))
+        elif source.is_file():  # else deleted but still listed, or a submodule: nothing to copy
+            shutil.copy2(source, copy)
+    assert not (clone.parent / "shared").exists()
+    return clone
+
+
+def test_every_config_is_covered():
+    assert {"config.yaml", "full.yaml"} <= set(CONFIGS)
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_config_dry_runs_on_a_clean_clone(clean_clone, name):
+    env = {**os.environ, "PATH": f"{SNAKEMAKE.parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    result = subprocess.run(
+        [str(SNAKEMAKE), "-n", "--configfile", f"config/{name}", "--cores", "2"],
+        cwd=clean_clone,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    text = result.stdout + result.stderr
+    assert result.returncode == 0, text[-3000:]
+    assert "MissingInput" not in text
+    assert "rule ingest:" in text or "Nothing to be done" in text
+
+
+@pytest.mark.parametrize("env", sorted(path.name for path in (REPO / "envs").glob("*.yaml")))
+def test_conda_envs_pin_every_version(env):
+    import yaml
+
+    deps = yaml.safe_load((REPO / "envs" / env).read_text())["dependencies"]
+    unpinned = [d for d in deps if isinstance(d, str) and not re.search(r"[=<>]\d", d)]
+    assert not unpinned, f"envs/{env}: no version for {unpinned}"
+
+
+def test_license_file_is_the_one_pyproject_names():
+    import tomllib
+
+    assert tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["license"] == "BSD-3-Clause"
+    text = (REPO / "LICENSE").read_text()
+    assert text.startswith("BSD 3-Clause License") and "Neither the name of the copyright holder" in text
