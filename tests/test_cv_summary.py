@@ -106,11 +106,11 @@ def test_cv_summary_stage(tmp_path):
         "cv-summary",
         "--metrics",
         *paths,
-        "--out-tsv",
+        "--out",
         str(out / "s.tsv"),
-        "--out-json",
+        "--json",
         str(out / "s.json"),
-        "--out-png",
+        "--plot",
         str(out / "s.png"),
     ]
     assert main(argv) == 0
@@ -126,11 +126,11 @@ def test_cv_summary_stage(tmp_path):
         "cv-summary",
         "--metrics",
         str(tmp_path / "plain.json"),
-        "--out-tsv",
+        "--out",
         str(tmp_path / "x.tsv"),
-        "--out-json",
+        "--json",
         str(tmp_path / "x.json"),
-        "--out-png",
+        "--plot",
         str(tmp_path / "x.png"),
     ]
     assert main(argv) != 0
@@ -148,11 +148,11 @@ def test_comparison_gains_cv_columns(tmp_path):
         "cv-summary",
         "--metrics",
         *paths,
-        "--out-tsv",
+        "--out",
         str(tmp_path / "s.tsv"),
-        "--out-json",
+        "--json",
         str(summary),
-        "--out-png",
+        "--plot",
         str(tmp_path / "s.png"),
     ]
     assert main(argv) == 0

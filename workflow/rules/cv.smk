@@ -107,6 +107,6 @@ rule cv_summary:
         "../../envs/aam.yaml"
     shell:
         logged(
-            "aam cv-summary --metrics {input:q} --out-tsv {output.table:q} --out-json {output.json:q}"
-            " --out-png {output.plot:q}"
+            "aam cv-summary --metrics {input:q} --out {output.table:q} --json {output.json:q}"
+            " --plot {output.plot:q}"
         )

@@ -2,12 +2,12 @@
 
 Input: the fold metrics.json files of `aam evaluate --fold` (``cv/{fold}/eval/{run}/{target}/``),
 every run and fold of one dataset and target. Outputs (statistics in aam.evaluate.cv):
-  --out-tsv   one row per model (each run, then ``random_forest``): metric, n_folds, mean, sd, the
+  --out       one row per model (each run, then ``random_forest``): metric, n_folds, mean, sd, the
               value of each fold (columns r0f0, r0f1, ...), for runs the paired difference to the
               forest (difference_mean, difference_sd, wins, losses, wilcoxon_p, sign_p), the means
               of the secondary metrics and degenerate_folds (folds whose predictions ignored the input)
-  --out-json  the same with the per-fold values and each degenerate fold's reason
-  --out-png   one point per fold per model, lines joining a fold
+  --json      the same with the per-fold values and each degenerate fold's reason
+  --plot      one point per fold per model, lines joining a fold
 """
 
 from __future__ import annotations
@@ -29,9 +29,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--metrics", nargs="+", required=True, help="cv/{fold}/eval/{run}/{target}/metrics.json"
     )
-    parser.add_argument("--out-tsv", required=True, help="summary table to write")
-    parser.add_argument("--out-json", required=True, help="summary with per-fold values to write")
-    parser.add_argument("--out-png", required=True, help="per-fold plot to write")
+    parser.add_argument("--out", required=True, help="summary table to write")
+    parser.add_argument("--json", required=True, help="summary with per-fold values to write")
+    parser.add_argument("--plot", required=True, help="per-fold plot to write")
 
 
 def read_records(paths: list[str]) -> list[dict]:
@@ -58,16 +58,16 @@ def run(args: argparse.Namespace) -> None:
     summary, result = summarize(scores, task)
     dataset, target = records[0].get("dataset"), records[0]["target"]
     result = {"dataset": dataset, "target": target, **result}
-    with atomic_path(args.out_tsv) as tmp:
+    with atomic_path(args.out) as tmp:
         summary.to_csv(tmp, sep="\t", index=False, float_format="%.4f")
-    with atomic_path(args.out_json) as tmp:
+    with atomic_path(args.json) as tmp:
         Path(tmp).write_text(json.dumps(result, indent=2) + "\n")
     wide = summary.set_index("model")[result["folds"]].T.astype(float)
     plots.plot_cv_folds(
         wide,
         result["metric"],
         task,
-        args.out_png,
+        args.plot,
         title=f"{dataset}: {target}, test {result['metric']} over {len(result['folds'])} folds",
     )
     for row in summary.itertuples():
