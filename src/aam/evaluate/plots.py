@@ -274,8 +274,11 @@ def plot_cv_folds(
     models = list(wide.columns)
     fig, ax = plt.subplots(figsize=(max(4.0, 1.3 * len(models) + 2.0), 4.2), layout="constrained")
     x = np.arange(len(models))
-    for _, values in wide.iterrows():
-        ax.plot(x, values.to_numpy(dtype=float), color="grey", lw=0.8, alpha=0.6, zorder=1)
+    for fold, values in wide.iterrows():
+        ys = values.to_numpy(dtype=float)
+        ax.plot(x, ys, color="grey", lw=0.8, alpha=0.6, zorder=1)
+        if np.isfinite(ys[0]):
+            ax.text(x[0] - 0.08, ys[0], str(fold), ha="right", va="center", fontsize=7, color="grey")
     for j, model in enumerate(models):
         values = wide[model].to_numpy(dtype=float)
         ax.scatter(np.full(values.size, x[j]), values, color=COLORS[j % len(COLORS)], s=28, zorder=2)
@@ -286,7 +289,7 @@ def plot_cv_folds(
     if task == "classification":
         ax.axhline(0.5, color="grey", lw=1, ls="--")
     ax.set_xticks(x, [m.replace("_", " ") for m in models], rotation=20, ha="right")
-    ax.set_xlim(-0.5, len(models) - 0.3)
+    ax.set_xlim(-0.7, len(models) - 0.3)
     ax.set_ylabel(f"test {metric}")
     ax.set_title(title or f"{metric} per fold ({len(wide)} folds; lines join a fold)", fontsize=10)
     save_figure(fig, path)
