@@ -74,6 +74,8 @@ def check_config(config: dict[str, Any], *, where: str) -> dict[str, Any]:
     validate(config, load_schema(), where=where)
     for name, run in config.get("aam", {}).get("runs", {}).items():
         check_aam_run(run, where=f"{where}: aam/runs/{name}")
+    for name, entry in config.get("predict", {}).items():
+        _check_predict(config, name, entry, where)
     for name, run in config.get("seq_models", {}).get("runs", {}).items():
         model = run.get("model", {})
         dim, heads = model.get("dim"), model.get("heads")
@@ -82,6 +84,21 @@ def check_config(config: dict[str, Any], *, where: str) -> dict[str, Any]:
                 f"{where}: seq_models/runs/{name}/model: heads {heads} does not divide dim {dim}"
             )
     return config
+
+
+def _check_predict(config: dict[str, Any], name: str, entry: dict[str, Any], where: str) -> None:
+    """A `predict:` entry names a dataset, an AAM run and a target of that dataset that exist."""
+    here = f"{where}: predict/{name}"
+    datasets = config.get("datasets", {})
+    if entry["dataset"] not in datasets:
+        raise InputError(f"{here}: dataset {entry['dataset']!r} is not one of {sorted(datasets)}")
+    runs = config.get("aam", {}).get("runs", {})
+    if entry["run"] not in runs:
+        raise InputError(f"{here}: run {entry['run']!r} is not one of aam.runs {sorted(runs)}")
+    targets = [t["name"] for t in datasets[entry["dataset"]].get("targets", [])]
+    if entry["target"] not in targets:
+        raise InputError(f"{here}: target {entry['target']!r} is not one of dataset "
+                         f"{entry['dataset']!r}'s targets {targets}")
 
 
 def load_config(path: str | Path) -> dict[str, Any]:

@@ -59,6 +59,7 @@ rule finetune:
         history=out("{dataset}", "models/{run}/finetune/{target}/metrics.csv"),
         predictions=out("{dataset}", "models/{run}/finetune/{target}/predictions.tsv"),
         embeddings=out("{dataset}", "models/{run}/finetune/{target}/embeddings.parquet"),
+        train_features=out("{dataset}", "models/{run}/finetune/{target}/train_features.parquet"),
     params:
         settings=lambda wc: aam_run_settings(wc.run, "data", "model", "finetune"),
         seed=config["seed"],

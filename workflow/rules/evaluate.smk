@@ -8,8 +8,6 @@
 # type and positive_class; its inputs the run's fine-tuned model files, the pretraining history where the run
 # pretrains, the rarefied table, the split and the metadata.
 
-import shlex
-
 
 rule evaluate:
     """Test-split metrics, predictions and plots of one run's model for one target, beside a random
@@ -19,11 +17,7 @@ rule evaluate:
         predictions=lambda wc: scoped(wc, f"models/{wc.run}/finetune/{wc.target}/predictions.tsv"),
         history=lambda wc: scoped(wc, f"models/{wc.run}/finetune/{wc.target}/metrics.csv"),
         embeddings=lambda wc: scoped(wc, f"models/{wc.run}/finetune/{wc.target}/embeddings.parquet"),
-        pretrain_history=lambda wc: (
-            [out(wc.dataset, f"models/{wc.run}/pretrain/metrics.csv")]
-            if AAM_RUNS[wc.run].get("pretrain", {}).get("enabled", True)
-            else []
-        ),
+        pretrain_history=pretrain_history_inputs,
         rarefied=out("{dataset}", "rarefied/table.biom"),
         splits=lambda wc: scoped(wc, "splits.tsv"),
         samples=out("{dataset}", "ingest/samples.parquet"),
@@ -51,11 +45,7 @@ rule evaluate:
         task=lambda wc: target_config(wc)["type"],
         positive=lambda wc: target_config(wc).get("positive_class") or "",
         finetune_dir=lambda wc: scoped(wc, f"models/{wc.run}/finetune/{wc.target}"),
-        pretrain=lambda wc: (
-            f"--pretrain-dir {shlex.quote(out(wc.dataset, f'models/{wc.run}/pretrain'))}"
-            if AAM_RUNS[wc.run].get("pretrain", {}).get("enabled", True)
-            else ""
-        ),
+        pretrain=pretrain_dir_arg,
         out_dir=lambda wc: scoped(wc, f"eval/{wc.run}/{wc.target}"),
         fold=fold_arg,
     log:

@@ -55,7 +55,12 @@ rule split:
         samples=out("{dataset}", "ingest/samples.parquet"),
     output:
         splits=out("{dataset}", "splits.tsv"),
-        summary=report(out("{dataset}", "split_summary.tsv"), category="Data", subcategory="{dataset}"),
+        summary=report(
+            out("{dataset}", "split_summary.tsv"),
+            caption="../report/split_summary.rst",
+            category="Data",
+            subcategory="{dataset}",
+        ),
     params:
         group=lambda wc: dataset_config(wc)["group_column"] or "",
         stratify=lambda wc: stratify_column(config["split"], dataset_config(wc)["targets"]) or "",
@@ -113,7 +118,12 @@ rule rarefy:
         samples=out("{dataset}", "ingest/samples.parquet"),
     output:
         table=out("{dataset}", "rarefied/table.biom"),
-        dropped=out("{dataset}", "rarefied/dropped.tsv"),
+        dropped=report(
+            out("{dataset}", "rarefied/dropped.tsv"),
+            caption="../report/rarefy_dropped.rst",
+            category="Data",
+            subcategory="{dataset}",
+        ),
     params:
         depth=rarefy_depth,
         min_sample_fraction=config["rarefy"]["min_sample_fraction"],

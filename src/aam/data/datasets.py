@@ -8,8 +8,9 @@ distinct feature of the batch once. Validation and test samples use one fixed se
 Samples with fewer reads than ``depth`` are dropped (logged).
 
 Reproducibility: the random stream of a training sample is ``default_rng([seed, 0, epoch, row])``
-and of an evaluation sample ``default_rng([seed, 1, row])`` (``row``: the sample's row in
-samples.parquet). The epoch's sample order is ``default_rng([seed, 2, epoch])``. The epoch travels
+and of an evaluation sample ``default_rng([seed, 1, *sample_key(sample_id)])`` (``row``: the
+sample's row in samples.parquet; the evaluation stream is keyed by the ID so that `aam predict`
+rarefies a sample as fine-tuning did, whatever table holds it). The epoch's sample order is ``default_rng([seed, 2, epoch])``. The epoch travels
 with each index from the sampler (which Lightning tells the epoch through ``set_epoch``), so the
 same seed gives the same batches for any number of DataLoader workers, persistent or not.
 
@@ -43,6 +44,7 @@ runs on U rows instead of B x K and the result is gathered back with ``asv_index
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from dataclasses import dataclass
@@ -71,6 +73,14 @@ log = logging.getLogger(__name__)
 DATA_DEFAULTS = {"asv_limit": 1024, "selection": "abundance", "batch_size": 8, "num_workers": 0}
 SPLITS = ("train", "val", "test")
 _TRAIN_STREAM, _EVAL_STREAM, _ORDER_STREAM = 0, 1, 2
+
+
+def sample_key(sample_id: str) -> list[int]:
+    """Four 32-bit words of the SHA-256 of a sample ID: the evaluation stream's key. A sample's
+    evaluation rarefaction then depends on its ID and reads alone, not on its row in a table, so
+    `aam predict` on any table holding the sample draws what fine-tuning drew."""
+    digest = hashlib.sha256(str(sample_id).encode()).digest()
+    return np.frombuffer(digest[:16], dtype="<u4").astype(np.int64).tolist()
 
 
 def rarefy_counts(counts: np.ndarray, depth: int, rng: np.random.Generator) -> np.ndarray:
@@ -142,7 +152,7 @@ class RarefiedSamples(Dataset):
         row = int(self.rows[i])
         if self.train:
             return np.random.default_rng([self.seed, _TRAIN_STREAM, int(epoch), row])
-        return np.random.default_rng([self.seed, _EVAL_STREAM, row])
+        return np.random.default_rng([self.seed, _EVAL_STREAM, *sample_key(self.samples.sample_ids[row])])
 
     def __getitem__(self, key) -> SampleItem:
         number = -1
