@@ -132,7 +132,7 @@ def predict(model, loader, device: torch.device) -> dict[str, np.ndarray]:
     rows, outs, embs, trues = [], [], [], []
     for batch in loader:
         batch = {k: v.to(device) for k, v in batch.items()}
-        out = model(batch["tokens"], batch["asv_index"], batch["asv_mask"])
+        out = model(batch["tokens"], batch["asv_index"], batch["asv_mask"], batch["asv_counts"])
         rows.append(batch["sample_index"].cpu())
         outs.append(out["target"].float().cpu())
         embs.append(out["sample_embedding"].float().cpu())
@@ -223,8 +223,12 @@ def run(args: argparse.Namespace) -> None:
     if args.pretrain_dir:
         meta = json.loads((Path(args.pretrain_dir) / "model.json").read_text())
         arch = ("embedding_dim", "layers", "heads", "ff_dim", "asv_layers", "sample_layers", "max_bp",
-                "asv_limit", "vocab_size", "asv_norm")
-        old = {"asv_norm": "none"} | meta["config"]  # encoders exported before asv_norm existed
+                "asv_limit", "vocab_size", "asv_norm", "asv_encoder", "kmer_size", "abundance_input",
+                "pooling", "unifrac_affine")
+        # encoders exported before these options existed had the original model's values
+        legacy = {"asv_norm": "none", "asv_encoder": "transformer", "kmer_size": 6, "abundance_input": False,
+                  "pooling": "attention", "unifrac_affine": False}
+        old = legacy | meta["config"]
         differ = {k: (old.get(k), getattr(cfg, k)) for k in arch if old.get(k) != getattr(cfg, k)}
         if differ:
             raise InputError(f"{args.pretrain_dir}: the pretrained encoder differs from this run's model "
@@ -239,7 +243,8 @@ def run(args: argparse.Namespace) -> None:
     module = FinetuneModule(cfg, trainer, loss=fine["loss"], class_weights=weights,
                             count_weight=fine["count_weight"], focal_gamma=fine["focal_gamma"],
                             huber_delta=fine["huber_delta"], freeze_base=False,
-                            target_mean=dm.target_mean or 0.0, target_std=dm.target_std or 1.0)
+                            target_mean=dm.target_mean or 0.0, target_std=dm.target_std or 1.0,
+                            base_lr_scale=fine["base_lr_scale"] if args.pretrain_dir else 1.0)
     if pretrained_state is not None:
         module.model.base.load_state_dict(pretrained_state, strict=True)
         log.info("loaded the pretrained encoder from %s", args.pretrain_dir)

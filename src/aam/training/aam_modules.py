@@ -29,7 +29,7 @@ from aam.models.aam import AAMConfig, SequenceEncoder, SequencePredictor, trim_p
 from aam.training import losses
 from aam.training.engine import EngineModule, TrainerSettings
 
-MODEL_INPUTS = ("tokens", "asv_index", "asv_mask")
+MODEL_INPUTS = ("tokens", "asv_index", "asv_mask", "asv_counts")
 
 
 class PretrainModule(EngineModule):
@@ -51,47 +51,56 @@ class PretrainModule(EngineModule):
                                    self.metric, dtype=torch.float32)
 
     def _losses(self, batch, tokens, labels, stage: str):
-        out = self.model(tokens, batch["asv_index"], batch["asv_mask"])
+        out = self.model(tokens, batch["asv_index"], batch["asv_mask"], batch["asv_counts"])
         true = self.true_distances(batch)
         u_loss = losses.unifrac_loss(out["distances"], true)
-        n_loss = losses.nucleotide_loss(out["nucleotide_logits"], labels)
-        loss = self.unifrac_weight * u_loss + self.nucleotide_weight * n_loss
-        chosen = labels != losses.IGNORE
-        correct = (out["nucleotide_logits"].argmax(-1)[chosen] == labels[chosen]).float()
+        loss = self.unifrac_weight * u_loss
         bs = batch["asv_index"].shape[0]
         kw = {"on_step": stage == "train", "on_epoch": True, "batch_size": bs}
-        self.log(f"{stage}/loss", loss, prog_bar=True, **kw)
         self.log(f"{stage}/unifrac_loss", u_loss, **kw)
-        self.log(f"{stage}/nucleotide_loss", n_loss, **kw)
-        if correct.numel():
-            self.log(f"{stage}/nucleotide_accuracy", correct.mean(), **kw)
+        if out["nucleotide_logits"] is not None:  # a k-mer ASV encoder has no nucleotide objective
+            n_loss = losses.nucleotide_loss(out["nucleotide_logits"], labels)
+            loss = loss + self.nucleotide_weight * n_loss
+            chosen = labels != losses.IGNORE
+            correct = (out["nucleotide_logits"].argmax(-1)[chosen] == labels[chosen]).float()
+            self.log(f"{stage}/nucleotide_loss", n_loss, **kw)
+            if correct.numel():
+                self.log(f"{stage}/nucleotide_accuracy", correct.mean(), **kw)
+        self.log(f"{stage}/loss", loss, prog_bar=True, **kw)
         return loss, out, true
 
     def training_step(self, batch, batch_idx):
-        masked, labels = losses.mask_nucleotides(trim_padding(batch["tokens"]), self.mask_rate)
+        tokens = trim_padding(batch["tokens"])
+        if self.model.unifrac_head.affine and not bool(self.model.unifrac_head.offset_ready):
+            self.model.unifrac_head.init_offset(float(losses.upper_triangle(self.true_distances(batch)).mean()))
+        if self.model.nucleotide_head is None:
+            return self._losses(batch, tokens, None, "train")[0]
+        masked, labels = losses.mask_nucleotides(tokens, self.mask_rate)
         loss, _, _ = self._losses(batch, masked, labels, "train")
         return loss
 
     def validation_step(self, batch, batch_idx):
         # UniFrac on unmasked tokens; the nucleotide objective on a fixed, seeded mask.
-        gen = torch.Generator().manual_seed(10_000 + batch_idx)
         tokens = trim_padding(batch["tokens"])
-        masked, labels = losses.mask_nucleotides(tokens, self.mask_rate, generator=gen)
-        out = self.model(tokens, batch["asv_index"], batch["asv_mask"])
+        out = self.model(tokens, batch["asv_index"], batch["asv_mask"], batch["asv_counts"])
         true = self.true_distances(batch)
         u_loss = losses.unifrac_loss(out["distances"], true)
-        _, nuc_states = self.model.asv_encoder(masked)
-        logits = self.model.nucleotide_head(nuc_states)
-        n_loss = losses.nucleotide_loss(logits, labels)
-        chosen = labels != losses.IGNORE
         bs = batch["asv_index"].shape[0]
-        self.log("val/loss", self.unifrac_weight * u_loss + self.nucleotide_weight * n_loss,
-                 on_epoch=True, prog_bar=True, batch_size=bs)
+        loss = self.unifrac_weight * u_loss
+        if self.model.nucleotide_head is not None:
+            gen = torch.Generator().manual_seed(10_000 + batch_idx)
+            masked, labels = losses.mask_nucleotides(tokens, self.mask_rate, generator=gen)
+            _, nuc_states = self.model.asv_encoder(masked)
+            logits = self.model.nucleotide_head(nuc_states)
+            n_loss = losses.nucleotide_loss(logits, labels)
+            loss = loss + self.nucleotide_weight * n_loss
+            self.log("val/nucleotide_loss", n_loss, on_epoch=True, batch_size=bs)
+            chosen = labels != losses.IGNORE
+            if bool(chosen.any()):
+                acc = (logits.argmax(-1)[chosen] == labels[chosen]).float().mean()
+                self.log("val/nucleotide_accuracy", acc, on_epoch=True, batch_size=int(chosen.sum()))
+        self.log("val/loss", loss, on_epoch=True, prog_bar=True, batch_size=bs)
         self.log("val/unifrac_loss", u_loss, on_epoch=True, batch_size=bs)
-        self.log("val/nucleotide_loss", n_loss, on_epoch=True, batch_size=bs)
-        if bool(chosen.any()):
-            acc = (logits.argmax(-1)[chosen] == labels[chosen]).float().mean()
-            self.log("val/nucleotide_accuracy", acc, on_epoch=True, batch_size=int(chosen.sum()))
         self._val.append((losses.upper_triangle(out["distances"]).detach().float().cpu(),
                           losses.upper_triangle(true).detach().float().cpu()))
 
@@ -116,7 +125,8 @@ class FinetuneModule(EngineModule):
     def __init__(self, model_config: AAMConfig, settings: TrainerSettings | dict | None,
                  loss: str | None = None, class_weights: np.ndarray | list[float] | None = None,
                  count_weight: float = 1.0, focal_gamma: float = 2.0, huber_delta: float = 1.0,
-                 freeze_base: bool = False, target_mean: float = 0.0, target_std: float = 1.0):
+                 freeze_base: bool = False, target_mean: float = 0.0, target_std: float = 1.0,
+                 base_lr_scale: float = 1.0):
         super().__init__(settings)
         self.model = SequencePredictor(model_config)
         self.task = model_config.task
@@ -134,7 +144,25 @@ class FinetuneModule(EngineModule):
         self.huber_delta = huber_delta
         self.target_mean, self.target_std = float(target_mean), float(target_std)
         self.model.freeze_base(freeze_base)
+        self.base_lr_scale = float(base_lr_scale)
         self._val: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def parameter_groups(self) -> list[dict[str, Any]]:
+        """The engine's groups (weight decay on matrices only), with the base's learning rate
+        scaled by ``base_lr_scale``: a pretrained base moves slower than the fresh heads. The heads'
+        groups come first, so the logged ``lr`` is the heads'."""
+        if self.base_lr_scale == 1.0:
+            return super().parameter_groups()
+        base_ids = {id(p) for p in self.model.base.parameters()}
+        groups = []
+        for in_base, lr in ((False, self.settings.lr), (True, self.settings.lr * self.base_lr_scale)):
+            for decay in (True, False):
+                params = [p for p in self.parameters() if p.requires_grad and (id(p) in base_ids) == in_base
+                          and (p.ndim >= 2) == decay]
+                if params:
+                    groups.append({"params": params, "lr": lr,
+                                   "weight_decay": self.settings.weight_decay if decay else 0.0})
+        return groups
 
     def target_loss(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         if self.loss_name == "mse":
@@ -148,7 +176,7 @@ class FinetuneModule(EngineModule):
     def _step(self, batch, stage: str):
         out = self.model(*(batch[k] for k in MODEL_INPUTS))
         t_loss = self.target_loss(out["target"], batch["target"])
-        c_loss = losses.count_loss(out["count_log_probs"], batch["asv_counts"], batch["asv_mask"])
+        c_loss = losses.count_loss(out["count_log_probs"], batch["asv_counts"], out["asv_mask"])
         loss = t_loss + self.count_weight * c_loss
         kw = {"on_step": stage == "train", "on_epoch": True, "batch_size": batch["asv_index"].shape[0]}
         self.log(f"{stage}/loss", loss, prog_bar=True, **kw)
