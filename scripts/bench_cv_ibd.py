@@ -65,8 +65,8 @@ VARIANTS: dict[str, dict] = {
 def deep_update(base: dict, extra: dict) -> dict:
     out = copy.deepcopy(base)
     for key, value in extra.items():
-        out[key] = deep_update(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) \
-            else copy.deepcopy(value)
+        nested = isinstance(value, dict) and isinstance(out.get(key), dict)
+        out[key] = deep_update(out[key], value) if nested else copy.deepcopy(value)
     return out
 
 
@@ -155,7 +155,8 @@ def main() -> None:
         raise SystemExit(f"unknown variant(s) {unknown}; known: {sorted(variants)}")
 
     results = Path(args.results)
-    tokens, tree, samples = results / "tokens", results / "ingest" / "tree.nwk", results / "ingest" / "samples.parquet"
+    tokens, tree = results / "tokens", results / "ingest" / "tree.nwk"
+    samples = results / "ingest" / "samples.parquet"
     table = biom.load_table(str(results / "rarefied" / "table.biom"))
     ids = [str(s) for s in table.ids()]
     x = relative_abundance(table.matrix_data.T.toarray())
@@ -188,14 +189,16 @@ def main() -> None:
             t0 = time.perf_counter()
             res = fit_predict_forest(x[train], y[train], x[test], "classification", forest, classes)
             score = auroc(y[test], res.proba, classes)
-            rows.append({"fold": fold, "model": "forest", "auroc": score, "seconds": time.perf_counter() - t0})
+            rows.append({"fold": fold, "model": "forest", "auroc": score,
+                         "seconds": time.perf_counter() - t0})
             print(f"{fold}: train+val {len(train)}, test {len(test)}: forest AUROC {score:.3f}", flush=True)
             for name in chosen:
                 settings = run_settings(variants[name])
                 t0 = time.perf_counter()
                 base_state, r2 = None, float("nan")
                 if settings["pretrain"]["enabled"]:
-                    key = json.dumps({k: settings[k] for k in ("data", "model", "pretrain")}, sort_keys=True) + str(fold)
+                    arch = {k: settings[k] for k in ("data", "model", "pretrain")}
+                    key = json.dumps(arch, sort_keys=True) + str(fold)
                     if key not in pretrained:
                         pretrained[key] = pretrain(settings, tokens, splits, tree, index_cache, args.seed,
                                                    tmp / f"pre_{len(pretrained)}")

@@ -59,8 +59,9 @@ def tokens_of(seqs: list[str], width: int) -> torch.Tensor:
 @pytest.mark.parametrize("k", [1, 2, 3])
 def test_kmer_profile_equals_brute_force_count(k):
     rng = np.random.default_rng(k)
-    seqs = ["".join(rng.choice(list("ACGTN#"), p=[0.23, 0.23, 0.23, 0.23, 0.04, 0.04], size=rng.integers(0, 15)))
-            for _ in range(20)] + ["ACGTACGT", "NNNN", "", "AC"]
+    weights = [0.23, 0.23, 0.23, 0.23, 0.04, 0.04]
+    seqs = ["".join(rng.choice(list("ACGTN#"), p=weights, size=rng.integers(0, 15))) for _ in range(20)]
+    seqs += ["ACGTACGT", "NNNN", "", "AC"]
     profile = kmer_profile(tokens_of(seqs, 16), k).numpy()
     expected = np.stack([brute_force_profile(s, k) for s in seqs])
     np.testing.assert_allclose(profile, expected, atol=1e-6)
@@ -173,3 +174,22 @@ def test_kmer_encoder_pretrains_without_a_nucleotide_objective():
     loss.backward()
     assert torch.isfinite(loss)
     assert module.model.kmer_encoder.proj.weight.grad.abs().sum() > 0
+
+
+def test_pretraining_validation_skips_a_batch_of_one_sample():
+    from aam_synthetic import balanced_newick
+
+    from aam.data.unifrac import PhyloIndex
+    from aam.training.aam_modules import PretrainModule
+
+    index = PhyloIndex.from_newick(balanced_newick(12), [f"f{i}" for i in range(12)])
+    module = PretrainModule(tiny(), {"lr": 0.01}, index)
+    logged = []
+    module.log = lambda name, value, **kw: logged.append((name, float(value)))
+    module.eval()
+    module.on_validation_epoch_start()
+    module.validation_step(make_batch([[0, 1, 2]]), 0)  # one sample: no pair, nothing logged
+    assert logged == []
+    module.validation_step(make_batch([[0, 1, 2], [3, 4]]), 1)
+    module.on_validation_epoch_end()
+    assert all(np.isfinite(v) for _, v in logged) and any(n == "val/unifrac_loss" for n, _ in logged)

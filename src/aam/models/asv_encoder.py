@@ -1,6 +1,7 @@
 """ASV encoders: the nucleotide tokens of one ASV -> one vector.
 
-:class:`ASVEncoder` (``model.asv_encoder: transformer``): a nucleotide transformer. Tokens (see ``aam.data.nucleotides``): PAD 0, A C G T 1-4, N 5 (any ambiguity code), MASK 6.
+:class:`ASVEncoder` (``model.asv_encoder: transformer``): a nucleotide transformer. Tokens
+(see ``aam.data.nucleotides``): PAD 0, A C G T 1-4, N 5 (any ambiguity code), MASK 6.
 Token embedding + learned positions (up to ``max_bp``), a pre-norm transformer over the
 nucleotides of each ASV (padding masked), and attention pooling over the real nucleotides. An
 all-padding row gives a zero vector, never NaN.

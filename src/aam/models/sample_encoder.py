@@ -48,7 +48,8 @@ class SampleEncoder(nn.Module):
         self.rank = nn.Embedding(config.asv_limit, config.dim)
         self.abundance = None
         if config.abundance_input:
-            self.abundance = nn.Sequential(nn.Linear(1, config.dim), nn.GELU(), nn.Linear(config.dim, config.dim))
+            self.abundance = nn.Sequential(nn.Linear(1, config.dim), nn.GELU(),
+                                           nn.Linear(config.dim, config.dim))
         self.drop = nn.Dropout(config.dropout)
         self.transformer = Transformer(config.dim, config.layers, config.heads, config.ff_dim, config.dropout)
         self.pool = AttentionPooling(config.dim)
@@ -67,7 +68,8 @@ class SampleEncoder(nn.Module):
             raise ValueError(f"{k} ASVs per sample exceed the encoder's asv_limit {self.config.asv_limit}")
         needs = self.abundance is not None or self.config.pooling == "abundance"
         if needs and log_abundance is None:
-            raise ValueError("this sample encoder uses abundances: pass log_abundance (the batch's asv_counts)")
+            raise ValueError("this sample encoder uses abundances: pass log_abundance "
+                             "(from the batch's asv_counts)")
         ranks = torch.arange(k, device=asv_vectors.device)
         x = asv_vectors + self.rank(ranks)[None]
         if self.abundance is not None:

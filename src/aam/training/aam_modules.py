@@ -80,7 +80,10 @@ class PretrainModule(EngineModule):
         return loss
 
     def validation_step(self, batch, batch_idx):
-        # UniFrac on unmasked tokens; the nucleotide objective on a fixed, seeded mask.
+        # UniFrac on unmasked tokens; the nucleotide objective on a fixed, seeded mask. A last batch
+        # of one sample has no pair (its UniFrac MSE would be NaN and stop training): skipped.
+        if batch["asv_index"].shape[0] < 2:
+            return
         tokens = trim_padding(batch["tokens"])
         out = self.model(tokens, batch["asv_index"], batch["asv_mask"], batch["asv_counts"])
         true = self.true_distances(batch)
