@@ -55,7 +55,7 @@ def main() -> None:
     p.add_argument("--folds", type=int, default=5)
     p.add_argument("--repeats", type=int, default=1, help="CV repeats with seeds seed, seed+1, ...")
     p.add_argument("--n-estimators", type=int, default=500)
-    p.add_argument("--n-jobs", type=int, default=2)
+    p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=42)
     args = p.parse_args()
 
@@ -79,7 +79,7 @@ def main() -> None:
     if len(classes) != 2:
         raise SystemExit(f"expected a binary target, found classes {classes}")
     x = relative_abundance(counts)
-    settings = ForestSettings(n_estimators=args.n_estimators, n_jobs=args.n_jobs, seed=args.seed)
+    settings = ForestSettings(n_estimators=args.n_estimators, n_jobs=args.threads, seed=args.seed)
     print(f"table: {source}: {x.shape[0]} samples x {x.shape[1]} features; "
           f"{args.target}: {pd.Series(y).value_counts().to_dict()}; "
           f"{len(set(groups))} groups ({args.group})")

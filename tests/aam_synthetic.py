@@ -63,3 +63,40 @@ def balanced_newick(n: int) -> str:
             nxt.append(nodes[-1])
         nodes = nxt
     return nodes[0].rsplit(":", 1)[0] + ";"
+
+
+def write_study(folder, n_samples: int = 40, n_features: int = 40, depth: int = 100, seed: int = 7,
+                n_train: int = 24, n_val: int = 10) -> None:
+    """A small study on disk, as the tokenize stage leaves it: ``tokens/`` caches, ``splits.tsv``
+    (the first ``n_train`` samples train, the next ``n_val`` validate, the rest test), ``metadata.tsv``
+    (``disease``: Crohns / Control; ``age``) and ``tree.nwk`` over the features ``asv0..``. Every
+    sample has at least ``depth`` reads."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from aam.stages.tokenize import build
+
+    rng = np.random.default_rng(seed)
+    letters = np.array(list("ACGT"))
+    seqs = ["".join(rng.choice(letters, size=rng.integers(20, 30))) for _ in range(n_features)]
+    fids = [f"asv{i}" for i in range(n_features)]
+    pq.write_table(pa.table({"feature_id": fids, "sequence": seqs}), folder / "features.parquet")
+    ids = [f"2538.{1000 + s}" for s in range(n_samples)]
+    samples, feats, counts = [], [], []
+    for s in range(n_samples):
+        present = rng.choice(n_features, size=rng.integers(8, 30), replace=False)
+        c = rng.integers(15, 40, size=present.size)
+        samples += [ids[s]] * present.size
+        feats += [fids[i] for i in present]
+        counts += c.tolist()
+    table = pa.table({"sample": samples, "feature": feats, "count": counts})
+    pq.write_table(table, folder / "counts.parquet")
+    build(folder / "features.parquet", folder / "counts.parquet", None,
+          folder / "tokens" / "features.parquet", folder / "tokens" / "samples.parquet", max_bp=32)
+    split = ["train"] * n_train + ["val"] * n_val + ["test"] * (n_samples - n_train - n_val)
+    (folder / "splits.tsv").write_text(
+        "\n".join(["sample\tsplit"] + [f"{i}\t{s}" for i, s in zip(ids, split, strict=True)]) + "\n")
+    meta = ["sample_name\tdisease\tage"] + [
+        f"{i}\t{'Crohns' if rng.random() < 0.4 else 'Control'}\t{20 + k}" for k, i in enumerate(ids)]
+    (folder / "metadata.tsv").write_text("\n".join(meta) + "\n")
+    (folder / "tree.nwk").write_text(balanced_newick(n_features).replace("f", "asv") + "\n")

@@ -10,6 +10,7 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
@@ -147,7 +148,30 @@ def test_feature_ids_not_dna_without_sequences(data, capsys):
 def test_sequences_missing_for_some_features(data, capsys):
     (data / "seqs.fasta").write_text(">ACGTACGTAA\nACGTACGTAA\n>ACGTACGTCC\nACGTACGTCC\n")
     code = run_ingest(data, "--sequences", str(data / "seqs.fasta"))
-    assert_failed(code, capsys, data, "seqs.fasta", "no sequence for 3 of 5", "TTGACCAGTA")
+    # 3 of 5 features, 84 of 117 reads: past the default max_missing_sequence_fraction (0.1)
+    assert_failed(
+        code, capsys, data, "seqs.fasta", "3 of 5 table features (71.79% of reads) have no sequence",
+        "TTGACCAGTA", "max_missing_sequence_fraction",
+    )
+
+
+def test_sequences_match_no_feature(data, capsys):
+    (data / "seqs.fasta").write_text(">other\nACGTACGTAA\n")
+    code = run_ingest(data, "--sequences", str(data / "seqs.fasta"))
+    assert_failed(code, capsys, data, "seqs.fasta", "no sequence for any of the 5 table features")
+
+
+@pytest.mark.parametrize(
+    ("target", "words"),
+    [
+        ({"classes": ["CD", "UC"]}, ("target 'dx'", "['UC'] are not in column 'diagnosis'", "control")),
+        ({"positive_class": "cd"}, ("positive_class 'cd' is not one of its classes", "['CD', 'control']")),
+        ({"classes": ["CD", "control"], "positive_class": "UC"}, ("positive_class 'UC'",)),
+    ],
+)
+def test_target_classes_not_in_the_column(data, capsys, target, words):
+    code = run_ingest(data, targets=[{**TARGETS[0], **target}])
+    assert_failed(code, capsys, data, "metadata.tsv", *words)
 
 
 def test_tree_shares_no_tip(data, capsys):
@@ -324,3 +348,169 @@ def test_config_unknown_key_or_wrong_type(tmp_path, repo_root, section, bad, wor
     assert "config.yaml" in message and "\n" not in message
     for word in words:
         assert word in message
+
+
+# --- BIOM JSON that biom's own reader accepts but would read wrong
+
+
+def _biom_json(data: Path) -> dict:
+    """The small dataset's table as a sparse BIOM JSON object (biom's own writer)."""
+    import biom
+
+    frame = np.loadtxt(data / "table.tsv", delimiter="\t", skiprows=2, usecols=range(1, 7))
+    lines = (data / "table.tsv").read_text().splitlines()
+    samples = lines[1].split("\t")[1:]
+    features = [ln.split("\t")[0] for ln in lines[2:]]
+    return json.loads(biom.Table(frame, features, samples).to_json("test"))
+
+
+def test_biom_json_valid_counts_read_exactly(data, capsys):
+    """The checks below reject nothing valid: the JSON copy ingests to the same counts as the TSV."""
+    assert run_ingest(data) == 0
+    from_tsv = (data / "out" / "counts.parquet").read_bytes()
+    (data / "t.json").write_text(json.dumps(_biom_json(data)))
+    assert run_ingest(data, table="t.json") == 0, capsys.readouterr().err
+    assert (data / "out" / "counts.parquet").read_bytes() == from_tsv
+
+
+def test_biom_json_duplicate_entry(data, capsys):
+    obj = _biom_json(data)
+    obj["data"].append(list(obj["data"][0]))  # the same (row, column) twice: biom would sum them
+    (data / "dup_entry.json").write_text(json.dumps(obj))
+    code = run_ingest(data, table="dup_entry.json")
+    assert_failed(code, capsys, data, "dup_entry.json", "more than once", "ACGTACGTAA", "10317.001")
+
+
+@pytest.mark.parametrize("shape", [[5, 7], [4, 6], [6, 6]])
+def test_biom_json_shape_disagrees_with_rows_and_columns(data, capsys, shape):
+    obj = _biom_json(data)
+    assert obj["shape"] == [5, 6]
+    obj["shape"] = shape
+    (data / "shape.json").write_text(json.dumps(obj))
+    code = run_ingest(data, table="shape.json")
+    assert_failed(code, capsys, data, "shape.json", f"'shape' {shape}", "5 rows and 6 columns")
+
+
+def test_biom_hdf5_with_a_count_stored_twice(data, capsys):
+    import biom
+    import h5py
+
+    obj = _biom_json(data)
+    table = biom.Table.from_json(obj)
+    with h5py.File(data / "t.biom", "w") as fh:
+        table.to_hdf5(fh, "test")
+    with h5py.File(data / "t.biom", "r+") as fh:  # first sample's second entry -> its first feature again
+        indices = fh["sample/matrix/indices"][:]
+        indptr = fh["sample/matrix/indptr"][:]
+        assert indptr[1] - indptr[0] >= 2
+        indices[indptr[0] + 1] = indices[indptr[0]]
+        fh["sample/matrix/indices"][:] = indices
+        obs = fh["observation/matrix/indices"][:]
+        optr = fh["observation/matrix/indptr"][:]
+        # mirror it in the observation-major copy: the same sample listed twice for one feature
+        row = int(np.flatnonzero(np.diff(optr) >= 2)[0])
+        obs[optr[row] + 1] = obs[optr[row]]
+        fh["observation/matrix/indices"][:] = obs
+    assert_failed(run_ingest(data, table="t.biom"), capsys, data, "t.biom", "more than once")
+
+
+# --- tree branch lengths: checked on the user's file, never a silent zero matrix
+
+
+def test_tree_without_branch_lengths(data, capsys):
+    import re
+
+    (data / "nolengths.nwk").write_text(re.sub(r":[0-9.]+", "", (data / "tree.nwk").read_text()))
+    code = run_ingest(data, tree="nolengths.nwk")
+    assert_failed(code, capsys, data, "nolengths.nwk", "no branch lengths")
+
+
+def test_tree_with_some_missing_lengths_is_an_error_by_default(data, capsys):
+    text = (data / "tree.nwk").read_text().replace("TTGACCAGTA:0.3", "TTGACCAGTA")
+    (data / "some.nwk").write_text(text)
+    code = run_ingest(data, tree="some.nwk")
+    words = ("1 of 10 branches", "'TTGACCAGTA'", "missing_branch_lengths")
+    assert_failed(code, capsys, data, "some.nwk", *words)
+
+
+def test_tree_with_some_missing_lengths_counts_them_as_zero_when_asked(data, capsys, caplog):
+    from aam.io.newick import read_tree
+
+    text = (data / "tree.nwk").read_text().replace("TTGACCAGTA:0.3", "TTGACCAGTA")
+    (data / "some.nwk").write_text(text)
+    assert run_ingest(data, "--settings", '{"missing_branch_lengths": "zero"}', tree="some.nwk") == 0
+    assert "1 of 10 branches have no length and count as 0" in caplog.text
+    pruned = read_tree(data / "out" / "tree.nwk")
+    tip = pruned.names.index("TTGACCAGTA")
+    assert pruned.length[tip] == 0.0  # written as 0, not left missing
+    assert not np.isnan(pruned.length[1:]).any()
+
+
+def test_tree_with_every_length_zero(data, capsys):
+    import re
+
+    (data / "zeros.nwk").write_text(re.sub(r":[0-9.]+", ":0", (data / "tree.nwk").read_text()))
+    assert_failed(run_ingest(data, tree="zeros.nwk"), capsys, data, "zeros.nwk", "every branch length is 0")
+
+
+def test_negative_branch_length_names_the_users_tree(data, capsys):
+    text = (data / "tree.nwk").read_text().replace("GGGACCAGTA:0.1", "GGGACCAGTA:-0.1")
+    (data / "neg.nwk").write_text(text)
+    code = run_ingest(data, tree="neg.nwk")
+    assert_failed(code, capsys, data, "neg.nwk", "negative branch length", "-0.1", "'GGGACCAGTA'")
+
+
+def test_negative_length_on_an_unnamed_inner_branch(data, capsys):
+    text = (
+        "((ACGTACGTAA:0.1,ACGTACGTCC:0.2):-0.05,((TTGACCAGTA:0.3,GGGACCAGTA:0.1):0.2,CCCTTTAAAG:0.4):0.15);"
+    )
+    (data / "neg_inner.nwk").write_text(text)
+    code = run_ingest(data, tree="neg_inner.nwk")
+    assert_failed(code, capsys, data, "neg_inner.nwk", "negative", "clade of tip 'ACGTACGTAA'")
+
+
+# --- metadata without samples
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "sample_name\thost_subject_id\tdiagnosis\n",
+        "sample-id\thost_subject_id\tdiagnosis\n#q2:types\tcategorical\tcategorical\n",
+        "#SampleID\thost_subject_id\tdiagnosis\n\n# a comment\n",
+    ],
+)
+def test_metadata_with_a_header_only(data, capsys, text):
+    (data / "header_only.tsv").write_text(text)
+    code = run_ingest(data, meta="header_only.tsv")
+    assert_failed(code, capsys, data, "header_only.tsv", "no samples")
+
+
+# --- split: every split asked for gets samples
+
+
+def _split(data: Path, out: Path, *extra: str) -> int:
+    argv = ["split", "--samples", str(out / "samples.parquet"), "--group-column", "host_subject_id"]
+    argv += ["--out", str(data / "sp" / "splits.tsv"), "--summary", str(data / "sp" / "summary.tsv"), *extra]
+    return main(argv)
+
+
+def test_single_group_leaves_val_and_test_empty(data, capsys):
+    lines = (data / "metadata.tsv").read_text().splitlines()
+    rows = [lines[0]] + ["\t".join([f[0], "subjA", *f[2:]]) for f in (ln.split("\t") for ln in lines[1:])]
+    (data / "one_subject.tsv").write_text("\n".join(rows) + "\n")
+    assert run_ingest(data, meta="one_subject.tsv") == 0
+    capsys.readouterr()
+    code = _split(data, data / "out")
+    words = ("split val and test would get no sample", "1 group(s) of 'host_subject_id'")
+    outputs = ("splits.tsv", "summary.tsv")
+    assert_failed(code, capsys, data, "samples.parquet", *words, outputs=outputs, out="sp")
+
+
+def test_single_group_is_fine_when_only_train_is_asked_for(data, capsys):
+    lines = (data / "metadata.tsv").read_text().splitlines()
+    rows = [lines[0]] + ["\t".join([f[0], "subjA", *f[2:]]) for f in (ln.split("\t") for ln in lines[1:])]
+    (data / "one_subject.tsv").write_text("\n".join(rows) + "\n")
+    assert run_ingest(data, meta="one_subject.tsv") == 0
+    assert _split(data, data / "out", "--settings", '{"fractions": {"train": 1.0}}') == 0
+    assert set(pd.read_csv(data / "sp" / "splits.tsv", sep="\t")["split"]) == {"train"}

@@ -9,8 +9,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import yaml
-from test_workflow import REPO, snakemake
+from test_workflow import REPO, snakemake, write_config
+
+from aam.config import check_config
+from aam.errors import InputError
 
 SMALL = REPO / "tests" / "data" / "prepare"
 
@@ -54,10 +58,108 @@ def test_stage_error_line_appears_in_snakemake_output_and_logs_sit_under_results
     assert not (tmp_path / "out/small/ingest").exists() or not any((tmp_path / "out/small/ingest").iterdir())
 
 
-def test_logs_and_benchmarks_follow_the_results_folder(tmp_path):
-    small_config(tmp_path)
-    result = snakemake(tmp_path, "-n", str(tmp_path / "out/small/splits.tsv"))
+def test_every_rule_logs_under_results_and_shows_its_error_line(tmp_path):
+    """Every job of the demo DAG: log and benchmark under the results folder, shell through logged()."""
+    write_config(tmp_path)
+    result = snakemake(tmp_path, "-n", "-p")
     text = result.stdout + result.stderr
     assert result.returncode == 0, text[-3000:]
-    assert f"log: {tmp_path}/out/logs/small/ingest.log" in text
-    assert f"benchmark: {tmp_path}/out/benchmarks/small/ingest.tsv" in text
+    jobs = [job for job in text.split("\nrule ")[1:] if not job.startswith("all:")]
+    assert len(jobs) >= 15
+    results = tmp_path / "results"
+    for job in jobs:
+        name = job.split(":", 1)[0]
+        assert f"log: {results}/logs/" in job, name
+        assert f"benchmark: {results}/benchmarks/" in job, name
+        assert "|| { status=$?; tail -n 1 " in job, name
+
+
+def _with_bad_name(config: dict, kind: str, bad: str) -> tuple[dict, str]:
+    """The demo config with one dataset, run, target or sequence-set name replaced; the key's path."""
+    if kind == "dataset":
+        config["datasets"] = {bad: config["datasets"]["ibd2538"]}
+        return config, "datasets"
+    if kind == "run":
+        config["aam"]["runs"] = {bad: config["aam"]["runs"]["scratch"]}
+        return config, "aam/runs"
+    if kind == "target":
+        config["datasets"]["ibd2538"]["targets"][0]["name"] = bad
+        return config, "datasets/ibd2538/targets/0/name"
+    if kind == "sequence set":
+        config["sequences"] = {bad: config["sequences"]["gg13_8_v4_3k"]}
+        return config, "sequences"
+    config["seq_models"]["runs"] = {bad: config["seq_models"]["runs"]["vq_small"]}
+    return config, "seq_models/runs"
+
+
+@pytest.mark.parametrize("bad", ["..", ".", "a/b", ".hidden", "x y", ""])
+@pytest.mark.parametrize("kind", ["dataset", "run", "target", "sequence set", "sequence run"])
+def test_names_that_would_leave_the_results_folder_are_rejected(kind, bad):
+    config, key = _with_bad_name(yaml.safe_load((REPO / "config" / "config.yaml").read_text()), kind, bad)
+    with pytest.raises(InputError) as info:
+        check_config(config, where="my.yaml")
+    message = str(info.value)
+    assert message.startswith(f"my.yaml: {key}: ") and "\n" not in message, message
+    assert repr(bad) in message and "not starting with '.'" in message, message
+
+
+def test_allowed_names_pass():
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config["datasets"] = {"Study_2.v1-b": config["datasets"]["ibd2538"]}
+    config["aam"]["runs"] = {"run.1": config["aam"]["runs"]["scratch"]}
+    check_config(config, where="my.yaml")
+
+
+def test_heads_not_dividing_embedding_dim_names_the_run():
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config["aam"]["runs"]["scratch"]["model"]["heads"] = 3
+    with pytest.raises(
+        InputError, match=r"^my.yaml: aam/runs/scratch: model: heads 3 does not divide embedding_dim 64$"
+    ):
+        check_config(config, where="my.yaml")
+    # The default embedding_dim (128) counts too.
+    config["aam"]["runs"]["scratch"]["model"] = {"heads": 5}
+    with pytest.raises(
+        InputError, match="aam/runs/scratch: model: heads 5 does not divide embedding_dim 128"
+    ):
+        check_config(config, where="my.yaml")
+
+
+def test_heads_not_dividing_embedding_dim_stops_a_training_stage_run_by_hand():
+    from aam.config import load_settings
+
+    expected = r"^settings \(aam_run\): model: heads 3 does not divide embedding_dim 64$"
+    with pytest.raises(InputError, match=expected):
+        load_settings('{"model": {"embedding_dim": 64, "heads": 3}}', "aam_run")
+
+
+def test_heads_not_dividing_dim_of_a_sequence_model_names_the_run():
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config["seq_models"]["runs"]["vq_small"]["model"]["heads"] = 3
+    expected = "^my.yaml: seq_models/runs/vq_small/model: heads 3 does not divide dim 64$"
+    with pytest.raises(InputError, match=expected):
+        check_config(config, where="my.yaml")
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        (lambda c: c["datasets"].update({"..": c["datasets"].pop("ibd2538")}), ("datasets:", "'..'")),
+        (
+            lambda c: c["aam"]["runs"]["pretrained"]["model"].update(heads=6),
+            ("aam/runs/pretrained", "heads 6"),
+        ),
+        (lambda c: c.update(seed="forty-two"), ("seed:", "'forty-two'")),
+    ],
+)
+def test_snakemake_shows_one_line_for_a_bad_config(tmp_path, change, words):
+    path = write_config(tmp_path)
+    config = yaml.safe_load(path.read_text())
+    change(config)
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    result = snakemake(tmp_path, "-n")
+    assert result.returncode != 0
+    lines = [line for line in (result.stdout + result.stderr).splitlines() if "config error" in line]
+    assert len(lines) == 1 and lines[0].startswith(f"config error: {path}: "), result.stderr[-2000:]
+    assert all(word in lines[0] for word in words), lines[0]
+    assert not (tmp_path / "results").exists()

@@ -8,6 +8,7 @@ user. Configs added to config/ are covered without editing this test.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -61,3 +62,20 @@ def test_config_dry_runs_on_a_clean_clone(clean_clone, name):
     assert result.returncode == 0, text[-3000:]
     assert "MissingInput" not in text
     assert "rule ingest:" in text or "Nothing to be done" in text
+
+
+@pytest.mark.parametrize("env", sorted(path.name for path in (REPO / "envs").glob("*.yaml")))
+def test_conda_envs_pin_every_version(env):
+    import yaml
+
+    deps = yaml.safe_load((REPO / "envs" / env).read_text())["dependencies"]
+    unpinned = [d for d in deps if isinstance(d, str) and not re.search(r"[=<>]\d", d)]
+    assert not unpinned, f"envs/{env}: no version for {unpinned}"
+
+
+def test_license_file_is_the_one_pyproject_names():
+    import tomllib
+
+    assert tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["license"] == "BSD-3-Clause"
+    text = (REPO / "LICENSE").read_text()
+    assert text.startswith("BSD 3-Clause License") and "Neither the name of the copyright holder" in text

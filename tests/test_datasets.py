@@ -41,10 +41,10 @@ def data(tmp_path_factory):
     rng.shuffle(split)
     lines = ["sample\tsplit"] + [f"{i}\t{s}" for i, s in zip(ids, split, strict=True)]
     (tmp / "splits.tsv").write_text("\n".join(lines) + "\n")
-    meta = ["sample_name\tdisease\tage"]
+    meta = ["sample_name\tdisease\tage\tdiagnosis"]
     for k, i in enumerate(ids):
         disease = "Missing: Not provided" if k == 5 else ("Crohns" if k % 3 == 0 else "Control")
-        meta.append(f"{i}\t{disease}\t{20 + k}")
+        meta.append(f"{i}\t{disease}\t{20 + k}\t{('CD', 'UC', 'no')[k % 3]}")
     (tmp / "metadata.tsv").write_text("\n".join(meta) + "\n")
     return tmp
 
@@ -161,6 +161,19 @@ def test_classification_target(data):
     # the sample with a Qiita missing value is dropped
     kept = {dm.sample_ids[r] for s in ("train", "val", "test") for r in dm.rows[s]}
     assert "2538.1005" not in kept
+
+
+def test_target_classes_keep_only_those_samples(data):
+    every = module(data, target={"column": "diagnosis", "type": "classification"})
+    dm = module(data, target={"column": "diagnosis", "type": "classification", "classes": ["no", "CD"]})
+    assert every.classes == ["CD", "UC", "no"]
+    assert dm.classes == ["CD", "no"] and dm.n_classes == 2
+    for split in ("train", "val", "test"):
+        kept = [dm.sample_ids[r] for r in dm.rows[split]]
+        expected = [every.sample_ids[r] for r in every.rows[split]
+                    if (int(every.sample_ids[r].split(".")[1]) - 1000) % 3 != 1]  # UC: k % 3 == 1
+        assert kept == expected
+    assert dm.class_counts.sum() == len(dm.train_dataset) < len(every.train_dataset)
 
 
 def test_regression_target_is_standardized_on_train(data):

@@ -12,11 +12,12 @@ import pytest
 
 from aam.cli import main
 from aam.evaluate.metrics import classification_metrics, regression_metrics
+from aam.io.embeddings import write_embeddings
 
 CLASSES = ["Control", "Crohns"]
 
 
-def write_dataset(root, n=60, f=30, seed=0, embedding_as_list=True, regression=False):
+def write_dataset(root, n=60, f=30, seed=0, regression=False):
     """Rarefied BIOM, splits, metadata and a finetune dir whose predictions follow the labels."""
     rng = np.random.default_rng(seed)
     samples = [f"2538.{1000100 + i}" for i in range(n)]  # numeric-looking IDs stay strings
@@ -77,13 +78,7 @@ def write_dataset(root, n=60, f=30, seed=0, embedding_as_list=True, regression=F
     pre.mkdir()
     pd.DataFrame(hist).to_csv(pre / "metrics.csv", index=False)
     emb = rng.normal(size=(int(keep.sum()), 8)).astype(np.float32)
-    if embedding_as_list:
-        edf = rows[["sample", "split"]].copy()
-        edf["embedding"] = list(emb)
-    else:
-        edf = pd.concat([rows[["sample", "split"]].reset_index(drop=True),
-                         pd.DataFrame(emb, columns=[f"dim_{k}" for k in range(8)])], axis=1)
-    edf.to_parquet(ft / "embeddings.parquet", index=False)
+    write_embeddings(ft / "embeddings.parquet", rows["sample"].to_list(), emb, split=rows["split"].to_list())
     return ft
 
 
@@ -118,6 +113,7 @@ def test_evaluate_classification(tmp_path):
         assert again["confusion_matrix"] == m["test"][who]["confusion_matrix"]
     assert m["test"]["random_forest"]["auroc"] > 0.8  # the planted signal
     assert m["val"]["aam"]["n"] == 10 and m["val"]["random_forest"] is None
+    assert m["provenance"]["seed"] == 42 and m["provenance"]["settings"]["random_forest"]["n_estimators"] > 0
     plots = sorted(p.name for p in (out / "plots").iterdir())
     assert plots == ["confusion_matrices.png", "embedding_pcoa.png", "learning_curves.png", "roc.png"]
     assert all((out / "plots" / p).read_bytes()[:4] == b"\x89PNG" for p in plots)
@@ -128,8 +124,8 @@ def test_evaluate_classification(tmp_path):
     assert (out2 / "predictions.tsv").read_text() == (out / "predictions.tsv").read_text()
 
 
-def test_evaluate_regression_with_per_dim_embeddings(tmp_path):
-    ft = write_dataset(tmp_path, regression=True, embedding_as_list=False)
+def test_evaluate_regression(tmp_path):
+    ft = write_dataset(tmp_path, regression=True)
     out = tmp_path / "eval"
     assert main(evaluate_args(tmp_path, ft, out, column="age", task="regression")) == 0
     m = json.loads((out / "metrics.json").read_text())
@@ -180,14 +176,14 @@ def test_compare_two_runs(tmp_path):
         assert main(args) == 0
         files.append(str(out / "metrics.json"))
     tsv, png = tmp_path / "comparison.tsv", tmp_path / "comparison.png"
-    assert main(["compare", "--metrics", *files, "--out-tsv", str(tsv), "--out-png", str(png)]) == 0
+    assert main(["compare", "--metrics", *files, "--out", str(tsv), "--plot", str(png)]) == 0
     table = pd.read_csv(tsv, sep="\t")
     assert list(table["run"]) == ["small", "tiny"] and (table["metric"] == "auroc").all()
     assert table["random_forest"].nunique() == 1  # same split and seed: the same forest
     np.testing.assert_allclose(table["difference"], table["aam"] - table["random_forest"], atol=2e-4)
     assert png.read_bytes()[:4] == b"\x89PNG"
-    assert main(["compare", "--metrics", files[0], files[0], "--out-tsv", str(tsv),
-                 "--out-png", str(png)]) == 2
+    assert main(["compare", "--metrics", files[0], files[0], "--out", str(tsv),
+                 "--plot", str(png)]) == 2
 
 
 def test_settings_take_schema_defaults_and_reject_unknown_keys():
@@ -243,3 +239,40 @@ def test_pcoa_coordinates_match_classical_mds_of_euclidean_distances():
         sign = np.sign(coords[0, k] * ref[0, k])
         np.testing.assert_allclose(coords[:, k], sign * ref[:, k], atol=1e-8)
     assert explained[0] == pytest.approx(vals[order[0]] / vals[vals > 1e-12].sum())
+
+
+def test_embeddings_in_another_layout_are_one_clear_error(tmp_path, capsys):
+    ft = write_dataset(tmp_path)
+    old = pd.DataFrame({"sample": ["a", "b"], "split": ["val", "test"],
+                        "embedding": [[0.1, 0.2], [0.3, 0.4]]})
+    old.to_parquet(ft / "embeddings.parquet", index=False)
+    assert main(evaluate_args(tmp_path, ft, tmp_path / "eval")) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "embeddings.parquet" in err[0] and "columns id and embedding" in err[0]
+    assert not (tmp_path / "eval").exists()
+
+
+def test_positive_class_orders_the_classes_and_auroc_scores_it(tmp_path):
+    from sklearn.metrics import roc_auc_score
+
+    ft = write_dataset(tmp_path)
+    out = tmp_path / "eval"
+    assert main(evaluate_args(tmp_path, ft, out, extra=("--positive-class", "Control"))) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["positive_class"] == "Control" and m["classes"] == ["Crohns", "Control"]
+    pred = pd.read_csv(out / "predictions.tsv", sep="\t", dtype={"sample": str})
+    for who, prefix in (("aam", "aam"), ("random_forest", "rf")):
+        expected = roc_auc_score(pred["y_true"] == "Control", pred[f"{prefix}_prob_Control"])
+        assert m["test"][who]["auroc"] == pytest.approx(expected, abs=1e-6)
+        # rows and columns of the confusion matrix follow the new class order
+        truth = pred["y_true"].to_numpy()
+        said = pred[f"{prefix}_pred"].to_numpy()
+        both = int(((truth == "Control") & (said == "Control")).sum())
+        assert m["test"][who]["confusion_matrix"][1][1] == both
+
+
+def test_positive_class_unknown_to_the_model_is_an_error(tmp_path, capsys):
+    ft = write_dataset(tmp_path)
+    assert main(evaluate_args(tmp_path, ft, tmp_path / "eval", extra=("--positive-class", "UC"))) == 2
+    assert "'UC' is not one of the model's classes" in capsys.readouterr().err
+    assert not (tmp_path / "eval").exists()

@@ -248,3 +248,35 @@ def test_rarefy_stage_reads_biom(demo_ibd, tmp_path):
     dropped = pd.read_csv(tmp_path / "d.tsv", sep="\t")
     assert len(dropped) + table.shape[1] == 470
     assert (dropped["reads"] < 1000).all()
+
+
+def test_features_without_sequence_dropped_with_warning(tmp_path, caplog):
+    # every feature but GGGACCAGTA (6 of 117 reads) has a sequence
+    kept = ["ACGTACGTAA", "ACGTACGTCC", "TTGACCAGTA", "CCCTTTAAAG"]
+    (tmp_path / "seqs.fasta").write_text("".join(f">{f}\n{f}\n" for f in kept))
+    argv = ingest_argv(FIXTURES / "table.tsv", FIXTURES / "tree.nwk", FIXTURES / "metadata.tsv",
+                       tmp_path / "o")
+    with caplog.at_level(logging.WARNING):
+        assert main([*argv, "--sequences", str(tmp_path / "seqs.fasta")]) == 0
+    assert "1 of 5 table features (5.13% of reads) have no sequence (e.g. 'GGGACCAGTA')" in caplog.text
+    features = pd.read_parquet(tmp_path / "o" / "features.parquet")
+    assert list(features["feature_id"]) == kept
+    assert sorted(read_tree(tmp_path / "o" / "tree.nwk").tip_names()) == sorted(kept)
+    assert "GGGACCAGTA" not in set(pq.read_table(tmp_path / "o" / "counts.parquet")["feature"].to_pylist())
+    # the same share is an error under a stricter limit
+    strict = [*argv, "--sequences", str(tmp_path / "seqs.fasta"), "--settings",
+              '{"max_missing_sequence_fraction": 0.05}']
+    assert main(strict) == 2
+
+
+def test_missing_value_terms_from_settings(tmp_path):
+    text = (FIXTURES / "metadata.tsv").read_text().replace("\t34\t", "\tNone\t").replace("\t51\t", "\t-\t")
+    (tmp_path / "m.tsv").write_text(text)
+    targets = [{"name": "age", "column": "age", "type": "regression"}]
+    argv = ingest_argv(FIXTURES / "table.tsv", FIXTURES / "tree.nwk", tmp_path / "m.tsv", tmp_path / "o",
+                       targets=targets)
+    assert main(argv) == 2  # '-' is no number and not a default missing-value term; 'None' is one
+    assert main([*argv, "--settings", '{"missing_values": ["None", "-", "", "not applicable"]}']) == 0
+    ages = pd.read_parquet(tmp_path / "o" / "samples.parquet").set_index("sample")["age"]
+    assert ages.isna().to_dict() == {"10317.001": True, "10317.002": False, "10317.003": True,
+                                     "10317.004": True, "10317.005": False, "10317.006": False}

@@ -60,14 +60,35 @@ def test_q2_types_row_and_comments(tmp_path):
         "",
         "NOT APPLICABLE",
         " not collected ",
+        "None",
+        "NA",
+        "nan",
+        "NaN",
+        "null",
     ],
 )
 def test_missing_terms(tmp_path, term):
-    (tmp_path / "m.tsv").write_text(f"sample_name\tx\ty\ns1\t{term}\tkeep\ns2\tvalue\tNA\n")
+    (tmp_path / "m.tsv").write_text(f"sample_name\tx\ty\ns1\t{term}\tkeep\ns2\tvalue\tn.a.\n")
     meta = read_metadata(tmp_path / "m.tsv")
     assert pd.isna(meta.loc["s1", "x"])
     assert meta.loc["s2", "x"] == "value"
-    assert meta.loc["s2", "y"] == "NA"  # only the listed terms are missing
+    assert meta.loc["s2", "y"] == "n.a."  # only the listed terms are missing
+
+
+def test_missing_terms_are_configurable(tmp_path):
+    (tmp_path / "m.tsv").write_text("sample_name\tx\ns1\tn.a.\ns2\tNone\ns3\t\ns4\t7\n")
+    meta = read_metadata(tmp_path / "m.tsv", missing_values=["N.A.", ""])
+    assert pd.isna(meta.loc["s1", "x"]) and pd.isna(meta.loc["s3", "x"])
+    assert meta.loc["s2", "x"] == "None"  # a list replaces the default: None is a value here
+    assert meta.loc["s4", "x"] == "7"
+
+
+def test_default_terms_are_the_config_default():
+    from aam.config import load_schema
+    from aam.io.metadata import MISSING_TERMS
+
+    schema = load_schema()["properties"]["ingest"]["properties"]["missing_values"]
+    assert schema["default"] == list(MISSING_TERMS)
 
 
 def test_no_id_column(tmp_path):

@@ -112,7 +112,7 @@ def test_cli(tmp_path, capsys):
     f, c = write_inputs(tmp_path / "in")
     t = tmp_path / "t"
     args = ["tokenize", "--features", str(f), "--counts", str(c),
-            "--out-features", str(t / "features.parquet"), "--out-samples", str(t / "samples.parquet")]
+            "--out-dir", str(t)]
     assert main(args + ["--settings", '{"max_bp": 5}']) == 0
     assert pc.read_metadata(tmp_path / "t" / "features.parquet")["tokenizer"]["max_bp"] == 5
     assert main(args + ["--settings", '{"max_bp": 5, "bogus": 1}']) == 2

@@ -1,5 +1,6 @@
-"""DNA sequence stages: bad input (one line, exit 2, no output), taxonomy parsing, save/load round trip,
-and a tiny end-to-end run of seq-prepare -> seq-train -> embed -> seq-evaluate for both model kinds."""
+"""DNA sequence stages: taxonomy parsing, save/load round trip, and a tiny end-to-end run of
+seq-prepare -> seq-train -> embed -> seq-evaluate for both model kinds. Bad input to these stages:
+tests/test_bad_input_sequences.py."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ import torch
 
 from aam.cli import main
 from aam.data.dna_tokenizers import KmerTokenizer
+from aam.io.embeddings import read_embeddings
 from aam.models.contrastive import ContrastiveConfig, ContrastiveEmbedder
-from aam.stages.embed import embed_sequences, load_contrastive, read_embeddings
+from aam.stages.embed import embed_sequences, load_contrastive
 from aam.stages.seq_prepare import parse_taxonomy, prepare
 from aam.training.engine import export_model
 
@@ -33,70 +35,6 @@ def _write_set(tmp_path, n=40, seed=0, genera=("Blautia", "Dorea")):
     (tmp_path / "seqs.fasta").write_text("\n".join(fasta) + "\n")
     (tmp_path / "tax.tsv").write_text("\n".join(rows) + "\n")
     return tmp_path / "seqs.fasta", tmp_path / "tax.tsv"
-
-
-def _prepare_fails(tmp_path, capsys, fasta, labels=None, settings=None, match=""):
-    out = tmp_path / "prepared.parquet"
-    argv = ["seq-prepare", "--fasta", str(fasta), "--out", str(out)]
-    if labels:
-        argv += ["--labels", str(labels)]
-    if settings:
-        argv += ["--settings", json.dumps(settings)]
-    assert main(argv) == 2
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and err.startswith("aam seq-prepare: error:")
-    assert match in err
-    assert not out.exists()
-    assert not list(tmp_path.glob(".prepared.parquet*"))
-
-
-def test_empty_fasta(tmp_path, capsys):
-    (tmp_path / "e.fasta").write_text("")
-    _prepare_fails(tmp_path, capsys, tmp_path / "e.fasta", match="e.fasta: no FASTA records")
-
-
-def test_record_without_sequence(tmp_path, capsys):
-    (tmp_path / "x.fasta").write_text(">a\nACGT\n>b\n>c\nACGT\n")
-    _prepare_fails(tmp_path, capsys, tmp_path / "x.fasta", match="record 'b' has no sequence")
-
-
-def test_duplicate_ids(tmp_path, capsys):
-    (tmp_path / "x.fasta").write_text(">a\nACGT\n>b\nACGA\n>a\nACGT\n")
-    _prepare_fails(tmp_path, capsys, tmp_path / "x.fasta", match="duplicate sequence ID 'a'")
-
-
-def test_labels_missing_for_some_sequences(tmp_path, capsys):
-    fasta, tax = _write_set(tmp_path)
-    lines = tax.read_text().splitlines()
-    tax.write_text("\n".join(ln for ln in lines if not ln.startswith("s7\t")) + "\n")
-    _prepare_fails(tmp_path, capsys, fasta, tax, match="no label for sequence 's7'")
-
-
-def test_label_file_without_id_column(tmp_path, capsys):
-    fasta, tax = _write_set(tmp_path)
-    tax.write_text(tax.read_text().replace("feature_id\t", "name\t", 1))
-    _prepare_fails(tmp_path, capsys, fasta, tax, match="tax.tsv: no ID column")
-    _prepare_fails(tmp_path, capsys, fasta, tax, settings={"id_column": "otu"}, match="no ID column 'otu'")
-
-
-def test_unknown_rank(tmp_path, capsys):
-    fasta, tax = _write_set(tmp_path)
-    _prepare_fails(
-        tmp_path, capsys, fasta, tax, settings={"ranks": ["genera"]}, match="unknown rank 'genera'"
-    )
-
-
-def test_unknown_rank_in_training_labels(tmp_path, capsys):
-    fasta, tax = _write_set(tmp_path)
-    prepared = tmp_path / "p.parquet"
-    assert main(["seq-prepare", "--fasta", str(fasta), "--labels", str(tax), "--out", str(prepared)]) == 0
-    out = tmp_path / "m"
-    settings = json.dumps({"kind": "contrastive", "label_ranks": ["strain"]})
-    assert (
-        main(["seq-train", "--prepared", str(prepared), "--settings", settings, "--out-dir", str(out)]) == 2
-    )
-    assert "unknown rank 'strain'" in capsys.readouterr().err
-    assert not (out / "model.json").exists()
 
 
 def test_parse_taxonomy_empty_ranks_are_missing():
@@ -180,11 +118,56 @@ def test_contrastive_end_to_end(tmp_path):
         )
         == 0
     )
-    for name in ("model.safetensors", "model.json", "tokenizer.json", "history.csv"):
+    for name in ("model.safetensors", "model.json", "tokenizer.json", "history.csv", "reference.parquet"):
         assert (model_dir / name).exists()
+    frame = pd.read_parquet(prepared)
+    ref = pd.read_parquet(model_dir / "reference.parquet")
+    assert sorted(ref["id"]) == sorted(frame["id"][frame["split"] == "train"])
+    # classify the test split and a .qza of reads: q2-feature-classifier's table
+    taxonomy = tmp_path / "taxonomy.tsv"
+    assert (
+        main(["classify", "--model-dir", str(model_dir), "--prepared", str(prepared), "--out", str(taxonomy)])
+        == 0
+    )
+    table = pd.read_csv(taxonomy, sep="\t", dtype=str)
+    assert taxonomy.read_text().splitlines()[0] == "Feature ID\tTaxon\tConfidence"
+    assert list(table["Feature ID"]) == list(frame["id"][frame["split"] == "test"])
+    assert table["Confidence"].astype(float).between(0, 1).all()
+    assert table["Taxon"].str.match(r"^(Unassigned|k__Bacteria(; [pcofgs]__[^;]+)*)$").all()
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "reads.qza", "w") as zf:
+        zf.writestr(
+            "u/metadata.yaml", "uuid: u\ntype: FeatureData[Sequence]\nformat: DNASequencesDirectoryFormat\n"
+        )
+        zf.writestr("u/data/dna-sequences.fasta", fasta.read_text())
+    assert (
+        main(
+            [
+                "classify",
+                "--model-dir",
+                str(model_dir),
+                "--reads",
+                str(tmp_path / "reads.qza"),
+                "--threshold",
+                "0",
+                "--out",
+                str(taxonomy),
+            ]
+        )
+        == 0
+    )
+    table = pd.read_csv(taxonomy, sep="\t", dtype=str)
+    assert len(table) == 40 and not (table["Taxon"] == "Unassigned").any()
+    from aam import __version__
+
+    prov = json.loads((model_dir / "model.json").read_text())["provenance"]
+    assert prov["aam_version"] == __version__ and prov["seed"] == 42
+    assert prov["settings"]["trainer"]["max_epochs"] == run["trainer"]["max_epochs"]
     emb = tmp_path / "emb.parquet"
-    assert main(["embed", "--model", str(model_dir), "--fasta", str(fasta), "--out", str(emb)]) == 0
-    ids, vectors = read_embeddings(emb)
+    assert main(["embed", "--model-dir", str(model_dir), "--fasta", str(fasta), "--out", str(emb)]) == 0
+    ids, split, vectors = read_embeddings(emb)
+    assert split is None  # embed has no split: the one layout's optional column
     assert list(ids) == [f"s{i}" for i in range(40)] and vectors.shape == (40, 16)
     out = tmp_path / "eval"
     settings = json.dumps({"ranks": ["genus"], "color_rank": "genus", "knn_k": 3})
@@ -194,7 +177,7 @@ def test_contrastive_end_to_end(tmp_path):
                 "seq-evaluate",
                 "--prepared",
                 str(prepared),
-                "--model",
+                "--model-dir",
                 str(model_dir),
                 "--embeddings",
                 str(emb),
@@ -207,8 +190,11 @@ def test_contrastive_end_to_end(tmp_path):
         == 0
     )
     metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["provenance"]["settings"]["knn_k"] == 3
+    assert metrics["provenance"]["model"] == prov
     genus = metrics["ranks"]["genus"]
     assert genus["n_test"] == 8 and 0 <= genus["knn_accuracy"] <= 1 and genus["naive_bayes_accuracy"] == 1.0
+    assert 0 <= genus["classifier_accuracy"] <= 1
     assert (out / "projection.png").exists() and (out / "history.png").exists()
 
 
@@ -248,7 +234,8 @@ def test_vq_end_to_end(tmp_path):
     )
     out = tmp_path / "eval"
     assert (
-        main(["seq-evaluate", "--prepared", str(prepared), "--model", str(model_dir), "--out-dir", str(out)])
+        main(["seq-evaluate", "--prepared", str(prepared), "--model-dir", str(model_dir),
+              "--out-dir", str(out)])
         == 0
     )
     metrics = json.loads((out / "metrics.json").read_text())
@@ -258,22 +245,11 @@ def test_vq_end_to_end(tmp_path):
     # embed refuses a VQ model with one line
     assert (
         main(
-            ["embed", "--model", str(model_dir), "--fasta", str(fasta), "--out", str(tmp_path / "e.parquet")]
+            ["embed", "--model-dir", str(model_dir), "--fasta", str(fasta),
+             "--out", str(tmp_path / "e.parquet")]
         )
         == 2
     )
-
-
-def test_unknown_run_key_is_rejected(tmp_path, capsys):
-    fasta, tax = _write_set(tmp_path)
-    prepared = tmp_path / "p.parquet"
-    assert main(["seq-prepare", "--fasta", str(fasta), "--out", str(prepared)]) == 0
-    bad = json.dumps({"kind": "vq", "model": {"backbone_size": 3}})
-    assert (
-        main(["seq-train", "--prepared", str(prepared), "--settings", bad, "--out-dir", str(tmp_path / "m")])
-        == 2
-    )
-    assert "backbone_size" in capsys.readouterr().err
 
 
 def test_sequence_dataset_is_seeded_by_epoch_and_index_and_stacks_views():
@@ -298,10 +274,6 @@ def test_prepare_plain_text_into_chunks(tmp_path, capsys):
     frame = prepare(text=str(path), chunk_len=50, ranks=[])
     assert frame["sequence"].str.len().tolist() == [50, 50, 50, 50]
     assert "".join(frame["sequence"]) == "ACGT" * 30 + "GGCC" * 20
-    path.write_text("ACGT\nAC GT\nAXGT\n")
-    out = tmp_path / "p.parquet"
-    assert main(["seq-prepare", "--text", str(path), "--out", str(out)]) == 2
-    assert "'X' at DNA position 9" in capsys.readouterr().err and not out.exists()
 
 
 def test_same_seed_gives_identical_weights(tmp_path):
@@ -331,3 +303,47 @@ def test_same_seed_gives_identical_weights(tmp_path):
     assert (tmp_path / "a" / "model.safetensors").read_bytes() == (
         tmp_path / "b" / "model.safetensors"
     ).read_bytes()
+
+
+def test_external_test_set_never_leaks_into_training(tmp_path):
+    fasta, tax = _write_set(tmp_path, n=40)
+    test_dir = tmp_path / "ext"
+    test_dir.mkdir()
+    test_fasta, test_tax = _write_set(test_dir, n=12, seed=5)
+    test_fasta.write_text(test_fasta.read_text().replace(">s", ">t"))
+    test_tax.write_text(test_tax.read_text().replace("\ns", "\nt"))
+    test_seqs = dict(rec.split("\n")[:2] for rec in test_fasta.read_text().split(">")[1:])
+    # the training collection also holds a test ID (another sequence) and a test sequence (another ID)
+    fasta.write_text(fasta.read_text() + f">t0\n{'ACGT' * 20}\n>dup\n{test_seqs['t3']}\n")
+    tax.write_text(tax.read_text() + "".join(f"{i}\t{TAX.format(g='Dorea')}\n" for i in ("t0", "dup")))
+    prepared = tmp_path / "prepared.parquet"
+    settings = {"test": {"fasta": str(test_fasta), "labels": str(test_tax)}}
+    argv = ["seq-prepare", "--fasta", str(fasta), "--labels", str(tax), "--out", str(prepared)]
+    assert main([*argv, "--settings", json.dumps(settings)]) == 0
+    frame = pd.read_parquet(prepared)
+    test = frame[frame["split"] == "test"]
+    train = frame[frame["split"] == "train"]
+    assert dict(zip(test["id"], test["sequence"], strict=True)) == test_seqs  # the external set as given
+    assert sorted(train["id"]) == sorted(f"s{i}" for i in range(40))  # t0 and dup dropped
+    assert not train["sequence"].isin(test["sequence"]).any()
+    run = {
+        "kind": "contrastive",
+        "tokenizer": {"type": "kmer", "k": 4, "stride": 2},
+        "model": {"dim": 8, "layers": 0, "pooling": "mean", "proj_hidden": 8, "proj_dim": 8},
+        "label_ranks": ["genus"],
+        "trainer": FAST,
+    }
+    model_dir = tmp_path / "model"
+    argv = [
+        "seq-train",
+        "--prepared",
+        str(prepared),
+        "--settings",
+        json.dumps(run),
+        "--out-dir",
+        str(model_dir),
+    ]
+    assert main(argv) == 0
+    ref = pd.read_parquet(model_dir / "reference.parquet")
+    assert sorted(ref["id"]) == sorted(train["id"])
+    assert not ref["id"].isin(test["id"]).any() and not ref["sequence"].isin(test["sequence"]).any()

@@ -12,7 +12,7 @@ import importlib
 import logging
 import sys
 
-from aam.errors import InputError
+from aam.errors import PREEMPTED_EXIT, InputError, Preempted
 
 # subcommand -> (module under aam.stages, one-line help)
 STAGES: dict[str, tuple[str, str]] = {
@@ -22,20 +22,35 @@ STAGES: dict[str, tuple[str, str]] = {
     "unifrac": ("unifrac", "UniFrac distance matrices, Faith's PD and PCoA"),
     "tokenize": ("tokenize", "tokenize features and samples into Parquet caches"),
     "pretrain": ("pretrain", "pretrain the AAM sequence encoder on UniFrac + masked nucleotides"),
+    "corpus-pretrain": ("corpus_pretrain", "pretrain one AAM sequence encoder on a corpus of studies"),
     "finetune": ("finetune", "fine-tune an AAM regressor or classifier on one target"),
     "evaluate": ("evaluate", "evaluate a fine-tuned model beside a random forest on the test split"),
     "compare": ("compare", "compare the evaluated runs of a dataset"),
+    "summary": ("summary", "the report's results page: runs beside the forest, splits, dropped samples"),
+    "predict": ("predict", "apply a fine-tuned AAM model to a new table: predictions and embeddings"),
     "seq-prepare": ("seq_prepare", "validate and split a DNA sequence collection"),
     "seq-train": ("seq_train", "train a contrastive embedder or VQ-Transformer on DNA sequences"),
     "embed": ("embed", "embed DNA sequences with a trained contrastive model"),
     "seq-evaluate": ("seq_evaluate", "evaluate DNA sequence models (kNN taxonomy vs naive Bayes, VQ)"),
+    "classify": ("classify", "assign a taxonomy to DNA reads with a trained contrastive model"),
 }
+
+
+def version_line() -> str:
+    from aam.provenance import git_state, package_version
+
+    commit, dirty = git_state()
+    if commit is None:
+        return f"aam {package_version()}"
+    return f"aam {package_version()} (git {commit[:12]}{', modified' if dirty else ''})"
 
 
 def build_parser(stage: str | None = None) -> argparse.ArgumentParser:
     """Build the top-level parser; only the chosen stage's module is imported for its arguments."""
     parser = argparse.ArgumentParser(prog="aam", description=__doc__.splitlines()[0])
     parser.add_argument("--verbose", "-v", action="store_true", help="debug logging")
+    parser.add_argument("--version", action="version", version=version_line(),
+                        help="the package version (and git commit, when run from a checkout)")
     sub = parser.add_subparsers(dest="stage", metavar="STAGE")
     sub.required = True
     for name, (module, help_text) in STAGES.items():
@@ -59,6 +74,9 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as err:
         print(f"aam {args.stage}: error: {err}", file=sys.stderr)
         return 2
+    except Preempted as err:
+        print(f"aam {args.stage}: preempted: {err}", file=sys.stderr)
+        return PREEMPTED_EXIT
     return 0
 
 

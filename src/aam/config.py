@@ -41,25 +41,74 @@ def _defaulting_validator() -> type:
     return jsonschema.validators.extend(base, {"properties": set_defaults})
 
 
+def _message(err: jsonschema.ValidationError) -> str:
+    """One line for a validation error. A pattern the schema describes (names used as folder names)
+    says what is allowed rather than quoting the regular expression."""
+    path = "/".join(str(p) for p in err.absolute_path) or "(top level)"
+    if err.validator == "pattern" and isinstance(err.schema, dict) and "description" in err.schema:
+        kind = "name" if "propertyNames" in err.schema_path else "value"
+        return f"{path}: {kind} {err.instance!r} is not allowed: use {err.schema['description']}"
+    return f"{path}: {err.message}"
+
+
 def validate(instance: Any, schema: dict[str, Any], *, where: str) -> Any:
     """Validate `instance` in place (defaults filled); raise one `InputError` naming the first problem."""
     validator = _defaulting_validator()(schema)
     errors = sorted(validator.iter_errors(instance), key=lambda e: list(e.absolute_path))
     if errors:
-        err = errors[0]
-        path = "/".join(str(p) for p in err.absolute_path) or "(top level)"
-        raise InputError(f"{where}: {path}: {err.message}")
+        raise InputError(f"{where}: {_message(errors[0])}")
     return instance
 
 
+def check_aam_run(run: dict[str, Any], *, where: str) -> None:
+    """Checks of one AAM run (defaults filled) that a JSON schema cannot express."""
+    model = run.get("model", {})
+    dim, heads = model.get("embedding_dim"), model.get("heads")
+    if dim is not None and heads is not None and dim % heads:
+        raise InputError(f"{where}: model: heads {heads} does not divide embedding_dim {dim}")
+
+
+def check_config(config: dict[str, Any], *, where: str) -> dict[str, Any]:
+    """Validate a whole config (defaults filled) and check what the schema cannot, so that a bad run
+    stops the workflow before any job starts, not when its training begins."""
+    validate(config, load_schema(), where=where)
+    for name, run in config.get("aam", {}).get("runs", {}).items():
+        check_aam_run(run, where=f"{where}: aam/runs/{name}")
+    for name, entry in config.get("predict", {}).items():
+        _check_predict(config, name, entry, where)
+    for name, run in config.get("seq_models", {}).get("runs", {}).items():
+        model = run.get("model", {})
+        dim, heads = model.get("dim"), model.get("heads")
+        if dim is not None and heads is not None and model.get("backbone") != "lstm" and dim % heads:
+            raise InputError(
+                f"{where}: seq_models/runs/{name}/model: heads {heads} does not divide dim {dim}"
+            )
+    return config
+
+
+def _check_predict(config: dict[str, Any], name: str, entry: dict[str, Any], where: str) -> None:
+    """A `predict:` entry names a dataset, an AAM run and a target of that dataset that exist."""
+    here = f"{where}: predict/{name}"
+    datasets = config.get("datasets", {})
+    if entry["dataset"] not in datasets:
+        raise InputError(f"{here}: dataset {entry['dataset']!r} is not one of {sorted(datasets)}")
+    runs = config.get("aam", {}).get("runs", {})
+    if entry["run"] not in runs:
+        raise InputError(f"{here}: run {entry['run']!r} is not one of aam.runs {sorted(runs)}")
+    targets = [t["name"] for t in datasets[entry["dataset"]].get("targets", [])]
+    if entry["target"] not in targets:
+        raise InputError(f"{here}: target {entry['target']!r} is not one of dataset "
+                         f"{entry['dataset']!r}'s targets {targets}")
+
+
 def load_config(path: str | Path) -> dict[str, Any]:
-    """Read and validate a whole config file."""
+    """Read and check a whole config file."""
     path = Path(path)
     try:
         config = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as err:
         raise InputError(f"{path}: cannot read config: {err}") from err
-    return validate(config or {}, load_schema(), where=str(path))
+    return check_config(config or {}, where=str(path))
 
 
 def definition(name: str) -> dict[str, Any]:
@@ -93,5 +142,8 @@ def load_settings(value: str | Path | None, schema_definition: str | None = None
             except (OSError, yaml.YAMLError) as err:
                 raise InputError(f"{path}: cannot read settings: {err}") from err
     if schema_definition is not None:
-        validate(settings, definition(schema_definition), where=f"settings ({schema_definition})")
+        where = f"settings ({schema_definition})"
+        validate(settings, definition(schema_definition), where=where)
+        if schema_definition == "aam_run":
+            check_aam_run(settings, where=where)
     return settings

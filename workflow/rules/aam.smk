@@ -1,8 +1,9 @@
 # Rules of this phase; see workflow/rules/common.smk for helpers.
 # pretrain: the AAM SequenceEncoder on UniFrac + masked nucleotides (runs with pretrain.enabled).
 # finetune: one model per run and target; from the pretrained encoder, or from scratch.
-# Both train on a GPU where there is one (resources gpu=1: one at a time per GPU, and the SLURM
-# profile requests a GPU for them). Checkpoints and logs sit beside the declared outputs and are not
+# Both train on a GPU where there is one (resources gpu = the run's devices x num_nodes, 1 by
+# default: one at a time per GPU locally; on SLURM, --gpus and one task per process, started by
+# the rule's own srun; see training_resources in common.smk). Checkpoints and logs sit beside the declared outputs and are not
 # outputs themselves, so Snakemake leaves them in place and a restarted job resumes from last.ckpt.
 
 
@@ -23,8 +24,9 @@ rule pretrain:
         seed=config["seed"],
         tokens_dir=lambda wc: out(wc.dataset, "tokens"),
         out_dir=lambda wc: out(wc.dataset, f"models/{wc.run}/pretrain"),
+        launch=training_launch_param(lambda wc: aam_trainer(wc.run, "pretrain")),
     resources:
-        gpu=1,
+        **training_resource_params(lambda wc: aam_trainer(wc.run, "pretrain")),
     threads: 4
     log:
         log_file("{dataset}/pretrain/{run}.log"),
@@ -34,7 +36,7 @@ rule pretrain:
         benchmark_file("{dataset}/pretrain/{run}.tsv")
     shell:
         logged(
-            "aam pretrain --tokens-dir {params.tokens_dir:q} --splits {input.splits:q} --tree {input.tree:q}"
+            "{params.launch}aam pretrain --tokens-dir {params.tokens_dir:q} --splits {input.splits:q} --tree {input.tree:q}"
             " --settings {params.settings:q} --seed {params.seed} --threads {threads}"
             " --out-dir {params.out_dir:q}"
         )
@@ -55,16 +57,19 @@ rule finetune:
         history=out("{dataset}", "models/{run}/finetune/{target}/metrics.csv"),
         predictions=out("{dataset}", "models/{run}/finetune/{target}/predictions.tsv"),
         embeddings=out("{dataset}", "models/{run}/finetune/{target}/embeddings.parquet"),
+        train_features=out("{dataset}", "models/{run}/finetune/{target}/train_features.parquet"),
     params:
         settings=lambda wc: aam_run_settings(wc.run, "data", "model", "finetune"),
         seed=config["seed"],
         column=lambda wc: target_config(wc)["column"],
         task=lambda wc: target_config(wc)["type"],
+        classes=lambda wc: to_json(target_config(wc)["classes"]) if target_config(wc).get("classes") else "",
         pretrain=pretrain_dir_arg,
         tokens_dir=lambda wc: out(wc.dataset, "tokens"),
         out_dir=lambda wc: out(wc.dataset, f"models/{wc.run}/finetune/{wc.target}"),
+        launch=training_launch_param(lambda wc: aam_trainer(wc.run, "finetune")),
     resources:
-        gpu=1,
+        **training_resource_params(lambda wc: aam_trainer(wc.run, "finetune")),
     threads: 4
     log:
         log_file("{dataset}/finetune/{run}/{target}.log"),
@@ -74,8 +79,9 @@ rule finetune:
         benchmark_file("{dataset}/finetune/{run}/{target}.tsv")
     shell:
         logged(
-            "aam finetune --tokens-dir {params.tokens_dir:q} --splits {input.splits:q}"
+            "{params.launch}aam finetune --tokens-dir {params.tokens_dir:q} --splits {input.splits:q}"
             " --samples {input.metadata:q} --target-column {params.column:q} --task {params.task}"
-            " --target {wildcards.target:q} {params.pretrain} --settings {params.settings:q}"
+            " --target {wildcards.target:q} --classes {params.classes:q} {params.pretrain}"
+            " --settings {params.settings:q}"
             " --seed {params.seed} --threads {threads} --out-dir {params.out_dir:q}"
         )

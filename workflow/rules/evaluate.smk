@@ -3,11 +3,9 @@
 # compare: every run and target of a dataset in one table and one bar chart.
 #
 # Rerun scope: evaluate's params are the `evaluate:` section (without random_forest.n_jobs, which
-# changes no result and reaches the stage as the rule's threads), the seed and the target's column
-# and type; its inputs the run's fine-tuned model files, the pretraining history where the run
+# changes no result and reaches the stage as the rule's threads), the seed and the target's column,
+# type and positive_class; its inputs the run's fine-tuned model files, the pretraining history where the run
 # pretrains, the rarefied table, the split and the metadata.
-
-import shlex
 
 
 rule evaluate:
@@ -18,11 +16,7 @@ rule evaluate:
         predictions=out("{dataset}", "models/{run}/finetune/{target}/predictions.tsv"),
         history=out("{dataset}", "models/{run}/finetune/{target}/metrics.csv"),
         embeddings=out("{dataset}", "models/{run}/finetune/{target}/embeddings.parquet"),
-        pretrain_history=lambda wc: (
-            [out(wc.dataset, f"models/{wc.run}/pretrain/metrics.csv")]
-            if AAM_RUNS[wc.run].get("pretrain", {}).get("enabled", True)
-            else []
-        ),
+        pretrain_history=pretrain_history_inputs,
         rarefied=out("{dataset}", "rarefied/table.biom"),
         splits=out("{dataset}", "splits.tsv"),
         samples=out("{dataset}", "ingest/samples.parquet"),
@@ -44,7 +38,7 @@ rule evaluate:
             labels={"run": "{run}", "file": "{figure}"},
         ),
     params:
-        settings=lambda wc: to_json(
+        settings=lambda wc: settings_arg(
             {
                 **config["evaluate"],
                 "random_forest": {
@@ -55,12 +49,9 @@ rule evaluate:
         seed=config["seed"],
         column=lambda wc: target_config(wc)["column"],
         task=lambda wc: target_config(wc)["type"],
+        positive=lambda wc: target_config(wc).get("positive_class") or "",
         finetune_dir=lambda wc: out(wc.dataset, f"models/{wc.run}/finetune/{wc.target}"),
-        pretrain=lambda wc: (
-            f"--pretrain-dir {shlex.quote(out(wc.dataset, f'models/{wc.run}/pretrain'))}"
-            if AAM_RUNS[wc.run].get("pretrain", {}).get("enabled", True)
-            else ""
-        ),
+        pretrain=pretrain_dir_arg,
         out_dir=lambda wc: out(wc.dataset, f"eval/{wc.run}/{wc.target}"),
     log:
         log_file("{dataset}/evaluate/{run}/{target}.log"),
@@ -74,8 +65,9 @@ rule evaluate:
             "aam evaluate --finetune-dir {params.finetune_dir:q} {params.pretrain}"
             " --rarefied {input.rarefied:q} --splits {input.splits:q} --samples {input.samples:q}"
             " --target-column {params.column:q} --task {params.task} --target {wildcards.target:q}"
+            " --positive-class {params.positive:q}"
             " --run {wildcards.run:q} --dataset {wildcards.dataset:q} --seed {params.seed}"
-            " --settings {params.settings:q} --n-jobs {threads} --out-dir {params.out_dir:q}"
+            " --settings {params.settings:q} --threads {threads} --out-dir {params.out_dir:q}"
         )
 
 
@@ -111,5 +103,5 @@ rule compare:
         "../../envs/aam.yaml"
     shell:
         logged(
-            "aam compare --metrics {input:q} --out-tsv {output.table:q} --out-png {output.plot:q}"
+            "aam compare --metrics {input:q} --out {output.table:q} --plot {output.plot:q}"
         )

@@ -4,7 +4,8 @@
 #
 # Rerun scope: ingest's params are the dataset's definition (sequences, group column and targets,
 # which it checks against the metadata) and the `ingest:` section; split's the `split:` section,
-# the group and stratify columns and the seed; rarefy's the `rarefy:` section and the seed. So a
+# the group and stratify columns and the seed; rarefy's the `rarefy:` section (the depth: the
+# dataset's rarefy_depth where it has one) and the seed. So a
 # new depth reruns rarefy and its dependents only, new fractions split and its dependents only.
 # Optional values travel as '' (the stages read an empty string as "none").
 
@@ -29,7 +30,7 @@ rule ingest:
         sequences=lambda wc: dataset_config(wc)["sequences"] or "",
         group=lambda wc: dataset_config(wc)["group_column"] or "",
         targets=lambda wc: to_json(dataset_config(wc)["targets"]),
-        settings=lambda wc: to_json(config["ingest"]),
+        settings=lambda wc: settings_arg(config["ingest"]),
     log:
         log_file("{dataset}/ingest.log"),
     benchmark:
@@ -53,11 +54,16 @@ rule split:
         samples=out("{dataset}", "ingest/samples.parquet"),
     output:
         splits=out("{dataset}", "splits.tsv"),
-        summary=report(out("{dataset}", "split_summary.tsv"), category="Data", subcategory="{dataset}"),
+        summary=report(
+            out("{dataset}", "split_summary.tsv"),
+            caption="../report/split_summary.rst",
+            category="Data",
+            subcategory="{dataset}",
+        ),
     params:
         group=lambda wc: dataset_config(wc)["group_column"] or "",
         stratify=lambda wc: stratify_column(config["split"], dataset_config(wc)["targets"]) or "",
-        settings=lambda wc: to_json(config["split"]),
+        settings=lambda wc: settings_arg(config["split"]),
         seed=config["seed"],
     log:
         log_file("{dataset}/split.log"),
@@ -82,9 +88,14 @@ rule rarefy:
         samples=out("{dataset}", "ingest/samples.parquet"),
     output:
         table=out("{dataset}", "rarefied/table.biom"),
-        dropped=out("{dataset}", "rarefied/dropped.tsv"),
+        dropped=report(
+            out("{dataset}", "rarefied/dropped.tsv"),
+            caption="../report/rarefy_dropped.rst",
+            category="Data",
+            subcategory="{dataset}",
+        ),
     params:
-        depth=config["rarefy"]["depth"],
+        depth=rarefy_depth,
         min_sample_fraction=config["rarefy"]["min_sample_fraction"],
         seed=config["seed"],
     log:

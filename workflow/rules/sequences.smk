@@ -3,10 +3,13 @@
 # validated and split (seq_prepare), every `seq_models.runs` entry is trained on it (seq_train),
 # contrastive runs embed the collection (seq_embed) and every run is evaluated on the held-out split
 # (seq_evaluate_contrastive: kNN taxonomy vs k-mer naive Bayes; seq_evaluate_vq: reconstruction,
-# codebook usage, perplexity). Results under results/sequences/{name}/.
+# codebook usage, perplexity); contrastive runs on labelled collections classify the reads
+# (seq_classify: `classify`, or else the test split) into a QIIME 2 taxonomy table.
+# Results under results/sequences/{name}/.
 #
 # Rerun scope: seq_prepare's params are the collection's settings and the seed; seq_train's the run's
-# settings and the seed; seq_evaluate's the collection's evaluation ranks and the run's knn_k.
+# settings (without `classify`) and the seed; seq_evaluate's the collection's evaluation ranks and the
+# run's knn_k; seq_classify's the run's `classify` settings.
 
 
 include: "sequences_common.smk"
@@ -19,8 +22,8 @@ rule seq_prepare:
     output:
         seq_out("{name}", "prepared.parquet"),
     params:
-        settings=lambda wc: to_json(
-            {k: v for k, v in SEQUENCE_SETS[wc.name].items() if k not in SEQ_SOURCE_KEYS}
+        settings=lambda wc: settings_arg(
+            {k: v for k, v in SEQUENCE_SETS[wc.name].items() if k not in SEQ_FILE_KEYS}
         ),
         sources=seq_prepare_sources,
         seed=config["seed"],
@@ -39,7 +42,7 @@ rule seq_prepare:
 
 
 rule seq_train:
-    """Train one sequence model run (contrastive embedder or VQ-Transformer) on the train split."""
+    """Train one sequence model run (VQ-Transformer; contrastive embedder below) on the train split."""
     input:
         prepared=seq_out("{name}", "prepared.parquet"),
     output:
@@ -48,30 +51,46 @@ rule seq_train:
         tokenizer=seq_out("{name}", "models/{run}/tokenizer.json"),
         history=seq_out("{name}", "models/{run}/history.csv"),
     params:
-        settings=lambda wc: to_json(SEQ_RUNS[wc.run]),
+        settings=seq_train_settings,
         seed=config["seed"],
         out_dir=lambda wc: seq_out(wc.name, f"models/{wc.run}"),
+        launch=training_launch_param(lambda wc: SEQ_RUNS[wc.run].get("trainer", {})),
+    wildcard_constraints:
+        run=_run_regex(_runs_of_kind("vq")),
     log:
         log_file("sequences/{name}/train/{run}.log"),
     benchmark:
         benchmark_file("sequences/{name}/train/{run}.tsv")
     threads: 2
     resources:
-        gpu=1,
+        **training_resource_params(lambda wc: SEQ_RUNS[wc.run].get("trainer", {})),
     conda:
         "../../envs/aam.yaml"
     shell:
         logged(
-            "aam seq-train --prepared {input.prepared:q} --settings {params.settings:q}"
-            " --seed {params.seed} --out-dir {params.out_dir:q}"
+            "{params.launch}aam seq-train --prepared {input.prepared:q} --settings {params.settings:q}"
+            " --seed {params.seed} --threads {threads} --out-dir {params.out_dir:q}"
         )
 
 
+# a contrastive run also stores its labelled reference (training sequences, ranks, embeddings)
+use rule seq_train as seq_train_contrastive with:
+    output:
+        weights=seq_out("{name}", "models/{run}/model.safetensors"),
+        model=seq_out("{name}", "models/{run}/model.json"),
+        tokenizer=seq_out("{name}", "models/{run}/tokenizer.json"),
+        history=seq_out("{name}", "models/{run}/history.csv"),
+        reference=seq_out("{name}", "models/{run}/reference.parquet"),
+    wildcard_constraints:
+        run=_run_regex(_runs_of_kind("contrastive")),
+
+
 rule seq_embed:
-    """Embed the collection's sequences with a trained contrastive model: embeddings/{run}.parquet."""
+    """Embed the collection's sequences (train and test) with a trained contrastive model:
+    embeddings/{run}.parquet."""
     input:
         unpack(seq_model_files),
-        fasta=lambda wc: SEQUENCE_SETS[wc.name]["fasta"],
+        prepared=seq_out("{name}", "prepared.parquet"),
     output:
         seq_out("{name}", "embeddings/{run}.parquet"),
     params:
@@ -87,8 +106,43 @@ rule seq_embed:
         "../../envs/aam.yaml"
     shell:
         logged(
-            "aam embed --model {params.model_dir:q} --fasta {input.fasta:q} --out {output:q}"
+            "aam embed --model-dir {params.model_dir:q} --prepared {input.prepared:q} --out {output:q}"
             " --threads {threads}"
+        )
+
+
+rule seq_classify:
+    """Classify reads with a contrastive run (kNN vote over its reference, confidence per rank):
+    classify/{run}/taxonomy.tsv in q2-feature-classifier's format (FeatureData[Taxonomy])."""
+    input:
+        unpack(seq_model_files),
+        unpack(seq_classify_reads),
+        reference=seq_reference_file,
+    output:
+        report(
+            seq_out("{name}", "classify/{run}/taxonomy.tsv"),
+            caption="../report/sequences.rst",
+            category="DNA sequence models",
+            subcategory="{name}",
+            labels={"run": "{run}", "file": "taxonomy.tsv"},
+        ),
+    params:
+        settings=lambda wc: settings_arg(SEQ_RUNS[wc.run].get("classify", {})),
+        source=seq_classify_source,
+        model_dir=lambda wc: seq_out(wc.name, f"models/{wc.run}"),
+    wildcard_constraints:
+        run=_run_regex(_runs_of_kind("contrastive")),
+    log:
+        log_file("sequences/{name}/classify/{run}.log"),
+    benchmark:
+        benchmark_file("sequences/{name}/classify/{run}.tsv")
+    threads: 1
+    conda:
+        "../../envs/aam.yaml"
+    shell:
+        logged(
+            "aam classify --model-dir {params.model_dir:q} {params.source} --settings {params.settings:q}"
+            " --threads {threads} --out {output:q}"
         )
 
 
@@ -136,7 +190,7 @@ rule seq_evaluate_contrastive:
         "../../envs/aam.yaml"
     shell:
         logged(
-            "aam seq-evaluate --prepared {input.prepared:q} --model {params.model_dir:q}"
+            "aam seq-evaluate --prepared {input.prepared:q} --model-dir {params.model_dir:q}"
             " --embeddings {input.embeddings:q} --settings {params.settings:q}"
             " --out-dir {params.out_dir:q}"
         )
@@ -185,6 +239,6 @@ rule seq_evaluate_vq:
         "../../envs/aam.yaml"
     shell:
         logged(
-            "aam seq-evaluate --prepared {input.prepared:q} --model {params.model_dir:q}"
+            "aam seq-evaluate --prepared {input.prepared:q} --model-dir {params.model_dir:q}"
             " --settings {params.settings:q} --out-dir {params.out_dir:q}"
         )

@@ -12,7 +12,8 @@ rule tokenize:
         features=out("{dataset}", "tokens/features.parquet"),
         samples=out("{dataset}", "tokens/samples.parquet"),
     params:
-        settings=lambda wc: to_json(config["tokenize"]),
+        settings=lambda wc: settings_arg(config["tokenize"]),
+        out_dir=lambda wc: out(wc.dataset, "tokens"),
     log:
         log_file("{dataset}/tokenize.log"),
     benchmark:
@@ -23,6 +24,6 @@ rule tokenize:
     shell:
         logged(
             "aam tokenize --features {input.features:q} --counts {input.counts:q}"
-            " --rarefied {input.rarefied:q} --out-features {output.features:q}"
-            " --out-samples {output.samples:q} --settings {params.settings:q}"
+            " --rarefied {input.rarefied:q} --out-dir {params.out_dir:q}"
+            " --settings {params.settings:q}"
         )

@@ -8,8 +8,9 @@ distinct feature of the batch once. Validation and test samples use one fixed se
 Samples with fewer reads than ``depth`` are dropped (logged).
 
 Reproducibility: the random stream of a training sample is ``default_rng([seed, 0, epoch, row])``
-and of an evaluation sample ``default_rng([seed, 1, row])`` (``row``: the sample's row in
-samples.parquet). The epoch's sample order is ``default_rng([seed, 2, epoch])``. The epoch travels
+and of an evaluation sample ``default_rng([seed, 1, *sample_key(sample_id)])`` (``row``: the
+sample's row in samples.parquet; the evaluation stream is keyed by the ID so that `aam predict`
+rarefies a sample as fine-tuning did, whatever table holds it). The epoch's sample order is ``default_rng([seed, 2, epoch])``. The epoch travels
 with each index from the sampler (which Lightning tells the epoch through ``set_epoch``), so the
 same seed gives the same batches for any number of DataLoader workers, persistent or not.
 
@@ -30,6 +31,8 @@ key                  shape, dtype  meaning
                                    sample of the batch (not only the top ``asv_limit``), ascending
 ``unifrac_counts``   [B, F] f32    rarefied counts over those features (each row sums to ``depth``)
 ``sample_index``     [B] int64     rows in samples.parquet; ``datamodule.sample_ids[i]`` is the ID
+``batch_number``     [] int64      the batch's number in its epoch over all ranks (seeds per-batch
+                                   randomness such as nucleotide masking; -1 without EpochSampler)
 ``target``           [B] f32|int64 only with a target: regression standardized with the training
                                    mean/std (``target_mean``, ``target_std``); classification as class
                                    indices into ``classes``
@@ -41,6 +44,7 @@ runs on U rows instead of B x K and the result is gathered back with ``asv_index
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from dataclasses import dataclass
@@ -69,6 +73,14 @@ log = logging.getLogger(__name__)
 DATA_DEFAULTS = {"asv_limit": 1024, "selection": "abundance", "batch_size": 8, "num_workers": 0}
 SPLITS = ("train", "val", "test")
 _TRAIN_STREAM, _EVAL_STREAM, _ORDER_STREAM = 0, 1, 2
+
+
+def sample_key(sample_id: str) -> list[int]:
+    """Four 32-bit words of the SHA-256 of a sample ID: the evaluation stream's key. A sample's
+    evaluation rarefaction then depends on its ID and reads alone, not on its row in a table, so
+    `aam predict` on any table holding the sample draws what fine-tuning drew."""
+    digest = hashlib.sha256(str(sample_id).encode()).digest()
+    return np.frombuffer(digest[:16], dtype="<u4").astype(np.int64).tolist()
 
 
 def rarefy_counts(counts: np.ndarray, depth: int, rng: np.random.Generator) -> np.ndarray:
@@ -109,13 +121,14 @@ class SampleItem:
     present: np.ndarray
     present_counts: np.ndarray
     target: float | int | None
+    batch_number: int = -1  # the batch's number in its epoch (from EpochSampler; -1: unknown)
 
 
 class RarefiedSamples(Dataset):
     """Samples of one split, rarefied on access.
 
-    ``dataset[(i, epoch)]`` rarefies the ``i``-th sample of the split with the training stream of
-    ``epoch``; ``dataset[i]`` uses the fixed evaluation stream (or, if ``train``, ``self.epoch``).
+    ``dataset[(i, epoch)]`` (or ``(i, epoch, batch_number)``, from :class:`EpochSampler`) rarefies
+    the ``i``-th sample of the split with the training stream of ``epoch``; ``dataset[i]`` uses the fixed evaluation stream (or, if ``train``, ``self.epoch``).
     """
 
     def __init__(self, samples: SampleCache, rows: np.ndarray, depth: int, asv_limit: int,
@@ -139,11 +152,13 @@ class RarefiedSamples(Dataset):
         row = int(self.rows[i])
         if self.train:
             return np.random.default_rng([self.seed, _TRAIN_STREAM, int(epoch), row])
-        return np.random.default_rng([self.seed, _EVAL_STREAM, row])
+        return np.random.default_rng([self.seed, _EVAL_STREAM, *sample_key(self.samples.sample_ids[row])])
 
     def __getitem__(self, key) -> SampleItem:
+        number = -1
         if isinstance(key, tuple):
-            i, epoch = key
+            i, epoch, *rest = key
+            number = int(rest[0]) if rest else -1
         else:
             i, epoch = key, self.epoch
         i = int(i)
@@ -154,37 +169,81 @@ class RarefiedSamples(Dataset):
         present = rarefied > 0
         kept, kept_counts = select_features(features, rarefied, self.asv_limit, self.selection, rng)
         target = None if self.targets is None else self.targets[i].item()
-        return SampleItem(row, kept, kept_counts, features[present], rarefied[present], target)
+        return SampleItem(row, kept, kept_counts, features[present], rarefied[present], target, number)
 
 
 class EpochSampler(Sampler):
-    """Yields ``(index, epoch)`` keys: shuffled per epoch by ``(seed, epoch)`` when ``shuffle``.
+    """Yields ``(index, epoch, batch_number)`` keys of one rank's share of an epoch, whole batches
+    at a time.
+
+    The epoch's order (shuffled by ``(seed, epoch)`` when ``shuffle``) is cut into global batches of
+    ``batch_size`` (a last partial batch is dropped with ``drop_last``). Batches, not samples, are
+    dealt to the ``num_replicas`` ranks, round robin: rank ``r`` gets batches ``r, r + W, ...``, so
+    that a batch (and its UniFrac pairs) is the same whatever the number of ranks, ranks see
+    disjoint samples, and W ranks with batch B train on what one process with batch B and
+    ``accumulate_grad_batches = W`` trains on. Training ranks get equally many batches (a remainder
+    of fewer than W batches is dropped; with fewer batches than ranks, batches repeat); evaluation
+    ranks (``drop_last`` off) get what falls to them, or every batch when there are fewer batches
+    than ranks (each rank then computes the same, which leaves the gathered metrics unchanged).
+    Use it as the DataLoader's ``sampler`` with the same ``batch_size``.
 
     Lightning calls :meth:`set_epoch` before each epoch; used on its own, each new iteration
-    advances the epoch by one.
+    advances the epoch by one. :meth:`resume_after` skips the batches a checkpoint taken mid-epoch
+    had already trained on, once.
     """
 
-    def __init__(self, n: int, seed: int, shuffle: bool = True):
+    def __init__(self, n: int, seed: int, shuffle: bool = True, batch_size: int = 1, drop_last: bool = False,
+                 num_replicas: int = 1, rank: int = 0):
+        if not 0 <= rank < num_replicas:
+            raise ValueError(f"rank {rank} is not in [0, {num_replicas})")
         self.n, self.seed, self.shuffle = int(n), int(seed), shuffle
+        self.batch_size, self.drop_last = max(1, int(batch_size)), drop_last
+        self.num_replicas, self.rank = int(num_replicas), int(rank)
         self.epoch = 0
         self._next_epoch: int | None = None
+        self._skip = 0
 
     def set_epoch(self, epoch: int) -> None:
         self._next_epoch = int(epoch)
 
+    def resume_after(self, n_batches: int) -> None:
+        """The next iteration starts after this rank's first ``n_batches`` batches."""
+        self._skip = int(n_batches)
+
+    def global_batches(self, epoch: int) -> list[np.ndarray]:
+        """The epoch's batches over all ranks, in order."""
+        if self.shuffle:
+            order = np.random.default_rng([self.seed, _ORDER_STREAM, epoch]).permutation(self.n)
+        else:
+            order = np.arange(self.n)
+        stop = self.n - self.n % self.batch_size if self.drop_last else self.n
+        return [order[i:i + self.batch_size] for i in range(0, stop, self.batch_size)]
+
+    def rank_batches(self, epoch: int) -> list[tuple[int, np.ndarray]]:
+        """``(batch_number, indices)`` of this rank's batches in ``epoch``."""
+        batches = list(enumerate(self.global_batches(epoch)))
+        w = self.num_replicas
+        if w == 1 or not batches:
+            return batches
+        if len(batches) < w:
+            if not self.drop_last:
+                return batches
+            batches = [batches[i % len(batches)] for i in range(w)]
+        if self.drop_last:
+            batches = batches[: len(batches) - len(batches) % w]
+        return batches[self.rank::w]
+
     def __len__(self) -> int:
-        return self.n
+        return sum(b.size for _, b in self.rank_batches(0))
 
     def __iter__(self):
         if self._next_epoch is not None:
             self.epoch, self._next_epoch = self._next_epoch, None
         epoch = self.epoch
         self.epoch += 1
-        if self.shuffle:
-            order = np.random.default_rng([self.seed, _ORDER_STREAM, epoch]).permutation(self.n)
-        else:
-            order = np.arange(self.n)
-        return iter([(int(i), epoch) for i in order])
+        skip, self._skip = self._skip, 0
+        return iter([(int(i), epoch, number) for number, batch in self.rank_batches(epoch)[skip:]
+                     for i in batch])
 
 
 class Collate:
@@ -221,6 +280,7 @@ class Collate:
             "unifrac_feature_idx": torch.from_numpy(all_feats),
             "unifrac_counts": torch.from_numpy(unifrac_counts),
             "sample_index": torch.tensor([it.row for it in items], dtype=torch.int64),
+            "batch_number": torch.tensor(items[0].batch_number, dtype=torch.int64),
         }
         if self.target_kind == "classification":
             batch["target"] = torch.tensor([it.target for it in items], dtype=torch.int64)
@@ -235,9 +295,10 @@ class Collate:
 _MISSING = {"", "nan", "na", "n/a", "none", "null"}
 
 
-def read_target_column(path: str | os.PathLike, column: str) -> dict[str, str]:
+def read_target_column(path: str | os.PathLike, column: str, classes=None) -> dict[str, str]:
     """{sample: raw value} of one metadata column (Parquet or TSV; IDs as strings); missing
-    values (empty, NA, Qiita's 'not provided'/'not applicable'/'missing: ...') are left out."""
+    values (empty, NA, Qiita's 'not provided'/'not applicable'/'missing: ...') are left out, and so
+    are values outside `classes` when it is given (a target's `classes`: the samples it models)."""
     path = Path(path)
     if path.suffix == ".parquet":
         table = pd.read_parquet(path)
@@ -257,6 +318,9 @@ def read_target_column(path: str | os.PathLike, column: str) -> dict[str, str]:
                                               "restricted access")):
             continue
         out[sample] = text
+    if classes is not None:
+        wanted = {str(c) for c in classes}
+        out = {sample: value for sample, value in out.items() if value in wanted}
     return out
 
 
@@ -341,7 +405,8 @@ class AAMDataModule(_Base):
         if self.target:
             if metadata is None:
                 raise InputError("a target needs the metadata table that holds its column")
-            rows, targets = self._encode_targets(rows, read_target_column(metadata, self.target["column"]))
+            values = read_target_column(metadata, self.target["column"], self.target.get("classes"))
+            rows, targets = self._encode_targets(rows, values)
         self.rows = rows
         self.train_dataset = RarefiedSamples(self.samples, rows["train"], self.depth, self.asv_limit,
                                              self.selection, self.seed, True, targets["train"])
@@ -397,26 +462,49 @@ class AAMDataModule(_Base):
     def setup(self, stage: str | None = None) -> None:  # everything is loaded in __init__
         return None
 
-    def _loader(self, dataset: RarefiedSamples, shuffle: bool, drop_last: bool) -> DataLoader:
-        sampler = EpochSampler(len(dataset), self.seed, shuffle=shuffle) if dataset.train else None
+    # Under data parallelism the train and val loaders deal whole batches to the ranks themselves
+    # (EpochSampler), so Lightning must not wrap them in a DistributedSampler.
+    shards_by_rank = True
+
+    def resume_after(self, n_batches: int) -> None:
+        """The next train loader skips this rank's first ``n_batches`` batches (a mid-epoch resume)."""
+        self._resume_batches = int(n_batches)
+
+    def _ranks(self) -> tuple[int, int]:
+        trainer = getattr(self, "trainer", None)
+        if trainer is None:
+            return 1, 0
+        return int(trainer.world_size), int(trainer.global_rank)
+
+    def _loader(self, dataset: RarefiedSamples, shuffle: bool, drop_last: bool, shard: bool = False,
+                ) -> DataLoader:
+        world, rank = self._ranks() if shard else (1, 0)
+        sampler = EpochSampler(len(dataset), self.seed, shuffle=shuffle, batch_size=self.batch_size,
+                               drop_last=drop_last, num_replicas=world, rank=rank)
+        if shuffle:
+            sampler.resume_after(getattr(self, "_resume_batches", 0))
+            self._resume_batches = 0
         return DataLoader(
             dataset,
             batch_size=self.batch_size,
             sampler=sampler,
             shuffle=False,
-            drop_last=drop_last,
+            drop_last=False,  # the sampler yields whole batches (and drops a partial one itself)
             num_workers=self.num_workers,
             collate_fn=self.collate,
             persistent_workers=self.num_workers > 0,
+            # Its own generator: creating the iterator leaves the global random stream alone, so a
+            # run resumed mid-epoch draws (dropout) exactly what an uninterrupted one draws.
+            generator=torch.Generator().manual_seed(self.seed),
         )
 
     def train_dataloader(self) -> DataLoader:
         # Drop a last partial batch: a batch of one sample has no UniFrac pair.
         drop = len(self.train_dataset) > self.batch_size
-        return self._loader(self.train_dataset, shuffle=True, drop_last=drop)
+        return self._loader(self.train_dataset, shuffle=True, drop_last=drop, shard=True)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val_dataset, shuffle=False, drop_last=False)
+        return self._loader(self.val_dataset, shuffle=False, drop_last=False, shard=True)
 
     def test_dataloader(self) -> DataLoader:
         return self._loader(self.test_dataset, shuffle=False, drop_last=False)

@@ -1,7 +1,8 @@
 """Atomic outputs: write to a temporary name beside the target, rename at the end.
 
 A stage that fails half-way must leave no partial output that Snakemake or a user could mistake
-for a finished artifact.
+for a finished artifact. One file: `atomic_path`. Several files of one stage: `publish_together`
+(all or none, by renaming one folder).
 """
 
 from __future__ import annotations
@@ -10,8 +11,10 @@ import contextlib
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+
+from aam.errors import InputError
 
 
 @contextlib.contextmanager
@@ -40,13 +43,65 @@ def atomic_dir(target: str | os.PathLike) -> Iterator[Path]:
     tmp_path = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     try:
         yield tmp_path
-        os.chmod(tmp_path, 0o777 & ~_umask())
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp_path, target)
+        _swap_in(tmp_path, target)
     finally:
         if tmp_path.exists():
             shutil.rmtree(tmp_path)
+
+
+def _swap_in(new: Path, target: Path) -> None:
+    """Put the folder `new` in the place of `target` by renames only: the old folder is renamed aside
+    first and removed last, so at every moment `target` is the complete old folder, absent, or the
+    complete new one (a kill in between leaves a hidden `.NAME.*.old` sibling, never a mix)."""
+    os.chmod(new, 0o777 & ~_umask())
+    old = None
+    if target.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
+        os.replace(target, old / target.name)
+    os.replace(new, target)
+    if old is not None:
+        shutil.rmtree(old)
+
+
+@contextlib.contextmanager
+def publish_together(folder: str | os.PathLike, names: Sequence[str]) -> Iterator[Path]:
+    """Publish the outputs of a stage that writes several files: all of them, or none.
+
+    Yields an empty temporary folder beside `folder`; the stage writes the files `names` into it.
+    When the block succeeds the temporary folder takes the place of `folder` by renames only
+    (`_swap_in`), so a reader, or a kill at any point, finds the complete previous set, no folder,
+    or the complete new set: never some files new and some old or missing. Leftovers of a killed
+    run (hidden `.NAME.*.tmp` / `.NAME.*.old` siblings) are removed first. `folder` must hold
+    nothing but these outputs, so that replacing it loses nothing of the user's.
+    """
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    if folder.exists():
+        if not folder.is_dir():
+            raise InputError(f"{folder}: exists and is not a folder")
+        foreign = sorted(p.name for p in folder.iterdir() if p.name not in names and not _leftover(p.name))
+        if foreign:
+            raise InputError(
+                f"{folder}: holds files that are not this stage's outputs (e.g. '{foreign[0]}'); "
+                "give the stage a folder of its own"
+            )
+    for stale in [*folder.parent.glob(f".{folder.name}.*.tmp"), *folder.parent.glob(f".{folder.name}.*.old")]:
+        shutil.rmtree(stale, ignore_errors=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
+    try:
+        yield tmp
+        missing = [name for name in names if not (tmp / name).is_file()]
+        if missing:
+            raise RuntimeError(f"publish_together: {missing} were not written")
+        _swap_in(tmp, folder)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+
+
+def _leftover(name: str) -> bool:
+    """A temporary file of `atomic_path` left by a killed run."""
+    return name.startswith(".") and name.endswith(".tmp")
 
 
 def _umask() -> int:

@@ -2,7 +2,8 @@
 
 `read_table` detects the format from the file's first bytes (not its name), validates the counts
 and returns a `biom.Table` (features x samples, as BIOM stores it). Every problem is one
-`InputError` naming the file: not a table, duplicate IDs, negative or non-integer counts, empty.
+`InputError` naming the file: not a table, duplicate IDs, a (feature, sample) count stored twice,
+a BIOM JSON `shape` that disagrees with its rows and columns, negative or non-integer counts, empty.
 
 `table_to_csr` gives the samples x features CSR matrix (int64) that the rest of the package uses;
 `write_biom` writes BIOM HDF5 atomically.
@@ -74,11 +75,42 @@ def _from_json(path: Path, text: str) -> biom.Table:
         raise InputError(f"{path}: JSON file is not a BIOM table (no 'rows'/'columns')")
     try:
         _check_ids(path, [c["id"] for c in obj["columns"]], [r["id"] for r in obj["rows"]])
+        _check_json_entries(path, obj)
         return biom.Table.from_json(obj)
     except InputError:
         raise
     except Exception as err:
         raise InputError(f"{path}: unreadable BIOM JSON table ({type(err).__name__}: {err})") from None
+
+
+def _check_json_entries(path: Path, obj: dict) -> None:
+    """The checks biom's JSON reader skips: it takes `shape` on trust and sums repeated sparse entries,
+    so a wrong shape or a (row, column) pair listed twice would silently change the counts."""
+    rows, columns = obj["rows"], obj["columns"]
+    shape = obj.get("shape")
+    if shape is not None and list(shape) != [len(rows), len(columns)]:
+        raise InputError(
+            f"{path}: BIOM JSON 'shape' {list(shape)} disagrees with its {len(rows)} rows and "
+            f"{len(columns)} columns"
+        )
+    data = obj.get("data") or []
+    if obj.get("matrix_type", "sparse") != "sparse":
+        if len(data) != len(rows) or any(len(row) != len(columns) for row in data):
+            size = f"{len(rows)} rows x {len(columns)} columns"
+            raise InputError(f"{path}: BIOM JSON dense 'data' is not {size}")
+        return
+    seen: set[tuple[int, int]] = set()
+    for entry in data:
+        key = (int(entry[0]), int(entry[1]))
+        if not (0 <= key[0] < len(rows) and 0 <= key[1] < len(columns)):
+            size = f"{len(rows)} x {len(columns)}"
+            raise InputError(f"{path}: BIOM JSON entry {list(entry)} lies outside the {size} table")
+        if key in seen:
+            raise InputError(
+                f"{path}: BIOM JSON lists the entry of feature '{rows[key[0]]['id']}' in sample "
+                f"'{columns[key[1]]['id']}' more than once (a valid table has one count per pair)"
+            )
+        seen.add(key)
 
 
 def _from_tsv(path: Path, text: str) -> biom.Table:
@@ -156,7 +188,12 @@ def read_table(path: str | os.PathLike) -> biom.Table:
     n_features, n_samples = table.shape
     if n_features == 0 or n_samples == 0:
         raise InputError(f"{path}: empty table ({n_samples} samples x {n_features} features)")
-    data = table.matrix_data.data
+    matrix = table.matrix_data
+    canonical = matrix.copy()
+    canonical.sum_duplicates()
+    if canonical.nnz != matrix.nnz:
+        raise InputError(f"{path}: the table stores some (feature, sample) counts more than once")
+    data = matrix.data
     if data.size and not np.all(np.isfinite(data)):
         raise InputError(f"{path}: non-finite counts (NaN or infinity)")
     if data.size and data.min() < 0:

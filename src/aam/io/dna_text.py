@@ -1,5 +1,12 @@
 """Streaming readers for DNA collections cut into fixed-length blocks (VQ-Transformer input).
 
+One alphabet for every DNA input of the sequence branch (FASTA records and plain text alike): the
+IUPAC nucleotide codes A C G T U R Y S W K M B D H V N, any case; U is read as T (RNA sequences
+such as SILVA's). Anything else (protein letters such as E F I L P Q, X, gaps '-' '.', digits) is an
+`InputError` naming the file and the record or character offset. The tokenizers then see A C G T
+and the ambiguity codes only (see `aam.data.dna_tokenizers`: a k-mer with an ambiguity code is
+[UNK]; the character tokenizer reads every ambiguity code as N).
+
 Plain-text DNA is one long text of concatenated sequence: whitespace and newlines are ignored,
 letters are upper-cased, and any character that is not an IUPAC nucleotide code is an
 `InputError` naming the file and character offset. The file is read in chunks, so a text larger
@@ -11,7 +18,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +31,26 @@ _VALID = np.zeros(256, dtype=bool)
 for _c in IUPAC:
     _VALID[ord(_c)] = True
 _WHITESPACE = re.compile(r"\s+")
+_U_TO_T = str.maketrans("U", "T")
+
+
+def dna_records(ids: Sequence[str], seqs: Sequence[str], source: str | os.PathLike) -> list[str]:
+    """Check upper-cased DNA records against the IUPAC codes and read U as T.
+
+    The first character outside the alphabet is an `InputError` naming `source`, the record's ID
+    and the position (1-based). One vectorized lookup over all records joined.
+    """
+    joined = np.frombuffer("".join(seqs).encode("ascii", errors="replace"), dtype=np.uint8)
+    bad = np.flatnonzero(~_VALID[joined])
+    if bad.size:
+        ends = np.cumsum([len(s) for s in seqs])
+        i = int(np.searchsorted(ends, bad[0], side="right"))
+        pos = int(bad[0]) - (int(ends[i - 1]) if i else 0)
+        raise InputError(
+            f"{source}: record '{ids[i]}': character {seqs[i][pos]!r} at position {pos + 1} is not an "
+            f"IUPAC nucleotide code ({' '.join(IUPAC)})"
+        )
+    return [s.translate(_U_TO_T) for s in seqs]
 
 
 def is_fasta(path: str | os.PathLike) -> bool:
@@ -56,7 +83,7 @@ def iter_dna_text(path: str | os.PathLike, chunk_chars: int = 1 << 20) -> Iterat
                 )
             offset += len(text)
             if text:
-                yield text
+                yield text.translate(_U_TO_T)
 
 
 def iter_text_blocks(

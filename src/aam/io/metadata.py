@@ -7,8 +7,9 @@
 - Lines starting with ``#`` other than the header are comments, and the ``#q2:types`` row (and
   any other ``#q2:`` directive) is skipped. Blank lines are skipped.
 - Every value is a string (``dtype=str``): sample IDs such as ``2538.1000102`` must never become
-  floats. The missing-value terms in `MISSING_TERMS` (compared case-insensitively, blanks
-  stripped), and empty cells, read as missing (NaN).
+  floats. The missing-value terms (`MISSING_TERMS` unless the caller gives its own, from the
+  config's ``ingest.missing_values``; compared case-insensitively, blanks stripped) read as
+  missing (NaN).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -37,20 +39,24 @@ ID_COLUMNS = (
     "#otuid",
     "#otu id",
 )
-MISSING_TERMS = frozenset(
-    term.lower()
-    for term in (
-        "",
-        "Missing: Not provided",
-        "Missing: Not collected",
-        "Missing: Not applicable",
-        "Missing: Restricted access",
-        "Not provided",
-        "not applicable",
-        "not collected",
-        "restricted access",
-        "missing",
-    )
+# The default of the config's ingest.missing_values (a test checks that they agree): QIIME 2 / Qiita
+# practice, where `None`, `NA` and `nan` also stand for a missing value.
+MISSING_TERMS = (
+    "",
+    "None",
+    "NA",
+    "N/A",
+    "nan",
+    "null",
+    "Missing: Not provided",
+    "Missing: Not collected",
+    "Missing: Not applicable",
+    "Missing: Restricted access",
+    "Not provided",
+    "Not applicable",
+    "Not collected",
+    "Restricted access",
+    "missing",
 )
 
 
@@ -60,11 +66,13 @@ def _is_header(line: str) -> bool:
     return first in ID_COLUMNS
 
 
-def read_metadata(path: str | os.PathLike) -> pd.DataFrame:
+def read_metadata(path: str | os.PathLike, missing_values: Iterable[str] | None = None) -> pd.DataFrame:
     """Read a metadata TSV into a DataFrame of strings indexed by sample ID (index name ``sample``).
 
-    `InputError` naming the file for: no such file, no ID column, duplicate or empty sample IDs,
-    rows with more fields than the header.
+    Values in `missing_values` (default `MISSING_TERMS`; case-insensitive) become NaN.
+
+    `InputError` naming the file for: no such file, no ID column, no data rows, duplicate or empty
+    sample IDs, rows with more fields than the header.
     """
     path = Path(path)
     try:
@@ -93,6 +101,8 @@ def read_metadata(path: str | os.PathLike) -> pd.DataFrame:
         )
     id_col = id_positions[0]
     body = [ln for ln in lines[header_at + 1 :] if ln.strip() and not ln.startswith("#")]
+    if not body:
+        raise InputError(f"{path}: no samples (a header but no data rows)")
     try:
         frame = pd.read_csv(
             io.StringIO("\n".join([lines[header_at], *body])),
@@ -120,5 +130,6 @@ def read_metadata(path: str | os.PathLike) -> pd.DataFrame:
         raise InputError(f"{path}: duplicate sample IDs: {shown}")
     frame = frame.set_index(header[id_col])
     frame.index.name = "sample"
-    missing = frame.apply(lambda col: col.str.lower().isin(MISSING_TERMS))
+    terms = {term.strip().lower() for term in (MISSING_TERMS if missing_values is None else missing_values)}
+    missing = frame.apply(lambda col: col.str.lower().isin(terms))
     return frame.mask(missing)

@@ -284,6 +284,52 @@ def check_rooted(tree: Tree, source: str) -> None:
         )
 
 
+def _describe_branch(tree: Tree, node: int) -> str:
+    """A branch a user can find in the file: its node's name, else the first tip of its clade."""
+    if tree.names[node]:
+        return f"the branch above '{tree.names[node]}'"
+    tips = np.flatnonzero(tree.is_tip[node:])  # preorder: the clade's first tip comes next
+    return f"the branch above the clade of tip '{tree.names[node + int(tips[0])]}'"
+
+
+def check_branch_lengths(tree: Tree, source: str, missing: str = "error") -> Tree:
+    """Check the lengths UniFrac and Faith's PD depend on; the root's own length is not needed.
+
+    A negative length, a tree without lengths, or one whose lengths are all 0 is an `InputError`
+    naming `source`: every distance would come out 0 without a word. Some missing lengths are an error
+    with ``missing="error"``; with ``missing="zero"`` they become 0 (stated in a warning by the
+    caller) in the returned tree, so the choice is written into the tree, not left implicit.
+    """
+    length = tree.length[1:]
+    negative = np.flatnonzero(length < 0)
+    if negative.size:
+        node = int(negative[0]) + 1
+        raise InputError(
+            f"{source}: {negative.size} negative branch length(s), e.g. {length[node - 1]:g} on "
+            f"{_describe_branch(tree, node)}"
+        )
+    absent = np.isnan(length)
+    if absent.all():
+        raise InputError(
+            f"{source}: the tree has no branch lengths; UniFrac and Faith's PD need them (every distance "
+            "would be 0): use a tree with lengths, e.g. from 'qiime phylogeny' or SEPP"
+        )
+    if absent.any():
+        if missing != "zero":
+            node = int(np.flatnonzero(absent)[0]) + 1
+            raise InputError(
+                f"{source}: {int(absent.sum())} of {length.size} branches have no length, e.g. "
+                f"{_describe_branch(tree, node)}; give them lengths, or set "
+                "ingest.missing_branch_lengths: zero to count them as 0"
+            )
+        filled = tree.length.copy()
+        filled[1:][absent] = 0.0
+        tree = Tree(tree.parent, filled, tree.names, tree.is_tip, tree.root_marker)
+    if not np.nansum(tree.length[1:]) > 0:
+        raise InputError(f"{source}: every branch length is 0 (every UniFrac distance would be 0)")
+    return tree
+
+
 def _unquote(label: str | None) -> str | None:
     if not label:
         return None

@@ -1,8 +1,9 @@
 """Representative sequences: feature ID -> DNA, from FASTA or a QIIME 2 FeatureData[Sequence] .qza.
 
 Also `sequences_for`, which resolves the sequence of every table feature: from the given
-representative sequences, or, without them, from the feature IDs themselves (deblur / DADA2 IDs
-are the sequences). Sequences are upper-cased; the alphabet is the IUPAC nucleotide codes.
+representative sequences (None where they have none), or, without them, from the feature IDs
+themselves (deblur / DADA2 IDs are the sequences). Sequences are upper-cased; the alphabet is the
+IUPAC nucleotide codes.
 """
 
 from __future__ import annotations
@@ -49,11 +50,12 @@ def read_rep_seqs(path: str | os.PathLike) -> dict[str, str]:
 
 def sequences_for(
     feature_ids: list[str], rep_seqs: dict[str, str] | None, *, table_path: str, seqs_path: str | None
-) -> list[str]:
-    """The DNA sequence of each feature, in order.
+) -> list[str | None]:
+    """The DNA sequence of each feature, in order; None for a feature that `rep_seqs` lacks.
 
-    Without `rep_seqs` every feature ID must itself be DNA; with them, every feature needs a
-    sequence. Either failure is one `InputError` naming the file, the count and examples.
+    Without `rep_seqs` every feature ID must itself be DNA; with them, at least one feature needs a
+    sequence (the caller decides what to do with the rest). Either failure is one `InputError`
+    naming the file, the count and examples.
     """
     if rep_seqs is None:
         bad = [f for f in feature_ids if not DNA.match(f.upper())]
@@ -64,11 +66,11 @@ def sequences_for(
                 f"(e.g. {examples}) and no representative sequences were given (datasets.<name>.sequences)"
             )
         return [f.upper() for f in feature_ids]
-    missing = [f for f in feature_ids if f not in rep_seqs]
-    if missing:
-        examples = ", ".join(f"'{m}'" for m in missing[:3])
+    sequences = [rep_seqs.get(f) for f in feature_ids]
+    if all(s is None for s in sequences):
+        examples = ", ".join(f"'{f}'" for f in feature_ids[:3])
         raise InputError(
-            f"{seqs_path}: no sequence for {len(missing)} of {len(feature_ids)} table features "
-            f"(e.g. {examples})"
+            f"{seqs_path}: no sequence for any of the {len(feature_ids)} table features of {table_path} "
+            f"(table features e.g. {examples}; sequence IDs e.g. '{next(iter(rep_seqs), '')}')"
         )
-    return [rep_seqs[f] for f in feature_ids]
+    return sequences

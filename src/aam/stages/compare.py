@@ -71,15 +71,15 @@ def comparison_table(metrics_files: list[str | Path]) -> pd.DataFrame:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--metrics", nargs="+", required=True, help="eval/{run}/{target}/metrics.json files")
-    parser.add_argument("--out-tsv", required=True, help="comparison.tsv")
-    parser.add_argument("--out-png", required=True, help="comparison.png")
+    parser.add_argument("--out", required=True, help="comparison.tsv to write")
+    parser.add_argument("--plot", required=True, help="comparison.png to write")
 
 
 def run(args: argparse.Namespace) -> None:
     table = comparison_table(args.metrics)
-    with atomic_path(args.out_tsv) as tmp:
+    with atomic_path(args.out) as tmp:
         table.to_csv(tmp, sep="\t", index=False, float_format="%.4f")
-    plots.plot_comparison(table, args.out_png)
+    plots.plot_comparison(table, args.plot)
     for row in table.itertuples():
         log.info("%s / %s: %s AAM %s vs random forest %s", row.target, row.run, row.metric, row.aam,
                  row.random_forest)

@@ -1,8 +1,10 @@
 """Stage `aam embed`: embed DNA sequences (FASTA) with a trained contrastive model.
 
-Input: a FASTA file and a model folder of `aam seq-train` (``model.safetensors``, ``model.json``,
-``tokenizer.json``). Output: ``embeddings.parquet`` with columns ``id`` (string) and ``vector``
-(fixed-size list of float32: the pooled representation the kNN evaluation uses).
+Input: a FASTA file (or a ``prepared.parquet`` of `aam seq-prepare`: all its sequences, the
+external test set included) and a model folder of `aam seq-train` (``model.safetensors``, ``model.json``,
+``tokenizer.json``). Output: ``embeddings.parquet`` in the one layout of :mod:`aam.io.embeddings`
+(``id``, ``embedding``: fixed-size list of float32, the pooled representation the kNN evaluation
+uses), the layout of AAM's sample embeddings too.
 """
 
 from __future__ import annotations
@@ -12,42 +14,52 @@ import logging
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
 import pyarrow.parquet as pq
 
 from aam.errors import InputError
-from aam.io.atomic import atomic_path
+from aam.io.embeddings import read_embeddings, write_embeddings
 
 log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True, help="models/{run}/ folder of seq-train")
-    parser.add_argument("--fasta", required=True, help="sequences to embed (FASTA, plain or gzip)")
+    parser.add_argument("--model-dir", required=True, help="models/{run}/ folder of seq-train")
+    src = parser.add_mutually_exclusive_group(required=True)
+    src.add_argument("--fasta", help="sequences to embed (FASTA, plain or gzip)")
+    src.add_argument("--prepared", help="prepared.parquet of seq-prepare: all its sequences")
     parser.add_argument("--out", required=True, help="embeddings.parquet to write")
     parser.add_argument("--batch-size", type=int, default=512)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
 
 
 def run(args: argparse.Namespace) -> None:
+    from aam.io.dna_text import dna_records
     from aam.io.fasta import read_fasta
 
     if args.threads:
         import torch
 
         torch.set_num_threads(args.threads)
-    model, tokenizer = load_contrastive(args.model)
-    if not Path(args.fasta).exists():
-        raise InputError(f"{args.fasta}: no such file")
-    records = read_fasta(args.fasta)
+    model, tokenizer = load_contrastive(args.model_dir)
+    if args.prepared:
+        from aam.stages.seq_prepare import read_prepared
+
+        frame = read_prepared(args.prepared)
+        records = dict(zip(frame["id"].astype(str), frame["sequence"], strict=True))
+    else:
+        if not Path(args.fasta).exists():
+            raise InputError(f"{args.fasta}: no such file")
+        records = read_fasta(args.fasta)
     ids = list(records)
+    # the same alphabet rule as seq-prepare, so a sequence embeds as it was trained
+    records = dict(zip(ids, dna_records(ids, list(records.values()), args.fasta), strict=True))
     n_cut = sum(tokenizer.n_tokens(len(s)) + 2 > model.config.max_len for s in records.values())
     if n_cut:
         log.warning(
             "%d sequences are longer than the model's %d positions and are cut", n_cut, model.config.max_len
         )
     vectors = embed_sequences(model, tokenizer, [records[i] for i in ids], args.batch_size)
-    write_embeddings(ids, vectors, args.out)
+    write_embeddings(args.out, ids, vectors)
     log.info("wrote %s: %d sequences x %d dimensions", args.out, *vectors.shape)
 
 
@@ -78,33 +90,38 @@ def embed_sequences(model, tokenizer, seqs: list[str], batch_size: int = 512) ->
 
     model.eval()
     max_len = model.config.max_len
+    device = next(model.parameters()).device
     out = []
     with torch.no_grad():
         for i in range(0, len(seqs), batch_size):
             enc = tokenizer.batch_encode(seqs[i : i + batch_size], max_length=max_len)
-            h = model.embed(torch.from_numpy(enc["input_ids"]), torch.from_numpy(enc["attention_mask"]))
-            out.append(h.float().numpy())
+            ids, mask = (torch.from_numpy(enc[key]).to(device) for key in ("input_ids", "attention_mask"))
+            out.append(model.embed(ids, mask).float().cpu().numpy())
     dim = model.config.dim
     return np.concatenate(out).astype(np.float32) if out else np.zeros((0, dim), np.float32)
 
 
-def write_embeddings(ids: list[str], vectors: np.ndarray, out: str) -> None:
-    dim = vectors.shape[1]
-    flat = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).ravel())
-    vec = pa.FixedSizeListArray.from_arrays(flat, dim)
-    table = pa.table({"id": pa.array(ids, pa.string()), "vector": vec})
-    with atomic_path(out) as tmp:
-        pq.write_table(table, tmp)
+def write_reference(model, tokenizer, train, out: str, batch_size: int = 512) -> None:
+    """The labelled reference `aam classify` votes over: the training sequences, their ranks and
+    their embeddings by the trained model (``reference.parquet`` beside the weights)."""
+    from aam.stages.seq_prepare import RANKS
+
+    vectors = embed_sequences(model, tokenizer, train["sequence"].tolist(), batch_size)
+    extra = {"sequence": train["sequence"].tolist()}
+    for rank in RANKS:
+        values = train[rank] if rank in train.columns else [None] * len(train)
+        extra[rank] = [v if isinstance(v, str) and v else None for v in values]
+    write_embeddings(out, train["id"].astype(str).tolist(), vectors, extra=extra)
 
 
-def read_embeddings(path: str) -> tuple[np.ndarray, np.ndarray]:
-    """(ids as str array, vectors (n, dim) float32)."""
-    if not Path(path).exists():
-        raise InputError(f"{path}: no such file")
-    table = pq.read_table(path)
-    if "id" not in table.column_names or "vector" not in table.column_names:
-        raise InputError(f"{path}: needs columns id and vector (has {table.column_names})")
-    vec = table.column("vector").combine_chunks()
-    dim = vec.type.list_size
-    vectors = vec.flatten().to_numpy(zero_copy_only=False).reshape(-1, dim).astype(np.float32)
-    return np.asarray(table.column("id").to_pylist(), dtype=object), vectors
+def read_reference(model_dir: str):
+    """(ids, sequences, (n, 7) lineage names with None, (n, dim) vectors) of a model's reference."""
+    from aam.stages.seq_prepare import RANKS
+
+    path = Path(model_dir) / "reference.parquet"
+    ids, _, vectors = read_embeddings(path)
+    frame = pq.read_table(path, columns=["sequence", *RANKS]).to_pandas()
+    lineage = frame[RANKS].astype(object).where(frame[RANKS].notna(), None).to_numpy(dtype=object)
+    if not any(v is not None for v in lineage.ravel()):
+        raise InputError(f"{path}: the reference has no taxonomy labels; train the run on labelled sequences")
+    return ids, frame["sequence"].tolist(), lineage, vectors

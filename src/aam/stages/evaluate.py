@@ -2,8 +2,8 @@
 
 Inputs (files only):
   finetune dir   model.json (task, classes), metrics.csv, predictions.tsv (sample, split, y_true,
-                 y_pred, prob_<class>...), embeddings.parquet (sample, split, embedding list or one
-                 column per dimension)
+                 y_pred, prob_<class>...), embeddings.parquet (id, split, embedding: the layout
+                 of aam.io.embeddings)
   pretrain dir   metrics.csv (optional: runs without pretraining have none)
   rarefied/table.biom, splits.tsv (sample, split, group), ingest/samples.parquet (sample + metadata)
 
@@ -38,7 +38,9 @@ from aam.evaluate.baselines import ForestSettings, fit_predict_forest, relative_
 from aam.evaluate.metrics import compute_metrics
 from aam.io.atomic import atomic_dir
 from aam.io.biom import read_table, table_to_csr
+from aam.io.embeddings import read_embeddings
 from aam.io.splits import read_splits
+from aam.provenance import provenance
 
 log = logging.getLogger(__name__)
 
@@ -85,25 +87,6 @@ def read_predictions(path: Path) -> pd.DataFrame:
     return df
 
 
-def read_embeddings(path: Path) -> tuple[pd.DataFrame, np.ndarray]:
-    """Embeddings as (sample, split, matrix rows): a list column `embedding` or one column per dim."""
-    df = pd.read_parquet(path)
-    if "sample" not in df.columns:
-        raise InputError(f"{path}: no 'sample' column")
-    meta = df[["sample"] + (["split"] if "split" in df.columns else [])].astype(str).reset_index(drop=True)
-    if "embedding" in df.columns:
-        matrix = np.stack([np.asarray(v, dtype=np.float64) for v in df["embedding"]])
-    else:
-        dims = [c for c in df.columns
-                if c not in ("sample", "split") and pd.api.types.is_numeric_dtype(df[c])]
-        if not dims:
-            raise InputError(f"{path}: neither an 'embedding' column nor numeric dimension columns")
-        matrix = df[dims].to_numpy(dtype=np.float64)
-    if not np.isfinite(matrix).all():
-        raise InputError(f"{path}: embeddings contain NaN or infinite values")
-    return meta, matrix
-
-
 def read_labels(path: Path, column: str) -> pd.Series:
     """The target column of samples.parquet as strings (None where missing), indexed by sample."""
     df = pd.read_parquet(path)
@@ -142,6 +125,16 @@ def _class_names(pred: pd.DataFrame, info: dict) -> list[str]:
     return list(classes)
 
 
+def positive_last(classes: list[str], positive: str) -> list[str]:
+    """The two classes with `positive` second: binary AUROC, the ROC curve and the confusion matrix
+    take classes[1] as the positive class (the target's positive_class; default: sorted order)."""
+    if positive not in classes:
+        raise InputError(f"--positive-class {positive!r} is not one of the model's classes {classes}")
+    if len(classes) != 2:
+        raise InputError(f"--positive-class needs two classes; the model has {len(classes)}: {classes}")
+    return [c for c in classes if c != positive] + [positive]
+
+
 def load_evaluate_settings(value: str | None) -> dict:
     """The config's `evaluate` section from JSON, validated with the schema's defaults filled in."""
     settings = load_settings(value or "{}")
@@ -173,8 +166,8 @@ def _score(task, test, val, y_test, forest, classes):
 def evaluate(args: argparse.Namespace, settings: dict) -> dict:
     finetune_dir = Path(args.finetune_dir)
     forest_settings = ForestSettings.from_dict(settings.get("random_forest"), seed=args.seed)
-    if args.n_jobs is not None:
-        forest_settings = ForestSettings(forest_settings.n_estimators, args.n_jobs, forest_settings.seed,
+    if args.threads is not None:
+        forest_settings = ForestSettings(forest_settings.n_estimators, args.threads, forest_settings.seed,
                                          forest_settings.train_splits)
 
     info = read_model_info(finetune_dir / "model.json")
@@ -210,6 +203,8 @@ def evaluate(args: argparse.Namespace, settings: dict) -> dict:
         )
 
     classes = _class_names(pred, info) if task == "classification" else None
+    if classes and args.positive_class:
+        classes = positive_last(classes, args.positive_class)
 
     # labels of the test samples: the model's y_true must agree with the metadata
     meta_test = labels.reindex(test["sample"].to_numpy(dtype=object))
@@ -283,6 +278,7 @@ def evaluate(args: argparse.Namespace, settings: dict) -> dict:
             "n_features": forest.n_features,
             "note": "trained on train_splits, so it has no held-out validation score",
         },
+        "provenance": provenance(settings, args.seed, model=info.get("provenance")),
     }
 
     # predictions side by side
@@ -321,10 +317,11 @@ def evaluate(args: argparse.Namespace, settings: dict) -> dict:
         emb_path = finetune_dir / "embeddings.parquet"
         if not emb_path.exists():
             raise InputError(f"{emb_path}: sample embeddings not found")
-        emb, emb_matrix = read_embeddings(emb_path)
-        emb_labels = labels.reindex(emb["sample"].to_numpy(dtype=object)).to_numpy(dtype=object)
-        plots.plot_embedding_pcoa(emb_matrix, emb_labels, task, pdir / "embedding_pcoa.png",
-                                  splits=emb["split"] if "split" in emb.columns else None,
+        emb_ids, emb_split, emb_matrix = read_embeddings(emb_path)
+        emb_labels = labels.reindex(emb_ids).to_numpy(dtype=object)
+        plots.plot_embedding_pcoa(emb_matrix.astype(np.float64), emb_labels, task,
+                                  pdir / "embedding_pcoa.png",
+                                  splits=None if emb_split is None else pd.Series(emb_split),
                                   target=args.target)
     log.info("test %s: AAM %s, random forest %s", "AUROC" if task == "classification" else "R^2",
              ours_test.get("auroc", ours_test.get("r2")), rf_test.get("auroc", rf_test.get("r2")))
@@ -342,12 +339,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--task", choices=("regression", "classification"), default=None,
                         help="target type (default: from model.json)")
     parser.add_argument("--target", default=None, help="target name (default: the column)")
+    parser.add_argument("--positive-class", nargs="?", const="", default="",
+                        help="binary classification: the class AUROC scores (default: the second sorted)")
     parser.add_argument("--run", default="run", help="run name, for labels")
     parser.add_argument("--dataset", default="dataset", help="dataset name, for labels")
     parser.add_argument("--settings", default="{}",
                         help="the config's evaluate section as JSON (or a YAML/JSON file)")
     parser.add_argument("--seed", type=int, default=42, help="seed when random_forest.seed is null")
-    parser.add_argument("--n-jobs", type=int, default=None, help="forest cores (overrides settings)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads of the forest (overrides random_forest.n_jobs)")
     parser.add_argument("--out-dir", required=True, help="eval/{run}/{target}/")
 
 

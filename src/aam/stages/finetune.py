@@ -25,9 +25,12 @@ Outputs in ``--out-dir`` (for `aam evaluate`):
     ``prob_<class>`` per class. Val and test samples use the DataModule's fixed evaluation
     rarefaction; the weights are those of the best validation epoch.
 ``embeddings.parquet``
-    sample (string), split (train | val | test), embedding (list<float32>, the sample encoder's
-    pooled vector), for every sample with a target; train samples also use a fixed evaluation
-    rarefaction.
+    id (sample, string), split (train | val | test), embedding (fixed_size_list<float32>: the
+    sample encoder's pooled vector; the layout of :mod:`aam.io.embeddings`), for every sample with
+    a target; train samples also use a fixed evaluation rarefaction.
+``train_features.parquet``
+    feature_id, sequence (as the model read it, cut to max_bp) of every feature in a training
+    sample: `aam predict` reports how many features of a new table training never saw.
 Working files beside them: ``checkpoints/`` (resume) and ``logs/`` (CSV, TensorBoard).
 """
 
@@ -36,6 +39,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import time
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +49,7 @@ import torch
 from aam.config import load_settings
 from aam.errors import InputError
 from aam.io.atomic import atomic_path
+from aam.provenance import provenance
 from aam.stages.pretrain import (
     check_splits,
     input_fingerprint,
@@ -65,8 +70,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target-column", required=True, help="metadata column to predict")
     parser.add_argument("--task", required=True, choices=["regression", "classification"])
     parser.add_argument("--target", default=None, help="target name (default: the column)")
+    parser.add_argument("--classes", nargs="?", const="", default="",
+                        help='classification: JSON list of the classes to model (others left out)')
     parser.add_argument("--pretrain-dir", default=None,
                         help="pretrained encoder (model.safetensors + model.json)")
+    parser.add_argument("--bundled", default=None, metavar="NAME",
+                        help="start from a pretrained encoder shipped with aam (aam.pretrained); "
+                             "instead of --pretrain-dir")
     parser.add_argument("--settings", help="the run's settings (JSON text or a YAML/JSON file)")
     parser.add_argument("--seed", type=int, default=42, help="the config's seed")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
@@ -101,6 +111,21 @@ def check_target(values: dict[str, str], split_of: dict[str, str], column: str, 
     if missing:
         raise InputError(f"target column {column!r}: class(es) {missing} have no sample in the "
                          "training split")
+
+
+def target_classes(text: str, task: str) -> list[str] | None:
+    """The --classes JSON list (the target's `classes`), or None for every class."""
+    if not text:
+        return None
+    try:
+        classes = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise InputError(f"--classes: not valid JSON: {err}") from None
+    if not isinstance(classes, list) or len(classes) < 2 or not all(isinstance(c, str) for c in classes):
+        raise InputError(f"--classes: expected a JSON list of two or more class names, got {text!r}")
+    if task != "classification":
+        raise InputError("--classes is for classification targets")
+    return classes
 
 
 def _is_number(text: str) -> bool:
@@ -141,7 +166,7 @@ def predict(model, loader, device: torch.device) -> dict[str, np.ndarray]:
     if not rows:
         return {}
     return {"row": torch.cat(rows).numpy(), "output": torch.cat(outs).numpy(),
-            "embedding": torch.cat(embs).numpy(), "target": torch.cat(trues).numpy()}
+            "embedding": torch.cat(embs).numpy(), "target": torch.cat(trues).numpy() if trues else None}
 
 
 def prediction_table(pred: dict[str, np.ndarray], split: str, dm, task: str) -> pd.DataFrame:
@@ -174,31 +199,106 @@ def eval_loader(dm, split: str):
 
 
 def write_embeddings(frames: list[pd.DataFrame], path: Path) -> None:
+    """Sample embeddings in the one layout of :mod:`aam.io.embeddings` (id, split, embedding)."""
+    from aam.io.embeddings import write_embeddings as write
+
+    table = pd.concat(frames, ignore_index=True)
+    write(path, table["sample"].astype(str).to_list(), np.stack(table["embedding"].to_list()),
+          split=table["split"].to_list())
+
+
+TRAIN_FEATURES = "train_features.parquet"
+
+
+def write_train_features(dm, path: Path) -> None:
+    """The features of the training samples (feature_id, and the sequence as the model read it,
+    cut to max_bp): `aam predict` counts the features of a new table that training never saw."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    table = pd.concat(frames, ignore_index=True)
-    emb = np.stack(table["embedding"].to_list()).astype(np.float32) if len(table) else np.zeros((0, 0))
-    dim = emb.shape[1] if emb.ndim == 2 else 0
-    arrow = pa.table({
-        "sample": pa.array(table["sample"].astype(str).to_list(), pa.string()),
-        "split": pa.array(table["split"].to_list(), pa.string()),
-        "embedding": pa.FixedSizeListArray.from_arrays(pa.array(emb.reshape(-1), pa.float32()), dim)
-        .cast(pa.list_(pa.float32())),
+    from aam.data.nucleotides import NucleotideTokenizer
+
+    rows = dm.train_dataset.rows
+    present = [dm.samples.row(int(r))[0] for r in rows]
+    feats = np.unique(np.concatenate(present)) if present else np.zeros(0, dtype=np.int64)
+    table = pa.table({
+        "feature_id": pa.array([str(f) for f in dm.feature_ids[feats]], pa.string()),
+        "sequence": pa.array(NucleotideTokenizer.decode(dm.features.tokens[feats]) if feats.size else [],
+                             pa.string()),
     })
     with atomic_path(path) as tmp:
-        pq.write_table(arrow, tmp)
+        pq.write_table(table, tmp)
+
+
+# ------------------------------------------------------------------------------- pretrained encoder
+# Model settings that do not shape the weights: a fine-tuning run sets them; all others (sizes,
+# encoders, max_bp, asv_limit, ...) are the pretrained encoder's.
+TRAINING_ONLY = ("dropout", "head_dropout", "asv_dropout")
+
+
+def load_encoder(folder: Path, model: dict, dm, task: str, n_outputs: int):
+    """The fine-tuning config and weights of a pretrained encoder (`aam pretrain`, `aam
+    corpus-pretrain` or a bundled one).
+
+    The architecture is the encoder's (every config key but :data:`TRAINING_ONLY`; keys an older
+    encoder lacks take the model's defaults, the original AAM's): the run's ``model`` section gives
+    only the training-only keys, so one config fine-tunes from encoders of any size. The dataset
+    must fit it: ``data.asv_limit`` at most the encoder's, and token rows at most its ``max_bp``
+    wide (wider caches are cut to it, the cut features counted).
+    """
+    import dataclasses
+
+    from safetensors.torch import load_file
+
+    from aam.models.aam import AAMConfig
+
+    try:
+        saved = json.loads((folder / "model.json").read_text())["config"]
+        fields = {f.name for f in dataclasses.fields(AAMConfig)} - {"task", "n_outputs"}
+        arch = {k: v for k, v in saved.items() if k in fields and k not in TRAINING_ONLY}
+        max_bp, asv_limit = int(arch["max_bp"]), int(arch["asv_limit"])
+    except (OSError, json.JSONDecodeError, KeyError, TypeError) as err:
+        raise InputError(f"{folder / 'model.json'}: not a pretrained encoder's config: {err}") from None
+    differ = {k: (arch[k], v) for k, v in model.items() if k in arch and arch[k] != v}
+    if differ:
+        log.info("the encoder's architecture is used, not the run's model section (encoder, run): %s", differ)
+    if dm.asv_limit > asv_limit:
+        raise InputError(f"{folder}: data.asv_limit {dm.asv_limit} exceeds the encoder's asv_limit "
+                         f"{asv_limit}; set data.asv_limit <= {asv_limit}")
+    fit_tokens(dm, max_bp, folder)
+    rest = {k: v for k, v in model.items() if k in TRAINING_ONLY}
+    cfg = AAMConfig(**(arch | rest), task=task, n_outputs=n_outputs)
+    return cfg, load_file(str(folder / "model.safetensors"))
+
+
+def fit_tokens(dm, max_bp: int, folder: Path) -> None:
+    """Make the dataset's token rows at most the encoder's ``max_bp`` wide: narrower rows are fine
+    (an ASV encoder trained with crops serves any length up to max_bp); longer sequences are cut to
+    their first max_bp nucleotides, as `aam tokenize` would cut them, and counted."""
+    tokens = dm.collate.tokens
+    if tokens.shape[1] <= max_bp:
+        return
+    n_cut = int((dm.features.lengths > max_bp).sum())
+    if n_cut:
+        log.warning("%d of %d features are longer than the encoder's max_bp %d (%s) and are cut to it",
+                    n_cut, tokens.shape[0], max_bp, folder)
+    dm.collate.tokens = np.ascontiguousarray(tokens[:, :max_bp])
+    dm.max_bp = max_bp
 
 
 # --------------------------------------------------------------------------------------------- run
 def run(args: argparse.Namespace) -> None:
-    from safetensors.torch import load_file
-
     from aam.data.datasets import AAMDataModule, read_target_column
     from aam.io.splits import read_splits
     from aam.training.aam_modules import FinetuneModule, validation_metrics
     from aam.training.engine import NonFiniteLossError, export_model, fit, seed_everything
 
+    if args.bundled:
+        from aam.pretrained import bundled_dir
+
+        if args.pretrain_dir:
+            raise InputError("give --pretrain-dir or --bundled, not both")
+        args.pretrain_dir = str(bundled_dir(args.bundled))
     settings = load_settings(args.settings, "aam_run")
     fine = settings["finetune"]
     trainer = trainer_settings(fine, args.seed, args.threads, "finetune.trainer")
@@ -210,30 +310,20 @@ def run(args: argparse.Namespace) -> None:
     column, task = args.target_column, args.task
     name = args.target or column
 
-    check_target(read_target_column(args.samples, column), read_splits(args.splits), column, task)
+    classes = target_classes(args.classes, task)
+    check_target(read_target_column(args.samples, column, classes), read_splits(args.splits), column, task)
     dm = AAMDataModule(tokens, args.splits, settings["data"], seed=args.seed,
-                       target={"column": column, "type": task}, metadata=args.samples)
+                       target={"column": column, "type": task, "classes": classes}, metadata=args.samples)
     check_splits(dm)
     n_outputs = 1 if task == "regression" else int(dm.n_classes)
     if task == "classification" and n_outputs < 2:
         raise InputError(f"target column {column!r}: only class {dm.classes} remains after rarefaction")
 
-    cfg = model_config(settings["model"], dm, task=task, n_outputs=n_outputs)
     pretrained_state = None
     if args.pretrain_dir:
-        meta = json.loads((Path(args.pretrain_dir) / "model.json").read_text())
-        arch = ("embedding_dim", "layers", "heads", "ff_dim", "asv_layers", "sample_layers", "max_bp",
-                "asv_limit", "vocab_size", "asv_norm", "asv_encoder", "kmer_size", "abundance_input",
-                "pooling", "unifrac_affine")
-        # encoders exported before these options existed had the original model's values
-        legacy = {"asv_norm": "none", "asv_encoder": "transformer", "kmer_size": 6, "abundance_input": False,
-                  "pooling": "attention", "unifrac_affine": False}
-        old = legacy | meta["config"]
-        differ = {k: (old.get(k), getattr(cfg, k)) for k in arch if old.get(k) != getattr(cfg, k)}
-        if differ:
-            raise InputError(f"{args.pretrain_dir}: the pretrained encoder differs from this run's model "
-                             f"(pretrained, now): {differ}")
-        pretrained_state = load_file(str(Path(args.pretrain_dir) / "model.safetensors"))
+        cfg, pretrained_state = load_encoder(Path(args.pretrain_dir), settings["model"], dm, task, n_outputs)
+    else:
+        cfg = model_config(settings["model"], dm, task=task, n_outputs=n_outputs)
 
     weights = None
     if task == "classification":
@@ -254,21 +344,26 @@ def run(args: argparse.Namespace) -> None:
     if args.pretrain_dir:
         inputs.append(Path(args.pretrain_dir) / "model.safetensors")
     fingerprint = input_fingerprint(
-        {k: settings[k] for k in ("data", "model", "finetune")} | {"target": [column, task]},
+        {k: settings[k] for k in ("data", "model", "finetune")} | {"target": [column, task, classes]},
         args.seed, inputs,
     )
     try:
         result = fit(module, out_dir, datamodule=dm, fingerprint=fingerprint)
     except NonFiniteLossError as err:
         raise InputError(f"fine-tuning diverged: {err}") from err
+    if result.global_rank:  # data parallel: rank 0 writes the outputs
+        return
 
     device = torch.device("cuda" if torch.cuda.is_available() and result.accelerator == "gpu" else "cpu")
     model = module.model
     tables, embeddings, val_metrics = [], [], {}
     for split in ("train", "val", "test"):
+        start = time.perf_counter()
         pred = predict(model, eval_loader(dm, split), device)
         if not pred:
             continue
+        log.info("predicted the %s split (%d samples) in %.1f s", split, len(pred["row"]),
+                 time.perf_counter() - start)
         table = prediction_table(pred, split, dm, task)
         embeddings.append(pd.DataFrame({"sample": table["sample"], "split": split,
                                         "embedding": list(pred["embedding"])}))
@@ -286,11 +381,12 @@ def run(args: argparse.Namespace) -> None:
     export_model(model, out_dir, extra={
         "stage": "finetune",
         "task": task,
-        "target": {"name": name, "column": column, "type": task},
+        "target": {"name": name, "column": column, "type": task, "classes": classes},
         "classes": dm.classes,
         "target_mean": dm.target_mean,
         "target_std": dm.target_std,
         "pretrained": bool(args.pretrain_dir),
+        "pretrained_from": args.pretrain_dir,
         "freeze_base": bool(fine["freeze_base"]),
         "loss": module.loss_name,
         "class_weights": None if weights is None else [float(w) for w in weights],
@@ -301,8 +397,10 @@ def run(args: argparse.Namespace) -> None:
         "val_metrics": val_metrics,
         "training": summary,
         "trainer": trainer.as_dict(),
+        "provenance": provenance(settings, args.seed, target={"column": column, "type": task}),
     })
     write_history(result.history, out_dir / "metrics.csv")
     with atomic_path(out_dir / "predictions.tsv") as tmp:
         predictions.to_csv(tmp, sep="\t", index=False, float_format="%.6g")
     write_embeddings(embeddings, out_dir / "embeddings.parquet")
+    write_train_features(dm, out_dir / TRAIN_FEATURES)

@@ -1,6 +1,7 @@
 """Stage `aam ingest`: a table, sequences, tree and metadata into Parquet caches and a pruned tree.
 
-Outputs (in --out-dir, each written atomically and only after every input has been checked):
+Outputs (in --out-dir, only after every input has been checked, and all or none: they are written
+into a temporary folder that then takes the place of --out-dir, which must hold nothing else):
 
 features.parquet
     ``feature_id`` (string), ``sequence`` (string, upper-case DNA): the kept features in table
@@ -15,9 +16,15 @@ samples.parquet
 tree.nwk
     the tree pruned to the kept features (single-child nodes collapsed, as skbio's shear does).
 
-Dropped with a warning: table samples missing from the metadata, features without reads, and
-features missing from the tree (how many and what fraction of the reads; past
-``ingest.max_missing_tree_fraction`` that is an error).
+The tree's branch lengths are checked on the user's file: negative lengths, no lengths at all, or
+all lengths 0 are errors (UniFrac would be 0 everywhere); some missing lengths are an error unless
+``ingest.missing_branch_lengths`` is ``zero`` (then they are written as 0, with a warning).
+
+Dropped with a warning: table samples missing from the metadata, features without reads,
+features without a representative sequence and features missing from the tree (how many and what
+fraction of the reads; past ``ingest.max_missing_sequence_fraction`` or
+``ingest.max_missing_tree_fraction`` that is an error). Metadata values in
+``ingest.missing_values`` are missing.
 """
 
 from __future__ import annotations
@@ -36,10 +43,10 @@ import pyarrow.parquet as pq
 import scipy.sparse as sp
 
 from aam.errors import InputError
-from aam.io.atomic import atomic_path
+from aam.io.atomic import publish_together
 from aam.io.biom import read_table, table_to_csr
 from aam.io.metadata import read_metadata
-from aam.io.newick import Tree, read_tree, write_tree
+from aam.io.newick import Tree, check_branch_lengths, read_tree, write_tree
 from aam.io.rep_seqs import read_rep_seqs, sequences_for
 
 log = logging.getLogger(__name__)
@@ -88,13 +95,11 @@ class Ingested:
 
 
 def section_settings(text: str | None, section: str) -> dict:
-    """A config section (ingest, split, rarefy) from JSON, validated and defaults filled from the schema."""
-    from aam.config import load_schema, validate
+    """A config section (ingest, split, rarefy) from JSON or a YAML/JSON file, validated and defaults
+    filled from the schema."""
+    from aam.config import load_schema, load_settings, validate
 
-    try:
-        settings = json.loads(text) if text else {}
-    except json.JSONDecodeError as err:
-        raise InputError(f"--settings: not valid JSON: {err}") from None
+    settings = load_settings(text)
     return validate(settings, load_schema()["properties"][section], where=f"--settings ({section})")
 
 
@@ -122,13 +127,16 @@ def ingest(
     color_column: str | None = None,
     targets: list[dict] | None = None,
     max_missing_tree_fraction: float = 0.1,
+    max_missing_sequence_fraction: float = 0.1,
+    missing_values: list[str] | None = None,
+    missing_branch_lengths: str = "error",
 ) -> Ingested:
     """Read, check and join the inputs; nothing is written. Every problem is an `InputError`."""
     targets = targets or []
     counts, sample_ids, feature_ids = table_to_csr(read_table(table_path))
 
     # --- metadata: keep the table's samples that it knows
-    metadata = read_metadata(metadata_path)
+    metadata = read_metadata(metadata_path, missing_values)
     known = np.isin(np.asarray(sample_ids, dtype=object), metadata.index.to_numpy(dtype=object))
     if not known.any():
         raise InputError(
@@ -156,12 +164,29 @@ def ingest(
         log.info("%d features have no reads in the kept samples and are dropped", int((totals == 0).sum()))
         counts, feature_ids, totals = _keep_features(counts, feature_ids, totals, totals > 0)
 
-    # --- sequences
+    # --- sequences: drop features that have none
     rep = read_rep_seqs(sequences_path) if sequences_path else None
     sequences = sequences_for(feature_ids, rep, table_path=str(table_path), seqs_path=sequences_path)
+    has_sequence = np.fromiter((s is not None for s in sequences), dtype=bool, count=len(sequences))
+    if not has_sequence.all():
+        _check_missing_share(
+            has_sequence, feature_ids, totals, str(sequences_path), "have no sequence",
+            "max_missing_sequence_fraction", max_missing_sequence_fraction,
+        )
+        sequences = [s for s, k in zip(sequences, has_sequence, strict=True) if k]
+        counts, feature_ids, totals = _keep_features(counts, feature_ids, totals, has_sequence)
 
-    # --- tree: drop features it lacks, prune it to the rest
+    # --- tree: check its lengths, drop features it lacks, prune it to the rest
     tree = read_tree(tree_path)
+    n_absent = int(np.isnan(tree.length[1:]).sum())
+    tree = check_branch_lengths(tree, str(tree_path), missing_branch_lengths)
+    if n_absent:
+        log.warning(
+            "%s: %d of %d branches have no length and count as 0 (ingest.missing_branch_lengths: zero)",
+            tree_path,
+            n_absent,
+            tree.n_nodes - 1,
+        )
     tip_names = tree.tip_names()
     tip_set = set(tip_names)
     in_tree = np.fromiter((f in tip_set for f in feature_ids), dtype=bool, count=len(feature_ids))
@@ -171,18 +196,10 @@ def ingest(
             f"(table features e.g. '{feature_ids[0]}', tree tips e.g. '{tip_names[0]}')"
         )
     if not in_tree.all():
-        n_missing = int((~in_tree).sum())
-        read_fraction = float(totals[~in_tree].sum() / totals.sum())
-        message = (
-            f"{n_missing} of {len(feature_ids)} table features ({read_fraction:.2%} of reads) "
-            "are not in the tree"
+        _check_missing_share(
+            in_tree, feature_ids, totals, str(tree_path), "are not in the tree", "max_missing_tree_fraction",
+            max_missing_tree_fraction,
         )
-        if read_fraction > max_missing_tree_fraction:
-            raise InputError(
-                f"{tree_path}: {message}, more than "
-                f"ingest.max_missing_tree_fraction = {max_missing_tree_fraction:g}"
-            )
-        log.warning("%s: %s; they are dropped", tree_path, message)
         sequences = [s for s, k in zip(sequences, in_tree, strict=True) if k]
         counts, feature_ids, totals = _keep_features(counts, feature_ids, totals, in_tree)
     kept = set(feature_ids)
@@ -200,6 +217,19 @@ def ingest(
         len(feature_ids),
     )
     return Ingested(counts, sample_ids, feature_ids, sequences, samples, pruned)
+
+
+def _check_missing_share(kept, feature_ids, totals, path: str, what: str, setting: str, limit: float) -> None:
+    """Warn that the features not `kept` are dropped (how many, what share of the reads), or raise
+    an `InputError` when they hold more than `limit` of the reads (the config's ingest.<setting>)."""
+    n_missing = int((~kept).sum())
+    read_fraction = float(totals[~kept].sum() / totals.sum())
+    examples = ", ".join(f"'{feature_ids[i]}'" for i in np.flatnonzero(~kept)[:3])
+    share = f"{read_fraction:.2%} of reads"
+    message = f"{n_missing} of {len(kept)} table features ({share}) {what} (e.g. {examples})"
+    if read_fraction > limit:
+        raise InputError(f"{path}: {message}, more than ingest.{setting} = {limit:g}")
+    log.warning("%s: %s; they are dropped", path, message)
 
 
 def _keep_features(counts, feature_ids, totals, mask):
@@ -229,13 +259,52 @@ def _check_columns(samples: pd.DataFrame, path, group_column, color_column, targ
             if numeric.isna().any():
                 bad = present[numeric.isna()].iloc[0]
                 raise InputError(
-                    f"{path}: regression target column '{column}' has a non-numeric value '{bad}'"
+                    f"{path}: regression target column '{column}' has a non-numeric value '{bad}' "
+                    "(add it to ingest.missing_values if it stands for a missing value)"
                 )
+        _check_classes(target, set(values.dropna()), path)
+
+
+def _check_classes(target: dict, present: set[str], path) -> None:
+    """A target's `classes` and `positive_class` name classes its column holds (typos stop here,
+    before any training), and only classification targets have them."""
+    name, classes, positive = target["name"], target.get("classes"), target.get("positive_class")
+    if target["type"] != "classification":
+        if classes or positive:
+            raise InputError(f"target '{name}': classes and positive_class are for classification targets")
+        return
+    shown = ", ".join(sorted(present)[:10])
+    if classes:
+        absent = [c for c in classes if c not in present]
+        if absent:
+            raise InputError(
+                f"{path}: target '{name}': class(es) {absent} are not in column '{target['column']}' "
+                f"of the table's samples (its values: {shown})"
+            )
+    if positive is not None:
+        modelled = list(classes) if classes else sorted(present)
+        if positive not in modelled:
+            raise InputError(
+                f"{path}: target '{name}': positive_class '{positive}' is not one of its classes {modelled}"
+            )
+        if len(modelled) != 2:
+            raise InputError(
+                f"target '{name}': positive_class needs two classes, the target has {len(modelled)} "
+                f"({modelled}); list two in classes, or drop positive_class"
+            )
+
+
+OUTPUTS = ("features.parquet", "counts.parquet", "samples.parquet", "tree.nwk")
 
 
 def write_outputs(result: Ingested, out_dir: str | Path) -> None:
-    """Write the four artifacts atomically (each a temporary file renamed into place)."""
-    out_dir = Path(out_dir)
+    """Write the four artifacts, all or none: into a temporary folder that then takes the place of
+    `out_dir` (`aam.io.atomic.publish_together`), so a kill never leaves some of them."""
+    with publish_together(out_dir, OUTPUTS) as tmp:
+        _write_all(result, tmp)
+
+
+def _write_all(result: Ingested, out_dir: Path) -> None:
     features = pa.table(
         {
             "feature_id": pa.array(result.feature_ids, type=pa.string()),
@@ -265,8 +334,7 @@ def write_outputs(result: Ingested, out_dir: str | Path) -> None:
     samples = pa.table(columns)
     outputs = {"features.parquet": features, "counts.parquet": counts, "samples.parquet": samples}
     for name, table in outputs.items():
-        with atomic_path(out_dir / name) as tmp:
-            pq.write_table(table, tmp, compression="zstd")
+        pq.write_table(table, out_dir / name, compression="zstd")
     write_tree(result.tree, out_dir / "tree.nwk")
 
 
@@ -281,5 +349,8 @@ def run(args: argparse.Namespace) -> None:
         color_column=args.color_column or None,
         targets=_targets(args.targets),
         max_missing_tree_fraction=float(settings["max_missing_tree_fraction"]),
+        max_missing_sequence_fraction=float(settings["max_missing_sequence_fraction"]),
+        missing_values=list(settings["missing_values"]),
+        missing_branch_lengths=settings["missing_branch_lengths"],
     )
     write_outputs(result, args.out_dir)

@@ -30,6 +30,7 @@ import torch
 from aam.config import load_settings
 from aam.errors import InputError
 from aam.io.atomic import atomic_path
+from aam.provenance import provenance
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +90,7 @@ def check_splits(datamodule, need_val: bool = True) -> None:
 def train_summary(result, batch_size: int, accumulate: int) -> dict[str, Any]:
     """Training figures for model.json; samples/s counts the samples of the optimizer steps taken."""
     epochs_done = int(result.history["epoch"].max()) + 1 if len(result.history) else 0
-    n_seen = result.global_step * accumulate * batch_size
+    n_seen = result.global_step * accumulate * batch_size * result.world_size
     return {
         "n_parameters": result.n_parameters,
         "n_trainable": result.n_trainable,
@@ -136,6 +137,8 @@ def run(args: argparse.Namespace) -> None:
         result = fit(module, out_dir, datamodule=dm, fingerprint=fingerprint)
     except NonFiniteLossError as err:
         raise InputError(f"pretraining diverged: {err}") from err
+    if result.global_rank:  # data parallel: rank 0 writes the outputs
+        return
     last = result.history.iloc[-1].to_dict() if len(result.history) else {}
     summary = train_summary(result, dm.batch_size, trainer.accumulate_grad_batches)
     log.info("pretraining: %s; last epoch %s", json.dumps(summary),
@@ -149,5 +152,6 @@ def run(args: argparse.Namespace) -> None:
         "n_val": len(dm.val_dataset),
         "training": summary,
         "trainer": trainer.as_dict(),
+        "provenance": provenance(settings, args.seed),
     })
     write_history(result.history, out_dir / "metrics.csv")

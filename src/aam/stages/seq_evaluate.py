@@ -24,11 +24,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 
 from aam.config import load_settings
 from aam.errors import InputError
+from aam.evaluate.taxonomy import knn_predict, naive_bayes_predict
 from aam.io.atomic import write_text
+from aam.provenance import provenance
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,7 @@ DEFAULTS = {
     "ranks": ["family", "genus"],
     "color_rank": "phylum",
     "knn_k": 1,
+    "classify": {},
     "nb_kmer": 8,
     "nb_alpha": 0.001,
     "max_test_blocks": 20000,
@@ -44,7 +46,7 @@ DEFAULTS = {
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prepared", required=True, help="prepared.parquet of seq-prepare")
-    parser.add_argument("--model", required=True, help="models/{run}/ of seq-train")
+    parser.add_argument("--model-dir", required=True, help="models/{run}/ of seq-train")
     parser.add_argument("--embeddings", help="embeddings/{run}.parquet (contrastive runs)")
     parser.add_argument(
         "--settings", help="evaluation settings as JSON: ranks, color_rank, knn_k, nb_kmer, ..."
@@ -62,7 +64,7 @@ def run(args: argparse.Namespace) -> None:
     check_ranks(settings["ranks"], "seq-evaluate ranks")
     if settings["color_rank"]:
         check_ranks([settings["color_rank"]], "seq-evaluate color_rank")
-    model_dir = Path(args.model)
+    model_dir = Path(args.model_dir)
     try:
         meta = json.loads((model_dir / "model.json").read_text())
     except (OSError, json.JSONDecodeError) as err:
@@ -75,9 +77,9 @@ def run(args: argparse.Namespace) -> None:
     else:
         if not args.embeddings:
             raise InputError("seq-evaluate: a contrastive run needs --embeddings")
-        from aam.stages.embed import read_embeddings
+        from aam.io.embeddings import read_embeddings
 
-        ids, vectors = read_embeddings(args.embeddings)
+        ids, _, vectors = read_embeddings(args.embeddings)
         metrics = evaluate_contrastive(frame, ids, vectors, settings)
         metrics["train"] = {
             k: meta.get(k) for k in ("train_wall_time_s", "epochs", "global_step", "n_parameters")
@@ -87,52 +89,9 @@ def run(args: argparse.Namespace) -> None:
     if metrics.get("kind") == "vq":
         plot_codebook(metrics.pop("code_counts", None), out_dir / "codebook.png")
     plot_history(history, out_dir / "history.png", title=f"{model_dir.name} ({meta.get('kind')})")
+    metrics["provenance"] = provenance(settings, model=meta.get("provenance"))
     write_text(out_dir / "metrics.json", json.dumps(metrics, indent=2, default=float) + "\n")
     log.info("wrote %s", out_dir / "metrics.json")
-
-
-# ------------------------------------------------------------------------------ k-mer naive Bayes
-def kmer_matrix(seqs: list[str], k: int = 8, binary: bool = True) -> sp.csr_matrix:
-    """(n, 4^k) sparse k-mer presence (or counts); k-mers with N or other codes are skipped."""
-    from aam.data.dna_tokenizers import N_SPECIAL, KmerTokenizer
-
-    tok = KmerTokenizer(k=k, stride=1, add_special_tokens=False)
-    enc = tok.batch_encode(seqs)
-    ids, mask = enc["input_ids"], enc["attention_mask"] & (enc["input_ids"] >= N_SPECIAL)
-    rows = np.broadcast_to(np.arange(len(seqs))[:, None], ids.shape)[mask]
-    cols = ids[mask] - N_SPECIAL
-    m = sp.csr_matrix((np.ones(len(cols), np.float32), (rows, cols)), shape=(len(seqs), 4**k))
-    m.sum_duplicates()
-    if binary:
-        m.data[:] = 1.0
-    return m
-
-
-def naive_bayes_predict(train_seqs, train_y, test_seqs, k: int = 8, alpha: float = 0.001) -> np.ndarray:
-    from sklearn.naive_bayes import MultinomialNB
-
-    nb = MultinomialNB(alpha=alpha, fit_prior=False)
-    nb.fit(kmer_matrix(list(train_seqs), k), np.asarray(train_y))
-    return nb.predict(kmer_matrix(list(test_seqs), k))
-
-
-def knn_predict(train_x: np.ndarray, train_y, test_x: np.ndarray, k: int = 5) -> np.ndarray:
-    """Cosine kNN, votes weighted by 1 / cosine distance."""
-    import torch
-
-    a = torch.nn.functional.normalize(torch.as_tensor(train_x, dtype=torch.float32), dim=1)
-    b = torch.nn.functional.normalize(torch.as_tensor(test_x, dtype=torch.float32), dim=1)
-    train_y = np.asarray(train_y, dtype=object)
-    classes, codes = np.unique(train_y.astype(str), return_inverse=True)
-    k = min(k, len(a))
-    preds = []
-    for i in range(0, len(b), 2048):
-        sim, idx = (b[i : i + 2048] @ a.T).topk(k, dim=1)
-        votes = torch.zeros(len(idx), len(classes))
-        # inverse cosine distance (sklearn's weights="distance"): the nearest neighbours dominate
-        votes.scatter_add_(1, torch.as_tensor(codes[idx.numpy()]), 1.0 / (1.0 - sim).clamp_min(1e-6))
-        preds.append(votes.argmax(1).numpy())
-    return classes[np.concatenate(preds)] if preds else np.array([], dtype=object)
 
 
 def evaluate_contrastive(frame: pd.DataFrame, ids, vectors: np.ndarray, settings: dict) -> dict:
@@ -149,6 +108,7 @@ def evaluate_contrastive(frame: pd.DataFrame, ids, vectors: np.ndarray, settings
     if not any(r in frame.columns for r in RANKS):
         out["note"] = "no labels: kNN taxonomy accuracy is not evaluated"
         return out
+    classified = _classifier_names(frame, emb, is_test, settings.get("classify") or {})
     for rank in settings["ranks"]:
         if rank not in frame.columns:
             raise InputError(f"seq-evaluate: rank '{rank}' is not in the prepared labels")
@@ -173,18 +133,41 @@ def evaluate_contrastive(frame: pd.DataFrame, ids, vectors: np.ndarray, settings
             "n_test": int(te.sum()),
             "test_classes_seen_in_train": float(seen.mean()),
             "knn_accuracy": float((knn.astype(str) == y[te].astype(str)).mean()),
+            # the vote of `aam classify` (all training sequences as reference, untruncated names)
+            "classifier_accuracy": float((classified[te, RANKS.index(rank)] == y[te]).mean()),
             "naive_bayes_accuracy": float((nb.astype(str) == y[te].astype(str)).mean()),
             "knn_seconds": round(t_knn, 3),
             "naive_bayes_seconds": round(t_nb, 3),
         }
         log.info(
-            "%s: kNN %.4f vs naive Bayes %.4f on %d test sequences",
+            "%s: kNN %.4f, classifier %.4f vs naive Bayes %.4f on %d test sequences",
             rank,
             out["ranks"][rank]["knn_accuracy"],
+            out["ranks"][rank]["classifier_accuracy"],
             out["ranks"][rank]["naive_bayes_accuracy"],
             te.sum(),
         )
     return out
+
+
+def _classifier_names(frame: pd.DataFrame, emb: np.ndarray, is_test: np.ndarray, settings: dict):
+    """(n, 7) names the classifier of `aam classify` gives the test rows (None elsewhere)."""
+    from aam.evaluate.taxonomy import RANKS, KnnSettings, KnnTaxonomyClassifier
+
+    try:
+        knn = KnnSettings.from_dict(settings)
+    except (TypeError, ValueError) as err:
+        raise InputError(f"seq-evaluate classify settings: {err}") from err
+    ranks = frame.reindex(columns=RANKS)
+    lineage = ranks.astype(object).where(ranks.notna(), None).to_numpy(dtype=object)
+    names = np.full((len(frame), len(RANKS)), None, dtype=object)
+    seqs = frame["sequence"].tolist()
+    train = np.flatnonzero(~is_test)
+    test = np.flatnonzero(is_test)
+    if len(train) and len(test):
+        clf = KnnTaxonomyClassifier(emb[train], lineage[train], [seqs[i] for i in train], knn)
+        names[test], _ = clf.predict(emb[test], [seqs[i] for i in test])
+    return names
 
 
 # ------------------------------------------------------------------------------------------- VQ

@@ -7,9 +7,17 @@ column per rank. Output: ``prepared.parquet`` with columns ``id``, ``sequence``,
 (train/test, seeded) and, with labels, one column per rank (kingdom phylum class order family
 genus species; an empty rank such as ``g__`` is missing, i.e. null).
 
+FASTA and plain text follow one rule (`aam.io.dna_text`): IUPAC nucleotide codes only, U read as T.
+
+An external test set (`--test-fasta`, `--test-labels`: the config's ``test: {fasta, labels}``)
+replaces the random split: the collection is all ``train``, the test set all ``test``. A test set
+must never leak into training, so training records that share an ID or a sequence with a test
+record are dropped from training (their count is logged).
+
 Bad input stops the stage with one `InputError` line naming the file and ID, and writes nothing:
-an empty FASTA, a record without sequence, duplicate IDs, sequences without a label row, a label
-file without the ID column, an unknown rank.
+an empty FASTA, a record without sequence, a character that is not an IUPAC nucleotide code
+(protein FASTA included), duplicate IDs, sequences without a label row, a label file without the
+ID column, an unknown rank.
 """
 
 from __future__ import annotations
@@ -27,7 +35,7 @@ import pyarrow.parquet as pq
 from aam.config import load_settings
 from aam.errors import InputError
 from aam.io.atomic import atomic_path
-from aam.io.dna_text import iter_dna_text
+from aam.io.dna_text import dna_records, iter_dna_text
 from aam.io.fasta import iter_fasta
 
 log = logging.getLogger(__name__)
@@ -41,6 +49,7 @@ DEFAULTS = {
     "fasta": None,
     "text": None,
     "labels": None,
+    "test": None,
     "id_column": None,
     "taxonomy_column": None,
     "test_fraction": 0.2,
@@ -64,6 +73,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     src.add_argument("--fasta", help="sequences as FASTA (plain or gzip)")
     src.add_argument("--text", help="plain-text DNA (whitespace ignored), cut into chunk_len records")
     parser.add_argument("--labels", help="labels TSV: an ID column and a taxonomy or per-rank columns")
+    parser.add_argument("--test-fasta", help="external test sequences (FASTA) instead of a random split")
+    parser.add_argument("--test-labels", help="labels TSV of the external test sequences")
     parser.add_argument("--settings", help="the `sequences.<name>` entry as JSON or a YAML file")
     parser.add_argument("--seed", type=int, default=42, help="split seed (the config's seed)")
     parser.add_argument("--out", required=True, help="prepared.parquet to write")
@@ -77,6 +88,12 @@ def run(args: argparse.Namespace) -> None:
     fasta = args.fasta or (None if args.text else settings["fasta"])
     text = args.text or (None if args.fasta else settings["text"])
     labels = args.labels or settings["labels"]
+    test = settings["test"] or {}
+    unknown = set(test) - {"fasta", "labels"}
+    if unknown:
+        raise InputError(f"seq-prepare settings: unknown keys {sorted(unknown)} in test")
+    test_fasta = args.test_fasta or test.get("fasta")
+    test_labels = args.test_labels or test.get("labels")
     frame = prepare(
         fasta=fasta,
         text=text,
@@ -87,6 +104,8 @@ def run(args: argparse.Namespace) -> None:
         chunk_len=int(settings["chunk_len"]),
         seed=args.seed,
         ranks=settings["ranks"] + ([settings["color_rank"]] if settings["color_rank"] else []),
+        test_fasta=test_fasta,
+        test_labels=test_labels,
     )
     write_prepared(frame, args.out, {"settings": settings, "seed": args.seed})
     n_test = int((frame["split"] == "test").sum())
@@ -108,7 +127,7 @@ def read_sequences(fasta: str | None, text: str | None, chunk_len: int = 1024) -
             seen.add(rec_id)
             ids.append(rec_id)
             seqs.append(seq)
-        return pd.DataFrame({"id": ids, "sequence": seqs})
+        return pd.DataFrame({"id": ids, "sequence": dna_records(ids, seqs, fasta)})
     if not Path(text).exists():
         raise InputError(f"{text}: no such file")
     seqs, buf = [], ""
@@ -198,9 +217,41 @@ def prepare(
     chunk_len: int = 1024,
     seed: int = 42,
     ranks: list[str] | None = None,
+    test_fasta: str | None = None,
+    test_labels: str | None = None,
 ) -> pd.DataFrame:
     """Validated (id, sequence, split, ranks...) frame; see the module docstring."""
     ranks = check_ranks(ranks, "seq-prepare settings")
+    if test_labels and not test_fasta:
+        raise InputError(f"{test_labels}: test labels without test sequences (test: fasta)")
+    frame = _labelled(fasta, text, labels, id_column, taxonomy_column, chunk_len, ranks)
+    if test_fasta:
+        if bool(labels) != bool(test_labels):
+            raise InputError(
+                "seq-prepare: give labels for both the training and the test sequences, or for neither"
+            )
+        test = _labelled(test_fasta, None, test_labels, id_column, taxonomy_column, chunk_len, ranks)
+        leak = frame["id"].isin(test["id"]) | frame["sequence"].isin(test["sequence"])
+        if leak.any():
+            log.warning(
+                "%d training sequences share an ID or a sequence with the test set %s: dropped from training",
+                int(leak.sum()),
+                test_fasta,
+            )
+            frame = frame[~leak.to_numpy()]
+        if frame.empty:
+            raise InputError(f"{fasta or text}: no training sequence is left that is not in the test set")
+        frame = pd.concat(
+            [frame.assign(split="train"), test.assign(split="test")], ignore_index=True
+        )
+    else:
+        frame["split"] = split_ids(len(frame), test_fraction, seed)
+    cols = ["id", "sequence", "split"] + [r for r in RANKS if r in frame.columns]
+    return frame[cols]
+
+
+def _labelled(fasta, text, labels, id_column, taxonomy_column, chunk_len, ranks) -> pd.DataFrame:
+    """(id, sequence, ranks...) of one collection, every sequence labelled when labels are given."""
     frame = read_sequences(fasta, text, chunk_len)
     source = fasta or text
     if labels:
@@ -224,9 +275,7 @@ def prepare(
             raise InputError(f"{labels}: rank '{absent[0]}' is not in the labels (has {list(table.columns)})")
     elif ranks and fasta:
         log.info("no labels: the ranks %s will not be evaluated", ranks)
-    frame["split"] = split_ids(len(frame), test_fraction, seed)
-    cols = ["id", "sequence", "split"] + [r for r in RANKS if r in frame.columns]
-    return frame[cols]
+    return frame
 
 
 def write_prepared(frame: pd.DataFrame, out: str, meta: dict) -> None:

@@ -4,7 +4,9 @@ Input: ``prepared.parquet`` of `aam seq-prepare`. Training uses the ``train`` sp
 seeded `val_fraction` is held out for early stopping; the ``test`` split is left to
 `aam seq-evaluate`. Output folder ``models/{run}/``: ``model.safetensors`` + ``model.json``
 (the engine's export, with the run's settings), ``tokenizer.json``, ``history.csv`` (per-epoch
-metrics) and the engine's ``train/`` folder (checkpoints, CSV and TensorBoard logs).
+metrics) and the engine's ``train/`` folder (checkpoints, CSV and TensorBoard logs). Contrastive
+runs also store ``reference.parquet``: every training sequence (never a test one) with its ranks
+and its embedding, the reference `aam classify` votes over.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ CONTRASTIVE_DEFAULTS = {
     "augment": {},
     "val_fraction": 0.1,
     "knn_k": 1,
+    "classify": {},  # settings of `aam classify` (the seq_classify rule), not of training
     "trainer": {},
 }
 VQ_DEFAULTS = {
@@ -52,6 +55,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prepared", required=True, help="prepared.parquet of seq-prepare")
     parser.add_argument("--settings", required=True, help="the `seq_models.runs.<run>` entry (JSON or YAML)")
     parser.add_argument("--seed", type=int, default=42, help="the config's seed")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (overrides trainer.num_threads)")
     parser.add_argument("--out-dir", required=True, help="models/{run}/ to write")
 
 
@@ -69,6 +74,8 @@ def resolve_settings(raw: dict) -> dict:
 
 def run(args: argparse.Namespace) -> None:
     settings = resolve_settings(load_settings(args.settings))
+    if args.threads:
+        settings["trainer"] = {**settings["trainer"], "num_threads": args.threads}
     train_run(args.prepared, settings, args.out_dir, seed=args.seed)
 
 
@@ -109,9 +116,12 @@ def _trainer_settings(settings: dict, seed: int):
     return ts
 
 
-def _finish(module_model, out_dir: Path, tokenizer, result, settings: dict, extra: dict) -> None:
+def _finish(module_model, out_dir: Path, tokenizer, result, settings: dict, seed: int, extra: dict) -> None:
+    from aam.provenance import provenance
     from aam.training.engine import export_model
 
+    if result.global_rank:  # data parallel: rank 0 writes the outputs
+        return
     history = result.history
     with atomic_path(out_dir / "history.csv") as tmp:
         history.to_csv(tmp, index=False)
@@ -128,6 +138,7 @@ def _finish(module_model, out_dir: Path, tokenizer, result, settings: dict, extr
             "global_step": result.global_step,
             "n_parameters": result.n_parameters,
             **extra,
+            "provenance": provenance(settings, seed),
         },
     )
     log.info(
@@ -199,7 +210,10 @@ def _train_contrastive(frame: pd.DataFrame, settings: dict, out_dir: Path, seed:
     # the resolved model config too, so that a changed code default never resumes a stale checkpoint
     fingerprint = {**fingerprint, "model_config": model_config.to_dict(), "trainer": ts.as_dict()}
     result = fit(module, out_dir / "train", datamodule=dm, fingerprint=fingerprint)
-    _finish(module.model, out_dir, tokenizer, result, settings, {"loss": loss, "label_ranks": ranks})
+    from aam.stages.embed import write_reference
+
+    write_reference(module.model, tokenizer, train, str(out_dir / "reference.parquet"))
+    _finish(module.model, out_dir, tokenizer, result, settings, seed, {"loss": loss, "label_ranks": ranks})
     return result
 
 
@@ -258,5 +272,5 @@ def _train_vq(frame: pd.DataFrame, settings: dict, out_dir: Path, seed: int, fin
     fingerprint = {**fingerprint, "model_config": model_config.to_dict(), "trainer": ts.as_dict()}
     result = fit(module, out_dir / "train", datamodule=dm, fingerprint=fingerprint)
     extra = {"n_train_blocks": int(len(tr_blocks)), "n_val_blocks": int(len(va_blocks))}
-    _finish(module.model, out_dir, tokenizer, result, settings, extra)
+    _finish(module.model, out_dir, tokenizer, result, settings, seed, extra)
     return result

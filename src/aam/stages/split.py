@@ -34,6 +34,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--summary", required=True, help="split_summary.tsv to write")
 
 
+def _check_no_empty_split(splits: pd.DataFrame, fractions: dict, source: str, group: str | None) -> None:
+    """A split asked for (fraction > 0) that gets no sample is an error here, not a puzzle later
+    (no validation loss to stop on, no test samples to score)."""
+    counts = splits["split"].value_counts()
+    empty = [s for s in ("train", "val", "test") if fractions.get(s, 0) > 0 and counts.get(s, 0) == 0]
+    if not empty:
+        return
+    n_groups = splits["group"].fillna(splits["sample"]).nunique()
+    why = (
+        f"the {len(splits)} samples form only {n_groups} group(s) of '{group}'"
+        if group
+        else f"there are only {len(splits)} samples"
+    )
+    raise InputError(
+        f"{source}: split {' and '.join(empty)} would get no sample: {why}, too few for the fractions "
+        f"{dict(fractions)}; use a group column with more groups, or set those fractions to 0"
+    )
+
+
 def run(args: argparse.Namespace) -> None:
     settings = section_settings(args.settings, "split")
     try:
@@ -52,6 +71,7 @@ def run(args: argparse.Namespace) -> None:
         splits = grouped_split(samples["sample"].tolist(), groups, strata, settings["fractions"], args.seed)
     except ValueError as err:
         raise InputError(f"split settings: {err}") from None
+    _check_no_empty_split(splits, settings["fractions"], args.samples, group_column)
     summary = split_summary(splits, strata)
     for row in summary[summary["class"] == "all"].itertuples():
         log.info("%s: %d samples in %d groups", row.split, row.samples, row.groups)

@@ -2,8 +2,9 @@
 
 Inputs: ``ingest/features.parquet`` (feature_id, sequence), ``ingest/counts.parquet`` (sample,
 feature, count; long), optionally ``rarefied/table.biom`` (which samples reach the rarefaction
-depth, and the depth). Outputs: ``tokens/features.parquet`` and ``tokens/samples.parquet``
-(format in :mod:`aam.io.parquet_cache`).
+depth, and the depth). Outputs in ``--out-dir``: ``features.parquet`` and ``samples.parquet``
+(format in :mod:`aam.io.parquet_cache`), both or neither (`aam.io.atomic.publish_together`: the
+folder must hold nothing else).
 
 The tokenizer settings and a SHA-256 of the inputs go into both files' metadata. If both outputs
 already exist with the same settings and inputs they are kept as they are (logged); otherwise they
@@ -27,6 +28,7 @@ from aam.config import load_settings
 from aam.data.nucleotides import NucleotideTokenizer
 from aam.errors import InputError
 from aam.io import parquet_cache as pc
+from aam.io.atomic import publish_together
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--features", required=True, help="ingest/features.parquet (feature_id, sequence)")
     parser.add_argument("--counts", required=True, help="ingest/counts.parquet (sample, feature, count)")
     parser.add_argument("--rarefied", help="rarefied/table.biom: marks the samples that reach the depth")
-    parser.add_argument("--out-features", required=True, help="tokens/features.parquet to write")
-    parser.add_argument("--out-samples", required=True, help="tokens/samples.parquet to write")
+    parser.add_argument("--out-dir", required=True, help="tokens/ folder: features.parquet, samples.parquet")
     parser.add_argument("--settings", help="the config's `tokenize:` section as JSON or a YAML file")
     parser.add_argument("--force", action="store_true", help="rebuild even if the caches are current")
 
@@ -49,7 +50,8 @@ def run(args: argparse.Namespace) -> None:
     if unknown:
         raise InputError(f"tokenize settings: unknown keys {sorted(unknown)}")
     build(
-        args.features, args.counts, args.rarefied, args.out_features, args.out_samples,
+        args.features, args.counts, args.rarefied, Path(args.out_dir) / "features.parquet",
+        Path(args.out_dir) / "samples.parquet",
         max_bp=int(settings["max_bp"]), force=args.force,
     )
 
@@ -174,8 +176,13 @@ def build(features, counts, rarefied, out_features, out_samples, max_bp: int = 1
         "rarefaction_depth": depth,
         "n_rarefied_samples": int(is_rarefied.sum()),
     }
-    pc.write_features(out_features, feature_ids, tokens, lengths, meta)
-    pc.write_samples(out_samples, list(sample_ids), indptr, fidx, cnt, is_rarefied, meta)
+    # Both caches or neither: written into a temporary folder that takes the place of theirs.
+    out_features, out_samples = Path(out_features), Path(out_samples)
+    if out_features.parent != out_samples.parent:
+        raise ValueError("the two token caches must share one folder")
+    with publish_together(out_features.parent, (out_features.name, out_samples.name)) as tmp:
+        pc.write_features(tmp / out_features.name, feature_ids, tokens, lengths, meta)
+        pc.write_samples(tmp / out_samples.name, list(sample_ids), indptr, fidx, cnt, is_rarefied, meta)
     log.info(
         "tokenized %d features (max_bp %d, %d cut) and %d samples (%d reach depth %s) in %.2f s",
         len(feature_ids), max_bp, stats.n_truncated, len(sample_ids), int(is_rarefied.sum()), depth,

@@ -56,72 +56,108 @@ class PretrainModule(EngineModule):
         u_loss = losses.unifrac_loss(out["distances"], true)
         loss = self.unifrac_weight * u_loss
         bs = batch["asv_index"].shape[0]
-        kw = {"on_step": stage == "train", "on_epoch": True, "batch_size": bs}
-        self.log(f"{stage}/unifrac_loss", u_loss, **kw)
+        # sync_dist: under data parallelism the logged values are means over all ranks' batches.
+        kw = {"on_step": stage == "train", "on_epoch": True, "sync_dist": True}
+        self.log(f"{stage}/unifrac_loss", u_loss, batch_size=bs, **kw)
         if out["nucleotide_logits"] is not None:  # a k-mer ASV encoder has no nucleotide objective
             n_loss = losses.nucleotide_loss(out["nucleotide_logits"], labels)
             loss = loss + self.nucleotide_weight * n_loss
             chosen = labels != losses.IGNORE
             correct = (out["nucleotide_logits"].argmax(-1)[chosen] == labels[chosen]).float()
-            self.log(f"{stage}/nucleotide_loss", n_loss, **kw)
-            if correct.numel():
-                self.log(f"{stage}/nucleotide_accuracy", correct.mean(), **kw)
-        self.log(f"{stage}/loss", loss, prog_bar=True, **kw)
+            self.log(f"{stage}/nucleotide_loss", n_loss, batch_size=bs, **kw)
+            # Logged on every rank (a collective), weighted by the masked positions (0 adds nothing).
+            n_chosen = correct.numel()
+            self.log(f"{stage}/nucleotide_accuracy", correct.sum() / max(n_chosen, 1), batch_size=n_chosen,
+                     **kw)
+        self.log(f"{stage}/loss", loss, prog_bar=True, batch_size=bs, **kw)
         return loss, out, true
 
     def training_step(self, batch, batch_idx):
-        tokens = trim_padding(batch["tokens"])
-        if self.model.unifrac_head.affine and not bool(self.model.unifrac_head.offset_ready):
-            self.model.unifrac_head.init_offset(float(losses.upper_triangle(self.true_distances(batch)).mean()))
+        head = self.model.unifrac_head
+        if head.affine and not bool(head.offset_ready):
+            head.init_offset(float(losses.upper_triangle(self.true_distances(batch)).mean()))
         if self.model.nucleotide_head is None:
-            return self._losses(batch, tokens, None, "train")[0]
-        masked, labels = losses.mask_nucleotides(tokens, self.mask_rate)
+            return self._losses(batch, trim_padding(batch["tokens"]), None, "train")[0]
+        # The mask is seeded by (seed, epoch, batch number), so a batch is masked the same on any
+        # rank and in any world size (batches from a plain loader draw from the global stream).
+        number = _batch_number(batch)
+        gen = None
+        if number >= 0:
+            seed = 42 if self.settings.seed is None else int(self.settings.seed)
+            state = np.random.SeedSequence([seed, 3, self.current_epoch, number]).generate_state(2)
+            gen = torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
+        masked, labels = losses.mask_nucleotides(trim_padding(batch["tokens"]), self.mask_rate, generator=gen)
         loss, _, _ = self._losses(batch, masked, labels, "train")
         return loss
 
     def validation_step(self, batch, batch_idx):
         # UniFrac on unmasked tokens; the nucleotide objective on a fixed, seeded mask. A last batch
         # of one sample has no pair (its UniFrac MSE would be NaN and stop training): skipped.
-        if batch["asv_index"].shape[0] < 2:
+        bs = batch["asv_index"].shape[0]
+        if bs < 2:
             return
         tokens = trim_padding(batch["tokens"])
         out = self.model(tokens, batch["asv_index"], batch["asv_mask"], batch["asv_counts"])
         true = self.true_distances(batch)
         u_loss = losses.unifrac_loss(out["distances"], true)
-        bs = batch["asv_index"].shape[0]
-        loss = self.unifrac_weight * u_loss
+        # sync_dist: the epoch value is the batch-size weighted mean over every rank's batches.
+        kw = {"on_epoch": True, "batch_size": bs, "sync_dist": True}
+        loss, correct, n_chosen = self.unifrac_weight * u_loss, 0, 0
         if self.model.nucleotide_head is not None:
-            gen = torch.Generator().manual_seed(10_000 + batch_idx)
+            number = _batch_number(batch)
+            gen = torch.Generator().manual_seed(10_000 + (number if number >= 0 else batch_idx))
             masked, labels = losses.mask_nucleotides(tokens, self.mask_rate, generator=gen)
             _, nuc_states = self.model.asv_encoder(masked)
             logits = self.model.nucleotide_head(nuc_states)
             n_loss = losses.nucleotide_loss(logits, labels)
             loss = loss + self.nucleotide_weight * n_loss
-            self.log("val/nucleotide_loss", n_loss, on_epoch=True, batch_size=bs)
+            self.log("val/nucleotide_loss", n_loss, **kw)
             chosen = labels != losses.IGNORE
-            if bool(chosen.any()):
-                acc = (logits.argmax(-1)[chosen] == labels[chosen]).float().mean()
-                self.log("val/nucleotide_accuracy", acc, on_epoch=True, batch_size=int(chosen.sum()))
-        self.log("val/loss", loss, on_epoch=True, prog_bar=True, batch_size=bs)
-        self.log("val/unifrac_loss", u_loss, on_epoch=True, batch_size=bs)
+            correct, n_chosen = int((logits.argmax(-1)[chosen] == labels[chosen]).sum()), int(chosen.sum())
+        self.log("val/loss", loss, prog_bar=True, **kw)
+        self.log("val/unifrac_loss", u_loss, **kw)
         self._val.append((losses.upper_triangle(out["distances"]).detach().float().cpu(),
-                          losses.upper_triangle(true).detach().float().cpu()))
+                          losses.upper_triangle(true).detach().float().cpu(), correct, n_chosen))
 
     def on_validation_epoch_start(self) -> None:
         self._val = []
 
     def on_validation_epoch_end(self) -> None:
-        if not self._val:
-            return
-        pred = torch.cat([p for p, _ in self._val])
-        true = torch.cat([t for _, t in self._val])
+        # Every rank's pairs (the metrics of all validation samples, as in one process).
+        parts = [part for rank in self.all_ranks(self._val) for part in rank]
         self._val = []
+        if not parts:
+            return
+        total = sum(n for *_, n in parts)
+        if total:
+            self.log("val/nucleotide_accuracy", sum(c for _, _, c, _ in parts) / total)
+        pred = torch.cat([p for p, *_ in parts])
+        true = torch.cat([t for _, t, *_ in parts])
         if pred.numel() == 0:
             return
         self.log("val/unifrac_mae", (pred - true).abs().mean())
         r2 = losses.r2_score(pred, true)
         if np.isfinite(r2):
             self.log("val/unifrac_r2", r2)
+
+
+class CorpusPretrainModule(PretrainModule):
+    """Pretraining on a corpus (:mod:`aam.data.corpus`): one UniFrac index per tree group, chosen by
+    the batch's ``tree_group`` (a corpus batch never spans two groups)."""
+
+    def __init__(self, model_config: AAMConfig, settings: TrainerSettings | dict | None,
+                 phylo_indexes: list[Any], **kwargs):
+        super().__init__(model_config, settings, phylo_indexes[0], **kwargs)
+        self.indexes = list(phylo_indexes)
+
+    def true_distances(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        groups = torch.unique(batch["tree_group"])
+        if groups.numel() != 1:
+            raise ValueError(f"a corpus batch spans tree groups {groups.tolist()}")
+        index = self.indexes[int(groups[0])]
+        with torch.no_grad():
+            return batch_distances(index, batch["unifrac_counts"], batch["unifrac_feature_idx"],
+                                   self.metric, dtype=torch.float32)
 
 
 class FinetuneModule(EngineModule):
@@ -147,6 +183,11 @@ class FinetuneModule(EngineModule):
         self.huber_delta = huber_delta
         self.target_mean, self.target_std = float(target_mean), float(target_std)
         self.model.freeze_base(freeze_base)
+        # The pretraining heads ride along (a pretrained encoder's weights load into them) but get
+        # no gradient here; frozen, data-parallel training needs no search for unused parameters.
+        for head in (self.model.base.unifrac_head, self.model.base.nucleotide_head):
+            if head is not None:  # a k-mer ASV encoder has no nucleotide head
+                head.requires_grad_(False)
         self.base_lr_scale = float(base_lr_scale)
         self._val: list[tuple[torch.Tensor, torch.Tensor]] = []
 
@@ -181,7 +222,8 @@ class FinetuneModule(EngineModule):
         t_loss = self.target_loss(out["target"], batch["target"])
         c_loss = losses.count_loss(out["count_log_probs"], batch["asv_counts"], out["asv_mask"])
         loss = t_loss + self.count_weight * c_loss
-        kw = {"on_step": stage == "train", "on_epoch": True, "batch_size": batch["asv_index"].shape[0]}
+        kw = {"on_step": stage == "train", "on_epoch": True, "batch_size": batch["asv_index"].shape[0],
+              "sync_dist": True}  # under data parallelism: means over all ranks' batches
         self.log(f"{stage}/loss", loss, prog_bar=True, **kw)
         self.log(f"{stage}/target_loss", t_loss, **kw)
         self.log(f"{stage}/count_loss", c_loss, **kw)
@@ -198,15 +240,23 @@ class FinetuneModule(EngineModule):
         self._val = []
 
     def on_validation_epoch_end(self) -> None:
-        if not self._val:
-            return
-        pred = torch.cat([p for p, _ in self._val])
-        true = torch.cat([t for _, t in self._val])
+        # Every rank's predictions: AUROC and R2 of all validation samples, as in one process.
+        parts = [part for rank in self.all_ranks(self._val) for part in rank]
         self._val = []
+        if not parts:
+            return
+        pred = torch.cat([p for p, _ in parts])
+        true = torch.cat([t for _, t in parts])
         metrics = validation_metrics(self.task, pred, true, self.target_mean, self.target_std)
         for name, value in metrics.items():
             if np.isfinite(value):
                 self.log(f"val/{name}", value)
+
+
+def _batch_number(batch: dict[str, torch.Tensor]) -> int:
+    """The batch's number in its epoch over all ranks (-1 when the loader does not say)."""
+    number = batch.get("batch_number")
+    return -1 if number is None else int(number)
 
 
 def validation_metrics(task: str, pred: torch.Tensor, true: torch.Tensor, mean: float = 0.0,

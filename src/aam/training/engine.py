@@ -22,15 +22,32 @@ API
     (monitor / mode / patience / min_delta), ``ModelCheckpoint`` best + last under
     ``out_dir/checkpoints``, resume from ``out_dir/checkpoints/last.ckpt`` when present (and when
     its ``fingerprint`` (settings, inputs) matches; stale checkpoints of other settings are
-    discarded), ``CSVLogger`` + ``TensorBoardLogger`` under ``out_dir/logs``, a progress bar, the
+    discarded; one that is unreadable or names files outside its folder is set aside, renamed to
+    ``checkpoints.set-aside-<time>``, with a warning), ``CSVLogger`` + ``TensorBoardLogger`` under
+    ``out_dir/logs``, a progress line per epoch (:mod:`aam.training.progress`; a tqdm bar only on a
+    terminal), the
     parameter count at the start, the wall time at the end, ``seed_everything`` and deterministic
     algorithms on CPU, and ``accelerator: auto`` which uses a GPU where there is one. After fitting,
-    the best checkpoint's weights are loaded into ``module`` (``restore_best``).
+    the best checkpoint's weights are loaded into ``module`` (``restore_best``). Checkpoints are
+    only ever loaded with ``torch.load(weights_only=True)`` and only from ``out_dir/checkpoints``.
     ``FitResult.history`` is a per-epoch ``DataFrame`` (columns ``epoch``, ``step``,
     ``train/loss``, ``val/loss``, ... : ``_epoch`` suffixes are stripped, ``_step`` columns dropped).
+
+    Data parallelism: ``devices`` x ``num_nodes`` > 1 trains with DDP (gloo on CPU, NCCL on GPU);
+    processes come from srun (SLURM, ranks from its environment), torchrun, or Lightning's own
+    launcher. Only rank 0 changes checkpoint files; ``FitResult.global_rank`` tells a stage whether
+    to write outputs. A datamodule with ``shards_by_rank = True`` deals batches to the ranks itself
+    (``AAMDataModule``); others get Lightning's DistributedSampler. Validation metrics must be
+    logged with ``sync_dist=True``, and metrics computed from all predictions gathered with
+    ``EngineModule.all_ranks``.
+
+    Preemption: SIGUSR1 or SIGTERM saves ``last.ckpt`` at the next optimizer step (all ranks
+    together), requeues the SLURM job and raises :class:`aam.errors.Preempted`; the rerun resumes,
+    mid-epoch included (see ``_Preemption``).
 ``export_model(model, out_dir, extra=None)`` / ``load_model(out_dir)``
     Weights as ``model.safetensors`` plus ``model.json`` (``model_class``: dotted path,
-    ``config``: the model's config dataclass as a dict, and any ``extra`` keys): no pickles.
+    ``config``: the model's config dataclass as a dict, ``provenance`` (:mod:`aam.provenance`;
+    stages pass theirs in ``extra`` with their settings and seed), and any ``extra`` keys): no pickles.
     A model class must have a ``config`` attribute holding a dataclass instance and accept that
     dataclass as its only constructor argument; its ``config_class`` attribute names the
     dataclass (``load_model`` builds ``cls(cls.config_class(**config))``).
@@ -44,9 +61,14 @@ import importlib
 import json
 import logging
 import math
+import os
 import random
 import shutil
+import signal
+import subprocess
+import threading
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,15 +79,21 @@ import pandas as pd
 import torch
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from lightning.pytorch.plugins.environments import SLURMEnvironment
+from lightning.pytorch.utilities import rank_zero_only
 
-from aam.errors import InputError
+from aam.errors import InputError, Preempted
 from aam.io.atomic import atomic_path, write_text
+from aam.provenance import provenance
+from aam.training.progress import ProgressLog, progress_bar_enabled, quiet_lightning
 
 log = logging.getLogger(__name__)
 
 OPTIMIZERS = ("adamw", "adam", "sgd")
 SCHEDULES = ("warmup_cosine", "step", "plateau", "none")
 PRECISIONS = ("32", "bf16-mixed", "16-mixed")
+# Not ddp_spawn: its callbacks (the history) run in the spawned children, not in the caller.
+STRATEGIES = ("auto", "ddp", "ddp_find_unused_parameters_true")
 
 
 class NonFiniteLossError(RuntimeError):
@@ -100,13 +128,16 @@ class TrainerSettings:
     limit_train_batches: float | int = 1.0  # fraction (float) or number (int) of batches per epoch
     limit_val_batches: float | int = 1.0
     accelerator: str = "auto"  # auto | cpu | gpu
-    devices: int | str = "auto"
+    devices: int | str = "auto"  # processes (GPUs, or CPU processes) per node; auto = all GPUs, 1 CPU
+    num_nodes: int = 1
+    strategy: str = "auto"  # auto (ddp with more than one process) | ddp | ddp_find_unused_parameters_true
     num_workers: int = 0
     num_threads: int | None = None  # torch CPU threads; null = torch's default
     seed: int | None = None  # null = the caller's (config) seed, else 42
     deterministic: bool = True  # deterministic algorithms (CPU only)
-    log_every_n_steps: int = 10
-    progress_bar: bool = True
+    log_every_n_steps: int = 10  # CSV/TensorBoard logging interval (optimizer steps)
+    progress_every_n_steps: int | None = None  # a progress line every N steps too; null = per epoch
+    progress_bar: bool | str = "auto"  # tqdm bar: auto = only when the output is a terminal
     resume: bool = True  # resume from out_dir/checkpoints/last.ckpt when present
     restore_best: bool = True  # load the best checkpoint's weights after fitting
     extra: dict[str, Any] = field(default_factory=dict, repr=False)  # not used by the engine
@@ -136,12 +167,20 @@ class TrainerSettings:
             raise bad(f"precision {self.precision!r} is not one of {PRECISIONS}")
         if self.mode not in ("min", "max"):
             raise bad(f"mode {self.mode!r} is not 'min' or 'max'")
+        if self.progress_bar not in (True, False, "auto"):
+            raise bad(f"progress_bar must be true, false or 'auto', got {self.progress_bar!r}")
         if self.lr <= 0:
             raise bad(f"lr must be > 0, got {self.lr}")
         if self.accumulate_grad_batches < 1:
             raise bad("accumulate_grad_batches must be >= 1")
         if self.max_epochs < 1 and self.max_steps < 1:
             raise bad("max_epochs or max_steps must be >= 1")
+        if self.strategy not in STRATEGIES:
+            raise bad(f"strategy {self.strategy!r} is not one of {STRATEGIES}")
+        if self.num_nodes < 1:
+            raise bad("num_nodes must be >= 1")
+        if not (self.devices == "auto" or (isinstance(self.devices, int) and self.devices >= 1)):
+            raise bad(f"devices must be 'auto' or an integer >= 1, got {self.devices!r}")
 
     def as_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -225,6 +264,17 @@ class EngineModule(L.LightningModule):
         # accumulated group of batches, so the schedule counts optimizer steps.
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
+    # -- data parallelism -----------------------------------------------------------------------
+    def all_ranks(self, obj: Any) -> list[Any]:
+        """``obj`` of every rank, in rank order (``[obj]`` in one process). Every rank must call it:
+        epoch-end metrics (AUROC, R2) are computed from all ranks' predictions, not averaged."""
+        trainer = self._trainer
+        if trainer is None or trainer.world_size == 1 or not torch.distributed.is_initialized():
+            return [obj]
+        out: list[Any] = [None] * trainer.world_size
+        torch.distributed.all_gather_object(out, obj)
+        return out
+
     # -- NaN / inf guard ------------------------------------------------------------------------
     def on_before_backward(self, loss: torch.Tensor) -> None:
         if not torch.isfinite(loss.detach()).all():
@@ -306,6 +356,96 @@ class _FiniteMonitor(Callback):
             )
 
 
+class _Preemption(Callback):
+    """Checkpoint and stop on SIGUSR1 or SIGTERM (a cluster's warning before a time limit or a
+    preemption); on SLURM, requeue the job (``scontrol requeue``) so that it reruns and resumes.
+
+    The signal handler only sets a flag. At the next optimizer-step boundary every rank learns
+    whether any rank was signalled (one all-reduce), all ranks save ``last.ckpt`` together, and
+    :class:`aam.errors.Preempted` ends the run (no model is written). Saving at a step boundary,
+    rather than inside the handler as Lightning's SLURM auto-requeue does, means that no rank saves
+    in the middle of an update or of another rank's collective. The checkpoint records how many of
+    the epoch's batches this rank had trained on; a datamodule with ``resume_after(n)`` skips them
+    on resume, so that the resumed run ends with the same weights as an uninterrupted one.
+    """
+
+    SIGNALS = (signal.SIGUSR1, signal.SIGTERM)
+
+    def __init__(self, last_path: Path) -> None:
+        self.last_path = last_path
+        self.signalled: int | None = None
+        self._previous: dict[int, Any] = {}
+        self._saving_batches: int | None = None
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.signalled = signum
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # After Lightning's own handlers are registered, so that ours take their place.
+        if threading.current_thread() is threading.main_thread():
+            for sig in self.SIGNALS:
+                self._previous[sig] = signal.signal(sig, self._handle)
+
+    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous = {}
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any,
+                           batch: Any, batch_idx: int) -> None:
+        loop = trainer.fit_loop.epoch_loop
+        if loop._should_accumulate():  # mid-way through an accumulated step: not a resumable point
+            return
+        stop = trainer.strategy.reduce_boolean_decision(self.signalled is not None, all=False)
+        if not stop:
+            return
+        self._saving_batches = int(loop.batch_progress.current.processed)
+        trainer.save_checkpoint(self.last_path)
+        self._saving_batches = None
+        if trainer.is_global_zero:
+            _requeue_slurm_job()
+        what = signal.Signals(self.signalled).name if self.signalled else "a signal on another rank"
+        raise Preempted(f"{what} at epoch {trainer.current_epoch}, optimizer step {trainer.global_step}: "
+                        f"checkpoint saved to {self.last_path}; the same command resumes from it")
+
+    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule,
+                           checkpoint: dict[str, Any]) -> None:
+        if self._saving_batches is not None:
+            checkpoint["engine_mid_epoch_batches"] = self._saving_batches
+
+    def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule,
+                           checkpoint: dict[str, Any]) -> None:
+        done = checkpoint.get("engine_mid_epoch_batches")
+        if done is None:
+            return
+        dm = trainer.datamodule
+        if dm is not None and hasattr(dm, "resume_after"):
+            dm.resume_after(int(done))
+            # Lightning cannot know that this loader resumes by skipping: quiet its warning.
+            warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before")
+        else:
+            log.warning("resuming mid-epoch with data that cannot skip the %d batches already trained "
+                        "on: the rest of this epoch repeats its first batches", done)
+
+
+def _requeue_slurm_job() -> None:
+    """Put this SLURM job back in the queue (it reruns the same command, which resumes)."""
+    job = os.environ.get("SLURM_JOB_ID")
+    if os.environ.get("SLURM_ARRAY_JOB_ID"):
+        job = f"{os.environ['SLURM_ARRAY_JOB_ID']}_{os.environ['SLURM_ARRAY_TASK_ID']}"
+    if not job:
+        return
+    try:
+        done = subprocess.run(["scontrol", "requeue", job], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as err:
+        log.warning("could not requeue SLURM job %s: %s", job, err)
+        return
+    if done.returncode:
+        log.warning("scontrol requeue %s failed: %s", job, done.stderr.strip())
+    else:
+        log.info("requeued SLURM job %s", job)
+
+
 class _WallClock(Callback):
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.start = time.perf_counter()
@@ -336,6 +476,8 @@ class FitResult:
     epochs: int
     resumed: bool
     accelerator: str
+    global_rank: int = 0  # under data parallelism only rank 0 writes outputs
+    world_size: int = 1
 
 
 def gpu_available() -> bool:
@@ -353,6 +495,20 @@ def _resolve_precision(settings: TrainerSettings, on_gpu: bool) -> str:
     return precision
 
 
+def _parallelism(settings: TrainerSettings, on_gpu: bool) -> tuple[int | str, str]:
+    """Lightning's ``devices`` and ``strategy``: ddp when more than one process trains."""
+    devices: int | str = settings.devices
+    if on_gpu:
+        per_node = torch.cuda.device_count() if devices == "auto" else int(devices)
+    else:
+        devices = 1 if devices == "auto" else int(devices)  # CPU processes
+        per_node = devices
+    strategy = settings.strategy
+    if strategy == "auto" and per_node * settings.num_nodes > 1:
+        strategy = "ddp"
+    return devices, strategy
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch. Stages call it before building a model, so that weight
     initialization is reproducible too (`fit` seeds again, for training)."""
@@ -362,11 +518,68 @@ def seed_everything(seed: int) -> None:
 FINISHED = "finished"  # marker of a run that trained to its end: a new run starts afresh
 
 
-def _prepare_checkpoints(ckpt_dir: Path, fingerprint: dict[str, Any] | None, resume: bool) -> Path | None:
+def _inside(path: str | Path, folder: Path) -> bool:
+    """Whether `path` (symbolic links resolved) lies inside `folder`."""
+    return Path(os.path.realpath(path)).is_relative_to(os.path.realpath(folder))
+
+
+def _resume_problem(last: Path, ckpt_dir: Path) -> str | None:
+    """Why `last` cannot be resumed from, or None.
+
+    It must load as plain data (``weights_only=True``: a pickle payload never runs), and every file
+    its ModelCheckpoint state names must lie inside the run's own checkpoint folder: Lightning
+    later loads ``best_model_path`` and deletes ``kth_best_model_path``, so a tampered (or moved)
+    checkpoint could otherwise make the run read or remove files anywhere.
+    """
+    try:
+        checkpoint = torch.load(last, map_location="cpu", weights_only=True)
+    except Exception as err:  # truncated zip, foreign pickle, empty file: torch raises many types
+        first = (str(err).strip().splitlines() or [""])[0][:200]
+        return f"unreadable as a plain-data checkpoint ({type(err).__name__}: {first})"
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+        return "not a training checkpoint (no state_dict)"
+    for state in (checkpoint.get("callbacks") or {}).values():
+        if not isinstance(state, dict):
+            continue
+        keys = ("dirpath", "best_model_path", "kth_best_model_path", "last_model_path")
+        paths = [state.get(key) for key in keys]
+        paths += list(state.get("best_k_models") or {})
+        outside = [str(p) for p in paths if p and not _inside(p, ckpt_dir)]
+        if outside:
+            return f"it names a file outside the run's checkpoint folder ({outside[0]!r})"
+    return None
+
+
+def _set_aside(ckpt_dir: Path, problem: str) -> None:
+    """Rename a checkpoint folder that cannot be resumed (and the run's logs, into it); never delete it."""
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    aside = ckpt_dir.with_name(f"{ckpt_dir.name}.set-aside-{stamp}")
+    n = 1
+    while aside.exists():
+        aside = ckpt_dir.with_name(f"{ckpt_dir.name}.set-aside-{stamp}-{n}")
+        n += 1
+    os.replace(ckpt_dir, aside)
+    logs = ckpt_dir.parent / "logs"
+    if logs.exists():
+        os.replace(logs, aside / "logs")
+    log.warning(
+        "%s: %s; set aside as %s (delete it when you no longer need it); training starts afresh",
+        ckpt_dir / "last.ckpt",
+        problem,
+        aside,
+    )
+
+
+def _prepare_checkpoints(ckpt_dir: Path, fingerprint: dict[str, Any] | None, resume: bool,
+                         writer: bool = True) -> Path | None:
     """The checkpoint to resume from, or None.
 
     Only an unfinished run resumes: checkpoints of other settings, and those of a run that ran to
-    its end (a forced rerun, say), are removed so that training starts afresh.
+    its end (a forced rerun, say), are removed so that training starts afresh. A last checkpoint
+    that cannot be resumed safely (unreadable, truncated, or naming files outside its folder) is
+    set aside with a warning, never deleted, and training starts afresh. Under data parallelism
+    every rank decides, and only rank 0 (``writer``) changes files: it removes (or sets aside) stale
+    checkpoints before it stamps the new fingerprint, so a rank reading at any moment decides alike.
     """
     stamp = ckpt_dir / "fingerprint.json"
     text = json.dumps(fingerprint, sort_keys=True, default=str) if fingerprint is not None else None
@@ -375,14 +588,23 @@ def _prepare_checkpoints(ckpt_dir: Path, fingerprint: dict[str, Any] | None, res
         same = text is None or (stamp.exists() and stamp.read_text() == text)
         finished = (ckpt_dir / FINISHED).exists()
         if not resume or not same or finished:
+            if not writer:
+                return None
             why = ("resume is off" if not resume else "settings or inputs changed" if not same
                    else "the last run finished")
             log.info("removing old checkpoints and logs in %s (%s)", ckpt_dir.parent, why)
             shutil.rmtree(ckpt_dir)
             shutil.rmtree(ckpt_dir.parent / "logs", ignore_errors=True)
-    ckpt_dir.mkdir(parents=True, exist_ok=True)
-    if text is not None:
-        write_text(stamp, text)
+        elif last.exists():
+            problem = _resume_problem(last, ckpt_dir)
+            if problem:
+                if not writer:
+                    return None
+                _set_aside(ckpt_dir, problem)
+    if writer:
+        ckpt_dir.mkdir(parents=True, exist_ok=True)
+        if text is not None:
+            write_text(stamp, text)
     if last.exists():
         log.info("resuming from %s", last)
         return last
@@ -410,7 +632,10 @@ def fit(
     on_gpu = s.accelerator in ("auto", "gpu", "cuda") and gpu_available()
     accelerator = "gpu" if on_gpu else "cpu"
     precision = _resolve_precision(s, on_gpu)
-    ckpt_path = _prepare_checkpoints(out_dir / "checkpoints", fingerprint, s.resume)
+    devices, strategy = _parallelism(s, on_gpu)
+    # The rank of a process launched for data parallelism (srun, torchrun, Lightning's launcher).
+    ckpt_path = _prepare_checkpoints(out_dir / "checkpoints", fingerprint, s.resume,
+                                     writer=rank_zero_only.rank == 0)
 
     history = _History()
     checkpoint = ModelCheckpoint(
@@ -423,7 +648,10 @@ def fit(
         auto_insert_metric_name=False,
         save_on_train_epoch_end=True,
     )
-    cbs: list[Callback] = [history, _FiniteMonitor(s.monitor), _WallClock(), checkpoint]
+    quiet_lightning()
+    progress = ProgressLog(s.monitor, s.mode, s.progress_every_n_steps)
+    cbs: list[Callback] = [history, _FiniteMonitor(s.monitor), _WallClock(), progress, checkpoint,
+                           _Preemption(out_dir / "checkpoints" / "last.ckpt")]
     if s.patience is not None:
         cbs.append(
             EarlyStopping(
@@ -436,9 +664,17 @@ def fit(
         CSVLogger(out_dir / "logs", name="csv", version=0),
         TensorBoardLogger(out_dir / "logs", name="tensorboard", version=0, default_hp_metric=False),
     ]
+    plugins = []
+    if SLURMEnvironment.detect():  # ranks from SLURM; requeueing is _Preemption's job
+        plugins.append(SLURMEnvironment(auto_requeue=False))
     trainer = L.Trainer(
         accelerator=accelerator,
-        devices=s.devices if on_gpu else 1,
+        devices=devices,
+        num_nodes=s.num_nodes,
+        strategy=strategy,
+        plugins=plugins or None,
+        # A datamodule that deals batches to ranks itself (AAMDataModule) keeps its sampler.
+        use_distributed_sampler=not getattr(datamodule, "shards_by_rank", False),
         precision=precision,
         max_epochs=s.max_epochs,
         max_steps=s.max_steps,
@@ -450,7 +686,7 @@ def fit(
         callbacks=cbs,
         logger=loggers,
         log_every_n_steps=s.log_every_n_steps,
-        enable_progress_bar=s.progress_bar,
+        enable_progress_bar=progress_bar_enabled(s.progress_bar),
         enable_model_summary=False,
         deterministic=bool(s.deterministic) and not on_gpu,
         num_sanity_val_steps=0 if ckpt_path is not None else 1,
@@ -463,17 +699,18 @@ def fit(
         val_dataloaders=val_dataloaders,
         datamodule=datamodule,
         ckpt_path=str(ckpt_path) if ckpt_path is not None else None,
+        weights_only=True,
     )
     wall = time.perf_counter() - start
     if trainer.interrupted:
         raise KeyboardInterrupt("training was interrupted")
-    write_text(out_dir / "checkpoints" / FINISHED, f"global_step {trainer.global_step}\n")
+    if trainer.is_global_zero:
+        write_text(out_dir / "checkpoints" / FINISHED, f"global_step {trainer.global_step}\n")
 
     best_path = checkpoint.best_model_path or None
     best_score = checkpoint.best_model_score
     if s.restore_best and best_path and Path(best_path).exists():
-        state = torch.load(best_path, map_location="cpu", weights_only=False)["state_dict"]
-        module.load_state_dict(state)
+        module.load_state_dict(_best_weights(Path(best_path), out_dir / "checkpoints"))
         log.info("loaded the best weights (%s = %s) from %s", s.monitor, _fmt(best_score), best_path)
 
     n_params = sum(p.numel() for p in module.parameters())
@@ -494,7 +731,23 @@ def fit(
         epochs=trainer.current_epoch,
         resumed=ckpt_path is not None,
         accelerator=accelerator,
+        global_rank=trainer.global_rank,
+        world_size=trainer.world_size,
     )
+
+
+def _best_weights(path: Path, ckpt_dir: Path) -> dict[str, torch.Tensor]:
+    """The state_dict of the best checkpoint: only from the run's own folder, only as plain data."""
+    if not _inside(path, ckpt_dir):
+        raise InputError(f"{path}: the best checkpoint lies outside the run's folder {ckpt_dir}; not loaded")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+    except Exception as err:  # a pickle payload is refused here, as is a truncated file
+        first = (str(err).strip().splitlines() or [""])[0][:200]
+        raise InputError(
+            f"{path}: cannot load the best checkpoint as plain data ({type(err).__name__}: {first}); "
+            f"delete {ckpt_dir} to train afresh"
+        ) from None
 
 
 def _fmt(x: Any) -> str:
@@ -523,6 +776,7 @@ def export_model(model: torch.nn.Module, out_dir: str | Path, extra: dict[str, A
         "config": dataclasses.asdict(config),
         **(extra or {}),
     }
+    doc.setdefault("provenance", provenance())  # stages pass theirs, with settings and seed
     model_cpu_state = model.training
     model.eval()
     with atomic_path(out_dir / "model.safetensors") as tmp:

@@ -58,7 +58,8 @@ class ContrastiveModule(_EpochSeeded):
 
     def validation_step(self, batch, batch_idx):
         loss = self.compute_loss(batch)
-        self.log("val/loss", loss, on_epoch=True, prog_bar=True, batch_size=len(batch["group"]))
+        self.log("val/loss", loss, on_epoch=True, prog_bar=True, batch_size=len(batch["group"]),
+                 sync_dist=True)
 
 
 class VQModule(_EpochSeeded):
@@ -69,7 +70,7 @@ class VQModule(_EpochSeeded):
     def _step(self, ids: torch.Tensor, prefix: str) -> torch.Tensor:
         out = self.model(ids)
         acc = (out["logits"].argmax(-1) == ids).float().mean()
-        kw = {"on_epoch": True, "batch_size": len(ids)}
+        kw = {"on_epoch": True, "batch_size": len(ids), "sync_dist": prefix == "val"}
         self.log(f"{prefix}/loss", out["loss"], prog_bar=True, on_step=prefix == "train", **kw)
         self.log(f"{prefix}/recon_loss", out["recon_loss"], **kw)
         self.log(f"{prefix}/vq_loss", out["vq_loss"], **kw)

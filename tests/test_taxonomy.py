@@ -1,0 +1,187 @@
+"""The kNN taxonomy classifier: hierarchical vote and truncation on hand-worked examples, the
+q2-feature-classifier table format, and the k-mer cosine against a brute-force set computation."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from aam.evaluate.taxonomy import (
+    KnnSettings,
+    KnnTaxonomyClassifier,
+    candidate_kmer_cosine,
+    kmer_matrix,
+    kmer_sets,
+    lineage_codes,
+    rank_vote,
+    truncate,
+)
+
+
+def test_lineage_codes_keep_homonyms_apart():
+    lineage = np.array(
+        [["B", "F1", "G"], ["B", "F2", "G"], ["B", "F1", "G"], ["B", "F1", None]], dtype=object
+    )
+    codes, prefixes = lineage_codes(lineage)
+    assert codes[0, 2] == codes[2, 2] != codes[1, 2]  # genus G of F1 is not genus G of F2
+    assert codes[3, 2] == -1 and codes[3, 1] == codes[0, 1]
+    assert prefixes[codes[1, 2]] == ("B", "F2", "G")
+
+
+def test_rank_vote_by_hand():
+    # three neighbours: weights 0.5, 0.3, 0.2; family A, A, B; genus x, y, z (z under B)
+    lineage = np.array([["A", "x"], ["A", "y"], ["B", "z"]], dtype=object)
+    codes, prefixes = lineage_codes(lineage)
+    weights = np.array([[0.5, 0.3, 0.2]])
+    chosen, conf = rank_vote(weights, codes[np.array([[0, 1, 2]])])
+    # family: A has 0.5 + 0.3 = 0.8 of 1.0; genus: x has 0.5
+    assert [prefixes[c][-1] for c in chosen[0]] == ["A", "x"]
+    np.testing.assert_allclose(conf[0], [0.8, 0.5])
+    # weights 0.3, 0.3, 0.4: family A (0.6) but genus z of family B (0.4): neither over half
+    chosen, conf = rank_vote(np.array([[0.3, 0.3, 0.4]]), codes[np.array([[0, 1, 2]])])
+    assert prefixes[chosen[0, 0]] == ("A",) and prefixes[chosen[0, 1]] == ("B", "z")
+    np.testing.assert_allclose(conf[0], [0.6, 0.4])
+
+
+def test_unknown_names_lower_the_confidence_but_do_not_win():
+    lineage = np.array([["A", None], ["A", "x"], ["A", None]], dtype=object)
+    codes, prefixes = lineage_codes(lineage)
+    chosen, conf = rank_vote(np.array([[0.5, 0.3, 0.2]]), codes[np.array([[0, 1, 2]])])
+    np.testing.assert_allclose(conf[0], [1.0, 0.3])
+    assert prefixes[chosen[0, 1]] == ("A", "x")
+
+
+def test_classifier_cuts_where_winners_disagree():
+    # references: two of family A (genera x, y), one of family B (genus z); queries equal weights
+    lineage = np.array([["A", "x"], ["A", "y"], ["B", "z"]], dtype=object)
+    vectors = np.eye(3, dtype=np.float32)
+    settings = KnnSettings(k=3, candidates=3, kmer_weight=0.0, temperature=1e6, threshold=0.3)
+    clf = KnnTaxonomyClassifier(vectors, lineage, settings=settings)
+    names, conf = clf.predict(np.ones((1, 3), np.float32))
+    np.testing.assert_allclose(conf[0], [2 / 3, 1 / 3], rtol=1e-5)
+    table = clf.classify(["q"], np.ones((1, 3), np.float32))
+    # family A wins; the genus winner (a tie, x first) descends from A: kept at threshold 0.3
+    assert table["Taxon"][0] == "k__A; p__x" and table["Confidence"][0] == pytest.approx(1 / 3, rel=1e-5)
+
+
+def test_truncation_at_the_threshold_by_hand():
+    names = np.array(
+        [
+            ["Bacteria", "Firmicutes", "Clostridia", "Clostridiales", "Lachnospiraceae", "Blautia", None],
+            [
+                "Bacteria",
+                "Firmicutes",
+                "Bacilli",
+                "Lactobacillales",
+                "Streptococcaceae",
+                "Lactococcus",
+                "lactis",
+            ],
+            ["Bacteria", "Proteobacteria", "Gammaproteobacteria", None, None, None, None],
+            [
+                "Bacteria",
+                "Firmicutes",
+                "Clostridia",
+                "Clostridiales",
+                "Ruminococcaceae",
+                "Oscillospira",
+                None,
+            ],
+        ],
+        dtype=object,
+    )
+    conf = np.array(
+        [
+            [1.0, 1.0, 1.0, 0.95, 0.9, 0.6, 0.0],  # genus below 0.7: cut after the family
+            [1.0, 1.0, 1.0, 1.0, 1.0, 0.7, 0.7],  # exactly 0.7 is kept: down to the species
+            [0.69, 0.6, 0.5, 0.0, 0.0, 0.0, 0.0],  # kingdom below 0.7: Unassigned
+            [1.0, 0.9, 0.9, 0.5, 0.8, 0.8, 0.0],  # order below: nothing deeper, even if confident
+        ]
+    )
+    taxa, c = truncate(names, conf, 0.7)
+    assert taxa == [
+        "k__Bacteria; p__Firmicutes; c__Clostridia; o__Clostridiales; f__Lachnospiraceae",
+        "k__Bacteria; p__Firmicutes; c__Bacilli; o__Lactobacillales; f__Streptococcaceae; g__Lactococcus;"
+        " s__lactis",
+        "Unassigned",
+        "k__Bacteria; p__Firmicutes; c__Clostridia",
+    ]
+    np.testing.assert_allclose(c, [0.9, 0.7, 0.69, 0.9])
+    taxa, _ = truncate(names, conf, 0.5)
+    assert taxa[0].endswith("g__Blautia") and taxa[2].endswith("c__Gammaproteobacteria")
+    # a rank whose winner does not descend from the winner above ends the taxon there
+    consistent = np.ones(names.shape, dtype=bool)
+    consistent[0, 5] = False
+    taxa, c = truncate(names, conf, 0.5, consistent)
+    assert taxa[0].endswith("f__Lachnospiraceae") and c[0] == 0.9
+
+
+def test_kmer_cosine_matches_sets():
+    rng = np.random.default_rng(0)
+    seqs = ["".join(rng.choice(list("ACGT"), 40)) for _ in range(6)] + ["ACGTNACGTACGTAC"]
+    k = 4
+    x = kmer_sets(seqs, k)
+    sets = [{s[i : i + k] for i in range(len(s) - k + 1) if set(s[i : i + k]) <= set("ACGT")} for s in seqs]
+    idx = np.array([[1, 2, 0], [6, 3, 4]])
+    got = candidate_kmer_cosine(x[[0, 5]], x, idx, k)
+    for row, q in enumerate([0, 5]):
+        for col, r in enumerate(idx[row]):
+            want = len(sets[q] & sets[r]) / np.sqrt(len(sets[q]) * len(sets[r]))
+            assert got[row, col] == pytest.approx(want, rel=1e-6)
+
+
+def _toy_reference(rng, n_per=8):
+    lineages = [
+        ("Bacteria", "Firmicutes", "Clostridia", "Clostridiales", "Lachnospiraceae", "Blautia", None),
+        ("Bacteria", "Firmicutes", "Clostridia", "Clostridiales", "Lachnospiraceae", "Dorea", None),
+        ("Bacteria", "Bacteroidetes", "Bacteroidia", "Bacteroidales", "Bacteroidaceae", "Bacteroides", None),
+    ]
+    roots = ["".join(rng.choice(list("ACGT"), 60)) for _ in lineages]
+    seqs, lin = [], []
+    for root, lineage in zip(roots, lineages, strict=True):
+        for _ in range(n_per):
+            s = np.array(list(root))
+            hit = rng.random(60) < 0.05
+            s[hit] = rng.choice(list("ACGT"), hit.sum())
+            seqs.append("".join(s))
+            lin.append(lineage)
+    return seqs, np.array(lin, dtype=object)
+
+
+def test_classifier_table_is_what_qiime2_imports():
+    rng = np.random.default_rng(1)
+    seqs, lineage = _toy_reference(rng)
+    # embeddings: a k-mer profile is a fine stand-in for a model here
+    vectors = kmer_matrix(seqs, 3, binary=False).toarray()
+    clf = KnnTaxonomyClassifier(vectors, lineage, seqs, KnnSettings(k=5, candidates=10, kmer=6))
+    queries = [seqs[0], seqs[9], seqs[20], "".join(rng.choice(list("ACGT"), 60))]
+    table = clf.classify(
+        ["q1", "q2", "q3", "random"], kmer_matrix(queries, 3, binary=False).toarray(), queries
+    )
+    buf = io.StringIO()
+    table.to_csv(buf, sep="\t", index=False)
+    text = buf.getvalue()
+    assert text.splitlines()[0] == "Feature ID\tTaxon\tConfidence"
+    back = pd.read_csv(io.StringIO(text), sep="\t", dtype={"Feature ID": str})
+    assert list(back["Feature ID"]) == ["q1", "q2", "q3", "random"]
+    assert back["Confidence"].between(0, 1).all()
+    assert back["Taxon"][0].endswith("g__Blautia")
+    assert back["Taxon"][1].endswith("g__Dorea")
+    assert back["Taxon"][2].startswith("k__Bacteria; p__Bacteroidetes")
+    # names only ever in Greengenes rank order, no gaps
+    for taxon in back["Taxon"]:
+        if taxon != "Unassigned":
+            prefixes = [p.strip()[:3] for p in taxon.split(";")]
+            assert prefixes == ["k__", "p__", "c__", "o__", "f__", "g__", "s__"][: len(prefixes)]
+
+
+def test_settings_are_checked():
+    with pytest.raises(ValueError, match="unknown"):
+        KnnSettings.from_dict({"kk": 3})
+    with pytest.raises(ValueError, match="candidates"):
+        KnnSettings.from_dict({"k": 20, "candidates": 10})
+    with pytest.raises(ValueError, match="threshold"):
+        KnnSettings.from_dict({"threshold": 1.5})
