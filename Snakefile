@@ -38,6 +38,7 @@ wildcard_constraints:
     target="[A-Za-z0-9_.-]+",
     metric="[a-z_]+",
     name="[A-Za-z0-9_.-]+",
+    fold="r[0-9]+f[0-9]+",
     corpus="[A-Za-z0-9_.-]+",
     study="[A-Za-z0-9_.-]+",
 
@@ -50,6 +51,7 @@ include: "workflow/rules/corpus.smk"
 include: "workflow/rules/aam.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/predict.smk"
+include: "workflow/rules/cv.smk"
 include: "workflow/rules/sequences.smk"
 include: "workflow/rules/report.smk"
 

@@ -265,3 +265,55 @@ def test_bundled_encoder_loads_and_fine_tunes(corpus, tmp_path):
     bundled = model.state_dict()
     assert all(torch.equal(v, bundled[k]) for k, v in tuned.base.state_dict().items())
     assert (out / "predictions.tsv").exists()
+
+
+class KillAt(__import__("lightning").pytorch.callbacks.Callback):
+    """Simulates a crash in the middle of an epoch."""
+
+    def __init__(self, epoch, batch):
+        self.epoch, self.batch = epoch, batch
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if trainer.current_epoch == self.epoch and batch_idx == self.batch:
+            raise RuntimeError("killed")
+
+
+def test_interrupted_corpus_pretraining_resumes_to_the_same_weights(corpus, tmp_path):
+    """Killed mid-epoch and started again (fresh process state), a corpus run resumes from
+    last.ckpt and ends with the weights of an uninterrupted run: the corpus sampler follows the
+    epoch Lightning restores."""
+    from aam.data.unifrac import PhyloIndex
+    from aam.models.aam import AAMConfig
+    from aam.training.aam_modules import CorpusPretrainModule
+    from aam.training.engine import fit
+
+    _, studies = corpus
+
+    def run(out, seed, callbacks=()):
+        torch.manual_seed(seed)
+        dm = datamodule(studies, crop_min_bp=12)
+        indexes = [PhyloIndex.from_newick(t, ids) for t, ids in zip(dm.tree_groups, dm.group_feature_ids,
+                                                                       strict=True)]
+        cfg = AAMConfig(embedding_dim=8, layers=1, heads=2, ff_dim=16, dropout=0.0, max_bp=dm.max_bp,
+                        asv_limit=dm.asv_limit)
+        settings = {"max_epochs": 3, "limit_train_batches": 3, "warmup_steps": 1, "patience": None,
+                    "progress_bar": False, "num_threads": 1, "seed": 3, "restore_best": False}
+        module = CorpusPretrainModule(cfg, settings, indexes)
+        return module, fit(module, out, datamodule=dm, fingerprint={"run": 1}, callbacks=list(callbacks))
+
+    full, _ = run(tmp_path / "full", 0)
+    with pytest.raises(RuntimeError, match="killed"):
+        run(tmp_path / "resumed", 0, [KillAt(epoch=1, batch=1)])
+    resumed, result = run(tmp_path / "resumed", 99)
+    assert result.resumed
+    for a, b in zip(full.state_dict().values(), resumed.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_a_missing_study_cache_is_one_clear_error(corpus, tmp_path):
+    from aam.errors import InputError
+
+    _, studies = corpus
+    gone = CorpusStudy("gone", tmp_path / "nowhere", studies[0].tree, 10)
+    with pytest.raises(InputError, match="study gone: no features.parquet"):
+        datamodule([studies[0], gone])

@@ -9,12 +9,16 @@ from types import SimpleNamespace
 
 from snakemake.logging import logger
 
+from aam.data.split import fold_names
+
 RESULTS = config["results"]
 DATASETS = list(config["datasets"])
 AAM_RUNS = config["aam"]["runs"]
 SEQUENCE_SETS = config["sequences"]
 SEQ_RUNS = config["seq_models"]["runs"]
 PREDICT = config["predict"]
+CV = config["evaluate"].get("cv")  # absent: no cross-validation
+CV_FOLDS = fold_names(CV["folds"], CV["repeats"]) if CV else []
 
 # Targets without model runs plan no training and no evaluation (the forest is scored beside each
 # run): say so rather than finish quietly with only the data preparation and UniFrac done.
@@ -128,6 +132,7 @@ def final_targets():
                 for target in dataset_targets(dataset)
             ]
             targets.append(out(dataset, "comparison.tsv"))
+            targets += cv_summary_targets(dataset)
     for name in SEQUENCE_SETS:
         targets += sequence_targets(name)
     targets += [out(entry["dataset"], f"predict/{name}/predictions.tsv") for name, entry in PREDICT.items()]
@@ -135,6 +140,36 @@ def final_targets():
     if DATASETS or SEQUENCE_SETS:
         targets.append(f"{RESULTS}/summary.html")
     return targets
+
+
+def cv_summary_targets(dataset):
+    """The cross-validation summaries of one dataset (one per target), if CV is configured."""
+    if not (CV and AAM_RUNS):
+        return []
+    return [out(dataset, f"cv_summary/{t['name']}.json") for t in dataset_targets(dataset)]
+
+
+def scoped(wc, path):
+    """Path of an artifact of the rule's {dataset}: under results/{dataset}/ for the split, under
+    results/{dataset}/cv/{fold}/ for a cross-validation job (whose wildcards have a fold). The
+    finetune and evaluate rules name their per-split files with it, so that their CV variants
+    (workflow/rules/cv.smk) reuse them with other outputs only."""
+    fold = getattr(wc, "fold", None)
+    return out(wc.dataset, f"cv/{fold}/{path}" if fold else path)
+
+
+def fold_arg(wc):
+    """The evaluate stage's --fold argument for a cross-validation job."""
+    fold = getattr(wc, "fold", None)
+    return f"--fold {fold}" if fold else ""
+
+
+def evaluate_settings():
+    """The `evaluate:` section as a rule's params: without random_forest.n_jobs (it changes no result
+    and reaches the stage as threads) and without cv (which folds exist is the DAG's business)."""
+    section = {k: v for k, v in config["evaluate"].items() if k != "cv"}
+    section["random_forest"] = {k: v for k, v in section["random_forest"].items() if k != "n_jobs"}
+    return settings_arg(section)
 
 
 # --- UniFrac ---

@@ -1,6 +1,7 @@
 # Rules of this phase; see workflow/rules/common.smk for helpers.
 # ingest: table + sequences + tree + metadata -> Parquet caches and the pruned tree.
-# split: grouped, stratified train/val/test assignment. rarefy: one seeded draw to a fixed depth.
+# split: grouped, stratified train/val/test assignment. pretrain_split: every table sample for the
+# self-supervised pretraining, with its own val part. rarefy: one seeded draw to a fixed depth.
 #
 # Rerun scope: ingest's params are the dataset's definition (sequences, group column and targets,
 # which it checks against the metadata) and the `ingest:` section; split's the `split:` section,
@@ -63,7 +64,9 @@ rule split:
     params:
         group=lambda wc: dataset_config(wc)["group_column"] or "",
         stratify=lambda wc: stratify_column(config["split"], dataset_config(wc)["targets"]) or "",
-        settings=lambda wc: settings_arg(config["split"]),
+        settings=lambda wc: settings_arg(
+            {k: v for k, v in config["split"].items() if k != "pretrain_val_fraction"}
+        ),
         seed=config["seed"],
     log:
         log_file("{dataset}/split.log"),
@@ -77,6 +80,33 @@ rule split:
             "aam split --samples {input.samples:q} --group-column {params.group:q}"
             " --stratify-column {params.stratify:q} --settings {params.settings:q} --seed {params.seed}"
             " --out {output.splits:q} --summary {output.summary:q}"
+        )
+
+
+rule pretrain_split:
+    """Every table sample for self-supervised pretraining (also those without metadata), a seeded
+    share of them, by whole groups, held out for its validation losses."""
+    input:
+        counts=out("{dataset}", "ingest/counts.parquet"),
+        samples=out("{dataset}", "ingest/samples.parquet"),
+    output:
+        splits=out("{dataset}", "pretrain_splits.tsv"),
+    params:
+        group=lambda wc: dataset_config(wc)["group_column"] or "",
+        val_fraction=config["split"]["pretrain_val_fraction"],
+        seed=config["seed"],
+    log:
+        log_file("{dataset}/pretrain_split.log"),
+    benchmark:
+        benchmark_file("{dataset}/pretrain_split.tsv")
+    threads: 1
+    conda:
+        "../../envs/aam.yaml"
+    shell:
+        logged(
+            "aam pretrain-split --counts {input.counts:q} --samples {input.samples:q}"
+            " --group-column {params.group:q} --val-fraction {params.val_fraction} --seed {params.seed}"
+            " --out {output.splits:q}"
         )
 
 

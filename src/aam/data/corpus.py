@@ -76,7 +76,8 @@ def crop_tokens(tokens: np.ndarray, min_bp: int, rng: np.random.Generator) -> np
 
 
 class CorpusSamples(Dataset):
-    """The samples of one split over all studies; a key is ``(study, i, epoch)``."""
+    """The samples of one split over all studies; a key is ``(study, i, epoch, batch_number)``
+    (the batch's number in its epoch seeds its nucleotide mask, as in :mod:`aam.data.datasets`)."""
 
     def __init__(self, parts: list[RarefiedSamples]):
         self.parts = parts
@@ -85,9 +86,9 @@ class CorpusSamples(Dataset):
         return sum(len(p) for p in self.parts)
 
     def __getitem__(self, key) -> tuple[int, int, SampleItem]:
-        study, i, epoch = key
+        study, i, epoch, number = key
         part = self.parts[study]
-        return study, epoch, (part[(i, epoch)] if part.train else part[i])
+        return study, epoch, (part[(i, epoch, number)] if part.train else part[i])
 
 
 class _EpochClock:
@@ -101,7 +102,7 @@ class _EpochClock:
 
 
 class CorpusBatchSampler:
-    """Batches of ``(study, i, epoch)`` keys, each batch from one study.
+    """Batches of ``(study, i, epoch, batch_number)`` keys, each batch from one study.
 
     Training (``shuffle``): per epoch, each study's samples in a seeded random order cut into
     batches of ``batch_size`` (a last partial batch of a study is dropped when ``drop_last``: a batch
@@ -131,7 +132,7 @@ class CorpusBatchSampler:
     def __len__(self) -> int:
         return sum(len(self._bounds(n)) for n in self.sizes)
 
-    def batches(self, epoch: int) -> list[list[tuple[int, int, int]]]:
+    def batches(self, epoch: int) -> list[list[tuple[int, int, int, int]]]:
         out = []
         for study, n in enumerate(self.sizes):
             if self.shuffle:
@@ -143,14 +144,17 @@ class CorpusBatchSampler:
         if self.shuffle:
             perm = np.random.default_rng([self.seed, _ORDER_STREAM, epoch]).permutation(len(out))
             out = [out[i] for i in perm]
-        return out
+        return [[(*key, number) for key in batch] for number, batch in enumerate(out)]
 
     def __iter__(self):
+        # A generator: the epoch is read when the first batch is drawn, not when the iterator is
+        # made. Resuming from a checkpoint, Lightning makes the train iterator before it calls
+        # set_epoch with the restored epoch.
         if self.sampler.epoch is not None:
             self._epoch, self.sampler.epoch = self.sampler.epoch, None
         epoch = self._epoch
         self._epoch += 1
-        return iter(self.batches(epoch))
+        yield from self.batches(epoch)
 
 
 class CorpusCollate:
@@ -221,6 +225,12 @@ class CorpusDataModule(_Base):
         self.n_train, self.n_val = {}, {}
         max_bps = set()
         for k, study in enumerate(studies):
+            for name in ("features.parquet", "samples.parquet"):
+                if not (Path(study.tokens_dir) / name).is_file():
+                    raise InputError(f"pretrain_corpus study {study.name}: no {name} in {study.tokens_dir} "
+                                     "(run its tokenize step first)")
+            if not Path(study.tree).is_file():
+                raise InputError(f"pretrain_corpus study {study.name}: tree {study.tree} not found")
             features = read_features(Path(study.tokens_dir) / "features.parquet")
             samples = read_samples(Path(study.tokens_dir) / "samples.parquet")
             max_bps.add(features.max_bp)
