@@ -4,7 +4,7 @@ Usage (after the workflow has prepared the dataset, e.g.
 ``snakemake --cores 2 results_ibd/ibd2538/tokens/samples.parquet --configfile config/ibd_cpu.yaml``):
 
     OMP_NUM_THREADS=1 python scripts/bench_cv_ibd.py [--results results_ibd/ibd2538]
-        [--variants kmer_abundance,original] [--variants-file more.json] [--folds 5] [--out cv.tsv]
+        [--variants kmer,kmer_pretrained] [--variants-file more.json] [--folds 5] [--out cv.tsv]
 
 Every model is trained and tested on the same folds: ``aam.data.split.cv_folds`` (grouped by
 ``host_subject_id``, stratified by ``ibd``, seeded; 15 % of each fold's training subjects validate).
@@ -59,6 +59,17 @@ VARIANTS: dict[str, dict] = {
     "kmer_abundance": {"model": SMALL | OLD | {"asv_encoder": "kmer", "abundance_input": True,
                                                 "pooling": "abundance"},
                        "pretrain": {"enabled": False}, "finetune": FINETUNE},
+}
+VARIANTS |= {
+    "kmer_pretrained": {**VARIANTS["kmer"], "model": VARIANTS["kmer"]["model"] | {"unifrac_affine": True},
+                        "pretrain": PRETRAIN},
+    "kmer_pool": {**VARIANTS["kmer"], "model": VARIANTS["kmer"]["model"] | {"pooling": "abundance"}},
+    "kmer_abundance_reg": {**VARIANTS["kmer_abundance"],
+                           "model": VARIANTS["kmer_abundance"]["model"] | {"asv_dropout": 0.2},
+                           "finetune": {"trainer": FINETUNE["trainer"] | {"weight_decay": 0.1}}},
+    "kmer_abundance_pretrained_euclid": {**VARIANTS["kmer_abundance"], "pretrain": PRETRAIN},
+    "kmer_abundance_pretrained": {**VARIANTS["kmer_abundance"], "pretrain": PRETRAIN,
+                                  "model": VARIANTS["kmer_abundance"]["model"] | {"unifrac_affine": True}},
 }
 
 
@@ -129,7 +140,8 @@ def finetune(settings: dict, tokens: Path, splits: Path, samples: Path, seed: in
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--results", default="results_ibd/ibd2538", help="the workflow's results/{dataset}")
-    p.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated variant names")
+    p.add_argument("--variants", default="kmer,kmer_pretrained",
+                   help=f"comma-separated variant names: {', '.join(VARIANTS)}")
     p.add_argument("--variants-file", help="JSON {name: variant or {'base': name, ...overrides}}")
     p.add_argument("--folds", type=int, default=5)
     p.add_argument("--only-folds", default=None, help="comma-separated fold numbers (1-based) to run")
