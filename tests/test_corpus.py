@@ -308,3 +308,12 @@ def test_interrupted_corpus_pretraining_resumes_to_the_same_weights(corpus, tmp_
     assert result.resumed
     for a, b in zip(full.state_dict().values(), resumed.state_dict().values(), strict=True):
         assert torch.equal(a, b)
+
+
+def test_a_missing_study_cache_is_one_clear_error(corpus, tmp_path):
+    from aam.errors import InputError
+
+    _, studies = corpus
+    gone = CorpusStudy("gone", tmp_path / "nowhere", studies[0].tree, 10)
+    with pytest.raises(InputError, match="study gone: no features.parquet"):
+        datamodule([studies[0], gone])

@@ -225,6 +225,12 @@ class CorpusDataModule(_Base):
         self.n_train, self.n_val = {}, {}
         max_bps = set()
         for k, study in enumerate(studies):
+            for name in ("features.parquet", "samples.parquet"):
+                if not (Path(study.tokens_dir) / name).is_file():
+                    raise InputError(f"pretrain_corpus study {study.name}: no {name} in {study.tokens_dir} "
+                                     "(run its tokenize step first)")
+            if not Path(study.tree).is_file():
+                raise InputError(f"pretrain_corpus study {study.name}: tree {study.tree} not found")
             features = read_features(Path(study.tokens_dir) / "features.parquet")
             samples = read_samples(Path(study.tokens_dir) / "samples.parquet")
             max_bps.add(features.max_bp)
