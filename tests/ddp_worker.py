@@ -73,7 +73,7 @@ def run_task(args: dict, task: str) -> None:
         "restore_best": False,
     })
     target = {"column": "disease", "type": "classification"} if task == "finetune" else None
-    data_settings = {"asv_limit": model_limit(args), "batch_size": 4}
+    data_settings = {"asv_limit": model_limit(args), "batch_size": 4, "num_workers": args.get("workers", 0)}
     dm = AAMDataModule(data / "tokens", data / "splits.tsv", data_settings, seed=3,
                        depth=100, target=target, metadata=data / "metadata.tsv")
     seed_everything(3)

@@ -365,8 +365,9 @@ class _Preemption(Callback):
     :class:`aam.errors.Preempted` ends the run (no model is written). Saving at a step boundary,
     rather than inside the handler as Lightning's SLURM auto-requeue does, means that no rank saves
     in the middle of an update or of another rank's collective. The checkpoint records how many of
-    the epoch's batches this rank had trained on; a datamodule with ``resume_after(n)`` skips them
-    on resume, so that the resumed run ends with the same weights as an uninterrupted one.
+    the epoch's batches this rank had trained on; a datamodule with ``resume_at(epoch, n)`` starts
+    in that epoch and skips them on resume, so that the resumed run ends with the same weights as an
+    uninterrupted one.
     """
 
     SIGNALS = (signal.SIGUSR1, signal.SIGTERM)
@@ -416,14 +417,15 @@ class _Preemption(Callback):
     def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule,
                            checkpoint: dict[str, Any]) -> None:
         done = checkpoint.get("engine_mid_epoch_batches")
-        if done is None:
-            return
+        # The epoch the loop resumes in (a mid-epoch checkpoint's own, or the one after an epoch-end
+        # checkpoint's), which Lightning tells samplers only after it has made the first iterator.
+        epoch = int(checkpoint["loops"]["fit_loop"]["epoch_progress"]["current"]["processed"])
         dm = trainer.datamodule
-        if dm is not None and hasattr(dm, "resume_after"):
-            dm.resume_after(int(done))
+        if dm is not None and hasattr(dm, "resume_at"):
+            dm.resume_at(epoch, int(done or 0))
             # Lightning cannot know that this loader resumes by skipping: quiet its warning.
             warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before")
-        else:
+        elif done is not None:
             log.warning("resuming mid-epoch with data that cannot skip the %d batches already trained "
                         "on: the rest of this epoch repeats its first batches", done)
 
