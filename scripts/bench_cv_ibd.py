@@ -34,6 +34,7 @@ import biom
 import numpy as np
 import pandas as pd
 import torch
+from absent_inputs import skip_if_absent
 
 from aam.config import load_settings
 from aam.data.datasets import AAMDataModule
@@ -167,6 +168,8 @@ def main() -> None:
         raise SystemExit(f"unknown variant(s) {unknown}; known: {sorted(variants)}")
 
     results = Path(args.results)
+    # the workflow's tokenize output (see the usage line above for the command that makes it)
+    skip_if_absent(__file__, {"--results": str(results / "tokens" / "samples.parquet")})
     tokens, tree = results / "tokens", results / "ingest" / "tree.nwk"
     samples = results / "ingest" / "samples.parquet"
     table = biom.load_table(str(results / "rarefied" / "table.biom"))
