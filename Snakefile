@@ -38,16 +38,22 @@ wildcard_constraints:
     target="[A-Za-z0-9_.-]+",
     metric="[a-z_]+",
     name="[A-Za-z0-9_.-]+",
+    fold="r[0-9]+f[0-9]+",
+    corpus="[A-Za-z0-9_.-]+",
+    study="[A-Za-z0-9_.-]+",
 
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/prepare.smk"
 include: "workflow/rules/unifrac.smk"
 include: "workflow/rules/tokenize.smk"
+include: "workflow/rules/corpus.smk"
 include: "workflow/rules/aam.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/predict.smk"
+include: "workflow/rules/cv.smk"
 include: "workflow/rules/sequences.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:

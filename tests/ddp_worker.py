@@ -7,7 +7,8 @@ With ``world`` > 1 the process is one of ``world`` ranks launched from outside (
 launch them: LOCAL_RANK, NODE_RANK, MASTER_ADDR/PORT in the environment) and trains with
 ``strategy: ddp`` on CPU (gloo). Writes ``{out}/{task}/rank{rank}.pt``: the weights, the samples it
 trained on per epoch and batch, and the run's per-epoch history and wall time; ``tasks``: pretrain
-and/or finetune (a classifier of ``disease``, from scratch).
+and/or finetune (a classifier of ``disease``, from scratch); ``model``: sizes over the tiny default;
+``threads``: torch threads per process.
 """
 
 from __future__ import annotations
@@ -53,6 +54,10 @@ class Seen(L.Callback):
             time.sleep(self.pause)
 
 
+def model_limit(args: dict) -> int:
+    return int(args.get("model", {}).get("asv_limit", MODEL["asv_limit"]))
+
+
 def run(args: dict) -> None:
     for task in args.get("tasks", ["pretrain", "finetune"]):
         run_task(args, task)
@@ -63,20 +68,23 @@ def run_task(args: dict, task: str) -> None:
     settings = TrainerSettings.from_dict({
         "max_epochs": args.get("epochs", 2), "lr": 3e-3, "warmup_steps": 1, "patience": None,
         "progress_bar": False, "seed": 3, "log_every_n_steps": 1, "accelerator": "cpu",
-        "devices": world, "accumulate_grad_batches": args.get("accumulate", 1), "num_threads": 1,
+        "devices": world, "accumulate_grad_batches": args.get("accumulate", 1),
+        "num_threads": args.get("threads", 1),
         "restore_best": False,
     })
     target = {"column": "disease", "type": "classification"} if task == "finetune" else None
-    dm = AAMDataModule(data / "tokens", data / "splits.tsv", {"asv_limit": 8, "batch_size": 4}, seed=3,
+    data_settings = {"asv_limit": model_limit(args), "batch_size": 4, "num_workers": args.get("workers", 0)}
+    dm = AAMDataModule(data / "tokens", data / "splits.tsv", data_settings, seed=3,
                        depth=100, target=target, metadata=data / "metadata.tsv")
     seed_everything(3)
     dropout = float(args.get("dropout", 0.0))
-    cfg = AAMConfig(**MODEL, dropout=dropout, max_bp=dm.max_bp)
+    model = {**MODEL, **args.get("model", {})}
+    cfg = AAMConfig(**model, dropout=dropout, max_bp=dm.max_bp)
     if task == "pretrain":
         index = PhyloIndex.from_newick(data / "tree.nwk", list(dm.feature_ids))
         module = PretrainModule(cfg, settings, index)
     else:
-        cfg = AAMConfig(**MODEL, dropout=dropout, max_bp=dm.max_bp, task="classification",
+        cfg = AAMConfig(**model, dropout=dropout, max_bp=dm.max_bp, task="classification",
                         n_outputs=dm.n_classes)
         module = FinetuneModule(cfg, settings)
     init = {k: v.detach().clone() for k, v in module.state_dict().items()}

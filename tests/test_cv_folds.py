@@ -120,3 +120,121 @@ def test_bad_settings_one_clear_line(kwargs, message):
     with pytest.raises(ValueError, match=message) as err:
         cv_folds(samples, **settings)
     assert "\n" not in str(err.value)
+
+
+def test_cv_split_stage_writes_one_splits_tsv_per_fold(tmp_path, capsys):
+    from aam.cli import main
+    from aam.io.splits import read_splits
+
+    samples = frame(4)
+    samples.to_parquet(tmp_path / "samples.parquet", index=False)
+    out = tmp_path / "cv"
+    argv = [
+        "cv-split",
+        "--samples",
+        str(tmp_path / "samples.parquet"),
+        "--group-column",
+        "subject",
+        "--stratify-column",
+        "ibd",
+        "--folds",
+        "3",
+        "--repeats",
+        "2",
+        "--seed",
+        "5",
+        "--out-dir",
+        str(out),
+    ]
+    assert main(argv) == 0
+    folds = pd.read_csv(out / "folds.tsv", sep="\t", dtype={"sample": str})
+    assert folds.equals(cv_folds(samples, "subject", "ibd", 3, 2, seed=5).astype({"sample": str}))
+    for name in fold_names(3, 2):
+        repeat, fold = parse_fold_name(name)
+        expected = folds[(folds["repeat"] == repeat) & (folds["fold"] == fold)].set_index("sample")["split"]
+        assert read_splits(out / name / "splits.tsv") == expected.to_dict()
+    summary = pd.read_csv(out / "fold_summary.tsv", sep="\t")
+    assert set(summary["fold"]) == set(fold_names(3, 2))
+    # too many folds: one line naming the problem, exit 2, nothing written
+    argv[argv.index("--folds") + 1] = "500"
+    argv[argv.index("--out-dir") + 1] = str(tmp_path / "bad")
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "500 folds but only" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "bad").exists()
+
+
+def test_pretrain_split_takes_every_table_sample(tmp_path):
+    """Pretraining's split holds every sample of counts.parquet, also those without metadata."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from aam.cli import main
+
+    names = [f"s{i}" for i in range(40)]
+    pq.write_table(
+        pa.table({"sample": np.repeat(names, 2), "feature": ["A", "B"] * 40, "count": [3] * 80}),
+        tmp_path / "counts.parquet",
+    )
+    meta = pd.DataFrame({"sample": names[:20], "subject": [f"g{i // 4}" for i in range(20)]})  # 20 unlabelled
+    meta.to_parquet(tmp_path / "samples.parquet", index=False)
+    argv = [
+        "pretrain-split",
+        "--counts",
+        str(tmp_path / "counts.parquet"),
+        "--samples",
+        str(tmp_path / "samples.parquet"),
+        "--group-column",
+        "subject",
+        "--val-fraction",
+        "0.25",
+        "--seed",
+        "1",
+        "--out",
+        str(tmp_path / "p.tsv"),
+    ]
+    assert main(argv) == 0
+    split = pd.read_csv(tmp_path / "p.tsv", sep="\t", dtype=str)
+    assert list(split["sample"]) == names
+    assert set(split["split"]) == {"train", "val"}
+    assert (split["split"] == "val").sum() == 10
+    grouped = split.dropna(subset=["group"]).groupby("group")["split"].nunique()
+    assert (grouped == 1).all()
+
+
+def test_few_large_groups_still_get_a_validation_group():
+    # 8 groups of 8: a fold's 4 training groups; 15 % of 32 samples is 4.8, one group is 8, and the
+    # greedy split alone would leave val empty. One (whole) group goes to val.
+    samples = pd.DataFrame(
+        {
+            "sample": [f"s{i}" for i in range(64)],
+            "subject": [f"g{i // 8}" for i in range(64)],
+            "ibd": ["CD" if i // 8 < 4 else "control" for i in range(64)],
+        }
+    )
+    result = cv_folds(samples, "subject", None, folds=2, repeats=1, seed=0)
+    for _, part in result.groupby("fold"):
+        assert (part["split"] == "val").sum() == 8
+        assert (part["split"] == "train").sum() == 24
+    from aam.data.split import pretrain_split
+
+    split = pretrain_split(list(samples["sample"]), list(samples["subject"]), 0.05, seed=0)
+    assert (split["split"] == "val").sum() == 8
+    with pytest.raises(ValueError, match="at least 2 groups"):
+        pretrain_split(["a", "b"], ["g", "g"], 0.5, seed=0)
+
+
+def test_validation_holds_every_class_when_subjects_have_one_class():
+    # 8 subjects of 8 samples, each subject one class: 15 % of a fold's 32 training samples is less
+    # than a subject, yet val gets one subject of each class, so that a validation AUROC exists.
+    samples = pd.DataFrame(
+        {
+            "sample": [f"s{i}" for i in range(64)],
+            "subject": [f"g{i // 8}" for i in range(64)],
+            "ibd": ["CD" if (i // 8) % 2 else "control" for i in range(64)],
+        }
+    )
+    result = cv_folds(samples, "subject", "ibd", folds=2, repeats=1, seed=3).merge(samples, on="sample")
+    for _, part in result.groupby("fold"):
+        assert set(part.loc[part["split"] == "val", "ibd"]) == {"CD", "control"}
+        assert set(part.loc[part["split"] == "train", "ibd"]) == {"CD", "control"}

@@ -210,3 +210,32 @@ def test_lightning_sets_the_epoch(data):
     assert [e for e, _ in seen] == [0, 1]
     expected = epoch_batches(module(data).train_dataloader(), 1)[0]["unifrac_counts"].sum(0)
     assert torch.equal(seen[1][1], expected)
+
+
+def test_epoch_sampler_deals_whole_batches_to_ranks():
+    one = EpochSampler(23, seed=5, batch_size=4, drop_last=True)
+    batches = [list(b) for b in one.global_batches(3)]
+    assert len(batches) == 5 and all(len(b) == 4 for b in batches)  # 23 // 4, partial one dropped
+    ranks = [EpochSampler(23, seed=5, batch_size=4, drop_last=True, num_replicas=2, rank=r) for r in (0, 1)]
+    for r, sampler in enumerate(ranks):
+        sampler.set_epoch(3)
+        keys = list(sampler)
+        assert {e for _, e, _ in keys} == {3}
+        numbers = sorted({n for _, _, n in keys})
+        assert numbers == [r, r + 2]  # the fifth batch is left out: ranks take equal shares
+        assert [i for i, _, _ in keys] == batches[r] + batches[r + 2]
+        assert len(sampler) == len(keys) == 8
+    # Evaluation: a partial last batch is kept and goes where it falls; fewer batches than ranks:
+    # every rank takes every batch.
+    val = [list(EpochSampler(10, 0, shuffle=False, batch_size=4, num_replicas=2, rank=r)) for r in (0, 1)]
+    assert [i for i, _, _ in val[0]] == [0, 1, 2, 3, 8, 9] and [i for i, _, _ in val[1]] == [4, 5, 6, 7]
+    few = [list(EpochSampler(3, 0, shuffle=False, batch_size=4, num_replicas=2, rank=r)) for r in (0, 1)]
+    assert few[0] == few[1] == [(0, 0, 0), (1, 0, 0), (2, 0, 0)]
+
+
+def test_epoch_sampler_resumes_after_the_batches_already_trained_on():
+    full = list(EpochSampler(20, seed=1, batch_size=4, drop_last=True))
+    resumed = EpochSampler(20, seed=1, batch_size=4, drop_last=True)
+    resumed.resume_after(2)
+    assert list(resumed) == full[8:]  # once: the next epoch is whole again
+    assert len(list(resumed)) == 20

@@ -186,3 +186,16 @@ def test_export_load_roundtrip_without_pickles(tmp_path):
     x = torch.randn(3, 4)
     model.eval()
     assert torch.equal(model(x), loaded(x)) and meta2 == meta
+
+
+def test_parallel_settings_reach_lightning():
+    from aam.training.engine import _parallelism
+
+    assert _parallelism(settings(), on_gpu=False) == (1, "auto")
+    assert _parallelism(settings(devices=2, accelerator="cpu"), on_gpu=False) == (2, "ddp")
+    assert _parallelism(settings(num_nodes=2, devices=1), on_gpu=False) == (1, "ddp")
+    assert _parallelism(settings(devices=4, strategy="ddp_find_unused_parameters_true"), on_gpu=True) == (
+        4, "ddp_find_unused_parameters_true")
+    for bad in ({"strategy": "ddp_spawn"}, {"devices": 0}, {"num_nodes": 0}, {"devices": "all"}):
+        with pytest.raises(InputError):
+            TrainerSettings.from_dict(bad)

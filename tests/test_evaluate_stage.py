@@ -241,6 +241,28 @@ def test_pcoa_coordinates_match_classical_mds_of_euclidean_distances():
     assert explained[0] == pytest.approx(vals[order[0]] / vals[vals > 1e-12].sum())
 
 
+def test_classifier_predicting_one_class_is_flagged(tmp_path, caplog):
+    ft = write_dataset(tmp_path)
+    pred = pd.read_csv(ft / "predictions.tsv", sep="\t", dtype={"sample": str})
+    pred["y_pred"] = "Control"
+    pred["prob_Crohns"] = 0.3 + 0.001 * np.arange(len(pred)) / len(pred)
+    pred["prob_Control"] = 1 - pred["prob_Crohns"]
+    pred.to_csv(ft / "predictions.tsv", sep="\t", index=False)
+    out = tmp_path / "eval"
+    with caplog.at_level("WARNING"):
+        assert main(evaluate_args(tmp_path, ft, out, extra=("--fold", "r0f1"))) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["degenerate_predictions"].startswith("one class ('Control') predicted for all 20 test samples")
+    assert m["fold"] == "r0f1"
+    assert "degenerate predictions of the AAM: one class ('Control')" in caplog.text
+    assert "of the random forest" not in caplog.text
+    # a model that learned is not flagged
+    ft2 = write_dataset(tmp_path / "ok")
+    assert main(evaluate_args(tmp_path / "ok", ft2, tmp_path / "ok" / "eval")) == 0
+    learned = json.loads((tmp_path / "ok" / "eval" / "metrics.json").read_text())
+    assert learned["degenerate_predictions"] is None
+
+
 def test_embeddings_in_another_layout_are_one_clear_error(tmp_path, capsys):
     ft = write_dataset(tmp_path)
     old = pd.DataFrame({"sample": ["a", "b"], "split": ["val", "test"],

@@ -250,6 +250,30 @@ def test_rarefy_stage_reads_biom(demo_ibd, tmp_path):
     assert (dropped["reads"] < 1000).all()
 
 
+def test_table_samples_without_metadata_stay_for_pretraining(tmp_path, caplog):
+    """A table sample the metadata lacks: in counts.parquet (and the rarefied table, hence the token
+    cache that pretraining reads) but not in samples.parquet (no split, no target)."""
+    meta = tmp_path / "metadata.tsv"
+    lines = (FIXTURES / "metadata.tsv").read_text().splitlines()
+    meta.write_text("\n".join(line for line in lines if not line.startswith("10317.005")) + "\n")
+    out = tmp_path / "ingest"
+    with caplog.at_level(logging.WARNING):
+        assert main(ingest_argv(FIXTURES / "table.tsv", FIXTURES / "tree.nwk", meta, out)) == 0
+    assert "1 of 6 table samples are not in" in caplog.text
+    counts = long_to_frame(out / "counts.parquet")
+    reference = biom.load_table(str(FIXTURES / "table.tsv"))
+    assert counts.loc["10317.005"].sum() == reference.data("10317.005").sum() == 43
+    samples = pd.read_parquet(out / "samples.parquet")
+    assert "10317.005" not in set(samples["sample"])
+    assert list(samples["sample"]) == ["10317.001", "10317.002", "10317.003", "10317.004", "10317.006"]
+    rare = tmp_path / "rarefied"
+    argv = ["rarefy", "--table", str(out / "counts.parquet"), "--samples", str(out / "samples.parquet"),
+            "--depth", "16", "--out", str(rare / "table.biom"), "--dropped", str(rare / "dropped.tsv")]
+    assert main(argv) == 0
+    table = biom.load_table(str(rare / "table.biom"))
+    assert list(table.ids("sample")) == ["10317.001", "10317.002", "10317.003", "10317.005"]
+
+
 def test_features_without_sequence_dropped_with_warning(tmp_path, caplog):
     # every feature but GGGACCAGTA (6 of 117 reads) has a sequence
     kept = ["ACGTACGTAA", "ACGTACGTCC", "TTGACCAGTA", "CCCTTTAAAG"]

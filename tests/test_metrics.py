@@ -138,3 +138,18 @@ def test_compute_metrics_dispatch():
     assert compute_metrics("regression", [1, 2], [1, 2])["mae"] == 0
     with pytest.raises(ValueError):
         compute_metrics("ranking", [1], [1])
+
+
+def test_degenerate_predictions():
+    from aam.evaluate.metrics import degenerate_predictions
+
+    y = ["a", "b", "a", "b"]
+    proba = np.array([[0.6, 0.4], [0.61, 0.39], [0.6, 0.4], [0.59, 0.41]])
+    flag = degenerate_predictions("classification", y, ["a"] * 4, proba)
+    assert flag.startswith("one class ('a') predicted for all 4 test samples")
+    assert "sd 0.00707" in flag  # np.std([0.4, 0.39, 0.4, 0.41]) = 0.00707
+    assert degenerate_predictions("classification", y, ["a", "b", "a", "a"], proba) is None
+    truth = np.array([10.0, 20.0, 30.0, 40.0])  # sd 11.18
+    assert degenerate_predictions("regression", truth, [25.0, 25.1, 25.0, 25.1]) is not None  # sd 0.05
+    assert degenerate_predictions("regression", truth, [25.0, 25.3, 25.0, 25.3]) is None  # sd 0.15 > 0.112
+    assert degenerate_predictions("regression", [1.0], [1.0]) is None

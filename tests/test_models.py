@@ -181,3 +181,12 @@ def test_asv_norm_batch_with_a_single_distinct_asv_trains_without_error():
     assert torch.isfinite(out["target"]).all()
     with pytest.raises(ValueError, match="asv_norm"):
         SequenceEncoder(tiny(asv_norm="layer"))
+
+
+def test_unifrac_loss_of_a_single_sample_batch_is_zero_not_nan():
+    one = torch.zeros(1, 1, requires_grad=True)
+    loss = losses.unifrac_loss(one, torch.zeros(1, 1))
+    assert loss.item() == 0.0
+    loss.backward()  # stays in the graph
+    pred, true = torch.tensor([[0.0, 0.3], [0.3, 0.0]]), torch.tensor([[0.0, 0.5], [0.5, 0.0]])
+    assert losses.unifrac_loss(pred, true).item() == pytest.approx(0.04)

@@ -34,10 +34,12 @@ def study(tmp_path_factory):
     return tmp
 
 
-@pytest.mark.parametrize("signum", [signal.SIGUSR1, signal.SIGTERM])
-def test_signal_checkpoints_and_the_rerun_resumes_to_identical_weights(study, signum):
+@pytest.mark.parametrize("signum,workers", [(signal.SIGUSR1, 0), (signal.SIGTERM, 2)])
+def test_signal_checkpoints_and_the_rerun_resumes_to_identical_weights(study, signum, workers):
+    """With loader workers too: their first iterator is made before Lightning sets the epoch."""
     out = study / signum.name
-    args = {**RUN, "data": str(study / "data"), "out": str(out), "announce": True, "pause": 0.2}
+    args = {**RUN, "data": str(study / "data"), "out": str(out), "announce": True, "pause": 0.2,
+            "workers": workers}
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
     env["OMP_NUM_THREADS"] = "1"
     env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).parents[1] / "src"), env.get("PYTHONPATH", "")])
@@ -57,7 +59,7 @@ def test_signal_checkpoints_and_the_rerun_resumes_to_identical_weights(study, si
     assert 3 <= ckpt["engine_mid_epoch_batches"] < 6 and ckpt["epoch"] == 1  # mid-epoch
     assert not (out / "pretrain" / "rank0.pt").exists()  # the run did not finish
 
-    ddp_worker.run({**RUN, "data": str(study / "data"), "out": str(out)})  # the requeued job
+    ddp_worker.run({**RUN, "data": str(study / "data"), "out": str(out), "workers": workers})  # requeued
     resumed = torch.load(out / "pretrain" / "rank0.pt", weights_only=False)
     full = torch.load(study / "uninterrupted" / "pretrain" / "rank0.pt", weights_only=False)
     assert resumed["resumed"] and not full["resumed"]

@@ -194,6 +194,7 @@ def test_contrastive_end_to_end(tmp_path):
     assert metrics["provenance"]["model"] == prov
     genus = metrics["ranks"]["genus"]
     assert genus["n_test"] == 8 and 0 <= genus["knn_accuracy"] <= 1 and genus["naive_bayes_accuracy"] == 1.0
+    assert 0 <= genus["classifier_accuracy"] <= 1
     assert (out / "projection.png").exists() and (out / "history.png").exists()
 
 

@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -164,6 +165,8 @@ def test_whole_workflow_runs_end_to_end_and_reports(tmp_path):
     results = tmp_path / "results"
     metrics = json.loads(next(results.glob("ibd2538/eval/pretrained/ibd/metrics.json")).read_text())
     assert metrics  # the evaluate stage's own tests check its content
+    bundled = json.loads((results / "ibd2538/models/bundled/finetune/ibd/model.json").read_text())
+    assert bundled["pretrained"] and "gg13_8_v4_small" in bundled["pretrained_from"]
     assert (results / "ibd2538" / "comparison.tsv").read_text().count("\n") >= 3
     assert list((results / "sequences").glob("*/eval/*/metrics.json"))
 
@@ -180,6 +183,27 @@ def test_whole_workflow_runs_end_to_end_and_reports(tmp_path):
     report = snakemake(tmp_path, "--report", str(tmp_path / "report.html"))
     assert report.returncode == 0, (report.stdout + report.stderr)[-3000:]
     assert (tmp_path / "report.html").stat().st_size > 100_000
+    assert_report_opens_with_results(tmp_path / "report.html", results)
+
+
+def assert_report_opens_with_results(report: Path, results: Path) -> None:
+    """The report's front page (the workflow description) holds the headline table: each run's
+    primary test metric beside the forest's, as comparison.tsv has them, then the split summary."""
+    page = report.read_text()
+    match = re.search(r"var workflow_desc = (\".*?\");\n", page)
+    assert match, "no workflow description in the report"
+    front = json.loads(match.group(1))
+    assert 'id="headline-ibd2538"' in front and 'id="splits-ibd2538"' in front
+    assert front.index('id="headline-ibd2538"') < front.index('id="splits-ibd2538"')
+    assert front.index('id="headline-ibd2538"') < front.index("AAM Workflow ran on")
+    table = front[front.index('id="headline-ibd2538"'):]
+    table = table[: table.index("</table>")]
+    rows = [re.findall(r"<td[^>]*>([^<]*)</td>", row) for row in table.split("<tr>")[2:]]
+    comparison = pd.read_csv(results / "ibd2538" / "comparison.tsv", sep="\t")
+    assert [(r[0], r[1]) for r in rows] == list(zip(comparison["target"], comparison["run"], strict=True))
+    assert [r[4] for r in rows] == [f"{v:.3f}" for v in comparison["aam"]]
+    assert [r[5] for r in rows] == [f"{v:.3f}" for v in comparison["random_forest"]]
+    assert 'id="sequences-contrastive"' in front and "naive Bayes accuracy" in front
 
 
 def test_a_configfile_replaces_the_demo_config(tmp_path):
@@ -189,6 +213,130 @@ def test_a_configfile_replaces_the_demo_config(tmp_path):
     assert not any(rule.startswith("seq_") for rule in rules)
 
 
+def shell_commands(text: str) -> list[str]:
+    """The `Shell command: aam ...` lines of a dry run with -p, any launcher prefix (the srun that
+    training rules add under SLURM) taken out."""
+    return [re.sub(r"^Shell command: .*?(?=\baam [a-z-]+ --)", "Shell command: ", line)
+            for line in text.splitlines() if line.startswith("Shell command:") and "aam " in line]
+
+
+def cv_config(workdir: Path, folds: int = 3, **overrides) -> Path:
+    """config/ibd_cv.yaml with absolute data paths and results under `workdir`."""
+    config = yaml.safe_load((REPO / "config" / "ibd_cv.yaml").read_text())
+    config["evaluate"]["cv"]["folds"] = folds
+    config.update(overrides)
+    for dataset in config["datasets"].values():
+        for key in ("table", "tree", "metadata"):
+            dataset[key] = str(REPO / dataset[key])
+    config["results"] = str(workdir / "results")
+    path = workdir / "config.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def test_cv_dry_run_fans_out_the_folds(tmp_path):
+    cv_config(tmp_path, folds=5)
+    result = snakemake(tmp_path, "-n")
+    rules = planned_rules(result)
+    assert {"cv_split", "pretrain_split", "finetune_cv", "evaluate_cv", "cv_summary", "compare"} <= rules
+    text = result.stdout + result.stderr
+    counts = dict(re.findall(r"^(\w+)\s+(\d+)$", text, flags=re.MULTILINE))
+    # 5 folds x 2 runs (pretrained, scratch), one pretraining for all folds
+    assert counts["finetune_cv"] == "10" and counts["evaluate_cv"] == "10" and counts["pretrain"] == "1"
+    for fold in ("r0f0", "r0f4"):
+        assert f"results/ibd2538/cv/{fold}/models/scratch/finetune/ibd/model.safetensors" in text
+        assert f"--splits {tmp_path}/results/ibd2538/cv/{fold}/splits.tsv" in text
+    assert "--fold r0f4" in text and "--cv-summaries" in text
+    assert "ibd2538/cv/r0f5" not in text
+    assert "--splits " + str(tmp_path / "results/ibd2538/pretrain_splits.tsv") in text
+
+
+def test_demo_config_has_no_cv_jobs(tmp_path):
+    write_config(tmp_path)
+    rules = planned_rules(snakemake(tmp_path, "-n"))
+    assert not rules & {"cv_split", "finetune_cv", "evaluate_cv", "cv_summary"}
+
+
+def small_ibd(workdir: Path) -> dict:
+    """8 subjects of the demo's IBD 2538 (4 Control, 4 Crohns), 8 samples each, as a dataset entry;
+    4 more table samples of a ninth subject lack metadata (pretraining only)."""
+    import biom
+    import h5py
+
+    from aam.io.metadata import read_metadata
+
+    demo = REPO / "data/demo/ibd2538"
+    table = biom.load_table(str(demo / "table.biom"))
+    meta = read_metadata(demo / "metadata.tsv")
+    meta = meta.loc[[s for s in table.ids("sample") if s in meta.index]]
+    subjects = ["s1000300", "s1000500", "s1000600", "s1000700"]  # Control
+    subjects += ["s1002500", "s1003100", "s1003400", "s1002700"]  # Crohns
+    keep = [s for subject in subjects for s in list(meta.index[meta["host_subject_id"] == subject])[:8]]
+    unlabelled = list(meta.index[meta["host_subject_id"] == "s1000100"])[:4]
+    sub = table.filter(keep + unlabelled, axis="sample", inplace=False).remove_empty(axis="observation")
+    with h5py.File(workdir / "table.biom", "w") as fh:
+        sub.to_hdf5(fh, "test")
+    lines = (demo / "metadata.tsv").read_text().splitlines()
+    wanted = set(keep)
+    (workdir / "metadata.tsv").write_text(
+        "\n".join([lines[0]] + [line for line in lines[1:] if line.split("\t", 1)[0] in wanted]) + "\n"
+    )
+    return {
+        "table": str(workdir / "table.biom"),
+        "sequences": None,
+        "tree": str(demo / "tree.nwk"),
+        "metadata": str(workdir / "metadata.tsv"),
+        "group_column": "host_subject_id",
+        "color_column": "ibd",
+        "targets": [{"name": "ibd", "column": "ibd", "type": "classification"}],
+    }
+
+
+@pytest.mark.slow
+def test_tiny_cross_validation_end_to_end(tmp_path):
+    """2 folds x 2 runs with a few training steps: every fold's models and forest tested on that
+    fold's test samples, each sample tested once, the summary and the comparison's CV columns."""
+    path = cv_config(tmp_path, folds=2, sequences={}, seq_models={"runs": {}})
+    config = yaml.safe_load(path.read_text())
+    config["datasets"] = {"ibd2538": small_ibd(tmp_path)}
+    for run in config["aam"]["runs"].values():
+        run["data"] = {"asv_limit": 32, "batch_size": 8}
+        run["model"].update(embedding_dim=32, ff_dim=64)
+        for phase in ("pretrain", "finetune"):
+            if "trainer" in run.get(phase, {}):
+                run[phase]["trainer"].update(max_epochs=1, limit_train_batches=2, limit_val_batches=2,
+                                             warmup_steps=1, patience=None)
+    config["evaluate"]["random_forest"]["n_estimators"] = 20
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    results = tmp_path / "results" / "ibd2538"
+    done = snakemake(tmp_path, "--resources", "gpu=2", "--cores", "2", str(results / "cv_summary/ibd.json"))
+    assert done.returncode == 0, (done.stdout + done.stderr)[-5000:]
+
+    folds = pd.read_csv(results / "cv/folds.tsv", sep="\t", dtype={"sample": str})
+    rarefied = set(pd.read_csv(results / "rarefied/dropped.tsv", sep="\t", dtype={"sample": str})["sample"])
+    tested = []
+    for fold in ("r0f0", "r0f1"):
+        expected = set(folds.loc[(folds["fold"] == int(fold[-1])) & (folds["split"] == "test"), "sample"])
+        for run in ("pretrained", "scratch"):
+            pred = pd.read_csv(results / f"cv/{fold}/eval/{run}/ibd/predictions.tsv", sep="\t",
+                               dtype={"sample": str})
+            assert set(pred["sample"]) == expected - rarefied  # the AAM and the forest: the fold's test
+            assert pred["rf_pred"].notna().all()
+        tested += sorted(pred["sample"])
+    assert len(tested) == len(set(tested))  # each sample tested once
+    summary = json.loads((results / "cv_summary/ibd.json").read_text())
+    assert summary["folds"] == ["r0f0", "r0f1"]
+    assert set(summary["models"]) == {"pretrained", "scratch", "random_forest"}
+    assert summary["models"]["pretrained"]["versus_forest"]["n"] == 2
+    assert (results / "cv_summary/ibd.png").exists()
+    # pretraining ran once, on every table sample
+    pretrain = pd.read_csv(results / "pretrain_splits.tsv", sep="\t", dtype={"sample": str})
+    unlabelled = set(pretrain["sample"]) - set(folds["sample"])
+    assert len(unlabelled) == 4 and len(pretrain) == len(folds) // 2 + 4  # the table samples without metadata
+    again = snakemake(tmp_path, "-n", str(results / "cv_summary/ibd.json"))
+    assert "Nothing to be done" in again.stdout + again.stderr
+
+
 def test_shell_lines_show_a_settings_file_not_its_json(tmp_path):
     """`printshellcmds` shows a short --settings (a file named by the JSON's hash): the training
     settings still reach the stage whole, and a changed setting changes the argument (rerun)."""
@@ -196,7 +344,7 @@ def test_shell_lines_show_a_settings_file_not_its_json(tmp_path):
     result = snakemake(tmp_path, "-n", "-p")
     text = result.stdout + result.stderr
     assert result.returncode == 0, text[-3000:]
-    commands = [line for line in text.splitlines() if line.startswith("Shell command: aam ")]
+    commands = shell_commands(text)
     inline = [m for c in commands for m in re.findall(r"'\{.*?\}'", c)]
     assert commands and inline and max(len(m) for m in inline) <= 110  # short JSON stays readable
     finetune = next(c for c in commands if "aam finetune" in c and "scratch" in c)
@@ -210,7 +358,7 @@ def test_shell_lines_show_a_settings_file_not_its_json(tmp_path):
     run["finetune"]["trainer"]["max_epochs"] += 1
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     again = snakemake(tmp_path, "-n", "-p")
-    line = next(c for c in (again.stdout + again.stderr).splitlines()
+    line = next(c for c in shell_commands(again.stdout + again.stderr)
                 if c.startswith("Shell command: aam finetune") and "scratch" in c)
     assert re.search(r"--settings (\S+)", line).group(1) != str(path)
 

@@ -12,7 +12,8 @@ def shell_commands(result) -> list[str]:
     """The `aam ...` command lines a dry run with -p prints."""
     planned_rules(result)  # asserts success
     text = result.stdout + result.stderr
-    return re.findall(r"^(?:\s*|.*Shell command: )(aam [a-z-]+ .*)$", text, flags=re.MULTILINE)
+    # the stage's command, after any launcher prefix (e.g. srun under SLURM)
+    return re.findall(r"^(?:\s*|.*Shell command: .*?)\b(aam [a-z-]+ --.*)$", text, flags=re.MULTILINE)
 
 
 def test_rarefy_depth_per_dataset_overrides_the_global_depth(tmp_path):

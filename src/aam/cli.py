@@ -18,14 +18,21 @@ from aam.errors import PREEMPTED_EXIT, InputError, Preempted
 STAGES: dict[str, tuple[str, str]] = {
     "ingest": ("ingest", "read a table, sequences, tree and metadata into Parquet caches"),
     "split": ("split", "grouped, stratified train/validation/test split"),
+    "pretrain-split": (
+        "pretrain_split", "all table samples for self-supervised pretraining, with a val part"
+    ),
+    "cv-split": ("cv_split", "grouped, stratified, seeded cross-validation folds, each as a splits.tsv"),
     "rarefy": ("rarefy", "rarefy the table to one depth without replacement"),
     "unifrac": ("unifrac", "UniFrac distance matrices, Faith's PD and PCoA"),
     "tokenize": ("tokenize", "tokenize features and samples into Parquet caches"),
     "pretrain": ("pretrain", "pretrain the AAM sequence encoder on UniFrac + masked nucleotides"),
+    "corpus-pretrain": ("corpus_pretrain", "pretrain one AAM sequence encoder on a corpus of studies"),
     "finetune": ("finetune", "fine-tune an AAM regressor or classifier on one target"),
     "evaluate": ("evaluate", "evaluate a fine-tuned model beside a random forest on the test split"),
     "compare": ("compare", "compare the evaluated runs of a dataset"),
+    "summary": ("summary", "the report's results page: runs beside the forest, splits, dropped samples"),
     "predict": ("predict", "apply a fine-tuned AAM model to a new table: predictions and embeddings"),
+    "cv-summary": ("cv_summary", "cross-validated runs vs the random forest: mean +- sd, paired tests"),
     "seq-prepare": ("seq_prepare", "validate and split a DNA sequence collection"),
     "seq-train": ("seq_train", "train a contrastive embedder or VQ-Transformer on DNA sequences"),
     "embed": ("embed", "embed DNA sequences with a trained contrastive model"),

@@ -1,5 +1,7 @@
 # Rules of this phase; see workflow/rules/common.smk for helpers.
-# pretrain: the AAM SequenceEncoder on UniFrac + masked nucleotides (runs with pretrain.enabled).
+# pretrain: the AAM SequenceEncoder on UniFrac + masked nucleotides (runs with pretrain.enabled), once
+# per dataset and run, on every table sample (pretrain_splits.tsv: self-supervised, no target is read;
+# the finetune jobs of the split and of every CV fold start from it).
 # finetune: one model per run and target; from the pretrained encoder, or from scratch.
 # Both train on a GPU where there is one (resources gpu = the run's devices x num_nodes, 1 by
 # default: one at a time per GPU locally; on SLURM, --gpus and one task per process, started by
@@ -13,7 +15,7 @@ rule pretrain:
     input:
         features=out("{dataset}", "tokens/features.parquet"),
         samples=out("{dataset}", "tokens/samples.parquet"),
-        splits=out("{dataset}", "splits.tsv"),
+        splits=out("{dataset}", "pretrain_splits.tsv"),
         tree=out("{dataset}", "ingest/tree.nwk"),
     output:
         model=out("{dataset}", "models/{run}/pretrain/model.safetensors"),
@@ -48,7 +50,7 @@ rule finetune:
     input:
         features=out("{dataset}", "tokens/features.parquet"),
         samples=out("{dataset}", "tokens/samples.parquet"),
-        splits=out("{dataset}", "splits.tsv"),
+        splits=lambda wc: scoped(wc, "splits.tsv"),
         metadata=out("{dataset}", "ingest/samples.parquet"),
         pretrained=pretrained_inputs,
     output:
@@ -66,7 +68,7 @@ rule finetune:
         classes=lambda wc: to_json(target_config(wc)["classes"]) if target_config(wc).get("classes") else "",
         pretrain=pretrain_dir_arg,
         tokens_dir=lambda wc: out(wc.dataset, "tokens"),
-        out_dir=lambda wc: out(wc.dataset, f"models/{wc.run}/finetune/{wc.target}"),
+        out_dir=lambda wc: scoped(wc, f"models/{wc.run}/finetune/{wc.target}"),
         launch=training_launch_param(lambda wc: aam_trainer(wc.run, "finetune")),
     resources:
         **training_resource_params(lambda wc: aam_trainer(wc.run, "finetune")),

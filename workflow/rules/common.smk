@@ -4,8 +4,12 @@ import hashlib
 import json
 import os
 import shlex
+from pathlib import Path
+from types import SimpleNamespace
 
 from snakemake.logging import logger
+
+from aam.data.split import fold_names
 
 RESULTS = config["results"]
 DATASETS = list(config["datasets"])
@@ -13,6 +17,8 @@ AAM_RUNS = config["aam"]["runs"]
 SEQUENCE_SETS = config["sequences"]
 SEQ_RUNS = config["seq_models"]["runs"]
 PREDICT = config["predict"]
+CV = config["evaluate"].get("cv")  # absent: no cross-validation
+CV_FOLDS = fold_names(CV["folds"], CV["repeats"]) if CV else []
 
 # Targets without model runs plan no training and no evaluation (the forest is scored beside each
 # run): say so rather than finish quietly with only the data preparation and UniFrac done.
@@ -114,7 +120,7 @@ def logged(command):
 
 def final_targets():
     """Everything the default target asks for - per dataset the prepared data, UniFrac, every run's evaluation
-    and the run comparison; per sequence collection every sequence model's evaluation."""
+    and the run comparison; per sequence collection every sequence model's evaluation; the results page."""
     targets = []
     for dataset in DATASETS:
         targets.append(out(dataset, "rarefied/table.biom"))
@@ -126,10 +132,44 @@ def final_targets():
                 for target in dataset_targets(dataset)
             ]
             targets.append(out(dataset, "comparison.tsv"))
+            targets += cv_summary_targets(dataset)
     for name in SEQUENCE_SETS:
         targets += sequence_targets(name)
     targets += [out(entry["dataset"], f"predict/{name}/predictions.tsv") for name, entry in PREDICT.items()]
+    targets += corpus_targets()
+    if DATASETS or SEQUENCE_SETS:
+        targets.append(f"{RESULTS}/summary.html")
     return targets
+
+
+def cv_summary_targets(dataset):
+    """The cross-validation summaries of one dataset (one per target), if CV is configured."""
+    if not (CV and AAM_RUNS):
+        return []
+    return [out(dataset, f"cv_summary/{t['name']}.json") for t in dataset_targets(dataset)]
+
+
+def scoped(wc, path):
+    """Path of an artifact of the rule's {dataset}: under results/{dataset}/ for the split, under
+    results/{dataset}/cv/{fold}/ for a cross-validation job (whose wildcards have a fold). The
+    finetune and evaluate rules name their per-split files with it, so that their CV variants
+    (workflow/rules/cv.smk) reuse them with other outputs only."""
+    fold = getattr(wc, "fold", None)
+    return out(wc.dataset, f"cv/{fold}/{path}" if fold else path)
+
+
+def fold_arg(wc):
+    """The evaluate stage's --fold argument for a cross-validation job."""
+    fold = getattr(wc, "fold", None)
+    return f"--fold {fold}" if fold else ""
+
+
+def evaluate_settings():
+    """The `evaluate:` section as a rule's params: without random_forest.n_jobs (it changes no result
+    and reaches the stage as threads) and without cv (which folds exist is the DAG's business)."""
+    section = {k: v for k, v in config["evaluate"].items() if k != "cv"}
+    section["random_forest"] = {k: v for k, v in section["random_forest"].items() if k != "n_jobs"}
+    return settings_arg(section)
 
 
 # --- UniFrac ---
@@ -158,25 +198,161 @@ def aam_run_settings(run, *sections):
 
 
 def pretrain_enabled(run):
-    """Whether the AAM run pretrains its encoder (else it fine-tunes from scratch)."""
+    """Whether the AAM run starts from a pretrained encoder (else it fine-tunes from scratch)."""
     return bool(AAM_RUNS[run]["pretrain"]["enabled"])
 
 
+def pretrain_source(run):
+    """Where a run's encoder comes from: study (pretrained on the dataset), corpus or bundled."""
+    return AAM_RUNS[run]["pretrain"].get("from", "study")
+
+
+def pretrained_dir(dataset, run):
+    """The folder of the encoder a finetune job starts from (None: from scratch)."""
+    if not pretrain_enabled(run):
+        return None
+    source = pretrain_source(run)
+    if source == "corpus":
+        pre = AAM_RUNS[run]["pretrain"]
+        return corpus_out(pre["corpus"], pre["run"])
+    if source == "bundled":
+        return bundled_dir(AAM_RUNS[run]["pretrain"].get("bundled") or DEFAULT_BUNDLED)
+    return out(dataset, f"models/{run}/pretrain")
+
+
 def pretrained_inputs(wc):
-    """The pretrained encoder files a finetune job reads, if its run pretrains."""
-    if not pretrain_enabled(wc.run):
+    """The pretrained encoder files a finetune job reads, if its run starts from one."""
+    folder = pretrained_dir(wc.dataset, wc.run)
+    if folder is None:
         return []
-    return [
-        out(wc.dataset, f"models/{wc.run}/pretrain/model.safetensors"),
-        out(wc.dataset, f"models/{wc.run}/pretrain/model.json"),
-    ]
+    return [f"{folder}/model.safetensors", f"{folder}/model.json"]
+
+
+def pretrain_history_inputs(wc):
+    """The pretraining's metrics.csv (learning curves in the evaluation), where the run has one."""
+    folder = pretrained_dir(wc.dataset, wc.run)
+    if folder is None or not (pretrain_source(wc.run) != "bundled" or Path(folder, "metrics.csv").exists()):
+        return []
+    return [f"{folder}/metrics.csv"]
 
 
 def pretrain_dir_arg(wc):
-    """The finetune stage's --pretrain-dir argument, if its run pretrains."""
-    if not pretrain_enabled(wc.run):
+    """The finetune stage's --pretrain-dir argument, if its run starts from an encoder."""
+    folder = pretrained_dir(wc.dataset, wc.run)
+    if folder is None:
         return ""
-    return f"--pretrain-dir {shlex.quote(out(wc.dataset, f'models/{wc.run}/pretrain'))}"
+    return f"--pretrain-dir {shlex.quote(folder)}"
+
+
+# --- pretraining across studies (pretrain_corpus) ---
+
+CORPORA = config["pretrain_corpus"]
+# Encoders shipped in the package (src/aam/pretrained/<name>/): `pretrain: {from: bundled}`.
+BUNDLED_ROOT = Path(workflow.basedir) / "src" / "aam" / "pretrained"
+DEFAULT_BUNDLED = "gg13_8_v4_small"
+
+
+def bundled_dir(name):
+    """The folder of a bundled encoder; a clear error when there is none of that name."""
+    folder = BUNDLED_ROOT / name
+    if not (folder / "model.json").exists():
+        have = sorted(p.name for p in BUNDLED_ROOT.iterdir() if (p / "model.json").exists())
+        raise ValueError(f"pretrain.bundled: no bundled encoder {name!r} (bundled: {have})")
+    return str(folder)
+
+
+def corpus_out(corpus, path):
+    """Path of an artifact of a corpus under results/corpus/{corpus}/."""
+    return f"{RESULTS}/corpus/{corpus}/{path}"
+
+
+def corpus_study(wc):
+    """The study entry of the rule's {corpus} and {study}, the corpus's defaults filled in."""
+    corpus = CORPORA[wc.corpus]
+    study = dict(corpus["studies"][wc.study])
+    for key in ("sequences", "tree", "depth"):
+        if study.get(key) is None:
+            study[key] = corpus[key]
+    if study["tree"] is None:
+        raise ValueError(f"pretrain_corpus.{wc.corpus}: study {wc.study} has no tree, and the corpus none")
+    return study
+
+
+def corpus_study_inputs(wc):
+    study = corpus_study(wc)
+    inputs = {"table": study["table"], "tree": study["tree"], "metadata": study["metadata"]}
+    if study["sequences"]:
+        inputs["sequences"] = study["sequences"]
+    return inputs
+
+
+def corpus_ingest_settings(corpus):
+    """The ingest stage's settings for a corpus's studies."""
+    c = CORPORA[corpus]
+    return {key: c[key] for key in ("max_missing_tree_fraction", "max_missing_sequence_fraction")}
+
+
+def corpus_run_studies(corpus, run):
+    """The studies a corpus run trains on (the corpus's, less the run's `exclude`)."""
+    studies = list(CORPORA[corpus]["studies"])
+    exclude = CORPORA[corpus]["runs"][run]["exclude"]
+    unknown = sorted(set(exclude) - set(studies))
+    if unknown:
+        raise ValueError(f"pretrain_corpus.{corpus}.runs.{run}.exclude: no studies {unknown}")
+    kept = [s for s in studies if s not in exclude]
+    if not kept:
+        raise ValueError(f"pretrain_corpus.{corpus}.runs.{run}: exclude leaves no study")
+    return kept
+
+
+def corpus_pretrain_inputs(wc):
+    return [
+        corpus_out(wc.corpus, f"studies/{study}/tokens/{name}.parquet")
+        for study in corpus_run_studies(wc.corpus, wc.run)
+        for name in ("features", "samples")
+    ]
+
+
+def corpus_studies_arg(corpus, run):
+    """The corpus-pretrain stage's --studies: name, token caches, tree and depth of each study."""
+    entries = []
+    for name in corpus_run_studies(corpus, run):
+        study = corpus_study(SimpleNamespace(corpus=corpus, study=name))
+        entries.append({"name": name, "tokens_dir": corpus_out(corpus, f"studies/{name}/tokens"),
+                        "tree": study["tree"], "depth": study["depth"]})
+    return entries
+
+
+def corpus_trainer(wc):
+    """The trainer settings of a corpus run (data-parallel layout, as aam_trainer)."""
+    return CORPORA[wc.corpus]["runs"][wc.run]["pretrain"].get("trainer", {})
+
+
+def corpus_run_settings(corpus, run):
+    """The data, model and pretrain sections of a corpus run."""
+    return {key: CORPORA[corpus]["runs"][run][key] for key in ("data", "model", "pretrain")}
+
+
+def corpus_targets():
+    """Every corpus run's encoder (the default target builds them)."""
+    return [corpus_out(c, f"{run}/model.json") for c in CORPORA for run in CORPORA[c]["runs"]]
+
+
+def check_pretrain_sources():
+    """Runs that fine-tune from a corpus must name a corpus run of the config."""
+    for run, settings in AAM_RUNS.items():
+        pre = settings["pretrain"]
+        if not pre["enabled"] or pre.get("from", "study") != "corpus":
+            continue
+        corpus, crun = pre.get("corpus"), pre.get("run")
+        if corpus not in CORPORA or crun not in CORPORA[corpus]["runs"]:
+            raise ValueError(f"aam.runs.{run}.pretrain: from: corpus needs corpus and run naming an entry of "
+                             f"pretrain_corpus (got corpus={corpus!r}, run={crun!r})")
+
+
+check_pretrain_sources()
+if "corpus" in config["datasets"]:
+    raise ValueError("datasets: the name 'corpus' is taken by results/corpus/ (pretrain_corpus); rename it")
 
 
 # --- data-parallel training (trainer: devices, num_nodes) ---

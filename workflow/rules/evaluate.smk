@@ -1,30 +1,25 @@
 # Rules of this phase; see workflow/rules/common.smk for helpers.
 # evaluate: each run's fine-tuned model on the test split beside a random forest on the same samples.
-# compare: every run and target of a dataset in one table and one bar chart.
+# compare: every run and target of a dataset in one table and one bar chart (with the CV columns
+# when evaluate.cv is set).
 #
 # Rerun scope: evaluate's params are the `evaluate:` section (without random_forest.n_jobs, which
 # changes no result and reaches the stage as the rule's threads), the seed and the target's column,
 # type and positive_class; its inputs the run's fine-tuned model files, the pretraining history where the run
 # pretrains, the rarefied table, the split and the metadata.
 
-import shlex
-
 
 rule evaluate:
     """Test-split metrics, predictions and plots of one run's model for one target, beside a random
     forest (q2-sample-classifier recipe) trained on train + val of the rarefied table."""
     input:
-        model=out("{dataset}", "models/{run}/finetune/{target}/model.json"),
-        predictions=out("{dataset}", "models/{run}/finetune/{target}/predictions.tsv"),
-        history=out("{dataset}", "models/{run}/finetune/{target}/metrics.csv"),
-        embeddings=out("{dataset}", "models/{run}/finetune/{target}/embeddings.parquet"),
-        pretrain_history=lambda wc: (
-            [out(wc.dataset, f"models/{wc.run}/pretrain/metrics.csv")]
-            if AAM_RUNS[wc.run].get("pretrain", {}).get("enabled", True)
-            else []
-        ),
+        model=lambda wc: scoped(wc, f"models/{wc.run}/finetune/{wc.target}/model.json"),
+        predictions=lambda wc: scoped(wc, f"models/{wc.run}/finetune/{wc.target}/predictions.tsv"),
+        history=lambda wc: scoped(wc, f"models/{wc.run}/finetune/{wc.target}/metrics.csv"),
+        embeddings=lambda wc: scoped(wc, f"models/{wc.run}/finetune/{wc.target}/embeddings.parquet"),
+        pretrain_history=pretrain_history_inputs,
         rarefied=out("{dataset}", "rarefied/table.biom"),
-        splits=out("{dataset}", "splits.tsv"),
+        splits=lambda wc: scoped(wc, "splits.tsv"),
         samples=out("{dataset}", "ingest/samples.parquet"),
     output:
         metrics=report(
@@ -44,25 +39,15 @@ rule evaluate:
             labels={"run": "{run}", "file": "{figure}"},
         ),
     params:
-        settings=lambda wc: settings_arg(
-            {
-                **config["evaluate"],
-                "random_forest": {
-                    k: v for k, v in config["evaluate"]["random_forest"].items() if k != "n_jobs"
-                },
-            }
-        ),
+        settings=evaluate_settings(),
         seed=config["seed"],
         column=lambda wc: target_config(wc)["column"],
         task=lambda wc: target_config(wc)["type"],
         positive=lambda wc: target_config(wc).get("positive_class") or "",
-        finetune_dir=lambda wc: out(wc.dataset, f"models/{wc.run}/finetune/{wc.target}"),
-        pretrain=lambda wc: (
-            f"--pretrain-dir {shlex.quote(out(wc.dataset, f'models/{wc.run}/pretrain'))}"
-            if AAM_RUNS[wc.run].get("pretrain", {}).get("enabled", True)
-            else ""
-        ),
-        out_dir=lambda wc: out(wc.dataset, f"eval/{wc.run}/{wc.target}"),
+        finetune_dir=lambda wc: scoped(wc, f"models/{wc.run}/finetune/{wc.target}"),
+        pretrain=pretrain_dir_arg,
+        out_dir=lambda wc: scoped(wc, f"eval/{wc.run}/{wc.target}"),
+        fold=fold_arg,
     log:
         log_file("{dataset}/evaluate/{run}/{target}.log"),
     benchmark:
@@ -76,7 +61,7 @@ rule evaluate:
             " --rarefied {input.rarefied:q} --splits {input.splits:q} --samples {input.samples:q}"
             " --target-column {params.column:q} --task {params.task} --target {wildcards.target:q}"
             " --positive-class {params.positive:q}"
-            " --run {wildcards.run:q} --dataset {wildcards.dataset:q} --seed {params.seed}"
+            " --run {wildcards.run:q} --dataset {wildcards.dataset:q} {params.fold} --seed {params.seed}"
             " --settings {params.settings:q} --threads {threads} --out-dir {params.out_dir:q}"
         )
 
@@ -84,11 +69,12 @@ rule evaluate:
 rule compare:
     """One table and one bar chart of every run and target of a dataset, the forest beside each."""
     input:
-        lambda wc: [
+        metrics=lambda wc: [
             out(wc.dataset, f"eval/{run}/{target['name']}/metrics.json")
             for run in AAM_RUNS
             for target in dataset_targets(wc.dataset)
         ],
+        cv=lambda wc: cv_summary_targets(wc.dataset),
     output:
         table=report(
             out("{dataset}", "comparison.tsv"),
@@ -113,5 +99,6 @@ rule compare:
         "../../envs/aam.yaml"
     shell:
         logged(
-            "aam compare --metrics {input:q} --out {output.table:q} --plot {output.plot:q}"
+            "aam compare --metrics {input.metrics:q} --cv-summaries {input.cv:q}"
+            " --out {output.table:q} --plot {output.plot:q}"
         )

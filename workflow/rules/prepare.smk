@@ -1,6 +1,7 @@
 # Rules of this phase; see workflow/rules/common.smk for helpers.
 # ingest: table + sequences + tree + metadata -> Parquet caches and the pruned tree.
-# split: grouped, stratified train/val/test assignment. rarefy: one seeded draw to a fixed depth.
+# split: grouped, stratified train/val/test assignment. pretrain_split: every table sample for the
+# self-supervised pretraining, with its own val part. rarefy: one seeded draw to a fixed depth.
 #
 # Rerun scope: ingest's params are the dataset's definition (sequences, group column and targets,
 # which it checks against the metadata) and the `ingest:` section; split's the `split:` section,
@@ -54,11 +55,18 @@ rule split:
         samples=out("{dataset}", "ingest/samples.parquet"),
     output:
         splits=out("{dataset}", "splits.tsv"),
-        summary=report(out("{dataset}", "split_summary.tsv"), category="Data", subcategory="{dataset}"),
+        summary=report(
+            out("{dataset}", "split_summary.tsv"),
+            caption="../report/split_summary.rst",
+            category="Data",
+            subcategory="{dataset}",
+        ),
     params:
         group=lambda wc: dataset_config(wc)["group_column"] or "",
         stratify=lambda wc: stratify_column(config["split"], dataset_config(wc)["targets"]) or "",
-        settings=lambda wc: settings_arg(config["split"]),
+        settings=lambda wc: settings_arg(
+            {k: v for k, v in config["split"].items() if k != "pretrain_val_fraction"}
+        ),
         seed=config["seed"],
     log:
         log_file("{dataset}/split.log"),
@@ -75,6 +83,33 @@ rule split:
         )
 
 
+rule pretrain_split:
+    """Every table sample for self-supervised pretraining (also those without metadata), a seeded
+    share of them, by whole groups, held out for its validation losses."""
+    input:
+        counts=out("{dataset}", "ingest/counts.parquet"),
+        samples=out("{dataset}", "ingest/samples.parquet"),
+    output:
+        splits=out("{dataset}", "pretrain_splits.tsv"),
+    params:
+        group=lambda wc: dataset_config(wc)["group_column"] or "",
+        val_fraction=config["split"]["pretrain_val_fraction"],
+        seed=config["seed"],
+    log:
+        log_file("{dataset}/pretrain_split.log"),
+    benchmark:
+        benchmark_file("{dataset}/pretrain_split.tsv")
+    threads: 1
+    conda:
+        "../../envs/aam.yaml"
+    shell:
+        logged(
+            "aam pretrain-split --counts {input.counts:q} --samples {input.samples:q}"
+            " --group-column {params.group:q} --val-fraction {params.val_fraction} --seed {params.seed}"
+            " --out {output.splits:q}"
+        )
+
+
 rule rarefy:
     """Rarefy every sample to one depth without replacement (seeded); samples below it are dropped
     and listed in dropped.tsv."""
@@ -83,7 +118,12 @@ rule rarefy:
         samples=out("{dataset}", "ingest/samples.parquet"),
     output:
         table=out("{dataset}", "rarefied/table.biom"),
-        dropped=out("{dataset}", "rarefied/dropped.tsv"),
+        dropped=report(
+            out("{dataset}", "rarefied/dropped.tsv"),
+            caption="../report/rarefy_dropped.rst",
+            category="Data",
+            subcategory="{dataset}",
+        ),
     params:
         depth=rarefy_depth,
         min_sample_fraction=config["rarefy"]["min_sample_fraction"],

@@ -82,6 +82,7 @@ def seq_eval_settings(wc):
             "ranks": entry.get("ranks", ["family", "genus"]),
             "color_rank": entry.get("color_rank", "phylum"),
             "knn_k": SEQ_RUNS[wc.run].get("knn_k", 1),
+            "classify": SEQ_RUNS[wc.run].get("classify", {}),
         }
     )
 

@@ -17,10 +17,22 @@ rule unifrac:
         ordination=expand(out("{{dataset}}", "unifrac/pcoa_{metric}.txt"), metric=unifrac_metrics()),
         plots=report(
             expand(out("{{dataset}}", "unifrac/pcoa_{metric}.png"), metric=unifrac_metrics()),
+            caption="../report/unifrac_pcoa.rst",
             category="UniFrac",
             subcategory="{dataset}",
         ),
-        faith_pd=[out("{dataset}", "unifrac/faith_pd.tsv")] if config["unifrac"]["faith_pd"] else [],
+        faith_pd=(
+            [
+                report(
+                    out("{dataset}", "unifrac/faith_pd.tsv"),
+                    caption="../report/faith_pd.rst",
+                    category="UniFrac",
+                    subcategory="{dataset}",
+                )
+            ]
+            if config["unifrac"]["faith_pd"]
+            else []
+        ),
     params:
         out_dir=lambda wc: out(wc.dataset, "unifrac"),
         color=lambda wc: dataset_config(wc)["color_column"] or "",

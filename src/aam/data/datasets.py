@@ -466,9 +466,10 @@ class AAMDataModule(_Base):
     # (EpochSampler), so Lightning must not wrap them in a DistributedSampler.
     shards_by_rank = True
 
-    def resume_after(self, n_batches: int) -> None:
-        """The next train loader skips this rank's first ``n_batches`` batches (a mid-epoch resume)."""
-        self._resume_batches = int(n_batches)
+    def resume_at(self, epoch: int, n_batches: int = 0) -> None:
+        """The next train loader starts in ``epoch``, after this rank's first ``n_batches`` batches
+        (a run resumed from a checkpoint, mid-epoch or not)."""
+        self._resume = (int(epoch), int(n_batches))
 
     def _ranks(self) -> tuple[int, int]:
         trainer = getattr(self, "trainer", None)
@@ -482,8 +483,12 @@ class AAMDataModule(_Base):
         sampler = EpochSampler(len(dataset), self.seed, shuffle=shuffle, batch_size=self.batch_size,
                                drop_last=drop_last, num_replicas=world, rank=rank)
         if shuffle:
-            sampler.resume_after(getattr(self, "_resume_batches", 0))
-            self._resume_batches = 0
+            # Lightning makes the first iterator before it calls set_epoch (and, with workers, the
+            # order is drawn then): a resumed run must start in its checkpoint's epoch.
+            epoch, skip = getattr(self, "_resume", (0, 0))
+            sampler.set_epoch(epoch)
+            sampler.resume_after(skip)
+            self._resume = (epoch, 0)
         return DataLoader(
             dataset,
             batch_size=self.batch_size,

@@ -11,6 +11,7 @@ totals. Without stratification only the first term counts. A group is all sample
 value of the group column; a sample whose group is missing is a group of its own. For
 stratification a missing class is a class of its own.
 
+Pretraining (`pretrain_split`): every table sample, a grouped validation part, no test part.
 Cross-validation (`cv_folds`): repeated K-fold test folds by whole groups, stratified, each with a
 validation part carved from its training groups; `fold_splits` turns one fold into a splits.tsv.
 """
@@ -166,6 +167,61 @@ def stratify_column(split_settings: Mapping, targets: Sequence[Mapping]) -> str 
     raise ValueError(f"split.stratify: no target named '{setting}'")
 
 
+def pretrain_split(
+    samples: Sequence[str], groups: Sequence[object] | None, val_fraction: float, seed: int
+) -> pd.DataFrame:
+    """Self-supervised pretraining's own train/val split of every table sample (no test split).
+
+    Pretraining reads no target, so it uses every sample of the table, also those without metadata
+    (`groups` None/NaN there: each its own group); a seeded, grouped `val_fraction` of them only
+    measures its validation losses. Not stratified: there is no target to balance.
+    """
+    if not 0 < val_fraction < 1:
+        raise ValueError(f"pretrain_val_fraction must lie in (0, 1), got {val_fraction!r}")
+    if len({f"\0{s}" if g is None or _missing(g) else str(g) for s, g in
+            zip(samples, groups if groups is not None else [None] * len(samples), strict=True)}) < 2:
+        raise ValueError("pretraining needs at least 2 groups of samples (one for validation)")
+    split = grouped_split(samples, groups, None, {"train": 1 - val_fraction, "val": val_fraction}, seed)
+    return _at_least_one_val_group(split, seed)
+
+
+def _at_least_one_val_group(split: pd.DataFrame, seed: int, strata: Sequence[object] | None = None) -> pd.DataFrame:
+    """Make sure validation can do its job: at least one group, and every class of the training part.
+
+    With few, large groups the greedy split can leave val empty (one group would overshoot its share
+    more than nothing undershoots it), or, when each subject has one class, without some class, so
+    that a validation AUROC is undefined and early stopping on it fails. For each class the training
+    part holds in at least two groups but val lacks (or, without strata, when val is empty), the
+    smallest such training group (ties in seeded order) moves to val.
+    """
+    keys = [f"\0{s}" if g is None else str(g) for s, g in zip(split["sample"], split["group"], strict=True)]
+    labels = [None] * len(keys) if strata is None else [None if _missing(c) else str(c) for c in strata]
+    out = split.copy()
+    sizes = pd.Series(keys).value_counts()
+    rng = np.random.default_rng(seed)
+
+    def move_one(wanted: str | None) -> None:
+        current = out["split"].to_numpy()
+        candidates = sorted({k for k, sp, c in zip(keys, current, labels, strict=True)
+                             if sp == "train" and (wanted is None or c == wanted)})
+        train_groups = {k for k, sp in zip(keys, current, strict=True) if sp == "train"}
+        if len(candidates) < 2 or len(train_groups) < 2:
+            return  # moving it would empty the training part of that class (or of everything)
+        order = rng.permutation(len(candidates))
+        pick = min((candidates[i] for i in order), key=lambda k: sizes[k])
+        out.loc[[k == pick for k in keys], "split"] = "val"
+
+    if strata is not None:
+        for cls in sorted({c for c in labels if c is not None}):
+            current = out["split"].to_numpy()
+            in_val = any(c == cls and sp == "val" for c, sp in zip(labels, current, strict=True))
+            if not in_val:
+                move_one(cls)
+    if not (out["split"] == "val").any():
+        move_one(None)
+    return out
+
+
 CV_COLUMNS = ("sample", "repeat", "fold", "split")
 
 
@@ -193,7 +249,8 @@ def cv_folds(
     One row per sample per (repeat, fold), with ``split`` in train/val/test. In each repeat every
     sample is in the test split of exactly one fold; the other folds' samples are the training part,
     from which `val_fraction` of the samples is carved as validation (by `grouped_split`, so by
-    whole groups and stratified too). A group (a value of `group_column`; a sample whose value is
+    whole groups and stratified too; at least one group, however large, so that fine-tuning has
+    early stopping). A group (a value of `group_column`; a sample whose value is
     missing is a group of its own) never sits in two of train/val/test within a fold.
 
     Test folds come from scikit-learn's StratifiedGroupKFold, shuffled with a seed derived from
@@ -265,6 +322,7 @@ def _carve_val(split, names, groups, strata, val_fraction, seed_parts) -> np.nda
         {"train": 1 - val_fraction, "val": val_fraction},
         seed,
     )
+    inner = _at_least_one_val_group(inner, seed, None if strata is None else [strata[i] for i in train])
     out = split.copy()
     out[train] = inner["split"].to_numpy()
     return out

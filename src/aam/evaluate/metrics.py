@@ -149,3 +149,34 @@ def compute_metrics(task: str, y_true, y_pred, proba=None, classes=None) -> dict
             raise ValueError("classification metrics need the class names")
         return classification_metrics(y_true, y_pred, proba, classes)
     raise ValueError(f"unknown task {task!r}: expected 'regression' or 'classification'")
+
+
+# Regression predictions whose standard deviation is below this share of the true values' count as
+# not varying: the model answers (nearly) the same number whatever the sample.
+DEGENERATE_SD_RATIO = 0.01
+
+
+def degenerate_predictions(task: str, y_true, y_pred, proba=None) -> str | None:
+    """Why predictions ignore their input, or None: the symptom of a model that did not learn.
+
+    Classification: every sample gets the same class (the spread of the class probabilities is
+    reported beside it). Regression: the predictions' standard deviation is below
+    ``DEGENERATE_SD_RATIO`` (1 %) of the true values' standard deviation. Needs >= 2 samples.
+    """
+    if len(y_pred) < 2:
+        return None
+    if task == "classification":
+        predicted = {str(p) for p in y_pred}
+        if len(predicted) > 1:
+            return None
+        spread = ""
+        if proba is not None and np.asarray(proba).size:
+            sd = float(np.asarray(proba, dtype=np.float64).std(axis=0).max())
+            spread = f"; class probabilities vary by sd {sd:.3g}"
+        return f"one class ({next(iter(predicted))!r}) predicted for all {len(y_pred)} test samples{spread}"
+    pred_sd = float(np.std(np.asarray(y_pred, dtype=np.float64)))
+    true_sd = float(np.std(np.asarray(y_true, dtype=np.float64)))
+    if true_sd == 0 or pred_sd >= DEGENERATE_SD_RATIO * true_sd:
+        return None
+    return (f"predictions barely vary: sd {pred_sd:.3g} is {pred_sd / true_sd:.2%} of the true values' "
+            f"sd {true_sd:.3g} (under {DEGENERATE_SD_RATIO:.0%}) on {len(y_pred)} test samples")

@@ -261,3 +261,35 @@ def plot_comparison(table: pd.DataFrame, path: str | os.PathLike) -> None:
         fig.legend(handles, names, loc="outside lower center", ncols=2, fontsize=8)
     fig.suptitle("runs vs random forest (same test split)")
     save_figure(fig, path)
+
+
+def plot_cv_folds(
+    wide: pd.DataFrame, metric: str, task: str, path: str | os.PathLike, title: str = ""
+) -> None:
+    """One point per fold per model, a grey line joining the same fold across models.
+
+    `wide`: rows = folds, columns = models (the AAM runs, then the forest), values = the test
+    metric; NaN where undefined. Each model's mean is drawn as a short black bar.
+    """
+    models = list(wide.columns)
+    fig, ax = plt.subplots(figsize=(max(4.0, 1.3 * len(models) + 2.0), 4.2), layout="constrained")
+    x = np.arange(len(models))
+    for fold, values in wide.iterrows():
+        ys = values.to_numpy(dtype=float)
+        ax.plot(x, ys, color="grey", lw=0.8, alpha=0.6, zorder=1)
+        if np.isfinite(ys[0]):
+            ax.text(x[0] - 0.08, ys[0], str(fold), ha="right", va="center", fontsize=7, color="grey")
+    for j, model in enumerate(models):
+        values = wide[model].to_numpy(dtype=float)
+        ax.scatter(np.full(values.size, x[j]), values, color=COLORS[j % len(COLORS)], s=28, zorder=2)
+        if np.isfinite(values).any():
+            mean = float(np.nanmean(values))
+            ax.hlines(mean, x[j] - 0.25, x[j] + 0.25, color="black", lw=2, zorder=3)
+            ax.text(x[j] + 0.28, mean, _fmt(mean), va="center", fontsize=8)
+    if task == "classification":
+        ax.axhline(0.5, color="grey", lw=1, ls="--")
+    ax.set_xticks(x, [m.replace("_", " ") for m in models], rotation=20, ha="right")
+    ax.set_xlim(-0.7, len(models) - 0.3)
+    ax.set_ylabel(f"test {metric}")
+    ax.set_title(title or f"{metric} per fold ({len(wide)} folds; lines join a fold)", fontsize=10)
+    save_figure(fig, path)

@@ -4,6 +4,9 @@ Input: the metrics.json files written by `aam evaluate` (eval/{run}/{target}/met
 Output: comparison.tsv, one row per (target, run), sorted by target then run, with columns
   target, task, run, n_test, metric (the primary metric: AUROC or R^2), aam, random_forest,
   difference (aam - random_forest), then every test metric of both models as aam_<m> and rf_<m>;
+a column ``degenerate`` (the model's degenerate_predictions: null, or why its test predictions
+ignore the input); with ``--cv-summaries`` (the cv_summary JSON files) the cross-validation columns
+cv_n_folds, cv_aam_mean, cv_aam_sd, cv_rf_mean, cv_rf_sd, cv_difference, cv_wilcoxon_p, cv_sign_p;
 and comparison.png, the primary metric per run beside the forest, one panel per target.
 The forest is trained and tested on the same split for every run, so its numbers repeat across runs
 of one target; they differ only if runs were evaluated on different test samples.
@@ -52,13 +55,15 @@ def comparison_table(metrics_files: list[str | Path]) -> pd.DataFrame:
             "aam": a,
             "random_forest": f,
             "difference": None if a is None or f is None else a - f,
+            "degenerate": m.get("degenerate_predictions"),
         }
         for name in names:
             row[f"aam_{name}"] = ours.get(name)
         for name in names:
             row[f"rf_{name}"] = forest.get(name)
         rows.append(row)
-    columns = ["target", "task", "run", "n_test", "metric", "aam", "random_forest", "difference"]
+    columns = ["target", "task", "run", "n_test", "metric", "aam", "random_forest", "difference",
+               "degenerate"]
     df = pd.DataFrame(rows)
     if df.empty:
         return pd.DataFrame(columns=columns)
@@ -69,14 +74,47 @@ def comparison_table(metrics_files: list[str | Path]) -> pd.DataFrame:
     return df[columns + extra].sort_values(["target", "run"], kind="stable").reset_index(drop=True)
 
 
+CV_COLUMNS = ("cv_n_folds", "cv_aam_mean", "cv_aam_sd", "cv_rf_mean", "cv_rf_sd", "cv_difference",
+              "cv_wilcoxon_p", "cv_sign_p")
+
+
+def add_cv_columns(table: pd.DataFrame, summaries: list[str | Path]) -> pd.DataFrame:
+    """Each (target, run) row gains its cross-validation result from the cv_summary JSON files."""
+    values: dict[tuple[str, str], dict] = {}
+    for path in summaries:
+        try:
+            s = json.loads(Path(path).read_text())
+            forest = s["models"]["random_forest"]
+            runs = {k: v for k, v in s["models"].items() if k != "random_forest"}
+            for run, m in runs.items():
+                versus = m["versus_forest"]
+                values[(s["target"], run)] = {
+                    "cv_n_folds": m["n_folds"], "cv_aam_mean": m["mean"], "cv_aam_sd": m["sd"],
+                    "cv_rf_mean": forest["mean"], "cv_rf_sd": forest["sd"], "cv_difference": versus["mean"],
+                    "cv_wilcoxon_p": versus["wilcoxon_p"], "cv_sign_p": versus["sign_p"],
+                }
+        except (OSError, json.JSONDecodeError, KeyError, TypeError) as err:
+            raise InputError(f"{path}: not an `aam cv-summary` JSON ({err})") from err
+    table = table.copy()
+    for column in CV_COLUMNS:
+        table[column] = [values.get((t, r), {}).get(column) for t, r in zip(table["target"], table["run"],
+                                                                               strict=True)]
+    return table
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--metrics", nargs="+", required=True, help="eval/{run}/{target}/metrics.json files")
+    parser.add_argument("--cv-summaries", nargs="*", default=[],
+                        help="cv_summary/{target}.json files (cross-validation columns)")
     parser.add_argument("--out", required=True, help="comparison.tsv to write")
     parser.add_argument("--plot", required=True, help="comparison.png to write")
 
 
 def run(args: argparse.Namespace) -> None:
     table = comparison_table(args.metrics)
+    summaries = [p for p in args.cv_summaries if p]  # an empty list may reach us as one ''
+    if summaries:
+        table = add_cv_columns(table, summaries)
     with atomic_path(args.out) as tmp:
         table.to_csv(tmp, sep="\t", index=False, float_format="%.4f")
     plots.plot_comparison(table, args.plot)

@@ -9,7 +9,10 @@ Inputs (files only):
 
 Outputs in --out-dir (replaced as a whole, atomically):
   metrics.json     our model and the forest side by side on the test split, with sample counts, our
-                   model's validation metrics and the forest's settings
+                   model's validation metrics, the forest's settings and ``degenerate_predictions``
+                   (null, or why our model's test predictions ignore their input: one class for
+                   every sample, or a regression whose predictions vary by < 1 % of the target's sd;
+                   a WARNING line in the log too, for the forest as well)
   predictions.tsv  sample, split, y_true, aam_pred, rf_pred (+ aam_prob_<c>, rf_prob_<c>)
   plots/           learning_curves.png, embedding_pcoa.png and, per task, pred_vs_true.png
                    (regression) or confusion_matrices.png and roc.png (classification)
@@ -35,7 +38,7 @@ from aam.config import load_schema, load_settings, validate
 from aam.errors import InputError
 from aam.evaluate import plots
 from aam.evaluate.baselines import ForestSettings, fit_predict_forest, relative_abundance
-from aam.evaluate.metrics import compute_metrics
+from aam.evaluate.metrics import compute_metrics, degenerate_predictions
 from aam.io.atomic import atomic_dir
 from aam.io.biom import read_table, table_to_csr
 from aam.io.embeddings import read_embeddings
@@ -163,6 +166,18 @@ def _score(task, test, val, y_test, forest, classes):
     return ours_test, rf_test, ours_val, ours_proba
 
 
+def _check_degenerate(task, y_test, test, forest, ours_proba) -> str | None:
+    """A WARNING line for predictions that ignore the input (ours and the forest's); ours is returned
+    for metrics.json."""
+    ours_pred = test["y_pred"].astype(str) if task == "classification" else _numeric(test["y_pred"], "y_pred")
+    ours = degenerate_predictions(task, y_test, list(ours_pred), ours_proba)
+    forest_flag = degenerate_predictions(task, y_test, list(forest.predictions), forest.proba)
+    for who, flag in ((MODEL_NAME, ours), (FOREST_NAME, forest_flag)):
+        if flag:
+            log.warning("degenerate predictions of the %s: %s", who, flag)
+    return ours
+
+
 def evaluate(args: argparse.Namespace, settings: dict) -> dict:
     finetune_dir = Path(args.finetune_dir)
     forest_settings = ForestSettings.from_dict(settings.get("random_forest"), seed=args.seed)
@@ -257,9 +272,11 @@ def evaluate(args: argparse.Namespace, settings: dict) -> dict:
     except ValueError as err:
         raise InputError(f"{finetune_dir / 'predictions.tsv'}: cannot score the predictions: {err}") from err
 
+    degenerate = _check_degenerate(task, y_test, test, forest, ours_proba)
     result = {
         "dataset": args.dataset,
         "run": args.run,
+        "fold": args.fold,
         "target": args.target,
         "column": args.target_column,
         "task": task,
@@ -267,6 +284,7 @@ def evaluate(args: argparse.Namespace, settings: dict) -> dict:
         "positive_class": classes[1] if classes and len(classes) == 2 else None,
         "n_test": len(test),
         "n_val": len(val),
+        "degenerate_predictions": degenerate,
         "test": {"aam": ours_test, "random_forest": rf_test},
         "val": {"aam": ours_val, "random_forest": None},
         "random_forest": {
@@ -343,6 +361,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="binary classification: the class AUROC scores (default: the second sorted)")
     parser.add_argument("--run", default="run", help="run name, for labels")
     parser.add_argument("--dataset", default="dataset", help="dataset name, for labels")
+    parser.add_argument("--fold", default=None, help="cross-validation fold (e.g. r0f3), for labels")
     parser.add_argument("--settings", default="{}",
                         help="the config's evaluate section as JSON (or a YAML/JSON file)")
     parser.add_argument("--seed", type=int, default=42, help="seed when random_forest.seed is null")

@@ -74,6 +74,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='classification: JSON list of the classes to model (others left out)')
     parser.add_argument("--pretrain-dir", default=None,
                         help="pretrained encoder (model.safetensors + model.json)")
+    parser.add_argument("--bundled", default=None, metavar="NAME",
+                        help="start from a pretrained encoder shipped with aam (aam.pretrained); "
+                             "instead of --pretrain-dir")
     parser.add_argument("--settings", help="the run's settings (JSON text or a YAML/JSON file)")
     parser.add_argument("--seed", type=int, default=42, help="the config's seed")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
@@ -227,15 +230,75 @@ def write_train_features(dm, path: Path) -> None:
         pq.write_table(table, tmp)
 
 
-# --------------------------------------------------------------------------------------------- run
-def run(args: argparse.Namespace) -> None:
+# ------------------------------------------------------------------------------- pretrained encoder
+# Model settings that do not shape the weights: a fine-tuning run sets them; all others (sizes,
+# encoders, max_bp, asv_limit, ...) are the pretrained encoder's.
+TRAINING_ONLY = ("dropout", "head_dropout", "asv_dropout")
+
+
+def load_encoder(folder: Path, model: dict, dm, task: str, n_outputs: int):
+    """The fine-tuning config and weights of a pretrained encoder (`aam pretrain`, `aam
+    corpus-pretrain` or a bundled one).
+
+    The architecture is the encoder's (every config key but :data:`TRAINING_ONLY`; keys an older
+    encoder lacks take the model's defaults, the original AAM's): the run's ``model`` section gives
+    only the training-only keys, so one config fine-tunes from encoders of any size. The dataset
+    must fit it: ``data.asv_limit`` at most the encoder's, and token rows at most its ``max_bp``
+    wide (wider caches are cut to it, the cut features counted).
+    """
+    import dataclasses
+
     from safetensors.torch import load_file
 
+    from aam.models.aam import AAMConfig
+
+    try:
+        saved = json.loads((folder / "model.json").read_text())["config"]
+        fields = {f.name for f in dataclasses.fields(AAMConfig)} - {"task", "n_outputs"}
+        arch = {k: v for k, v in saved.items() if k in fields and k not in TRAINING_ONLY}
+        max_bp, asv_limit = int(arch["max_bp"]), int(arch["asv_limit"])
+    except (OSError, json.JSONDecodeError, KeyError, TypeError) as err:
+        raise InputError(f"{folder / 'model.json'}: not a pretrained encoder's config: {err}") from None
+    differ = {k: (arch[k], v) for k, v in model.items() if k in arch and arch[k] != v}
+    if differ:
+        log.info("the encoder's architecture is used, not the run's model section (encoder, run): %s", differ)
+    if dm.asv_limit > asv_limit:
+        raise InputError(f"{folder}: data.asv_limit {dm.asv_limit} exceeds the encoder's asv_limit "
+                         f"{asv_limit}; set data.asv_limit <= {asv_limit}")
+    fit_tokens(dm, max_bp, folder)
+    rest = {k: v for k, v in model.items() if k in TRAINING_ONLY}
+    cfg = AAMConfig(**(arch | rest), task=task, n_outputs=n_outputs)
+    return cfg, load_file(str(folder / "model.safetensors"))
+
+
+def fit_tokens(dm, max_bp: int, folder: Path) -> None:
+    """Make the dataset's token rows at most the encoder's ``max_bp`` wide: narrower rows are fine
+    (an ASV encoder trained with crops serves any length up to max_bp); longer sequences are cut to
+    their first max_bp nucleotides, as `aam tokenize` would cut them, and counted."""
+    tokens = dm.collate.tokens
+    if tokens.shape[1] <= max_bp:
+        return
+    n_cut = int((dm.features.lengths > max_bp).sum())
+    if n_cut:
+        log.warning("%d of %d features are longer than the encoder's max_bp %d (%s) and are cut to it",
+                    n_cut, tokens.shape[0], max_bp, folder)
+    dm.collate.tokens = np.ascontiguousarray(tokens[:, :max_bp])
+    dm.max_bp = max_bp
+
+
+# --------------------------------------------------------------------------------------------- run
+def run(args: argparse.Namespace) -> None:
     from aam.data.datasets import AAMDataModule, read_target_column
     from aam.io.splits import read_splits
     from aam.training.aam_modules import FinetuneModule, validation_metrics
     from aam.training.engine import NonFiniteLossError, export_model, fit, seed_everything
 
+    if args.bundled:
+        from aam.pretrained import bundled_dir
+
+        if args.pretrain_dir:
+            raise InputError("give --pretrain-dir or --bundled, not both")
+        args.pretrain_dir = str(bundled_dir(args.bundled))
     settings = load_settings(args.settings, "aam_run")
     fine = settings["finetune"]
     trainer = trainer_settings(fine, args.seed, args.threads, "finetune.trainer")
@@ -256,18 +319,11 @@ def run(args: argparse.Namespace) -> None:
     if task == "classification" and n_outputs < 2:
         raise InputError(f"target column {column!r}: only class {dm.classes} remains after rarefaction")
 
-    cfg = model_config(settings["model"], dm, task=task, n_outputs=n_outputs)
     pretrained_state = None
     if args.pretrain_dir:
-        meta = json.loads((Path(args.pretrain_dir) / "model.json").read_text())
-        arch = ("embedding_dim", "layers", "heads", "ff_dim", "asv_layers", "sample_layers", "max_bp",
-                "asv_limit", "vocab_size", "asv_norm")
-        old = {"asv_norm": "none"} | meta["config"]  # encoders exported before asv_norm existed
-        differ = {k: (old.get(k), getattr(cfg, k)) for k in arch if old.get(k) != getattr(cfg, k)}
-        if differ:
-            raise InputError(f"{args.pretrain_dir}: the pretrained encoder differs from this run's model "
-                             f"(pretrained, now): {differ}")
-        pretrained_state = load_file(str(Path(args.pretrain_dir) / "model.safetensors"))
+        cfg, pretrained_state = load_encoder(Path(args.pretrain_dir), settings["model"], dm, task, n_outputs)
+    else:
+        cfg = model_config(settings["model"], dm, task=task, n_outputs=n_outputs)
 
     weights = None
     if task == "classification":
@@ -329,6 +385,7 @@ def run(args: argparse.Namespace) -> None:
         "target_mean": dm.target_mean,
         "target_std": dm.target_std,
         "pretrained": bool(args.pretrain_dir),
+        "pretrained_from": args.pretrain_dir,
         "freeze_base": bool(fine["freeze_base"]),
         "loss": module.loss_name,
         "class_weights": None if weights is None else [float(w) for w in weights],

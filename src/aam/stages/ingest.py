@@ -9,6 +9,8 @@ features.parquet
 counts.parquet
     ``sample`` (string), ``feature`` (string: a feature_id), ``count`` (int64 > 0): the sparse
     table in long form, samples in table order, features in features.parquet order within each.
+    Every table sample with reads is here, also those the metadata lacks: self-supervised
+    pretraining needs no metadata and uses them all (splits and targets come from samples.parquet).
 samples.parquet
     ``sample`` (string) then every metadata column (string; null where missing, after the
     missing-value terms of aam.io.metadata): the table's samples that the metadata knows, in table
@@ -20,7 +22,8 @@ The tree's branch lengths are checked on the user's file: negative lengths, no l
 all lengths 0 are errors (UniFrac would be 0 everywhere); some missing lengths are an error unless
 ``ingest.missing_branch_lengths`` is ``zero`` (then they are written as 0, with a warning).
 
-Dropped with a warning: table samples missing from the metadata, features without reads,
+Logged: table samples missing from the metadata (kept in counts.parquet for pretraining only).
+Dropped with a warning: features without reads,
 features without a representative sequence and features missing from the tree (how many and what
 fraction of the reads; past ``ingest.max_missing_sequence_fraction`` or
 ``ingest.max_missing_tree_fraction`` that is an error). Metadata values in
@@ -87,10 +90,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 @dataclass
 class Ingested:
     counts: sp.csr_matrix  # samples x features, int64
-    sample_ids: list[str]
+    sample_ids: list[str]  # every table sample (counts rows)
     feature_ids: list[str]
     sequences: list[str]
-    samples: pd.DataFrame  # index: sample IDs (table order); metadata columns as strings
+    samples: pd.DataFrame  # index: the table's samples that the metadata knows (table order); strings
     tree: Tree
 
 
@@ -145,23 +148,22 @@ def ingest(
         )
     if not known.all():
         log.warning(
-            "%d of %d table samples are not in %s and are dropped (e.g. '%s')",
+            "%d of %d table samples are not in %s (e.g. '%s'): kept in counts.parquet for "
+            "self-supervised pretraining only; no split or target uses them",
             int((~known).sum()),
             len(sample_ids),
             metadata_path,
             sample_ids[int(np.flatnonzero(~known)[0])],
         )
-        counts = counts[known]
-        sample_ids = [s for s, k in zip(sample_ids, known, strict=True) if k]
-    samples = metadata.loc[sample_ids]
+    samples = metadata.loc[[s for s, k in zip(sample_ids, known, strict=True) if k]]
     _check_columns(samples, metadata_path, group_column, color_column, targets)
 
-    # --- features without reads in the kept samples
+    # --- features without reads
     totals = np.asarray(counts.sum(axis=0)).ravel()
     if totals.sum() == 0:
-        raise InputError(f"{table_path}: empty table (no reads in the samples that the metadata knows)")
+        raise InputError(f"{table_path}: empty table (no reads)")
     if (totals == 0).any():
-        log.info("%d features have no reads in the kept samples and are dropped", int((totals == 0).sum()))
+        log.info("%d features have no reads and are dropped", int((totals == 0).sum()))
         counts, feature_ids, totals = _keep_features(counts, feature_ids, totals, totals > 0)
 
     # --- sequences: drop features that have none
@@ -324,7 +326,7 @@ def _write_all(result: Ingested, out_dir: Path) -> None:
         }
     )
     meta = result.samples
-    columns = {"sample": pa.array(result.sample_ids, type=pa.string())}
+    columns = {"sample": pa.array([str(s) for s in meta.index], type=pa.string())}
     for column in meta.columns:
         if column == "sample":
             log.warning("metadata column 'sample' clashes with the sample ID column and is left out")

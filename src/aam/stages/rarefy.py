@@ -127,16 +127,18 @@ def run(args: argparse.Namespace) -> None:
 
 
 def _with_all_samples(path, counts, sample_ids):
-    """Append samples of samples.parquet that have no reads (rows of zeros), keeping their order."""
+    """Add the samples of samples.parquet that have no reads (rows of zeros).
+
+    Order: samples.parquet's, then table samples it lacks (ingest keeps those, without metadata,
+    for self-supervised pretraining) in table order.
+    """
     try:
-        all_ids = pq.read_table(path, columns=["sample"]).column("sample").to_pylist()
+        all_ids = [str(s) for s in pq.read_table(path, columns=["sample"]).column("sample").to_pylist()]
     except Exception as err:
         raise InputError(f"{path}: cannot read the sample column ({err})") from None
     index = {s: i for i, s in enumerate(sample_ids)}
     known = set(all_ids)
-    unknown = [s for s in sample_ids if s not in known]
-    if unknown:
-        raise InputError(f"{path}: sample '{unknown[0]}' of the table is not in the samples table")
+    all_ids += [s for s in sample_ids if s not in known]
     order = [index.get(s, -1) for s in all_ids]
     empty = sp.csr_matrix((1, counts.shape[1]), dtype=counts.dtype)
     stacked = sp.vstack([counts, empty]).tocsr()

@@ -37,6 +37,7 @@ DEFAULTS = {
     "ranks": ["family", "genus"],
     "color_rank": "phylum",
     "knn_k": 1,
+    "classify": {},
     "nb_kmer": 8,
     "nb_alpha": 0.001,
     "max_test_blocks": 20000,
@@ -107,6 +108,7 @@ def evaluate_contrastive(frame: pd.DataFrame, ids, vectors: np.ndarray, settings
     if not any(r in frame.columns for r in RANKS):
         out["note"] = "no labels: kNN taxonomy accuracy is not evaluated"
         return out
+    classified = _classifier_names(frame, emb, is_test, settings.get("classify") or {})
     for rank in settings["ranks"]:
         if rank not in frame.columns:
             raise InputError(f"seq-evaluate: rank '{rank}' is not in the prepared labels")
@@ -131,18 +133,41 @@ def evaluate_contrastive(frame: pd.DataFrame, ids, vectors: np.ndarray, settings
             "n_test": int(te.sum()),
             "test_classes_seen_in_train": float(seen.mean()),
             "knn_accuracy": float((knn.astype(str) == y[te].astype(str)).mean()),
+            # the vote of `aam classify` (all training sequences as reference, untruncated names)
+            "classifier_accuracy": float((classified[te, RANKS.index(rank)] == y[te]).mean()),
             "naive_bayes_accuracy": float((nb.astype(str) == y[te].astype(str)).mean()),
             "knn_seconds": round(t_knn, 3),
             "naive_bayes_seconds": round(t_nb, 3),
         }
         log.info(
-            "%s: kNN %.4f vs naive Bayes %.4f on %d test sequences",
+            "%s: kNN %.4f, classifier %.4f vs naive Bayes %.4f on %d test sequences",
             rank,
             out["ranks"][rank]["knn_accuracy"],
+            out["ranks"][rank]["classifier_accuracy"],
             out["ranks"][rank]["naive_bayes_accuracy"],
             te.sum(),
         )
     return out
+
+
+def _classifier_names(frame: pd.DataFrame, emb: np.ndarray, is_test: np.ndarray, settings: dict):
+    """(n, 7) names the classifier of `aam classify` gives the test rows (None elsewhere)."""
+    from aam.evaluate.taxonomy import RANKS, KnnSettings, KnnTaxonomyClassifier
+
+    try:
+        knn = KnnSettings.from_dict(settings)
+    except (TypeError, ValueError) as err:
+        raise InputError(f"seq-evaluate classify settings: {err}") from err
+    ranks = frame.reindex(columns=RANKS)
+    lineage = ranks.astype(object).where(ranks.notna(), None).to_numpy(dtype=object)
+    names = np.full((len(frame), len(RANKS)), None, dtype=object)
+    seqs = frame["sequence"].tolist()
+    train = np.flatnonzero(~is_test)
+    test = np.flatnonzero(is_test)
+    if len(train) and len(test):
+        clf = KnnTaxonomyClassifier(emb[train], lineage[train], [seqs[i] for i in train], knn)
+        names[test], _ = clf.predict(emb[test], [seqs[i] for i in test])
+    return names
 
 
 # ------------------------------------------------------------------------------------------- VQ

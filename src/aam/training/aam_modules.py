@@ -128,6 +128,25 @@ class PretrainModule(EngineModule):
             self.log("val/unifrac_r2", r2)
 
 
+class CorpusPretrainModule(PretrainModule):
+    """Pretraining on a corpus (:mod:`aam.data.corpus`): one UniFrac index per tree group, chosen by
+    the batch's ``tree_group`` (a corpus batch never spans two groups)."""
+
+    def __init__(self, model_config: AAMConfig, settings: TrainerSettings | dict | None,
+                 phylo_indexes: list[Any], **kwargs):
+        super().__init__(model_config, settings, phylo_indexes[0], **kwargs)
+        self.indexes = list(phylo_indexes)
+
+    def true_distances(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        groups = torch.unique(batch["tree_group"])
+        if groups.numel() != 1:
+            raise ValueError(f"a corpus batch spans tree groups {groups.tolist()}")
+        index = self.indexes[int(groups[0])]
+        with torch.no_grad():
+            return batch_distances(index, batch["unifrac_counts"], batch["unifrac_feature_idx"],
+                                   self.metric, dtype=torch.float32)
+
+
 class FinetuneModule(EngineModule):
     def __init__(self, model_config: AAMConfig, settings: TrainerSettings | dict | None,
                  loss: str | None = None, class_weights: np.ndarray | list[float] | None = None,

@@ -32,6 +32,18 @@ API
     only ever loaded with ``torch.load(weights_only=True)`` and only from ``out_dir/checkpoints``.
     ``FitResult.history`` is a per-epoch ``DataFrame`` (columns ``epoch``, ``step``,
     ``train/loss``, ``val/loss``, ... : ``_epoch`` suffixes are stripped, ``_step`` columns dropped).
+
+    Data parallelism: ``devices`` x ``num_nodes`` > 1 trains with DDP (gloo on CPU, NCCL on GPU);
+    processes come from srun (SLURM, ranks from its environment), torchrun, or Lightning's own
+    launcher. Only rank 0 changes checkpoint files; ``FitResult.global_rank`` tells a stage whether
+    to write outputs. A datamodule with ``shards_by_rank = True`` deals batches to the ranks itself
+    (``AAMDataModule``); others get Lightning's DistributedSampler. Validation metrics must be
+    logged with ``sync_dist=True``, and metrics computed from all predictions gathered with
+    ``EngineModule.all_ranks``.
+
+    Preemption: SIGUSR1 or SIGTERM saves ``last.ckpt`` at the next optimizer step (all ranks
+    together), requeues the SLURM job and raises :class:`aam.errors.Preempted`; the rerun resumes,
+    mid-epoch included (see ``_Preemption``).
 ``export_model(model, out_dir, extra=None)`` / ``load_model(out_dir)``
     Weights as ``model.safetensors`` plus ``model.json`` (``model_class``: dotted path,
     ``config``: the model's config dataclass as a dict, ``provenance`` (:mod:`aam.provenance`;
@@ -80,7 +92,8 @@ log = logging.getLogger(__name__)
 OPTIMIZERS = ("adamw", "adam", "sgd")
 SCHEDULES = ("warmup_cosine", "step", "plateau", "none")
 PRECISIONS = ("32", "bf16-mixed", "16-mixed")
-STRATEGIES = ("auto", "ddp", "ddp_spawn", "ddp_find_unused_parameters_true")
+# Not ddp_spawn: its callbacks (the history) run in the spawned children, not in the caller.
+STRATEGIES = ("auto", "ddp", "ddp_find_unused_parameters_true")
 
 
 class NonFiniteLossError(RuntimeError):
@@ -117,7 +130,7 @@ class TrainerSettings:
     accelerator: str = "auto"  # auto | cpu | gpu
     devices: int | str = "auto"  # processes (GPUs, or CPU processes) per node; auto = all GPUs, 1 CPU
     num_nodes: int = 1
-    strategy: str = "auto"  # auto (ddp with more than one process) | ddp | ddp_spawn | ...
+    strategy: str = "auto"  # auto (ddp with more than one process) | ddp | ddp_find_unused_parameters_true
     num_workers: int = 0
     num_threads: int | None = None  # torch CPU threads; null = torch's default
     seed: int | None = None  # null = the caller's (config) seed, else 42
@@ -352,8 +365,9 @@ class _Preemption(Callback):
     :class:`aam.errors.Preempted` ends the run (no model is written). Saving at a step boundary,
     rather than inside the handler as Lightning's SLURM auto-requeue does, means that no rank saves
     in the middle of an update or of another rank's collective. The checkpoint records how many of
-    the epoch's batches this rank had trained on; a datamodule with ``resume_after(n)`` skips them
-    on resume, so that the resumed run ends with the same weights as an uninterrupted one.
+    the epoch's batches this rank had trained on; a datamodule with ``resume_at(epoch, n)`` starts
+    in that epoch and skips them on resume, so that the resumed run ends with the same weights as an
+    uninterrupted one.
     """
 
     SIGNALS = (signal.SIGUSR1, signal.SIGTERM)
@@ -403,14 +417,15 @@ class _Preemption(Callback):
     def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule,
                            checkpoint: dict[str, Any]) -> None:
         done = checkpoint.get("engine_mid_epoch_batches")
-        if done is None:
-            return
+        # The epoch the loop resumes in (a mid-epoch checkpoint's own, or the one after an epoch-end
+        # checkpoint's), which Lightning tells samplers only after it has made the first iterator.
+        epoch = int(checkpoint["loops"]["fit_loop"]["epoch_progress"]["current"]["processed"])
         dm = trainer.datamodule
-        if dm is not None and hasattr(dm, "resume_after"):
-            dm.resume_after(int(done))
+        if dm is not None and hasattr(dm, "resume_at"):
+            dm.resume_at(epoch, int(done or 0))
             # Lightning cannot know that this loader resumes by skipping: quiet its warning.
             warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before")
-        else:
+        elif done is not None:
             log.warning("resuming mid-epoch with data that cannot skip the %d batches already trained "
                         "on: the rest of this epoch repeats its first batches", done)
 

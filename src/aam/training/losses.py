@@ -37,8 +37,15 @@ def upper_triangle(matrix: torch.Tensor) -> torch.Tensor:
 
 
 def unifrac_loss(predicted: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
-    """Mean squared error over the pairs i < j of the batch."""
-    return F.mse_loss(upper_triangle(predicted).float(), upper_triangle(true).float())
+    """Mean squared error over the pairs i < j of the batch (0 for a batch of one sample: no pair).
+
+    A validation set whose size leaves one sample in its last batch must not read as a NaN loss,
+    which the engine takes for divergence.
+    """
+    pred, target = upper_triangle(predicted).float(), upper_triangle(true).float()
+    if pred.numel() == 0:
+        return predicted.sum() * 0.0
+    return F.mse_loss(pred, target)
 
 
 def nucleotide_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

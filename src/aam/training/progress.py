@@ -145,7 +145,7 @@ class ProgressLog(Callback):
         self.total_steps = self._total_steps(trainer)
         self.last_step_logged = trainer.global_step
         self.samples_since_line, self.line_time = 0, self.start
-        # a run resumed in the middle of an epoch starts counting here
+        # A run resumed mid-epoch (after preemption) starts without on_train_epoch_start.
         self.epoch_start, self.epoch_samples = self.start, 0
 
     @staticmethod

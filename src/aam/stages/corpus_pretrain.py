@@ -1,0 +1,138 @@
+"""Stage `aam corpus-pretrain`: pretrain one AAM SequenceEncoder on a corpus of studies.
+
+Inputs: ``--studies``, a JSON list of ``{name, tokens_dir, tree, depth}``: each study's token caches
+(rules ``corpus_ingest`` + ``corpus_tokenize``, the ingest and tokenize stages of a single dataset),
+its tree (studies naming the same tree file share a batch-UniFrac index) and its rarefaction depth.
+Training is that of `aam pretrain` (UniFrac + masked nucleotides, :class:`CorpusPretrainModule`)
+on batches from :mod:`aam.data.corpus`: one study per batch, re-rarefied per epoch, UniFrac on the
+fly, ASVs cropped to random prefix lengths in [``pretrain.crop_min_bp``, max_bp].
+
+Settings (``--settings``: the corpus run's ``data``, ``model``, ``pretrain`` sections) and
+``--val-fraction`` (share of each study's samples held out for validation).
+
+Outputs in ``--out-dir``: ``model.safetensors`` + ``model.json`` (as `aam pretrain` writes them,
+plus ``corpus``: the studies, their depths and train/val sizes), ``metrics.csv``; working files
+``checkpoints/`` (an interrupted run resumes from last.ckpt when settings and inputs are the same)
+and ``logs/``. The encoder fine-tunes any dataset whose ASVs are prefixes of the same region
+(``pretrain: {from: corpus}`` in a run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from pathlib import Path
+
+import torch
+
+from aam.config import load_settings
+from aam.errors import InputError
+from aam.stages.pretrain import (
+    input_fingerprint,
+    model_config,
+    train_summary,
+    trainer_settings,
+    write_history,
+)
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--studies", required=True,
+                        help='JSON list of {"name", "tokens_dir", "tree", "depth"} (text or a file)')
+    parser.add_argument("--settings", help="the corpus run's settings (JSON text or a YAML/JSON file)")
+    parser.add_argument("--val-fraction", type=float, default=0.03,
+                        help="share of each study's samples held out for validation")
+    parser.add_argument("--seed", type=int, default=42, help="the config's seed")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--out-dir", required=True, help="output folder (results/corpus/{corpus}/{run})")
+
+
+def read_studies(text: str):
+    from aam.data.corpus import studies_from_json
+
+    path = Path(text)
+    try:
+        raw = path.read_text() if not text.lstrip().startswith("[") and path.exists() else text
+        entries = json.loads(raw)
+    except json.JSONDecodeError as err:
+        raise InputError(f"--studies: not valid JSON: {err}") from None
+    if not isinstance(entries, list) or not entries:
+        raise InputError("--studies: expected a non-empty JSON list")
+    return studies_from_json(entries)
+
+
+def build_module(settings: dict, dm, trainer):
+    """The model config (from the run's ``model`` section and the data) and the LightningModule,
+    with one UniFrac index per tree group."""
+    from aam.data.unifrac import PhyloIndex
+    from aam.training.aam_modules import CorpusPretrainModule
+
+    pre = settings["pretrain"]
+    indexes = []
+    for tree, ids in zip(dm.tree_groups, dm.group_feature_ids, strict=True):
+        start = time.perf_counter()
+        indexes.append(PhyloIndex.from_newick(tree, ids))
+        log.info("tree %s indexed for %d features in %.1f s", tree, len(ids), time.perf_counter() - start)
+    cfg = model_config(settings["model"], dm)
+    module = CorpusPretrainModule(cfg, trainer, indexes, unifrac_metric=pre["unifrac_metric"],
+                                  mask_rate=pre["mask_rate"], unifrac_weight=pre["unifrac_weight"],
+                                  nucleotide_weight=pre["nucleotide_weight"])
+    return cfg, module
+
+
+def run(args: argparse.Namespace) -> None:
+    from aam.data.corpus import CorpusDataModule
+    from aam.training.engine import NonFiniteLossError, export_model, fit, seed_everything
+
+    settings = load_settings(args.settings, "aam_run")
+    pre = settings["pretrain"]
+    trainer = trainer_settings(pre, args.seed, args.threads, "pretrain.trainer")
+    seed_everything(trainer.seed)
+    if trainer.num_threads:
+        torch.set_num_threads(trainer.num_threads)
+    if not 0 < args.val_fraction < 1:
+        raise InputError(f"--val-fraction must be in (0, 1), got {args.val_fraction}")
+    studies = read_studies(args.studies)
+    out_dir = Path(args.out_dir)
+
+    crop = pre.get("crop_min_bp")
+    dm = CorpusDataModule(studies, settings["data"], args.val_fraction, seed=args.seed, crop_min_bp=crop)
+    if len(dm.val_dataset) == 0:
+        raise InputError("pretrain_corpus: no validation samples; raise val_fraction")
+    cfg, module = build_module(settings, dm, trainer)
+    inputs = [s.tokens_dir / name for s in studies for name in ("features.parquet", "samples.parquet")]
+    inputs += [Path(t) for t in dm.tree_groups]
+    fingerprint = input_fingerprint(
+        {k: settings[k] for k in ("data", "model", "pretrain")}
+        | {"studies": [[s.name, s.depth, s.tree] for s in studies], "val_fraction": args.val_fraction},
+        args.seed, inputs,
+    )
+    try:
+        result = fit(module, out_dir, datamodule=dm, fingerprint=fingerprint)
+    except NonFiniteLossError as err:
+        raise InputError(f"corpus pretraining diverged: {err}") from err
+    last = result.history.iloc[-1].to_dict() if len(result.history) else {}
+    summary = train_summary(result, dm.batch_size, trainer.accumulate_grad_batches)
+    log.info("corpus pretraining: %s; last epoch %s", json.dumps(summary),
+             {k: round(v, 4) for k, v in last.items() if isinstance(v, float)})
+    export_model(module.model, out_dir, extra={
+        "stage": "corpus_pretrain",
+        "unifrac_metric": pre["unifrac_metric"],
+        "crop_min_bp": crop,
+        "data": settings["data"],
+        "corpus": {
+            "studies": {s.name: {"depth": s.depth, "n_train": dm.n_train[s.name], "n_val": dm.n_val[s.name]}
+                        for s in studies},
+            "val_fraction": args.val_fraction,
+            "n_train": len(dm.train_dataset),
+            "n_val": len(dm.val_dataset),
+        },
+        "final_metrics": {k: v for k, v in last.items() if isinstance(v, float)},
+        "training": summary,
+        "trainer": trainer.as_dict(),
+    })
+    write_history(result.history, out_dir / "metrics.csv")

@@ -1,0 +1,74 @@
+"""Stage `aam cv-split`: cross-validation folds of a dataset, each as a splits.tsv.
+
+Input: ``ingest/samples.parquet`` (sample + metadata). Repeated K-fold by whole groups of
+``--group-column``, stratified by ``--stratify-column`` (a classification target), seeded; each
+fold's training groups give up ``--val-fraction`` of their samples, by whole groups, to validation
+(early stopping). See aam.data.split.cv_folds.
+
+Outputs in ``--out-dir`` (results/{dataset}/cv/):
+  folds.tsv           sample, repeat, fold, split: every assignment
+  fold_summary.tsv    fold, split, class, samples, groups
+  {fold}/splits.tsv   per fold (``r0f0``, ``r0f1``, ...): sample, split, group, the format of
+                      splits.tsv, so that `aam finetune` and `aam evaluate` run on a fold unchanged
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+import pandas as pd
+
+from aam.data.split import cv_folds, fold_name, fold_splits, split_summary
+from aam.errors import InputError
+from aam.io.atomic import atomic_path
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--samples", required=True, help="ingest/samples.parquet")
+    parser.add_argument(
+        "--group-column", nargs="?", const="", help="metadata column; no group spans two splits"
+    )
+    parser.add_argument(
+        "--stratify-column", nargs="?", const="", help="classification target column to balance"
+    )
+    parser.add_argument("--folds", type=int, required=True, help="K")
+    parser.add_argument("--repeats", type=int, default=1, help="repeats of K-fold, each with its own shuffle")
+    parser.add_argument("--val-fraction", type=float, default=0.15, help="share of a fold's training part")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--out-dir", required=True, help="folder for folds.tsv and {fold}/splits.tsv")
+
+
+def run(args: argparse.Namespace) -> None:
+    try:
+        samples = pd.read_parquet(args.samples)
+    except Exception as err:  # pyarrow raises several types for a bad file
+        raise InputError(f"{args.samples}: cannot read samples table ({err})") from None
+    group_column, stratify = args.group_column or None, args.stratify_column or None  # '' = none
+    try:
+        folds = cv_folds(
+            samples, group_column, stratify, args.folds, args.repeats, args.seed, args.val_fraction
+        )
+    except ValueError as err:
+        raise InputError(f"{args.samples}: evaluate.{err}") from None
+    out_dir = Path(args.out_dir)
+    strata = samples[stratify].tolist() if stratify else None
+    summaries = []
+    for repeat in range(args.repeats):
+        for fold in range(args.folds):
+            name = fold_name(repeat, fold)
+            splits = fold_splits(folds, samples, group_column, name)
+            with atomic_path(out_dir / name / "splits.tsv") as tmp:
+                splits.to_csv(tmp, sep="\t", index=False)
+            summary = split_summary(splits, strata)
+            summaries.append(summary.assign(fold=name))
+            sizes = summary[summary["class"] == "all"].set_index("split")["samples"].to_dict()
+            log.info("fold %s: %s", name, ", ".join(f"{k} {v}" for k, v in sizes.items()))
+    table = pd.concat(summaries, ignore_index=True)[["fold", "split", "class", "samples", "groups"]]
+    with atomic_path(out_dir / "fold_summary.tsv") as tmp:
+        table.to_csv(tmp, sep="\t", index=False)
+    with atomic_path(out_dir / "folds.tsv") as tmp:
+        folds.to_csv(tmp, sep="\t", index=False)

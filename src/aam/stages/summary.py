@@ -1,0 +1,206 @@
+"""Stage `aam summary`: the results page that opens the Snakemake report (summary.html).
+
+Per dataset: every AAM run beside the random forest on the test split, with the cross-validation
+summary where comparison.tsv carries one (headline table), every test metric of both models, the
+samples and groups (subjects) per split and class before and after rarefaction with the groups that
+lost every sample, the samples rarefaction dropped, and Faith's PD per split and class. Per DNA
+sequence collection: each model beside its reference (kNN taxonomy accuracy of the embeddings beside
+k-mer naive Bayes; reconstruction and codebook figures of VQ runs).
+
+Inputs are read under --results by the workflow's layout ({dataset}/comparison.tsv, splits.tsv,
+ingest/samples.parquet, rarefied/dropped.tsv and table.biom, unifrac/faith_pd.tsv;
+sequences/{name}/eval/{run}/metrics.json); --settings says which exist (JSON, or a file of it):
+``{"datasets": {name: {"class_column": str|null, "comparison": bool, "evaluations": [[run, target],
+...], "faith_pd": bool}}, "sequences": {name: [run, ...]}}`` (evaluations: the eval/{run}/{target}/
+metrics.json files shown as tables). The output is an HTML fragment (styles inline), written
+atomically; the report's front page embeds it, and it is also a report item of its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import json
+import logging
+from pathlib import Path
+
+import pandas as pd
+
+from aam.config import load_settings
+from aam.errors import InputError
+from aam.evaluate import summary
+from aam.io.atomic import atomic_path
+
+log = logging.getLogger(__name__)
+
+# The report's front page shows the workflow description in a narrow column beside the rule graph:
+# let it span the page so the tables fit.
+STYLE = "<style>.prose.max-w-lg{max-width:none}</style>"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--results", required=True, help="the results folder (config: results)")
+    parser.add_argument("--settings", required=True,
+                        help="the datasets and sequence runs to summarize (JSON text or a JSON/YAML file)")
+    parser.add_argument("--out", required=True, help="summary.html to write")
+
+
+def _read_tsv(path: Path) -> pd.DataFrame:
+    try:
+        return pd.read_csv(path, sep="\t", dtype={"sample": str, "group": str})
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+        raise InputError(f"{path}: cannot read ({err})") from None
+
+
+def _classes(samples_path: Path, column: str | None) -> pd.Series | None:
+    if not column:
+        return None
+    samples = pd.read_parquet(samples_path)
+    if column not in samples.columns:
+        raise InputError(f"{samples_path}: no column '{column}'")
+    return pd.Series(samples[column].to_numpy(dtype=object), index=samples["sample"].astype(str))
+
+
+def _depth(table_path: Path) -> int | None:
+    from aam.io.biom import read_table
+
+    table = read_table(table_path)
+    if table.shape[1] == 0:
+        return None
+    return int(table.sum(axis="sample")[0])
+
+
+def evaluation_details(path: Path, run: str, target: str) -> str:
+    """One run's metrics.json as tables, folded: the headline table above already has its number."""
+    try:
+        metrics = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise InputError(f"{path}: cannot read ({err})") from None
+    scores, confusion = summary.evaluation_tables(metrics)
+    positive = metrics.get("positive_class")
+    facts = [f"{metrics.get('n_test')} test samples", f"{metrics.get('n_val')} validation samples"]
+    forest = metrics.get("random_forest") or {}
+    if forest.get("n_train") is not None:
+        splits = ", ".join(forest.get("train_splits", []))
+        facts.append(f"forest trained on {forest['n_train']} samples of {splits}")
+    if positive:
+        facts.append(f"AUROC scores class {html.escape(str(positive))}")
+    parts = [
+        f"<details><summary>Run {html.escape(run)}, target {html.escape(target)}: metrics.json as tables"
+        "</summary>",
+        f"<p>{'; '.join(facts)}.</p>",
+        summary.html_table(scores),
+    ]
+    for title, frame in confusion:
+        parts += [f"<p>{html.escape(title)}</p>", summary.html_table(frame)]
+    parts.append("</details>")
+    return "\n".join(parts)
+
+
+def dataset_section(root: Path, name: str, plan: dict) -> str:
+    """The HTML of one dataset: results first, then the data behind them."""
+    parts = [f"<h3>Dataset {html.escape(name)}</h3>"]
+    if plan.get("comparison"):
+        comparison = _read_tsv(root / "comparison.tsv")
+        parts += [
+            "<h4>AAM beside the random forest</h4>",
+            "<p>Each run's model and a random forest (trained on train + val of the rarefied table) scored "
+            "on the same test samples: AUROC for classification, R² for regression; "
+            "AAM − forest &gt; 0 means the model wins. CV columns: mean ± sd over the cross-validation "
+            "folds and the Wilcoxon signed-rank p of the per-fold differences, where the config asks "
+            "for cross-validation.</p>",
+            summary.html_table(summary.headline(comparison), f"headline-{name}"),
+            "<details><summary>Every test metric of both models (comparison.tsv)</summary>",
+            summary.html_table(comparison, f"comparison-{name}"),
+            "</details>",
+        ]
+        for run, target in plan.get("evaluations", []):
+            parts.append(evaluation_details(root / "eval" / run / target / "metrics.json", run, target))
+    else:
+        parts.append("<p>No AAM run was evaluated on this dataset (the config has no aam.runs or no "
+                     "targets).</p>")
+
+    splits = _read_tsv(root / "splits.tsv")
+    classes = _classes(root / "ingest" / "samples.parquet", plan.get("class_column"))
+    dropped = _read_tsv(root / "rarefied" / "dropped.tsv")
+    depth = _depth(root / "rarefied" / "table.biom")
+    table, lost = summary.split_before_after(splits, list(dropped["sample"]), classes)
+    by = f", by class of <code>{html.escape(plan['class_column'])}</code>" if plan.get("class_column") else ""
+    kept = len(splits) - int(splits["sample"].isin(set(dropped["sample"])).sum())
+    parts += [
+        "<h4>Samples per split, before and after rarefaction</h4>",
+        f"<p>Rarefied to {depth if depth is not None else '?'} reads per sample: {kept} of {len(splits)} "
+        f"samples kept, {len(dropped)} dropped{by}. Models and the forest are trained and scored on the "
+        "samples after rarefaction that have a value for the target. Groups are the values of the "
+        "dataset's group_column (e.g. subjects).</p>",
+        summary.html_table(table, f"splits-{name}"),
+    ]
+    if lost:
+        listed = "; ".join(
+            f"{split}: {', '.join(html.escape(g) for g in groups)}" for split, groups in lost.items()
+        )
+        parts.append(f"<p><b>Groups with no sample left after rarefaction</b> — {listed}.</p>")
+    else:
+        parts.append("<p>No group lost all its samples to rarefaction.</p>")
+    if len(dropped):
+        parts += [
+            f"<details><summary>The {len(dropped)} samples dropped by rarefaction</summary>",
+            summary.html_table(summary.dropped_samples(dropped, splits, classes), f"dropped-{name}"),
+            "</details>",
+        ]
+    if plan.get("faith_pd"):
+        faith = _read_tsv(root / "unifrac" / "faith_pd.tsv")
+        parts += [
+            "<h4>Faith's phylogenetic diversity</h4>",
+            "<p>Sum of the branch lengths of the tree spanned by each rarefied sample's features "
+            "(unifrac/faith_pd.tsv), per split and class.</p>",
+            summary.html_table(summary.faith_pd_summary(faith, splits, classes), f"faith-{name}"),
+        ]
+    return "\n".join(parts)
+
+
+def sequences_section(results: Path, sequences: dict[str, list[str]]) -> str:
+    rows = []
+    for collection, runs in sequences.items():
+        for run in runs:
+            path = results / "sequences" / collection / "eval" / run / "metrics.json"
+            try:
+                metrics = json.loads(path.read_text())
+            except (OSError, json.JSONDecodeError) as err:
+                raise InputError(f"{path}: cannot read ({err})") from None
+            rows += summary.sequence_rows(collection, run, metrics)
+    contrastive = pd.DataFrame([r for r in rows if r["kind"] == "contrastive"])
+    vq = pd.DataFrame([r for r in rows if r["kind"] != "contrastive"])
+    parts = ["<h3>DNA sequence models</h3>"]
+    if len(contrastive):
+        parts += [
+            "<p>Taxonomy of the held-out sequences from their embeddings (k nearest training "
+            "sequences) beside a k-mer naive Bayes classifier (q2-feature-classifier recipe) trained "
+            "and tested on the same sequences.</p>",
+            summary.html_table(contrastive.dropna(axis=1, how="all"), "sequences-contrastive"),
+        ]
+    if len(vq):
+        parts += [
+            "<p>VQ-Transformer runs: reconstruction accuracy of held-out blocks, share of the codebook "
+            "used and perplexity of the codes.</p>",
+            summary.html_table(vq.dropna(axis=1, how="all"), "sequences-vq"),
+        ]
+    return "\n".join(parts)
+
+
+def build(results: Path, plan: dict) -> str:
+    parts = [STYLE, '<div class="aam-summary" id="aam-results">', "<h2>Results</h2>"]
+    for name, dataset_plan in plan.get("datasets", {}).items():
+        parts.append(dataset_section(results / name, name, dataset_plan))
+    if any(plan.get("sequences", {}).values()):
+        parts.append(sequences_section(results, plan["sequences"]))
+    parts.append("</div>")
+    return "\n".join(parts) + "\n"
+
+
+def run(args: argparse.Namespace) -> None:
+    plan = load_settings(args.settings)
+    page = build(Path(args.results), plan)
+    with atomic_path(args.out) as tmp:
+        Path(tmp).write_text(page, encoding="utf-8")
+    log.info("wrote %s", args.out)

@@ -1,0 +1,319 @@
+"""Pretraining across studies: batches from one study and tree, their UniFrac against scikit-bio,
+prefix crops, and the corpus encoder fine-tuned on a dataset of shorter reads."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import biom
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import skbio
+import torch
+from skbio.diversity import beta_diversity
+
+from aam.data.corpus import CorpusDataModule, CorpusStudy, crop_tokens
+from aam.stages.tokenize import build
+
+LETTERS = np.array(list("ACGT"))
+
+
+def random_tree(tips: list[str], rng: np.random.Generator) -> str:
+    nodes = [f"{t}:{rng.uniform(0.01, 0.3):.4f}" for t in tips]
+    while len(nodes) > 1:
+        a, b = (nodes.pop(int(rng.integers(len(nodes)))) for _ in range(2))
+        nodes.append(f"({a},{b}):{rng.uniform(0.0, 0.2):.4f}")
+    return nodes[0].rsplit(":", 1)[0] + ";"
+
+
+def write_study(folder, feature_ids, n_samples, rng, length=(24, 32), prefix="s"):
+    """A study's token caches: random sequences of the given lengths, random counts."""
+    folder.mkdir(parents=True)
+    seqs = ["".join(rng.choice(LETTERS, size=rng.integers(*length))) for _ in feature_ids]
+    pq.write_table(pa.table({"feature_id": feature_ids, "sequence": seqs}), folder / "features.parquet")
+    samples, feats, counts = [], [], []
+    for s in range(n_samples):
+        present = rng.choice(len(feature_ids), size=rng.integers(4, len(feature_ids)), replace=False)
+        samples += [f"{prefix}.{s}"] * present.size
+        feats += [feature_ids[i] for i in present]
+        counts += rng.integers(1, 30, size=present.size).tolist()
+    pq.write_table(pa.table({"sample": samples, "feature": feats, "count": counts}),
+                   folder / "counts.parquet")
+    build(folder / "features.parquet", folder / "counts.parquet", None,
+          folder / "tokens" / "features.parquet", folder / "tokens" / "samples.parquet", max_bp=32)
+    return folder / "tokens"
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    """Three studies: a and b on tree A (overlapping features), c on tree B (other tips)."""
+    tmp = tmp_path_factory.mktemp("corpus")
+    rng = np.random.default_rng(11)
+    tips_a = [f"otu{i}" for i in range(40)]
+    tips_b = [f"x{i}" for i in range(25)]
+    (tmp / "A.nwk").write_text(random_tree(tips_a, rng))
+    (tmp / "B.nwk").write_text(random_tree(tips_b, rng))
+    studies = [
+        CorpusStudy("a", write_study(tmp / "a", tips_a[:30], 21, rng, prefix="a"), str(tmp / "A.nwk"), 60),
+        CorpusStudy("b", write_study(tmp / "b", tips_a[10:], 13, rng, prefix="b"), str(tmp / "A.nwk"), 40),
+        CorpusStudy("c", write_study(tmp / "c", tips_b, 11, rng, prefix="c"), str(tmp / "B.nwk"), 50),
+    ]
+    return tmp, studies
+
+
+def stage(module, *argv: str) -> None:
+    """Run a stage as its command line would (the stage's own parser: its defaults included)."""
+    parser = argparse.ArgumentParser()
+    module.add_arguments(parser)
+    module.run(parser.parse_args(list(argv)))
+
+
+def datamodule(studies, **kw):
+    return CorpusDataModule(studies, {"asv_limit": 16, "batch_size": 4}, val_fraction=0.2, seed=5, **kw)
+
+
+def test_batches_never_mix_studies_or_trees(corpus):
+    _, studies = corpus
+    dm = datamodule(studies)
+    assert dm.group_of_study == [0, 0, 1]
+    loader = dm.train_dataloader()
+    for epoch in (0, 1):
+        loader.batch_sampler.sampler.set_epoch(epoch)
+        seen = {name: [] for name in dm.study_names}
+        batches = list(loader)
+        for batch in batches:
+            assert batch["study"].unique().numel() == 1
+            assert batch["tree_group"].unique().numel() == 1
+            study = int(batch["study"][0])
+            assert int(batch["tree_group"][0]) == dm.group_of_study[study]
+            assert batch["asv_index"].shape[0] >= 2
+            seen[dm.study_names[study]] += batch["sample_index"].tolist()
+        for name in dm.study_names:  # each training sample at most once per epoch, none of validation
+            rows = seen[name]
+            assert len(rows) == len(set(rows))
+            assert dm.n_train[name] - len(rows) < dm.batch_size
+        assert len({int(b["study"][0]) for b in batches}) == 3
+    for batch in dm.val_dataloader():
+        assert batch["study"].unique().numel() == 1 and batch["asv_index"].shape[0] >= 2
+
+
+def test_epochs_reshuffle_and_the_same_seed_repeats(corpus):
+    _, studies = corpus
+
+    def rows(dm, epoch):
+        loader = dm.train_dataloader()
+        loader.batch_sampler.sampler.set_epoch(epoch)
+        return [(int(b["study"][0]), b["sample_index"].tolist(), b["unifrac_counts"].sum().item())
+                for b in loader]
+
+    first, again = datamodule(studies), datamodule(studies)
+    assert rows(first, 0) == rows(again, 0)
+    assert rows(first, 0) != rows(first, 1)
+
+
+@pytest.mark.parametrize("metric", ["unweighted", "weighted_normalized"])
+def test_batch_unifrac_equals_scikit_bio(corpus, metric):
+    """The training's per-batch UniFrac (the module's true_distances on a corpus batch) against
+    scikit-bio on the same rarefied samples and the study's tree."""
+    from aam.data.unifrac import PhyloIndex
+    from aam.models.aam import AAMConfig
+    from aam.training.aam_modules import CorpusPretrainModule
+
+    tmp, studies = corpus
+    dm = datamodule(studies)
+    indexes = [PhyloIndex.from_newick(t, ids) for t, ids in zip(dm.tree_groups, dm.group_feature_ids,
+                                                                   strict=True)]
+    cfg = AAMConfig(embedding_dim=8, layers=1, heads=2, ff_dim=16, dropout=0.0, max_bp=dm.max_bp,
+                    asv_limit=dm.asv_limit)
+    module = CorpusPretrainModule(cfg, {"max_epochs": 1}, indexes, unifrac_metric=metric)
+    checked = set()
+    for batch in dm.train_dataloader():
+        group = int(batch["tree_group"][0])
+        ours = module.true_distances(batch).double().numpy()
+        ids = [dm.group_feature_ids[group][i] for i in batch["unifrac_feature_idx"].tolist()]
+        counts = batch["unifrac_counts"].numpy().astype(np.int64)
+        depth = dm.depth[dm.study_names[int(batch["study"][0])]]
+        assert (counts.sum(1) == depth).all()
+        tree = skbio.TreeNode.read(dm.tree_groups[group])
+        name = "unweighted_unifrac" if metric == "unweighted" else "weighted_unifrac"
+        kw = {"normalized": True} if metric != "unweighted" else {}
+        ref = beta_diversity(name, counts, taxa=ids, tree=tree, **kw).data
+        np.testing.assert_allclose(ours, ref, atol=2e-6)
+        checked.add(group)
+    assert checked == {0, 1}
+
+
+def test_crops_keep_a_prefix_of_allowed_length():
+    rng = np.random.default_rng(0)
+    tokens = np.zeros((200, 20), dtype=np.uint8)
+    lengths = rng.integers(5, 21, size=200)
+    for i, n in enumerate(lengths):
+        tokens[i, :n] = rng.integers(1, 5, size=n)
+    cut = crop_tokens(tokens, 12, rng)
+    kept = (cut != 0).sum(1)
+    assert (kept <= lengths).all() and (kept >= np.minimum(lengths, 12)).all()
+    for i in range(200):
+        assert (cut[i, :kept[i]] == tokens[i, :kept[i]]).all()
+    assert len(set(kept[lengths == 20].tolist())) > 5  # lengths vary
+
+
+def test_training_batches_are_cropped_and_validation_is_not(corpus):
+    _, studies = corpus
+    plain, cropped = datamodule(studies), datamodule(studies, crop_min_bp=10)
+    a, b = next(iter(plain.train_dataloader())), next(iter(cropped.train_dataloader()))
+    assert torch.equal(a["feature_idx"], b["feature_idx"])
+    real_a, real_b = (a["tokens"] != 0).sum(1), (b["tokens"] != 0).sum(1)
+    assert (real_b <= real_a).all() and (real_b < real_a).any() and (real_b >= 10).all()
+    va, vb = next(iter(plain.val_dataloader())), next(iter(cropped.val_dataloader()))
+    assert torch.equal(va["tokens"], vb["tokens"])
+
+
+def test_corpus_encoder_fine_tunes_a_dataset_of_shorter_reads(corpus, tmp_path):
+    """corpus-pretrain writes an encoder; finetune loads it (its architecture, not the run's model
+    section) on a dataset whose token cache is narrower than the encoder's max_bp."""
+    from aam.stages import corpus_pretrain, finetune
+    from aam.training.engine import load_model
+
+    tmp, studies = corpus
+    trainer = {"max_epochs": 1, "limit_train_batches": 3, "warmup_steps": 1, "patience": None,
+               "progress_bar": False, "num_threads": 1}
+    entries = [{"name": s.name, "tokens_dir": str(s.tokens_dir), "tree": s.tree, "depth": s.depth}
+               for s in studies]
+    settings = {"data": {"asv_limit": 16, "batch_size": 4},
+                "model": {"embedding_dim": 16, "layers": 1, "heads": 2, "ff_dim": 32, "dropout": 0.0},
+                "pretrain": {"crop_min_bp": 12, "trainer": trainer}}
+    enc = tmp_path / "encoder"
+    stage(corpus_pretrain, "--studies", json.dumps(entries), "--settings", json.dumps(settings),
+          "--val-fraction", "0.2", "--seed", "1", "--threads", "1", "--out-dir", str(enc))
+    model, meta = load_model(enc)
+    assert meta["stage"] == "corpus_pretrain" and meta["config"]["max_bp"] == 32
+    assert set(meta["corpus"]["studies"]) == {"a", "b", "c"}
+
+    # a dataset of 20-nt reads tokenized 24 wide, fine-tuned with another model section
+    rng = np.random.default_rng(3)
+    data = tmp_path / "dataset"
+    tokens = write_study(data, [f"asv{i}" for i in range(30)], 30, rng, length=(20, 21), prefix="d")
+    ids = [f"d.{s}" for s in range(30)]
+    rarefied = biom.Table(np.full((1, 30), 40.0), ["f"], ids)  # what build reads: the samples and depth
+    with biom.util.biom_open(str(data / "rarefied.biom"), "w") as handle:
+        rarefied.to_hdf5(handle, "test")
+    build(data / "features.parquet", data / "counts.parquet", data / "rarefied.biom",
+          data / "narrow" / "features.parquet", data / "narrow" / "samples.parquet", max_bp=24)
+    splits = ["train"] * 20 + ["val"] * 5 + ["test"] * 5
+    (data / "splits.tsv").write_text("sample\tsplit\n" + "".join(f"{i}\t{s}\n" for i, s in zip(ids, splits,
+                                                                                               strict=True)))
+    (data / "meta.tsv").write_text("sample_name\tgroup\n" + "".join(f"{i}\t{'ab'[k % 2]}\n"
+                                                                  for k, i in enumerate(ids)))
+    run = {"data": {"asv_limit": 8, "batch_size": 4}, "model": {"embedding_dim": 64, "dropout": 0.0},
+           "finetune": {"trainer": trainer}}
+    out = tmp_path / "finetuned"
+    stage(finetune, "--tokens-dir", str(data / "narrow"), "--splits", str(data / "splits.tsv"),
+          "--samples", str(data / "meta.tsv"), "--target-column", "group", "--task", "classification",
+          "--pretrain-dir", str(enc), "--settings", json.dumps(run), "--seed", "1", "--threads", "1",
+          "--out-dir", str(out))
+    tuned, tuned_meta = load_model(out)
+    assert tuned_meta["config"]["embedding_dim"] == 16 and tuned_meta["config"]["max_bp"] == 32
+    assert tuned_meta["pretrained"]
+    assert (out / "predictions.tsv").exists()
+    assert tokens.exists()
+
+
+def test_bundled_encoder_loads_and_fine_tunes(corpus, tmp_path):
+    """The encoder shipped in the package: under 20 MB, with its card, loads as a SequenceEncoder
+    and fine-tunes (aam finetune --bundled) with no pretraining step."""
+    from aam import pretrained
+    from aam.stages import finetune
+    from aam.training.engine import load_model
+
+    folder = pretrained.bundled_dir()
+    assert pretrained.DEFAULT in pretrained.available()
+    assert sum(p.stat().st_size for p in folder.iterdir()) < 20 * 1024 * 1024
+    card = (folder / "MODEL_CARD.md").read_text()
+    assert "UniFrac R^2" in card and "licence" in card
+    model, meta = load_model(folder)
+    assert type(model).__name__ == "SequenceEncoder" and meta["stage"] == "corpus_pretrain"
+
+    rng = np.random.default_rng(4)
+    data = tmp_path / "dataset"
+    write_study(data, [f"asv{i}" for i in range(30)], 24, rng, length=(20, 30), prefix="d")
+    ids = [f"d.{s}" for s in range(24)]
+    rarefied = biom.Table(np.full((1, 24), 40.0), ["f"], ids)
+    with biom.util.biom_open(str(data / "rarefied.biom"), "w") as handle:
+        rarefied.to_hdf5(handle, "test")
+    build(data / "features.parquet", data / "counts.parquet", data / "rarefied.biom",
+          data / "cache" / "features.parquet", data / "cache" / "samples.parquet", max_bp=150)
+    splits = ["train"] * 16 + ["val"] * 4 + ["test"] * 4
+    (data / "splits.tsv").write_text("sample\tsplit\n" + "".join(f"{i}\t{s}\n" for i, s in zip(ids, splits,
+                                                                                               strict=True)))
+    ages = "".join(f"{i}\t{20 + k}\n" for k, i in enumerate(ids))
+    (data / "meta.tsv").write_text("sample_name\tage\n" + ages)
+    trainer = {"max_epochs": 1, "limit_train_batches": 2, "warmup_steps": 1, "patience": None,
+               "progress_bar": False, "num_threads": 1}
+    # frozen base: the fine-tuned model's encoder must be the bundled weights exactly
+    run = {"data": {"asv_limit": 16, "batch_size": 4}, "finetune": {"trainer": trainer, "freeze_base": True}}
+    out = tmp_path / "finetuned"
+    stage(finetune, "--tokens-dir", str(data / "cache"), "--splits", str(data / "splits.tsv"),
+          "--samples", str(data / "meta.tsv"), "--target-column", "age", "--task", "regression",
+          "--bundled", pretrained.DEFAULT, "--settings", json.dumps(run), "--seed", "1",
+          "--out-dir", str(out))
+    tuned, tuned_meta = load_model(out)
+    assert tuned_meta["pretrained"]
+    assert tuned_meta["config"]["embedding_dim"] == meta["config"]["embedding_dim"]
+    bundled = model.state_dict()
+    assert all(torch.equal(v, bundled[k]) for k, v in tuned.base.state_dict().items())
+    assert (out / "predictions.tsv").exists()
+
+
+class KillAt(__import__("lightning").pytorch.callbacks.Callback):
+    """Simulates a crash in the middle of an epoch."""
+
+    def __init__(self, epoch, batch):
+        self.epoch, self.batch = epoch, batch
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if trainer.current_epoch == self.epoch and batch_idx == self.batch:
+            raise RuntimeError("killed")
+
+
+def test_interrupted_corpus_pretraining_resumes_to_the_same_weights(corpus, tmp_path):
+    """Killed mid-epoch and started again (fresh process state), a corpus run resumes from
+    last.ckpt and ends with the weights of an uninterrupted run: the corpus sampler follows the
+    epoch Lightning restores."""
+    from aam.data.unifrac import PhyloIndex
+    from aam.models.aam import AAMConfig
+    from aam.training.aam_modules import CorpusPretrainModule
+    from aam.training.engine import fit
+
+    _, studies = corpus
+
+    def run(out, seed, callbacks=()):
+        torch.manual_seed(seed)
+        dm = datamodule(studies, crop_min_bp=12)
+        indexes = [PhyloIndex.from_newick(t, ids) for t, ids in zip(dm.tree_groups, dm.group_feature_ids,
+                                                                       strict=True)]
+        cfg = AAMConfig(embedding_dim=8, layers=1, heads=2, ff_dim=16, dropout=0.0, max_bp=dm.max_bp,
+                        asv_limit=dm.asv_limit)
+        settings = {"max_epochs": 3, "limit_train_batches": 3, "warmup_steps": 1, "patience": None,
+                    "progress_bar": False, "num_threads": 1, "seed": 3, "restore_best": False}
+        module = CorpusPretrainModule(cfg, settings, indexes)
+        return module, fit(module, out, datamodule=dm, fingerprint={"run": 1}, callbacks=list(callbacks))
+
+    full, _ = run(tmp_path / "full", 0)
+    with pytest.raises(RuntimeError, match="killed"):
+        run(tmp_path / "resumed", 0, [KillAt(epoch=1, batch=1)])
+    resumed, result = run(tmp_path / "resumed", 99)
+    assert result.resumed
+    for a, b in zip(full.state_dict().values(), resumed.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_a_missing_study_cache_is_one_clear_error(corpus, tmp_path):
+    from aam.errors import InputError
+
+    _, studies = corpus
+    gone = CorpusStudy("gone", tmp_path / "nowhere", studies[0].tree, 10)
+    with pytest.raises(InputError, match="study gone: no features.parquet"):
+        datamodule([studies[0], gone])

@@ -1,0 +1,179 @@
+"""aam.evaluate.cv and `aam cv-summary`: per-fold scores, mean +- sd, paired tests vs hand-worked values."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from aam.cli import main
+from aam.evaluate.cv import fold_scores, paired_tests, summarize
+
+
+def test_paired_tests_hand_worked():
+    # d = 0.1, 0.2, -0.05, 0.3, 0.15. Ranks of |d|: 0.05 -> 1, 0.1 -> 2, 0.15 -> 3, 0.2 -> 4, 0.3 -> 5.
+    # W- = 1 (only -0.05). Exact null: each of the 2^5 = 32 sign patterns equally likely; the
+    # patterns with W- <= 1 are {} and {1}: P = 2/32; two-sided p = 2 x 2/32 = 0.125.
+    # Sign test: 4 of 5 positive; P(X >= 4) = (5 + 1)/32; two-sided p = 12/32 = 0.375.
+    out = paired_tests([0.1, 0.2, -0.05, 0.3, 0.15])
+    assert out["wilcoxon_p"] == pytest.approx(0.125)
+    assert out["sign_p"] == pytest.approx(0.375)
+    assert (out["n"], out["wins"], out["losses"], out["ties"]) == (5, 4, 1, 0)
+    assert out["mean"] == pytest.approx(0.14)
+    assert out["sd"] == pytest.approx(np.std([0.1, 0.2, -0.05, 0.3, 0.15], ddof=1))
+    # all five positive: the smallest p that five folds allow, 2/32, for both tests
+    best = paired_tests([0.01, 0.02, 0.03, 0.04, 0.05])
+    assert best["wilcoxon_p"] == pytest.approx(0.0625) and best["sign_p"] == pytest.approx(0.0625)
+    # zeros are dropped (Wilcoxon's method): 0.1, -0.2, 0.3 -> W- = 2; patterns with W- <= 2 are
+    # {}, {1}, {2}: 3/8; two-sided 6/8. Sign test: 2 of 3, p = 1.
+    dropped = paired_tests([0.1, 0.0, -0.2, 0.3, None])
+    assert dropped["n"] == 4 and dropped["ties"] == 1
+    assert dropped["wilcoxon_p"] == pytest.approx(0.75) and dropped["sign_p"] == pytest.approx(1.0)
+    assert paired_tests([0.0, 0.0])["wilcoxon_p"] == 1.0
+    assert paired_tests([])["wilcoxon_p"] is None
+
+
+def record(fold, run, aam, forest, degenerate=None, task="classification"):
+    key = "auroc" if task == "classification" else "r2"
+    return {
+        "dataset": "toy",
+        "run": run,
+        "fold": fold,
+        "target": "ibd",
+        "task": task,
+        "n_test": 10,
+        "degenerate_predictions": degenerate,
+        "test": {"aam": {key: aam, "accuracy": 0.5}, "random_forest": {key: forest, "accuracy": 0.7}},
+    }
+
+
+FOREST = [0.7, 0.8, 0.6, 0.9, 0.75]
+PRETRAINED = [0.8, 1.0, 0.55, 1.2, 0.9]  # differences 0.1, 0.2, -0.05, 0.3, 0.15 (as above)
+SCRATCH = [0.5, 0.6, 0.4, None, 0.5]  # one fold with an undefined AUROC
+
+
+def records():
+    out = []
+    for k, forest in enumerate(FOREST):
+        fold = f"r0f{k}"
+        out.append(record(fold, "pretrained", PRETRAINED[k], forest))
+        out.append(record(fold, "scratch", SCRATCH[k], forest, degenerate="one class" if k == 2 else None))
+    return out
+
+
+def test_summarize_means_sds_and_pairs():
+    scores, task = fold_scores(records())
+    summary, result = summarize(scores, task)
+    assert list(summary["model"]) == ["pretrained", "scratch", "random_forest"]
+    rows = summary.set_index("model")
+    assert rows.loc["random_forest", "mean"] == pytest.approx(np.mean(FOREST))
+    assert rows.loc["random_forest", "sd"] == pytest.approx(np.std(FOREST, ddof=1))
+    assert rows.loc["pretrained", "wilcoxon_p"] == pytest.approx(0.125)
+    assert rows.loc["pretrained", "sign_p"] == pytest.approx(0.375)
+    assert rows.loc["scratch", "n_folds"] == 4
+    assert rows.loc["scratch", "mean"] == pytest.approx(0.5)
+    assert rows.loc["scratch", "losses"] == 4 and rows.loc["scratch", "degenerate_folds"] == 1
+    assert rows.loc["pretrained", "r0f3"] == pytest.approx(1.2)
+    assert rows.loc["random_forest", "mean_accuracy"] == pytest.approx(0.7)
+    assert result["folds"] == [f"r0f{k}" for k in range(5)]
+    assert result["models"]["scratch"]["degenerate_folds"] == {"r0f2": "one class"}
+    assert result["models"]["pretrained"]["versus_forest"]["wins"] == 4
+
+
+def test_forest_must_agree_across_runs():
+    bad = records()
+    bad[1]["test"]["random_forest"]["auroc"] = 0.71  # fold r0f0, run scratch
+    with pytest.raises(ValueError, match="fold r0f0: the forest scores differ between runs"):
+        fold_scores(bad)
+
+
+def test_fold_order_is_numeric():
+    recs = [record(f"r0f{k}", "a", 0.5, 0.5) for k in (10, 2, 1)]
+    _, result = summarize(*fold_scores(recs))
+    assert result["folds"] == ["r0f1", "r0f2", "r0f10"]
+
+
+def test_cv_summary_stage(tmp_path):
+    paths = []
+    for k, m in enumerate(records()):
+        path = tmp_path / f"m{k}.json"
+        path.write_text(json.dumps(m))
+        paths.append(str(path))
+    out = tmp_path / "out"
+    argv = [
+        "cv-summary",
+        "--metrics",
+        *paths,
+        "--out",
+        str(out / "s.tsv"),
+        "--json",
+        str(out / "s.json"),
+        "--plot",
+        str(out / "s.png"),
+    ]
+    assert main(argv) == 0
+    table = pd.read_csv(out / "s.tsv", sep="\t")
+    assert table.loc[table["model"] == "pretrained", "wilcoxon_p"].item() == pytest.approx(0.125)
+    assert json.loads((out / "s.json").read_text())["dataset"] == "toy"
+    assert (out / "s.png").read_bytes()[:4] == b"\x89PNG"
+    # a metrics file without a fold is not a CV result: one clear line, no output
+    plain = json.loads((tmp_path / "m0.json").read_text())
+    plain["fold"] = None
+    (tmp_path / "plain.json").write_text(json.dumps(plain))
+    argv = [
+        "cv-summary",
+        "--metrics",
+        str(tmp_path / "plain.json"),
+        "--out",
+        str(tmp_path / "x.tsv"),
+        "--json",
+        str(tmp_path / "x.json"),
+        "--plot",
+        str(tmp_path / "x.png"),
+    ]
+    assert main(argv) != 0
+    assert not (tmp_path / "x.tsv").exists()
+
+
+def test_comparison_gains_cv_columns(tmp_path):
+    paths = []
+    for k, m in enumerate(records()):
+        path = tmp_path / f"m{k}.json"
+        path.write_text(json.dumps(m))
+        paths.append(str(path))
+    summary = tmp_path / "ibd.json"
+    argv = [
+        "cv-summary",
+        "--metrics",
+        *paths,
+        "--out",
+        str(tmp_path / "s.tsv"),
+        "--json",
+        str(summary),
+        "--plot",
+        str(tmp_path / "s.png"),
+    ]
+    assert main(argv) == 0
+    tsv = tmp_path / "comparison.tsv"
+    # the single-split evaluation of both runs (here: fold r0f0's metrics stand in for it)
+    argv = [
+        "compare",
+        "--metrics",
+        paths[0],
+        paths[1],
+        "--cv-summaries",
+        str(summary),
+        "--out",
+        str(tsv),
+        "--plot",
+        str(tmp_path / "c.png"),
+    ]
+    assert main(argv) == 0
+    table = pd.read_csv(tsv, sep="\t").set_index("run")
+    assert table.loc["pretrained", "cv_n_folds"] == 5 and table.loc["scratch", "cv_n_folds"] == 4
+    assert table.loc["pretrained", "cv_wilcoxon_p"] == pytest.approx(0.125)
+    assert table.loc["pretrained", "cv_rf_mean"] == pytest.approx(np.mean(FOREST), abs=1e-4)
+    assert table.loc["pretrained", "cv_difference"] == pytest.approx(0.14, abs=1e-4)
+    assert table["degenerate"].isna().all()

@@ -1,0 +1,117 @@
+"""The results page: tables worked out by hand from small artifacts, and the stage's HTML."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import biom
+import h5py
+import numpy as np
+import pandas as pd
+
+from aam.cli import main
+from aam.evaluate.summary import (
+    evaluation_tables,
+    headline,
+    html_table,
+    sequence_rows,
+    split_before_after,
+)
+
+SPLITS = pd.DataFrame({
+    "sample": ["a1", "a2", "b1", "c1", "c2", "d1"],
+    "split": ["train", "train", "train", "test", "test", "test"],
+    "group": ["A", "A", "B", "C", "C", "D"],
+})
+CLASSES = pd.Series({"a1": "CD", "a2": "CD", "b1": "no", "c1": "CD", "c2": "CD", "d1": "no"})
+
+
+def test_split_before_and_after_rarefaction_by_hand():
+    # rarefaction drops a2 (group A keeps a1) and both samples of test group C
+    table, lost = split_before_after(SPLITS, ["a2", "c1", "c2"], CLASSES)
+    rows = {(r["split"], r["class"]): r for r in table.to_dict("records")}
+    assert rows[("train", "all")] == {"split": "train", "class": "all", "samples": 3, "groups": 2,
+                                      "samples after rarefaction": 2, "groups after rarefaction": 2}
+    assert (rows[("test", "CD")]["samples"], rows[("test", "CD")]["samples after rarefaction"]) == (2, 0)
+    assert (rows[("test", "all")]["groups"], rows[("test", "all")]["groups after rarefaction"]) == (2, 1)
+    assert rows[("val", "all")]["samples"] == 0
+    assert lost == {"test": ["C"]}
+
+
+def test_headline_takes_cv_columns_when_present():
+    comparison = pd.DataFrame({
+        "target": ["ibd", "ibd"], "task": ["classification"] * 2, "run": ["pre", "scratch"],
+        "n_test": [58, 58], "metric": ["auroc"] * 2, "aam": [0.61, 0.55], "random_forest": [0.7, 0.7],
+        "difference": [-0.09, -0.15],
+    })
+    plain = headline(comparison)
+    assert list(plain["AAM − forest"]) == ["-0.090", "-0.150"] and "CV folds" not in plain.columns
+    with_cv = headline(comparison.assign(cv_n_folds=[5, 5], cv_aam_mean=[0.6, 0.5], cv_aam_sd=[0.1, 0.2],
+                                         cv_rf_mean=[0.66, 0.66], cv_rf_sd=[0.17, 0.17],
+                                         cv_difference=[-0.06, -0.16], cv_wilcoxon_p=[0.31, 0.06]))
+    assert list(with_cv["CV AAM (mean ± sd)"]) == ["0.600 ± 0.100", "0.500 ± 0.200"]
+    assert list(with_cv["Wilcoxon p"]) == ["0.310", "0.060"]
+
+
+def test_evaluation_tables_of_a_metrics_json():
+    metrics = {
+        "classes": ["Control", "Crohns"], "n_test": 5,
+        "test": {"aam": {"n": 5, "accuracy": 0.6, "auroc": 0.5, "confusion_matrix": [[2, 1], [1, 1]],
+                         "classes": ["Control", "Crohns"]},
+                 "random_forest": {"n": 5, "accuracy": 0.8, "auroc": 0.9,
+                                   "confusion_matrix": [[3, 0], [1, 1]]}},
+        "val": {"aam": {"n": 3, "accuracy": 1.0, "auroc": 1.0, "confusion_matrix": [[2, 0], [0, 1]]},
+                "random_forest": None},
+    }
+    scores, confusion = evaluation_tables(metrics)
+    assert list(zip(scores["split"], scores["model"], scores["accuracy"], strict=True)) == [
+        ("test", "AAM", 0.6), ("test", "random forest", 0.8), ("val", "AAM", 1.0)]
+    assert [title for title, _ in confusion] == ["AAM: test confusion matrix",
+                                                 "random forest: test confusion matrix"]
+    forest = confusion[1][1].set_index("true class")
+    assert forest.loc["Control", "predicted Control"] == 3 and forest.loc["Crohns", "predicted Control"] == 1
+
+
+def test_html_table_escapes_values():
+    text = html_table(pd.DataFrame({"sample": ["<b>x</b>"], "reads": [3]}), "t")
+    assert "&lt;b&gt;x&lt;/b&gt;" in text and "<b>x" not in text and 'id="t"' in text
+
+
+def test_sequence_rows_put_the_model_beside_naive_bayes():
+    metrics = {"kind": "contrastive", "knn_k": 1,
+               "ranks": {"genus": {"n_test": 600, "knn_accuracy": 0.8, "naive_bayes_accuracy": 0.75}}}
+    (row,) = sequence_rows("gg", "c", metrics)
+    assert row["1-NN accuracy"] == "0.800" and row["naive Bayes accuracy"] == "0.750"
+    assert row["model − naive Bayes"] == "0.050"
+
+
+def test_stage_writes_the_page(tmp_path):
+    root = tmp_path / "res" / "toy"
+    (root / "rarefied").mkdir(parents=True)
+    (root / "ingest").mkdir()
+    SPLITS.to_csv(root / "splits.tsv", sep="\t", index=False)
+    samples = pd.DataFrame({"sample": CLASSES.index, "dx": CLASSES.to_numpy()})
+    samples.to_parquet(root / "ingest/samples.parquet")
+    pd.DataFrame({"sample": ["a2", "c1", "c2"], "reads": [10, 12, 3]}).to_csv(
+        root / "rarefied/dropped.tsv", sep="\t", index=False)
+    kept = ["a1", "b1", "d1"]
+    table = biom.Table(np.array([[20, 5, 1], [0, 15, 19]]), ["f1", "f2"], kept)  # every sample has 20 reads
+    with h5py.File(root / "rarefied/table.biom", "w") as fh:
+        table.to_hdf5(fh, "test")
+    pd.DataFrame({"target": ["dx"], "task": ["classification"], "run": ["r"], "n_test": [1],
+                  "metric": ["auroc"], "aam": [0.5], "random_forest": [0.75], "difference": [-0.25]}).to_csv(
+        root / "comparison.tsv", sep="\t", index=False)
+    plan = {"datasets": {"toy": {"class_column": "dx", "comparison": True, "faith_pd": False}},
+            "sequences": {}}
+    out = tmp_path / "summary.html"
+    argv = ["summary", "--results", str(tmp_path / "res"), "--settings", json.dumps(plan), "--out", str(out)]
+    assert main(argv) == 0
+    page = out.read_text()
+    assert page.index('id="headline-toy"') < page.index('id="splits-toy"')  # results first
+    assert "Rarefied to 20 reads per sample: 3 of 6 samples kept, 3 dropped" in page
+    assert "Groups with no sample left after rarefaction</b> — test: C." in page
+    first = page[page.index('id="headline-toy"'):]
+    first = first[: first.index("</table>")]
+    cells = re.findall(r"<td[^>]*>([^<]*)</td>", first)
+    assert cells == ["dx", "r", "1", "auroc", "0.500", "0.750", "-0.250"]

@@ -1,0 +1,112 @@
+# Rules of this phase; see workflow/rules/common.smk for helpers. Active when `evaluate.cv` is set.
+# cv_split: the folds of a dataset, each as a splits.tsv (results/{dataset}/cv/{fold}/splits.tsv).
+# finetune_cv, evaluate_cv: the finetune and evaluate rules on one fold's splits.tsv, under
+#   results/{dataset}/cv/{fold}/ (same commands, settings and pretrained encoder: those rules name
+#   their per-split inputs and folders with scoped(), so only outputs, log and benchmark differ
+#   here; every fold is its own job, so folds run in parallel and a finished fold is never retrained).
+# cv_summary: per dataset and target, every run beside the forest over the folds.
+#
+# Pretraining is not per fold: it is self-supervised (no target is read) and runs once per dataset
+# and run on every table sample (rule pretrain_split); every fold fine-tunes from it.
+# Rerun scope: cv_split's params are evaluate.cv, the group and stratify columns and the seed; a new
+# number of folds or repeats reruns the folds and their models, nothing before them.
+
+
+rule cv_split:
+    """Cross-validation folds: grouped (no group in two of train/val/test), stratified, seeded; every
+    sample tested once per repeat; validation carved from each fold's training groups."""
+    input:
+        samples=out("{dataset}", "ingest/samples.parquet"),
+    output:
+        folds=out("{dataset}", "cv/folds.tsv"),
+        splits=[out("{dataset}", f"cv/{fold}/splits.tsv") for fold in CV_FOLDS],
+        summary=report(
+            out("{dataset}", "cv/fold_summary.tsv"),
+            caption="../report/cv_summary.rst",
+            category="Cross-validation",
+            subcategory="{dataset}: folds",
+        ),
+    params:
+        group=lambda wc: dataset_config(wc)["group_column"] or "",
+        stratify=lambda wc: stratify_column(config["split"], dataset_config(wc)["targets"]) or "",
+        folds=CV["folds"] if CV else 0,
+        repeats=CV["repeats"] if CV else 0,
+        val_fraction=CV["val_fraction"] if CV else 0,
+        seed=config["seed"],
+        out_dir=lambda wc: out(wc.dataset, "cv"),
+    log:
+        log_file("{dataset}/cv_split.log"),
+    benchmark:
+        benchmark_file("{dataset}/cv_split.tsv")
+    threads: 1
+    conda:
+        "../../envs/aam.yaml"
+    shell:
+        logged(
+            "aam cv-split --samples {input.samples:q} --group-column {params.group:q}"
+            " --stratify-column {params.stratify:q} --folds {params.folds} --repeats {params.repeats}"
+            " --val-fraction {params.val_fraction} --seed {params.seed} --out-dir {params.out_dir:q}"
+        )
+
+
+use rule finetune as finetune_cv with:
+    output:
+        model=out("{dataset}", "cv/{fold}/models/{run}/finetune/{target}/model.safetensors"),
+        config=out("{dataset}", "cv/{fold}/models/{run}/finetune/{target}/model.json"),
+        history=out("{dataset}", "cv/{fold}/models/{run}/finetune/{target}/metrics.csv"),
+        predictions=out("{dataset}", "cv/{fold}/models/{run}/finetune/{target}/predictions.tsv"),
+        embeddings=out("{dataset}", "cv/{fold}/models/{run}/finetune/{target}/embeddings.parquet"),
+    log:
+        log_file("{dataset}/cv/{fold}/finetune/{run}/{target}.log"),
+    benchmark:
+        benchmark_file("{dataset}/cv/{fold}/finetune/{run}/{target}.tsv")
+
+
+use rule evaluate as evaluate_cv with:
+    output:
+        metrics=out("{dataset}", "cv/{fold}/eval/{run}/{target}/metrics.json"),
+        predictions=out("{dataset}", "cv/{fold}/eval/{run}/{target}/predictions.tsv"),
+        plots=directory(out("{dataset}", "cv/{fold}/eval/{run}/{target}/plots")),
+    log:
+        log_file("{dataset}/cv/{fold}/evaluate/{run}/{target}.log"),
+    benchmark:
+        benchmark_file("{dataset}/cv/{fold}/evaluate/{run}/{target}.tsv")
+
+
+rule cv_summary:
+    """Every AAM run beside the random forest over the folds: mean +- sd, the paired per-fold
+    difference with Wilcoxon signed-rank and sign-test p-values, one point per fold per model."""
+    input:
+        lambda wc: [
+            out(wc.dataset, f"cv/{fold}/eval/{run}/{wc.target}/metrics.json")
+            for fold in CV_FOLDS
+            for run in AAM_RUNS
+        ],
+    output:
+        table=report(
+            out("{dataset}", "cv_summary/{target}.tsv"),
+            caption="../report/cv_summary.rst",
+            category="Cross-validation",
+            subcategory="{dataset}: {target}",
+            labels={"file": "summary table"},
+        ),
+        json=out("{dataset}", "cv_summary/{target}.json"),
+        plot=report(
+            out("{dataset}", "cv_summary/{target}.png"),
+            caption="../report/cv_summary.rst",
+            category="Cross-validation",
+            subcategory="{dataset}: {target}",
+            labels={"file": "per-fold plot"},
+        ),
+    log:
+        log_file("{dataset}/cv_summary/{target}.log"),
+    benchmark:
+        benchmark_file("{dataset}/cv_summary/{target}.tsv")
+    threads: 1
+    conda:
+        "../../envs/aam.yaml"
+    shell:
+        logged(
+            "aam cv-summary --metrics {input:q} --out {output.table:q} --json {output.json:q}"
+            " --plot {output.plot:q}"
+        )
