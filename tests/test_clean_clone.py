@@ -18,7 +18,16 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = Path(sys.executable).with_name("snakemake")
-CONFIGS = sorted(path.name for path in (REPO / "config").glob("*.yaml"))
+# Known to need data outside the repository; strict, so the mark goes when the config is fixed.
+NEEDS_OUTSIDE_DATA = {
+    "corpus/ibd_corpus.yaml": "reads the pretraining corpus from ../shared/data/pretrain_corpus",
+}
+CONFIGS = [
+    pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=NEEDS_OUTSIDE_DATA[name]))
+    if name in NEEDS_OUTSIDE_DATA
+    else name
+    for name in sorted(str(path.relative_to(REPO / "config")) for path in (REPO / "config").rglob("*.yaml"))
+]
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +53,8 @@ def clean_clone(tmp_path_factory) -> Path:
 
 
 def test_every_config_is_covered():
-    assert {"config.yaml", "full.yaml"} <= set(CONFIGS)
+    names = {c if isinstance(c, str) else c.values[0] for c in CONFIGS}
+    assert {"config.yaml", "full.yaml"} <= names
 
 
 @pytest.mark.parametrize("name", CONFIGS)

@@ -4,7 +4,13 @@ Batch inputs (see ``aam.data.datasets``): ``tokens`` [U, L] holds each DISTINCT 
 once; ``asv_index`` [B, K] maps sample b's k-th slot (slots sorted by count) to a row of ``tokens``;
 ``asv_mask`` [B, K] marks real slots. The ASV encoder runs on the U distinct rows only and its
 vectors are gathered back per slot, which gives the same result as encoding every slot (tested)
-at a fraction of the cost.
+at a fraction of the cost. ``asv_counts`` [B, K] (the slots' rarefied counts) gives each slot's
+relative abundance within its sample, for the abundance options of the sample encoder.
+
+ASV vectors come from a nucleotide transformer (``asv_encoder: transformer``, the original), a k-mer
+profile (``kmer``) or the sum of both (``both``). ``asv_dropout`` drops whole ASV slots of each
+training sample (the remaining abundances renormalized), a regularizer for studies of a few hundred
+samples: a sample without some of its ASVs is still the same sample.
 
 SequenceEncoder = ASV encoder + sample encoder + UniFrac head + masked-nucleotide head.
 SequencePredictor = a SequenceEncoder (the base, optionally frozen) + target head + count head.
@@ -18,14 +24,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from aam.models.asv_encoder import VOCAB_SIZE, ASVEncoder, ASVEncoderConfig
+from aam.models.asv_encoder import VOCAB_SIZE, ASVEncoder, ASVEncoderConfig, KmerEncoder
 from aam.models.heads import CountHead, NucleotideHead, TargetHead, UniFracHead
 from aam.models.sample_encoder import SampleEncoder, SampleEncoderConfig
 
 
 @dataclass
 class AAMConfig:
-    """Sizes of the AAM models (defaults: the original TensorFlow AAM)."""
+    """Sizes and options of the AAM models (defaults: the original TensorFlow AAM; the config
+    schema's defaults, which new runs get, are the settings measured best on IBD 2538)."""
 
     embedding_dim: int = 128
     layers: int = 4  # transformer layers of each encoder
@@ -35,6 +42,12 @@ class AAMConfig:
     asv_layers: int | None = None  # override of `layers` for the nucleotide (ASV) encoder
     sample_layers: int | None = None  # override of `layers` for the sample encoder
     asv_norm: str = "none"  # none | batch: standardize ASV vectors over the batch's distinct ASVs
+    asv_encoder: str = "transformer"  # transformer | kmer | both
+    kmer_size: int = 6  # k of the k-mer profile encoder
+    abundance_input: bool = False  # add an MLP of each slot's log relative abundance to its vector
+    pooling: str = "attention"  # attention | abundance (scores start at the log relative abundance)
+    asv_dropout: float = 0.0  # training only: probability of dropping each ASV slot
+    unifrac_affine: bool = False  # UniFrac head: offset + scale * Euclidean distance
     max_bp: int = 150  # set from the token cache
     asv_limit: int = 1024  # set from the run's data section
     vocab_size: int = VOCAB_SIZE
@@ -51,7 +64,11 @@ class AAMConfig:
     def sample_config(self) -> SampleEncoderConfig:
         return SampleEncoderConfig(self.embedding_dim,
                                    self.sample_layers if self.sample_layers is not None else self.layers,
-                                   self.heads, self.ff_dim, self.dropout, self.asv_limit)
+                                   self.heads, self.ff_dim, self.dropout, self.asv_limit,
+                                   self.abundance_input, self.pooling)
+
+    def uses_abundance(self) -> bool:
+        return self.abundance_input or self.pooling == "abundance"
 
 
 def trim_padding(tokens: torch.Tensor) -> torch.Tensor:
@@ -91,30 +108,73 @@ class SequenceEncoder(nn.Module):
     def __init__(self, config: AAMConfig):
         super().__init__()
         self.config = config
-        self.asv_encoder = ASVEncoder(config.asv_config())
+        if config.asv_encoder not in ("transformer", "kmer", "both"):
+            raise ValueError(f"asv_encoder must be transformer, kmer or both, got {config.asv_encoder!r}")
+        if not 0.0 <= config.asv_dropout < 1.0:
+            raise ValueError(f"asv_dropout must lie in [0, 1), got {config.asv_dropout}")
+        self.asv_encoder = ASVEncoder(config.asv_config()) if config.asv_encoder != "kmer" else None
+        self.kmer_encoder = (KmerEncoder(config.embedding_dim, config.kmer_size)
+                             if config.asv_encoder != "transformer" else None)
         if config.asv_norm not in ("none", "batch"):
             raise ValueError(f"asv_norm must be 'none' or 'batch', got {config.asv_norm!r}")
         self.asv_norm = ASVNorm(config.embedding_dim) if config.asv_norm == "batch" else nn.Identity()
         self.sample_encoder = SampleEncoder(config.sample_config())
-        self.unifrac_head = UniFracHead(config.embedding_dim)
-        self.nucleotide_head = NucleotideHead(config.embedding_dim, config.vocab_size)
+        self.unifrac_head = UniFracHead(config.embedding_dim, affine=config.unifrac_affine)
+        self.nucleotide_head = (NucleotideHead(config.embedding_dim, config.vocab_size)
+                                if self.asv_encoder is not None else None)
 
-    def encode(self, tokens: torch.Tensor, asv_index: torch.Tensor, asv_mask: torch.Tensor
-               ) -> dict[str, torch.Tensor]:
-        """tokens [U, L], asv_index [B, K], asv_mask [B, K] -> sample embedding [B, D], ASV states
-        [B, K, D] and nucleotide states [U, L, D]."""
-        asv_vectors, nucleotide_states = self.asv_encoder(trim_padding(tokens))
-        asv_vectors = self.asv_norm(asv_vectors)
+    def asv_vectors(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """tokens [U, L] -> ASV vectors [U, D] and nucleotide states [U, L', D] (None for kmer)."""
+        tokens = trim_padding(tokens)
+        vectors, states = None, None
+        if self.asv_encoder is not None:
+            vectors, states = self.asv_encoder(tokens)
+        if self.kmer_encoder is not None:
+            kmer = self.kmer_encoder(tokens)
+            vectors = kmer if vectors is None else vectors + kmer
+        return self.asv_norm(vectors), states
+
+    def encode(self, tokens: torch.Tensor, asv_index: torch.Tensor, asv_mask: torch.Tensor,
+               asv_counts: torch.Tensor | None = None) -> dict[str, torch.Tensor | None]:
+        """tokens [U, L], asv_index [B, K], asv_mask [B, K], asv_counts [B, K] (needed by the
+        abundance options) -> sample embedding [B, D], ASV states [B, K, D], the mask used
+        (after ASV dropout) and nucleotide states [U, L, D] (None without a nucleotide encoder)."""
+        asv_vectors, nucleotide_states = self.asv_vectors(tokens)
+        if self.training and self.config.asv_dropout > 0:
+            asv_mask = drop_slots(asv_mask, self.config.asv_dropout)
+        log_abundance = None
+        if self.config.uses_abundance():
+            if asv_counts is None:
+                raise ValueError("this model uses abundances: pass asv_counts")
+            log_abundance = log_relative_abundance(asv_counts, asv_mask)
         per_slot = asv_vectors[asv_index] * asv_mask[..., None]  # [B, K, D]
-        sample, asv_states = self.sample_encoder(per_slot, asv_mask)
-        return {"sample_embedding": sample, "asv_states": asv_states, "nucleotide_states": nucleotide_states}
+        sample, asv_states = self.sample_encoder(per_slot, asv_mask, log_abundance)
+        return {"sample_embedding": sample, "asv_states": asv_states, "asv_mask": asv_mask,
+                "nucleotide_states": nucleotide_states}
 
-    def forward(self, tokens: torch.Tensor, asv_index: torch.Tensor, asv_mask: torch.Tensor
-                ) -> dict[str, torch.Tensor]:
-        out = self.encode(tokens, asv_index, asv_mask)
+    def forward(self, tokens: torch.Tensor, asv_index: torch.Tensor, asv_mask: torch.Tensor,
+                asv_counts: torch.Tensor | None = None) -> dict[str, torch.Tensor | None]:
+        out = self.encode(tokens, asv_index, asv_mask, asv_counts)
         out["distances"] = self.unifrac_head(out["sample_embedding"])
-        out["nucleotide_logits"] = self.nucleotide_head(out["nucleotide_states"])
+        states = out["nucleotide_states"]
+        out["nucleotide_logits"] = None if states is None else self.nucleotide_head(states)
         return out
+
+
+def log_relative_abundance(counts: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """counts [B, K], mask [B, K] -> log(count / the sample's total over its real slots) at real
+    slots, 0 at padding (and at a real slot with count 0, which rarefied samples never have)."""
+    counts = counts.float() * mask
+    share = counts / counts.sum(-1, keepdim=True).clamp(min=1e-12)
+    return torch.where(share > 0, torch.log(share.clamp(min=1e-30)), torch.zeros_like(share))
+
+
+def drop_slots(mask: torch.Tensor, rate: float) -> torch.Tensor:
+    """Each real slot kept with probability 1 - rate; a sample's first (most abundant) slot is
+    always kept, so no sample loses all its ASVs."""
+    keep = torch.rand(mask.shape, device=mask.device) >= rate
+    keep[:, 0] = True
+    return mask & keep
 
 
 class SequencePredictor(nn.Module):
@@ -148,15 +208,17 @@ class SequencePredictor(nn.Module):
             self.base.eval()
         return self
 
-    def forward(self, tokens: torch.Tensor, asv_index: torch.Tensor, asv_mask: torch.Tensor
-                ) -> dict[str, torch.Tensor]:
-        """-> target [B] (regression) or logits [B, C], count_log_probs [B, K], sample_embedding."""
-        out = self.base.encode(tokens, asv_index, asv_mask)
+    def forward(self, tokens: torch.Tensor, asv_index: torch.Tensor, asv_mask: torch.Tensor,
+                asv_counts: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """-> target [B] (regression) or logits [B, C], count_log_probs [B, K], sample_embedding,
+        asv_mask (the slots used: ASV dropout removes some in training)."""
+        out = self.base.encode(tokens, asv_index, asv_mask, asv_counts)
         target = self.target_head(out["sample_embedding"]).float()
         if self.config.task == "regression":
             target = target.squeeze(-1)
         return {
             "target": target,
-            "count_log_probs": self.count_head(out["asv_states"], asv_mask),
+            "count_log_probs": self.count_head(out["asv_states"], out["asv_mask"]),
             "sample_embedding": out["sample_embedding"],
+            "asv_mask": out["asv_mask"],
         }

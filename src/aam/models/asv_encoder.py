@@ -1,9 +1,19 @@
-"""ASV encoder: the nucleotide tokens of one ASV -> one vector.
+"""ASV encoders: the nucleotide tokens of one ASV -> one vector.
 
-Tokens (see ``aam.data.nucleotides``): PAD 0, A C G T 1-4, N 5 (any ambiguity code), MASK 6.
+:class:`ASVEncoder` (``model.asv_encoder: transformer``): a nucleotide transformer. Tokens
+(see ``aam.data.nucleotides``): PAD 0, A C G T 1-4, N 5 (any ambiguity code), MASK 6.
 Token embedding + learned positions (up to ``max_bp``), a pre-norm transformer over the
 nucleotides of each ASV (padding masked), and attention pooling over the real nucleotides. An
 all-padding row gives a zero vector, never NaN.
+
+:class:`KmerEncoder` (``model.asv_encoder: kmer``): the ASV's k-mer profile (counts of each of the
+4^k k-mers of A/C/G/T over its overlapping windows, divided by the number of windows; a window
+holding N, MASK or padding is skipped) through a linear layer and a LayerNorm. Why: 16S ASVs share
+most of their nucleotides, so a freshly initialised nucleotide transformer gives them near-identical
+vectors (measured on IBD 2538: distinct ASVs differ by ~9 % of their norm, samples by ~1 %); two
+ASVs that differ at one position in ten share only about half of their 6-mers, so their profiles,
+and any random projection of them, differ from the start. It costs one sparse count and one matrix
+product per distinct ASV, and has no nucleotide states (no masked-nucleotide objective).
 """
 
 from __future__ import annotations
@@ -52,3 +62,38 @@ class ASVEncoder(nn.Module):
         x = self.drop(self.tok(tokens) + self.pos(pos)[None])
         states = self.transformer(x, mask)
         return self.pool(states, mask), states
+
+
+def kmer_profile(tokens: torch.Tensor, k: int) -> torch.Tensor:
+    """tokens [N, L] (A C G T = 1-4) -> k-mer frequencies [N, 4^k] (rows sum to 1; 0 without a
+    valid window). k-mer code: the base-4 number of its nucleotides (A=0 ... T=3), first most
+    significant."""
+    n, length = tokens.shape
+    out = torch.zeros(n, 4**k, dtype=torch.float32, device=tokens.device)
+    if length < k:
+        return out
+    windows = tokens.unfold(1, k, 1)  # [N, W, k]
+    valid = ((windows >= 1) & (windows <= 4)).all(-1)
+    powers = 4 ** torch.arange(k - 1, -1, -1, device=tokens.device)
+    codes = ((windows - 1).clamp(0, 3) * powers).sum(-1)
+    out.scatter_add_(1, codes, valid.float())
+    return out / out.sum(1, keepdim=True).clamp(min=1.0)
+
+
+class KmerEncoder(nn.Module):
+    """k-mer profile -> Linear -> LayerNorm: one vector per ASV (zeros for an all-padding row)."""
+
+    def __init__(self, dim: int, k: int = 6):
+        super().__init__()
+        if not 1 <= k <= 8:
+            raise ValueError(f"kmer_size must lie in 1..8, got {k}")
+        self.k = k
+        self.proj = nn.Linear(4**k, dim)
+        self.ln = nn.LayerNorm(dim)
+        init_weights(self)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """tokens [N, L] -> vectors [N, D]."""
+        profile = kmer_profile(tokens, self.k)
+        has = (profile.sum(1, keepdim=True) > 0).to(profile.dtype)
+        return self.ln(self.proj(profile)) * has

@@ -74,14 +74,22 @@ def key_padding_mask(mask: torch.Tensor) -> torch.Tensor:
 
 
 class AttentionPooling(nn.Module):
-    """Softmax-weighted sum over the real positions: [N, T, D], [N, T] -> [N, D] (zeros if empty)."""
+    """Softmax-weighted sum over the real positions: [N, T, D], [N, T] -> [N, D] (zeros if empty).
+
+    ``log_prior`` [N, T], when given, is added to the learned scores: with ``log_prior = log w`` the
+    weights start (scores ~0 at initialisation) as ``w`` normalized over the real positions, e.g.
+    each ASV's relative abundance, and the learned scores reweight from there.
+    """
 
     def __init__(self, dim: int):
         super().__init__()
         self.score = nn.Linear(dim, 1)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, log_prior: torch.Tensor | None = None
+                ) -> torch.Tensor:
         scores = self.score(x).squeeze(-1).float()
+        if log_prior is not None:
+            scores = scores + log_prior.float()
         scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
         weights = torch.softmax(scores, dim=-1) * mask  # all-masked rows: uniform * 0 = 0
         return torch.einsum("nt,ntd->nd", weights.to(x.dtype), x)

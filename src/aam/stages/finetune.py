@@ -157,7 +157,7 @@ def predict(model, loader, device: torch.device) -> dict[str, np.ndarray]:
     rows, outs, embs, trues = [], [], [], []
     for batch in loader:
         batch = {k: v.to(device) for k, v in batch.items()}
-        out = model(batch["tokens"], batch["asv_index"], batch["asv_mask"])
+        out = model(batch["tokens"], batch["asv_index"], batch["asv_mask"], batch["asv_counts"])
         rows.append(batch["sample_index"].cpu())
         outs.append(out["target"].float().cpu())
         embs.append(out["sample_embedding"].float().cpu())
@@ -333,7 +333,8 @@ def run(args: argparse.Namespace) -> None:
     module = FinetuneModule(cfg, trainer, loss=fine["loss"], class_weights=weights,
                             count_weight=fine["count_weight"], focal_gamma=fine["focal_gamma"],
                             huber_delta=fine["huber_delta"], freeze_base=False,
-                            target_mean=dm.target_mean or 0.0, target_std=dm.target_std or 1.0)
+                            target_mean=dm.target_mean or 0.0, target_std=dm.target_std or 1.0,
+                            base_lr_scale=fine["base_lr_scale"] if args.pretrain_dir else 1.0)
     if pretrained_state is not None:
         module.model.base.load_state_dict(pretrained_state, strict=True)
         log.info("loaded the pretrained encoder from %s", args.pretrain_dir)

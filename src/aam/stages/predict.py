@@ -134,8 +134,15 @@ def token_caches(counts, sample_ids, feature_ids, sequences, max_bp: int, folder
     }), folder / "counts.parquet")
     tokens = folder / "tokens"
     tokens.mkdir()
-    build(folder / "features.parquet", folder / "counts.parquet", None, tokens / "features.parquet",
-          tokens / "samples.parquet", max_bp=max_bp, force=True)
+    quiet = logging.getLogger("aam.stages.tokenize")  # its cache report means nothing here
+    level = quiet.level
+    quiet.setLevel(logging.WARNING)
+    try:
+        build(folder / "features.parquet", folder / "counts.parquet", None, tokens / "features.parquet",
+              tokens / "samples.parquet", max_bp=max_bp, force=True)
+    finally:
+        quiet.setLevel(level)
+    log.info("read %d samples x %d features (max_bp %d)", len(sample_ids), len(feature_ids), max_bp)
     return read_features(tokens / "features.parquet"), read_samples(tokens / "samples.parquet")
 
 

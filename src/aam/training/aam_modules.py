@@ -29,7 +29,7 @@ from aam.models.aam import AAMConfig, SequenceEncoder, SequencePredictor, trim_p
 from aam.training import losses
 from aam.training.engine import EngineModule, TrainerSettings
 
-MODEL_INPUTS = ("tokens", "asv_index", "asv_mask")
+MODEL_INPUTS = ("tokens", "asv_index", "asv_mask", "asv_counts")
 
 
 class PretrainModule(EngineModule):
@@ -51,25 +51,33 @@ class PretrainModule(EngineModule):
                                    self.metric, dtype=torch.float32)
 
     def _losses(self, batch, tokens, labels, stage: str):
-        out = self.model(tokens, batch["asv_index"], batch["asv_mask"])
+        out = self.model(tokens, batch["asv_index"], batch["asv_mask"], batch["asv_counts"])
         true = self.true_distances(batch)
         u_loss = losses.unifrac_loss(out["distances"], true)
-        n_loss = losses.nucleotide_loss(out["nucleotide_logits"], labels)
-        loss = self.unifrac_weight * u_loss + self.nucleotide_weight * n_loss
-        chosen = labels != losses.IGNORE
-        correct = (out["nucleotide_logits"].argmax(-1)[chosen] == labels[chosen]).float()
+        loss = self.unifrac_weight * u_loss
         bs = batch["asv_index"].shape[0]
         # sync_dist: under data parallelism the logged values are means over all ranks' batches.
         kw = {"on_step": stage == "train", "on_epoch": True, "sync_dist": True}
-        self.log(f"{stage}/loss", loss, prog_bar=True, batch_size=bs, **kw)
         self.log(f"{stage}/unifrac_loss", u_loss, batch_size=bs, **kw)
-        self.log(f"{stage}/nucleotide_loss", n_loss, batch_size=bs, **kw)
-        # Logged on every rank (a collective), weighted by the masked positions (0 adds nothing).
-        n_chosen = correct.numel()
-        self.log(f"{stage}/nucleotide_accuracy", correct.sum() / max(n_chosen, 1), batch_size=n_chosen, **kw)
+        if out["nucleotide_logits"] is not None:  # a k-mer ASV encoder has no nucleotide objective
+            n_loss = losses.nucleotide_loss(out["nucleotide_logits"], labels)
+            loss = loss + self.nucleotide_weight * n_loss
+            chosen = labels != losses.IGNORE
+            correct = (out["nucleotide_logits"].argmax(-1)[chosen] == labels[chosen]).float()
+            self.log(f"{stage}/nucleotide_loss", n_loss, batch_size=bs, **kw)
+            # Logged on every rank (a collective), weighted by the masked positions (0 adds nothing).
+            n_chosen = correct.numel()
+            self.log(f"{stage}/nucleotide_accuracy", correct.sum() / max(n_chosen, 1), batch_size=n_chosen,
+                     **kw)
+        self.log(f"{stage}/loss", loss, prog_bar=True, batch_size=bs, **kw)
         return loss, out, true
 
     def training_step(self, batch, batch_idx):
+        head = self.model.unifrac_head
+        if head.affine and not bool(head.offset_ready):
+            head.init_offset(float(losses.upper_triangle(self.true_distances(batch)).mean()))
+        if self.model.nucleotide_head is None:
+            return self._losses(batch, trim_padding(batch["tokens"]), None, "train")[0]
         # The mask is seeded by (seed, epoch, batch number), so a batch is masked the same on any
         # rank and in any world size (batches from a plain loader draw from the global stream).
         number = _batch_number(batch)
@@ -83,28 +91,33 @@ class PretrainModule(EngineModule):
         return loss
 
     def validation_step(self, batch, batch_idx):
-        # UniFrac on unmasked tokens; the nucleotide objective on a fixed, seeded mask.
-        number = _batch_number(batch)
-        gen = torch.Generator().manual_seed(10_000 + (number if number >= 0 else batch_idx))
+        # UniFrac on unmasked tokens; the nucleotide objective on a fixed, seeded mask. A last batch
+        # of one sample has no pair (its UniFrac MSE would be NaN and stop training): skipped.
+        bs = batch["asv_index"].shape[0]
+        if bs < 2:
+            return
         tokens = trim_padding(batch["tokens"])
-        masked, labels = losses.mask_nucleotides(tokens, self.mask_rate, generator=gen)
-        out = self.model(tokens, batch["asv_index"], batch["asv_mask"])
+        out = self.model(tokens, batch["asv_index"], batch["asv_mask"], batch["asv_counts"])
         true = self.true_distances(batch)
         u_loss = losses.unifrac_loss(out["distances"], true)
-        _, nuc_states = self.model.asv_encoder(masked)
-        logits = self.model.nucleotide_head(nuc_states)
-        n_loss = losses.nucleotide_loss(logits, labels)
-        chosen = labels != losses.IGNORE
-        bs = batch["asv_index"].shape[0]
         # sync_dist: the epoch value is the batch-size weighted mean over every rank's batches.
         kw = {"on_epoch": True, "batch_size": bs, "sync_dist": True}
-        self.log("val/loss", self.unifrac_weight * u_loss + self.nucleotide_weight * n_loss,
-                 prog_bar=True, **kw)
+        loss, correct, n_chosen = self.unifrac_weight * u_loss, 0, 0
+        if self.model.nucleotide_head is not None:
+            number = _batch_number(batch)
+            gen = torch.Generator().manual_seed(10_000 + (number if number >= 0 else batch_idx))
+            masked, labels = losses.mask_nucleotides(tokens, self.mask_rate, generator=gen)
+            _, nuc_states = self.model.asv_encoder(masked)
+            logits = self.model.nucleotide_head(nuc_states)
+            n_loss = losses.nucleotide_loss(logits, labels)
+            loss = loss + self.nucleotide_weight * n_loss
+            self.log("val/nucleotide_loss", n_loss, **kw)
+            chosen = labels != losses.IGNORE
+            correct, n_chosen = int((logits.argmax(-1)[chosen] == labels[chosen]).sum()), int(chosen.sum())
+        self.log("val/loss", loss, prog_bar=True, **kw)
         self.log("val/unifrac_loss", u_loss, **kw)
-        self.log("val/nucleotide_loss", n_loss, **kw)
-        correct = int((logits.argmax(-1)[chosen] == labels[chosen]).sum())
         self._val.append((losses.upper_triangle(out["distances"]).detach().float().cpu(),
-                          losses.upper_triangle(true).detach().float().cpu(), correct, int(chosen.sum())))
+                          losses.upper_triangle(true).detach().float().cpu(), correct, n_chosen))
 
     def on_validation_epoch_start(self) -> None:
         self._val = []
@@ -151,7 +164,8 @@ class FinetuneModule(EngineModule):
     def __init__(self, model_config: AAMConfig, settings: TrainerSettings | dict | None,
                  loss: str | None = None, class_weights: np.ndarray | list[float] | None = None,
                  count_weight: float = 1.0, focal_gamma: float = 2.0, huber_delta: float = 1.0,
-                 freeze_base: bool = False, target_mean: float = 0.0, target_std: float = 1.0):
+                 freeze_base: bool = False, target_mean: float = 0.0, target_std: float = 1.0,
+                 base_lr_scale: float = 1.0):
         super().__init__(settings)
         self.model = SequencePredictor(model_config)
         self.task = model_config.task
@@ -172,8 +186,27 @@ class FinetuneModule(EngineModule):
         # The pretraining heads ride along (a pretrained encoder's weights load into them) but get
         # no gradient here; frozen, data-parallel training needs no search for unused parameters.
         for head in (self.model.base.unifrac_head, self.model.base.nucleotide_head):
-            head.requires_grad_(False)
+            if head is not None:  # a k-mer ASV encoder has no nucleotide head
+                head.requires_grad_(False)
+        self.base_lr_scale = float(base_lr_scale)
         self._val: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def parameter_groups(self) -> list[dict[str, Any]]:
+        """The engine's groups (weight decay on matrices only), with the base's learning rate
+        scaled by ``base_lr_scale``: a pretrained base moves slower than the fresh heads. The heads'
+        groups come first, so the logged ``lr`` is the heads'."""
+        if self.base_lr_scale == 1.0:
+            return super().parameter_groups()
+        base_ids = {id(p) for p in self.model.base.parameters()}
+        groups = []
+        for in_base, lr in ((False, self.settings.lr), (True, self.settings.lr * self.base_lr_scale)):
+            for decay in (True, False):
+                params = [p for p in self.parameters() if p.requires_grad and (id(p) in base_ids) == in_base
+                          and (p.ndim >= 2) == decay]
+                if params:
+                    groups.append({"params": params, "lr": lr,
+                                   "weight_decay": self.settings.weight_decay if decay else 0.0})
+        return groups
 
     def target_loss(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         if self.loss_name == "mse":
@@ -187,7 +220,7 @@ class FinetuneModule(EngineModule):
     def _step(self, batch, stage: str):
         out = self.model(*(batch[k] for k in MODEL_INPUTS))
         t_loss = self.target_loss(out["target"], batch["target"])
-        c_loss = losses.count_loss(out["count_log_probs"], batch["asv_counts"], batch["asv_mask"])
+        c_loss = losses.count_loss(out["count_log_probs"], batch["asv_counts"], out["asv_mask"])
         loss = t_loss + self.count_weight * c_loss
         kw = {"on_step": stage == "train", "on_epoch": True, "batch_size": batch["asv_index"].shape[0],
               "sync_dist": True}  # under data parallelism: means over all ranks' batches
