@@ -28,8 +28,6 @@ import pyarrow.parquet as pq
 from aam.errors import InputError
 from aam.io.atomic import atomic_path
 
-COLUMNS = ("id", "split", "embedding")
-
 
 def embeddings_table(ids, vectors: np.ndarray, split=None, extra: dict | None = None) -> pa.Table:
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)

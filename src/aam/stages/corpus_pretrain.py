@@ -25,15 +25,13 @@ import logging
 import time
 from pathlib import Path
 
-import torch
-
 from aam.config import load_settings
 from aam.errors import InputError
 from aam.stages.pretrain import (
     input_fingerprint,
     model_config,
+    start_trainer,
     train_summary,
-    trainer_settings,
     write_history,
 )
 
@@ -86,14 +84,11 @@ def build_module(settings: dict, dm, trainer):
 
 def run(args: argparse.Namespace) -> None:
     from aam.data.corpus import CorpusDataModule
-    from aam.training.engine import NonFiniteLossError, export_model, fit, seed_everything
+    from aam.training.engine import NonFiniteLossError, export_model, fit
 
     settings = load_settings(args.settings, "aam_run")
     pre = settings["pretrain"]
-    trainer = trainer_settings(pre, args.seed, args.threads, "pretrain.trainer")
-    seed_everything(trainer.seed)
-    if trainer.num_threads:
-        torch.set_num_threads(trainer.num_threads)
+    trainer = start_trainer(pre, args.seed, args.threads, "pretrain.trainer")
     if not 0 < args.val_fraction < 1:
         raise InputError(f"--val-fraction must be in (0, 1), got {args.val_fraction}")
     studies = read_studies(args.studies)

@@ -54,8 +54,8 @@ from aam.stages.pretrain import (
     check_splits,
     input_fingerprint,
     model_config,
+    start_trainer,
     train_summary,
-    trainer_settings,
     write_history,
 )
 
@@ -291,7 +291,7 @@ def run(args: argparse.Namespace) -> None:
     from aam.data.datasets import AAMDataModule, read_target_column
     from aam.io.splits import read_splits
     from aam.training.aam_modules import FinetuneModule, validation_metrics
-    from aam.training.engine import NonFiniteLossError, export_model, fit, seed_everything
+    from aam.training.engine import NonFiniteLossError, export_model, fit
 
     if args.bundled:
         from aam.pretrained import bundled_dir
@@ -301,10 +301,7 @@ def run(args: argparse.Namespace) -> None:
         args.pretrain_dir = str(bundled_dir(args.bundled))
     settings = load_settings(args.settings, "aam_run")
     fine = settings["finetune"]
-    trainer = trainer_settings(fine, args.seed, args.threads, "finetune.trainer")
-    seed_everything(trainer.seed)
-    if trainer.num_threads:
-        torch.set_num_threads(trainer.num_threads)
+    trainer = start_trainer(fine, args.seed, args.threads, "finetune.trainer")
     out_dir = Path(args.out_dir)
     tokens = Path(args.tokens_dir)
     column, task = args.target_column, args.task

@@ -57,6 +57,18 @@ def trainer_settings(section: dict[str, Any], seed: int, threads: int | None, wh
     return trainer
 
 
+def start_trainer(section: dict[str, Any], seed: int, threads: int | None, where: str):
+    """The trainer settings of a training stage, with the seed and thread count applied: every AAM
+    stage starts this way, so that the same config and seed give identical weights."""
+    from aam.training.engine import seed_everything
+
+    trainer = trainer_settings(section, seed, threads, where)
+    seed_everything(trainer.seed)
+    if trainer.num_threads:
+        torch.set_num_threads(trainer.num_threads)
+    return trainer
+
+
 def model_config(model: dict[str, Any], datamodule, **extra):
     """AAMConfig from the run's ``model`` section and the data's max_bp and asv_limit."""
     from aam.models.aam import AAMConfig
@@ -109,14 +121,11 @@ def run(args: argparse.Namespace) -> None:
     from aam.data.datasets import AAMDataModule
     from aam.data.unifrac import PhyloIndex
     from aam.training.aam_modules import PretrainModule
-    from aam.training.engine import NonFiniteLossError, export_model, fit, seed_everything
+    from aam.training.engine import NonFiniteLossError, export_model, fit
 
     settings = load_settings(args.settings, "aam_run")
     pre = settings["pretrain"]
-    trainer = trainer_settings(pre, args.seed, args.threads, "pretrain.trainer")
-    seed_everything(trainer.seed)
-    if trainer.num_threads:
-        torch.set_num_threads(trainer.num_threads)
+    trainer = start_trainer(pre, args.seed, args.threads, "pretrain.trainer")
     out_dir = Path(args.out_dir)
     tokens = Path(args.tokens_dir)
 
