@@ -278,10 +278,12 @@ class KillAt(__import__("lightning").pytorch.callbacks.Callback):
             raise RuntimeError("killed")
 
 
-def test_interrupted_corpus_pretraining_resumes_to_the_same_weights(corpus, tmp_path):
-    """Killed mid-epoch and started again (fresh process state), a corpus run resumes from
-    last.ckpt and ends with the weights of an uninterrupted run: the corpus sampler follows the
-    epoch Lightning restores."""
+@pytest.mark.parametrize("kill_epoch, kill_batch", [(1, 1), (2, 0)], ids=["mid-epoch", "epoch-boundary"])
+def test_interrupted_corpus_pretraining_resumes_to_the_same_weights(corpus, tmp_path, kill_epoch, kill_batch):
+    """Killed mid-epoch, or at the first batch of an epoch (the checkpoint then is the previous
+    epoch's end), and started again (fresh process state), a corpus run resumes from last.ckpt and
+    ends with the weights of an uninterrupted run: the corpus sampler follows the epoch Lightning
+    restores."""
     from aam.data.unifrac import PhyloIndex
     from aam.models.aam import AAMConfig
     from aam.training.aam_modules import CorpusPretrainModule
@@ -303,7 +305,7 @@ def test_interrupted_corpus_pretraining_resumes_to_the_same_weights(corpus, tmp_
 
     full, _ = run(tmp_path / "full", 0)
     with pytest.raises(RuntimeError, match="killed"):
-        run(tmp_path / "resumed", 0, [KillAt(epoch=1, batch=1)])
+        run(tmp_path / "resumed", 0, [KillAt(epoch=kill_epoch, batch=kill_batch)])
     resumed, result = run(tmp_path / "resumed", 99)
     assert result.resumed
     for a, b in zip(full.state_dict().values(), resumed.state_dict().values(), strict=True):
