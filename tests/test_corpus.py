@@ -319,3 +319,46 @@ def test_a_missing_study_cache_is_one_clear_error(corpus, tmp_path):
     gone = CorpusStudy("gone", tmp_path / "nowhere", studies[0].tree, 10)
     with pytest.raises(InputError, match="study gone: no features.parquet"):
         datamodule([studies[0], gone])
+
+
+def test_pretraining_continues_from_a_bundled_encoder_on_one_study(tmp_path):
+    """`aam pretrain --init-dir` (pretrain.continue_on_study) starts from the encoder's weights and
+    architecture, whatever the run's model section says: after one step at a vanishing learning
+    rate the weights are still the bundled file's; without --init-dir they are a fresh model's."""
+    from safetensors.torch import load_file
+
+    from aam import pretrained
+    from aam.stages import pretrain
+    from aam.training.engine import load_model
+
+    rng = np.random.default_rng(8)
+    tips = [f"asv{i}" for i in range(30)]
+    (tmp_path / "tree.nwk").write_text(random_tree(tips, rng))
+    study = tmp_path / "study"
+    write_study(study, tips, 20, rng, length=(20, 30), prefix="d")
+    depth = biom.Table(np.full((1, 20), 40.0), ["f"], [f"d.{s}" for s in range(20)])
+    with biom.util.biom_open(str(study / "rarefied.biom"), "w") as handle:
+        depth.to_hdf5(handle, "test")
+    tokens = study / "cache"
+    build(study / "features.parquet", study / "counts.parquet", study / "rarefied.biom",
+          tokens / "features.parquet", tokens / "samples.parquet", max_bp=150)
+    (tmp_path / "splits.tsv").write_text(
+        "sample\tsplit\n" + "".join(f"d.{s}\t{'train' if s < 16 else 'val'}\n" for s in range(20)))
+    trainer = {"max_epochs": 1, "limit_train_batches": 1, "lr": 1e-12, "warmup_steps": 0, "patience": None,
+               "progress_bar": False, "num_threads": 1}
+    run = {"data": {"asv_limit": 16, "batch_size": 4}, "model": {"embedding_dim": 16, "heads": 2},
+           "pretrain": {"trainer": trainer}}
+    common = ["--tokens-dir", str(tokens), "--splits", str(tmp_path / "splits.tsv"), "--tree",
+              str(tmp_path / "tree.nwk"), "--settings", json.dumps(run), "--seed", "1"]
+    folder = pretrained.bundled_dir()
+    stage(pretrain, *common, "--out-dir", str(tmp_path / "continued"), "--init-dir", str(folder))
+    stage(pretrain, *common, "--out-dir", str(tmp_path / "fresh"))
+
+    bundled = load_file(str(folder / "model.safetensors"))
+    continued, meta = load_model(tmp_path / "continued")
+    assert meta["initialized_from"] == str(folder)
+    assert meta["config"]["embedding_dim"] == 64 and meta["config"]["asv_encoder"] == "kmer"
+    for name, value in continued.state_dict().items():
+        torch.testing.assert_close(value, bundled[name], rtol=0, atol=1e-8)
+    fresh, fresh_meta = load_model(tmp_path / "fresh")
+    assert fresh_meta["config"]["embedding_dim"] == 16 and fresh_meta["initialized_from"] is None

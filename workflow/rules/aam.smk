@@ -1,7 +1,8 @@
 # Rules of this phase; see workflow/rules/common.smk for helpers.
-# pretrain: the AAM SequenceEncoder on UniFrac + masked nucleotides (runs with pretrain.enabled), once
-# per dataset and run, on every table sample (pretrain_splits.tsv: self-supervised, no target is read;
-# the finetune jobs of the split and of every CV fold start from it).
+# pretrain: the AAM SequenceEncoder on UniFrac + masked nucleotides (runs with pretrain.enabled, from:
+# study, or a corpus/bundled encoder with continue_on_study, which it starts from), once per dataset
+# and run, on every table sample (pretrain_splits.tsv: self-supervised, no target is read; the
+# finetune jobs of the split and of every CV fold start from it).
 # finetune: one model per run and target; from the pretrained encoder, or from scratch.
 # Both train on a GPU where there is one (resources gpu = the run's devices x num_nodes, 1 by
 # default: one at a time per GPU locally; on SLURM, --gpus and one task per process, started by
@@ -17,6 +18,7 @@ rule pretrain:
         samples=out("{dataset}", "tokens/samples.parquet"),
         splits=out("{dataset}", "pretrain_splits.tsv"),
         tree=out("{dataset}", "ingest/tree.nwk"),
+        init=init_inputs,
     output:
         model=out("{dataset}", "models/{run}/pretrain/model.safetensors"),
         config=out("{dataset}", "models/{run}/pretrain/model.json"),
@@ -27,6 +29,7 @@ rule pretrain:
         tokens_dir=lambda wc: out(wc.dataset, "tokens"),
         out_dir=lambda wc: out(wc.dataset, f"models/{wc.run}/pretrain"),
         launch=training_launch_param(lambda wc: aam_trainer(wc.run, "pretrain")),
+        init=init_dir_arg,
     resources:
         **training_resource_params(lambda wc: aam_trainer(wc.run, "pretrain")),
     threads: 4
@@ -40,7 +43,7 @@ rule pretrain:
         logged(
             "{params.launch}aam pretrain --tokens-dir {params.tokens_dir:q} --splits {input.splits:q} --tree {input.tree:q}"
             " --settings {params.settings:q} --seed {params.seed} --threads {threads}"
-            " --out-dir {params.out_dir:q}"
+            " --out-dir {params.out_dir:q} {params.init}"
         )
 
 

@@ -207,17 +207,46 @@ def pretrain_source(run):
     return AAM_RUNS[run]["pretrain"].get("from", "study")
 
 
-def pretrained_dir(dataset, run):
-    """The folder of the encoder a finetune job starts from (None: from scratch)."""
-    if not pretrain_enabled(run):
-        return None
+def continues_on_study(run):
+    """Whether a run pretrains its corpus or bundled encoder further on the dataset itself."""
+    return pretrain_source(run) != "study" and bool(AAM_RUNS[run]["pretrain"].get("continue_on_study"))
+
+
+def source_encoder_dir(run):
+    """The folder of a run's corpus or bundled encoder (None for from: study)."""
+    pre = AAM_RUNS[run]["pretrain"]
     source = pretrain_source(run)
     if source == "corpus":
-        pre = AAM_RUNS[run]["pretrain"]
         return corpus_out(pre["corpus"], pre["run"])
     if source == "bundled":
-        return bundled_dir(AAM_RUNS[run]["pretrain"].get("bundled") or DEFAULT_BUNDLED)
-    return out(dataset, f"models/{run}/pretrain")
+        return bundled_dir(pre.get("bundled") or DEFAULT_BUNDLED)
+    return None
+
+
+def pretrained_dir(dataset, run):
+    """The folder of the encoder a finetune job starts from (None: from scratch): the dataset's own
+    pretraining (from: study, or a corpus/bundled encoder continued on the study), else the corpus
+    or bundled encoder itself."""
+    if not pretrain_enabled(run):
+        return None
+    if pretrain_source(run) == "study" or continues_on_study(run):
+        return out(dataset, f"models/{run}/pretrain")
+    return source_encoder_dir(run)
+
+
+def init_inputs(wc):
+    """The encoder files a pretrain job starts from (continue_on_study), else none."""
+    if not continues_on_study(wc.run):
+        return []
+    folder = source_encoder_dir(wc.run)
+    return [f"{folder}/model.safetensors", f"{folder}/model.json"]
+
+
+def init_dir_arg(wc):
+    """The pretrain stage's --init-dir argument (continue_on_study), else empty."""
+    if not continues_on_study(wc.run):
+        return ""
+    return f"--init-dir {shlex.quote(str(source_encoder_dir(wc.run)))}"
 
 
 def pretrained_inputs(wc):
@@ -339,9 +368,12 @@ def corpus_targets():
 
 
 def check_pretrain_sources():
-    """Runs that fine-tune from a corpus must name a corpus run of the config."""
+    """Runs that fine-tune from a corpus must name a corpus run of the config; continue_on_study
+    needs an encoder to continue from."""
     for run, settings in AAM_RUNS.items():
         pre = settings["pretrain"]
+        if pre.get("continue_on_study") and pre.get("from", "study") == "study":
+            raise ValueError(f"aam.runs.{run}.pretrain: continue_on_study needs from: corpus or bundled")
         if not pre["enabled"] or pre.get("from", "study") != "corpus":
             continue
         corpus, crun = pre.get("corpus"), pre.get("run")

@@ -9,6 +9,11 @@ Settings (``--settings``: JSON or a YAML/JSON file, validated against the schema
 ``data`` (asv_limit, selection, batch_size, num_workers), ``model`` (sizes), ``pretrain``
 (unifrac_metric, mask_rate, loss weights, ``trainer``).
 
+``--init-dir``: start from a pretrained encoder (a corpus run's or a bundled one) and pretrain it
+further on this dataset's samples (``pretrain.continue_on_study``): the architecture is the
+encoder's, as in fine-tuning (:mod:`aam.stages.encoder_init`); the run's ``model`` section sets only
+the training-only keys (dropout).
+
 Outputs in ``--out-dir``: ``model.safetensors`` + ``model.json`` (class, config, training summary),
 ``metrics.csv`` (one row per epoch: epoch, step, train/loss, val/loss, val/unifrac_mae,
 val/unifrac_r2, val/nucleotide_accuracy, lr, ...). Working files beside them: ``checkpoints/``
@@ -43,6 +48,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=42, help="the config's seed")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--out-dir", required=True, help="output folder (models/{run}/pretrain)")
+    parser.add_argument("--init-dir", default=None,
+                        help="start from this pretrained encoder (model.safetensors + model.json of a "
+                             "corpus run or a bundled encoder); absent = from random weights")
 
 
 # ------------------------------------------------------------------------------ shared with finetune
@@ -120,6 +128,7 @@ def train_summary(result, batch_size: int, accumulate: int) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> None:
     from aam.data.datasets import AAMDataModule
     from aam.data.unifrac import PhyloIndex
+    from aam.stages.encoder_init import load_encoder
     from aam.training.aam_modules import PretrainModule
     from aam.training.engine import NonFiniteLossError, export_model, fit
 
@@ -134,14 +143,21 @@ def run(args: argparse.Namespace) -> None:
     start = time.perf_counter()
     index = PhyloIndex.from_newick(args.tree, list(dm.feature_ids))
     log.info("tree indexed for %d features in %.1f s", len(dm.feature_ids), time.perf_counter() - start)
-    cfg = model_config(settings["model"], dm)
+    initial = None
+    if args.init_dir:
+        cfg, initial = load_encoder(Path(args.init_dir), settings["model"], dm)
+    else:
+        cfg = model_config(settings["model"], dm)
     module = PretrainModule(cfg, trainer, index, unifrac_metric=pre["unifrac_metric"],
                             mask_rate=pre["mask_rate"], unifrac_weight=pre["unifrac_weight"],
                             nucleotide_weight=pre["nucleotide_weight"])
-    fingerprint = input_fingerprint(
-        {k: settings[k] for k in ("data", "model", "pretrain")}, args.seed,
-        [tokens / "features.parquet", tokens / "samples.parquet", args.splits, args.tree],
-    )
+    inputs = [tokens / "features.parquet", tokens / "samples.parquet", args.splits, args.tree]
+    if initial is not None:
+        module.model.load_state_dict(initial, strict=True)
+        log.info("starting from the pretrained encoder in %s", args.init_dir)
+        inputs.append(Path(args.init_dir) / "model.safetensors")
+    sections = {k: settings[k] for k in ("data", "model", "pretrain")}
+    fingerprint = input_fingerprint(sections, args.seed, inputs)
     try:
         result = fit(module, out_dir, datamodule=dm, fingerprint=fingerprint)
     except NonFiniteLossError as err:
@@ -155,6 +171,7 @@ def run(args: argparse.Namespace) -> None:
     export_model(module.model, out_dir, extra={
         "stage": "pretrain",
         "unifrac_metric": pre["unifrac_metric"],
+        "initialized_from": args.init_dir,
         "data": settings["data"],
         "depth": dm.depth,
         "n_train": len(dm.train_dataset),
