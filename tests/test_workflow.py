@@ -401,3 +401,28 @@ def test_predict_entry_naming_an_unknown_target_is_one_config_error(tmp_path):
     result = snakemake(tmp_path, "-n")
     assert result.returncode != 0
     assert "predict/again: target 'age' is not one of dataset 'ibd2538''s targets ['ibd']" in result.stderr
+
+
+def test_continue_on_study_pretrains_the_bundled_encoder_on_the_dataset_before_fine_tuning(tmp_path):
+    """A run with `from: bundled, continue_on_study: true`: rule pretrain starts from the bundled
+    encoder (--init-dir) and writes the run's own encoder, which fine-tuning then starts from;
+    with `from: study` the key is an error that names the run."""
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    runs = config["aam"]["runs"]
+    adapted = json.loads(json.dumps(runs["bundled"]))
+    adapted["pretrain"] = {"from": "bundled", "continue_on_study": True,
+                           "trainer": runs["pretrained"]["pretrain"]["trainer"]}
+    write_config(tmp_path, aam={"runs": {"adapted": adapted}})
+    result = snakemake(tmp_path, "-n", "-p")
+    assert "pretrain" in planned_rules(result)
+    text = result.stdout + result.stderr
+    encoder = tmp_path / "results/ibd2538/models/adapted/pretrain"
+    assert f"--out-dir {encoder} --init-dir {REPO}/src/aam/pretrained/gg13_8_v4_small" in text
+    assert f"--pretrain-dir {encoder}" in text
+
+    adapted["pretrain"] = {"continue_on_study": True}
+    write_config(tmp_path, aam={"runs": {"adapted": adapted}})
+    result = snakemake(tmp_path, "-n")
+    assert result.returncode != 0
+    message = "aam.runs.adapted.pretrain: continue_on_study needs from: corpus or bundled"
+    assert message in result.stdout + result.stderr
