@@ -47,6 +47,19 @@ def write_study(folder, feature_ids, n_samples, rng, length=(24, 32), prefix="s"
     return folder / "tokens"
 
 
+def write_dataset(folder, n_samples, rng, length, max_bp, cache="cache"):
+    """One dataset's token caches as the workflow builds them (rarefied at depth 40): the cache
+    folder and the sample IDs ``d.0 ... d.{n-1}``."""
+    write_study(folder, [f"asv{i}" for i in range(30)], n_samples, rng, length=length, prefix="d")
+    ids = [f"d.{s}" for s in range(n_samples)]
+    rarefied = biom.Table(np.full((1, n_samples), 40.0), ["f"], ids)  # what build reads: samples, depth
+    with biom.util.biom_open(str(folder / "rarefied.biom"), "w") as handle:
+        rarefied.to_hdf5(handle, "test")
+    build(folder / "features.parquet", folder / "counts.parquet", folder / "rarefied.biom",
+          folder / cache / "features.parquet", folder / cache / "samples.parquet", max_bp=max_bp)
+    return folder / cache, ids
+
+
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     """Three studies: a and b on tree A (overlapping features), c on tree B (other tips)."""
@@ -195,13 +208,8 @@ def test_corpus_encoder_fine_tunes_a_dataset_of_shorter_reads(corpus, tmp_path):
     # a dataset of 20-nt reads tokenized 24 wide, fine-tuned with another model section
     rng = np.random.default_rng(3)
     data = tmp_path / "dataset"
-    tokens = write_study(data, [f"asv{i}" for i in range(30)], 30, rng, length=(20, 21), prefix="d")
-    ids = [f"d.{s}" for s in range(30)]
-    rarefied = biom.Table(np.full((1, 30), 40.0), ["f"], ids)  # what build reads: the samples and depth
-    with biom.util.biom_open(str(data / "rarefied.biom"), "w") as handle:
-        rarefied.to_hdf5(handle, "test")
-    build(data / "features.parquet", data / "counts.parquet", data / "rarefied.biom",
-          data / "narrow" / "features.parquet", data / "narrow" / "samples.parquet", max_bp=24)
+    narrow, ids = write_dataset(data, 30, rng, length=(20, 21), max_bp=24, cache="narrow")
+    tokens = data / "tokens"
     splits = ["train"] * 20 + ["val"] * 5 + ["test"] * 5
     (data / "splits.tsv").write_text("sample\tsplit\n" + "".join(f"{i}\t{s}\n" for i, s in zip(ids, splits,
                                                                                                strict=True)))
@@ -210,7 +218,7 @@ def test_corpus_encoder_fine_tunes_a_dataset_of_shorter_reads(corpus, tmp_path):
     run = {"data": {"asv_limit": 8, "batch_size": 4}, "model": {"embedding_dim": 64, "dropout": 0.0},
            "finetune": {"trainer": trainer}}
     out = tmp_path / "finetuned"
-    stage(finetune, "--tokens-dir", str(data / "narrow"), "--splits", str(data / "splits.tsv"),
+    stage(finetune, "--tokens-dir", str(narrow), "--splits", str(data / "splits.tsv"),
           "--samples", str(data / "meta.tsv"), "--target-column", "group", "--task", "classification",
           "--pretrain-dir", str(enc), "--settings", json.dumps(run), "--seed", "1", "--threads", "1",
           "--out-dir", str(out))
@@ -238,13 +246,7 @@ def test_bundled_encoder_loads_and_fine_tunes(corpus, tmp_path):
 
     rng = np.random.default_rng(4)
     data = tmp_path / "dataset"
-    write_study(data, [f"asv{i}" for i in range(30)], 24, rng, length=(20, 30), prefix="d")
-    ids = [f"d.{s}" for s in range(24)]
-    rarefied = biom.Table(np.full((1, 24), 40.0), ["f"], ids)
-    with biom.util.biom_open(str(data / "rarefied.biom"), "w") as handle:
-        rarefied.to_hdf5(handle, "test")
-    build(data / "features.parquet", data / "counts.parquet", data / "rarefied.biom",
-          data / "cache" / "features.parquet", data / "cache" / "samples.parquet", max_bp=150)
+    _, ids = write_dataset(data, 24, rng, length=(20, 30), max_bp=150)
     splits = ["train"] * 16 + ["val"] * 4 + ["test"] * 4
     (data / "splits.tsv").write_text("sample\tsplit\n" + "".join(f"{i}\t{s}\n" for i, s in zip(ids, splits,
                                                                                                strict=True)))
@@ -334,14 +336,7 @@ def test_pretraining_continues_from_a_bundled_encoder_on_one_study(tmp_path):
     rng = np.random.default_rng(8)
     tips = [f"asv{i}" for i in range(30)]
     (tmp_path / "tree.nwk").write_text(random_tree(tips, rng))
-    study = tmp_path / "study"
-    write_study(study, tips, 20, rng, length=(20, 30), prefix="d")
-    depth = biom.Table(np.full((1, 20), 40.0), ["f"], [f"d.{s}" for s in range(20)])
-    with biom.util.biom_open(str(study / "rarefied.biom"), "w") as handle:
-        depth.to_hdf5(handle, "test")
-    tokens = study / "cache"
-    build(study / "features.parquet", study / "counts.parquet", study / "rarefied.biom",
-          tokens / "features.parquet", tokens / "samples.parquet", max_bp=150)
+    tokens, _ = write_dataset(tmp_path / "study", 20, rng, length=(20, 30), max_bp=150)
     (tmp_path / "splits.tsv").write_text(
         "sample\tsplit\n" + "".join(f"d.{s}\t{'train' if s < 16 else 'val'}\n" for s in range(20)))
     trainer = {"max_epochs": 1, "limit_train_batches": 1, "lr": 1e-12, "warmup_steps": 0, "patience": None,

@@ -236,10 +236,7 @@ def pretrained_dir(dataset, run):
 
 def init_inputs(wc):
     """The encoder files a pretrain job starts from (continue_on_study), else none."""
-    if not continues_on_study(wc.run):
-        return []
-    folder = source_encoder_dir(wc.run)
-    return [f"{folder}/model.safetensors", f"{folder}/model.json"]
+    return encoder_files(source_encoder_dir(wc.run)) if continues_on_study(wc.run) else []
 
 
 def init_dir_arg(wc):
@@ -249,12 +246,16 @@ def init_dir_arg(wc):
     return f"--init-dir {shlex.quote(str(source_encoder_dir(wc.run)))}"
 
 
-def pretrained_inputs(wc):
-    """The pretrained encoder files a finetune job reads, if its run starts from one."""
-    folder = pretrained_dir(wc.dataset, wc.run)
+def encoder_files(folder):
+    """The files of an encoder folder that a job reads (none for no folder)."""
     if folder is None:
         return []
     return [f"{folder}/model.safetensors", f"{folder}/model.json"]
+
+
+def pretrained_inputs(wc):
+    """The pretrained encoder files a finetune job reads, if its run starts from one."""
+    return encoder_files(pretrained_dir(wc.dataset, wc.run))
 
 
 def pretrain_history_inputs(wc):
