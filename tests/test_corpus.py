@@ -357,3 +357,39 @@ def test_pretraining_continues_from_a_bundled_encoder_on_one_study(tmp_path):
         torch.testing.assert_close(value, bundled[name], rtol=0, atol=1e-8)
     fresh, fresh_meta = load_model(tmp_path / "fresh")
     assert fresh_meta["config"]["embedding_dim"] == 16 and fresh_meta["initialized_from"] is None
+
+
+@pytest.mark.parametrize("case", ["no weights", "a fine-tuned model", "weights of another size"])
+def test_a_folder_that_is_not_an_encoder_is_one_clear_error(tmp_path, case):
+    """--init-dir (and --pretrain-dir, the same loader) naming a folder without weights, with a
+    fine-tuned model's weights, or with weights that do not match its model.json: one InputError
+    naming model.safetensors, and no output folder."""
+    from safetensors.torch import load_file, save_file
+
+    from aam import pretrained
+    from aam.errors import InputError
+    from aam.stages import pretrain
+
+    rng = np.random.default_rng(8)
+    (tmp_path / "tree.nwk").write_text(random_tree([f"asv{i}" for i in range(30)], rng))
+    tokens, ids = write_dataset(tmp_path / "study", 20, rng, length=(20, 30), max_bp=150)
+    (tmp_path / "splits.tsv").write_text("sample\tsplit\n" + "".join(f"{i}\ttrain\n" for i in ids[:16])
+                                         + "".join(f"{i}\tval\n" for i in ids[16:]))
+    bundled = pretrained.bundled_dir()
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "model.json").write_text((bundled / "model.json").read_text())
+    weights = load_file(str(bundled / "model.safetensors"))
+    if case == "a fine-tuned model":
+        save_file({f"base.{k}": v for k, v in weights.items()}, str(bad / "model.safetensors"))
+    elif case == "weights of another size":
+        name = next(iter(weights))
+        save_file(weights | {name: torch.zeros(3)}, str(bad / "model.safetensors"))
+    run = {"data": {"asv_limit": 16, "batch_size": 4},
+           "pretrain": {"trainer": {"max_epochs": 1, "progress_bar": False, "num_threads": 1}}}
+    out = tmp_path / "out"
+    with pytest.raises(InputError, match="model.safetensors"):
+        stage(pretrain, "--tokens-dir", str(tokens), "--splits", str(tmp_path / "splits.tsv"), "--tree",
+              str(tmp_path / "tree.nwk"), "--settings", json.dumps(run), "--out-dir", str(out),
+              "--init-dir", str(bad))
+    assert not out.exists()

@@ -13,6 +13,7 @@ import logging
 from pathlib import Path
 
 import numpy as np
+from torch import nn
 
 from aam.errors import InputError
 
@@ -36,6 +37,7 @@ def load_encoder(folder: Path, model: dict, dm, task: str | None = None, n_outpu
     """
     import dataclasses
 
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     from aam.models.aam import AAMConfig
@@ -56,7 +58,25 @@ def load_encoder(folder: Path, model: dict, dm, task: str | None = None, n_outpu
     fit_tokens(dm, max_bp, folder)
     rest = {k: v for k, v in model.items() if k in TRAINING_ONLY}
     cfg = AAMConfig(**(arch | rest), task=task, n_outputs=n_outputs)
-    return cfg, load_file(str(folder / "model.safetensors"))
+    weights = folder / "model.safetensors"
+    try:
+        return cfg, load_file(str(weights))
+    except (OSError, SafetensorError) as err:
+        raise InputError(f"{weights}: cannot read the encoder's weights: {err}") from None
+
+
+def apply_encoder(encoder: nn.Module, state: dict, folder: Path) -> None:
+    """Load the weights of :func:`load_encoder` into the SequenceEncoder they were read for; weights
+    of another model (a fine-tuned model's folder given for an encoder's, or a file that does not
+    match its model.json) are one clear error, not a traceback."""
+    try:
+        missing, unexpected = encoder.load_state_dict(state, strict=False)
+    except RuntimeError as err:  # a tensor of another shape
+        missing, unexpected = [str(err).strip().splitlines()[-1].strip()], []
+    if missing or unexpected:
+        raise InputError(f"{folder / 'model.safetensors'}: not the weights of the encoder its model.json "
+                         f"describes (is it a pretrained encoder's folder?): {len(missing)} missing, "
+                         f"{len(unexpected)} unexpected, e.g. {(list(missing) + list(unexpected))[0]}")
 
 
 def fit_tokens(dm, max_bp: int, folder: Path) -> None:

@@ -50,7 +50,7 @@ from aam.config import load_settings
 from aam.errors import InputError
 from aam.io.atomic import atomic_path
 from aam.provenance import provenance
-from aam.stages.encoder_init import load_encoder
+from aam.stages.encoder_init import apply_encoder, load_encoder
 from aam.stages.pretrain import (
     check_splits,
     input_fingerprint,
@@ -278,7 +278,7 @@ def run(args: argparse.Namespace) -> None:
                             target_mean=dm.target_mean or 0.0, target_std=dm.target_std or 1.0,
                             base_lr_scale=fine["base_lr_scale"] if args.pretrain_dir else 1.0)
     if pretrained_state is not None:
-        module.model.base.load_state_dict(pretrained_state, strict=True)
+        apply_encoder(module.model.base, pretrained_state, Path(args.pretrain_dir))
         log.info("loaded the pretrained encoder from %s", args.pretrain_dir)
     module.model.freeze_base(bool(fine["freeze_base"]))
 

@@ -128,7 +128,7 @@ def train_summary(result, batch_size: int, accumulate: int) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> None:
     from aam.data.datasets import AAMDataModule
     from aam.data.unifrac import PhyloIndex
-    from aam.stages.encoder_init import load_encoder
+    from aam.stages.encoder_init import apply_encoder, load_encoder
     from aam.training.aam_modules import PretrainModule
     from aam.training.engine import NonFiniteLossError, export_model, fit
 
@@ -153,7 +153,7 @@ def run(args: argparse.Namespace) -> None:
                             nucleotide_weight=pre["nucleotide_weight"])
     inputs = [tokens / "features.parquet", tokens / "samples.parquet", args.splits, args.tree]
     if initial is not None:
-        module.model.load_state_dict(initial, strict=True)
+        apply_encoder(module.model, initial, Path(args.init_dir))
         log.info("starting from the pretrained encoder in %s", args.init_dir)
         inputs.append(Path(args.init_dir) / "model.safetensors")
     sections = {k: settings[k] for k in ("data", "model", "pretrain")}
