@@ -329,7 +329,12 @@ def evaluate(args: argparse.Namespace, settings: dict) -> dict:
         if args.pretrain_dir and (Path(args.pretrain_dir) / "metrics.csv").exists():
             histories["pretrain"] = pd.read_csv(Path(args.pretrain_dir) / "metrics.csv")
         if (finetune_dir / "metrics.csv").exists():
-            histories[f"finetune ({args.target})"] = pd.read_csv(finetune_dir / "metrics.csv")
+            history = pd.read_csv(finetune_dir / "metrics.csv")
+            if "member" in history.columns:  # a seed ensemble: one panel per member
+                for member, part in history.groupby("member", sort=True):
+                    histories[f"finetune ({args.target}), member {member}"] = part.drop(columns="member")
+            else:
+                histories[f"finetune ({args.target})"] = history
         plots.plot_learning_curves(histories, pdir / "learning_curves.png",
                                    title=f"learning curves: run {args.run}")
         emb_path = finetune_dir / "embeddings.parquet"
