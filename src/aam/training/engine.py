@@ -98,6 +98,9 @@ PRECISIONS = ("32", "bf16-mixed", "16-mixed")
 STRATEGIES = ("auto", "ddp", "ddp_find_unused_parameters_true")
 
 
+AUTO_MONITOR = "auto"  # trainer.monitor: the stage chooses (TrainerSettings.resolve_monitor)
+
+
 class NonFiniteLossError(RuntimeError):
     """The loss became NaN or infinite; the message names the epoch, batch and optimizer step."""
 
@@ -183,6 +186,12 @@ class TrainerSettings:
             raise bad("num_nodes must be >= 1")
         if not (self.devices == "auto" or (isinstance(self.devices, int) and self.devices >= 1)):
             raise bad(f"devices must be 'auto' or an integer >= 1, got {self.devices!r}")
+
+    def resolve_monitor(self, monitor: str, mode: str) -> None:
+        """``monitor: auto`` means the stage's own metric: ``monitor`` with ``mode`` (the stage says
+        which; fine-tuning picks one per task). Other monitors stay as they are."""
+        if self.monitor == AUTO_MONITOR:
+            self.monitor, self.mode = monitor, mode
 
     def as_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -649,6 +658,9 @@ def fit(
 ) -> FitResult:
     """Train ``module`` with its ``settings``; see the module docstring."""
     s = module.settings
+    if s.monitor == AUTO_MONITOR:
+        raise ValueError("trainer monitor 'auto' reached fit(): the stage must resolve it "
+                         "(TrainerSettings.resolve_monitor)")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     seed = 42 if s.seed is None else int(s.seed)
