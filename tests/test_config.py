@@ -89,3 +89,49 @@ def test_every_schema_key_is_documented(repo_root):
     documented = {word for span in code_spans for word in re.findall(r"[A-Za-z_][A-Za-z0-9_]*", span)}
     undocumented = sorted("/".join(key) for key in keys if key[-1] not in documented)
     assert not undocumented, f"config/README.md does not document {undocumented}"
+
+
+# --- sequence model runs: their defaults are the schema's, per kind ---
+
+
+def test_a_bare_sequence_run_gets_its_kind_s_defaults_from_the_schema_in_the_workflow_and_by_hand():
+    """The Snakefile's validation (check_config) and `aam seq-train` run by hand (resolve_settings)
+    fill a run from the same schema: the documented defaults (config/README.md), per kind."""
+    from aam.config import check_config
+    from aam.stages.seq_train import resolve_settings
+
+    config = check_config({"datasets": {}, "seq_models": {"runs": {"c": {}, "v": {"kind": "vq"}}}}, where="t")
+    contrastive, vq = config["seq_models"]["runs"]["c"], config["seq_models"]["runs"]["v"]
+    assert resolve_settings({}) == contrastive and resolve_settings({"kind": "vq"}) == vq
+    assert {k: v for k, v in contrastive.items() if k != "trainer"} == {
+        "kind": "contrastive", "tokenizer": {"type": "kmer", "k": 6, "stride": 1}, "model": {},
+        "loss": "auto", "label_ranks": ["genus"], "rank_weights": None, "temperature": 0.1,
+        "augment": {}, "val_fraction": 0.1, "knn_k": 1, "classify": {}}
+    assert {k: v for k, v in vq.items() if k != "trainer"} == {
+        "kind": "vq", "model": {}, "val_fraction": 0.1, "block_len": 64, "block_stride": None,
+        "max_blocks": None}
+    # what the user gives stays; the trainer is the schema's trainer definition, as for AAM runs
+    mine = resolve_settings({"kind": "vq", "block_len": 32, "trainer": {"max_epochs": 2}})
+    assert mine["block_len"] == 32 and mine["trainer"]["max_epochs"] == 2
+    assert mine["trainer"]["lr"] == load_schema()["definitions"]["trainer"]["properties"]["lr"]["default"]
+
+
+@pytest.mark.parametrize(
+    ("run", "in_config", "by_hand"),
+    [
+        ({"kind": "vq", "tokenizer": {"type": "char"}}, "seq_models/runs/r: ['tokenizer'] are not settings "
+         "of a vq run", "seq_models run: ['tokenizer'] are not settings of a vq run"),
+        ({"block_len": 32}, "seq_models/runs/r: ['block_len'] are not settings of a contrastive run",
+         "seq_models run: ['block_len'] are not settings of a contrastive run"),
+        ({"kind": "lstm"}, "seq_models/runs/r/kind: 'lstm' is not one of ['contrastive', 'vq']",
+         "seq_models run: kind: 'lstm' is not one of ['contrastive', 'vq']"),
+    ],
+)
+def test_a_key_of_the_other_kind_stops_the_workflow_and_the_stage(run, in_config, by_hand):
+    from aam.config import check_config
+    from aam.stages.seq_train import resolve_settings
+
+    with pytest.raises(InputError, match=f"^t: {re.escape(in_config)}$"):
+        check_config({"datasets": {}, "seq_models": {"runs": {"r": run}}}, where="t")
+    with pytest.raises(InputError, match=f"^{re.escape(by_hand)}$"):
+        resolve_settings(run)

@@ -71,6 +71,28 @@ def check_aam_run(run: dict[str, Any], *, where: str) -> None:
         raise InputError(f"{where}: model: heads {heads} does not divide embedding_dim {dim}")
 
 
+def seq_run_keys(kind: str) -> set[str]:
+    """The keys a sequence model run of this kind may have: those of both kinds (seq_run's own) and
+    its kind's (seq_run_contrastive or seq_run_vq)."""
+    defs = load_schema()["definitions"]
+    by_kind = {k: set(defs[f"seq_run_{k}"]["properties"]) for k in ("contrastive", "vq")}
+    both = set(defs["seq_run"]["properties"]) - by_kind["contrastive"] - by_kind["vq"]
+    return both | by_kind[kind]
+
+
+def check_seq_run(run: dict[str, Any], *, where: str) -> None:
+    """A sequence model run (defaults filled) holds only keys of its kind, and its heads divide its
+    transformer's dim."""
+    kind = run.get("kind", "contrastive")
+    unknown = sorted(set(run) - seq_run_keys(kind))
+    if unknown:
+        raise InputError(f"{where}: {unknown} are not settings of a {kind} run")
+    model = run.get("model", {})
+    dim, heads = model.get("dim"), model.get("heads")
+    if dim is not None and heads is not None and model.get("backbone") != "lstm" and dim % heads:
+        raise InputError(f"{where}/model: heads {heads} does not divide dim {dim}")
+
+
 def check_config(config: dict[str, Any], *, where: str) -> dict[str, Any]:
     """Validate a whole config (defaults filled) and check what the schema cannot, so that a bad run
     stops the workflow before any job starts, not when its training begins."""
@@ -89,12 +111,7 @@ def check_config(config: dict[str, Any], *, where: str) -> dict[str, Any]:
     for name, entry in config.get("predict", {}).items():
         _check_predict(config, name, entry, where)
     for name, run in config.get("seq_models", {}).get("runs", {}).items():
-        model = run.get("model", {})
-        dim, heads = model.get("dim"), model.get("heads")
-        if dim is not None and heads is not None and model.get("backbone") != "lstm" and dim % heads:
-            raise InputError(
-                f"{where}: seq_models/runs/{name}/model: heads {heads} does not divide dim {dim}"
-            )
+        check_seq_run(run, where=f"{where}: seq_models/runs/{name}")
     return config
 
 
@@ -214,4 +231,6 @@ def load_settings(value: str | Path | None, schema_definition: str | None = None
         validate(settings, definition(schema_definition), where=where)
         if schema_definition == "aam_run":
             check_aam_run(settings, where=where)
+        elif schema_definition == "seq_run":
+            check_seq_run(settings, where=where)
     return settings

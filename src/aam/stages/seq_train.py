@@ -25,31 +25,6 @@ from aam.errors import InputError
 
 log = logging.getLogger(__name__)
 
-CONTRASTIVE_DEFAULTS = {
-    "kind": "contrastive",
-    "tokenizer": {"type": "kmer", "k": 6, "stride": 1},
-    "model": {},
-    "loss": "auto",  # auto: supcon with labels, else ntxent
-    "label_ranks": ["genus"],
-    "rank_weights": None,
-    "temperature": 0.1,
-    "augment": {},
-    "val_fraction": 0.1,
-    "knn_k": 1,
-    "classify": {},  # settings of `aam classify` (the seq_classify rule), not of training
-    "trainer": {},
-}
-VQ_DEFAULTS = {
-    "kind": "vq",
-    "block_len": 64,
-    "block_stride": None,
-    "max_blocks": None,
-    "model": {},
-    "val_fraction": 0.1,
-    "trainer": {},
-}
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prepared", required=True, help="prepared.parquet of seq-prepare")
     parser.add_argument("--settings", required=True, help="the `seq_models.runs.<run>` entry (JSON or YAML)")
@@ -60,15 +35,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def resolve_settings(raw: dict) -> dict:
-    """Defaults filled per kind; unknown keys are an InputError."""
-    kind = raw.get("kind", "contrastive")
-    defaults = {"contrastive": CONTRASTIVE_DEFAULTS, "vq": VQ_DEFAULTS}.get(kind)
-    if defaults is None:
-        raise InputError(f"seq_models run: kind '{kind}' is not contrastive or vq")
-    unknown = sorted(set(raw) - set(defaults))
-    if unknown:
-        raise InputError(f"seq_models run ({kind}): unknown keys {unknown}")
-    return {**copy.deepcopy(defaults), **raw}
+    """The run's settings with the defaults of its kind filled in from the config schema (``seq_run``,
+    as the Snakefile fills them); a value the schema refuses, or a key of the other kind, is an
+    InputError."""
+    from aam.config import check_seq_run, definition, validate
+
+    settings = validate(copy.deepcopy(raw), definition("seq_run"), where="seq_models run")
+    check_seq_run(settings, where="seq_models run")
+    return settings
 
 
 def run(args: argparse.Namespace) -> None:
