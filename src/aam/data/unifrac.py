@@ -100,6 +100,7 @@ def _check_metric(metric: str) -> None:
 # torch.cdist(p=1) ~1 ns (two threads), pair expansion ~20 ns.
 DENSE_FRACTION = {"unweighted": 0.05, "unweighted_batch": 0.15, "weighted": 0.2, "weighted_batch": 0.16}
 _MAX_PAIRS = 1 << 22  # pairs per step of the sparse expansion (bounds its memory)
+_TILE_PAIRS = 4  # pairs per tile entry and step of a tile's pair expansion (memory bounded by the tile)
 
 
 def _pair_sums(cols: torch.Tensor, vals: torch.Tensor | None, per_row: torch.Tensor, length: torch.Tensor,
@@ -465,8 +466,9 @@ class UniFracTiles:
             lo = np.searchsorted(self.key, base + c0)
             count = np.searchsorted(self.key, base + c1) - lo
             ends = np.cumsum(count)
-            # chunks of at most _MAX_PAIRS pairs: memory stays bounded whatever the tile
-            marks = np.arange(_MAX_PAIRS, ends[-1] + _MAX_PAIRS, _MAX_PAIRS)
+            # steps of a few pairs per tile entry: memory stays bounded by the tile
+            step = max(1 << 16, _TILE_PAIRS * rb * cb)
+            marks = np.arange(step, ends[-1] + step, step)
             bounds = np.unique(np.concatenate([[0], np.searchsorted(ends, marks, side="right")]))
             for e0, e1 in zip(bounds[:-1], bounds[1:], strict=True):
                 c = count[e0:e1]
