@@ -128,7 +128,7 @@ def main(argv=None) -> None:
     parser.add_argument("--samples", type=int, required=True)
     parser.add_argument("--out-dir", required=True)
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--novel", type=float, default=0.1, help="share of draws uniform over the tree's tips")
+    parser.add_argument("--novel", type=float, default=0.1, help="share of uniform draws over all tips")
     parser.add_argument("--corpus", default=str(DEFAULT_CORPUS), help="the pretrain_corpus folder")
     args = parser.parse_args(argv)
     t0 = time.perf_counter()
