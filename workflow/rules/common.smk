@@ -1,8 +1,10 @@
 """Helpers for the rule files (dataset and run lookups, paths, settings as JSON)."""
 
+import functools
 import hashlib
 import json
 import os
+import re
 import shlex
 from pathlib import Path
 from types import SimpleNamespace
@@ -10,6 +12,8 @@ from types import SimpleNamespace
 from snakemake.logging import logger
 
 from aam.data.split import fold_names
+from aam.io.distance_matrix import SUFFIX as MATRIX_SUFFIX
+from aam.io.distance_matrix import format_for_table
 
 RESULTS = config["results"]
 DATASETS = list(config["datasets"])
@@ -180,9 +184,45 @@ def unifrac_metrics():
     return list(config["unifrac"]["metrics"])
 
 
+@functools.cache
+def unifrac_format(dataset):
+    """tsv or hdf5: the `unifrac.format` setting, `auto` decided by the sample count of the dataset's
+    table (read from its header when the DAG is built, so that the matrix file's name is known)."""
+    settings = config["unifrac"]
+    return format_for_table(settings["format"], config["datasets"][dataset]["table"],
+                            settings["binary_min_samples"])
+
+
+def unifrac_datasets(fmt):
+    """A wildcard constraint matching the datasets whose matrices are written as `fmt`."""
+    names = [re.escape(d) for d in DATASETS if unifrac_format(d) == fmt]
+    return "|".join(names) if names else "(?!)"
+
+
+def unifrac_matrix_file(dataset, metric):
+    """The distance matrix file of one dataset and metric ({metric}.tsv or {metric}.h5)."""
+    return out(dataset, f"unifrac/{metric}{MATRIX_SUFFIX[unifrac_format(dataset)]}")
+
+
+def unifrac_part_files(wc):
+    """The files of the row-block jobs (unifrac.parts > 1) that rule unifrac merges; none for one job."""
+    parts = config["unifrac"]["parts"]
+    if parts <= 1:
+        return []
+    return [out(wc.dataset, f"unifrac_parts/{m}.part{i}.h5") for m in unifrac_metrics() for i in range(parts)]
+
+
+def unifrac_parts_arg(wc):
+    """rule unifrac's --parts-dir/--parts arguments when it merges row-block jobs."""
+    parts = config["unifrac"]["parts"]
+    if parts <= 1:
+        return ""
+    return f"--parts-dir {shlex.quote(out(wc.dataset, 'unifrac_parts'))} --parts {parts}"
+
+
 def unifrac_targets(dataset):
     """Final UniFrac outputs of one dataset (the default target)."""
-    targets = [out(dataset, f"unifrac/{m}.tsv") for m in unifrac_metrics()]
+    targets = [unifrac_matrix_file(dataset, m) for m in unifrac_metrics()]
     targets += [out(dataset, f"unifrac/pcoa_{m}.png") for m in unifrac_metrics()]
     if config["unifrac"]["faith_pd"]:
         targets.append(out(dataset, "unifrac/faith_pd.tsv"))

@@ -24,6 +24,7 @@ def summary_plan():
                     "comparison": bool(AAM_RUNS and dataset_targets(d)),
                     "evaluations": [[run, t["name"]] for run in AAM_RUNS for t in dataset_targets(d)],
                     "faith_pd": bool(config["unifrac"]["faith_pd"]),
+                    "matrices": {m: unifrac_matrix_file(d, m)[len(out(d, "")):] for m in unifrac_metrics()},
                 }
                 for d in DATASETS
             },
@@ -44,6 +45,8 @@ def summary_inputs(wildcards):
         ]
         if config["unifrac"]["faith_pd"]:
             files.append(out(d, "unifrac/faith_pd.tsv"))
+        files += [unifrac_matrix_file(d, m) for m in unifrac_metrics()]
+        files += [out(d, f"unifrac/pcoa_{m}.tsv") for m in unifrac_metrics()]
         if AAM_RUNS and dataset_targets(d):
             files.append(out(d, "comparison.tsv"))
             files += [

@@ -61,6 +61,16 @@ def choose_format(setting: str, n_samples: int, binary_min_samples: int) -> str:
     return setting
 
 
+def format_for_table(setting: str, table: str | os.PathLike, binary_min_samples: int) -> str:
+    """`choose_format` for the samples of a table file, counted from its header before anything runs
+    (the workflow names the matrix file from it); a table that cannot be read yet counts as small."""
+    from aam.io.biom import count_samples
+
+    if setting != "auto":
+        return choose_format(setting, 0, binary_min_samples)
+    return choose_format(setting, count_samples(table) or 0, binary_min_samples)
+
+
 class Progress:
     """Logs `what i/n (elapsed, ETA)` at most every PROGRESS_SECONDS, and once at the end."""
 
