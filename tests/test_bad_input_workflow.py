@@ -141,9 +141,89 @@ def test_heads_not_dividing_dim_of_a_sequence_model_names_the_run():
         check_config(config, where="my.yaml")
 
 
+def _runs(c):
+    return c["aam"]["runs"]["scratch"]
+
+
 @pytest.mark.parametrize(
     ("change", "words"),
     [
+        # sizes that passed and then failed at run time (a 35 TB allocation for embedding_dim 2^31)
+        (
+            lambda c: _runs(c)["model"].update(embedding_dim=2**31),
+            "aam/runs/scratch/model/embedding_dim: 2147483648 is greater than the maximum of 4096",
+        ),
+        (
+            lambda c: _runs(c)["model"].update(ff_dim=10**9),
+            "model/ff_dim: 1000000000 is greater than the maximum",
+        ),
+        (
+            lambda c: _runs(c)["model"].update(layers=1000),
+            "model/layers: 1000 is greater than the maximum of 64",
+        ),
+        (
+            lambda c: _runs(c)["data"].update(asv_limit=10**7),
+            "data/asv_limit: 10000000 is greater than the maximum",
+        ),
+        (
+            lambda c: _runs(c)["data"].update(batch_size=10**6),
+            "data/batch_size: 1000000 is greater than the maximum",
+        ),
+        (
+            lambda c: c["tokenize"].update(max_bp=10**6),
+            "tokenize/max_bp: 1000000 is greater than the maximum of 8192",
+        ),
+        (lambda c: c["rarefy"].update(depth=10**10), "rarefy/depth: 10000000000 is not valid"),
+        (
+            lambda c: c["seq_models"]["runs"]["vq_small"]["model"].update(codebook_size=2**40),
+            "codebook_size: 1099511627776 is greater than the maximum",
+        ),
+        # fractions that stopped only in the split stage
+        (
+            lambda c: c["split"].update(fractions={"train": 1.0, "val": 0.25, "test": 0.25}),
+            "split/fractions: split fractions must sum to 1, got 1.5",
+        ),
+        (
+            lambda c: c["split"].update(fractions={"train": 0.5, "val": 0.2}),
+            "split/fractions: split fractions must sum to 1, got 0.7",
+        ),
+        # a results folder that planned outputs at the filesystem root
+        (lambda c: c.update(results=""), "results: '' should be non-empty"),
+        (lambda c: c.update(results="  "), "results: '  ' is blank"),
+        (lambda c: c.update(results="/"), "results: '/' is the filesystem root"),
+    ],
+    ids=["embedding_dim", "ff_dim", "layers", "asv_limit", "batch_size", "max_bp", "depth", "codebook",
+         "fractions_1.5", "fractions_0.7", "results_empty", "results_blank", "results_root"],
+)
+def test_values_that_could_only_fail_later_fail_when_the_config_is_read(change, words):
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    change(config)
+    with pytest.raises(InputError) as caught:
+        check_config(config, where="my.yaml")
+    assert str(caught.value).startswith("my.yaml: ") and words in str(caught.value), str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_an_absurd_size_stops_a_training_stage_run_by_hand():
+    from aam.config import load_settings
+
+    expected = r"^settings \(aam_run\): model/embedding_dim: 2147483648 is greater"
+    with pytest.raises(InputError, match=expected):
+        load_settings('{"model": {"embedding_dim": 2147483648}}', "aam_run")
+
+
+def test_the_upper_bounds_let_every_shipped_config_through():
+    from aam.config import load_config
+
+    for path in [*(REPO / "config").glob("*.yaml"), REPO / ".test" / "config.yaml"]:
+        load_config(path)
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        (lambda c: c.update(results=""), ("results:", "non-empty")),
+        (lambda c: c["split"].update(fractions={"train": 1.0, "val": 0.5}), ("split/fractions", "sum to 1")),
         (lambda c: c["datasets"].update({"..": c["datasets"].pop("ibd2538")}), ("datasets:", "'..'")),
         (
             lambda c: c["aam"]["runs"]["pretrained"]["model"].update(heads=6),

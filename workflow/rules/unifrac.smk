@@ -1,4 +1,4 @@
-# Rules of this phase; see workflow/rules/common.smk for helpers.
+# Rules of this phase; helpers: workflow/rules/common.smk, which binds the package aam.workflow.
 # unifrac: distance matrices, PCoA (+ plot for the report) and Faith's PD of the rarefied table.
 # The matrices are {metric}.tsv (scikit-bio / QIIME 2) or {metric}.h5 (biocore unifrac's HDF5):
 # unifrac.format, `auto` decided per dataset from its table's sample count (unifrac_format), so

@@ -1,7 +1,8 @@
 """Stage `aam unifrac`: UniFrac distance matrices, Faith's PD and PCoA of the rarefied table.
 
 Inputs: ``rarefied/table.biom``, ``ingest/tree.nwk`` and (for colouring) ``ingest/samples.parquet``.
-Outputs in ``--out-dir`` (each written atomically), for each metric in the settings:
+Outputs in ``--out-dir`` (a folder of their own: all of them or none, `aam.io.atomic.publish_together`),
+for each metric in the settings:
 
 - the distance matrix: ``{metric}.tsv`` (scikit-bio / QIIME 2 TSV: ``skbio.DistanceMatrix.read``,
   ``qiime tools import --type DistanceMatrix``) or ``{metric}.h5`` (the HDF5 layout of biocore's
@@ -38,9 +39,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
-import tempfile
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -48,7 +46,7 @@ import pandas as pd
 
 from aam.data.unifrac_jobs import TableMatrices, settings_from
 from aam.errors import InputError
-from aam.io.atomic import atomic_path
+from aam.io.atomic import atomic_path, publish_together
 from aam.io.distance_matrix import SUFFIX, add_pcoa, choose_format, merge_parts, open_matrix, write_tsv
 
 log = logging.getLogger(__name__)
@@ -60,7 +58,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--table", required=True, help="rarefied/table.biom")
     parser.add_argument("--tree", required=True, help="ingest/tree.nwk (rooted, covering the table)")
     parser.add_argument("--samples", help="ingest/samples.parquet (metadata for colouring the PCoA)")
-    parser.add_argument("--color-column", default="", help="metadata column that colours the PCoA plots")
+    parser.add_argument("--color-column", nargs="?", const="", default="",
+                        help="metadata column that colours the PCoA plots; omit (or '') for none")
     parser.add_argument("--out-dir", required=True, help="folder for the matrices, PCoA and Faith's PD")
     parser.add_argument("--settings", help="the config's `unifrac:` section as JSON or a YAML file")
     parser.add_argument("--format", choices=("auto", "tsv", "hdf5"),
@@ -81,13 +80,14 @@ def run(args: argparse.Namespace) -> None:
 
     counts, sample_ids, feature_ids = table_to_csr(read_table(args.table))
     fmt = choose_format(args.format or settings["format"], len(sample_ids), settings["binary_min_samples"])
-    out_dir = Path(args.out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     metadata = _read_samples(args.samples, sample_ids) if args.samples else None
+    if metadata is not None and args.color_column and args.color_column not in metadata.columns:
+        raise InputError(f"{args.samples}: color column {args.color_column!r} is not in the sample metadata")
     source = TableMatrices(counts, sample_ids, feature_ids, args.table, args.tree, settings)
-    for metric in settings["metrics"]:
-        target = out_dir / f"{metric}{SUFFIX[fmt]}"
-        with _matrix_file(target, fmt) as h5:
+    with publish_together(args.out_dir, output_names(settings, fmt)) as out_dir:
+        for metric in settings["metrics"]:
+            # the matrix is computed (or merged) into HDF5; a TSV output is written from it
+            h5 = out_dir / (f"{metric}.h5" if fmt == "hdf5" else f".{metric}.h5.tmp")
             if args.parts_dir:
                 parts = [Path(args.parts_dir) / f"{metric}.part{i}.h5" for i in range(args.parts)]
                 log.info("%s UniFrac: merging %d part files from %s", metric, len(parts), args.parts_dir)
@@ -96,32 +96,25 @@ def run(args: argparse.Namespace) -> None:
                 source.write(metric, h5)
             matrix = open_matrix(h5)
             if fmt == "tsv":
-                write_tsv(matrix, target)
+                write_tsv(matrix, out_dir / f"{metric}.tsv")
             ordination, method = _pcoa(matrix, settings, args.seed)
             if fmt == "hdf5":
                 add_pcoa(h5, ordination, method)
-        write_pcoa_tables(ordination, out_dir, metric, int(settings["pcoa_dimensions"]))
-        plot_pcoa(ordination, metadata, args.color_column or None, metric, out_dir / f"pcoa_{metric}.png")
-    if settings["faith_pd"]:
-        values = pd.DataFrame({"sample": sample_ids, "faith_pd": source.faith_pd()})
-        with atomic_path(out_dir / "faith_pd.tsv") as tmp:
-            values.to_csv(tmp, sep="\t", index=False)
+            else:
+                h5.unlink()
+            write_pcoa_tables(ordination, out_dir, metric, int(settings["pcoa_dimensions"]))
+            plot_pcoa(ordination, metadata, args.color_column or None, metric, out_dir / f"pcoa_{metric}.png")
+        if settings["faith_pd"]:
+            values = pd.DataFrame({"sample": sample_ids, "faith_pd": source.faith_pd()})
+            with atomic_path(out_dir / "faith_pd.tsv") as tmp:
+                values.to_csv(tmp, sep="\t", index=False)
 
 
-@contextmanager
-def _matrix_file(target: Path, fmt: str):
-    """The HDF5 file the matrix is computed into: the output itself (renamed into place at the end)
-    for hdf5, a temporary file beside it, removed at the end, for tsv."""
-    if fmt == "hdf5":
-        with atomic_path(target) as tmp:
-            yield tmp
-        return
-    fd, name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=".h5.tmp", dir=target.parent)
-    os.close(fd)
-    try:
-        yield Path(name)
-    finally:
-        Path(name).unlink(missing_ok=True)
+def output_names(settings: dict, fmt: str) -> list[str]:
+    """The files of ``--out-dir``, published all or none (`aam.io.atomic.publish_together`)."""
+    names = [f"{metric}{SUFFIX[fmt]}" for metric in settings["metrics"]]
+    names += [f"pcoa_{metric}.{ext}" for metric in settings["metrics"] for ext in ("tsv", "txt", "png")]
+    return names + (["faith_pd.tsv"] if settings["faith_pd"] else [])
 
 
 def _pcoa(matrix, settings: dict, seed: int):
