@@ -241,3 +241,28 @@ def test_memory_stays_bounded_with_a_tiny_block(tmp_path):
     assert growth("memory") > full  # the measurement sees a full matrix when there is one
     assert growth("tiles") < full / 3
     assert open_matrix(tmp_path / "m.h5").n == n
+
+
+def test_workflow_names_the_matrix_by_the_tables_sample_count(study, tmp_path):
+    from aam.io.biom import count_samples
+    from aam.workflow import commands, targets
+
+    folder, counts, samples, features = study
+    tsv_table = tmp_path / "table.tsv"
+    tsv_table.write_text("# Constructed from biom file\n#OTU ID\ts1\ts2\ts3\ttaxonomy\nf1\t1\t0\t2\tk__x\n")
+    assert count_samples(folder / "table.biom") == len(samples)
+    assert count_samples(tsv_table) == 3
+    assert count_samples(tmp_path / "absent.biom") is None
+    config = {"results": "res", "datasets": {"big": {"table": str(folder / "table.biom")},
+                                             "small": {"table": str(tsv_table)}},
+              "unifrac": {"format": "auto", "binary_min_samples": len(samples), "parts": 3,
+                          "metrics": ["unweighted"], "faith_pd": False}}
+    assert targets.unifrac_matrix_file(config, "big", "unweighted") == "res/big/unifrac/unweighted.h5"
+    assert targets.unifrac_matrix_file(config, "small", "unweighted") == "res/small/unifrac/unweighted.tsv"
+    assert targets.unifrac_datasets(config, "hdf5") == "big"
+    assert targets.unifrac_part_files(config, "big") == [f"res/big/unifrac_parts/unweighted.part{i}.h5"
+                                                         for i in range(3)]
+    assert commands.unifrac_parts_arg(config, "big") == "--parts-dir res/big/unifrac_parts --parts 3"
+    config["unifrac"].update(format="tsv", parts=1)
+    assert targets.unifrac_datasets(config, "hdf5") == "(?!)"
+    assert targets.unifrac_part_files(config, "big") == [] and commands.unifrac_parts_arg(config, "big") == ""
