@@ -10,8 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import small_fs
 import yaml
-from test_workflow import REPO, snakemake, write_config
+from test_workflow import REPO, SNAKEFILE, SNAKEMAKE, snakemake, write_config
 
 from aam.config import check_config
 from aam.errors import InputError
@@ -52,6 +53,8 @@ def test_stage_error_line_appears_in_snakemake_output_and_logs_sit_under_results
     error_lines = [line for line in text.splitlines() if line.startswith("aam ingest: error:")]
     assert len(error_lines) == 1, text[-3000:]
     assert "bad.tsv" in error_lines[0] and "negative counts" in error_lines[0]
+    # Snakemake's own error block carries the same line (it printed "message: None")
+    assert f"message: {error_lines[0]}" in text and "message: None" not in text, text[-3000:]
     # The log and the benchmark folder belong to this results folder, not to the working directory.
     assert (tmp_path / "out/logs/small/ingest.log").read_text().strip().endswith(error_lines[0])
     assert not (tmp_path / "logs").exists()
@@ -243,3 +246,30 @@ def test_snakemake_shows_one_line_for_a_bad_config(tmp_path, change, words):
     assert len(lines) == 1 and lines[0].startswith(f"config error: {path}: "), result.stderr[-2000:]
     assert all(word in lines[0] for word in words), lines[0]
     assert not (tmp_path / "results").exists()
+
+
+def test_a_dataset_without_a_color_column_gets_its_unifrac(tmp_path):
+    """The schema's default (null) gave `--color-column  --settings` and the unifrac job failed."""
+    small_config(tmp_path)
+    config = yaml.safe_load((tmp_path / "config.yaml").read_text())
+    assert "color_column" not in config["datasets"]["small"]
+    result = snakemake(tmp_path, "--cores", "1", str(tmp_path / "out/small/unifrac/unweighted.tsv"))
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    assert (tmp_path / "out/small/unifrac/pcoa_unweighted.png").exists()
+
+
+@pytest.mark.skipif(not small_fs.available(), reason="no user namespaces to mount a tmpfs")
+@pytest.mark.parametrize("existing", [False, True], ids=["parent_read_only", "results_read_only"])
+def test_a_read_only_results_folder_is_one_line(tmp_path, existing):
+    """It was a traceback from the rules' helpers (the first settings file written for the DAG)."""
+    disk = tmp_path / "disk"
+    results = disk / "out" if existing else disk / "new" / "out"
+    small_config(tmp_path, results=str(results))
+    command = [str(SNAKEMAKE), "-s", str(SNAKEFILE), "-d", str(tmp_path), "--configfile",
+               str(tmp_path / "config.yaml"), "-n"]
+    done = small_fs.run_on(disk, command, read_only=True, prepare=["out"] if existing else [],
+                           cwd=tmp_path)
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr, done.stderr[-3000:]
+    assert done.last_line == (f"config error: results: {results}: cannot write"
+                              f"{'' if existing else f' (in {disk})'}: Read-only file system")
