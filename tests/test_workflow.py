@@ -157,7 +157,7 @@ def test_whole_workflow_runs_end_to_end_and_reports(tmp_path):
     assert metrics  # the evaluate stage's own tests check its content
     bundled = json.loads((results / "ibd2538/models/bundled/finetune/ibd/model.json").read_text())
     assert bundled["pretrained"] and "gg13_8_v4_small" in bundled["pretrained_from"]
-    assert (results / "ibd2538" / "comparison.tsv").read_text().count("\n") >= 3
+    assert (results / "ibd2538" / "comparison" / "comparison.tsv").read_text().count("\n") >= 3
     assert list((results / "sequences").glob("*/eval/*/metrics.json"))
 
     again = snakemake(tmp_path, "-n")
@@ -189,7 +189,7 @@ def assert_report_opens_with_results(report: Path, results: Path) -> None:
     table = front[front.index('id="headline-ibd2538"'):]
     table = table[: table.index("</table>")]
     rows = [re.findall(r"<td[^>]*>([^<]*)</td>", row) for row in table.split("<tr>")[2:]]
-    comparison = pd.read_csv(results / "ibd2538" / "comparison.tsv", sep="\t")
+    comparison = pd.read_csv(results / "ibd2538" / "comparison" / "comparison.tsv", sep="\t")
     assert [(r[0], r[1]) for r in rows] == list(zip(comparison["target"], comparison["run"], strict=True))
     assert [r[4] for r in rows] == [f"{v:.3f}" for v in comparison["aam"]]
     assert [r[5] for r in rows] == [f"{v:.3f}" for v in comparison["random_forest"]]
@@ -235,7 +235,7 @@ def test_cv_dry_run_fans_out_the_folds(tmp_path):
     assert counts["finetune_cv"] == "10" and counts["evaluate_cv"] == "10" and counts["pretrain"] == "1"
     for fold in ("r0f0", "r0f4"):
         assert f"results/ibd2538/cv/{fold}/models/scratch/finetune/ibd/model.safetensors" in text
-        assert f"--splits {tmp_path}/results/ibd2538/cv/{fold}/splits.tsv" in text
+        assert f"--splits {tmp_path}/results/ibd2538/cv/split/{fold}.tsv" in text
     assert "--fold r0f4" in text and "--cv-summaries" in text
     assert "ibd2538/cv/r0f5" not in text
     assert "--splits " + str(tmp_path / "results/ibd2538/pretrain_splits.tsv") in text
@@ -299,10 +299,11 @@ def test_tiny_cross_validation_end_to_end(tmp_path):
     config["evaluate"]["random_forest"]["n_estimators"] = 20
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     results = tmp_path / "results" / "ibd2538"
-    done = snakemake(tmp_path, "--resources", "gpu=2", "--cores", "2", str(results / "cv_summary/ibd.json"))
+    done = snakemake(tmp_path, "--resources", "gpu=2", "--cores", "2",
+                     str(results / "cv_summary/ibd/summary.json"))
     assert done.returncode == 0, (done.stdout + done.stderr)[-5000:]
 
-    folds = pd.read_csv(results / "cv/folds.tsv", sep="\t", dtype={"sample": str})
+    folds = pd.read_csv(results / "cv/split/folds.tsv", sep="\t", dtype={"sample": str})
     rarefied = set(pd.read_csv(results / "rarefied/dropped.tsv", sep="\t", dtype={"sample": str})["sample"])
     tested = []
     for fold in ("r0f0", "r0f1"):
@@ -314,16 +315,16 @@ def test_tiny_cross_validation_end_to_end(tmp_path):
             assert pred["rf_pred"].notna().all()
         tested += sorted(pred["sample"])
     assert len(tested) == len(set(tested))  # each sample tested once
-    summary = json.loads((results / "cv_summary/ibd.json").read_text())
+    summary = json.loads((results / "cv_summary/ibd/summary.json").read_text())
     assert summary["folds"] == ["r0f0", "r0f1"]
     assert set(summary["models"]) == {"pretrained", "scratch", "random_forest"}
     assert summary["models"]["pretrained"]["versus_forest"]["n"] == 2
-    assert (results / "cv_summary/ibd.png").exists()
+    assert (results / "cv_summary/ibd/summary.png").exists()
     # pretraining ran once, on every table sample
     pretrain = pd.read_csv(results / "pretrain_splits.tsv", sep="\t", dtype={"sample": str})
     unlabelled = set(pretrain["sample"]) - set(folds["sample"])
     assert len(unlabelled) == 4 and len(pretrain) == len(folds) // 2 + 4  # the table samples without metadata
-    again = snakemake(tmp_path, "-n", str(results / "cv_summary/ibd.json"))
+    again = snakemake(tmp_path, "-n", str(results / "cv_summary/ibd/summary.json"))
     assert "Nothing to be done" in again.stdout + again.stderr
 
 

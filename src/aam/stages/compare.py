@@ -24,7 +24,7 @@ import pandas as pd
 from aam.errors import InputError
 from aam.evaluate import plots
 from aam.evaluate.metrics import CLASSIFICATION_METRICS, PRIMARY_METRIC, REGRESSION_METRICS
-from aam.io.atomic import atomic_path
+from aam.io.atomic import publish_files
 
 log = logging.getLogger(__name__)
 
@@ -115,9 +115,9 @@ def run(args: argparse.Namespace) -> None:
     summaries = [p for p in args.cv_summaries if p]  # an empty list may reach us as one ''
     if summaries:
         table = add_cv_columns(table, summaries)
-    with atomic_path(args.out) as tmp:
-        table.to_csv(tmp, sep="\t", index=False, float_format="%.4f")
-    plots.plot_comparison(table, args.plot)
+    with publish_files([args.out, args.plot]) as (out, plot):  # both or neither
+        table.to_csv(out, sep="\t", index=False, float_format="%.4f")
+        plots.plot_comparison(table, plot)
     for row in table.itertuples():
         log.info("%s / %s: %s AAM %s vs random forest %s", row.target, row.run, row.metric, row.aam,
                  row.random_forest)

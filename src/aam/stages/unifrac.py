@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import time
 from pathlib import Path
 
@@ -90,7 +91,9 @@ def run(args: argparse.Namespace) -> None:
     if metadata is not None and args.color_column and args.color_column not in metadata.columns:
         raise InputError(f"{args.samples}: color column {args.color_column!r} is not in the sample metadata")
     matrices, pd_values = compute(counts, sample_ids, feature_ids, args.table, args.tree, settings)
-    with publish_together(args.out_dir, output_names(settings)) as out_dir:
+    every = output_names({"metrics": METRICS, "faith_pd": True})  # of any settings: replaced too
+    owned = "|".join(re.escape(name) for name in every)
+    with publish_together(args.out_dir, output_names(settings), owned=owned) as out_dir:
         for metric, dm in matrices.items():
             write_distance_matrix(dm, sample_ids, out_dir / f"{metric}.tsv")
             ordination = write_pcoa(dm, sample_ids, out_dir, metric, int(settings["pcoa_dimensions"]))
