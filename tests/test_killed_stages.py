@@ -9,12 +9,11 @@ outputs, never a mix; and a rerun must finish with outputs identical to an unint
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import tempfile
 from pathlib import Path
-
-import json
 
 import numpy as np
 import pandas as pd

@@ -105,7 +105,7 @@ def add_cv_columns(table: pd.DataFrame, summaries: list[str | Path]) -> pd.DataF
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--metrics", nargs="+", required=True, help="eval/{run}/{target}/metrics.json files")
     parser.add_argument("--cv-summaries", nargs="*", default=[],
-                        help="cv_summary/{target}.json files (cross-validation columns)")
+                        help="cv_summary/{target}/summary.json files (cross-validation columns)")
     parser.add_argument("--out", required=True, help="comparison.tsv to write")
     parser.add_argument("--plot", required=True, help="comparison.png to write")
 
