@@ -1,7 +1,8 @@
 """The Snakemake workflow as a user drives it: config validation, the DAG, rerun behaviour, profiles.
 
-Each test runs `snakemake` in its own working directory with a copy of the demo config whose paths
-point at the bundled data, so tests never touch the repository's own results/ or .snakemake/.
+Each test runs `snakemake` in its own working directory with a copy of the demo config (or of
+`.test/config.yaml`, the demo cut to a few training steps) whose paths point at the bundled data, so
+tests never touch the repository's own results/ or .snakemake/.
 """
 
 from __future__ import annotations
@@ -19,11 +20,15 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = Path(sys.executable).with_name("snakemake")
+SNAKEFILE = REPO / "workflow" / "Snakefile"
+DEMO_CONFIG = REPO / "config" / "config.yaml"
+TEST_CONFIG = REPO / ".test" / "config.yaml"  # the demo with every training job cut to a few steps
 
 
-def write_config(workdir: Path, **overrides) -> Path:
-    """The demo config with absolute data paths and results under `workdir`; top-level keys overridden."""
-    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+def write_config(workdir: Path, source: Path = DEMO_CONFIG, **overrides) -> Path:
+    """A config (the demo's by default) with absolute data paths and results under `workdir`;
+    top-level keys overridden."""
+    config = yaml.safe_load(source.read_text())
     config.update(overrides)
     for dataset in config["datasets"].values():
         for key in ("table", "sequences", "tree", "metadata"):
@@ -40,7 +45,7 @@ def write_config(workdir: Path, **overrides) -> Path:
 
 
 def snakemake(workdir: Path, *args: str, config: Path | None = None) -> subprocess.CompletedProcess:
-    cmd = [str(SNAKEMAKE), "-s", str(REPO / "Snakefile"), "-d", str(workdir)]
+    cmd = [str(SNAKEMAKE), "-s", str(SNAKEFILE), "-d", str(workdir)]
     cmd += ["--configfile", str(config or workdir / "config.yaml"), *args]
     # Rules call `aam`: the environment that runs the tests must be first on PATH.
     env = {**os.environ, "PATH": f"{SNAKEMAKE.parent}{os.pathsep}{os.environ.get('PATH', '')}"}
@@ -142,24 +147,9 @@ def test_changed_depth_reruns_rarefy_and_dependents_not_ingest(tmp_path):
     assert {"unifrac", "tokenize"} <= rules
 
 
-def tiny_config(workdir: Path) -> Path:
-    """The demo config with every training job cut to a few steps: the whole DAG in a few minutes."""
-    path = write_config(workdir)
-    config = yaml.safe_load(path.read_text())
-    for run in config["aam"]["runs"].values():
-        for phase in ("pretrain", "finetune"):
-            if "trainer" in run.get(phase, {}):
-                run[phase]["trainer"].update(max_epochs=1, limit_train_batches=3)
-    for run in config["seq_models"]["runs"].values():
-        run["trainer"].update(max_epochs=1)
-    config["evaluate"]["random_forest"]["n_estimators"] = 50
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    return path
-
-
 @pytest.mark.slow
 def test_whole_workflow_runs_end_to_end_and_reports(tmp_path):
-    tiny_config(tmp_path)
+    write_config(tmp_path, TEST_CONFIG)
     done = snakemake(tmp_path, "--cores", "2")
     assert done.returncode == 0, (done.stdout + done.stderr)[-5000:]
     results = tmp_path / "results"

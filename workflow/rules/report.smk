@@ -29,6 +29,6 @@ rule summary:
         benchmark_file("summary.tsv")
     threads: 1
     conda:
-        "../../envs/aam.yaml"
+        "../envs/aam.yaml"
     shell:
         logged("aam summary --results {params.results:q} --settings {params.settings:q} --out {output:q}")

@@ -15,7 +15,7 @@ and ``faith_pd.tsv`` (sample, faith_pd) when ``faith_pd`` is on.
 Settings (the config's ``unifrac:`` section): ``metrics``, ``faith_pd``, ``backend``
 (``auto`` | ``torch`` | ``striped``: ``auto`` is the torch backend, exact in fp64 and faster than
 Striped UniFrac on the benchmarks here; ``striped`` uses biocore's ``unifrac`` package, which must be
-importable, e.g. in ``envs/unifrac.yaml``), ``precision`` (float64 | float32), ``block_size``
+importable, e.g. in ``workflow/envs/unifrac.yaml``), ``precision`` (float64 | float32), ``block_size``
 (samples per block), ``device`` (auto | cpu | cuda), ``pcoa_dimensions``.
 """
 
@@ -130,7 +130,7 @@ def _compute_striped(table_path, tree_path, sample_ids, settings):
     except ImportError as err:
         raise InputError(
             "unifrac backend 'striped' needs biocore's `unifrac` package (conda: bioconda::unifrac; "
-            "see envs/unifrac.yaml); use backend 'torch' or 'auto' otherwise"
+            "see workflow/envs/unifrac.yaml); use backend 'torch' or 'auto' otherwise"
         ) from err
     suffix = "_fp64" if settings["precision"] == "float64" else "_fp32"
     matrices = {}
