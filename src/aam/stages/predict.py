@@ -47,6 +47,7 @@ import numpy as np
 import pandas as pd
 
 from aam.errors import InputError
+from aam.threads import use_threads
 
 log = logging.getLogger(__name__)
 
@@ -179,10 +180,8 @@ def unseen_features(model_dir: Path, features, samples, rows: np.ndarray) -> dic
 
 # -------------------------------------------------------------------------------------------- run
 def run(args: argparse.Namespace) -> None:
-    import torch
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    use_threads(args.threads or None)
     model, meta = read_model(args.model_dir)
     max_bp = int(meta["config"]["max_bp"])
 

@@ -68,12 +68,12 @@ def trainer_settings(section: dict[str, Any], seed: int, threads: int | None, wh
 def start_trainer(section: dict[str, Any], seed: int, threads: int | None, where: str):
     """The trainer settings of a training stage, with the seed and thread count applied: every AAM
     stage starts this way, so that the same config and seed give identical weights."""
+    from aam.threads import use_threads
     from aam.training.engine import seed_everything
 
     trainer = trainer_settings(section, seed, threads, where)
     seed_everything(trainer.seed)
-    if trainer.num_threads:
-        torch.set_num_threads(trainer.num_threads)
+    use_threads(trainer.num_threads, trainer.devices if isinstance(trainer.devices, int) else 1)
     return trainer
 
 

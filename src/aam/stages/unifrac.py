@@ -32,6 +32,7 @@ import pandas as pd
 from aam.config import load_schema, load_settings, validate
 from aam.errors import InputError
 from aam.io.atomic import atomic_path
+from aam.threads import use_threads
 
 log = logging.getLogger(__name__)
 
@@ -76,11 +77,9 @@ def settings_from(value) -> dict:
 
 
 def run(args: argparse.Namespace) -> None:
-    import torch
 
     settings = settings_from(args.settings)
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
+    use_threads(args.threads if args.threads > 0 else None)
     from aam.io.biom import read_table, table_to_csr
 
     counts, sample_ids, feature_ids = table_to_csr(read_table(args.table))

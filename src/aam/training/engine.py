@@ -89,6 +89,7 @@ from lightning.pytorch.plugins.environments import SLURMEnvironment
 from aam.errors import InputError, Preempted
 from aam.io.atomic import atomic_path, write_text
 from aam.provenance import provenance
+from aam.threads import use_threads
 from aam.training.progress import ProgressLog, progress_bar_enabled, quiet_lightning
 
 log = logging.getLogger(__name__)
@@ -136,7 +137,7 @@ class TrainerSettings:
     num_nodes: int = 1
     strategy: str = "auto"  # auto (ddp with more than one process) | ddp | ddp_find_unused_parameters_true
     num_workers: int = 0
-    num_threads: int | None = None  # torch CPU threads; null = torch's default
+    num_threads: int | None = None  # CPU threads, capped by the cores given (aam.threads); null = all of them
     seed: int | None = None  # null = the caller's (config) seed, else 42
     deterministic: bool = True  # deterministic algorithms (CPU only)
     log_every_n_steps: int = 10  # CSV/TensorBoard logging interval (optimizer steps)
@@ -731,13 +732,13 @@ def fit(
     out_dir.mkdir(parents=True, exist_ok=True)
     seed = 42 if s.seed is None else int(s.seed)
     L.seed_everything(seed, workers=True, verbose=False)
-    if s.num_threads:
-        torch.set_num_threads(int(s.num_threads))
 
     on_gpu = s.accelerator in ("auto", "gpu", "cuda") and gpu_available()
     accelerator = "gpu" if on_gpu else "cpu"
     precision = _resolve_precision(s, on_gpu)
     devices, strategy = _parallelism(s, on_gpu)
+    # Threads: never more than the cores this process was given (shared by the node's processes).
+    use_threads(s.num_threads, devices if isinstance(devices, int) else torch.cuda.device_count())
 
     history = _History()
     checkpoint = ModelCheckpoint(
