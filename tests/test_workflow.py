@@ -414,5 +414,5 @@ def test_continue_on_study_pretrains_the_bundled_encoder_on_the_dataset_before_f
     write_config(tmp_path, aam={"runs": {"adapted": adapted}})
     result = snakemake(tmp_path, "-n")
     assert result.returncode != 0
-    message = "aam.runs.adapted.pretrain: continue_on_study needs from: corpus or bundled"
+    message = "aam/runs/adapted/pretrain: continue_on_study needs from: corpus or bundled"
     assert message in result.stdout + result.stderr
