@@ -203,7 +203,6 @@ def unseen_features(model_dir: Path, features, samples, rows: np.ndarray, table:
 
 # -------------------------------------------------------------------------------------------- run
 def run(args: argparse.Namespace) -> None:
-
     if not 0 <= args.warn_unseen_fraction <= 1:
         raise InputError(f"--warn-unseen-fraction: must lie in [0, 1], got {args.warn_unseen_fraction}")
     use_threads(args.threads or None)
