@@ -16,7 +16,7 @@ from aam import threads
 @pytest.fixture
 def cores(monkeypatch):
     """Pretend this process may run on `n` cores, outside SLURM and without a cgroup quota."""
-    for key in ("SLURM_CPUS_PER_TASK", "SLURM_STEP_ID"):
+    for key in ("SLURM_CPUS_PER_TASK", "SLURM_STEP_ID", "SLURM_STEPID"):
         monkeypatch.delenv(key, raising=False)
     monkeypatch.setattr(threads, "cgroup_cpu_limit", lambda: None)
 
@@ -33,7 +33,8 @@ def test_threads_never_exceed_the_cores_given(cores):
     assert threads.thread_count(8) == 2  # a rule asking for 8 threads on a 2-core share gets 2
     cores(8)
     assert threads.thread_count(None, processes_per_node=4) == 2  # Lightning's launcher: 4 share them
-    assert threads.thread_count(3, processes_per_node=4) == 2
+    assert threads.thread_count(4, processes_per_node=4) == 1  # the job's 4 threads, shared
+    assert threads.thread_count(16, processes_per_node=4) == 2
     cores(1)
     assert threads.thread_count(None, processes_per_node=4) == 1  # at least one
 
@@ -43,7 +44,9 @@ def test_a_slurm_step_uses_its_cpus_per_task_and_a_cgroup_quota_caps(cores, monk
     monkeypatch.setenv("SLURM_CPUS_PER_TASK", "4")
     monkeypatch.setenv("SLURM_STEP_ID", "0")
     assert threads.thread_count(None, processes_per_node=2) == 4  # each task has its own CPUs
-    assert threads.thread_count(8) == 4
+    assert threads.thread_count(2, processes_per_node=2) == 4
+    monkeypatch.setenv("SLURM_STEP_ID", str(0xFFFFFFFB))  # the batch script: not an srun step
+    assert threads.thread_count(None, processes_per_node=2) == 8
     monkeypatch.delenv("SLURM_STEP_ID")
     monkeypatch.setattr(threads, "cgroup_cpu_limit", lambda: 3.5)  # a container's quota
     assert threads.thread_count(None) == 3

@@ -9,10 +9,11 @@ while the thread they wait for is descheduled, and throughput collapses far belo
 The policy (:func:`use_threads`):
 
 - cores given = this process's CPU affinity (``taskset``, cpusets, SLURM's CPU binding), capped by
-  a cgroup CPU quota (containers) and by ``SLURM_CPUS_PER_TASK`` inside a SLURM job; processes
-  that Lightning's own launcher starts on one node (data parallelism without srun) share them;
-- threads = the job's request (Snakemake's ``{threads}``, the stages' ``--threads``), capped by
-  the cores given; no request = all of them;
+  a cgroup CPU quota (containers); the training processes of one node (data parallelism that
+  Lightning's launcher starts) share them; a task of a SLURM job step has its ``--cpus-per-task``;
+- threads per process = the job's request (Snakemake's ``{threads}``, the stages' ``--threads``:
+  for the job on one node) divided among its processes, capped by the cores given; no request =
+  all of them;
 - torch intra-op threads = that number, inter-op threads = 1 (our models run no inter-op
   parallel work), BLAS/OpenMP pools of the libraries already loaded = that number
   (threadpoolctl), and ``OMP_NUM_THREADS`` for child processes;
@@ -28,6 +29,8 @@ import contextlib
 import logging
 import os
 from pathlib import Path
+
+from aam.slurm import cpus_per_task, in_job_step
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +56,7 @@ def cgroup_cpu_limit() -> float | None:
 
 
 def cores_given(processes_per_node: int = 1) -> int:
-    """CPU cores this process may use (see the module docstring); at least 1."""
+    """CPU cores each of this node's training processes may use (see the module docstring)."""
     try:
         cores = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):  # not Linux
@@ -61,16 +64,20 @@ def cores_given(processes_per_node: int = 1) -> int:
     limit = cgroup_cpu_limit()
     if limit is not None:
         cores = min(cores, max(1, int(limit)))
-    per_task = os.environ.get("SLURM_CPUS_PER_TASK")
-    if per_task and per_task.isdigit() and int(per_task) > 0 and os.environ.get("SLURM_STEP_ID"):
-        return max(1, min(cores, int(per_task)))  # a SLURM step: each task has its own CPUs
+    per_task = cpus_per_task()
+    if per_task and in_job_step():
+        return max(1, min(cores, per_task))  # a SLURM step: each task has its own CPUs
     return max(1, cores // max(1, processes_per_node))
 
 
 def thread_count(requested: int | None, processes_per_node: int = 1) -> int:
-    """The threads to use: ``requested`` capped by the cores given; None = all of them."""
+    """Threads of each process: ``requested`` (the job's threads on this node, all its processes
+    together: Snakemake's ``{threads}``) shared by the node's processes, capped by the cores each was
+    given; None = all of them. In a SLURM job step each task uses its ``--cpus-per-task``."""
     cores = cores_given(processes_per_node)
-    return max(1, min(int(requested), cores)) if requested else cores
+    if not requested or (cpus_per_task() and in_job_step()):
+        return cores
+    return max(1, min(int(requested) // max(1, processes_per_node), cores))
 
 
 def use_threads(requested: int | None, processes_per_node: int = 1) -> int:

@@ -46,7 +46,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tree", required=True, help="rooted Newick tree whose tips are the feature IDs")
     parser.add_argument("--settings", help="the run's settings (JSON text or a YAML/JSON file)")
     parser.add_argument("--seed", type=int, default=42, help="the config's seed")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads of the job on a node (its processes share them)")
     parser.add_argument("--out-dir", required=True, help="output folder (models/{run}/pretrain)")
     parser.add_argument("--init-dir", default=None,
                         help="start from this pretrained encoder (model.safetensors + model.json of a "
@@ -72,11 +73,14 @@ def trainer_settings(section: dict[str, Any], seed: int, threads: int | None, wh
 def start_trainer(section: dict[str, Any], seed: int, threads: int | None, where: str,
                   auto_monitor: tuple[str, str] = ("val/loss", "min")):
     """The trainer settings of a training stage, with the seed and thread count applied: every AAM
-    stage starts this way, so that the same config and seed give identical weights."""
+    stage starts this way, so that the same config and seed give identical weights. Inside a SLURM
+    job the stage first restarts itself as a job step (aam.slurm)."""
+    from aam.slurm import run_as_job_step
     from aam.threads import use_threads
     from aam.training.engine import seed_everything
 
     trainer = trainer_settings(section, seed, threads, where, auto_monitor)
+    run_as_job_step(trainer.num_nodes, trainer.devices if isinstance(trainer.devices, int) else 1)
     seed_everything(trainer.seed)
     use_threads(trainer.num_threads, trainer.devices if isinstance(trainer.devices, int) else 1)
     return trainer

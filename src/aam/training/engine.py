@@ -143,7 +143,7 @@ class TrainerSettings:
     num_nodes: int = 1
     strategy: str = "auto"  # auto (ddp with more than one process) | ddp | ddp_find_unused_parameters_true
     num_workers: int = 0
-    num_threads: int | None = None  # CPU threads, capped by the cores given (aam.threads); null = all of them
+    num_threads: int | None = None  # CPU threads of the job on a node (aam.threads); null = all cores
     seed: int | None = None  # null = the caller's (config) seed, else 42
     deterministic: bool = True  # deterministic algorithms (CPU only)
     log_every_n_steps: int = 10  # CSV/TensorBoard logging interval (optimizer steps)
