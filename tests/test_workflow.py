@@ -420,6 +420,7 @@ def test_predict_section_plans_a_predict_job_per_table(tmp_path):
     model = tmp_path / "results" / "ibd2538" / "models" / "scratch" / "finetune" / "ibd"
     assert f"--model-dir {model}" in line and f"--table {table}" in line
     assert f"--out-dir {tmp_path / 'results' / 'ibd2538' / 'predict' / 'again'}" in line
+    assert "--warn-unseen-fraction 0.5 " in line  # the schema's default reaches the stage
 
 
 def test_predict_entry_naming_an_unknown_target_is_one_config_error(tmp_path):

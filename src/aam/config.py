@@ -17,7 +17,7 @@ import jsonschema
 import yaml
 
 from aam import pretrained
-from aam.data.split import stratify_column
+from aam.data.split import check_fractions, stratify_column
 from aam.errors import InputError
 from aam.workflow import sources
 
@@ -75,6 +75,12 @@ def check_config(config: dict[str, Any], *, where: str) -> dict[str, Any]:
     """Validate a whole config (defaults filled) and check what the schema cannot, so that a bad run
     stops the workflow before any job starts, not when its training begins."""
     validate(config, load_schema(), where=where)
+    _check_results(config.get("results"), where)
+    if "split" in config:
+        try:
+            check_fractions(config["split"]["fractions"])
+        except ValueError as err:
+            raise InputError(f"{where}: split/fractions: {err}") from None
     for name, run in config.get("aam", {}).get("runs", {}).items():
         check_aam_run(run, where=f"{where}: aam/runs/{name}")
         _check_pretrain_source(config, name, run["pretrain"], where=f"{where}: aam/runs/{name}/pretrain")
@@ -90,6 +96,17 @@ def check_config(config: dict[str, Any], *, where: str) -> dict[str, Any]:
                 f"{where}: seq_models/runs/{name}/model: heads {heads} does not divide dim {dim}"
             )
     return config
+
+
+def _check_results(results: str | None, where: str) -> None:
+    """The results folder: not empty (every path would start at the filesystem root) and not the root
+    itself; the schema demands a non-blank string, this checks where it leads."""
+    if results is not None and not results.strip():
+        raise InputError(f"{where}: results: {results!r} is blank; name a folder for the artifacts, "
+                         "e.g. results")
+    if results is not None and Path(results).resolve() == Path(Path(results).resolve().anchor):
+        raise InputError(f"{where}: results: {results!r} is the filesystem root; name a folder for the "
+                         "artifacts, e.g. results")
 
 
 def _check_pretrain_source(config: dict[str, Any], run: str, pre: dict[str, Any], where: str) -> None:

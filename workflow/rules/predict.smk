@@ -17,6 +17,7 @@ rule predict:
         model_dir=lambda wc: targets.predict_model_dir(config, wc.name, wc.dataset),
         sequences=lambda wc: commands.predict_sequences_arg(config, wc.name, wc.dataset),
         seed=lambda wc: targets.predict_seed(config, wc.name, wc.dataset),
+        warn_unseen=lambda wc: targets.predict_entry(config, wc.name, wc.dataset)["warn_unseen_fraction"],
         out_dir=lambda wc: out(wc.dataset, f"predict/{wc.name}"),
     threads: 2
     resources:
@@ -30,5 +31,6 @@ rule predict:
     shell:
         logged(
             "aam predict --model-dir {params.model_dir:q} --table {input.table:q} {params.sequences}"
-            " --seed {params.seed} --threads {threads} --out-dir {params.out_dir:q}"
+            " --seed {params.seed} --warn-unseen-fraction {params.warn_unseen} --threads {threads}"
+            " --out-dir {params.out_dir:q}"
         )

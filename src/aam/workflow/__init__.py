@@ -13,4 +13,6 @@ Snakemake's ``config`` and wildcards.
 - :mod:`aam.workflow.resources`: training jobs' layout, resources and launcher (local and SLURM).
 - :mod:`aam.workflow.sequences`: the DNA sequence branch's runs, inputs and settings.
 - :mod:`aam.workflow.commands`: pieces of the rules' shell commands.
+- :mod:`aam.workflow.messages`: a failed job's own error line in Snakemake's error block; a results
+  folder that cannot be written, before any job.
 """
