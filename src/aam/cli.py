@@ -25,6 +25,7 @@ STAGES: dict[str, tuple[str, str]] = {
     "cv-split": ("cv_split", "grouped, stratified, seeded cross-validation folds, each as a splits.tsv"),
     "rarefy": ("rarefy", "rarefy the table to one depth without replacement"),
     "unifrac": ("unifrac", "UniFrac distance matrices, Faith's PD and PCoA"),
+    "unifrac-part": ("unifrac_part", "one row-block job of a fanned-out UniFrac matrix"),
     "tokenize": ("tokenize", "tokenize features and samples into Parquet caches"),
     "pretrain": ("pretrain", "pretrain the AAM sequence encoder on UniFrac + masked nucleotides"),
     "corpus-pretrain": ("corpus_pretrain", "pretrain one AAM sequence encoder on a corpus of studies"),

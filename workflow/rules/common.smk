@@ -25,6 +25,7 @@ log_file = partial(targets.log_file, config)
 benchmark_file = partial(targets.benchmark_file, config)
 final_targets = partial(targets.final_targets, config)
 unifrac_metrics = partial(targets.unifrac_metrics, config)
+unifrac_datasets = partial(targets.unifrac_datasets, config)
 cv_summary_targets = partial(targets.cv_summary_targets, config)
 
 # --- settings (aam.workflow.settings) ---
@@ -46,6 +47,14 @@ def dataset_config(wc):
 
 def target_config(wc):
     return targets.target_config(config, wc.dataset, wc.target)
+
+
+def unifrac_part_files(wc):
+    return targets.unifrac_part_files(config, wc.dataset)
+
+
+def unifrac_parts_arg(wc):
+    return commands.unifrac_parts_arg(config, wc.dataset)
 
 
 def rarefy_depth(wc):
