@@ -122,8 +122,8 @@ def seq_classify_reads(wc):
 
 
 # --- training jobs (aam.workflow.resources) ---
-training_launch_param = resources.launch_param
-training_resource_params = resources.resource_params
+training_resource_params = partial(resources.resource_params, config)
+training_threads = partial(resources.threads_param, config)
 
 
 def aam_trainer_of(stage):

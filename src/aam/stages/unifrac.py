@@ -50,6 +50,7 @@ from aam.data.unifrac_jobs import TableMatrices, settings_from
 from aam.errors import InputError
 from aam.io.atomic import atomic_path, publish_together
 from aam.io.distance_matrix import SUFFIX, add_pcoa, choose_format, merge_parts, open_matrix, write_tsv
+from aam.threads import use_threads
 
 log = logging.getLogger(__name__)
 
@@ -73,11 +74,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    import torch
 
     settings = settings_from(args.settings)
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
+    use_threads(args.threads if args.threads > 0 else None)
     from aam.io.biom import read_table, table_to_csr
 
     counts, sample_ids, feature_ids = table_to_csr(read_table(args.table))
