@@ -142,6 +142,11 @@ def test_changed_depth_reruns_rarefy_and_dependents_not_ingest(tmp_path):
     assert {"unifrac", "tokenize"} <= rules
 
 
+# Baselines that fit in a second or two: a smaller forest, fewer boosting rounds.
+FAST_BASELINES = {"random_forest": {"n_estimators": 50, "search_estimators": 10},
+                  "hist_gradient_boosting": {"max_iter": 20}}
+
+
 def tiny_config(workdir: Path) -> Path:
     """The demo config with every training job cut to a few steps: the whole DAG in a few minutes."""
     path = write_config(workdir)
@@ -152,7 +157,7 @@ def tiny_config(workdir: Path) -> Path:
                 run[phase]["trainer"].update(max_epochs=1, limit_train_batches=3)
     for run in config["seq_models"]["runs"].values():
         run["trainer"].update(max_epochs=1)
-    config["evaluate"]["random_forest"]["n_estimators"] = 50
+    config["evaluate"]["baselines"].update(FAST_BASELINES)
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
 
@@ -238,15 +243,18 @@ def test_cv_dry_run_fans_out_the_folds(tmp_path):
     cv_config(tmp_path, folds=5)
     result = snakemake(tmp_path, "-n")
     rules = planned_rules(result)
-    assert {"cv_split", "pretrain_split", "finetune_cv", "evaluate_cv", "cv_summary", "compare"} <= rules
+    assert {"cv_split", "pretrain_split", "finetune_cv", "evaluate_cv", "baselines_cv", "cv_summary",
+            "leaderboard"} <= rules
+    assert not rules & {"finetune", "evaluate", "baselines", "compare"}  # the folds are the results
     text = result.stdout + result.stderr
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", text, flags=re.MULTILINE))
-    # 5 folds x 2 runs (pretrained, scratch), one pretraining for all folds
+    # 5 folds x 2 runs (pretrained, scratch), one pretraining for all folds, one baselines job per fold
     assert counts["finetune_cv"] == "10" and counts["evaluate_cv"] == "10" and counts["pretrain"] == "1"
+    assert counts["baselines_cv"] == "5"
     for fold in ("r0f0", "r0f4"):
         assert f"results/ibd2538/cv/{fold}/models/scratch/finetune/ibd/model.safetensors" in text
         assert f"--splits {tmp_path}/results/ibd2538/cv/{fold}/splits.tsv" in text
-    assert "--fold r0f4" in text and "--cv-summaries" in text
+    assert "--fold r0f4" in text and f"--baselines {tmp_path}/results/ibd2538/cv/r0f4/baselines/ibd" in text
     assert "ibd2538/cv/r0f5" not in text
     assert "--splits " + str(tmp_path / "results/ibd2538/pretrain_splits.tsv") in text
 
@@ -294,8 +302,8 @@ def small_ibd(workdir: Path) -> dict:
 
 @pytest.mark.slow
 def test_tiny_cross_validation_end_to_end(tmp_path):
-    """2 folds x 2 runs with a few training steps: every fold's models and forest tested on that
-    fold's test samples, each sample tested once, the summary and the comparison's CV columns."""
+    """2 folds x 2 runs with a few training steps: every fold's models and baselines tested on that
+    fold's test samples, each sample tested once, the summary and the leaderboard."""
     path = cv_config(tmp_path, folds=2, sequences={}, seq_models={"runs": {}})
     config = yaml.safe_load(path.read_text())
     config["datasets"] = {"ibd2538": small_ibd(tmp_path)}
@@ -306,10 +314,11 @@ def test_tiny_cross_validation_end_to_end(tmp_path):
             if "trainer" in run.get(phase, {}):
                 run[phase]["trainer"].update(max_epochs=1, limit_train_batches=2, limit_val_batches=2,
                                              warmup_steps=1, patience=None)
-    config["evaluate"]["random_forest"]["n_estimators"] = 20
+    config["evaluate"]["baselines"].update(FAST_BASELINES)
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     results = tmp_path / "results" / "ibd2538"
-    done = snakemake(tmp_path, "--resources", "gpu=2", "--cores", "2", str(results / "cv_summary/ibd.json"))
+    done = snakemake(tmp_path, "--resources", "gpu=2", "--cores", "2", str(results / "cv_summary/ibd.json"),
+                     str(tmp_path / "results/benchmark/leaderboard.tsv"))
     assert done.returncode == 0, (done.stdout + done.stderr)[-5000:]
 
     folds = pd.read_csv(results / "cv/folds.tsv", sep="\t", dtype={"sample": str})
@@ -320,14 +329,21 @@ def test_tiny_cross_validation_end_to_end(tmp_path):
         for run in ("pretrained", "scratch"):
             pred = pd.read_csv(results / f"cv/{fold}/eval/{run}/ibd/predictions.tsv", sep="\t",
                                dtype={"sample": str})
-            assert set(pred["sample"]) == expected - rarefied  # the AAM and the forest: the fold's test
-            assert pred["rf_pred"].notna().all()
+            assert set(pred["sample"]) == expected - rarefied  # the AAM and the baselines: the fold's test
+            columns = ["random_forest_pred", "linear_clr_pred", "hist_gradient_boosting_pred"]
+            assert pred[columns].notna().all().all()
+        base = pd.read_csv(results / f"cv/{fold}/baselines/ibd/predictions.tsv", sep="\t",
+                           dtype={"sample": str})
+        assert set(base["sample"]) == expected - rarefied  # fit once per fold, on the same test samples
         tested += sorted(pred["sample"])
     assert len(tested) == len(set(tested))  # each sample tested once
     summary = json.loads((results / "cv_summary/ibd.json").read_text())
     assert summary["folds"] == ["r0f0", "r0f1"]
-    assert set(summary["models"]) == {"pretrained", "scratch", "random_forest"}
-    assert summary["models"]["pretrained"]["versus_forest"]["n"] == 2
+    assert set(summary["models"]) == {"pretrained", "scratch", "random_forest", "linear_clr",
+                                      "hist_gradient_boosting"}
+    assert summary["models"]["pretrained"]["versus"]["linear_clr"]["n"] == 2
+    board = pd.read_csv(tmp_path / "results/benchmark/leaderboard.tsv", sep="\t")
+    assert set(board["model"]) == set(summary["models"]) and (board["n_tasks"] == 1).all()
     assert (results / "cv_summary/ibd.png").exists()
     # pretraining ran once, on every table sample
     pretrain = pd.read_csv(results / "pretrain_splits.tsv", sep="\t", dtype={"sample": str})

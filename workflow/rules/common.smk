@@ -20,14 +20,15 @@ PREDICT = config["predict"]
 CV = config["evaluate"].get("cv")  # absent: no cross-validation
 CV_FOLDS = fold_names(CV["folds"], CV["repeats"]) if CV else []
 
-# Targets without model runs plan no training and no evaluation (the forest is scored beside each
-# run): say so rather than finish quietly with only the data preparation and UniFrac done.
-if not AAM_RUNS and any(config["datasets"][d]["targets"] for d in DATASETS):
+# Targets without model runs and without cross-validation plan no training and no evaluation (the
+# baselines are scored beside each run): say so rather than finish quietly with only the data
+# preparation and UniFrac done. With cross-validation the baselines alone are cross-validated.
+if not AAM_RUNS and not CV and any(config["datasets"][d]["targets"] for d in DATASETS):
     logger.warning(
         "WARNING: the config has targets (datasets: "
         + ", ".join(d for d in DATASETS if config["datasets"][d]["targets"])
-        + ") but no aam.runs: no model is trained or evaluated, and no random forest either. "
-        "Add a run under aam.runs (config/config.yaml has two; config/README.md, section aam)."
+        + ") but no aam.runs and no evaluate.cv: no model is trained or evaluated, and no baseline either. "
+        "Add a run under aam.runs (config/config.yaml has some; config/README.md, section aam)."
     )
 
 
@@ -125,28 +126,37 @@ def final_targets():
     for dataset in DATASETS:
         targets.append(out(dataset, "rarefied/table.biom"))
         targets += unifrac_targets(dataset)
-        if AAM_RUNS and dataset_targets(dataset):
+        if CV:
+            targets += cv_summary_targets(dataset)
+        elif AAM_RUNS and dataset_targets(dataset):
             targets += [
                 out(dataset, f"eval/{run}/{target['name']}/metrics.json")
                 for run in AAM_RUNS
                 for target in dataset_targets(dataset)
             ]
             targets.append(out(dataset, "comparison.tsv"))
-            targets += cv_summary_targets(dataset)
     for name in SEQUENCE_SETS:
         targets += sequence_targets(name)
     targets += [out(entry["dataset"], f"predict/{name}/predictions.tsv") for name, entry in PREDICT.items()]
     targets += corpus_targets()
+    if all_cv_summaries():
+        targets.append(f"{RESULTS}/benchmark/leaderboard.tsv")
     if DATASETS or SEQUENCE_SETS:
         targets.append(f"{RESULTS}/summary.html")
     return targets
 
 
 def cv_summary_targets(dataset):
-    """The cross-validation summaries of one dataset (one per target), if CV is configured."""
-    if not (CV and AAM_RUNS):
+    """The cross-validation summaries of one dataset (one per target), if CV is configured. With
+    cross-validation the single split is not evaluated: the folds are the results."""
+    if not CV:
         return []
     return [out(dataset, f"cv_summary/{t['name']}.json") for t in dataset_targets(dataset)]
+
+
+def all_cv_summaries(wildcards=None):
+    """Every dataset's cross-validation summaries: the leaderboard's inputs."""
+    return [path for dataset in DATASETS for path in cv_summary_targets(dataset)]
 
 
 def scoped(wc, path):
@@ -164,12 +174,10 @@ def fold_arg(wc):
     return f"--fold {fold}" if fold else ""
 
 
-def evaluate_settings():
-    """The `evaluate:` section as a rule's params: without random_forest.n_jobs (it changes no result
-    and reaches the stage as threads) and without cv (which folds exist is the DAG's business)."""
-    section = {k: v for k, v in config["evaluate"].items() if k != "cv"}
-    section["random_forest"] = {k: v for k, v in section["random_forest"].items() if k != "n_jobs"}
-    return settings_arg(section)
+def baseline_settings():
+    """The `evaluate.baselines` section as a rule's params, without n_jobs (it changes no result and
+    reaches the stage as threads)."""
+    return settings_arg({k: v for k, v in config["evaluate"]["baselines"].items() if k != "n_jobs"})
 
 
 # --- UniFrac ---
@@ -384,8 +392,9 @@ def check_pretrain_sources():
 
 
 check_pretrain_sources()
-if "corpus" in config["datasets"]:
-    raise ValueError("datasets: the name 'corpus' is taken by results/corpus/ (pretrain_corpus); rename it")
+for taken, by in (("corpus", "results/corpus/ (pretrain_corpus)"), ("benchmark", "results/benchmark/ (leaderboard)")):
+    if taken in config["datasets"]:
+        raise ValueError(f"datasets: the name '{taken}' is taken by {by}; rename it")
 
 
 # --- data-parallel training (trainer: devices, num_nodes) ---

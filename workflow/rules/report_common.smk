@@ -16,13 +16,16 @@ def summary_class_column(dataset):
 
 def summary_plan():
     """What the summary page covers, for the stage's --settings (see aam.stages.summary)."""
+    single = not CV  # with cross-validation the folds are the results, not the single split
     return settings_arg(
         {
+            "leaderboard": bool(all_cv_summaries()),
             "datasets": {
                 d: {
                     "class_column": summary_class_column(d),
-                    "comparison": bool(AAM_RUNS and dataset_targets(d)),
-                    "evaluations": [[run, t["name"]] for run in AAM_RUNS for t in dataset_targets(d)],
+                    "comparison": bool(single and AAM_RUNS and dataset_targets(d)),
+                    "evaluations": [[run, t["name"]] for run in AAM_RUNS for t in dataset_targets(d)] if single else [],
+                    "cv": [t["name"] for t in dataset_targets(d)] if CV else [],
                     "faith_pd": bool(config["unifrac"]["faith_pd"]),
                 }
                 for d in DATASETS
@@ -44,11 +47,14 @@ def summary_inputs(wildcards):
         ]
         if config["unifrac"]["faith_pd"]:
             files.append(out(d, "unifrac/faith_pd.tsv"))
-        if AAM_RUNS and dataset_targets(d):
+        files += [out(d, f"cv_summary/{t['name']}.tsv") for t in dataset_targets(d)] if CV else []
+        if AAM_RUNS and dataset_targets(d) and not CV:
             files.append(out(d, "comparison.tsv"))
             files += [
                 out(d, f"eval/{run}/{t['name']}/metrics.json") for run in AAM_RUNS for t in dataset_targets(d)
             ]
+    if all_cv_summaries():
+        files.append(f"{RESULTS}/benchmark/leaderboard.html")
     for name in SEQUENCE_SETS:
         files += [seq_out(name, f"eval/{run}/metrics.json") for run in seq_runs_for(name)]
     return files

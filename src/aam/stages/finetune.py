@@ -233,7 +233,8 @@ def write_train_features(dm, path: Path) -> None:
 
 # --------------------------------------------------------------------------------------------- run
 def run(args: argparse.Namespace) -> None:
-    from aam.data.datasets import AAMDataModule, read_target_column
+    from aam.data.datasets import AAMDataModule
+    from aam.io.metadata import read_target_column
     from aam.io.splits import read_splits
     from aam.training.aam_modules import FinetuneModule, validation_metrics
     from aam.training.engine import NonFiniteLossError, export_model, fit
