@@ -7,7 +7,7 @@ CORES ?= 2
 # Rules call the `aam` command: put the environment's bin/ first on PATH.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup demo test lint bench clean-results
+.PHONY: setup demo test lint bench benchmark clean-results
 
 setup: $(STAMP)
 
@@ -31,3 +31,9 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	for b in scripts/bench_*.py; do $(BIN)/python $$b || exit 1; done
+
+# The multi-study benchmark (config/benchmark.yaml; needs ../shared/data): AAM and the baselines on
+# 9 tasks, 5 folds x 2 repeats, timed with the load average. FRESH=1 reruns every job (deletes
+# results_benchmark/ first). Leaderboard: results_benchmark/benchmark/leaderboard.tsv; docs/benchmark.md.
+benchmark: $(STAMP)
+	$(BIN)/python scripts/benchmark_run.py --cores $(CORES) $(if $(FRESH),--fresh)
