@@ -1,7 +1,8 @@
 """The Snakemake workflow as a user drives it: config validation, the DAG, rerun behaviour, profiles.
 
-Each test runs `snakemake` in its own working directory with a copy of the demo config whose paths
-point at the bundled data, so tests never touch the repository's own results/ or .snakemake/.
+Each test runs `snakemake` in its own working directory with a copy of the demo config (or of
+`.test/config.yaml`, the demo cut to a few training steps) whose paths point at the bundled data, so
+tests never touch the repository's own results/ or .snakemake/.
 """
 
 from __future__ import annotations
@@ -19,11 +20,15 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = Path(sys.executable).with_name("snakemake")
+SNAKEFILE = REPO / "workflow" / "Snakefile"
+DEMO_CONFIG = REPO / "config" / "config.yaml"
+TEST_CONFIG = REPO / ".test" / "config.yaml"  # the demo with every training job cut to a few steps
 
 
-def write_config(workdir: Path, **overrides) -> Path:
-    """The demo config with absolute data paths and results under `workdir`; top-level keys overridden."""
-    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+def write_config(workdir: Path, source: Path = DEMO_CONFIG, **overrides) -> Path:
+    """A config (the demo's by default) with absolute data paths and results under `workdir`;
+    top-level keys overridden."""
+    config = yaml.safe_load(source.read_text())
     config.update(overrides)
     for dataset in config["datasets"].values():
         for key in ("table", "sequences", "tree", "metadata"):
@@ -40,7 +45,7 @@ def write_config(workdir: Path, **overrides) -> Path:
 
 
 def snakemake(workdir: Path, *args: str, config: Path | None = None) -> subprocess.CompletedProcess:
-    cmd = [str(SNAKEMAKE), "-s", str(REPO / "Snakefile"), "-d", str(workdir)]
+    cmd = [str(SNAKEMAKE), "-s", str(SNAKEFILE), "-d", str(workdir)]
     cmd += ["--configfile", str(config or workdir / "config.yaml"), *args]
     # Rules call `aam`: the environment that runs the tests must be first on PATH.
     env = {**os.environ, "PATH": f"{SNAKEMAKE.parent}{os.pathsep}{os.environ.get('PATH', '')}"}
@@ -75,14 +80,26 @@ def test_dry_run_lists_every_stage(tmp_path):
     assert stages | {"compare"} <= rules
 
 
-def test_training_rules_declare_a_gpu_and_the_default_profile_allows_one(tmp_path):
-    write_config(tmp_path)
-    result = snakemake(tmp_path, "-n")
+def training_jobs(result: subprocess.CompletedProcess) -> dict[str, str]:
+    """The planned training jobs' text (last of each rule) by rule name."""
     planned_rules(result)
-    assert "Using workflow specific profile" in result.stdout + result.stderr
     jobs = (result.stdout + result.stderr).split("rule ")
-    training = [job for job in jobs if job.startswith(("pretrain:", "finetune:", "seq_train:"))]
-    assert training and all("gpu=1" in job for job in training)
+    return {job.split(":", 1)[0]: job for job in jobs
+            if job.startswith(("pretrain:", "finetune:", "seq_train:", "seq_train_contrastive:"))}
+
+
+def test_without_a_gpu_training_jobs_reserve_none_and_with_one_they_reserve_it(tmp_path):
+    write_config(tmp_path, training={"threads": 1, "gpus": 0})
+    result = snakemake(tmp_path, "-n", "-p")
+    assert "Using workflow specific profile" in result.stdout + result.stderr
+    jobs = training_jobs(result)
+    assert {"pretrain", "finetune", "seq_train", "seq_train_contrastive"} <= set(jobs)
+    for job in jobs.values():
+        assert "gpu=0" in job and "--threads 1 " in job
+        assert shell_line(job).startswith("aam ")  # local shell lines are plain `aam ...` commands
+    write_config(tmp_path, training={"threads": 2, "gpus": 1})
+    for job in training_jobs(snakemake(tmp_path, "-n", "-p", "--cores", "4")).values():
+        assert "gpu=1" in job and "--threads 2 " in job  # the default profile allows gpu=1
 
 
 def test_lint_reports_nothing(tmp_path):
@@ -99,7 +116,7 @@ def test_slurm_profile_dry_run_requests_gpus_for_training(tmp_path):
     assert {"pretrain", "finetune"} <= rules
 
 
-def test_a_multi_node_run_asks_slurm_for_one_task_per_gpu_and_starts_them_with_srun(tmp_path):
+def test_a_multi_node_run_asks_slurm_for_gpus_per_node_and_one_task_per_gpu(tmp_path):
     config = yaml.safe_load(write_config(tmp_path).read_text())
     run = next(iter(config["aam"]["runs"]))
     config["aam"]["runs"][run]["pretrain"].setdefault("trainer", {}).update(devices=4, num_nodes=2)
@@ -107,11 +124,17 @@ def test_a_multi_node_run_asks_slurm_for_one_task_per_gpu_and_starts_them_with_s
     result = snakemake(tmp_path, "-n", "-p", "--workflow-profile", str(REPO / "workflow/profiles/slurm"))
     jobs = {job.split(":", 1)[0]: job for job in (result.stdout + result.stderr).split("rule ")[1:]}
     pretrain, finetune = jobs["pretrain"], jobs["finetune"]
-    for text in ("gpu=8", "nodes=2", "tasks_per_node=4", "tasks_per_gpu=1", "mpi=srun", "--signal=USR1@300"):
+    for text in ("gpu=0", "gres=gpu:4", "nodes=2", "tasks_per_node=4", "mpi=srun", "--signal=USR1@300"):
         assert text in pretrain, text
-    assert "srun --nodes=2 --ntasks-per-node=4 --cpus-per-task=8" in pretrain
-    # The fine-tuning of the same run keeps one process on one GPU.
-    assert "gpu=1" in finetune and "mpi=0" in finetune and "srun --nodes=1 --ntasks-per-node=1" in finetune
+    # The fine-tuning of the same run keeps one process on one GPU; no srun on the shell line (the
+    # stage starts its own job step: tests/test_slurm.py).
+    assert "gres=gpu:1" in finetune and "mpi=0" in finetune
+    assert all(not shell_line(job).startswith("srun") and shell_line(job).startswith("aam ")
+               for job in (pretrain, finetune))
+
+
+def shell_line(job: str) -> str:
+    return re.search(r"Shell command: (.*)", job).group(1)
 
 
 def test_datasets_sit_side_by_side(tmp_path):
@@ -147,26 +170,30 @@ FAST_BASELINES = {"random_forest": {"n_estimators": 50, "search_estimators": 10}
                   "hist_gradient_boosting": {"max_iter": 20}}
 
 
-def tiny_config(workdir: Path) -> Path:
-    """The demo config with every training job cut to a few steps: the whole DAG in a few minutes."""
-    path = write_config(workdir)
-    config = yaml.safe_load(path.read_text())
-    for run in config["aam"]["runs"].values():
-        for phase in ("pretrain", "finetune"):
-            if "trainer" in run.get(phase, {}):
-                run[phase]["trainer"].update(max_epochs=1, limit_train_batches=3)
-    for run in config["seq_models"]["runs"].values():
-        run["trainer"].update(max_epochs=1)
-    config["evaluate"]["baselines"].update(FAST_BASELINES)
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    return path
-
-
 @pytest.mark.slow
+def most_training_jobs_at_once(log: str) -> int:
+    """The most training jobs running at the same time, from Snakemake's job starts and ends."""
+    running, most, rule = set(), 0, None
+    for line in log.splitlines():
+        started = re.match(r"(?:local)?rule (\w+):", line)
+        if started:
+            rule = started.group(1)
+        elif (jobid := re.match(r"\s+jobid: (\d+)", line)) and rule:
+            if rule in ("pretrain", "finetune", "seq_train", "seq_train_contrastive"):
+                running.add(jobid.group(1))
+                most = max(most, len(running))
+            rule = None
+        elif finished := re.match(r"Finished jobid: (\d+)", line):
+            running.discard(finished.group(1))
+    return most
+
+
 def test_whole_workflow_runs_end_to_end_and_reports(tmp_path):
-    tiny_config(tmp_path)
+    write_config(tmp_path, TEST_CONFIG)
     done = snakemake(tmp_path, "--cores", "2")
     assert done.returncode == 0, (done.stdout + done.stderr)[-5000:]
+    # No GPU here: training jobs (one thread each, .test/config.yaml) run side by side on the 2 cores.
+    assert most_training_jobs_at_once(done.stdout + done.stderr) == 2
     results = tmp_path / "results"
     metrics = json.loads(next(results.glob("ibd2538/eval/pretrained/ibd/metrics.json")).read_text())
     assert metrics  # the evaluate stage's own tests check its content
@@ -409,6 +436,7 @@ def test_predict_section_plans_a_predict_job_per_table(tmp_path):
     model = tmp_path / "results" / "ibd2538" / "models" / "scratch" / "finetune" / "ibd"
     assert f"--model-dir {model}" in line and f"--table {table}" in line
     assert f"--out-dir {tmp_path / 'results' / 'ibd2538' / 'predict' / 'again'}" in line
+    assert "--warn-unseen-fraction 0.5 " in line  # the schema's default reaches the stage
 
 
 def test_predict_entry_naming_an_unknown_target_is_one_config_error(tmp_path):
@@ -440,5 +468,5 @@ def test_continue_on_study_pretrains_the_bundled_encoder_on_the_dataset_before_f
     write_config(tmp_path, aam={"runs": {"adapted": adapted}})
     result = snakemake(tmp_path, "-n")
     assert result.returncode != 0
-    message = "aam.runs.adapted.pretrain: continue_on_study needs from: corpus or bundled"
+    message = "aam/runs/adapted/pretrain: continue_on_study needs from: corpus or bundled"
     assert message in result.stdout + result.stderr

@@ -1,4 +1,5 @@
-# Rules of this phase; see workflow/rules/common.smk for helpers. Active when `evaluate.cv` is set.
+# Rules of this phase; helpers: workflow/rules/common.smk, which binds the package aam.workflow.
+# Active when `evaluate.cv` is set.
 # cv_split: the folds of a dataset, each as a splits.tsv (results/{dataset}/cv/{fold}/splits.tsv).
 # finetune_cv, evaluate_cv, baselines_cv: the finetune, evaluate and baselines rules on one fold's
 #   splits.tsv, under results/{dataset}/cv/{fold}/ (same commands, settings and pretrained encoder:
@@ -30,7 +31,7 @@ rule cv_split:
         ),
     params:
         group=lambda wc: dataset_config(wc)["group_column"] or "",
-        stratify=lambda wc: stratify_column(config["split"], dataset_config(wc)["targets"]) or "",
+        stratify=stratify_arg,
         folds=CV["folds"] if CV else 0,
         repeats=CV["repeats"] if CV else 0,
         val_fraction=CV["val_fraction"] if CV else 0,
@@ -42,7 +43,7 @@ rule cv_split:
         benchmark_file("{dataset}/cv_split.tsv")
     threads: 1
     conda:
-        "../../envs/aam.yaml"
+        "../envs/aam.yaml"
     shell:
         logged(
             "aam cv-split --samples {input.samples:q} --group-column {params.group:q}"
@@ -89,10 +90,8 @@ rule cv_summary:
     """Every AAM run beside every baseline over the folds: mean +- sd, the paired per-fold
     differences with Wilcoxon signed-rank and sign-test p-values, one point per fold per model."""
     input:
-        metrics=lambda wc: [
-            out(wc.dataset, f"cv/{fold}/eval/{run}/{wc.target}/metrics.json") for fold in CV_FOLDS for run in AAM_RUNS
-        ],
-        baselines=lambda wc: [out(wc.dataset, f"cv/{fold}/baselines/{wc.target}/metrics.json") for fold in CV_FOLDS],
+        metrics=lambda wc: targets.cv_fold_evaluations(config, wc.dataset, wc.target),
+        baselines=lambda wc: targets.cv_fold_baselines(config, wc.dataset, wc.target),
     output:
         table=report(
             out("{dataset}", "cv_summary/{target}.tsv"),
@@ -115,7 +114,7 @@ rule cv_summary:
         benchmark_file("{dataset}/cv_summary/{target}.tsv")
     threads: 1
     conda:
-        "../../envs/aam.yaml"
+        "../envs/aam.yaml"
     shell:
         logged(
             "aam cv-summary --metrics {input.metrics:q} --baselines {input.baselines:q} --out {output.table:q}"
@@ -127,20 +126,20 @@ rule leaderboard:
     """The benchmark page: every model (AAM runs and baselines) ranked over every dataset and target
     of the config, with its wins and losses against each baseline and paired tests."""
     input:
-        all_cv_summaries,
+        targets.all_cv_summaries(config),
     output:
-        table=f"{RESULTS}/benchmark/leaderboard.tsv",
-        tasks=f"{RESULTS}/benchmark/tasks.tsv",
-        pairs=f"{RESULTS}/benchmark/pairs.tsv",
-        json=f"{RESULTS}/benchmark/leaderboard.json",
+        table=targets.leaderboard_file(config, "leaderboard.tsv"),
+        tasks=targets.leaderboard_file(config, "tasks.tsv"),
+        pairs=targets.leaderboard_file(config, "pairs.tsv"),
+        json=targets.leaderboard_file(config, "leaderboard.json"),
         page=report(
-            f"{RESULTS}/benchmark/leaderboard.html",
+            targets.leaderboard_file(config, "leaderboard.html"),
             caption="../report/leaderboard.rst",
             category="Benchmark",
             labels={"file": "leaderboard"},
         ),
         plot=report(
-            f"{RESULTS}/benchmark/leaderboard.png",
+            targets.leaderboard_file(config, "leaderboard.png"),
             caption="../report/leaderboard.rst",
             category="Benchmark",
             labels={"file": "ranks per task"},
@@ -153,6 +152,6 @@ rule leaderboard:
         benchmark_file("leaderboard.tsv")
     threads: 1
     conda:
-        "../../envs/aam.yaml"
+        "../envs/aam.yaml"
     shell:
         logged("aam leaderboard --summaries {input:q} --out-dir {params.out_dir:q}")

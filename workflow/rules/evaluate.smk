@@ -1,4 +1,4 @@
-# Rules of this phase; see workflow/rules/common.smk for helpers.
+# Rules of this phase; helpers: workflow/rules/common.smk, which binds the package aam.workflow.
 # baselines: once per split and target, the baselines of evaluate.baselines (random forest, CLR + L2
 # linear model, HistGradientBoosting), each tuned by grouped inner CV on the training samples, on the
 # rarefied table; every run's evaluate job reads them (none refits a baseline).
@@ -22,11 +22,11 @@ rule baselines:
         metrics=out("{dataset}", "baselines/{target}/metrics.json"),
         predictions=out("{dataset}", "baselines/{target}/predictions.tsv"),
     params:
-        settings=baseline_settings(),
+        settings=settings_arg(settings.baseline_settings(config)),
         seed=config["seed"],
         column=lambda wc: target_config(wc)["column"],
         task=lambda wc: target_config(wc)["type"],
-        classes=lambda wc: to_json(target_config(wc)["classes"]) if target_config(wc).get("classes") else "",
+        classes=lambda wc: settings.classes_arg(target_config(wc)),
         positive=lambda wc: target_config(wc).get("positive_class") or "",
         out_dir=lambda wc: scoped(wc, f"baselines/{wc.target}"),
         fold=fold_arg,
@@ -36,7 +36,7 @@ rule baselines:
         benchmark_file("{dataset}/baselines/{target}.tsv")
     threads: config["evaluate"]["baselines"]["n_jobs"]
     conda:
-        "../../envs/aam.yaml"
+        "../envs/aam.yaml"
     shell:
         logged(
             "aam baselines --rarefied {input.rarefied:q} --splits {input.splits:q} --samples {input.samples:q}"
@@ -91,7 +91,7 @@ rule evaluate:
         benchmark_file("{dataset}/evaluate/{run}/{target}.tsv")
     threads: 1
     conda:
-        "../../envs/aam.yaml"
+        "../envs/aam.yaml"
     shell:
         logged(
             "aam evaluate --finetune-dir {params.finetune_dir:q} {params.pretrain}"
@@ -105,11 +105,7 @@ rule evaluate:
 rule compare:
     """One table and one bar chart of every run and target of a dataset, the baselines beside each."""
     input:
-        metrics=lambda wc: [
-            out(wc.dataset, f"eval/{run}/{target['name']}/metrics.json")
-            for run in AAM_RUNS
-            for target in dataset_targets(wc.dataset)
-        ],
+        metrics=lambda wc: targets.evaluation_targets(config, wc.dataset),
     output:
         table=report(
             out("{dataset}", "comparison.tsv"),
@@ -131,7 +127,7 @@ rule compare:
         benchmark_file("{dataset}/compare.tsv")
     threads: 1
     conda:
-        "../../envs/aam.yaml"
+        "../envs/aam.yaml"
     shell:
         logged(
             "aam compare --metrics {input.metrics:q} --out {output.table:q} --plot {output.plot:q}"

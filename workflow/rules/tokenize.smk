@@ -1,4 +1,4 @@
-# Rules of this phase; see workflow/rules/common.smk for helpers.
+# Rules of this phase; helpers: workflow/rules/common.smk, which binds the package aam.workflow.
 
 
 rule tokenize:
@@ -20,7 +20,7 @@ rule tokenize:
         benchmark_file("{dataset}/tokenize.tsv")
     threads: 1
     conda:
-        "../../envs/aam.yaml"
+        "../envs/aam.yaml"
     shell:
         logged(
             "aam tokenize --features {input.features:q} --counts {input.counts:q}"

@@ -31,10 +31,8 @@ from scipy import stats
 
 from aam.data.split import parse_fold_name
 from aam.evaluate.baselines import BASELINES
-from aam.evaluate.metrics import PRIMARY_METRIC
+from aam.evaluate.metrics import PRIMARY_METRIC, secondary_metrics
 
-# Cheap extra metrics reported beside the main one (their means over folds).
-SECONDARY = {"classification": ("accuracy", "macro_f1"), "regression": ("mae", "rmse", "pearson_r")}
 PAIRED_COLUMNS = ("difference", "wins", "losses", "wilcoxon_p", "sign_p")
 
 
@@ -109,7 +107,7 @@ def fold_scores(
 
 
 def _scores(metrics: Mapping, task: str) -> dict:
-    names = (PRIMARY_METRIC[task], *SECONDARY[task])
+    names = (PRIMARY_METRIC[task], *secondary_metrics(task))
     return {name: metrics.get(name) for name in names}
 
 
@@ -149,7 +147,7 @@ def summarize(scores: pd.DataFrame, task: str) -> tuple[pd.DataFrame, dict]:
             versus[baseline] = tests
             values_of = {"difference": tests["mean"], **{k: tests[k] for k in PAIRED_COLUMNS[1:]}}
             row.update({f"vs_{baseline}_{key}": value for key, value in values_of.items()})
-        for name in SECONDARY[task]:
+        for name in secondary_metrics(task):
             vals = pd.to_numeric(sub[name], errors="coerce").dropna()
             row[f"mean_{name}"] = float(vals.mean()) if vals.size else None
         degenerate = sorted(sub.loc[sub["degenerate"].notna(), "fold"], key=_fold_key)
@@ -161,7 +159,7 @@ def summarize(scores: pd.DataFrame, task: str) -> tuple[pd.DataFrame, dict]:
             "mean": row["mean"],
             "sd": row["sd"],
             "per_fold": {fold: _none(values[fold]) for fold in folds},
-            "secondary_means": {name: row[f"mean_{name}"] for name in SECONDARY[task]},
+            "secondary_means": {name: row[f"mean_{name}"] for name in secondary_metrics(task)},
             "degenerate_folds": {f: sub.set_index("fold").loc[f, "degenerate"] for f in degenerate},
             "versus": versus,
         }

@@ -25,7 +25,7 @@ import pandas as pd
 from aam.errors import InputError
 from aam.evaluate import plots
 from aam.evaluate.baselines import BASELINES
-from aam.evaluate.metrics import CLASSIFICATION_METRICS, PRIMARY_METRIC, REGRESSION_METRICS
+from aam.evaluate.metrics import PRIMARY_METRIC, metric_names
 from aam.io.atomic import atomic_path
 
 log = logging.getLogger(__name__)
@@ -49,7 +49,7 @@ def comparison_table(metrics_files: list[str | Path]) -> pd.DataFrame:
         except (KeyError, TypeError) as err:
             raise InputError(f"{path}: not an `aam evaluate` metrics.json (missing {err})") from err
         primary = PRIMARY_METRIC[task]
-        names = REGRESSION_METRICS if task == "regression" else CLASSIFICATION_METRICS
+        names = metric_names(task)
         row = {"target": target, "task": task, "run": run, "n_test": m.get("n_test"), "metric": primary,
                "aam": scores["aam"].get(primary), "degenerate": m.get("degenerate_predictions")}
         baselines = {b: scores[b].get(primary) for b in BASELINES if b in scores}

@@ -27,13 +27,6 @@ from pathlib import Path
 
 from aam.config import load_settings
 from aam.errors import InputError
-from aam.stages.pretrain import (
-    input_fingerprint,
-    model_config,
-    start_trainer,
-    train_summary,
-    write_history,
-)
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--val-fraction", type=float, default=0.03,
                         help="share of each study's samples held out for validation")
     parser.add_argument("--seed", type=int, default=42, help="the config's seed")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads of the job on a node (its processes share them)")
     parser.add_argument("--out-dir", required=True, help="output folder (results/corpus/{corpus}/{run})")
 
 
@@ -68,6 +62,7 @@ def build_module(settings: dict, dm, trainer):
     with one UniFrac index per tree group."""
     from aam.data.unifrac import PhyloIndex
     from aam.training.aam_modules import CorpusPretrainModule
+    from aam.training.runs import model_config
 
     pre = settings["pretrain"]
     indexes = []
@@ -84,7 +79,7 @@ def build_module(settings: dict, dm, trainer):
 
 def run(args: argparse.Namespace) -> None:
     from aam.data.corpus import CorpusDataModule
-    from aam.training.engine import NonFiniteLossError, export_model, fit
+    from aam.training.runs import fit_and_export, input_fingerprint, start_trainer, train_summary
 
     settings = load_settings(args.settings, "aam_run")
     pre = settings["pretrain"]
@@ -106,28 +101,28 @@ def run(args: argparse.Namespace) -> None:
         | {"studies": [[s.name, s.depth, s.tree] for s in studies], "val_fraction": args.val_fraction},
         args.seed, inputs,
     )
-    try:
-        result = fit(module, out_dir, datamodule=dm, fingerprint=fingerprint)
-    except NonFiniteLossError as err:
-        raise InputError(f"corpus pretraining diverged: {err}") from err
-    last = result.history.iloc[-1].to_dict() if len(result.history) else {}
-    summary = train_summary(result, dm.batch_size, trainer.accumulate_grad_batches)
-    log.info("corpus pretraining: %s; last epoch %s", json.dumps(summary),
-             {k: round(v, 4) for k, v in last.items() if isinstance(v, float)})
-    export_model(module.model, out_dir, extra={
-        "stage": "corpus_pretrain",
-        "unifrac_metric": pre["unifrac_metric"],
-        "crop_min_bp": crop,
-        "data": settings["data"],
-        "corpus": {
-            "studies": {s.name: {"depth": s.depth, "n_train": dm.n_train[s.name], "n_val": dm.n_val[s.name]}
-                        for s in studies},
-            "val_fraction": args.val_fraction,
-            "n_train": len(dm.train_dataset),
-            "n_val": len(dm.val_dataset),
-        },
-        "final_metrics": {k: v for k, v in last.items() if isinstance(v, float)},
-        "training": summary,
-        "trainer": trainer.as_dict(),
-    })
-    write_history(result.history, out_dir / "metrics.csv")
+
+    def outputs(result) -> dict:
+        last = result.history.iloc[-1].to_dict() if len(result.history) else {}
+        summary = train_summary(result, dm.batch_size, trainer.accumulate_grad_batches)
+        log.info("corpus pretraining: %s; last epoch %s", json.dumps(summary),
+                 {k: round(v, 4) for k, v in last.items() if isinstance(v, float)})
+        return {
+            "stage": "corpus_pretrain",
+            "unifrac_metric": pre["unifrac_metric"],
+            "crop_min_bp": crop,
+            "data": settings["data"],
+            "corpus": {
+                "studies": {s.name: {"depth": s.depth, "n_train": dm.n_train[s.name],
+                                     "n_val": dm.n_val[s.name]} for s in studies},
+                "val_fraction": args.val_fraction,
+                "n_train": len(dm.train_dataset),
+                "n_val": len(dm.val_dataset),
+            },
+            "final_metrics": {k: v for k, v in last.items() if isinstance(v, float)},
+            "training": summary,
+            "trainer": trainer.as_dict(),
+        }
+
+    fit_and_export(module, out_dir, fingerprint=fingerprint, outputs=outputs, what="corpus pretraining",
+                   datamodule=dm)

@@ -35,11 +35,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> None:
     from aam.io.dna_text import dna_records
     from aam.io.fasta import read_fasta
+    from aam.threads import use_threads
 
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
+    use_threads(args.threads or None)
     model, tokenizer = load_contrastive(args.model_dir)
     if args.prepared:
         from aam.stages.seq_prepare import read_prepared
@@ -66,8 +64,8 @@ def run(args: argparse.Namespace) -> None:
 def load_contrastive(model_dir: str):
     """(model, tokenizer) of a contrastive run folder; anything else is an InputError."""
     from aam.data.dna_tokenizers import load_tokenizer
+    from aam.io.model_files import load_model
     from aam.models.contrastive import ContrastiveEmbedder
-    from aam.training.engine import load_model
 
     model_dir = Path(model_dir)
     for name in ("model.json", "model.safetensors", "tokenizer.json"):

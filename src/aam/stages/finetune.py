@@ -40,6 +40,7 @@ import argparse
 import json
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -48,17 +49,11 @@ import torch
 
 from aam.config import load_settings
 from aam.errors import InputError
+from aam.evaluate.metrics import TRAINING_MONITOR
+from aam.evaluate.metrics import mode as metric_mode
 from aam.io.atomic import atomic_path
 from aam.provenance import provenance
 from aam.stages.encoder_init import apply_encoder, load_encoder
-from aam.stages.pretrain import (
-    check_splits,
-    input_fingerprint,
-    model_config,
-    start_trainer,
-    train_summary,
-    write_history,
-)
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +75,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "instead of --pretrain-dir")
     parser.add_argument("--settings", help="the run's settings (JSON text or a YAML/JSON file)")
     parser.add_argument("--seed", type=int, default=42, help="the config's seed")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads of the job on a node (its processes share them)")
     parser.add_argument("--out-dir", required=True, help="output folder (models/{run}/finetune/{target})")
 
 
@@ -232,30 +228,37 @@ def write_train_features(dm, path: Path) -> None:
 
 
 # --------------------------------------------------------------------------------------------- run
-def run(args: argparse.Namespace) -> None:
+# The metric (and mode) that picks the best epoch when finetune.trainer.monitor is "auto", per task.
+AUTO_MONITOR = {task: (f"val/{name}", metric_mode(name)) for task, name in TRAINING_MONITOR.items()}
+
+
+@dataclass
+class Trained:
+    """One fine-tuned model, its data and its training result."""
+
+    dm: object
+    module: object
+    result: object
+    trainer: object
+    weights: np.ndarray | None
+
+
+def train_model(args: argparse.Namespace, settings: dict, splits: Path | str, classes: list[str] | None,
+                member: int, out_dir: Path) -> Trained:
+    """Fine-tune one model on ``splits`` with ``settings``: member ``member`` of a seed ensemble
+    trains with seed + member (initialisation, batch order and rarefaction draws), so member 0 is
+    the single model of the same run."""
     from aam.data.datasets import AAMDataModule
-    from aam.io.metadata import read_target_column
-    from aam.io.splits import read_splits
-    from aam.training.aam_modules import FinetuneModule, validation_metrics
-    from aam.training.engine import NonFiniteLossError, export_model, fit
+    from aam.training.aam_modules import FinetuneModule
+    from aam.training.engine import seed_everything
+    from aam.training.runs import check_splits, input_fingerprint, model_config, train, trainer_settings
 
-    if args.bundled:
-        from aam.pretrained import bundled_dir
-
-        if args.pretrain_dir:
-            raise InputError("give --pretrain-dir or --bundled, not both")
-        args.pretrain_dir = str(bundled_dir(args.bundled))
-    settings = load_settings(args.settings, "aam_run")
     fine = settings["finetune"]
-    trainer = start_trainer(fine, args.seed, args.threads, "finetune.trainer")
-    out_dir = Path(args.out_dir)
-    tokens = Path(args.tokens_dir)
     column, task = args.target_column, args.task
-    name = args.target or column
-
-    classes = target_classes(args.classes, task)
-    check_target(read_target_column(args.samples, column, classes), read_splits(args.splits), column, task)
-    dm = AAMDataModule(tokens, args.splits, settings["data"], seed=args.seed,
+    trainer = trainer_settings(fine, args.seed, args.threads, "finetune.trainer", AUTO_MONITOR[task])
+    trainer.seed = int(trainer.seed) + member
+    seed_everything(trainer.seed)
+    dm = AAMDataModule(Path(args.tokens_dir), splits, settings["data"], seed=args.seed + member,
                        target={"column": column, "type": task, "classes": classes}, metadata=args.samples)
     check_splits(dm)
     n_outputs = 1 if task == "regression" else int(dm.n_classes)
@@ -283,67 +286,163 @@ def run(args: argparse.Namespace) -> None:
         log.info("loaded the pretrained encoder from %s", args.pretrain_dir)
     module.model.freeze_base(bool(fine["freeze_base"]))
 
-    inputs = [tokens / "features.parquet", tokens / "samples.parquet", args.splits, args.samples]
+    tokens = Path(args.tokens_dir)
+    inputs = [tokens / "features.parquet", tokens / "samples.parquet", splits, args.samples]
     if args.pretrain_dir:
         inputs.append(Path(args.pretrain_dir) / "model.safetensors")
     fingerprint = input_fingerprint(
         {k: settings[k] for k in ("data", "model", "finetune")} | {"target": [column, task, classes]},
-        args.seed, inputs,
+        args.seed + member, inputs,
     )
-    try:
-        result = fit(module, out_dir, datamodule=dm, fingerprint=fingerprint)
-    except NonFiniteLossError as err:
-        raise InputError(f"fine-tuning diverged: {err}") from err
-    if result.global_rank:  # data parallel: rank 0 writes the outputs
-        return
+    result = train(module, out_dir, fingerprint=fingerprint, what="fine-tuning", datamodule=dm)
+    return Trained(dm, module, result, trainer, weights)
 
-    device = torch.device("cuda" if torch.cuda.is_available() and result.accelerator == "gpu" else "cpu")
-    model = module.model
-    tables, embeddings, val_metrics = [], [], {}
-    for split in ("train", "val", "test"):
-        start = time.perf_counter()
-        pred = predict(model, eval_loader(dm, split), device)
-        if not pred:
-            continue
-        log.info("predicted the %s split (%d samples) in %.1f s", split, len(pred["row"]),
-                 time.perf_counter() - start)
-        table = prediction_table(pred, split, dm, task)
-        embeddings.append(pd.DataFrame({"sample": table["sample"], "split": split,
-                                        "embedding": list(pred["embedding"])}))
-        if split == "val":
-            val_metrics = validation_metrics(task, torch.from_numpy(pred["output"]),
-                                             torch.from_numpy(pred["target"]),
-                                             dm.target_mean or 0.0, dm.target_std or 1.0)
-        if split != "train":
-            tables.append(table)
-    predictions = pd.concat(tables, ignore_index=True)
-    summary = train_summary(result, dm.batch_size, trainer.accumulate_grad_batches)
-    log.info("fine-tuning %s: %s; best-epoch validation %s", name, json.dumps(summary), val_metrics)
 
-    model.cpu()
-    export_model(model, out_dir, extra={
-        "stage": "finetune",
-        "task": task,
-        "target": {"name": name, "column": column, "type": task, "classes": classes},
-        "classes": dm.classes,
-        "target_mean": dm.target_mean,
-        "target_std": dm.target_std,
-        "pretrained": bool(args.pretrain_dir),
-        "pretrained_from": args.pretrain_dir,
-        "freeze_base": bool(fine["freeze_base"]),
-        "loss": module.loss_name,
-        "class_weights": None if weights is None else [float(w) for w in weights],
-        "data": settings["data"],
-        "depth": dm.depth,
-        "n_samples": {s: len(d) for s, d in (("train", dm.train_dataset), ("val", dm.val_dataset),
-                                             ("test", dm.test_dataset))},
-        "val_metrics": val_metrics,
-        "training": summary,
-        "trainer": trainer.as_dict(),
-        "provenance": provenance(settings, args.seed, target={"column": column, "type": task}),
-    })
-    write_history(result.history, out_dir / "metrics.csv")
-    with atomic_path(out_dir / "predictions.tsv") as tmp:
-        predictions.to_csv(tmp, sep="\t", index=False, float_format="%.6g")
-    write_embeddings(embeddings, out_dir / "embeddings.parquet")
-    write_train_features(dm, out_dir / TRAIN_FEATURES)
+def held_out_score(trained: Trained, split: str, task: str) -> float | None:
+    """The primary metric (aam.evaluate.metrics.PRIMARY_METRIC) of a model on one split of its data."""
+    from aam.evaluate.metrics import PRIMARY_METRIC, compute_metrics
+
+    pred = predict(trained.module.model, eval_loader(trained.dm, split), torch.device("cpu"))
+    if not pred:
+        return None
+    table = prediction_table(pred, split, trained.dm, task)
+    if task == "regression":
+        metrics = compute_metrics(task, table["y_true"], table["y_pred"])
+    else:
+        classes = list(trained.dm.classes)
+        proba = table[[f"prob_{c}" for c in classes]].to_numpy(dtype=float)
+        metrics = compute_metrics(task, table["y_true"], table["y_pred"], proba, classes)
+    return metrics[PRIMARY_METRIC[task]]
+
+
+def select_settings(args: argparse.Namespace, settings: dict, classes: list[str] | None, folder: Path):
+    """Inner cross-validation over ``finetune.select.grid`` on the train + val samples of
+    ``args.splits`` (:mod:`aam.training.selection`); returns the Selection (chosen values, scores)."""
+    from aam.evaluate.metrics import METRICS, PRIMARY_METRIC
+    from aam.io.metadata import read_target_column
+    from aam.training import selection
+
+    spec = settings["finetune"]["select"]
+    task = args.task
+    part = selection.training_part(pd.read_csv(args.splits, sep="\t", dtype=str, keep_default_na=False))
+    labels = None
+    if task == "classification":
+        values = read_target_column(args.samples, args.target_column, classes)
+        labels = {s: values.get(s) for s in part["sample"]}  # training samples only
+    folds = selection.inner_folds(part, labels, int(spec["folds"]), args.seed, float(spec["val_fraction"]))
+    paths = selection.write_inner_splits(folds, folder)
+    candidates = selection.grid_candidates(settings, spec["grid"])
+    log.info("selection: %d candidates x %d inner folds on %d training samples", len(candidates),
+             len(folds), len(part))
+
+    def score(i: int, candidate: dict, k: int) -> float | None:
+        trained = train_model(args, candidate, paths[k], classes, 0, folder / f"fold{k}" / f"c{i}")
+        value = held_out_score(trained, "test", task)
+        log.info("selection: candidate %s, inner fold %d: %s %s", candidates[i][0], k,
+                 PRIMARY_METRIC[task], value)
+        return value
+
+    chosen = selection.select(candidates, len(folds), score, PRIMARY_METRIC[task],
+                              higher_is_better=METRICS[PRIMARY_METRIC[task]].higher_is_better)
+    log.info("selection: chose %s (inner %s %s)", chosen.chosen, chosen.metric,
+             next(c["mean"] for c in chosen.candidates if c["values"] == chosen.chosen))
+    return chosen
+
+
+def member_history(trained: list[Trained]) -> pd.DataFrame:
+    """metrics.csv: one model's epochs, or every member's with a ``member`` column first."""
+    if len(trained) == 1:
+        return trained[0].result.history
+    return pd.concat([t.result.history.assign(member=i)[["member", *t.result.history.columns]]
+                      for i, t in enumerate(trained)], ignore_index=True)
+
+
+def run(args: argparse.Namespace) -> None:
+    from aam.io.metadata import read_target_column
+    from aam.io.splits import read_splits
+    from aam.models.ensemble import EnsemblePredictor
+    from aam.training.aam_modules import validation_metrics
+    from aam.training.runs import publish, start_trainer, train_summary
+    from aam.training.selection import apply_choice
+
+    if args.bundled:
+        from aam.pretrained import bundled_dir
+
+        if args.pretrain_dir:
+            raise InputError("give --pretrain-dir or --bundled, not both")
+        args.pretrain_dir = str(bundled_dir(args.bundled))
+    settings = load_settings(args.settings, "aam_run")
+    fine = settings["finetune"]
+    column, task = args.target_column, args.task
+    start_trainer(fine, args.seed, args.threads, "finetune.trainer", AUTO_MONITOR[task])
+    out_dir = Path(args.out_dir)
+    name = args.target or column
+
+    classes = target_classes(args.classes, task)
+    check_target(read_target_column(args.samples, column, classes), read_splits(args.splits), column, task)
+    chosen = None
+    if fine.get("select"):
+        chosen = select_settings(args, settings, classes, out_dir / "select")
+        settings = apply_choice(settings, chosen.chosen)
+        fine = settings["finetune"]
+    members = int(fine.get("ensemble") or 1)
+    trained = [train_model(args, settings, args.splits, classes, i,
+                           out_dir if members == 1 else out_dir / "members" / f"m{i}")
+               for i in range(members)]
+    first = trained[0]
+    dm, trainer = first.dm, first.trainer
+    model = first.module.model if members == 1 else EnsemblePredictor.of([t.module.model for t in trained])
+
+    def outputs() -> dict:
+        accelerator = first.result.accelerator
+        device = torch.device("cuda" if torch.cuda.is_available() and accelerator == "gpu" else "cpu")
+        tables, embeddings, val_metrics = [], [], {}
+        for split in ("train", "val", "test"):
+            start = time.perf_counter()
+            pred = predict(model, eval_loader(dm, split), device)
+            if not pred:
+                continue
+            log.info("predicted the %s split (%d samples) in %.1f s", split, len(pred["row"]),
+                     time.perf_counter() - start)
+            table = prediction_table(pred, split, dm, task)
+            embeddings.append(pd.DataFrame({"sample": table["sample"], "split": split,
+                                            "embedding": list(pred["embedding"])}))
+            if split == "val":
+                val_metrics = validation_metrics(task, torch.from_numpy(pred["output"]),
+                                                 torch.from_numpy(pred["target"]),
+                                                 dm.target_mean or 0.0, dm.target_std or 1.0)
+            if split != "train":
+                tables.append(table)
+        predictions = pd.concat(tables, ignore_index=True)
+        summaries = [train_summary(t.result, dm.batch_size, trainer.accumulate_grad_batches) for t in trained]
+        summary = summaries[0] if members == 1 else {"members": summaries}
+        log.info("fine-tuning %s: %s; best-epoch validation %s", name, json.dumps(summary), val_metrics)
+        with atomic_path(out_dir / "predictions.tsv") as tmp:
+            predictions.to_csv(tmp, sep="\t", index=False, float_format="%.6g")
+        write_embeddings(embeddings, out_dir / "embeddings.parquet")
+        write_train_features(dm, out_dir / TRAIN_FEATURES)
+        return {
+            "stage": "finetune",
+            "task": task,
+            "target": {"name": name, "column": column, "type": task, "classes": classes},
+            "classes": dm.classes,
+            "target_mean": dm.target_mean,
+            "target_std": dm.target_std,
+            "pretrained": bool(args.pretrain_dir),
+            "pretrained_from": args.pretrain_dir,
+            "freeze_base": bool(fine["freeze_base"]),
+            "loss": first.module.loss_name,
+            "class_weights": None if first.weights is None else [float(w) for w in first.weights],
+            "data": settings["data"],
+            "depth": dm.depth,
+            "n_samples": {s: len(d) for s, d in (("train", dm.train_dataset), ("val", dm.val_dataset),
+                                                 ("test", dm.test_dataset))},
+            "val_metrics": val_metrics,
+            "ensemble": members,
+            "selection": None if chosen is None else chosen.as_dict(),
+            "training": summary,
+            "trainer": trainer.as_dict(),
+            "provenance": provenance(settings, args.seed, target={"column": column, "type": task}),
+        }
+
+    publish(model, out_dir, [t.result for t in trained], outputs=outputs, history=member_history(trained))

@@ -13,6 +13,8 @@ API
     metrics as ``val/...`` with ``on_epoch=True``. The base class provides
     ``configure_optimizers`` (AdamW / Adam / SGD; schedules ``warmup_cosine``, ``step``,
     ``plateau``, ``none``, counted in optimizer steps, so gradient accumulation is accounted for),
+    weight 0 for padding batches (a batch dict with ``padding`` true: its loss is scaled by 0 before
+    the backward pass and what it logs has batch size 0),
     a guard that raises :class:`NonFiniteLossError` naming the step when the training loss is NaN or
     infinite (before the backward pass: no broken weights are ever written), and RNG state in
     checkpoints so that a resumed CPU run ends exactly as an uninterrupted one.
@@ -35,29 +37,27 @@ API
 
     Data parallelism: ``devices`` x ``num_nodes`` > 1 trains with DDP (gloo on CPU, NCCL on GPU);
     processes come from srun (SLURM, ranks from its environment), torchrun, or Lightning's own
-    launcher. Only rank 0 changes checkpoint files; ``FitResult.global_rank`` tells a stage whether
-    to write outputs. A datamodule with ``shards_by_rank = True`` deals batches to the ranks itself
-    (``AAMDataModule``); others get Lightning's DistributedSampler. Validation metrics must be
+    launcher. Rank 0 alone decides whether to resume, and the others wait for its answer
+    (``_resume_decision``); only rank 0 changes checkpoint files; ``FitResult.global_rank`` tells a
+    stage whether to write outputs. A datamodule with ``shards_by_rank = True`` deals batches to the
+    ranks itself, the last round padded with batches of weight 0 (:mod:`aam.data.ranks`: every
+    DataModule of the project), so that W ranks train on what one process with W-fold gradient
+    accumulation trains on; others get Lightning's DistributedSampler. Validation metrics must be
     logged with ``sync_dist=True``, and metrics computed from all predictions gathered with
-    ``EngineModule.all_ranks``.
+    ``EngineModule.all_ranks``. Checkpoints hold every rank's random state.
 
     Preemption: SIGUSR1 or SIGTERM saves ``last.ckpt`` at the next optimizer step (all ranks
     together), requeues the SLURM job and raises :class:`aam.errors.Preempted`; the rerun resumes,
     mid-epoch included (see ``_Preemption``).
-``export_model(model, out_dir, extra=None)`` / ``load_model(out_dir)``
-    Weights as ``model.safetensors`` plus ``model.json`` (``model_class``: dotted path,
-    ``config``: the model's config dataclass as a dict, ``provenance`` (:mod:`aam.provenance`;
-    stages pass theirs in ``extra`` with their settings and seed), and any ``extra`` keys): no pickles.
-    A model class must have a ``config`` attribute holding a dataclass instance and accept that
-    dataclass as its only constructor argument; its ``config_class`` attribute names the
-    dataclass (``load_model`` builds ``cls(cls.config_class(**config))``).
-    ``load_model`` returns ``(model, meta)`` where ``meta`` is the whole JSON document.
+
+A trained model's folder (model.safetensors + model.json) is written and read by
+:mod:`aam.io.model_files`, which needs no Lightning; :mod:`aam.training.runs` fits and exports.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-import importlib
 import json
 import logging
 import math
@@ -69,6 +69,7 @@ import subprocess
 import threading
 import time
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -82,9 +83,9 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.plugins.environments import SLURMEnvironment
 from lightning.pytorch.utilities import rank_zero_only
 
-from aam.errors import InputError, Preempted
-from aam.io.atomic import atomic_path, write_text
-from aam.provenance import provenance
+from aam.errors import InputError, OutputError, Preempted, destination_cause
+from aam.io.atomic import write_text
+from aam.threads import use_threads
 from aam.training.progress import ProgressLog, progress_bar_enabled, quiet_lightning
 
 log = logging.getLogger(__name__)
@@ -94,6 +95,9 @@ SCHEDULES = ("warmup_cosine", "step", "plateau", "none")
 PRECISIONS = ("32", "bf16-mixed", "16-mixed")
 # Not ddp_spawn: its callbacks (the history) run in the spawned children, not in the caller.
 STRATEGIES = ("auto", "ddp", "ddp_find_unused_parameters_true")
+
+
+AUTO_MONITOR = "auto"  # trainer.monitor: the stage chooses (TrainerSettings.resolve_monitor)
 
 
 class NonFiniteLossError(RuntimeError):
@@ -132,7 +136,7 @@ class TrainerSettings:
     num_nodes: int = 1
     strategy: str = "auto"  # auto (ddp with more than one process) | ddp | ddp_find_unused_parameters_true
     num_workers: int = 0
-    num_threads: int | None = None  # torch CPU threads; null = torch's default
+    num_threads: int | None = None  # CPU threads of the job on a node (aam.threads); null = all cores
     seed: int | None = None  # null = the caller's (config) seed, else 42
     deterministic: bool = True  # deterministic algorithms (CPU only)
     log_every_n_steps: int = 10  # CSV/TensorBoard logging interval (optimizer steps)
@@ -182,6 +186,12 @@ class TrainerSettings:
         if not (self.devices == "auto" or (isinstance(self.devices, int) and self.devices >= 1)):
             raise bad(f"devices must be 'auto' or an integer >= 1, got {self.devices!r}")
 
+    def resolve_monitor(self, monitor: str, mode: str) -> None:
+        """``monitor: auto`` means the stage's own metric: ``monitor`` with ``mode`` (the stage says
+        which; fine-tuning picks one per task). Other monitors stay as they are."""
+        if self.monitor == AUTO_MONITOR:
+            self.monitor, self.mode = monitor, mode
+
     def as_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d.pop("extra")
@@ -211,6 +221,15 @@ class EngineModule(L.LightningModule):
         if not isinstance(settings, TrainerSettings):
             settings = TrainerSettings.from_dict(settings)
         self.settings = settings
+        self._padding = False  # the current batch pads an epoch's last round (aam.data.ranks)
+        self._batch_idx = -1  # the current training batch's index in its epoch
+
+    def attached_trainer(self) -> L.Trainer | None:
+        """The Trainer this module is attached to, or None (``self.trainer`` raises when there is none)."""
+        try:
+            return self.trainer
+        except RuntimeError:
+            return None
 
     # -- optimizers and schedules --------------------------------------------------------------
     def parameter_groups(self) -> list[dict[str, Any]]:
@@ -227,7 +246,8 @@ class EngineModule(L.LightningModule):
     def total_optimizer_steps(self) -> int:
         """Optimizer steps of the whole run (after accumulation), as Lightning estimates them."""
         s = self.settings
-        total = self.trainer.estimated_stepping_batches if self._trainer is not None else s.max_steps
+        trainer = self.attached_trainer()
+        total = trainer.estimated_stepping_batches if trainer is not None else s.max_steps
         if not math.isfinite(total) or total <= 0:
             total = s.max_steps if s.max_steps > 0 else 1
         return int(total)
@@ -268,19 +288,52 @@ class EngineModule(L.LightningModule):
     def all_ranks(self, obj: Any) -> list[Any]:
         """``obj`` of every rank, in rank order (``[obj]`` in one process). Every rank must call it:
         epoch-end metrics (AUROC, R2) are computed from all ranks' predictions, not averaged."""
-        trainer = self._trainer
+        trainer = self.attached_trainer()
         if trainer is None or trainer.world_size == 1 or not torch.distributed.is_initialized():
             return [obj]
         out: list[Any] = [None] * trainer.world_size
         torch.distributed.all_gather_object(out, obj)
         return out
 
+    # -- padding batches: weight 0 ----------------------------------------------------------------
+    # Under data parallelism an epoch's last round of batches is padded with copies flagged
+    # ``padding`` (aam.data.ranks), so that every rank takes part in every gradient all-reduce. Such
+    # a batch runs forward and backward like any other, but its loss is scaled by 0 before the
+    # backward pass (its gradient is 0) and everything it logs has batch size 0 (it adds nothing to
+    # an epoch's means). Subclasses need do nothing, except keep it out of lists they gather
+    # themselves (``is_padding``).
+    @staticmethod
+    def is_padding(batch: Any) -> bool:
+        flag = batch.get("padding") if isinstance(batch, dict) else None
+        return bool(flag) if flag is not None else False
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        self._padding, self._batch_idx = self.is_padding(batch), batch_idx
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        self._padding = False
+
+    def on_validation_batch_start(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
+        self._padding = self.is_padding(batch)
+
+    def on_validation_batch_end(self, outputs: Any, batch: Any, batch_idx: int,
+                                dataloader_idx: int = 0) -> None:
+        self._padding = False
+
+    def backward(self, loss: torch.Tensor, *args: Any, **kwargs: Any) -> None:
+        super().backward(loss * 0.0 if self._padding else loss, *args, **kwargs)
+
+    def log(self, name: str, value: Any, *args: Any, **kwargs: Any) -> None:
+        if self._padding:
+            kwargs["batch_size"] = 0
+        super().log(name, value, *args, **kwargs)
+
     # -- NaN / inf guard ------------------------------------------------------------------------
     def on_before_backward(self, loss: torch.Tensor) -> None:
         if not torch.isfinite(loss.detach()).all():
             raise NonFiniteLossError(
                 f"training loss is {loss.detach().float().item()} at epoch {self.current_epoch}, "
-                f"batch {self.trainer.fit_loop.epoch_loop.batch_idx}, optimizer step "
+                f"batch {self._batch_idx}, optimizer step "
                 f"{self.global_step}; stopping before the update (no model is written). "
                 "Try a lower learning rate, gradient clipping or precision 32."
             )
@@ -288,19 +341,29 @@ class EngineModule(L.LightningModule):
     # -- RNG state in checkpoints: a resumed run draws the same numbers as an uninterrupted one --
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Plain tensors and numbers only, so checkpoints load with torch.load(weights_only=True).
+        # Every rank's state: ranks draw different amounts (dropout over batches of other sizes),
+        # and only rank 0 writes the file. Lightning calls this on every rank.
         _, keys, pos, has_gauss, cached = np.random.get_state()
         version, internal, gauss = random.getstate()
-        checkpoint["engine_rng"] = {
+        state = {
             "torch": torch.get_rng_state(),
             "numpy": [torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)],
             "python": [int(version), list(internal), gauss],
         }
+        checkpoint["engine_rng"] = state
+        ranks = self.all_ranks(state)
+        if len(ranks) > 1:
+            checkpoint["engine_rng_ranks"] = ranks
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Lightning loads the checkpoint before it builds the optimizers and the first train
         # iterator (which draws its shuffle seed from the torch RNG), so restoring here makes the
         # resumed epoch draw exactly what the uninterrupted run drew.
         rng = checkpoint.get("engine_rng")
+        ranks = checkpoint.get("engine_rng_ranks")
+        trainer = self.attached_trainer()
+        if ranks and trainer is not None and len(ranks) == trainer.world_size:
+            rng = ranks[trainer.global_rank]
         if rng is not None:
             torch.set_rng_state(rng["torch"])
             keys, pos, has_gauss, cached = rng["numpy"]
@@ -377,6 +440,7 @@ class _Preemption(Callback):
         self.signalled: int | None = None
         self._previous: dict[int, Any] = {}
         self._saving_batches: int | None = None
+        self._epoch_ended = False
 
     def _handle(self, signum: int, frame: Any) -> None:
         self.signalled = signum
@@ -392,15 +456,24 @@ class _Preemption(Callback):
             signal.signal(sig, handler)
         self._previous = {}
 
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._epoch_ended = False
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # Lightning runs this before the checkpoint callbacks' own on_train_epoch_end (callbacks that
+        # monitor a metric come last), where ModelCheckpoint saves the epoch's checkpoint.
+        self._epoch_ended = True
+
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any,
                            batch: Any, batch_idx: int) -> None:
-        loop = trainer.fit_loop.epoch_loop
-        if loop._should_accumulate():  # mid-way through an accumulated step: not a resumable point
-            return
+        # batch_idx counts the epoch's batches, those before a mid-epoch resume included.
+        done = batch_idx + 1
+        if done % trainer.accumulate_grad_batches and done < trainer.num_training_batches:
+            return  # mid-way through an accumulated step: not a resumable point
         stop = trainer.strategy.reduce_boolean_decision(self.signalled is not None, all=False)
         if not stop:
             return
-        self._saving_batches = int(loop.batch_progress.current.processed)
+        self._saving_batches = done
         trainer.save_checkpoint(self.last_path)
         self._saving_batches = None
         if trainer.is_global_zero:
@@ -411,18 +484,22 @@ class _Preemption(Callback):
 
     def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule,
                            checkpoint: dict[str, Any]) -> None:
+        # Where a resumed run starts, in our own keys (Lightning's loop state is not public API).
         if self._saving_batches is not None:
             checkpoint["engine_mid_epoch_batches"] = self._saving_batches
+            checkpoint["engine_resume_epoch"] = trainer.current_epoch
+        else:  # ModelCheckpoint's save at an epoch's end: the next epoch starts afresh
+            checkpoint["engine_resume_epoch"] = trainer.current_epoch + int(self._epoch_ended)
 
     def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule,
                            checkpoint: dict[str, Any]) -> None:
         done = checkpoint.get("engine_mid_epoch_batches")
-        # The epoch the loop resumes in (a mid-epoch checkpoint's own, or the one after an epoch-end
-        # checkpoint's), which Lightning tells samplers only after it has made the first iterator.
-        epoch = int(checkpoint["loops"]["fit_loop"]["epoch_progress"]["current"]["processed"])
+        # The epoch the loop resumes in, which Lightning tells samplers only after it has made the
+        # first iterator (a checkpoint without our key was saved at an epoch's end).
+        epoch = checkpoint.get("engine_resume_epoch", int(checkpoint["epoch"]) + int(done is None))
         dm = trainer.datamodule
         if dm is not None and hasattr(dm, "resume_at"):
-            dm.resume_at(epoch, int(done or 0))
+            dm.resume_at(int(epoch), int(done or 0))
             # Lightning cannot know that this loader resumes by skipping: quiet its warning.
             warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before")
         elif done is not None:
@@ -572,16 +649,13 @@ def _set_aside(ckpt_dir: Path, problem: str) -> None:
     )
 
 
-def _prepare_checkpoints(ckpt_dir: Path, fingerprint: dict[str, Any] | None, resume: bool,
-                         writer: bool = True) -> Path | None:
-    """The checkpoint to resume from, or None.
+def _prepare_checkpoints(ckpt_dir: Path, fingerprint: dict[str, Any] | None, resume: bool) -> Path | None:
+    """The checkpoint to resume from, or None (rank 0 alone calls it: see ``_resume_decision``).
 
     Only an unfinished run resumes: checkpoints of other settings, and those of a run that ran to
     its end (a forced rerun, say), are removed so that training starts afresh. A last checkpoint
     that cannot be resumed safely (unreadable, truncated, or naming files outside its folder) is
-    set aside with a warning, never deleted, and training starts afresh. Under data parallelism
-    every rank decides, and only rank 0 (``writer``) changes files: it removes (or sets aside) stale
-    checkpoints before it stamps the new fingerprint, so a rank reading at any moment decides alike.
+    set aside with a warning, never deleted, and training starts afresh.
     """
     stamp = ckpt_dir / "fingerprint.json"
     text = json.dumps(fingerprint, sort_keys=True, default=str) if fingerprint is not None else None
@@ -590,8 +664,6 @@ def _prepare_checkpoints(ckpt_dir: Path, fingerprint: dict[str, Any] | None, res
         same = text is None or (stamp.exists() and stamp.read_text() == text)
         finished = (ckpt_dir / FINISHED).exists()
         if not resume or not same or finished:
-            if not writer:
-                return None
             why = ("resume is off" if not resume else "settings or inputs changed" if not same
                    else "the last run finished")
             log.info("removing old checkpoints and logs in %s (%s)", ckpt_dir.parent, why)
@@ -600,17 +672,77 @@ def _prepare_checkpoints(ckpt_dir: Path, fingerprint: dict[str, Any] | None, res
         elif last.exists():
             problem = _resume_problem(last, ckpt_dir)
             if problem:
-                if not writer:
-                    return None
                 _set_aside(ckpt_dir, problem)
-    if writer:
-        ckpt_dir.mkdir(parents=True, exist_ok=True)
-        if text is not None:
-            write_text(stamp, text)
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    if text is not None:
+        write_text(stamp, text)
     if last.exists():
         log.info("resuming from %s", last)
         return last
     return None
+
+
+@contextlib.contextmanager
+def _state_removed_on_write_failure(out_dir: Path, keep: bool) -> Iterator[None]:
+    """A run that cannot write its checkpoints or logs (a full disk, a read-only folder) stops with
+    one `OutputError` naming the run's folder and the cause. Unless told to `keep` them (a run
+    resumed from a checkpoint, which a rerun after freeing space resumes again; a checkpoint cut
+    short by the full disk is then set aside, see _prepare_checkpoints), what the run wrote there,
+    ``checkpoints/`` and ``logs/``, is removed first (rank 0): it would resume nothing."""
+    try:
+        yield
+    except (InputError, OutputError, Preempted):
+        raise
+    except Exception as err:
+        cause = destination_cause(err)
+        if cause is None:
+            raise
+        if not keep and rank_zero_only.rank == 0:
+            for name in ("checkpoints", "logs"):
+                shutil.rmtree(out_dir / name, ignore_errors=True)
+            with contextlib.suppress(OSError):
+                out_dir.rmdir()  # only when nothing else is left in it
+        raise OutputError(f"{out_dir}: cannot write the run's checkpoints and logs: {cause}") from err
+
+
+# Rank 0's decisions, for the processes Lightning's own launcher starts inside trainer.fit.
+_DECISIONS_ENV = "AAM_RESUME_DECISIONS"
+
+
+def _resume_decision(trainer: L.Trainer, ckpt_dir: Path, fingerprint: dict[str, Any] | None,
+                     resume: bool) -> Path | None:
+    """The checkpoint every rank resumes from, or None: rank 0 decides, the others follow.
+
+    If each rank read the shared filesystem itself, ranks could disagree (one sees a stale
+    ``last.ckpt`` while rank 0 removes it, or an NFS client's cached view) and then hang in their
+    first collective. So only rank 0 looks at (and changes) the checkpoint folder, and the others
+    wait for its answer:
+
+    - processes started by srun, torchrun or by hand (all running already): they join the process
+      group now (``strategy.setup_environment``, which Lightning would call in ``fit`` anyway) and
+      rank 0's answer is broadcast: a barrier before anyone resumes;
+    - processes that Lightning's own launcher starts inside ``trainer.fit`` (``devices`` > 1 with
+      no launcher): rank 0 decides before it starts them, and they inherit the answer in their
+      environment.
+    """
+    key = os.path.realpath(ckpt_dir)
+    inherited = json.loads(os.environ.get(_DECISIONS_ENV) or "{}")
+    if key in inherited:  # started by rank 0 through Lightning's launcher: its answer, once
+        decided = inherited.pop(key)
+        os.environ[_DECISIONS_ENV] = json.dumps(inherited)
+        return Path(decided) if decided else None
+    if trainer.world_size == 1:
+        return _prepare_checkpoints(ckpt_dir, fingerprint, resume)
+    environment = getattr(trainer.strategy, "cluster_environment", None)
+    if torch.distributed.is_initialized() or (environment is not None
+                                             and environment.creates_processes_externally):
+        trainer.strategy.setup_environment()
+        decided = _prepare_checkpoints(ckpt_dir, fingerprint, resume) if trainer.is_global_zero else None
+        answer = trainer.strategy.broadcast(None if decided is None else str(decided), src=0)
+        return None if answer is None else Path(answer)
+    decided = _prepare_checkpoints(ckpt_dir, fingerprint, resume)
+    os.environ[_DECISIONS_ENV] = json.dumps({**inherited, key: "" if decided is None else str(decided)})
+    return decided
 
 
 def fit(
@@ -624,20 +756,20 @@ def fit(
 ) -> FitResult:
     """Train ``module`` with its ``settings``; see the module docstring."""
     s = module.settings
+    if s.monitor == AUTO_MONITOR:
+        raise ValueError("trainer monitor 'auto' reached fit(): the stage must resolve it "
+                         "(TrainerSettings.resolve_monitor)")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     seed = 42 if s.seed is None else int(s.seed)
     L.seed_everything(seed, workers=True, verbose=False)
-    if s.num_threads:
-        torch.set_num_threads(int(s.num_threads))
 
     on_gpu = s.accelerator in ("auto", "gpu", "cuda") and gpu_available()
     accelerator = "gpu" if on_gpu else "cpu"
     precision = _resolve_precision(s, on_gpu)
     devices, strategy = _parallelism(s, on_gpu)
-    # The rank of a process launched for data parallelism (srun, torchrun, Lightning's launcher).
-    ckpt_path = _prepare_checkpoints(out_dir / "checkpoints", fingerprint, s.resume,
-                                     writer=rank_zero_only.rank == 0)
+    # Threads: never more than the cores this process was given (shared by the node's processes).
+    use_threads(s.num_threads, devices if isinstance(devices, int) else torch.cuda.device_count())
 
     history = _History()
     checkpoint = ModelCheckpoint(
@@ -691,23 +823,28 @@ def fit(
         enable_progress_bar=progress_bar_enabled(s.progress_bar),
         enable_model_summary=False,
         deterministic=bool(s.deterministic) and not on_gpu,
-        num_sanity_val_steps=0 if ckpt_path is not None else 1,
         default_root_dir=out_dir,
     )
+    with _state_removed_on_write_failure(out_dir, keep=(out_dir / "checkpoints" / "last.ckpt").exists()):
+        ckpt_path = _resume_decision(trainer, out_dir / "checkpoints", fingerprint, s.resume)
+    # One validation batch before a fresh run's first epoch catches a broken validation step early;
+    # a resumed run has run validation already.
+    trainer.num_sanity_val_steps = 0 if ckpt_path is not None else 1
     start = time.perf_counter()
-    trainer.fit(
-        module,
-        train_dataloaders=train_dataloaders,
-        val_dataloaders=val_dataloaders,
-        datamodule=datamodule,
-        ckpt_path=str(ckpt_path) if ckpt_path is not None else None,
-        weights_only=True,
-    )
-    wall = time.perf_counter() - start
-    if trainer.interrupted:
-        raise KeyboardInterrupt("training was interrupted")
-    if trainer.is_global_zero:
-        write_text(out_dir / "checkpoints" / FINISHED, f"global_step {trainer.global_step}\n")
+    with _state_removed_on_write_failure(out_dir, keep=ckpt_path is not None):
+        trainer.fit(
+            module,
+            train_dataloaders=train_dataloaders,
+            val_dataloaders=val_dataloaders,
+            datamodule=datamodule,
+            ckpt_path=str(ckpt_path) if ckpt_path is not None else None,
+            weights_only=True,
+        )
+        wall = time.perf_counter() - start
+        if trainer.interrupted:
+            raise KeyboardInterrupt("training was interrupted")
+        if trainer.is_global_zero:
+            write_text(out_dir / "checkpoints" / FINISHED, f"global_step {trainer.global_step}\n")
 
     best_path = checkpoint.best_model_path or None
     best_score = checkpoint.best_model_score
@@ -757,66 +894,3 @@ def _fmt(x: Any) -> str:
         return f"{float(x):.4g}"
     except (TypeError, ValueError):
         return str(x)
-
-
-# ----------------------------------------------------------------------------------------------
-# Export and load: safetensors + JSON, never a pickle
-
-
-def export_model(model: torch.nn.Module, out_dir: str | Path, extra: dict[str, Any] | None = None) -> None:
-    """Write ``model.safetensors`` and ``model.json`` (class, config dataclass, ``extra``) atomically."""
-    from safetensors.torch import save_model
-
-    config = getattr(model, "config", None)
-    if config is None or not dataclasses.is_dataclass(config):
-        raise TypeError(f"{type(model).__name__} has no dataclass `config` attribute to export")
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    cls = type(model)
-    doc = {
-        "model_class": f"{cls.__module__}.{cls.__qualname__}",
-        "config": dataclasses.asdict(config),
-        **(extra or {}),
-    }
-    doc.setdefault("provenance", provenance())  # stages pass theirs, with settings and seed
-    model_cpu_state = model.training
-    model.eval()
-    with atomic_path(out_dir / "model.safetensors") as tmp:
-        save_model(model, str(tmp))
-    model.train(model_cpu_state)
-    write_text(out_dir / "model.json", json.dumps(doc, indent=2, default=_json_default) + "\n")
-
-
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray | tuple):
-        return list(obj)
-    raise TypeError(f"not JSON serializable: {type(obj).__name__}")
-
-
-def load_model(
-    out_dir: str | Path, cls: type | None = None, map_location: str = "cpu"
-) -> tuple[torch.nn.Module, dict[str, Any]]:
-    """Build the model named in ``model.json`` and load ``model.safetensors`` into it (eval mode).
-
-    The class is imported from its dotted path when it lies in the ``aam`` package; pass ``cls``
-    for a class defined elsewhere (JSON from an untrusted source never imports arbitrary modules).
-    """
-    from safetensors.torch import load_model as st_load
-
-    out_dir = Path(out_dir)
-    try:
-        meta = json.loads((out_dir / "model.json").read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise InputError(f"{out_dir / 'model.json'}: cannot read model config: {err}") from err
-    if cls is None:
-        dotted = meta["model_class"]
-        module_name, _, qualname = dotted.rpartition(".")
-        if not module_name.startswith("aam."):
-            raise InputError(f"{out_dir / 'model.json'}: model class {dotted} is not part of aam")
-        cls = getattr(importlib.import_module(module_name), qualname)
-    model = cls(cls.config_class(**meta["config"]))
-    st_load(model, str(out_dir / "model.safetensors"), device=map_location)
-    model.eval()
-    return model, meta
