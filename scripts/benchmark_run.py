@@ -11,7 +11,7 @@ every 30 s: the machine may be shared, and a timing means little without the loa
 Afterwards the Snakemake benchmark files of the jobs this run executed (results/benchmarks/**, one
 per job: wall seconds, CPU seconds, mean load) are summed per part (data preparation, the baselines,
 each AAM run's fine-tuning and evaluation, the summaries) and per dataset. Written to
-<results>/benchmark/: timing.tsv (parts), timing_datasets.tsv, timing.json (the whole run: wall
+<results>/timing/: timing.tsv (parts), timing_datasets.tsv, timing.json (the whole run: wall
 time, cores, load samples). `--fresh` deletes the results folder first, so that every job runs and
 is timed (a measurement of the whole benchmark); without it only the jobs still to do run.
 """
@@ -100,7 +100,7 @@ def main() -> int:
     args = parser.parse_args()
     config = yaml.safe_load((REPO / args.configfile).read_text())
     results = REPO / config.get("results", "results")
-    out = results / "benchmark"
+    out = results / "timing"  # beside benchmark/, the leaderboard's own folder
     if args.report_only:
         run = json.loads((out / "timing.json").read_text())
     else:

@@ -199,7 +199,7 @@ def test_whole_workflow_runs_end_to_end_and_reports(tmp_path):
     assert metrics  # the evaluate stage's own tests check its content
     bundled = json.loads((results / "ibd2538/models/bundled/finetune/ibd/model.json").read_text())
     assert bundled["pretrained"] and "gg13_8_v4_small" in bundled["pretrained_from"]
-    assert (results / "ibd2538" / "comparison.tsv").read_text().count("\n") >= 3
+    assert (results / "ibd2538" / "comparison" / "comparison.tsv").read_text().count("\n") >= 3
     assert list((results / "sequences").glob("*/eval/*/metrics.json"))
 
     again = snakemake(tmp_path, "-n")
@@ -231,7 +231,7 @@ def assert_report_opens_with_results(report: Path, results: Path) -> None:
     table = front[front.index('id="headline-ibd2538"'):]
     table = table[: table.index("</table>")]
     rows = [re.findall(r"<td[^>]*>([^<]*)</td>", row) for row in table.split("<tr>")[2:]]
-    comparison = pd.read_csv(results / "ibd2538" / "comparison.tsv", sep="\t")
+    comparison = pd.read_csv(results / "ibd2538" / "comparison" / "comparison.tsv", sep="\t")
     assert [(r[0], r[1]) for r in rows] == list(zip(comparison["target"], comparison["run"], strict=True))
     assert [r[4] for r in rows] == [f"{v:.3f}" for v in comparison["aam"]]
     assert [r[5] for r in rows] == [f"{v:.3f}" for v in comparison["random_forest"]]
@@ -280,7 +280,7 @@ def test_cv_dry_run_fans_out_the_folds(tmp_path):
     assert counts["baselines_cv"] == "5"
     for fold in ("r0f0", "r0f4"):
         assert f"results/ibd2538/cv/{fold}/models/scratch/finetune/ibd/model.safetensors" in text
-        assert f"--splits {tmp_path}/results/ibd2538/cv/{fold}/splits.tsv" in text
+        assert f"--splits {tmp_path}/results/ibd2538/cv/split/{fold}.tsv" in text
     assert "--fold r0f4" in text and f"--baselines {tmp_path}/results/ibd2538/cv/r0f4/baselines/ibd" in text
     assert "ibd2538/cv/r0f5" not in text
     assert "--splits " + str(tmp_path / "results/ibd2538/pretrain_splits.tsv") in text
@@ -344,11 +344,12 @@ def test_tiny_cross_validation_end_to_end(tmp_path):
     config["evaluate"]["baselines"].update(FAST_BASELINES)
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     results = tmp_path / "results" / "ibd2538"
-    done = snakemake(tmp_path, "--resources", "gpu=2", "--cores", "2", str(results / "cv_summary/ibd.json"),
+    done = snakemake(tmp_path, "--resources", "gpu=2", "--cores", "2",
+                     str(results / "cv_summary/ibd/summary.json"),
                      str(tmp_path / "results/benchmark/leaderboard.tsv"))
     assert done.returncode == 0, (done.stdout + done.stderr)[-5000:]
 
-    folds = pd.read_csv(results / "cv/folds.tsv", sep="\t", dtype={"sample": str})
+    folds = pd.read_csv(results / "cv/split/folds.tsv", sep="\t", dtype={"sample": str})
     rarefied = set(pd.read_csv(results / "rarefied/dropped.tsv", sep="\t", dtype={"sample": str})["sample"])
     tested = []
     for fold in ("r0f0", "r0f1"):
@@ -364,19 +365,19 @@ def test_tiny_cross_validation_end_to_end(tmp_path):
         assert set(base["sample"]) == expected - rarefied  # fit once per fold, on the same test samples
         tested += sorted(pred["sample"])
     assert len(tested) == len(set(tested))  # each sample tested once
-    summary = json.loads((results / "cv_summary/ibd.json").read_text())
+    summary = json.loads((results / "cv_summary/ibd/summary.json").read_text())
     assert summary["folds"] == ["r0f0", "r0f1"]
     assert set(summary["models"]) == {"pretrained", "scratch", "random_forest", "linear_clr",
                                       "hist_gradient_boosting"}
     assert summary["models"]["pretrained"]["versus"]["linear_clr"]["n"] == 2
     board = pd.read_csv(tmp_path / "results/benchmark/leaderboard.tsv", sep="\t")
     assert set(board["model"]) == set(summary["models"]) and (board["n_tasks"] == 1).all()
-    assert (results / "cv_summary/ibd.png").exists()
+    assert (results / "cv_summary/ibd/summary.png").exists()
     # pretraining ran once, on every table sample
     pretrain = pd.read_csv(results / "pretrain_splits.tsv", sep="\t", dtype={"sample": str})
     unlabelled = set(pretrain["sample"]) - set(folds["sample"])
     assert len(unlabelled) == 4 and len(pretrain) == len(folds) // 2 + 4  # the table samples without metadata
-    again = snakemake(tmp_path, "-n", str(results / "cv_summary/ibd.json"))
+    again = snakemake(tmp_path, "-n", str(results / "cv_summary/ibd/summary.json"))
     assert "Nothing to be done" in again.stdout + again.stderr
 
 

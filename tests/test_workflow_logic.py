@@ -70,7 +70,7 @@ def test_final_targets_of_the_demo(tmp_path):
         f"{ibd}/eval/pretrained/ibd/metrics.json",
         f"{ibd}/eval/scratch/ibd/metrics.json",
         f"{ibd}/eval/bundled/ibd/metrics.json",
-        f"{ibd}/comparison.tsv",
+        f"{ibd}/comparison/comparison.tsv",
         f"{res}/sequences/gg13_8_v4_3k/eval/contrastive_small/metrics.json",
         f"{res}/sequences/gg13_8_v4_3k/eval/vq_small/metrics.json",
         f"{res}/sequences/gg13_8_v4_3k/classify/contrastive_small/taxonomy.tsv",  # labelled: contrastive only
@@ -86,7 +86,7 @@ def test_final_targets_with_cross_validation_predict_and_a_corpus(tmp_path):
     config["predict"] = {"again": entry}
     found = targets.final_targets(config)
     res = f"{tmp_path}/res"
-    assert f"{res}/ibd2538/cv_summary/ibd.json" in found
+    assert f"{res}/ibd2538/cv_summary/ibd/summary.json" in found
     assert f"{res}/ibd2538/predict/again/predictions.tsv" in found
     assert [t for t in found if t.startswith(f"{res}/corpus/")] == [f"{res}/corpus/gut/all/model.json",
                                                      f"{res}/corpus/gut/no_a/model.json"]
@@ -97,6 +97,8 @@ def test_final_targets_with_cross_validation_predict_and_a_corpus(tmp_path):
     ]
     assert targets.scoped(config, "ibd2538", "r0f1", "splits.tsv") == f"{res}/ibd2538/cv/r0f1/splits.tsv"
     assert targets.scoped(config, "ibd2538", None, "splits.tsv") == f"{res}/ibd2538/splits.tsv"
+    assert targets.splits_file(config, "ibd2538", None) == f"{res}/ibd2538/split/splits.tsv"
+    assert targets.splits_file(config, "ibd2538", "r0f1") == f"{res}/ibd2538/cv/split/r0f1.tsv"
 
 
 def test_targets_without_runs_plan_no_evaluation_and_say_so(tmp_path):

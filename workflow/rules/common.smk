@@ -69,6 +69,10 @@ def scoped(wc, path):
     return targets.scoped(config, wc.dataset, getattr(wc, "fold", None), path)
 
 
+def splits_file(wc):
+    return targets.splits_file(config, wc.dataset, getattr(wc, "fold", None))
+
+
 def fold_arg(wc):
     return commands.fold_arg(getattr(wc, "fold", None))
 

@@ -16,7 +16,7 @@ rule baselines:
     read by every run's evaluation."""
     input:
         rarefied=out("{dataset}", "rarefied/table.biom"),
-        splits=lambda wc: scoped(wc, "splits.tsv"),
+        splits=splits_file,
         samples=out("{dataset}", "ingest/samples.parquet"),
     output:
         metrics=out("{dataset}", "baselines/{target}/metrics.json"),
@@ -57,7 +57,7 @@ rule evaluate:
         embeddings=lambda wc: scoped(wc, f"models/{wc.run}/finetune/{wc.target}/embeddings.parquet"),
         pretrain_history=pretrain_history_inputs,
         baselines=lambda wc: scoped(wc, f"baselines/{wc.target}/predictions.tsv"),
-        splits=lambda wc: scoped(wc, "splits.tsv"),
+        splits=splits_file,
         samples=out("{dataset}", "ingest/samples.parquet"),
     output:
         metrics=report(
@@ -108,14 +108,14 @@ rule compare:
         metrics=lambda wc: targets.evaluation_targets(config, wc.dataset),
     output:
         table=report(
-            out("{dataset}", "comparison.tsv"),
+            out("{dataset}", "comparison/comparison.tsv"),
             caption="../report/evaluate_comparison.rst",
             category="Evaluation",
             subcategory="{dataset}: all runs",
             labels={"file": "comparison.tsv"},
         ),
         plot=report(
-            out("{dataset}", "comparison.png"),
+            out("{dataset}", "comparison/comparison.png"),
             caption="../report/evaluate_comparison.rst",
             category="Evaluation",
             subcategory="{dataset}: all runs",

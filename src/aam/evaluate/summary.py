@@ -1,6 +1,6 @@
 """The tables a person reads first: results per dataset and target, the data behind them.
 
-Each function turns artifacts the stages wrote (comparison.tsv, cv_summary/{target}.tsv, splits.tsv,
+Each function turns artifacts the stages wrote (comparison.tsv, cv_summary/{target}/summary.tsv, splits.tsv,
 rarefied/dropped.tsv, faith_pd.tsv, the sequence models' metrics.json) into a small pandas table;
 `html_table` renders one for the Snakemake report. Nothing here trains or scores: the numbers are
 the stages' own.

@@ -10,7 +10,7 @@ Output: comparison.tsv, one row per (target, run), sorted by target then run, wi
 and comparison.png, the primary metric per run beside the baselines, one panel per target.
 The baselines are fit once per split and target, so their numbers repeat across runs of a target.
 This is the single split's table; with cross-validation (evaluate.cv) the summaries are
-cv_summary/{target}.tsv and the leaderboard.
+cv_summary/{target}/summary.tsv and the leaderboard.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from aam.errors import InputError
 from aam.evaluate import plots
 from aam.evaluate.baselines import BASELINES
 from aam.evaluate.metrics import PRIMARY_METRIC, metric_names
-from aam.io.atomic import atomic_path
+from aam.io.atomic import publish_files
 
 log = logging.getLogger(__name__)
 
@@ -82,9 +82,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> None:
     table = comparison_table(args.metrics)
-    with atomic_path(args.out) as tmp:
-        table.to_csv(tmp, sep="\t", index=False, float_format="%.4f")
-    plots.plot_comparison(table, args.plot)
+    with publish_files([args.out, args.plot]) as (out, plot):  # both or neither
+        table.to_csv(out, sep="\t", index=False, float_format="%.4f")
+        plots.plot_comparison(table, plot)
     for row in table.itertuples():
         log.info("%s / %s: %s AAM %s, best baseline %s (%s)", row.target, row.run, row.metric, row.aam,
                  getattr(row, "best_baseline", None), getattr(row, "difference", None))

@@ -21,7 +21,7 @@ from pathlib import Path
 from aam.errors import InputError
 from aam.evaluate import plots
 from aam.evaluate.cv import fold_scores, summarize
-from aam.io.atomic import atomic_path
+from aam.io.atomic import publish_files
 
 log = logging.getLogger(__name__)
 
@@ -72,18 +72,17 @@ def run(args: argparse.Namespace) -> None:
     first = (records + baselines)[0]
     dataset, target = first.get("dataset"), first["target"]
     result = {"dataset": dataset, "target": target, "classes": first.get("classes"), **result}
-    with atomic_path(args.out) as tmp:
-        summary.to_csv(tmp, sep="\t", index=False, float_format="%.4f")
-    with atomic_path(args.json) as tmp:
-        Path(tmp).write_text(json.dumps(result, indent=2) + "\n")
     wide = summary.set_index("model")[result["folds"]].T.astype(float)
-    plots.plot_cv_folds(
-        wide,
-        result["metric"],
-        task,
-        args.plot,
-        title=f"{dataset}: {target}, test {result['metric']} over {len(result['folds'])} folds",
-    )
+    with publish_files([args.out, args.json, args.plot]) as (out, json_out, plot):  # all or none
+        summary.to_csv(out, sep="\t", index=False, float_format="%.4f")
+        json_out.write_text(json.dumps(result, indent=2) + "\n")
+        plots.plot_cv_folds(
+            wide,
+            result["metric"],
+            task,
+            plot,
+            title=f"{dataset}: {target}, test {result['metric']} over {len(result['folds'])} folds",
+        )
     for model, m in result["models"].items():
         versus = "; ".join(f"vs {b} {_fmt(v['mean'])} ({v['wins']} wins, {v['losses']} losses, Wilcoxon p "
                            f"{_p(v['wilcoxon_p'])})" for b, v in m["versus"].items())

@@ -1,7 +1,7 @@
 """Stage `aam leaderboard`: every model ranked over every cross-validated task (the benchmark's page).
 
 Input: the cv_summary JSON of each dataset and target (`aam cv-summary`). Statistics in
-aam.evaluate.leaderboard. Outputs in --out-dir (each file written atomically):
+aam.evaluate.leaderboard. Outputs in --out-dir (published all or none, aam.io.atomic):
   leaderboard.tsv   one row per model, best mean rank first: model, model_kind, mean_rank, n_tasks,
                     the CV mean on each task (a column per dataset/target), and per baseline b:
                     vs_<b>_wins, _losses, _ties (tasks), _sign_p, _wilcoxon_p (over tasks),
@@ -27,7 +27,7 @@ from aam.errors import InputError
 from aam.evaluate import plots, summary
 from aam.evaluate.baselines import LABELS
 from aam.evaluate.leaderboard import leaderboard
-from aam.io.atomic import atomic_path
+from aam.io.atomic import publish_files
 
 log = logging.getLogger(__name__)
 
@@ -101,18 +101,18 @@ def run(args: argparse.Namespace) -> None:
         board, tasks, pairs, test = leaderboard(summaries)
     except ValueError as err:
         raise InputError(str(err)) from None
-    out = Path(args.out_dir)
-    for name, frame in (("leaderboard.tsv", board), ("tasks.tsv", tasks), ("pairs.tsv", pairs)):
-        with atomic_path(out / name) as tmp:
-            frame.to_csv(tmp, sep="\t", index=False, float_format="%.4f")
     document = {"leaderboard": _records(board), "tasks": _records(tasks), "pairs": _records(pairs),
                 "friedman": test}
-    with atomic_path(out / "leaderboard.json") as tmp:
-        tmp.write_text(json.dumps(document, indent=2) + "\n")
-    with atomic_path(out / "leaderboard.html") as tmp:
-        tmp.write_text(page(board, tasks, pairs, test), encoding="utf-8")
-    plots.plot_leaderboard(tasks, [_name(m) for m in board["model"]], out / "leaderboard.png",
-                           order=list(board["model"]))
+    out = Path(args.out_dir)
+    names = ["leaderboard.tsv", "tasks.tsv", "pairs.tsv", "leaderboard.json", "leaderboard.html",
+             "leaderboard.png"]
+    with publish_files([out / name for name in names]) as files:
+        board_tsv, tasks_tsv, pairs_tsv, doc, html_page, png = files
+        for frame, path in ((board, board_tsv), (tasks, tasks_tsv), (pairs, pairs_tsv)):
+            frame.to_csv(path, sep="\t", index=False, float_format="%.4f")
+        doc.write_text(json.dumps(document, indent=2) + "\n")
+        html_page.write_text(page(board, tasks, pairs, test), encoding="utf-8")
+        plots.plot_leaderboard(tasks, [_name(m) for m in board["model"]], png, order=list(board["model"]))
     for row in board.itertuples():
         log.info("%s: mean rank %s over %d tasks", row.model, summary._fmt(row.mean_rank, 2), row.n_tasks)
 

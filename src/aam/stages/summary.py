@@ -1,7 +1,7 @@
 """Stage `aam summary`: the results page that opens the Snakemake report (summary.html).
 
 With cross-validation: the leaderboard (benchmark/leaderboard.html) first, then per dataset and
-target every AAM run and baseline over the folds (cv_summary/{target}.tsv: mean ± sd, paired
+target every AAM run and baseline over the folds (cv_summary/{target}/summary.tsv: mean ± sd, paired
 differences to each baseline). Without: per dataset every AAM run beside the baselines on the test
 split (headline table) and every test metric of each model. Then per dataset the samples and groups
 (subjects) per split and class before and after rarefaction with the groups that lost every sample,
@@ -10,8 +10,9 @@ each model beside its reference (kNN taxonomy accuracy of the embeddings beside 
 reconstruction and codebook figures of VQ runs).
 
 Inputs are read under --results by the workflow's layout (benchmark/leaderboard.html;
-{dataset}/comparison.tsv, cv_summary/{target}.tsv, splits.tsv, ingest/samples.parquet,
-rarefied/dropped.tsv and table.biom, unifrac/faith_pd.tsv; sequences/{name}/eval/{run}/metrics.json);
+{dataset}/comparison/comparison.tsv, cv_summary/{target}/summary.tsv, split/splits.tsv,
+ingest/samples.parquet, rarefied/dropped.tsv and table.biom, unifrac/faith_pd.tsv;
+sequences/{name}/eval/{run}/metrics.json);
 --settings says which exist (JSON, or a file of it): ``{"leaderboard": bool, "datasets": {name:
 {"class_column": str|null, "comparison": bool, "evaluations": [[run, target], ...], "cv": [target,
 ...], "faith_pd": bool, "matrices": {metric: path under the dataset}}}, "sequences": {name: [run,
@@ -116,12 +117,12 @@ def dataset_section(root: Path, name: str, plan: dict) -> str:
             "(AUROC for classification, R² for regression) over the folds. Against each baseline: the "
             "mean per-fold difference (positive: the row's model wins), the folds won / lost and the "
             "Wilcoxon signed-rank p of the per-fold differences (cv_summary/"
-            f"{html.escape(target)}.tsv has every fold).</p>",
-            summary.html_table(summary.cv_table(_read_tsv(root / "cv_summary" / f"{target}.tsv")),
+            f"{html.escape(target)}/summary.tsv has every fold).</p>",
+            summary.html_table(summary.cv_table(_read_tsv(root / "cv_summary" / target / "summary.tsv")),
                                f"cv-{name}-{target}"),
         ]
     if plan.get("comparison"):
-        comparison = _read_tsv(root / "comparison.tsv")
+        comparison = _read_tsv(root / "comparison" / "comparison.tsv")
         parts += [
             "<h4>AAM beside the baselines</h4>",
             "<p>Each run's model and the baselines (trained on train + val of the rarefied table, "
@@ -139,7 +140,7 @@ def dataset_section(root: Path, name: str, plan: dict) -> str:
         parts.append("<p>No model was evaluated on this dataset (the config has no targets, or no "
                      "aam.runs and no evaluate.cv).</p>")
 
-    splits = _read_tsv(root / "splits.tsv")
+    splits = _read_tsv(root / "split" / "splits.tsv")
     classes = _classes(root / "ingest" / "samples.parquet", plan.get("class_column"))
     dropped = _read_tsv(root / "rarefied" / "dropped.tsv")
     depth = _depth(root / "rarefied" / "table.biom")

@@ -49,6 +49,13 @@ def scoped(config: dict, dataset: str, fold: str | None, path: str) -> str:
     return out(config, dataset, f"cv/{fold}/{path}" if fold else path)
 
 
+def splits_file(config: dict, dataset: str, fold: str | None) -> str:
+    """The splits.tsv that a fine-tuning or evaluation job reads: the split stage's, or one fold's of
+    cv-split. Each multi-output stage owns a folder (split/, cv/split/), so that it publishes its
+    outputs all or none (aam.io.atomic)."""
+    return out(config, dataset, f"cv/split/{fold}.tsv" if fold else "split/splits.tsv")
+
+
 # --- datasets and their targets ---
 
 
@@ -198,7 +205,8 @@ def cv_summary_targets(config: dict, dataset: str) -> list[str]:
     without AAM runs: the baselines are cross-validated either way)."""
     if not config["evaluate"].get("cv"):
         return []
-    return [out(config, dataset, f"cv_summary/{t['name']}.json") for t in dataset_targets(config, dataset)]
+    return [out(config, dataset, f"cv_summary/{t['name']}/summary.json")
+            for t in dataset_targets(config, dataset)]
 
 
 def all_cv_summaries(config: dict) -> list[str]:
@@ -250,7 +258,7 @@ def final_targets(config: dict) -> list[str]:
         targets += unifrac_targets(config, dataset)
         if has_evaluations(config, dataset):
             targets += evaluation_targets(config, dataset)
-            targets.append(out(config, dataset, "comparison.tsv"))
+            targets.append(out(config, dataset, "comparison/comparison.tsv"))
         targets += cv_summary_targets(config, dataset)
     for name in config["sequences"]:
         targets += sequence_targets(config, name)
@@ -268,7 +276,7 @@ def summary_inputs(config: dict) -> list[str]:
     files = []
     for d in config["datasets"]:
         files += [
-            out(config, d, "splits.tsv"),
+            splits_file(config, d, None),
             out(config, d, "ingest/samples.parquet"),
             out(config, d, "rarefied/table.biom"),
             out(config, d, "rarefied/dropped.tsv"),
@@ -278,9 +286,9 @@ def summary_inputs(config: dict) -> list[str]:
         files += [unifrac_matrix_file(config, d, m) for m in unifrac_metrics(config)]
         files += [out(config, d, f"unifrac/pcoa_{m}.tsv") for m in unifrac_metrics(config)]
         if has_evaluations(config, d):
-            files.append(out(config, d, "comparison.tsv"))
+            files.append(out(config, d, "comparison/comparison.tsv"))
             files += evaluation_targets(config, d)
-        files += [out(config, d, f"cv_summary/{t['name']}.tsv") for t in dataset_targets(config, d)
+        files += [out(config, d, f"cv_summary/{t['name']}/summary.tsv") for t in dataset_targets(config, d)
                   if config["evaluate"].get("cv")]
     if all_cv_summaries(config):
         files.append(leaderboard_file(config, "leaderboard.html"))
