@@ -13,6 +13,7 @@ import logging
 import sys
 
 from aam.errors import OUTPUT_EXIT, PREEMPTED_EXIT, InputError, OutputError, Preempted, destination_cause
+from aam.threads import sleeping_waits
 
 # subcommand -> (module under aam.stages, one-line help)
 STAGES: dict[str, tuple[str, str]] = {
@@ -68,6 +69,7 @@ def build_parser(stage: str | None = None) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    sleeping_waits()  # before a stage imports torch
     chosen = next((a for a in argv if a in STAGES), None)
     args = build_parser(chosen).parse_args(argv)
     logging.basicConfig(

@@ -69,6 +69,10 @@ def scoped(wc, path):
     return targets.scoped(config, wc.dataset, getattr(wc, "fold", None), path)
 
 
+def splits_file(wc):
+    return targets.splits_file(config, wc.dataset, getattr(wc, "fold", None))
+
+
 def fold_arg(wc):
     return commands.fold_arg(getattr(wc, "fold", None))
 
@@ -118,8 +122,8 @@ def seq_classify_reads(wc):
 
 
 # --- training jobs (aam.workflow.resources) ---
-training_launch_param = resources.launch_param
-training_resource_params = resources.resource_params
+training_resource_params = partial(resources.resource_params, config)
+training_threads = partial(resources.threads_param, config)
 
 
 def aam_trainer_of(stage):

@@ -7,8 +7,8 @@ lost every sample, the samples rarefaction dropped, and Faith's PD per split and
 sequence collection: each model beside its reference (kNN taxonomy accuracy of the embeddings beside
 k-mer naive Bayes; reconstruction and codebook figures of VQ runs).
 
-Inputs are read under --results by the workflow's layout ({dataset}/comparison.tsv, splits.tsv,
-ingest/samples.parquet, rarefied/dropped.tsv and table.biom, unifrac/faith_pd.tsv;
+Inputs are read under --results by the workflow's layout ({dataset}/comparison/comparison.tsv,
+split/splits.tsv, ingest/samples.parquet, rarefied/dropped.tsv and table.biom, unifrac/faith_pd.tsv;
 sequences/{name}/eval/{run}/metrics.json); --settings says which exist (JSON, or a file of it):
 ``{"datasets": {name: {"class_column": str|null, "comparison": bool, "evaluations": [[run, target],
 ...], "faith_pd": bool, "matrices": {metric: path under the dataset}}}, "sequences":
@@ -103,7 +103,7 @@ def dataset_section(root: Path, name: str, plan: dict) -> str:
     """The HTML of one dataset: results first, then the data behind them."""
     parts = [f"<h3>Dataset {html.escape(name)}</h3>"]
     if plan.get("comparison"):
-        comparison = _read_tsv(root / "comparison.tsv")
+        comparison = _read_tsv(root / "comparison" / "comparison.tsv")
         parts += [
             "<h4>AAM beside the random forest</h4>",
             "<p>Each run's model and a random forest (trained on train + val of the rarefied table) scored "
@@ -122,7 +122,7 @@ def dataset_section(root: Path, name: str, plan: dict) -> str:
         parts.append("<p>No AAM run was evaluated on this dataset (the config has no aam.runs or no "
                      "targets).</p>")
 
-    splits = _read_tsv(root / "splits.tsv")
+    splits = _read_tsv(root / "split" / "splits.tsv")
     classes = _classes(root / "ingest" / "samples.parquet", plan.get("class_column"))
     dropped = _read_tsv(root / "rarefied" / "dropped.tsv")
     depth = _depth(root / "rarefied" / "table.biom")
