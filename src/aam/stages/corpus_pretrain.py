@@ -20,6 +20,7 @@ and ``logs/``. The encoder fine-tunes any dataset whose ASVs are prefixes of the
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import time
@@ -27,6 +28,7 @@ from pathlib import Path
 
 from aam.config import load_settings
 from aam.errors import InputError
+from aam.provenance import provenance, used_settings
 from aam.stages.pretrain import (
     input_fingerprint,
     model_config,
@@ -129,5 +131,7 @@ def run(args: argparse.Namespace) -> None:
         "final_metrics": {k: v for k, v in last.items() if isinstance(v, float)},
         "training": summary,
         "trainer": trainer.as_dict(),
+        "provenance": provenance(used_settings(settings, model=dataclasses.asdict(cfg),
+                                               pretrain__trainer=trainer.as_dict()), args.seed),
     })
     write_history(result.history, out_dir / "metrics.csv")

@@ -37,6 +37,7 @@ Working files beside them: ``checkpoints/`` (resume) and ``logs/`` (CSV, TensorB
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import time
@@ -49,7 +50,7 @@ import torch
 from aam.config import load_settings
 from aam.errors import InputError
 from aam.io.atomic import atomic_path
-from aam.provenance import provenance
+from aam.provenance import provenance, used_settings
 from aam.stages.encoder_init import apply_encoder, load_encoder
 from aam.stages.pretrain import (
     check_splits,
@@ -339,7 +340,10 @@ def run(args: argparse.Namespace) -> None:
         "val_metrics": val_metrics,
         "training": summary,
         "trainer": trainer.as_dict(),
-        "provenance": provenance(settings, args.seed, target={"column": column, "type": task}),
+        "provenance": provenance(
+            used_settings(settings, model=dataclasses.asdict(cfg), finetune__trainer=trainer.as_dict(),
+                          pretrain=None if args.pretrain_dir else settings.get("pretrain")),
+            args.seed, target={"column": column, "type": task}, pretrained_from=args.pretrain_dir),
     })
     write_history(result.history, out_dir / "metrics.csv")
     with atomic_path(out_dir / "predictions.tsv") as tmp:

@@ -24,6 +24,7 @@ and ``logs/`` (CSV and TensorBoard).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import time
@@ -35,7 +36,7 @@ import torch
 from aam.config import load_settings
 from aam.errors import InputError
 from aam.io.atomic import atomic_path
-from aam.provenance import provenance
+from aam.provenance import provenance, used_settings
 
 log = logging.getLogger(__name__)
 
@@ -178,6 +179,8 @@ def run(args: argparse.Namespace) -> None:
         "n_val": len(dm.val_dataset),
         "training": summary,
         "trainer": trainer.as_dict(),
-        "provenance": provenance(settings, args.seed),
+        "provenance": provenance(used_settings(settings, model=dataclasses.asdict(cfg),
+                                               pretrain__trainer=trainer.as_dict()),
+                                 args.seed, initialized_from=args.init_dir),
     })
     write_history(result.history, out_dir / "metrics.csv")
