@@ -9,10 +9,34 @@
 include: "report_common.smk"
 
 
+rule versions:
+    """The Python, package, CUDA and GPU versions of this run (results/versions.tsv); the results
+    page shows them. Rerun when an installed package or the git commit changes (its params)."""
+    output:
+        report(
+            f"{RESULTS}/versions.tsv",
+            caption="../report/versions.rst",
+            category="Results",
+            labels={"file": "versions.tsv"},
+        ),
+    params:
+        versions=declared_versions(),
+    log:
+        log_file("versions.log"),
+    benchmark:
+        benchmark_file("versions.tsv")
+    threads: 1
+    conda:
+        "../../envs/aam.yaml"
+    shell:
+        logged("aam versions --out {output:q}")
+
+
 rule summary:
     """The report's results page: the tables a person reads first, from the stages' own outputs."""
     input:
-        summary_inputs,
+        files=summary_inputs,
+        versions=f"{RESULTS}/versions.tsv",
     output:
         report(
             f"{RESULTS}/summary.html",
@@ -31,4 +55,7 @@ rule summary:
     conda:
         "../../envs/aam.yaml"
     shell:
-        logged("aam summary --results {params.results:q} --settings {params.settings:q} --out {output:q}")
+        logged(
+            "aam summary --results {params.results:q} --settings {params.settings:q}"
+            " --versions {input.versions:q} --out {output:q}"
+        )

@@ -3,6 +3,7 @@
 import os
 
 from aam.data.split import stratify_column
+from aam.versions import declared_versions
 
 
 def summary_class_column(dataset):
