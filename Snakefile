@@ -53,6 +53,7 @@ include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/predict.smk"
 include: "workflow/rules/cv.smk"
 include: "workflow/rules/sequences.smk"
+include: "workflow/rules/qiime2.smk"
 include: "workflow/rules/report.smk"
 
 

@@ -133,8 +133,9 @@ def final_targets():
             ]
             targets.append(out(dataset, "comparison.tsv"))
             targets += cv_summary_targets(dataset)
+        targets += qiime2_targets(dataset)
     for name in SEQUENCE_SETS:
-        targets += sequence_targets(name)
+        targets += sequence_targets(name) + qiime2_sequence_targets(name)
     targets += [out(entry["dataset"], f"predict/{name}/predictions.tsv") for name, entry in PREDICT.items()]
     targets += corpus_targets()
     if DATASETS or SEQUENCE_SETS:
