@@ -2,11 +2,33 @@
 # summary: the results page that opens `snakemake --report` (workflow/report/workflow.rst embeds
 # it): per dataset every AAM run beside the forest (and the cross-validation summary where
 # comparison.tsv has one), the split before and after rarefaction, the dropped samples, Faith's PD;
-# per sequence collection the models beside naive Bayes.
+# per sequence collection the models beside naive Bayes. versions: results/versions.tsv. At the end
+# of a run (onsuccess, onerror) the stages' warnings of this run are printed from their logs.
 #
 # Rerun scope: its inputs (the artifacts it reads) and the plan (which datasets, columns and runs).
 
 include: "report_common.smk"
+
+import time
+
+from aam.stage_warnings import report as stage_warnings_report
+
+RUN_STARTED = time.time()
+
+
+def print_stage_warnings():
+    """The stages' warnings of this run (e.g. a model that predicts one class), at its end."""
+    text = stage_warnings_report(f"{RESULTS}/logs", RUN_STARTED)
+    if text:
+        print(text, file=sys.stderr)
+
+
+onsuccess:
+    print_stage_warnings()
+
+
+onerror:
+    print_stage_warnings()
 
 
 rule versions:
