@@ -62,7 +62,7 @@ def prepare(config_path: Path, work: Path, cores: int) -> tuple[dict, Path]:
         targets.append(results / "sequences" / next(iter(checked["sequences"])) / "prepared.parquet")
     snakemake = Path(sys.executable).with_name("snakemake")
     env = {**os.environ, "PATH": f"{snakemake.parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-    cmd = [str(snakemake), *map(str, targets), "-s", str(ROOT / "Snakefile"), "-d", str(work),
+    cmd = [str(snakemake), *map(str, targets), "-s", str(ROOT / "workflow" / "Snakefile"), "-d", str(work),
            "--configfile", str(work / "config.yaml"), "--cores", str(cores)]
     start = time.perf_counter()
     done = subprocess.run(cmd, capture_output=True, text=True, env=env)

@@ -514,3 +514,101 @@ def test_single_group_is_fine_when_only_train_is_asked_for(data, capsys):
     assert run_ingest(data, meta="one_subject.tsv") == 0
     assert _split(data, data / "out", "--settings", '{"fractions": {"train": 1.0}}') == 0
     assert set(pd.read_csv(data / "sp" / "splits.tsv", sep="\t")["split"]) == {"train"}
+
+
+# --- counts that no read count can be, and how a .qza that is not one is named
+
+
+def _with_huge_count(data: Path, fmt: str) -> str:
+    """The small table with one count of 2^63 (int64 overflows there), as BIOM JSON or HDF5."""
+    import biom
+    import h5py
+
+    obj = _biom_json(data)
+    obj["data"][0][2] = 2**63  # JSON holds it as written; biom reads it as a float
+    if fmt == "json":
+        (data / "huge.json").write_text(json.dumps(obj))
+        return "huge.json"
+    table = biom.Table.from_json(obj)
+    with h5py.File(data / "huge.biom", "w") as fh:
+        table.to_hdf5(fh, "test")
+    return "huge.biom"
+
+
+@pytest.mark.parametrize("fmt", ["json", "hdf5"])
+def test_count_of_2_to_the_63_is_an_error_not_a_negative_count(data, capsys, fmt):
+    """It was stored as -9223372036854775808 with exit 0, and rarefy then dropped the sample."""
+    name = _with_huge_count(data, fmt)
+    assert_failed(run_ingest(data, table=name), capsys, data, name, "9.22337e+18", "ACGTACGTAA",
+                  "10317.001", "not a read count")
+    argv = ["rarefy", "--table", str(data / name), "--depth", "5", "--out", str(data / "rare" / "t.biom"),
+            "--dropped", str(data / "rare" / "d.tsv")]
+    assert_failed(main(argv), capsys, data, name, "not a read count", outputs=("t.biom", "d.tsv"), out="rare")
+
+
+def test_largest_exact_count_is_read_exactly(data, capsys):
+    """2^53 - 1, the largest count float64 holds exactly, still reads as itself."""
+    obj = _biom_json(data)
+    obj["data"][0][2] = 2**53 - 1
+    (data / "big.json").write_text(json.dumps(obj))
+    assert run_ingest(data, table="big.json") == 0, capsys.readouterr().err
+    counts = pd.read_parquet(data / "out" / "counts.parquet")
+    assert counts["count"].max() == 2**53 - 1
+
+
+def test_a_sample_too_deep_to_rarefy_is_named(data, capsys):
+    """numpy's hypergeometric draw takes fewer than 1e9 reads per sample: one line, not a traceback."""
+    text = (data / "table.tsv").read_text().replace("\t40\t", "\t2000000000\t")
+    (data / "deep.tsv").write_text(text)
+    argv = ["rarefy", "--table", str(data / "deep.tsv"), "--depth", "5",
+            "--out", str(data / "rare" / "t.biom"), "--dropped", str(data / "rare" / "d.tsv")]
+    sample = [ln for ln in text.splitlines() if "2000000000" in ln][0].split("\t").index("2000000000")
+    sample_id = text.splitlines()[1].split("\t")[sample]
+    assert_failed(main(argv), capsys, data, "deep.tsv", f"sample '{sample_id}' has 2e+09 reads",
+                  "999,999,999", outputs=("t.biom", "d.tsv"), out="rare")
+
+
+@pytest.mark.parametrize(
+    ("content", "words"),
+    [
+        (b"#OTU ID\ts1\nACGT\t5\n", "not a zip file, although named .qza"),
+        (b"", "an empty file, although named .qza"),
+        (b"PK\x05\x06" + bytes(18), "an empty zip archive"),  # what zipfile writes for no members
+    ],
+    ids=["not_a_zip", "empty_file", "empty_zip"],
+)
+@pytest.mark.parametrize("role", ["table", "tree"])
+def test_a_qza_that_is_not_an_archive_is_named_so(data, capsys, content, words, role):
+    """Both were called "not a feature table (no tab-separated header line)"."""
+    (data / "bad.qza").write_bytes(content)
+    code = run_ingest(data, **{role: "bad.qza"})
+    assert_failed(code, capsys, data, "bad.qza", "not a QIIME 2 archive", words)
+
+
+def test_an_empty_zip_is_named_whatever_its_name(data, capsys):
+    with zipfile.ZipFile(data / "empty.zip", "w"):
+        pass
+    assert_failed(run_ingest(data, table="empty.zip"), capsys, data, "empty.zip", "an empty zip archive")
+
+
+def test_rna_sequences_read_as_dna_in_ingest(data, capsys):
+    """U is read as T everywhere (as seq-prepare and classify read it): in --sequences, and in feature
+    IDs that are sequences."""
+    assert run_ingest(data) == 0
+    expected = pd.read_parquet(data / "out" / "features.parquet")
+    lines = (data / "table.tsv").read_text().splitlines()
+    ids = [ln.split("\t")[0] for ln in lines[2:]]
+    (data / "rna.fasta").write_text("".join(f">{i}\n{i.replace('T', 'U').lower()}\n" for i in ids))
+    assert run_ingest(data, "--sequences", str(data / "rna.fasta")) == 0, capsys.readouterr().err
+    pd.testing.assert_frame_equal(pd.read_parquet(data / "out" / "features.parquet"), expected)
+    rna_ids = {i: i.replace("T", "U") for i in ids}
+    text = (data / "table.tsv").read_text()
+    tree = (data / "tree.nwk").read_text()
+    for dna, rna in rna_ids.items():
+        text, tree = text.replace(dna, rna), tree.replace(dna, rna)
+    (data / "rna.tsv").write_text(text)
+    (data / "rna.nwk").write_text(tree)
+    assert run_ingest(data, table="rna.tsv", tree="rna.nwk") == 0, capsys.readouterr().err
+    got = pd.read_parquet(data / "out" / "features.parquet")
+    assert list(got["sequence"]) == list(expected["sequence"])
+    assert list(got["feature_id"]) == [rna_ids[i] for i in expected["feature_id"]]

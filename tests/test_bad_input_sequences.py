@@ -144,3 +144,86 @@ def test_external_test_labels_need_training_labels(tmp_path, capsys):
     fasta, tax = _write_set(tmp_path, n=10)
     settings = {"test": {"fasta": str(fasta), "labels": str(tax)}}
     _prepare_fails(tmp_path, capsys, fasta, settings=settings, match="labels for both")
+
+
+# --- files that are not (gzip-compressed) text: one line, not an EOFError or UnicodeDecodeError
+
+
+@pytest.mark.parametrize("flag", ["--fasta", "--text"])
+@pytest.mark.parametrize(
+    ("kind", "words"),
+    [("truncated_gzip", "truncated gzip file"), ("binary", "not a text file"),
+     ("gzipped_binary", "not a text file")],
+)
+def test_input_that_is_not_text(tmp_path, capsys, flag, kind, words):
+    import gzip
+
+    fasta, _ = _write_set(tmp_path, n=10)
+    noise = bytes(range(128, 256)) * 20
+    content = {"truncated_gzip": gzip.compress(fasta.read_bytes())[:40], "binary": noise,
+               "gzipped_binary": gzip.compress(noise)}[kind]
+    path = tmp_path / "input.fa.gz"
+    path.write_bytes(content)
+    out = tmp_path / "p.parquet"
+    assert main(["seq-prepare", flag, str(path), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith(f"aam seq-prepare: error: {path}: {words}"), err
+    assert not out.exists()
+
+
+# --- U (RNA) read as T in every stage that reads DNA: seq-prepare (above), ingest (bad-input prepare
+# tests), and classify's reads
+
+
+def _untrained_classifier(folder):
+    """A contrastive model folder with a labelled reference, as seq-train leaves it (weights untrained:
+    the test compares two inputs, not accuracy)."""
+    import torch
+
+    from aam.data.dna_tokenizers import KmerTokenizer
+    from aam.models.contrastive import ContrastiveConfig, ContrastiveEmbedder
+    from aam.stages.embed import write_reference
+    from aam.stages.seq_prepare import prepare
+    from aam.training.engine import export_model
+
+    fasta, tax = _write_set(folder, n=20)
+    torch.manual_seed(0)
+    tok = KmerTokenizer(4, 2)
+    model = ContrastiveEmbedder(ContrastiveConfig(vocab_size=tok.vocab_size, dim=16, layers=1, heads=2,
+                                                  ff_dim=32, max_len=64, proj_hidden=16, proj_dim=8))
+    model_dir = folder / "model"
+    export_model(model, model_dir, extra={"kind": "contrastive"})
+    tok.save(model_dir / "tokenizer.json")
+    frame = prepare(fasta=str(fasta), text=None, labels=str(tax), ranks=["genus"])
+    write_reference(model.eval(), tok, frame, str(model_dir / "reference.parquet"))
+    return model_dir, fasta
+
+
+def test_classify_reads_rna_as_dna(tmp_path, capsys):
+    model_dir, fasta = _untrained_classifier(tmp_path)
+    rna = tmp_path / "rna.fasta"
+    rna.write_text("".join(ln.replace("T", "U") if not ln.startswith(">") else ln
+                           for ln in fasta.read_text().splitlines(keepends=True)))
+    for reads, out in ((fasta, "dna.tsv"), (rna, "rna.tsv")):
+        assert main(["classify", "--model-dir", str(model_dir), "--reads", str(reads), "--threshold", "0",
+                     "--out", str(tmp_path / out)]) == 0, capsys.readouterr().err
+    assert (tmp_path / "dna.tsv").read_text() == (tmp_path / "rna.tsv").read_text()
+
+
+@pytest.mark.parametrize("damage", ["truncated", "pickle"])
+def test_classify_with_a_damaged_model_file_is_one_line(tmp_path, capsys, damage):
+    """A truncated model.safetensors, or a pickle renamed to it, was a SafetensorError traceback."""
+    import pickle
+
+    model_dir, fasta = _untrained_classifier(tmp_path)
+    weights = model_dir / "model.safetensors"
+    if damage == "truncated":
+        weights.write_bytes(weights.read_bytes()[:100])
+    else:
+        weights.write_bytes(pickle.dumps({"weights": [1, 2, 3]}))
+    out = tmp_path / "taxonomy.tsv"
+    assert main(["classify", "--model-dir", str(model_dir), "--reads", str(fasta), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith(f"aam classify: error: {weights}: not a readable safetensors file"), err
+    assert not out.exists()

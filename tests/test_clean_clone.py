@@ -20,13 +20,15 @@ REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = Path(sys.executable).with_name("snakemake")
 # Known to need data outside the repository; strict, so the mark goes when the config is fixed.
 NEEDS_OUTSIDE_DATA = {
-    "corpus/ibd_corpus.yaml": "reads the pretraining corpus from ../shared/data/pretrain_corpus",
+    "config/corpus/ibd_corpus.yaml": "reads the pretraining corpus from ../shared/data/pretrain_corpus",
 }
+# Every config of config/, and the tests' small config .test/config.yaml.
 CONFIGS = [
     pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=NEEDS_OUTSIDE_DATA[name]))
     if name in NEEDS_OUTSIDE_DATA
     else name
-    for name in sorted(str(path.relative_to(REPO / "config")) for path in (REPO / "config").rglob("*.yaml"))
+    for name in sorted(str(path.relative_to(REPO)) for path in (REPO / "config").rglob("*.yaml"))
+    + [".test/config.yaml"]
 ]
 
 
@@ -44,7 +46,7 @@ def clean_clone(tmp_path_factory) -> Path:
     for name in filter(None, listed.stdout.split("\0")):
         source, copy = REPO / name, clone / name
         copy.parent.mkdir(parents=True, exist_ok=True)
-        if source.is_symlink():  # e.g. profiles/default -> ../workflow/profiles/default
+        if source.is_symlink():  # e.g. workflow/schemas/config.schema.yaml -> the package's schema
             copy.symlink_to(os.readlink(source))
         elif source.is_file():  # else deleted but still listed, or a submodule: nothing to copy
             shutil.copy2(source, copy)
@@ -54,14 +56,14 @@ def clean_clone(tmp_path_factory) -> Path:
 
 def test_every_config_is_covered():
     names = {c if isinstance(c, str) else c.values[0] for c in CONFIGS}
-    assert {"config.yaml", "full.yaml"} <= names
+    assert {"config/config.yaml", "config/full.yaml", ".test/config.yaml"} <= names
 
 
 @pytest.mark.parametrize("name", CONFIGS)
 def test_config_dry_runs_on_a_clean_clone(clean_clone, name):
     env = {**os.environ, "PATH": f"{SNAKEMAKE.parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     result = subprocess.run(
-        [str(SNAKEMAKE), "-n", "--configfile", f"config/{name}", "--cores", "2"],
+        [str(SNAKEMAKE), "-n", "--configfile", name, "--cores", "2"],
         cwd=clean_clone,
         capture_output=True,
         text=True,
@@ -71,16 +73,18 @@ def test_config_dry_runs_on_a_clean_clone(clean_clone, name):
     text = result.stdout + result.stderr
     assert result.returncode == 0, text[-3000:]
     assert "MissingInput" not in text
+    # plain `snakemake` from the root finds workflow/Snakefile and the default workflow profile
+    assert "Using workflow specific profile workflow/profiles/default" in text
     assert "rule ingest:" in text or "Nothing to be done" in text
 
 
-@pytest.mark.parametrize("env", sorted(path.name for path in (REPO / "envs").glob("*.yaml")))
+@pytest.mark.parametrize("env", sorted(path.name for path in (REPO / "workflow/envs").glob("*.yaml")))
 def test_conda_envs_pin_every_version(env):
     import yaml
 
-    deps = yaml.safe_load((REPO / "envs" / env).read_text())["dependencies"]
+    deps = yaml.safe_load((REPO / "workflow/envs" / env).read_text())["dependencies"]
     unpinned = [d for d in deps if isinstance(d, str) and not re.search(r"[=<>]\d", d)]
-    assert not unpinned, f"envs/{env}: no version for {unpinned}"
+    assert not unpinned, f"workflow/envs/{env}: no version for {unpinned}"
 
 
 def test_license_file_is_the_one_pyproject_names():

@@ -149,7 +149,9 @@ def test_degenerate_predictions():
     assert flag.startswith("one class ('a') predicted for all 4 test samples")
     assert "sd 0.00707" in flag  # np.std([0.4, 0.39, 0.4, 0.41]) = 0.00707
     assert degenerate_predictions("classification", y, ["a", "b", "a", "a"], proba) is None
-    truth = np.array([10.0, 20.0, 30.0, 40.0])  # sd 11.18
+    truth = np.array([10.0, 20.0, 30.0, 40.0])  # sd 11.18: the threshold is 10 % of it, 1.118
     assert degenerate_predictions("regression", truth, [25.0, 25.1, 25.0, 25.1]) is not None  # sd 0.05
-    assert degenerate_predictions("regression", truth, [25.0, 25.3, 25.0, 25.3]) is None  # sd 0.15 > 0.112
+    flag = degenerate_predictions("regression", truth, [25.0, 26.0, 25.0, 26.0])  # sd 0.5: 4.47 %
+    assert flag.startswith("predictions barely vary: sd 0.5 is 4.47% of the true values' sd 11.2")
+    assert degenerate_predictions("regression", truth, [24.0, 26.3, 24.0, 26.3]) is None  # sd 1.15 > 1.118
     assert degenerate_predictions("regression", [1.0], [1.0]) is None

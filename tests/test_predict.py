@@ -4,6 +4,7 @@ exactly what fine-tuning predicted for them; new features are counted; bad input
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -153,3 +154,99 @@ def test_bad_input_is_one_line(trained, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "not DNA sequences" in err[0]
     assert not any((tmp_path / o).exists() for o in ("o1", "o2", "o3"))
+
+
+def _table_of(tmp_path, counts, seqs, samples, name="new.biom"):
+    write_biom(csr_to_table(sp.csr_matrix(counts), samples, seqs), tmp_path / name)
+    return tmp_path / name
+
+
+def test_no_feature_in_common_with_training_is_an_error(trained, tmp_path, capsys):
+    """Another amplicon region, say: every feature unseen. It exited 0 with an INFO line."""
+    rng = np.random.default_rng(11)
+    other = ["".join(rng.choice(list("ACGT"), size=35)) for _ in trained["seqs"]]
+    table = _table_of(tmp_path, trained["counts"], other, trained["samples"])
+    out = tmp_path / "pred"
+    code = main(["predict", "--model-dir", str(trained["model"]), "--table", str(table),
+                 "--out-dir", str(out)])
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith(f"aam predict: error: {table}: none of its") and "training sample" in err[-1]
+    assert not out.exists()
+
+
+def _unseen_share(trained, tmp_path, n_new: int):
+    """The training table with the reads of its `n_new` most abundant features moved to new ones."""
+    rng = np.random.default_rng(5)
+    order = np.argsort(-trained["counts"].sum(axis=0))
+    seqs = list(trained["seqs"])
+    for j in order[:n_new]:
+        seqs[j] = "".join(rng.choice(list("ACGT"), size=35))
+    return _table_of(tmp_path, trained["counts"], seqs, trained["samples"], name=f"new{n_new}.biom")
+
+
+@pytest.mark.parametrize("threshold", [None, 0.95])
+def test_a_share_of_unseen_reads_above_the_threshold_is_a_warning(trained, tmp_path, caplog, threshold):
+    table = _unseen_share(trained, tmp_path, 12)
+    out = tmp_path / "pred"
+    extra = [] if threshold is None else ["--warn-unseen-fraction", str(threshold)]
+    caplog.set_level("INFO")
+    assert main(["predict", "--model-dir", str(trained["model"]), "--table", str(table), "--threads", "1",
+                 "--out-dir", str(out), *extra]) == 0
+    summary = json.loads((out / "predict.json").read_text())
+    share = summary["unseen_read_fraction"]
+    assert 0.5 < share < 0.95, share
+    assert summary["warn_unseen_fraction"] == (0.5 if threshold is None else threshold)
+    warnings = [r.message for r in caplog.records
+                if r.levelname == "WARNING" and "no training sample had" in r.message]
+    assert len(warnings) == (1 if threshold is None else 0)
+    if warnings:
+        assert f"{100 * share:.1f}%" in warnings[0] and "--warn-unseen-fraction" in warnings[0]
+
+
+def test_the_unseen_share_is_recorded_even_without_the_training_list(trained, tmp_path):
+    model = tmp_path / "model"
+    shutil.copytree(trained["model"], model, ignore=shutil.ignore_patterns("checkpoints", "logs"))
+    (model / "train_features.parquet").unlink()
+    out = tmp_path / "pred"
+    assert main(["predict", "--model-dir", str(model), "--table", str(trained["root"] / "table.biom"),
+                 "--threads", "1", "--out-dir", str(out)]) == 0
+    summary = json.loads((out / "predict.json").read_text())
+    assert summary["unseen_read_fraction"] is None and summary["n_unseen_features"] is None
+
+
+@pytest.mark.parametrize("damage", ["truncated", "pickle"])
+def test_a_damaged_model_file_is_one_line(trained, tmp_path, capsys, damage):
+    """It printed a SafetensorError traceback; aam finetune --pretrain-dir already said it in one line."""
+    import pickle
+
+    model = tmp_path / "model"
+    shutil.copytree(trained["model"], model, ignore=shutil.ignore_patterns("checkpoints", "logs"))
+    weights = model / "model.safetensors"
+    if damage == "truncated":
+        weights.write_bytes(weights.read_bytes()[:1000])
+    else:
+        weights.write_bytes(pickle.dumps({"state_dict": {"w": [0.0] * 10}}))
+    out = tmp_path / "pred"
+    assert main(["predict", "--model-dir", str(model), "--table", str(trained["root"] / "table.biom"),
+                 "--out-dir", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"aam predict: error: {weights}: not a readable safetensors")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(("in_workflow", "named"), [(False, "(--sequences)"),
+                                                    (True, "(predict.<name>.sequences)")])
+def test_errors_name_the_flag_by_hand_and_the_config_key_in_the_workflow(trained, tmp_path, capsys,
+                                                                         monkeypatch, in_workflow, named):
+    from aam.errors import WORKFLOW_ENV
+
+    monkeypatch.delenv(WORKFLOW_ENV, raising=False)
+    if in_workflow:
+        monkeypatch.setenv(WORKFLOW_ENV, "1")
+    hashes = tmp_path / "hashes.tsv"
+    hashes.write_text("#OTU ID\ts1\nabc123\t5\n")
+    assert main(["predict", "--model-dir", str(trained["model"]), "--table", str(hashes),
+                 "--out-dir", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].endswith(f"no representative sequences were given {named}"), err[-1]

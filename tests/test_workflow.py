@@ -1,7 +1,8 @@
 """The Snakemake workflow as a user drives it: config validation, the DAG, rerun behaviour, profiles.
 
-Each test runs `snakemake` in its own working directory with a copy of the demo config whose paths
-point at the bundled data, so tests never touch the repository's own results/ or .snakemake/.
+Each test runs `snakemake` in its own working directory with a copy of the demo config (or of
+`.test/config.yaml`, the demo cut to a few training steps) whose paths point at the bundled data, so
+tests never touch the repository's own results/ or .snakemake/.
 """
 
 from __future__ import annotations
@@ -17,13 +18,22 @@ import pandas as pd
 import pytest
 import yaml
 
+from aam.io.qza import read_archive
+
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "scripts"))
+from check_report import check_report, find_chromium  # noqa: E402
+
 SNAKEMAKE = Path(sys.executable).with_name("snakemake")
+SNAKEFILE = REPO / "workflow" / "Snakefile"
+DEMO_CONFIG = REPO / "config" / "config.yaml"
+TEST_CONFIG = REPO / ".test" / "config.yaml"  # the demo with every training job cut to a few steps
 
 
-def write_config(workdir: Path, **overrides) -> Path:
-    """The demo config with absolute data paths and results under `workdir`; top-level keys overridden."""
-    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+def write_config(workdir: Path, source: Path = DEMO_CONFIG, **overrides) -> Path:
+    """A config (the demo's by default) with absolute data paths and results under `workdir`;
+    top-level keys overridden."""
+    config = yaml.safe_load(source.read_text())
     config.update(overrides)
     for dataset in config["datasets"].values():
         for key in ("table", "sequences", "tree", "metadata"):
@@ -40,7 +50,7 @@ def write_config(workdir: Path, **overrides) -> Path:
 
 
 def snakemake(workdir: Path, *args: str, config: Path | None = None) -> subprocess.CompletedProcess:
-    cmd = [str(SNAKEMAKE), "-s", str(REPO / "Snakefile"), "-d", str(workdir)]
+    cmd = [str(SNAKEMAKE), "-s", str(SNAKEFILE), "-d", str(workdir)]
     cmd += ["--configfile", str(config or workdir / "config.yaml"), *args]
     # Rules call `aam`: the environment that runs the tests must be first on PATH.
     env = {**os.environ, "PATH": f"{SNAKEMAKE.parent}{os.pathsep}{os.environ.get('PATH', '')}"}
@@ -142,24 +152,9 @@ def test_changed_depth_reruns_rarefy_and_dependents_not_ingest(tmp_path):
     assert {"unifrac", "tokenize"} <= rules
 
 
-def tiny_config(workdir: Path) -> Path:
-    """The demo config with every training job cut to a few steps: the whole DAG in a few minutes."""
-    path = write_config(workdir)
-    config = yaml.safe_load(path.read_text())
-    for run in config["aam"]["runs"].values():
-        for phase in ("pretrain", "finetune"):
-            if "trainer" in run.get(phase, {}):
-                run[phase]["trainer"].update(max_epochs=1, limit_train_batches=3)
-    for run in config["seq_models"]["runs"].values():
-        run["trainer"].update(max_epochs=1)
-    config["evaluate"]["random_forest"]["n_estimators"] = 50
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    return path
-
-
 @pytest.mark.slow
 def test_whole_workflow_runs_end_to_end_and_reports(tmp_path):
-    tiny_config(tmp_path)
+    write_config(tmp_path, TEST_CONFIG)
     done = snakemake(tmp_path, "--cores", "2")
     assert done.returncode == 0, (done.stdout + done.stderr)[-5000:]
     results = tmp_path / "results"
@@ -169,6 +164,13 @@ def test_whole_workflow_runs_end_to_end_and_reports(tmp_path):
     assert bundled["pretrained"] and "gg13_8_v4_small" in bundled["pretrained_from"]
     assert (results / "ibd2538" / "comparison.tsv").read_text().count("\n") >= 3
     assert list((results / "sequences").glob("*/eval/*/metrics.json"))
+    assert_qiime2_artifacts(results)
+    # the stages' warnings of the run (e.g. one-class predictions) end Snakemake's console output
+    warned = [line for log in (results / "logs").rglob("*.log") for line in log.read_text().splitlines()
+              if " WARNING aam." in line]
+    if warned:
+        assert "Warnings of this run's stages" in done.stderr
+        assert warned[0].split(": ", 1)[1] in done.stderr
 
     again = snakemake(tmp_path, "-n")
     assert "Nothing to be done" in again.stdout + again.stderr
@@ -184,6 +186,30 @@ def test_whole_workflow_runs_end_to_end_and_reports(tmp_path):
     assert report.returncode == 0, (report.stdout + report.stderr)[-3000:]
     assert (tmp_path / "report.html").stat().st_size > 100_000
     assert_report_opens_with_results(tmp_path / "report.html", results)
+    if find_chromium() is not None:  # and the front page shows it without scrolling
+        seen = check_report(tmp_path / "report.html", [(1280, 800)], out_dir=tmp_path / "shots")
+        assert seen[0]["visible"], seen
+
+
+def assert_qiime2_artifacts(results: Path) -> None:
+    """qiime2.export wrote each artifact with its semantic type (tests/test_qza_export.py checks
+    their formats)."""
+    expected = {
+        "ibd2538/qiime2/rarefied_table.qza": "FeatureTable[Frequency]",
+        "ibd2538/qiime2/unweighted_unifrac_distance_matrix.qza": "DistanceMatrix",
+        "ibd2538/qiime2/unweighted_unifrac_pcoa_results.qza": "PCoAResults",
+        "ibd2538/qiime2/faith_pd_vector.qza": "SampleData[AlphaDiversity]",
+        "ibd2538/qiime2/eval/pretrained/ibd/predictions.qza": "SampleData[ClassifierPredictions]",
+        "ibd2538/qiime2/eval/pretrained/ibd/probabilities.qza": "SampleData[Probabilities]",
+        "ibd2538/qiime2/eval/pretrained/ibd/embeddings.qza": "ImmutableMetadata",
+        "sequences/gg13_8_v4_3k/qiime2/classify/contrastive_small/taxonomy.qza": "FeatureData[Taxonomy]",
+    }
+    for path, kind in expected.items():
+        archive = read_archive(results / path)
+        assert archive.type == kind and archive.checksum_mismatches() == [], path
+    ids = pd.read_csv(results / "ibd2538/eval/pretrained/ibd/predictions.tsv", sep="\t", dtype=str)["sample"]
+    predicted = read_archive(results / "ibd2538/qiime2/eval/pretrained/ibd/predictions.qza").data()
+    assert predicted["predictions.tsv"].decode().split("\n")[1].split("\t")[0] == ids[0]
 
 
 def assert_report_opens_with_results(report: Path, results: Path) -> None:

@@ -12,7 +12,7 @@ import importlib
 import logging
 import sys
 
-from aam.errors import PREEMPTED_EXIT, InputError, Preempted
+from aam.errors import OUTPUT_EXIT, PREEMPTED_EXIT, InputError, OutputError, Preempted, destination_cause
 
 # subcommand -> (module under aam.stages, one-line help)
 STAGES: dict[str, tuple[str, str]] = {
@@ -84,7 +84,31 @@ def main(argv: list[str] | None = None) -> int:
     except Preempted as err:
         print(f"aam {args.stage}: preempted: {err}", file=sys.stderr)
         return PREEMPTED_EXIT
+    except OutputError as err:
+        print(f"aam {args.stage}: error: {err}", file=sys.stderr)
+        return OUTPUT_EXIT
+    except Exception as err:
+        line = destination_error_line(err)
+        if line is None:
+            raise
+        print(f"aam {args.stage}: error: {line}", file=sys.stderr)
+        return OUTPUT_EXIT
     return 0
+
+
+def destination_error_line(err: BaseException) -> str | None:
+    """One line for a write outside `aam.io.atomic`'s helpers (a training run's checkpoints and logs,
+    a folder made up front) that failed for its destination's sake: the path and the cause; None for
+    any other error, which stays a traceback (a bug to report, not a condition to explain)."""
+    cause = destination_cause(err)
+    if cause is None:
+        return None
+    current: BaseException | None = err
+    while current is not None:  # the first OSError in the chain that names a file (a copy's target)
+        if isinstance(current, OSError) and (current.filename2 or current.filename):
+            return f"{current.filename2 or current.filename}: cannot write: {cause}"
+        current = current.__cause__ or current.__context__
+    return f"cannot write an output: {cause} ({type(err).__name__}: {str(err).splitlines()[0][:200]})"
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ rule pretrain:
     log:
         log_file("{dataset}/pretrain/{run}.log"),
     conda:
-        "../../envs/aam.yaml"
+        "../envs/aam.yaml"
     benchmark:
         benchmark_file("{dataset}/pretrain/{run}.tsv")
     shell:
@@ -79,7 +79,7 @@ rule finetune:
     log:
         log_file("{dataset}/finetune/{run}/{target}.log"),
     conda:
-        "../../envs/aam.yaml"
+        "../envs/aam.yaml"
     benchmark:
         benchmark_file("{dataset}/finetune/{run}/{target}.tsv")
     shell:

@@ -279,7 +279,7 @@ def pretrain_dir_arg(wc):
 
 CORPORA = config["pretrain_corpus"]
 # Encoders shipped in the package (src/aam/pretrained/<name>/): `pretrain: {from: bundled}`.
-BUNDLED_ROOT = Path(workflow.basedir) / "src" / "aam" / "pretrained"
+BUNDLED_ROOT = Path(workflow.basedir).parent / "src" / "aam" / "pretrained"
 DEFAULT_BUNDLED = "gg13_8_v4_small"
 
 

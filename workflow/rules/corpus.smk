@@ -26,7 +26,7 @@ rule corpus_ingest:
         benchmark_file("corpus/{corpus}/{study}/ingest.tsv")
     threads: 1
     conda:
-        "../../envs/aam.yaml"
+        "../envs/aam.yaml"
     shell:
         logged(
             "aam ingest --table {input.table:q} --sequences {params.sequences:q} --tree {input.tree:q}"
@@ -51,7 +51,7 @@ rule corpus_tokenize:
         benchmark_file("corpus/{corpus}/{study}/tokenize.tsv")
     threads: 1
     conda:
-        "../../envs/aam.yaml"
+        "../envs/aam.yaml"
     shell:
         logged(
             "aam tokenize --features {input.features:q} --counts {input.counts:q}"
@@ -84,7 +84,7 @@ rule corpus_pretrain:
     benchmark:
         benchmark_file("corpus/{corpus}/{run}/pretrain.tsv")
     conda:
-        "../../envs/aam.yaml"
+        "../envs/aam.yaml"
     shell:
         logged(
             "{params.launch}aam corpus-pretrain --studies {params.studies:q} --settings {params.settings:q}"

@@ -40,7 +40,7 @@ rule cv_split:
         benchmark_file("{dataset}/cv_split.tsv")
     threads: 1
     conda:
-        "../../envs/aam.yaml"
+        "../envs/aam.yaml"
     shell:
         logged(
             "aam cv-split --samples {input.samples:q} --group-column {params.group:q}"
@@ -104,7 +104,7 @@ rule cv_summary:
         benchmark_file("{dataset}/cv_summary/{target}.tsv")
     threads: 1
     conda:
-        "../../envs/aam.yaml"
+        "../envs/aam.yaml"
     shell:
         logged(
             "aam cv-summary --metrics {input:q} --out {output.table:q} --json {output.json:q}"

@@ -54,7 +54,7 @@ rule evaluate:
         benchmark_file("{dataset}/evaluate/{run}/{target}.tsv")
     threads: config["evaluate"]["random_forest"]["n_jobs"]
     conda:
-        "../../envs/aam.yaml"
+        "../envs/aam.yaml"
     shell:
         logged(
             "aam evaluate --finetune-dir {params.finetune_dir:q} {params.pretrain}"
@@ -96,7 +96,7 @@ rule compare:
         benchmark_file("{dataset}/compare.tsv")
     threads: 1
     conda:
-        "../../envs/aam.yaml"
+        "../envs/aam.yaml"
     shell:
         logged(
             "aam compare --metrics {input.metrics:q} --cv-summaries {input.cv:q}"

@@ -26,7 +26,7 @@ rule predict:
     benchmark:
         benchmark_file("{dataset}/predict/{name}.tsv")
     conda:
-        "../../envs/aam.yaml"
+        "../envs/aam.yaml"
     shell:
         logged(
             "aam predict --model-dir {params.model_dir:q} --table {input.table:q} {params.sequences}"

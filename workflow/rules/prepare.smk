@@ -38,7 +38,7 @@ rule ingest:
         benchmark_file("{dataset}/ingest.tsv")
     threads: 1
     conda:
-        "../../envs/aam.yaml"
+        "../envs/aam.yaml"
     shell:
         logged(
             "aam ingest --table {input.table:q} --tree {input.tree:q} --metadata {input.metadata:q}"
@@ -74,7 +74,7 @@ rule split:
         benchmark_file("{dataset}/split.tsv")
     threads: 1
     conda:
-        "../../envs/aam.yaml"
+        "../envs/aam.yaml"
     shell:
         logged(
             "aam split --samples {input.samples:q} --group-column {params.group:q}"
@@ -101,7 +101,7 @@ rule pretrain_split:
         benchmark_file("{dataset}/pretrain_split.tsv")
     threads: 1
     conda:
-        "../../envs/aam.yaml"
+        "../envs/aam.yaml"
     shell:
         logged(
             "aam pretrain-split --counts {input.counts:q} --samples {input.samples:q}"
@@ -134,7 +134,7 @@ rule rarefy:
         benchmark_file("{dataset}/rarefy.tsv")
     threads: 1
     conda:
-        "../../envs/aam.yaml"
+        "../envs/aam.yaml"
     shell:
         logged(
             "aam rarefy --table {input.counts:q} --samples {input.samples:q} --depth {params.depth}"

@@ -9,19 +9,6 @@
 
 include: "report_common.smk"
 
-import time
-
-from aam.stage_warnings import report as stage_warnings_report
-
-RUN_STARTED = time.time()
-
-
-def print_stage_warnings():
-    """The stages' warnings of this run (e.g. a model that predicts one class), at its end."""
-    text = stage_warnings_report(f"{RESULTS}/logs", RUN_STARTED)
-    if text:
-        print(text, file=sys.stderr)
-
 
 onsuccess:
     print_stage_warnings()
@@ -49,7 +36,7 @@ rule versions:
         benchmark_file("versions.tsv")
     threads: 1
     conda:
-        "../../envs/aam.yaml"
+        "../envs/aam.yaml"
     shell:
         logged("aam versions --out {output:q}")
 
@@ -75,7 +62,7 @@ rule summary:
         benchmark_file("summary.tsv")
     threads: 1
     conda:
-        "../../envs/aam.yaml"
+        "../envs/aam.yaml"
     shell:
         logged(
             "aam summary --results {params.results:q} --settings {params.settings:q}"

@@ -1,8 +1,10 @@
 # Helpers of the results page (workflow/rules/report.smk): what it covers and reads.
 
 import os
+import time
 
 from aam.data.split import stratify_column
+from aam.stage_warnings import report as stage_warnings_report
 from aam.versions import declared_versions
 
 
@@ -53,3 +55,13 @@ def summary_inputs(wildcards):
     for name in SEQUENCE_SETS:
         files += [seq_out(name, f"eval/{run}/metrics.json") for run in seq_runs_for(name)]
     return files
+
+
+RUN_STARTED = time.time()
+
+
+def print_stage_warnings():
+    """The stages' warnings of this run (e.g. a model that predicts one class), at its end."""
+    text = stage_warnings_report(f"{RESULTS}/logs", RUN_STARTED)
+    if text:
+        print(text, file=sys.stderr)

@@ -33,7 +33,7 @@ rule seq_prepare:
         benchmark_file("sequences/{name}/prepare.tsv")
     threads: 1
     conda:
-        "../../envs/aam.yaml"
+        "../envs/aam.yaml"
     shell:
         logged(
             "aam seq-prepare {params.sources} --settings {params.settings:q} --seed {params.seed}"
@@ -65,7 +65,7 @@ rule seq_train:
     resources:
         **training_resource_params(lambda wc: SEQ_RUNS[wc.run].get("trainer", {})),
     conda:
-        "../../envs/aam.yaml"
+        "../envs/aam.yaml"
     shell:
         logged(
             "{params.launch}aam seq-train --prepared {input.prepared:q} --settings {params.settings:q}"
@@ -103,7 +103,7 @@ rule seq_embed:
         benchmark_file("sequences/{name}/embed/{run}.tsv")
     threads: 1
     conda:
-        "../../envs/aam.yaml"
+        "../envs/aam.yaml"
     shell:
         logged(
             "aam embed --model-dir {params.model_dir:q} --prepared {input.prepared:q} --out {output:q}"
@@ -138,7 +138,7 @@ rule seq_classify:
         benchmark_file("sequences/{name}/classify/{run}.tsv")
     threads: 1
     conda:
-        "../../envs/aam.yaml"
+        "../envs/aam.yaml"
     shell:
         logged(
             "aam classify --model-dir {params.model_dir:q} {params.source} --settings {params.settings:q}"
@@ -187,7 +187,7 @@ rule seq_evaluate_contrastive:
         benchmark_file("sequences/{name}/evaluate/{run}.tsv")
     threads: 1
     conda:
-        "../../envs/aam.yaml"
+        "../envs/aam.yaml"
     shell:
         logged(
             "aam seq-evaluate --prepared {input.prepared:q} --model-dir {params.model_dir:q}"
@@ -236,7 +236,7 @@ rule seq_evaluate_vq:
         benchmark_file("sequences/{name}/evaluate/{run}.tsv")
     threads: 1
     conda:
-        "../../envs/aam.yaml"
+        "../envs/aam.yaml"
     shell:
         logged(
             "aam seq-evaluate --prepared {input.prepared:q} --model-dir {params.model_dir:q}"

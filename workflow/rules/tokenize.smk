@@ -20,7 +20,7 @@ rule tokenize:
         benchmark_file("{dataset}/tokenize.tsv")
     threads: 1
     conda:
-        "../../envs/aam.yaml"
+        "../envs/aam.yaml"
     shell:
         logged(
             "aam tokenize --features {input.features:q} --counts {input.counts:q}"

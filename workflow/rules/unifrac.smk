@@ -43,7 +43,7 @@ rule unifrac:
         benchmark_file("{dataset}/unifrac.tsv")
     threads: 8  # capped by --cores
     conda:
-        "../../envs/unifrac.yaml"
+        "../envs/unifrac.yaml"
     shell:
         logged(
             "aam unifrac --table {input.table:q} --tree {input.tree:q} --samples {input.samples:q}"

@@ -6,11 +6,12 @@ and returns a `biom.Table` (features x samples, as BIOM stores it). Every proble
 a BIOM JSON `shape` that disagrees with its rows and columns, negative or non-integer counts, empty.
 
 `table_to_csr` gives the samples x features CSR matrix (int64) that the rest of the package uses;
-`write_biom` writes BIOM HDF5 atomically.
+`write_biom` writes BIOM HDF5 atomically and reproducibly.
 """
 
 from __future__ import annotations
 
+import datetime
 import io
 import json
 import os
@@ -29,6 +30,9 @@ from aam.io.atomic import atomic_path
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 TABLE_TYPES = ("FeatureTable[Frequency]",)
+# Counts from here on are not reads: float64 (BIOM's storage) holds integers exactly only below it,
+# and int64 (counts.parquet) overflows at 2^63, which a count read as float would silently become.
+MAX_COUNT = 2**53
 # a trailing observation-metadata column of a classic TSV table, dropped on reading
 TSV_METADATA_COLUMNS = {"taxonomy", "consensus lineage", "consensuslineage"}
 
@@ -158,7 +162,7 @@ def _parse(path: Path) -> biom.Table:
         raise InputError(f"{path}: file not found") from None
     except OSError as err:
         raise InputError(f"{path}: cannot read: {err}") from None
-    if head.startswith(qza.ZIP_MAGIC):
+    if qza.is_zip(path):
         _, payload = qza.read_payload(path, TABLE_TYPES, (".biom",))
         if payload.startswith(HDF5_MAGIC):
             return _from_hdf5(path, io.BytesIO(payload))
@@ -203,9 +207,22 @@ def read_table(path: str | os.PathLike) -> biom.Table:
         raise InputError(
             f"{path}: non-integer counts (e.g. {bad:g}); expected read counts, not relative abundances"
         )
+    if data.size and data.max() >= MAX_COUNT:
+        feature, sample = _largest(table)
+        raise InputError(
+            f"{path}: count {data.max():.6g} of feature '{feature}' in sample '{sample}' is not a read "
+            f"count (at least 2^53, beyond what BIOM's floating-point storage holds exactly)"
+        )
     if data.sum() == 0:
         raise InputError(f"{path}: empty table (no reads)")
     return table
+
+
+def _largest(table: biom.Table) -> tuple[str, str]:
+    """(feature ID, sample ID) of the table's largest count."""
+    coo = table.matrix_data.tocoo()
+    k = int(np.argmax(coo.data))
+    return str(table.ids("observation")[coo.row[k]]), str(table.ids("sample")[coo.col[k]])
 
 
 def table_to_csr(table: biom.Table) -> tuple[sp.csr_matrix, list[str], list[str]]:
@@ -222,7 +239,24 @@ def csr_to_table(counts: sp.spmatrix, sample_ids, feature_ids) -> biom.Table:
     return biom.Table(sp.csr_matrix(counts.T, dtype=np.float64), list(feature_ids), list(sample_ids))
 
 
+def creation_date() -> datetime.datetime:
+    """The `creation-date` written into BIOM files: ``$SOURCE_DATE_EPOCH`` (the reproducible-builds
+    convention) or the Unix epoch, never the clock, so that the same config and seed give
+    byte-identical tables. The file's modification time still says when it was written."""
+    seconds = int(os.environ.get("SOURCE_DATE_EPOCH", "0") or 0)
+    return datetime.datetime.fromtimestamp(seconds, tz=datetime.UTC).replace(tzinfo=None)
+
+
 def write_biom(table: biom.Table, path: str | os.PathLike, generated_by: str = "aam") -> None:
-    """Write BIOM 2.1 HDF5 atomically (temporary file, then rename)."""
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as fh:
-        table.to_hdf5(fh, generated_by)
+    """Write BIOM 2.1 HDF5 atomically (temporary file, then rename) and reproducibly.
+
+    The HDF5 file is built in memory and written with one plain write: the HDF5 library, writing
+    to a full disk itself, fails in ways Python cannot always catch (a segfault, seen in `aam
+    rarefy`), while a plain write fails with an OSError that `aam.io.atomic` reports as one line.
+    Rarefied tables are held in memory anyway, so the copy costs no more than the table.
+    """
+    buffer = io.BytesIO()
+    with h5py.File(buffer, "w") as fh:
+        table.to_hdf5(fh, generated_by, creation_date=creation_date())
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(buffer.getvalue())

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from aam.errors import InputError
-from aam.io.fasta import iter_fasta, open_text
+from aam.io.fasta import iter_fasta, open_text, reading
 
 IUPAC = "ACGTNRYSWKMBDHVU"
 _VALID = np.zeros(256, dtype=bool)
@@ -55,7 +55,7 @@ def dna_records(ids: Sequence[str], seqs: Sequence[str], source: str | os.PathLi
 
 def is_fasta(path: str | os.PathLike) -> bool:
     """True when the first non-blank character of the file is '>'."""
-    with open_text(path) as fh:
+    with reading(path), open_text(path) as fh:
         for line in fh:
             stripped = line.strip()
             if stripped:
@@ -66,7 +66,7 @@ def is_fasta(path: str | os.PathLike) -> bool:
 def iter_dna_text(path: str | os.PathLike, chunk_chars: int = 1 << 20) -> Iterator[str]:
     """Yield upper-case chunks of a plain-text DNA file with whitespace removed, validated."""
     offset = 0
-    with open_text(path) as fh:
+    with reading(path), open_text(path) as fh:
         while True:
             raw = fh.read(chunk_chars)
             if not raw:

@@ -7,9 +7,11 @@ and line.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import os
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,6 +28,23 @@ def open_text(path: str | os.PathLike) -> io.TextIOBase:
     return open(path, encoding="utf-8")
 
 
+@contextlib.contextmanager
+def reading(path: str | os.PathLike) -> Iterator[None]:
+    """Turn what Python raises for a file that is not (gzip-compressed) UTF-8 text into one
+    `InputError` naming the file: a truncated or corrupt gzip stream, binary content."""
+    try:
+        yield
+    except EOFError:
+        raise InputError(f"{path}: truncated gzip file (it ends before the end of its stream)") from None
+    except (gzip.BadGzipFile, zlib.error) as err:
+        raise InputError(f"{path}: corrupt gzip file ({err})") from None
+    except UnicodeDecodeError as err:
+        raise InputError(
+            f"{path}: not a text file (byte 0x{err.object[err.start]:02x} is not UTF-8 text); expected "
+            "FASTA or plain DNA text, optionally gzip-compressed"
+        ) from None
+
+
 def iter_fasta(path: str | os.PathLike, *, allow_empty_sequence: bool = False) -> Iterator[tuple[str, str]]:
     """Yield (id, sequence) per record; the ID is the header up to the first whitespace.
 
@@ -33,7 +52,7 @@ def iter_fasta(path: str | os.PathLike, *, allow_empty_sequence: bool = False) -
     first header, or a record without sequence is an `InputError` naming the file and line.
     """
     n_records = 0
-    with open_text(path) as fh:
+    with reading(path), open_text(path) as fh:
         header: str | None = None
         header_line = 0
         chunks: list[str] = []

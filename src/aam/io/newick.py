@@ -345,12 +345,7 @@ def read_tree(path: str | os.PathLike) -> Tree:
     malformed Newick, or an unrooted tree (see `check_rooted`).
     """
     path = Path(path)
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(4)
-    except FileNotFoundError:
-        raise InputError(f"{path}: file not found") from None
-    if head.startswith(qza.ZIP_MAGIC):
+    if qza.is_zip(path):
         sem_type = qza.qza_type(path)
         if sem_type in UNROOTED_TYPES:
             raise InputError(

@@ -20,15 +20,31 @@ from pathlib import Path
 from aam.errors import InputError
 
 ZIP_MAGIC = b"PK\x03\x04"
+# how a zip file starts: with its first member, or (an archive without members) its end record
+ZIP_SIGNATURES = (ZIP_MAGIC, b"PK\x05\x06", b"PK\x07\x08")
 
 
 def is_zip(path: str | os.PathLike) -> bool:
-    """True when the file starts with the zip magic bytes (how a .qza is recognised)."""
-    with open(path, "rb") as fh:
-        return fh.read(4) == ZIP_MAGIC
+    """True when the file is to be read as a QIIME 2 archive: it starts like a zip file (an empty one
+    included, which then fails as "an empty zip archive"). A file named ``.qza`` that is not a zip is
+    an `InputError` saying so, rather than being read as another format and failing as that."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+    except FileNotFoundError:
+        raise InputError(f"{path}: file not found") from None
+    if head.startswith(ZIP_SIGNATURES):
+        return True
+    if path.suffix.lower() == ".qza":
+        what = "an empty file" if not head else "not a zip file"
+        raise InputError(f"{path}: not a QIIME 2 archive ({what}, although named .qza)")
+    return False
 
 
 def _root(path: Path, zf: zipfile.ZipFile) -> str:
+    if not zf.namelist():
+        raise InputError(f"{path}: not a QIIME 2 archive (an empty zip archive)")
     roots = {name.split("/", 1)[0] for name in zf.namelist() if "/" in name}
     if len(roots) != 1:
         raise InputError(f"{path}: not a QIIME 2 archive (expected one top-level folder, found {len(roots)})")

@@ -3,7 +3,8 @@
 Also `sequences_for`, which resolves the sequence of every table feature: from the given
 representative sequences (None where they have none), or, without them, from the feature IDs
 themselves (deblur / DADA2 IDs are the sequences). Sequences are upper-cased; the alphabet is the
-IUPAC nucleotide codes.
+IUPAC nucleotide codes, and U is read as T, as every DNA input of the package reads it
+(`aam.io.dna_text`).
 """
 
 from __future__ import annotations
@@ -13,12 +14,14 @@ import re
 import tempfile
 from pathlib import Path
 
-from aam.errors import InputError
+from aam.errors import InputError, setting_name
 from aam.io import qza
+from aam.io.dna_text import IUPAC
 from aam.io.fasta import read_fasta
 
 SEQUENCE_TYPES = ("FeatureData[Sequence]", "FeatureData[AlignedSequence]")
-DNA = re.compile(r"^[ACGTRYSWKMBDHVN]+$")
+DNA = re.compile(f"^[{IUPAC}]+$")
+_U_TO_T = str.maketrans("U", "T")
 
 
 def read_rep_seqs(path: str | os.PathLike) -> dict[str, str]:
@@ -43,19 +46,25 @@ def read_rep_seqs(path: str | os.PathLike) -> dict[str, str]:
         records = {k: s.replace("-", "").replace(".", "") for k, s in records.items()}
     for rec_id, seq in records.items():
         if not DNA.match(seq):
-            bad = sorted(set(re.sub(r"[ACGTRYSWKMBDHVN]", "", seq)))
+            bad = sorted(set(re.sub(f"[{IUPAC}]", "", seq)))
             raise InputError(f"{path}: sequence '{rec_id}' is not DNA (characters {''.join(bad)!r})")
-    return records
+    return {rec_id: seq.translate(_U_TO_T) for rec_id, seq in records.items()}
 
 
 def sequences_for(
-    feature_ids: list[str], rep_seqs: dict[str, str] | None, *, table_path: str, seqs_path: str | None
+    feature_ids: list[str],
+    rep_seqs: dict[str, str] | None,
+    *,
+    table_path: str,
+    seqs_path: str | None,
+    sequences_key: str = "datasets.<name>.sequences",
 ) -> list[str | None]:
     """The DNA sequence of each feature, in order; None for a feature that `rep_seqs` lacks.
 
     Without `rep_seqs` every feature ID must itself be DNA; with them, at least one feature needs a
     sequence (the caller decides what to do with the rest). Either failure is one `InputError`
-    naming the file, the count and examples.
+    naming the file, the count and examples, and the setting that gives sequences: the flag
+    ``--sequences`` by hand, `sequences_key` in the workflow.
     """
     if rep_seqs is None:
         bad = [f for f in feature_ids if not DNA.match(f.upper())]
@@ -63,9 +72,10 @@ def sequences_for(
             examples = ", ".join(f"'{b}'" for b in bad[:3])
             raise InputError(
                 f"{table_path}: {len(bad)} of {len(feature_ids)} feature IDs are not DNA sequences "
-                f"(e.g. {examples}) and no representative sequences were given (datasets.<name>.sequences)"
+                f"(e.g. {examples}) and no representative sequences were given "
+                f"({setting_name('--sequences', sequences_key)})"
             )
-        return [f.upper() for f in feature_ids]
+        return [f.upper().translate(_U_TO_T) for f in feature_ids]
     sequences = [rep_seqs.get(f) for f in feature_ids]
     if all(s is None for s in sequences):
         examples = ", ".join(f"'{f}'" for f in feature_ids[:3])

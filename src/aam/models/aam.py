@@ -46,6 +46,7 @@ class AAMConfig:
     kmer_size: int = 6  # k of the k-mer profile encoder
     abundance_input: bool = False  # add an MLP of each slot's log relative abundance to its vector
     pooling: str = "attention"  # attention | abundance (scores start at the log relative abundance)
+    abundance_bias: bool = False  # sample attention scores + learned scale x key log relative abundance
     asv_dropout: float = 0.0  # training only: probability of dropping each ASV slot
     unifrac_affine: bool = False  # UniFrac head: offset + scale * Euclidean distance
     max_bp: int = 150  # set from the token cache
@@ -65,10 +66,10 @@ class AAMConfig:
         return SampleEncoderConfig(self.embedding_dim,
                                    self.sample_layers if self.sample_layers is not None else self.layers,
                                    self.heads, self.ff_dim, self.dropout, self.asv_limit,
-                                   self.abundance_input, self.pooling)
+                                   self.abundance_input, self.pooling, self.abundance_bias)
 
     def uses_abundance(self) -> bool:
-        return self.abundance_input or self.pooling == "abundance"
+        return self.abundance_input or self.pooling == "abundance" or self.abundance_bias
 
 
 def trim_padding(tokens: torch.Tensor) -> torch.Tensor:

@@ -13,6 +13,11 @@ Abundances (``log_abundance`` [B, K]: each slot's log relative abundance within 
   i.e. the sample vector starts as the abundance-weighted mean of the ASV states (a linear map of
   the relative-abundance profile, what a linear model on proportions sees) and learns to reweight.
   ``pooling: attention`` is the original, abundance-blind pooling.
+- ``abundance_bias``: every attention head of the sample transformer adds ``s_h x`` the key ASV's
+  log relative abundance to its attention scores (``s_h`` learned, starting at 0). Abundance then
+  decides where attention goes, not what the vectors hold: the ASV vectors stay those of the
+  abundance-blind model (which generalized across subjects), and at initialization the model is
+  exactly that model.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ class SampleEncoderConfig:
     asv_limit: int = 1024
     abundance_input: bool = False
     pooling: str = "attention"  # attention | abundance
+    abundance_bias: bool = False
 
 
 class SampleEncoder(nn.Module):
@@ -51,7 +57,8 @@ class SampleEncoder(nn.Module):
             self.abundance = nn.Sequential(nn.Linear(1, config.dim), nn.GELU(),
                                            nn.Linear(config.dim, config.dim))
         self.drop = nn.Dropout(config.dropout)
-        self.transformer = Transformer(config.dim, config.layers, config.heads, config.ff_dim, config.dropout)
+        self.transformer = Transformer(config.dim, config.layers, config.heads, config.ff_dim, config.dropout,
+                                       key_bias=config.abundance_bias)
         self.pool = AttentionPooling(config.dim)
         init_weights(self)
         if self.abundance is not None:
@@ -61,12 +68,13 @@ class SampleEncoder(nn.Module):
 
     def forward(self, asv_vectors: torch.Tensor, mask: torch.Tensor,
                 log_abundance: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """asv_vectors [B, K, D], mask [B, K], log_abundance [B, K] (needed by abundance_input and
-        pooling: abundance) -> (sample vectors [B, D], ASV states [B, K, D])."""
+        """asv_vectors [B, K, D], mask [B, K], log_abundance [B, K] (needed by abundance_input,
+        abundance_bias and pooling: abundance) -> (sample vectors [B, D], ASV states [B, K, D])."""
         b, k, _ = asv_vectors.shape
         if k > self.config.asv_limit:
             raise ValueError(f"{k} ASVs per sample exceed the encoder's asv_limit {self.config.asv_limit}")
-        needs = self.abundance is not None or self.config.pooling == "abundance"
+        needs = (self.abundance is not None or self.config.pooling == "abundance"
+                 or self.config.abundance_bias)
         if needs and log_abundance is None:
             raise ValueError("this sample encoder uses abundances: pass log_abundance "
                              "(from the batch's asv_counts)")
@@ -75,6 +83,6 @@ class SampleEncoder(nn.Module):
         if self.abundance is not None:
             x = x + self.abundance(log_abundance[..., None].to(x.dtype))
         x = self.drop(x) * mask[..., None]
-        states = self.transformer(x, mask)
+        states = self.transformer(x, mask, log_abundance if self.config.abundance_bias else None)
         prior = log_abundance if self.config.pooling == "abundance" else None
         return self.pool(states, mask, prior), states

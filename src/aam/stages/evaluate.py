@@ -11,7 +11,7 @@ Outputs in --out-dir (replaced as a whole, atomically):
   metrics.json     our model and the forest side by side on the test split, with sample counts, our
                    model's validation metrics, the forest's settings and ``degenerate_predictions``
                    (null, or why our model's test predictions ignore their input: one class for
-                   every sample, or a regression whose predictions vary by < 1 % of the target's sd;
+                   every sample, or a regression whose predictions vary by < 10 % of the target's sd;
                    a WARNING line in the log too, for the forest as well)
   predictions.tsv  sample, split, y_true, aam_pred, rf_pred (+ aam_prob_<c>, rf_prob_<c>)
   plots/           learning_curves.png, embedding_pcoa.png and, per task, pred_vs_true.png
@@ -333,7 +333,12 @@ def evaluate(args: argparse.Namespace, settings: dict) -> dict:
         if args.pretrain_dir and (Path(args.pretrain_dir) / "metrics.csv").exists():
             histories["pretrain"] = pd.read_csv(Path(args.pretrain_dir) / "metrics.csv")
         if (finetune_dir / "metrics.csv").exists():
-            histories[f"finetune ({args.target})"] = pd.read_csv(finetune_dir / "metrics.csv")
+            history = pd.read_csv(finetune_dir / "metrics.csv")
+            if "member" in history.columns:  # a seed ensemble: one panel per member
+                for member, part in history.groupby("member", sort=True):
+                    histories[f"finetune ({args.target}), member {member}"] = part.drop(columns="member")
+            else:
+                histories[f"finetune ({args.target})"] = history
         plots.plot_learning_curves(histories, pdir / "learning_curves.png",
                                    title=f"learning curves: run {args.run}")
         emb_path = finetune_dir / "embeddings.parquet"

@@ -41,6 +41,7 @@ import dataclasses
 import json
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -58,6 +59,7 @@ from aam.stages.pretrain import (
     model_config,
     start_trainer,
     train_summary,
+    trainer_settings,
     write_history,
 )
 
@@ -233,29 +235,36 @@ def write_train_features(dm, path: Path) -> None:
 
 
 # --------------------------------------------------------------------------------------------- run
-def run(args: argparse.Namespace) -> None:
-    from aam.data.datasets import AAMDataModule, read_target_column
-    from aam.io.splits import read_splits
-    from aam.training.aam_modules import FinetuneModule, validation_metrics
-    from aam.training.engine import NonFiniteLossError, export_model, fit
+# The metric that picks the best epoch when finetune.trainer.monitor is "auto", per task.
+AUTO_MONITOR = {"classification": ("val/auroc", "max"), "regression": ("val/mae", "min")}
 
-    if args.bundled:
-        from aam.pretrained import bundled_dir
 
-        if args.pretrain_dir:
-            raise InputError("give --pretrain-dir or --bundled, not both")
-        args.pretrain_dir = str(bundled_dir(args.bundled))
-    settings = load_settings(args.settings, "aam_run")
+@dataclass
+class Trained:
+    """One fine-tuned model, its data and its training result."""
+
+    dm: object
+    module: object
+    result: object
+    trainer: object
+    weights: np.ndarray | None
+
+
+def train_model(args: argparse.Namespace, settings: dict, splits: Path | str, classes: list[str] | None,
+                member: int, out_dir: Path) -> Trained:
+    """Fine-tune one model on ``splits`` with ``settings``: member ``member`` of a seed ensemble
+    trains with seed + member (initialisation, batch order and rarefaction draws), so member 0 is
+    the single model of the same run."""
+    from aam.data.datasets import AAMDataModule
+    from aam.training.aam_modules import FinetuneModule
+    from aam.training.engine import NonFiniteLossError, fit, seed_everything
+
     fine = settings["finetune"]
-    trainer = start_trainer(fine, args.seed, args.threads, "finetune.trainer")
-    out_dir = Path(args.out_dir)
-    tokens = Path(args.tokens_dir)
     column, task = args.target_column, args.task
-    name = args.target or column
-
-    classes = target_classes(args.classes, task)
-    check_target(read_target_column(args.samples, column, classes), read_splits(args.splits), column, task)
-    dm = AAMDataModule(tokens, args.splits, settings["data"], seed=args.seed,
+    trainer = trainer_settings(fine, args.seed, args.threads, "finetune.trainer", AUTO_MONITOR[task])
+    trainer.seed = int(trainer.seed) + member
+    seed_everything(trainer.seed)
+    dm = AAMDataModule(Path(args.tokens_dir), splits, settings["data"], seed=args.seed + member,
                        target={"column": column, "type": task, "classes": classes}, metadata=args.samples)
     check_splits(dm)
     n_outputs = 1 if task == "regression" else int(dm.n_classes)
@@ -283,22 +292,119 @@ def run(args: argparse.Namespace) -> None:
         log.info("loaded the pretrained encoder from %s", args.pretrain_dir)
     module.model.freeze_base(bool(fine["freeze_base"]))
 
-    inputs = [tokens / "features.parquet", tokens / "samples.parquet", args.splits, args.samples]
+    tokens = Path(args.tokens_dir)
+    inputs = [tokens / "features.parquet", tokens / "samples.parquet", splits, args.samples]
     if args.pretrain_dir:
         inputs.append(Path(args.pretrain_dir) / "model.safetensors")
     fingerprint = input_fingerprint(
         {k: settings[k] for k in ("data", "model", "finetune")} | {"target": [column, task, classes]},
-        args.seed, inputs,
+        args.seed + member, inputs,
     )
     try:
         result = fit(module, out_dir, datamodule=dm, fingerprint=fingerprint)
     except NonFiniteLossError as err:
         raise InputError(f"fine-tuning diverged: {err}") from err
-    if result.global_rank:  # data parallel: rank 0 writes the outputs
+    return Trained(dm, module, result, trainer, weights)
+
+
+def held_out_score(trained: Trained, split: str, task: str) -> float | None:
+    """The primary metric (aam.evaluate.metrics.PRIMARY_METRIC) of a model on one split of its data."""
+    from aam.evaluate.metrics import PRIMARY_METRIC, compute_metrics
+
+    pred = predict(trained.module.model, eval_loader(trained.dm, split), torch.device("cpu"))
+    if not pred:
+        return None
+    table = prediction_table(pred, split, trained.dm, task)
+    if task == "regression":
+        metrics = compute_metrics(task, table["y_true"], table["y_pred"])
+    else:
+        classes = list(trained.dm.classes)
+        proba = table[[f"prob_{c}" for c in classes]].to_numpy(dtype=float)
+        metrics = compute_metrics(task, table["y_true"], table["y_pred"], proba, classes)
+    return metrics[PRIMARY_METRIC[task]]
+
+
+def select_settings(args: argparse.Namespace, settings: dict, classes: list[str] | None, folder: Path):
+    """Inner cross-validation over ``finetune.select.grid`` on the train + val samples of
+    ``args.splits`` (:mod:`aam.training.selection`); returns the Selection (chosen values, scores)."""
+    from aam.data.datasets import read_target_column
+    from aam.evaluate.metrics import PRIMARY_METRIC
+    from aam.training import selection
+
+    spec = settings["finetune"]["select"]
+    task = args.task
+    part = selection.training_part(pd.read_csv(args.splits, sep="\t", dtype=str, keep_default_na=False))
+    labels = None
+    if task == "classification":
+        values = read_target_column(args.samples, args.target_column, classes)
+        labels = {s: values.get(s) for s in part["sample"]}  # training samples only
+    folds = selection.inner_folds(part, labels, int(spec["folds"]), args.seed, float(spec["val_fraction"]))
+    paths = selection.write_inner_splits(folds, folder)
+    candidates = selection.grid_candidates(settings, spec["grid"])
+    log.info("selection: %d candidates x %d inner folds on %d training samples", len(candidates),
+             len(folds), len(part))
+
+    def score(i: int, candidate: dict, k: int) -> float | None:
+        trained = train_model(args, candidate, paths[k], classes, 0, folder / f"fold{k}" / f"c{i}")
+        value = held_out_score(trained, "test", task)
+        log.info("selection: candidate %s, inner fold %d: %s %s", candidates[i][0], k,
+                 PRIMARY_METRIC[task], value)
+        return value
+
+    chosen = selection.select(candidates, len(folds), score, PRIMARY_METRIC[task])
+    log.info("selection: chose %s (inner %s %s)", chosen.chosen, chosen.metric,
+             next(c["mean"] for c in chosen.candidates if c["values"] == chosen.chosen))
+    return chosen
+
+
+def member_history(trained: list[Trained]) -> pd.DataFrame:
+    """metrics.csv: one model's epochs, or every member's with a ``member`` column first."""
+    if len(trained) == 1:
+        return trained[0].result.history
+    return pd.concat([t.result.history.assign(member=i)[["member", *t.result.history.columns]]
+                      for i, t in enumerate(trained)], ignore_index=True)
+
+
+def run(args: argparse.Namespace) -> None:
+    from aam.data.datasets import read_target_column
+    from aam.io.splits import read_splits
+    from aam.models.ensemble import EnsemblePredictor
+    from aam.training.aam_modules import validation_metrics
+    from aam.training.engine import export_model
+    from aam.training.selection import apply_choice
+
+    if args.bundled:
+        from aam.pretrained import bundled_dir
+
+        if args.pretrain_dir:
+            raise InputError("give --pretrain-dir or --bundled, not both")
+        args.pretrain_dir = str(bundled_dir(args.bundled))
+    settings = load_settings(args.settings, "aam_run")
+    fine = settings["finetune"]
+    column, task = args.target_column, args.task
+    start_trainer(fine, args.seed, args.threads, "finetune.trainer", AUTO_MONITOR[task])
+    out_dir = Path(args.out_dir)
+    name = args.target or column
+
+    classes = target_classes(args.classes, task)
+    check_target(read_target_column(args.samples, column, classes), read_splits(args.splits), column, task)
+    chosen = None
+    if fine.get("select"):
+        chosen = select_settings(args, settings, classes, out_dir / "select")
+        settings = apply_choice(settings, chosen.chosen)
+        fine = settings["finetune"]
+    members = int(fine.get("ensemble") or 1)
+    trained = [train_model(args, settings, args.splits, classes, i,
+                           out_dir if members == 1 else out_dir / "members" / f"m{i}")
+               for i in range(members)]
+    if any(t.result.global_rank for t in trained):  # data parallel: rank 0 writes the outputs
         return
 
-    device = torch.device("cuda" if torch.cuda.is_available() and result.accelerator == "gpu" else "cpu")
-    model = module.model
+    first = trained[0]
+    dm, trainer = first.dm, first.trainer
+    accelerator = first.result.accelerator
+    device = torch.device("cuda" if torch.cuda.is_available() and accelerator == "gpu" else "cpu")
+    model = first.module.model if members == 1 else EnsemblePredictor.of([t.module.model for t in trained])
     tables, embeddings, val_metrics = [], [], {}
     for split in ("train", "val", "test"):
         start = time.perf_counter()
@@ -317,7 +423,8 @@ def run(args: argparse.Namespace) -> None:
         if split != "train":
             tables.append(table)
     predictions = pd.concat(tables, ignore_index=True)
-    summary = train_summary(result, dm.batch_size, trainer.accumulate_grad_batches)
+    summaries = [train_summary(t.result, dm.batch_size, trainer.accumulate_grad_batches) for t in trained]
+    summary = summaries[0] if members == 1 else {"members": summaries}
     log.info("fine-tuning %s: %s; best-epoch validation %s", name, json.dumps(summary), val_metrics)
 
     model.cpu()
@@ -331,21 +438,24 @@ def run(args: argparse.Namespace) -> None:
         "pretrained": bool(args.pretrain_dir),
         "pretrained_from": args.pretrain_dir,
         "freeze_base": bool(fine["freeze_base"]),
-        "loss": module.loss_name,
-        "class_weights": None if weights is None else [float(w) for w in weights],
+        "loss": first.module.loss_name,
+        "class_weights": None if first.weights is None else [float(w) for w in first.weights],
         "data": settings["data"],
         "depth": dm.depth,
         "n_samples": {s: len(d) for s, d in (("train", dm.train_dataset), ("val", dm.val_dataset),
                                              ("test", dm.test_dataset))},
         "val_metrics": val_metrics,
+        "ensemble": members,
+        "selection": None if chosen is None else chosen.as_dict(),
         "training": summary,
         "trainer": trainer.as_dict(),
         "provenance": provenance(
-            used_settings(settings, model=dataclasses.asdict(cfg), finetune__trainer=trainer.as_dict(),
+            used_settings(settings, model=dataclasses.asdict(first.module.model.config),
+                          finetune__trainer=trainer.as_dict(),
                           pretrain=None if args.pretrain_dir else settings.get("pretrain")),
             args.seed, target={"column": column, "type": task}, pretrained_from=args.pretrain_dir),
     })
-    write_history(result.history, out_dir / "metrics.csv")
+    write_history(member_history(trained), out_dir / "metrics.csv")
     with atomic_path(out_dir / "predictions.tsv") as tmp:
         predictions.to_csv(tmp, sep="\t", index=False, float_format="%.6g")
     write_embeddings(embeddings, out_dir / "embeddings.parquet")

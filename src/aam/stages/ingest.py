@@ -45,7 +45,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import scipy.sparse as sp
 
-from aam.errors import InputError
+from aam.errors import InputError, setting_name
 from aam.io.atomic import publish_together
 from aam.io.biom import read_table, table_to_csr
 from aam.io.metadata import read_metadata
@@ -244,7 +244,8 @@ def _keep_features(counts, feature_ids, totals, mask):
 def _check_columns(samples: pd.DataFrame, path, group_column, color_column, targets) -> None:
     for role, column in (("group_column", group_column), ("color_column", color_column)):
         if column and column not in samples.columns:
-            raise InputError(f"{path}: no column '{column}' (datasets.<name>.{role})")
+            where = setting_name(f"--{role.replace('_', '-')}", f"datasets.<name>.{role}")
+            raise InputError(f"{path}: no column '{column}' ({where})")
     for target in targets:
         column = target["column"]
         if column not in samples.columns:

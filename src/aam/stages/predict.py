@@ -6,9 +6,12 @@ Inputs: a model folder of `aam finetune` (``model.safetensors``, ``model.json``,
 ``--sequences`` (FASTA or .qza FeatureData[Sequence]) gives each feature its sequence.
 
 New features are fine: the encoder reads each feature's nucleotides, not its ID, so an ASV that
-training never saw is embedded like any other. The log says how many features of the table, and
-what fraction of its reads, training never saw (by sequence, as the model reads it: cut to
-``max_bp``).
+training never saw is embedded like any other. But a model applied to reads it never saw
+predicts from sequence alone, so the share matters: predict.json records how many features of the
+predicted samples, and what fraction of their reads, training never saw (by sequence, as the model
+reads it: cut to ``max_bp``); above ``--warn-unseen-fraction`` of the reads (default 0.5) that is a
+WARNING, and a table sharing no feature with training at all (another amplicon region, another
+marker gene) is an error.
 
 Rarefaction, as the model's training did for its validation and test samples: each sample is
 rarefied once, without replacement, to the depth the model was trained at (``depth`` in
@@ -27,8 +30,10 @@ Outputs in ``--out-dir`` (all or none):
     The sample encoder's pooled vector per sample, in the one layout of :mod:`aam.io.embeddings`
     (``id``, ``embedding``).
 ``predict.json``
-    Counts (samples predicted and left out, features and reads unseen in training), the depth, and
-    the provenance (package version, git commit, the model's provenance, the seed).
+    Counts (samples predicted and left out, features of the predicted samples and those unseen in
+    training, ``unseen_read_fraction``: their share of the reads, null without the model's training
+    list), the warning threshold, the depth, and the provenance (package version, git commit, the
+    model's provenance, the seed).
 
 The feature table is read with the ingest stage's readers, tokenized with the tokenize stage's
 code, and batched with the training data code.
@@ -60,6 +65,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="representative sequences (FASTA or .qza) when feature IDs are not DNA")
     parser.add_argument("--seed", type=int, default=None,
                         help="rarefaction seed (default: the seed the model was trained with)")
+    parser.add_argument("--warn-unseen-fraction", type=float, default=0.5,
+                        help="warn above this share of the reads from features training never saw "
+                             "(default 0.5); a table sharing no feature with training is an error")
     parser.add_argument("--batch-size", type=int, default=None, help="default: the model's batch size")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--out-dir", required=True, help="folder for predictions.tsv, embeddings.parquet")
@@ -102,7 +110,8 @@ def read_new_table(table_path: str, sequences_path: str | None):
     counts, sample_ids, feature_ids = table_to_csr(read_table(table_path))
     totals = np.asarray(counts.sum(axis=0)).ravel()
     rep = read_rep_seqs(sequences_path) if sequences_path else None
-    sequences = sequences_for(feature_ids, rep, table_path=str(table_path), seqs_path=sequences_path)
+    sequences = sequences_for(feature_ids, rep, table_path=str(table_path), seqs_path=sequences_path,
+                              sequences_key="predict.<name>.sequences")
     keep = (totals > 0) & np.fromiter((s is not None for s in sequences), dtype=bool, count=len(sequences))
     no_seq = int(sum(s is None for s in sequences))
     if no_seq:
@@ -146,9 +155,11 @@ def token_caches(counts, sample_ids, feature_ids, sequences, max_bp: int, folder
     return read_features(tokens / "features.parquet"), read_samples(tokens / "samples.parquet")
 
 
-def unseen_features(model_dir: Path, features, samples, rows: np.ndarray) -> dict:
+def unseen_features(model_dir: Path, features, samples, rows: np.ndarray, table: str,
+                    warn_fraction: float) -> dict:
     """Features (and their share of the reads) of the predicted samples that no training sample had,
-    compared by sequence as the model reads it; {} when the model folder has no training list."""
+    compared by sequence as the model reads it. None of them seen is an `InputError`; a share of the
+    reads above `warn_fraction` a warning. Without the model's training list the counts are None."""
     import pyarrow.parquet as pq
 
     from aam.data.nucleotides import NucleotideTokenizer
@@ -157,7 +168,7 @@ def unseen_features(model_dir: Path, features, samples, rows: np.ndarray) -> dic
     path = model_dir / TRAIN_FEATURES
     if not path.exists():
         log.warning("%s: not found; cannot say which features training never saw", path)
-        return {}
+        return {"n_features": None, "n_unseen_features": None, "unseen_read_fraction": None}
     seen = set(pq.read_table(path, columns=["sequence"]).column("sequence").to_pylist())
     reads = np.zeros(len(features), dtype=np.float64)
     for r in rows:
@@ -171,9 +182,21 @@ def unseen_features(model_dir: Path, features, samples, rows: np.ndarray) -> dic
         "n_unseen_features": int(new.sum()),
         "unseen_read_fraction": float(reads[present[new]].sum() / max(reads.sum(), 1)),
     }
-    log.info("%d of %d features of the predicted samples (%.2f%% of their reads) were not in any "
-             "training sample; the encoder reads their sequences", out["n_unseen_features"],
-             out["n_features"], 100 * out["unseen_read_fraction"])
+    if present.size and new.all():
+        raise InputError(
+            f"{table}: none of its {present.size} features was in any training sample of {model_dir} "
+            "(compared by sequence, as the model reads it); is it another amplicon region or marker?"
+        )
+    share = 100 * out["unseen_read_fraction"]
+    if out["unseen_read_fraction"] > warn_fraction:
+        log.warning("%.1f%% of the reads (%d of %d features) come from features no training sample had "
+                    "(more than %s: --warn-unseen-fraction %g); the model predicts them from sequence "
+                    "alone", share, out["n_unseen_features"], out["n_features"], f"{100 * warn_fraction:g}%",
+                    warn_fraction)
+    else:
+        log.info("%d of %d features of the predicted samples (%.2f%% of their reads) were not in any "
+                 "training sample; the encoder reads their sequences", out["n_unseen_features"],
+                 out["n_features"], share)
     return out
 
 
@@ -181,6 +204,8 @@ def unseen_features(model_dir: Path, features, samples, rows: np.ndarray) -> dic
 def run(args: argparse.Namespace) -> None:
     import torch
 
+    if not 0 <= args.warn_unseen_fraction <= 1:
+        raise InputError(f"--warn-unseen-fraction: must lie in [0, 1], got {args.warn_unseen_fraction}")
     if args.threads:
         torch.set_num_threads(args.threads)
     model, meta = read_model(args.model_dir)
@@ -218,7 +243,7 @@ def _predict(args, model, meta: dict, features, samples, sample_ids: list[str]) 
                     (shallow + no_reads)[0])
     if not rows.size:
         raise InputError(f"{args.table}: no sample reaches the model's rarefaction depth {depth}")
-    unseen = unseen_features(model_dir, features, samples, rows)
+    unseen = unseen_features(model_dir, features, samples, rows, args.table, args.warn_unseen_fraction)
 
     selection = data.get("selection", "abundance")
     log.info("rarefying %d samples to %d reads (seed %d, evaluation stream), %s %d features each",
@@ -251,6 +276,7 @@ def _predict(args, model, meta: dict, features, samples, sample_ids: list[str]) 
         "n_predicted": int(rows.size),
         "left_out": shallow + no_reads,
         **unseen,
+        "warn_unseen_fraction": args.warn_unseen_fraction,
         "provenance": provenance(seed=seed, model=model_prov),
     }
     with atomic_dir(args.out_dir) as out:

@@ -55,10 +55,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 # ------------------------------------------------------------------------------ shared with finetune
-def trainer_settings(section: dict[str, Any], seed: int, threads: int | None, where: str):
+def trainer_settings(section: dict[str, Any], seed: int, threads: int | None, where: str,
+                     auto_monitor: tuple[str, str] = ("val/loss", "min")):
+    """The section's TrainerSettings with the seed, threads and ``monitor: auto`` (the stage's
+    ``auto_monitor``: metric and mode) filled in."""
     from aam.training.engine import TrainerSettings
 
     trainer = TrainerSettings.from_dict(section.get("trainer", {}), where=where)
+    trainer.resolve_monitor(*auto_monitor)
     if trainer.seed is None:
         trainer.seed = seed
     if threads:
@@ -66,12 +70,13 @@ def trainer_settings(section: dict[str, Any], seed: int, threads: int | None, wh
     return trainer
 
 
-def start_trainer(section: dict[str, Any], seed: int, threads: int | None, where: str):
+def start_trainer(section: dict[str, Any], seed: int, threads: int | None, where: str,
+                  auto_monitor: tuple[str, str] = ("val/loss", "min")):
     """The trainer settings of a training stage, with the seed and thread count applied: every AAM
     stage starts this way, so that the same config and seed give identical weights."""
     from aam.training.engine import seed_everything
 
-    trainer = trainer_settings(section, seed, threads, where)
+    trainer = trainer_settings(section, seed, threads, where, auto_monitor)
     seed_everything(trainer.seed)
     if trainer.num_threads:
         torch.set_num_threads(trainer.num_threads)

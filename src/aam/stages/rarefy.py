@@ -5,7 +5,8 @@ that aam.io.biom reads (BIOM, .qza, TSV); with ``--samples ingest/samples.parque
 reads are listed as dropped too. The depth is an integer or ``auto`` (the largest depth that keeps
 at least ``--min-sample-fraction`` of the samples). Outputs: ``--out`` (BIOM HDF5, the samples that
 reach the depth, each summing to it; features without reads after the draw removed) and
-``--dropped`` (TSV: ``sample``, ``reads``: the samples below the depth).
+``--dropped`` (TSV: ``sample``, ``reads``: the samples below the depth), both or neither
+(`aam.io.atomic.publish_files`).
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ import pandas as pd
 import pyarrow.parquet as pq
 import scipy.sparse as sp
 
-from aam.data.rarefy import choose_depth, rarefy, sample_totals
+from aam.data.rarefy import MAX_SAMPLE_TOTAL, choose_depth, rarefy, sample_totals
 from aam.errors import InputError
-from aam.io.atomic import atomic_path
+from aam.io.atomic import publish_files
 from aam.io.biom import csr_to_table, read_table, table_to_csr, write_biom
 
 log = logging.getLogger(__name__)
@@ -91,6 +92,14 @@ def run(args: argparse.Namespace) -> None:
     if args.samples:
         counts, sample_ids = _with_all_samples(args.samples, counts, sample_ids)
     totals = sample_totals(counts)
+    too_many = np.flatnonzero((totals > MAX_SAMPLE_TOTAL) | (totals < 0))  # < 0: the int64 sum overflowed
+    if too_many.size:
+        first = int(too_many[0])
+        reads = f"{counts[first].data.astype(np.float64).sum():.6g}"
+        raise InputError(
+            f"{args.table}: sample '{sample_ids[first]}' has {reads} reads, more than the "
+            f"{MAX_SAMPLE_TOTAL:,} that rarefaction supports ({too_many.size} such samples)"
+        )
     try:
         depth = choose_depth(totals, depth_setting, args.min_sample_fraction)
     except ValueError as err:
@@ -121,9 +130,9 @@ def run(args: argparse.Namespace) -> None:
         len(kept_features),
     )
     table = csr_to_table(matrix, kept_ids, kept_features)
-    with atomic_path(args.dropped) as tmp:
-        dropped.to_csv(tmp, sep="\t", index=False)
-    write_biom(table, args.out, generated_by=f"aam rarefy (depth {depth}, seed {args.seed})")
+    with publish_files([args.out, args.dropped]) as (out, dropped_out):
+        write_biom(table, out, generated_by=f"aam rarefy (depth {depth}, seed {args.seed})")
+        dropped.to_csv(dropped_out, sep="\t", index=False)
 
 
 def _with_all_samples(path, counts, sample_ids):

@@ -111,6 +111,7 @@ def _trainer_settings(settings: dict, seed: int):
     from aam.training.engine import TrainerSettings
 
     ts = TrainerSettings.from_dict(settings["trainer"], where="seq_models run trainer")
+    ts.resolve_monitor("val/loss", "min")
     if ts.seed is None:
         ts.seed = seed
     return ts

@@ -1,7 +1,8 @@
 """Stage `aam unifrac`: UniFrac distance matrices, Faith's PD and PCoA of the rarefied table.
 
 Inputs: ``rarefied/table.biom``, ``ingest/tree.nwk`` and (for colouring) ``ingest/samples.parquet``.
-Outputs in ``--out-dir`` (all written atomically), for each metric in the settings:
+Outputs in ``--out-dir`` (a folder of their own: all of them or none, `aam.io.atomic.publish_together`),
+for each metric in the settings:
 
 - ``{metric}.tsv``: the distance matrix in scikit-bio's / QIIME 2's TSV format
   (``skbio.DistanceMatrix.read``; ``qiime tools import --type DistanceMatrix``);
@@ -15,7 +16,7 @@ and ``faith_pd.tsv`` (sample, faith_pd) when ``faith_pd`` is on.
 Settings (the config's ``unifrac:`` section): ``metrics``, ``faith_pd``, ``backend``
 (``auto`` | ``torch`` | ``striped``: ``auto`` is the torch backend, exact in fp64 and faster than
 Striped UniFrac on the benchmarks here; ``striped`` uses biocore's ``unifrac`` package, which must be
-importable, e.g. in ``envs/unifrac.yaml``), ``precision`` (float64 | float32), ``block_size``
+importable, e.g. in ``workflow/envs/unifrac.yaml``), ``precision`` (float64 | float32), ``block_size``
 (samples per block), ``device`` (auto | cpu | cuda), ``pcoa_dimensions``.
 """
 
@@ -31,7 +32,7 @@ import pandas as pd
 
 from aam.config import load_schema, load_settings, validate
 from aam.errors import InputError
-from aam.io.atomic import atomic_path
+from aam.io.atomic import atomic_path, publish_together
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--table", required=True, help="rarefied/table.biom")
     parser.add_argument("--tree", required=True, help="ingest/tree.nwk (rooted, covering the table)")
     parser.add_argument("--samples", help="ingest/samples.parquet (metadata for colouring the PCoA)")
-    parser.add_argument("--color-column", default="", help="metadata column that colours the PCoA plots")
+    parser.add_argument("--color-column", nargs="?", const="", default="",
+                        help="metadata column that colours the PCoA plots; omit (or '') for none")
     parser.add_argument("--out-dir", required=True, help="folder for the matrices, PCoA and Faith's PD")
     parser.add_argument("--settings", help="the config's `unifrac:` section as JSON or a YAML file")
     parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
@@ -84,17 +86,25 @@ def run(args: argparse.Namespace) -> None:
     from aam.io.biom import read_table, table_to_csr
 
     counts, sample_ids, feature_ids = table_to_csr(read_table(args.table))
-    out_dir = Path(args.out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     metadata = _read_samples(args.samples, sample_ids) if args.samples else None
+    if metadata is not None and args.color_column and args.color_column not in metadata.columns:
+        raise InputError(f"{args.samples}: color column {args.color_column!r} is not in the sample metadata")
     matrices, pd_values = compute(counts, sample_ids, feature_ids, args.table, args.tree, settings)
-    for metric, dm in matrices.items():
-        write_distance_matrix(dm, sample_ids, out_dir / f"{metric}.tsv")
-        ordination = write_pcoa(dm, sample_ids, out_dir, metric, int(settings["pcoa_dimensions"]))
-        plot_pcoa(ordination, metadata, args.color_column or None, metric, out_dir / f"pcoa_{metric}.png")
-    if pd_values is not None:
-        with atomic_path(out_dir / "faith_pd.tsv") as tmp:
-            pd.DataFrame({"sample": sample_ids, "faith_pd": pd_values}).to_csv(tmp, sep="\t", index=False)
+    with publish_together(args.out_dir, output_names(settings)) as out_dir:
+        for metric, dm in matrices.items():
+            write_distance_matrix(dm, sample_ids, out_dir / f"{metric}.tsv")
+            ordination = write_pcoa(dm, sample_ids, out_dir, metric, int(settings["pcoa_dimensions"]))
+            plot_pcoa(ordination, metadata, args.color_column or None, metric, out_dir / f"pcoa_{metric}.png")
+        if pd_values is not None:
+            with atomic_path(out_dir / "faith_pd.tsv") as tmp:
+                pd.DataFrame({"sample": sample_ids, "faith_pd": pd_values}).to_csv(tmp, sep="\t", index=False)
+
+
+def output_names(settings: dict) -> list[str]:
+    """The files of ``--out-dir``, published all or none (`aam.io.atomic.publish_together`)."""
+    names = [f"{stem}{metric}.{ext}" for metric in settings["metrics"]
+             for stem, ext in (("", "tsv"), ("pcoa_", "tsv"), ("pcoa_", "txt"), ("pcoa_", "png"))]
+    return names + (["faith_pd.tsv"] if settings["faith_pd"] else [])
 
 
 def compute(counts, sample_ids, feature_ids, table_path, tree_path, settings):
@@ -130,7 +140,7 @@ def _compute_striped(table_path, tree_path, sample_ids, settings):
     except ImportError as err:
         raise InputError(
             "unifrac backend 'striped' needs biocore's `unifrac` package (conda: bioconda::unifrac; "
-            "see envs/unifrac.yaml); use backend 'torch' or 'auto' otherwise"
+            "see workflow/envs/unifrac.yaml); use backend 'torch' or 'auto' otherwise"
         ) from err
     suffix = "_fp64" if settings["precision"] == "float64" else "_fp32"
     matrices = {}

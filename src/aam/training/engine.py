@@ -56,6 +56,7 @@ API
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib
 import json
@@ -69,6 +70,7 @@ import subprocess
 import threading
 import time
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -82,7 +84,7 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.plugins.environments import SLURMEnvironment
 from lightning.pytorch.utilities import rank_zero_only
 
-from aam.errors import InputError, Preempted
+from aam.errors import InputError, OutputError, Preempted, destination_cause
 from aam.io.atomic import atomic_path, write_text
 from aam.provenance import provenance
 from aam.training.progress import ProgressLog, RunProgressBar, progress_bar_enabled, quiet_lightning
@@ -94,6 +96,9 @@ SCHEDULES = ("warmup_cosine", "step", "plateau", "none")
 PRECISIONS = ("32", "bf16-mixed", "16-mixed")
 # Not ddp_spawn: its callbacks (the history) run in the spawned children, not in the caller.
 STRATEGIES = ("auto", "ddp", "ddp_find_unused_parameters_true")
+
+
+AUTO_MONITOR = "auto"  # trainer.monitor: the stage chooses (TrainerSettings.resolve_monitor)
 
 
 class NonFiniteLossError(RuntimeError):
@@ -181,6 +186,12 @@ class TrainerSettings:
             raise bad("num_nodes must be >= 1")
         if not (self.devices == "auto" or (isinstance(self.devices, int) and self.devices >= 1)):
             raise bad(f"devices must be 'auto' or an integer >= 1, got {self.devices!r}")
+
+    def resolve_monitor(self, monitor: str, mode: str) -> None:
+        """``monitor: auto`` means the stage's own metric: ``monitor`` with ``mode`` (the stage says
+        which; fine-tuning picks one per task). Other monitors stay as they are."""
+        if self.monitor == AUTO_MONITOR:
+            self.monitor, self.mode = monitor, mode
 
     def as_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -613,6 +624,29 @@ def _prepare_checkpoints(ckpt_dir: Path, fingerprint: dict[str, Any] | None, res
     return None
 
 
+@contextlib.contextmanager
+def _state_removed_on_write_failure(out_dir: Path, keep: bool) -> Iterator[None]:
+    """A run that cannot write its checkpoints or logs (a full disk, a read-only folder) stops with
+    one `OutputError` naming the run's folder and the cause. Unless told to `keep` them (a run
+    resumed from a checkpoint, which a rerun after freeing space resumes again; a checkpoint cut
+    short by the full disk is then set aside, see _prepare_checkpoints), what the run wrote there,
+    ``checkpoints/`` and ``logs/``, is removed first (rank 0): it would resume nothing."""
+    try:
+        yield
+    except (InputError, OutputError, Preempted):
+        raise
+    except Exception as err:
+        cause = destination_cause(err)
+        if cause is None:
+            raise
+        if not keep and rank_zero_only.rank == 0:
+            for name in ("checkpoints", "logs"):
+                shutil.rmtree(out_dir / name, ignore_errors=True)
+            with contextlib.suppress(OSError):
+                out_dir.rmdir()  # only when nothing else is left in it
+        raise OutputError(f"{out_dir}: cannot write the run's checkpoints and logs: {cause}") from err
+
+
 def fit(
     module: EngineModule,
     out_dir: str | Path,
@@ -624,6 +658,9 @@ def fit(
 ) -> FitResult:
     """Train ``module`` with its ``settings``; see the module docstring."""
     s = module.settings
+    if s.monitor == AUTO_MONITOR:
+        raise ValueError("trainer monitor 'auto' reached fit(): the stage must resolve it "
+                         "(TrainerSettings.resolve_monitor)")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     seed = 42 if s.seed is None else int(s.seed)
@@ -636,8 +673,9 @@ def fit(
     precision = _resolve_precision(s, on_gpu)
     devices, strategy = _parallelism(s, on_gpu)
     # The rank of a process launched for data parallelism (srun, torchrun, Lightning's launcher).
-    ckpt_path = _prepare_checkpoints(out_dir / "checkpoints", fingerprint, s.resume,
-                                     writer=rank_zero_only.rank == 0)
+    with _state_removed_on_write_failure(out_dir, keep=(out_dir / "checkpoints" / "last.ckpt").exists()):
+        ckpt_path = _prepare_checkpoints(out_dir / "checkpoints", fingerprint, s.resume,
+                                         writer=rank_zero_only.rank == 0)
 
     history = _History()
     checkpoint = ModelCheckpoint(
@@ -697,19 +735,20 @@ def fit(
         default_root_dir=out_dir,
     )
     start = time.perf_counter()
-    trainer.fit(
-        module,
-        train_dataloaders=train_dataloaders,
-        val_dataloaders=val_dataloaders,
-        datamodule=datamodule,
-        ckpt_path=str(ckpt_path) if ckpt_path is not None else None,
-        weights_only=True,
-    )
-    wall = time.perf_counter() - start
-    if trainer.interrupted:
-        raise KeyboardInterrupt("training was interrupted")
-    if trainer.is_global_zero:
-        write_text(out_dir / "checkpoints" / FINISHED, f"global_step {trainer.global_step}\n")
+    with _state_removed_on_write_failure(out_dir, keep=ckpt_path is not None):
+        trainer.fit(
+            module,
+            train_dataloaders=train_dataloaders,
+            val_dataloaders=val_dataloaders,
+            datamodule=datamodule,
+            ckpt_path=str(ckpt_path) if ckpt_path is not None else None,
+            weights_only=True,
+        )
+        wall = time.perf_counter() - start
+        if trainer.interrupted:
+            raise KeyboardInterrupt("training was interrupted")
+        if trainer.is_global_zero:
+            write_text(out_dir / "checkpoints" / FINISHED, f"global_step {trainer.global_step}\n")
 
     best_path = checkpoint.best_model_path or None
     best_score = checkpoint.best_model_score
@@ -805,6 +844,7 @@ def load_model(
     The class is imported from its dotted path when it lies in the ``aam`` package; pass ``cls``
     for a class defined elsewhere (JSON from an untrusted source never imports arbitrary modules).
     """
+    from safetensors import SafetensorError
     from safetensors.torch import load_model as st_load
 
     out_dir = Path(out_dir)
@@ -819,6 +859,14 @@ def load_model(
             raise InputError(f"{out_dir / 'model.json'}: model class {dotted} is not part of aam")
         cls = getattr(importlib.import_module(module_name), qualname)
     model = cls(cls.config_class(**meta["config"]))
-    st_load(model, str(out_dir / "model.safetensors"), device=map_location)
+    weights = out_dir / "model.safetensors"
+    try:
+        st_load(model, str(weights), device=map_location)
+    except (SafetensorError, OSError) as err:  # truncated, not safetensors (e.g. a pickle), unreadable
+        raise InputError(f"{weights}: not a readable safetensors file ({err}); export the model again"
+                         ) from None
+    except RuntimeError as err:  # tensors missing or of other shapes than model.json describes
+        first = (str(err).strip().splitlines() or [""])[0][:200]
+        raise InputError(f"{weights}: does not hold the weights model.json describes ({first})") from None
     model.eval()
     return model, meta

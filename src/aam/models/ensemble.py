@@ -1,0 +1,88 @@
+"""A seed ensemble of fine-tuned AAM predictors: N fine-tunings that differ only in their seed.
+
+Small studies give a fine-tuned model a high variance: the same data and settings with another seed
+(initialisation, batch order, rarefaction draws) move a fold's AUROC by several points. Averaging
+the predictions of N such models removes that part of the error without adding any bias, which is
+why an ensemble can rank above each of its members.
+
+How predictions combine, per sample:
+- regression: the mean of the members' outputs (standardized units; every member was trained with
+  the same target mean and sd, so the mean in original units is the same average);
+- classification: the mean of the members' class probabilities. The output is returned as
+  ``log(mean_i softmax(logits_i))``, a vector of logits whose softmax IS that mean (it sums to one
+  already), so every consumer that applies a softmax to the output reads the averaged probabilities;
+- count head: the mean of the members' predicted relative abundances, as log-probabilities;
+- sample embedding: the members' vectors side by side ([B, N x D]); each member has its own basis,
+  so their mean would mix unrelated coordinates.
+
+The ensemble is a plain ``nn.Module`` with a dataclass ``config`` (``EnsembleConfig``: the members'
+``AAMConfig`` plus ``members``), so it exports to one ``model.safetensors`` + ``model.json`` and loads
+with ``load_model`` exactly like a single predictor; `aam predict` and `aam evaluate` need nothing new.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from aam.models.aam import AAMConfig, SequencePredictor
+
+
+@dataclass
+class EnsembleConfig(AAMConfig):
+    """The members' AAMConfig (they share it) and their number."""
+
+    members: int = 2
+
+    def member_config(self) -> AAMConfig:
+        return AAMConfig(**{f.name: getattr(self, f.name) for f in dataclasses.fields(AAMConfig)})
+
+
+class EnsemblePredictor(nn.Module):
+    """N SequencePredictors of one architecture whose predictions are averaged (module docstring)."""
+
+    config_class = EnsembleConfig
+
+    def __init__(self, config: EnsembleConfig):
+        super().__init__()
+        if config.members < 1:
+            raise ValueError(f"an ensemble needs at least one member, got {config.members}")
+        self.config = config
+        member = config.member_config()
+        self.members = nn.ModuleList(SequencePredictor(member) for _ in range(config.members))
+
+    @classmethod
+    def of(cls, members: Sequence[SequencePredictor]) -> EnsemblePredictor:
+        """An ensemble holding copies of the weights of ``members`` (all of one AAMConfig)."""
+        if not members:
+            raise ValueError("an ensemble needs at least one member")
+        first = members[0].config
+        for m in members[1:]:
+            if m.config != first:
+                raise ValueError("ensemble members must share one AAMConfig")
+        ensemble = cls(EnsembleConfig(**dataclasses.asdict(first), members=len(members)))
+        for mine, theirs in zip(ensemble.members, members, strict=True):
+            mine.load_state_dict(theirs.state_dict())
+        return ensemble
+
+    def forward(self, tokens: torch.Tensor, asv_index: torch.Tensor, asv_mask: torch.Tensor,
+                asv_counts: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        outs = [m(tokens, asv_index, asv_mask, asv_counts) for m in self.members]
+        log_n = math.log(len(outs))
+        if self.config.task == "regression":
+            target = torch.stack([o["target"] for o in outs]).mean(0)
+        else:
+            log_probs = torch.stack([torch.log_softmax(o["target"].float(), dim=-1) for o in outs])
+            target = torch.logsumexp(log_probs, dim=0) - log_n
+        counts = torch.logsumexp(torch.stack([o["count_log_probs"] for o in outs]), dim=0) - log_n
+        return {
+            "target": target,
+            "count_log_probs": counts,
+            "sample_embedding": torch.cat([o["sample_embedding"] for o in outs], dim=-1),
+            "asv_mask": outs[0]["asv_mask"],
+        }

@@ -1,0 +1,304 @@
+"""Options toward generalization (issue 24), each against something independent:
+
+- abundance as an attention bias: the attention equals a brute-force softmax(QK^T / sqrt(d) + s_h b_j) V
+  computed by hand, and with its scales at 0 the sample encoder is exactly the abundance-blind one;
+- seed ensembles: the ensemble's prediction is the mean of its members' (class probabilities,
+  regression values), and `aam finetune` with ``ensemble: 2`` holds exactly the two models that
+  single runs with seeds s and s + 1 train, its predictions their mean;
+- inner-CV selection: a hand-worked choice; inner folds hold only training samples, grouped; and
+  `aam finetune` with ``select`` makes the same choice, with the same inner scores, when the test
+  samples' targets are replaced by garbage (it never reads them);
+- ``monitor: auto``: each stage's own metric, never reaching fit() unresolved.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from aam_synthetic import make_batch  # noqa: E402
+
+from aam.cli import main  # noqa: E402
+from aam.errors import InputError  # noqa: E402
+from aam.models.aam import AAMConfig, SequencePredictor  # noqa: E402
+from aam.models.ensemble import EnsemblePredictor  # noqa: E402
+from aam.models.layers import SelfAttention, key_padding_mask  # noqa: E402
+from aam.models.sample_encoder import SampleEncoder, SampleEncoderConfig  # noqa: E402
+from aam.training import selection  # noqa: E402
+from aam.training.engine import TrainerSettings, load_model  # noqa: E402
+
+torch.set_num_threads(1)
+
+
+def tiny(**kw) -> AAMConfig:
+    base = dict(embedding_dim=16, layers=1, heads=2, ff_dim=32, dropout=0.0, max_bp=12, asv_limit=8,
+                asv_encoder="kmer", kmer_size=3)
+    base.update(kw)
+    return AAMConfig(**base)
+
+
+# ------------------------------------------------------------------------------ abundance as a bias
+def test_key_bias_attention_equals_a_hand_computed_softmax():
+    torch.manual_seed(0)
+    n, t, d, h = 2, 5, 8, 2
+    attn = SelfAttention(d, h, 0.0, key_bias=True).eval()
+    with torch.no_grad():
+        attn.bias_scale.copy_(torch.tensor([0.7, -1.3]))
+    x = torch.randn(n, t, d)
+    values = torch.randn(n, t)
+    mask = torch.tensor([[True] * 5, [True, True, True, False, False]])
+    with torch.no_grad():
+        got = attn(x, key_padding_mask(mask), values)
+        # by hand: per head, scores = q k^T / sqrt(d_h) + s_h * b_j, padding keys excluded
+        w, bias = attn.qkv.weight, attn.qkv.bias
+        qkv = x @ w.T + bias
+        q, k, v = qkv[..., :d], qkv[..., d:2 * d], qkv[..., 2 * d:]
+        dh = d // h
+        heads = []
+        for head in range(h):
+            sl = slice(head * dh, (head + 1) * dh)
+            scores = q[..., sl] @ k[..., sl].transpose(1, 2) / math.sqrt(dh)
+            scores = scores + attn.bias_scale[head] * values[:, None, :]
+            scores = scores.masked_fill(~mask[:, None, :], float("-inf"))
+            heads.append(torch.softmax(scores, -1) @ v[..., sl])
+        want = attn.proj(torch.cat(heads, -1))
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+
+
+def test_abundance_bias_starts_as_the_abundance_blind_encoder_and_then_uses_abundance():
+    torch.manual_seed(0)
+    cfg = dict(dim=16, layers=2, heads=2, ff_dim=32, dropout=0.0, asv_limit=8)
+    blind = SampleEncoder(SampleEncoderConfig(**cfg)).eval()
+    biased = SampleEncoder(SampleEncoderConfig(**cfg, abundance_bias=True)).eval()
+    missing, unexpected = biased.load_state_dict(blind.state_dict(), strict=False)
+    assert not unexpected and all("bias_scale" in m for m in missing) and missing
+    x = torch.randn(3, 6, 16)
+    mask = torch.ones(3, 6, dtype=torch.bool)
+    mask[2, 4:] = False
+    log_ab = torch.log(torch.softmax(torch.randn(3, 6), -1)) * mask
+    with torch.no_grad():
+        torch.testing.assert_close(biased(x, mask, log_ab)[0], blind(x, mask)[0])
+        for block in biased.transformer.blocks:
+            block.attn.bias_scale.fill_(1.0)
+        moved = biased(x, mask, log_ab)[0]
+        other = biased(x, mask, torch.log(torch.full((3, 6), 1 / 6)) * mask)[0]
+    assert (moved - blind(x, mask)[0]).norm() > 1e-3
+    assert (moved - other).norm() > 1e-3  # the output depends on the abundances
+    with pytest.raises(ValueError, match="abundances"):
+        biased(x, mask)
+
+
+# -------------------------------------------------------------------------------------- ensembles
+@pytest.mark.parametrize("task,n_outputs", [("classification", 3), ("regression", 1)])
+def test_ensemble_prediction_is_the_mean_of_its_members(task, n_outputs, tmp_path):
+    from aam.training.engine import export_model
+
+    members = []
+    for seed in range(3):
+        torch.manual_seed(seed)
+        members.append(SequencePredictor(tiny(task=task, n_outputs=n_outputs)).eval())
+    ensemble = EnsemblePredictor.of(members).eval()
+    batch = make_batch([[0, 1, 2, 3], [2, 4], [5], [1, 6, 7]], counts=[[9, 5, 2, 1], [4, 4], [7], [3, 2, 1]])
+    args = (batch["tokens"], batch["asv_index"], batch["asv_mask"], batch["asv_counts"])
+    with torch.no_grad():
+        outs = [m(*args) for m in members]
+        got = ensemble(*args)
+        export_model(ensemble, tmp_path)
+        loaded, _ = load_model(tmp_path)
+        again = loaded(*args)
+    if task == "regression":
+        want = torch.stack([o["target"] for o in outs]).mean(0)
+        torch.testing.assert_close(got["target"], want)
+    else:
+        want = torch.stack([torch.softmax(o["target"], -1) for o in outs]).mean(0)
+        torch.testing.assert_close(torch.softmax(got["target"], -1), want)
+        torch.testing.assert_close(got["target"].exp().sum(-1), torch.ones(4))  # log-probabilities
+    counts = torch.stack([o["count_log_probs"].exp() for o in outs]).mean(0)
+    torch.testing.assert_close(got["count_log_probs"].exp(), counts)
+    assert got["sample_embedding"].shape == (4, 3 * 16)
+    torch.testing.assert_close(again["target"], got["target"])
+    assert isinstance(loaded, EnsemblePredictor) and len(loaded.members) == 3
+
+
+def test_ensemble_members_must_share_a_config():
+    a = SequencePredictor(tiny(task="regression"))
+    b = SequencePredictor(tiny(task="regression", embedding_dim=8, heads=2))
+    with pytest.raises(ValueError, match="one AAMConfig"):
+        EnsemblePredictor.of([a, b])
+
+
+SETTINGS = {
+    "data": {"asv_limit": 16, "batch_size": 8},
+    "model": {"embedding_dim": 16, "layers": 1, "heads": 2, "ff_dim": 32, "dropout": 0.0},
+    "pretrain": {"enabled": False},
+    "finetune": {"trainer": {"max_epochs": 2, "warmup_steps": 1, "patience": None, "progress_bar": False,
+                             "monitor": "auto", "num_threads": 1}},
+}
+
+
+def finetune(root: Path, out: Path, settings: dict, *, seed: int = 42, task: str = "classification",
+             metadata: Path | None = None, splits: Path | None = None) -> None:
+    column = "disease" if task == "classification" else "age"
+    splits = splits or root / "splits.tsv"
+    assert main(["finetune", "--tokens-dir", str(root / "tokens"), "--splits", str(splits),
+                 "--samples", str(metadata or root / "metadata.tsv"), "--target-column", column,
+                 "--task", task, "--settings", json.dumps(settings), "--seed", str(seed),
+                 "--threads", "1", "--out-dir", str(out)]) == 0
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    """A tiny study through rarefy -> tokenize: tokens/, splits.tsv (30 train, 8 val, 10 test) and
+    metadata.tsv with a class (``disease``, which feature 0 marks) and a number (``age``)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    root = tmp_path_factory.mktemp("study")
+    rng = np.random.default_rng(5)
+    n, n_features = 48, 20
+    samples = [f"2538.{10000 + i}" for i in range(n)]
+    seqs = ["".join(rng.choice(list("ACGT"), size=int(rng.integers(30, 41)))) for _ in range(n_features)]
+    label = np.where(np.arange(n) % 2 == 0, "Crohns", "Control")
+    counts = rng.poisson(6, size=(n, n_features)) * (rng.random((n, n_features)) < 0.6) + 1
+    counts[label == "Crohns", 0] += 30
+    ingest = root / "ingest"
+    ingest.mkdir()
+    pq.write_table(pa.table({"feature_id": seqs, "sequence": seqs}), ingest / "features.parquet")
+    rows, cols = np.nonzero(counts)
+    pq.write_table(pa.table({"sample": [samples[i] for i in rows], "feature": [seqs[j] for j in cols],
+                             "count": counts[rows, cols].astype(np.int64)}), ingest / "counts.parquet")
+    split = ["train"] * 30 + ["val"] * 8 + ["test"] * 10
+    pd.DataFrame({"sample": samples, "split": split}).to_csv(root / "splits.tsv", sep="\t", index=False)
+    pd.DataFrame({"sample_name": samples, "disease": label, "age": 20 + counts[:, 0] + rng.normal(0, 3, n)}
+                 ).to_csv(root / "metadata.tsv", sep="\t", index=False)
+    assert main(["rarefy", "--table", str(ingest / "counts.parquet"), "--depth", "60", "--seed", "7",
+                 "--out", str(root / "rarefied.biom"), "--dropped", str(root / "dropped.tsv")]) == 0
+    assert main(["tokenize", "--features", str(ingest / "features.parquet"), "--counts",
+                 str(ingest / "counts.parquet"), "--rarefied", str(root / "rarefied.biom"),
+                 "--out-dir", str(root / "tokens"), "--settings", '{"max_bp": 40}']) == 0
+    return root
+
+
+def test_finetune_ensemble_holds_the_single_runs_of_seeds_s_and_s_plus_1(study, tmp_path):
+    from aam.data.datasets import AAMDataModule
+    from aam.stages.finetune import eval_loader, predict
+
+    settings = json.loads(json.dumps(SETTINGS))
+    finetune(study, tmp_path / "single42", settings, seed=42)
+    finetune(study, tmp_path / "single43", settings, seed=43)
+    settings["finetune"]["ensemble"] = 2
+    finetune(study, tmp_path / "ensemble", settings, seed=42)
+
+    ensemble, meta = load_model(tmp_path / "ensemble")
+    assert meta["ensemble"] == 2 and isinstance(ensemble, EnsemblePredictor)
+    singles = [load_model(tmp_path / f"single{s}")[0] for s in (42, 43)]
+    for member, single in zip(ensemble.members, singles, strict=True):
+        for (name, a), (_, b) in zip(member.state_dict().items(), single.state_dict().items(), strict=True):
+            assert torch.equal(a, b), name
+    # the ensemble's test probabilities are the mean of the two single models' on the same batches
+    dm = AAMDataModule(study / "tokens", study / "splits.tsv", meta["data"], seed=42,
+                       target={"column": "disease", "type": "classification"},
+                       metadata=study / "metadata.tsv")
+    outputs = [predict(m, eval_loader(dm, "test"), torch.device("cpu"))["output"] for m in singles]
+    probs = [torch.softmax(torch.from_numpy(o), -1).numpy() for o in outputs]
+    table = pd.read_csv(tmp_path / "ensemble" / "predictions.tsv", sep="\t")
+    test = table[table["split"] == "test"]
+    np.testing.assert_allclose(test[[f"prob_{c}" for c in dm.classes]].to_numpy(), np.mean(probs, axis=0),
+                               atol=1e-5)
+    history = pd.read_csv(tmp_path / "ensemble" / "metrics.csv")
+    assert sorted(history["member"].unique()) == [0, 1]
+
+
+# -------------------------------------------------------------------------------------- selection
+def test_grid_candidates_and_the_choice_by_hand():
+    settings = {"data": {"asv_limit": 64}, "model": {"dropout": 0.1}, "finetune": {"trainer": {"lr": 1e-3}}}
+    cands = selection.grid_candidates(settings, {"lr": [1e-3, 1e-2], "dropout": [0.0, 0.2]})
+    assert [c[0] for c in cands] == [{"dropout": 0.0, "lr": 1e-3}, {"dropout": 0.0, "lr": 1e-2},
+                                     {"dropout": 0.2, "lr": 1e-3}, {"dropout": 0.2, "lr": 1e-2}]
+    assert cands[3][1]["model"]["dropout"] == 0.2 and cands[3][1]["finetune"]["trainer"]["lr"] == 1e-2
+    assert settings["model"]["dropout"] == 0.1  # the run's own settings are left alone
+    # inner scores by hand: means 0.6, 0.7 (a None fold is left out), 0.7 (tie: the earlier wins), None
+    table = {0: [0.5, 0.7], 1: [0.7, None], 2: [0.8, 0.6], 3: [None, None]}
+    chosen = selection.select(cands, 2, lambda i, s, k: table[i][k], "auroc")
+    assert chosen.chosen == {"dropout": 0.0, "lr": 1e-2}
+    assert [c["mean"] for c in chosen.candidates] == pytest.approx([0.6, 0.7, 0.7, None])
+    low = selection.select(cands[:3], 2, lambda i, s, k: table[i][k], "mae", higher_is_better=False)
+    assert low.chosen == cands[0][0]
+    with pytest.raises(InputError, match="unknown key"):
+        selection.grid_candidates(settings, {"layers": [1, 2]})
+
+
+def test_inner_folds_hold_only_training_samples_and_keep_groups_whole():
+    rng = np.random.default_rng(0)
+    samples = [f"s{i}" for i in range(60)]
+    groups = [f"g{i // 3}" for i in range(60)]
+    split = ["test" if i % 5 == 0 else ("val" if i % 7 == 0 else "train") for i in range(60)]
+    splits = pd.DataFrame({"sample": samples, "split": split, "group": groups})
+    part = selection.training_part(splits)
+    labels = {s: str(rng.integers(2)) for s in part["sample"]}
+    folds = selection.inner_folds(part, labels, 3, 42, 0.2)
+    tests = set()
+    for rows in folds:
+        assert set(rows["sample"]) == set(part["sample"])  # every training sample, and only those
+        assert not set(rows["sample"]) & set(splits.loc[splits["split"] == "test", "sample"])
+        by_group = rows.groupby("group")["split"].nunique()
+        assert (by_group == 1).all()  # a group never on two sides
+        tests |= set(rows.loc[rows["split"] == "test", "sample"])
+    assert tests == set(part["sample"])  # each training sample is held out once
+
+
+def test_selection_never_reads_the_test_samples(study, tmp_path):
+    """Garbage targets for the test samples (and their groups' names) change nothing: the same
+    inner folds, the same inner scores, the same choice. A selection that used the test samples'
+    targets (in its inner folds, or in its scores) would see the garbage."""
+    splits = pd.read_csv(study / "splits.tsv", sep="\t", dtype=str)
+    splits["group"] = [f"subject{i // 2}" for i in range(len(splits))]
+    splits.to_csv(tmp_path / "splits.tsv", sep="\t", index=False)
+    meta = pd.read_csv(study / "metadata.tsv", sep="\t", dtype=str)
+    test_ids = set(splits.loc[splits["split"] == "test", "sample"])
+    poisoned = meta.copy()
+    is_test = poisoned["sample_name"].isin(test_ids)
+    poisoned.loc[is_test, "age"] = "1000000"
+    poisoned.to_csv(tmp_path / "poisoned.tsv", sep="\t", index=False)
+    settings = json.loads(json.dumps(SETTINGS))
+    settings["finetune"]["trainer"]["max_epochs"] = 1
+    settings["finetune"]["select"] = {"grid": {"lr": [1e-3, 3e-2]}, "folds": 2}
+    outs = {}
+    for name, metadata in (("clean", study / "metadata.tsv"), ("poisoned", tmp_path / "poisoned.tsv")):
+        finetune(study, tmp_path / name, settings, task="regression", metadata=metadata,
+                 splits=tmp_path / "splits.tsv")
+        outs[name] = json.loads((tmp_path / name / "model.json").read_text())["selection"]
+    assert outs["clean"] == outs["poisoned"]
+    assert len(outs["clean"]["candidates"]) == 2
+    assert all(s is not None for c in outs["clean"]["candidates"] for s in c["scores"])
+    for k in range(2):
+        inner = pd.read_csv(tmp_path / "clean" / "select" / f"fold{k}" / "splits.tsv", sep="\t", dtype=str)
+        assert not set(inner["sample"]) & test_ids
+
+
+# ---------------------------------------------------------------------------------- monitor: auto
+def test_monitor_auto_is_each_stages_own_metric():
+    from aam.stages.finetune import AUTO_MONITOR
+
+    s = TrainerSettings.from_dict({"monitor": "auto", "mode": "min"})
+    s.resolve_monitor(*AUTO_MONITOR["classification"])
+    assert (s.monitor, s.mode) == ("val/auroc", "max")
+    kept = TrainerSettings.from_dict({"monitor": "val/loss"})
+    kept.resolve_monitor("val/auroc", "max")
+    assert (kept.monitor, kept.mode) == ("val/loss", "min")
+
+
+def test_an_unresolved_auto_monitor_never_trains(tmp_path):
+    from aam.training.engine import EngineModule, fit
+
+    module = EngineModule(TrainerSettings.from_dict({"monitor": "auto"}))
+    with pytest.raises(ValueError, match="resolve"):
+        fit(module, tmp_path)
