@@ -95,9 +95,9 @@ def run_settings(variant: dict) -> dict:
 def pretrain(settings: dict, tokens: Path, splits: Path, tree: Path, index_cache: dict, seed: int,
              out: Path) -> tuple[dict, float]:
     from aam.data.unifrac import PhyloIndex
-    from aam.stages.pretrain import model_config, trainer_settings
     from aam.training.aam_modules import PretrainModule
     from aam.training.engine import fit
+    from aam.training.runs import model_config, trainer_settings
 
     pre = settings["pretrain"]
     dm = AAMDataModule(tokens, splits, settings["data"], seed=seed)
@@ -115,9 +115,9 @@ def pretrain(settings: dict, tokens: Path, splits: Path, tree: Path, index_cache
 def finetune(settings: dict, tokens: Path, splits: Path, samples: Path, seed: int, out: Path,
              base_state: dict | None) -> tuple[float, float]:
     from aam.stages.finetune import class_weight_vector, eval_loader, predict
-    from aam.stages.pretrain import model_config, trainer_settings
     from aam.training.aam_modules import FinetuneModule
     from aam.training.engine import fit
+    from aam.training.runs import model_config, trainer_settings
 
     fine = settings["finetune"]
     dm = AAMDataModule(tokens, splits, settings["data"], seed=seed,

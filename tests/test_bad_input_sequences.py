@@ -181,10 +181,10 @@ def _untrained_classifier(folder):
     import torch
 
     from aam.data.dna_tokenizers import KmerTokenizer
+    from aam.io.model_files import export_model
     from aam.models.contrastive import ContrastiveConfig, ContrastiveEmbedder
     from aam.stages.embed import write_reference
     from aam.stages.seq_prepare import prepare
-    from aam.training.engine import export_model
 
     fasta, tax = _write_set(folder, n=20)
     torch.manual_seed(0)

@@ -10,8 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import small_fs
 import yaml
-from test_workflow import REPO, snakemake, write_config
+from test_workflow import REPO, SNAKEFILE, SNAKEMAKE, snakemake, write_config
 
 from aam.config import check_config
 from aam.errors import InputError
@@ -52,6 +53,8 @@ def test_stage_error_line_appears_in_snakemake_output_and_logs_sit_under_results
     error_lines = [line for line in text.splitlines() if line.startswith("aam ingest: error:")]
     assert len(error_lines) == 1, text[-3000:]
     assert "bad.tsv" in error_lines[0] and "negative counts" in error_lines[0]
+    # Snakemake's own error block carries the same line (it printed "message: None")
+    assert f"message: {error_lines[0]}" in text and "message: None" not in text, text[-3000:]
     # The log and the benchmark folder belong to this results folder, not to the working directory.
     assert (tmp_path / "out/logs/small/ingest.log").read_text().strip().endswith(error_lines[0])
     assert not (tmp_path / "logs").exists()
@@ -141,9 +144,89 @@ def test_heads_not_dividing_dim_of_a_sequence_model_names_the_run():
         check_config(config, where="my.yaml")
 
 
+def _runs(c):
+    return c["aam"]["runs"]["scratch"]
+
+
 @pytest.mark.parametrize(
     ("change", "words"),
     [
+        # sizes that passed and then failed at run time (a 35 TB allocation for embedding_dim 2^31)
+        (
+            lambda c: _runs(c)["model"].update(embedding_dim=2**31),
+            "aam/runs/scratch/model/embedding_dim: 2147483648 is greater than the maximum of 4096",
+        ),
+        (
+            lambda c: _runs(c)["model"].update(ff_dim=10**9),
+            "model/ff_dim: 1000000000 is greater than the maximum",
+        ),
+        (
+            lambda c: _runs(c)["model"].update(layers=1000),
+            "model/layers: 1000 is greater than the maximum of 64",
+        ),
+        (
+            lambda c: _runs(c)["data"].update(asv_limit=10**7),
+            "data/asv_limit: 10000000 is greater than the maximum",
+        ),
+        (
+            lambda c: _runs(c)["data"].update(batch_size=10**6),
+            "data/batch_size: 1000000 is greater than the maximum",
+        ),
+        (
+            lambda c: c["tokenize"].update(max_bp=10**6),
+            "tokenize/max_bp: 1000000 is greater than the maximum of 8192",
+        ),
+        (lambda c: c["rarefy"].update(depth=10**10), "rarefy/depth: 10000000000 is not valid"),
+        (
+            lambda c: c["seq_models"]["runs"]["vq_small"]["model"].update(codebook_size=2**40),
+            "codebook_size: 1099511627776 is greater than the maximum",
+        ),
+        # fractions that stopped only in the split stage
+        (
+            lambda c: c["split"].update(fractions={"train": 1.0, "val": 0.25, "test": 0.25}),
+            "split/fractions: split fractions must sum to 1, got 1.5",
+        ),
+        (
+            lambda c: c["split"].update(fractions={"train": 0.5, "val": 0.2}),
+            "split/fractions: split fractions must sum to 1, got 0.7",
+        ),
+        # a results folder that planned outputs at the filesystem root
+        (lambda c: c.update(results=""), "results: '' should be non-empty"),
+        (lambda c: c.update(results="  "), "results: '  ' is blank"),
+        (lambda c: c.update(results="/"), "results: '/' is the filesystem root"),
+    ],
+    ids=["embedding_dim", "ff_dim", "layers", "asv_limit", "batch_size", "max_bp", "depth", "codebook",
+         "fractions_1.5", "fractions_0.7", "results_empty", "results_blank", "results_root"],
+)
+def test_values_that_could_only_fail_later_fail_when_the_config_is_read(change, words):
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    change(config)
+    with pytest.raises(InputError) as caught:
+        check_config(config, where="my.yaml")
+    assert str(caught.value).startswith("my.yaml: ") and words in str(caught.value), str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_an_absurd_size_stops_a_training_stage_run_by_hand():
+    from aam.config import load_settings
+
+    expected = r"^settings \(aam_run\): model/embedding_dim: 2147483648 is greater"
+    with pytest.raises(InputError, match=expected):
+        load_settings('{"model": {"embedding_dim": 2147483648}}', "aam_run")
+
+
+def test_the_upper_bounds_let_every_shipped_config_through():
+    from aam.config import load_config
+
+    for path in [*(REPO / "config").glob("*.yaml"), REPO / ".test" / "config.yaml"]:
+        load_config(path)
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        (lambda c: c.update(results=""), ("results:", "non-empty")),
+        (lambda c: c["split"].update(fractions={"train": 1.0, "val": 0.5}), ("split/fractions", "sum to 1")),
         (lambda c: c["datasets"].update({"..": c["datasets"].pop("ibd2538")}), ("datasets:", "'..'")),
         (
             lambda c: c["aam"]["runs"]["pretrained"]["model"].update(heads=6),
@@ -163,3 +246,30 @@ def test_snakemake_shows_one_line_for_a_bad_config(tmp_path, change, words):
     assert len(lines) == 1 and lines[0].startswith(f"config error: {path}: "), result.stderr[-2000:]
     assert all(word in lines[0] for word in words), lines[0]
     assert not (tmp_path / "results").exists()
+
+
+def test_a_dataset_without_a_color_column_gets_its_unifrac(tmp_path):
+    """The schema's default (null) gave `--color-column  --settings` and the unifrac job failed."""
+    small_config(tmp_path)
+    config = yaml.safe_load((tmp_path / "config.yaml").read_text())
+    assert "color_column" not in config["datasets"]["small"]
+    result = snakemake(tmp_path, "--cores", "1", str(tmp_path / "out/small/unifrac/unweighted.tsv"))
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    assert (tmp_path / "out/small/unifrac/pcoa_unweighted.png").exists()
+
+
+@pytest.mark.skipif(not small_fs.available(), reason="no user namespaces to mount a tmpfs")
+@pytest.mark.parametrize("existing", [False, True], ids=["parent_read_only", "results_read_only"])
+def test_a_read_only_results_folder_is_one_line(tmp_path, existing):
+    """It was a traceback from the rules' helpers (the first settings file written for the DAG)."""
+    disk = tmp_path / "disk"
+    results = disk / "out" if existing else disk / "new" / "out"
+    small_config(tmp_path, results=str(results))
+    command = [str(SNAKEMAKE), "-s", str(SNAKEFILE), "-d", str(tmp_path), "--configfile",
+               str(tmp_path / "config.yaml"), "-n"]
+    done = small_fs.run_on(disk, command, read_only=True, prepare=["out"] if existing else [],
+                           cwd=tmp_path)
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr, done.stderr[-3000:]
+    assert done.last_line == (f"config error: results: {results}: cannot write"
+                              f"{'' if existing else f' (in {disk})'}: Read-only file system")

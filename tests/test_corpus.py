@@ -187,8 +187,8 @@ def test_training_batches_are_cropped_and_validation_is_not(corpus):
 def test_corpus_encoder_fine_tunes_a_dataset_of_shorter_reads(corpus, tmp_path):
     """corpus-pretrain writes an encoder; finetune loads it (its architecture, not the run's model
     section) on a dataset whose token cache is narrower than the encoder's max_bp."""
+    from aam.io.model_files import load_model
     from aam.stages import corpus_pretrain, finetune
-    from aam.training.engine import load_model
 
     tmp, studies = corpus
     trainer = {"max_epochs": 1, "limit_train_batches": 3, "warmup_steps": 1, "patience": None,
@@ -233,8 +233,8 @@ def test_bundled_encoder_loads_and_fine_tunes(corpus, tmp_path):
     """The encoder shipped in the package: under 20 MB, with its card, loads as a SequenceEncoder
     and fine-tunes (aam finetune --bundled) with no pretraining step."""
     from aam import pretrained
+    from aam.io.model_files import load_model
     from aam.stages import finetune
-    from aam.training.engine import load_model
 
     folder = pretrained.bundled_dir()
     assert pretrained.DEFAULT in pretrained.available()
@@ -336,8 +336,8 @@ def test_pretraining_continues_from_a_bundled_encoder_on_one_study(tmp_path):
     from safetensors.torch import load_file
 
     from aam import pretrained
+    from aam.io.model_files import load_model
     from aam.stages import pretrain
-    from aam.training.engine import load_model
 
     rng = np.random.default_rng(8)
     tips = [f"asv{i}" for i in range(30)]

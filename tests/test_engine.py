@@ -12,13 +12,12 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from aam.errors import InputError
+from aam.io.model_files import export_model, load_model
 from aam.training.engine import (
     EngineModule,
     NonFiniteLossError,
     TrainerSettings,
-    export_model,
     fit,
-    load_model,
 )
 
 

@@ -28,12 +28,13 @@ from aam_synthetic import make_batch  # noqa: E402
 
 from aam.cli import main  # noqa: E402
 from aam.errors import InputError  # noqa: E402
+from aam.io.model_files import load_model  # noqa: E402
 from aam.models.aam import AAMConfig, SequencePredictor  # noqa: E402
 from aam.models.ensemble import EnsemblePredictor  # noqa: E402
 from aam.models.layers import SelfAttention, key_padding_mask  # noqa: E402
 from aam.models.sample_encoder import SampleEncoder, SampleEncoderConfig  # noqa: E402
 from aam.training import selection  # noqa: E402
-from aam.training.engine import TrainerSettings, load_model  # noqa: E402
+from aam.training.engine import TrainerSettings  # noqa: E402
 
 torch.set_num_threads(1)
 
@@ -99,7 +100,7 @@ def test_abundance_bias_starts_as_the_abundance_blind_encoder_and_then_uses_abun
 # -------------------------------------------------------------------------------------- ensembles
 @pytest.mark.parametrize("task,n_outputs", [("classification", 3), ("regression", 1)])
 def test_ensemble_prediction_is_the_mean_of_its_members(task, n_outputs, tmp_path):
-    from aam.training.engine import export_model
+    from aam.io.model_files import export_model
 
     members = []
     for seed in range(3):

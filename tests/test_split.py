@@ -10,6 +10,7 @@ import pytest
 
 from aam.cli import main
 from aam.data.split import check_fractions, grouped_split, split_summary, stratify_column
+from aam.errors import InputError
 
 FRACTIONS = {"train": 0.7, "val": 0.15, "test": 0.15}
 
@@ -113,9 +114,9 @@ def test_stratify_column():
     assert stratify_column({"stratify": "auto"}, targets[:1]) is None
     assert stratify_column({"stratify": None}, targets) is None
     assert stratify_column({"stratify": "ibd"}, targets) == "diagnosis"
-    with pytest.raises(ValueError, match="regression"):
+    with pytest.raises(InputError, match="regression"):
         stratify_column({"stratify": "age"}, targets)
-    with pytest.raises(ValueError, match="no target"):
+    with pytest.raises(InputError, match="no target"):
         stratify_column({"stratify": "bmi"}, targets)
 
 

@@ -419,6 +419,7 @@ def test_predict_section_plans_a_predict_job_per_table(tmp_path):
     model = tmp_path / "results" / "ibd2538" / "models" / "scratch" / "finetune" / "ibd"
     assert f"--model-dir {model}" in line and f"--table {table}" in line
     assert f"--out-dir {tmp_path / 'results' / 'ibd2538' / 'predict' / 'again'}" in line
+    assert "--warn-unseen-fraction 0.5 " in line  # the schema's default reaches the stage
 
 
 def test_predict_entry_naming_an_unknown_target_is_one_config_error(tmp_path):
@@ -450,5 +451,5 @@ def test_continue_on_study_pretrains_the_bundled_encoder_on_the_dataset_before_f
     write_config(tmp_path, aam={"runs": {"adapted": adapted}})
     result = snakemake(tmp_path, "-n")
     assert result.returncode != 0
-    message = "aam.runs.adapted.pretrain: continue_on_study needs from: corpus or bundled"
+    message = "aam/runs/adapted/pretrain: continue_on_study needs from: corpus or bundled"
     assert message in result.stdout + result.stderr

@@ -16,7 +16,10 @@ from typing import Any
 import jsonschema
 import yaml
 
+from aam import pretrained
+from aam.data.split import check_fractions, stratify_column
 from aam.errors import InputError
+from aam.workflow import sources
 
 SCHEMA_RESOURCE = ("aam.schema", "config.schema.yaml")
 
@@ -72,8 +75,17 @@ def check_config(config: dict[str, Any], *, where: str) -> dict[str, Any]:
     """Validate a whole config (defaults filled) and check what the schema cannot, so that a bad run
     stops the workflow before any job starts, not when its training begins."""
     validate(config, load_schema(), where=where)
+    _check_results(config.get("results"), where)
+    if "split" in config:
+        try:
+            check_fractions(config["split"]["fractions"])
+        except ValueError as err:
+            raise InputError(f"{where}: split/fractions: {err}") from None
     for name, run in config.get("aam", {}).get("runs", {}).items():
         check_aam_run(run, where=f"{where}: aam/runs/{name}")
+        _check_pretrain_source(config, name, run["pretrain"], where=f"{where}: aam/runs/{name}/pretrain")
+    _check_datasets(config, where)
+    _check_corpora(config, where)
     for name, entry in config.get("predict", {}).items():
         _check_predict(config, name, entry, where)
     for name, run in config.get("seq_models", {}).get("runs", {}).items():
@@ -84,6 +96,62 @@ def check_config(config: dict[str, Any], *, where: str) -> dict[str, Any]:
                 f"{where}: seq_models/runs/{name}/model: heads {heads} does not divide dim {dim}"
             )
     return config
+
+
+def _check_results(results: str | None, where: str) -> None:
+    """The results folder: not empty (every path would start at the filesystem root) and not the root
+    itself; the schema demands a non-blank string, this checks where it leads."""
+    if results is not None and not results.strip():
+        raise InputError(f"{where}: results: {results!r} is blank; name a folder for the artifacts, "
+                         "e.g. results")
+    if results is not None and Path(results).resolve() == Path(Path(results).resolve().anchor):
+        raise InputError(f"{where}: results: {results!r} is the filesystem root; name a folder for the "
+                         "artifacts, e.g. results")
+
+
+def _check_pretrain_source(config: dict[str, Any], run: str, pre: dict[str, Any], where: str) -> None:
+    """A run's encoder source exists: `from: corpus` names a corpus run of the config, `from: bundled`
+    an encoder shipped in the package; continue_on_study needs an encoder to continue from."""
+    source = pre.get("from", "study")
+    if pre.get("continue_on_study") and source == "study":
+        raise InputError(f"{where}: continue_on_study needs from: corpus or bundled")
+    if not pre["enabled"]:
+        return
+    if source == "corpus":
+        corpus, crun = pre.get("corpus"), pre.get("run")
+        corpora = config.get("pretrain_corpus", {})
+        if corpus not in corpora or crun not in corpora[corpus]["runs"]:
+            raise InputError(f"{where}: from: corpus needs corpus and run naming an entry of "
+                             f"pretrain_corpus (got corpus={corpus!r}, run={crun!r})")
+    elif source == "bundled":
+        try:
+            pretrained.bundled_dir(pre.get("bundled"))
+        except InputError as err:
+            raise InputError(f"{where}: bundled: {err}") from err
+
+
+def _check_datasets(config: dict[str, Any], where: str) -> None:
+    """Dataset names that clash with a results folder; a split's stratify target that a dataset lacks."""
+    datasets = config.get("datasets", {})
+    if "corpus" in datasets:
+        raise InputError(f"{where}: datasets: the name 'corpus' is taken by results/corpus/ "
+                         "(pretrain_corpus); rename it")
+    for name, dataset in datasets.items():
+        try:
+            stratify_column(config.get("split", {}), dataset.get("targets", []))
+        except InputError as err:
+            raise InputError(f"{where}: datasets/{name}: {err}") from err
+
+
+def _check_corpora(config: dict[str, Any], where: str) -> None:
+    """Every corpus run trains on at least one study of its corpus, and every study has a tree."""
+    for corpus, entry in config.get("pretrain_corpus", {}).items():
+        try:
+            for run in entry["runs"]:
+                for study in sources.corpus_run_studies(config, corpus, run):
+                    sources.corpus_study(config, corpus, study)
+        except InputError as err:
+            raise InputError(f"{where}: {err}") from err
 
 
 def _check_predict(config: dict[str, Any], name: str, entry: dict[str, Any], where: str) -> None:

@@ -1,4 +1,4 @@
-# Rules of this phase; see workflow/rules/common.smk for helpers.
+# Rules of this phase; helpers: workflow/rules/common.smk, which binds the package aam.workflow.
 # pretrain: the AAM SequenceEncoder on UniFrac + masked nucleotides (runs with pretrain.enabled, from:
 # study, or a corpus/bundled encoder with continue_on_study, which it starts from), once per dataset
 # and run, on every table sample (pretrain_splits.tsv: self-supervised, no target is read; the
@@ -6,7 +6,7 @@
 # finetune: one model per run and target; from the pretrained encoder, or from scratch.
 # Both train on a GPU where there is one (resources gpu = the run's devices x num_nodes, 1 by
 # default: one at a time per GPU locally; on SLURM, --gpus and one task per process, started by
-# the rule's own srun; see training_resources in common.smk). Checkpoints and logs sit beside the declared outputs and are not
+# the rule's own srun; see aam.workflow.resources). Checkpoints and logs sit beside the declared outputs and are not
 # outputs themselves, so Snakemake leaves them in place and a restarted job resumes from last.ckpt.
 
 
@@ -28,10 +28,10 @@ rule pretrain:
         seed=config["seed"],
         tokens_dir=lambda wc: out(wc.dataset, "tokens"),
         out_dir=lambda wc: out(wc.dataset, f"models/{wc.run}/pretrain"),
-        launch=training_launch_param(lambda wc: aam_trainer(wc.run, "pretrain")),
+        launch=training_launch_param(aam_trainer_of("pretrain")),
         init=init_dir_arg,
     resources:
-        **training_resource_params(lambda wc: aam_trainer(wc.run, "pretrain")),
+        **training_resource_params(aam_trainer_of("pretrain")),
     threads: 4
     log:
         log_file("{dataset}/pretrain/{run}.log"),
@@ -68,13 +68,13 @@ rule finetune:
         seed=config["seed"],
         column=lambda wc: target_config(wc)["column"],
         task=lambda wc: target_config(wc)["type"],
-        classes=lambda wc: to_json(target_config(wc)["classes"]) if target_config(wc).get("classes") else "",
+        classes=lambda wc: settings.classes_arg(target_config(wc)),
         pretrain=pretrain_dir_arg,
         tokens_dir=lambda wc: out(wc.dataset, "tokens"),
         out_dir=lambda wc: scoped(wc, f"models/{wc.run}/finetune/{wc.target}"),
-        launch=training_launch_param(lambda wc: aam_trainer(wc.run, "finetune")),
+        launch=training_launch_param(aam_trainer_of("finetune")),
     resources:
-        **training_resource_params(lambda wc: aam_trainer(wc.run, "finetune")),
+        **training_resource_params(aam_trainer_of("finetune")),
     threads: 4
     log:
         log_file("{dataset}/finetune/{run}/{target}.log"),

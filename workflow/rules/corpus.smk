@@ -1,4 +1,4 @@
-# Rules of this phase; see workflow/rules/common.smk for helpers.
+# Rules of this phase; helpers: workflow/rules/common.smk, which binds the package aam.workflow.
 # Pretraining across studies (config `pretrain_corpus:`): each study of a corpus is ingested and
 # tokenized by the stages of a single dataset (aam ingest, aam tokenize), then `corpus_pretrain`
 # fans in every study's token caches and trains one named encoder per corpus run:
@@ -17,8 +17,8 @@ rule corpus_ingest:
         samples=corpus_out("{corpus}", "studies/{study}/ingest/samples.parquet"),
         tree=corpus_out("{corpus}", "studies/{study}/ingest/tree.nwk"),
     params:
-        sequences=lambda wc: corpus_study(wc)["sequences"] or "",
-        settings=lambda wc: to_json(corpus_ingest_settings(wc.corpus)),
+        sequences=lambda wc: sources.corpus_study(config, wc.corpus, wc.study)["sequences"] or "",
+        settings=lambda wc: to_json(sources.corpus_ingest_settings(config, wc.corpus)),
         out_dir=lambda wc: corpus_out(wc.corpus, f"studies/{wc.study}/ingest"),
     log:
         log_file("corpus/{corpus}/{study}/ingest.log"),
@@ -43,7 +43,7 @@ rule corpus_tokenize:
         features=corpus_out("{corpus}", "studies/{study}/tokens/features.parquet"),
         samples=corpus_out("{corpus}", "studies/{study}/tokens/samples.parquet"),
     params:
-        settings=lambda wc: to_json({"max_bp": config["pretrain_corpus"][wc.corpus]["max_bp"]}),
+        settings=lambda wc: to_json(sources.corpus_tokenize_settings(config, wc.corpus)),
         out_dir=lambda wc: corpus_out(wc.corpus, f"studies/{wc.study}/tokens"),
     log:
         log_file("corpus/{corpus}/{study}/tokenize.log"),
@@ -64,14 +64,14 @@ rule corpus_pretrain:
     a time, re-rarefied per epoch, UniFrac on the fly, ASVs cropped to random prefix lengths."""
     input:
         tokens=corpus_pretrain_inputs,
-        trees=lambda wc: sorted({study["tree"] for study in corpus_studies_arg(wc.corpus, wc.run)}),
+        trees=lambda wc: sources.corpus_trees(config, wc.corpus, wc.run),
     output:
         model=corpus_out("{corpus}", "{run}/model.safetensors"),
         config=corpus_out("{corpus}", "{run}/model.json"),
         history=corpus_out("{corpus}", "{run}/metrics.csv"),
     params:
-        studies=lambda wc: settings_arg(corpus_studies_arg(wc.corpus, wc.run)),
-        settings=lambda wc: settings_arg(corpus_run_settings(wc.corpus, wc.run)),
+        studies=lambda wc: settings_arg(sources.corpus_studies(config, wc.corpus, wc.run)),
+        settings=lambda wc: settings_arg(sources.corpus_run_settings(config, wc.corpus, wc.run)),
         val_fraction=lambda wc: config["pretrain_corpus"][wc.corpus]["val_fraction"],
         seed=config["seed"],
         out_dir=lambda wc: corpus_out(wc.corpus, wc.run),

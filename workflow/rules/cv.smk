@@ -1,4 +1,5 @@
-# Rules of this phase; see workflow/rules/common.smk for helpers. Active when `evaluate.cv` is set.
+# Rules of this phase; helpers: workflow/rules/common.smk, which binds the package aam.workflow.
+# Active when `evaluate.cv` is set.
 # cv_split: the folds of a dataset, each as a splits.tsv (results/{dataset}/cv/{fold}/splits.tsv).
 # finetune_cv, evaluate_cv: the finetune and evaluate rules on one fold's splits.tsv, under
 #   results/{dataset}/cv/{fold}/ (same commands, settings and pretrained encoder: those rules name
@@ -28,7 +29,7 @@ rule cv_split:
         ),
     params:
         group=lambda wc: dataset_config(wc)["group_column"] or "",
-        stratify=lambda wc: stratify_column(config["split"], dataset_config(wc)["targets"]) or "",
+        stratify=stratify_arg,
         folds=CV["folds"] if CV else 0,
         repeats=CV["repeats"] if CV else 0,
         val_fraction=CV["val_fraction"] if CV else 0,
@@ -77,11 +78,7 @@ rule cv_summary:
     """Every AAM run beside the random forest over the folds: mean +- sd, the paired per-fold
     difference with Wilcoxon signed-rank and sign-test p-values, one point per fold per model."""
     input:
-        lambda wc: [
-            out(wc.dataset, f"cv/{fold}/eval/{run}/{wc.target}/metrics.json")
-            for fold in CV_FOLDS
-            for run in AAM_RUNS
-        ],
+        lambda wc: targets.cv_fold_evaluations(config, wc.dataset, wc.target),
     output:
         table=report(
             out("{dataset}", "cv_summary/{target}.tsv"),

@@ -1,4 +1,4 @@
-# Rules of this phase; see workflow/rules/common.smk for helpers.
+# Rules of this phase; helpers: workflow/rules/common.smk, which binds the package aam.workflow.
 # evaluate: each run's fine-tuned model on the test split beside a random forest on the same samples.
 # compare: every run and target of a dataset in one table and one bar chart (with the CV columns
 # when evaluate.cv is set).
@@ -39,7 +39,7 @@ rule evaluate:
             labels={"run": "{run}", "file": "{figure}"},
         ),
     params:
-        settings=evaluate_settings(),
+        settings=settings_arg(settings.evaluate_settings(config)),
         seed=config["seed"],
         column=lambda wc: target_config(wc)["column"],
         task=lambda wc: target_config(wc)["type"],
@@ -69,11 +69,7 @@ rule evaluate:
 rule compare:
     """One table and one bar chart of every run and target of a dataset, the forest beside each."""
     input:
-        metrics=lambda wc: [
-            out(wc.dataset, f"eval/{run}/{target['name']}/metrics.json")
-            for run in AAM_RUNS
-            for target in dataset_targets(wc.dataset)
-        ],
+        metrics=lambda wc: targets.evaluation_targets(config, wc.dataset),
         cv=lambda wc: cv_summary_targets(wc.dataset),
     output:
         table=report(

@@ -1,4 +1,4 @@
-# Rules of this phase; see workflow/rules/common.smk for helpers.
+# Rules of this phase; helpers: workflow/rules/common.smk, which binds the package aam.workflow.
 # predict: the `predict:` section's tables, each through one dataset/run/target's fine-tuned model
 # (`aam predict`): results/{dataset}/predict/{name}/. The table and the model are inputs, so a
 # retrained model or a changed table reruns it; the seed reaches it through params.
@@ -14,9 +14,10 @@ rule predict:
         embeddings=out("{dataset}", "predict/{name}/embeddings.parquet"),
         summary=out("{dataset}", "predict/{name}/predict.json"),
     params:
-        model_dir=predict_model_dir,
-        sequences=predict_sequences_arg,
-        seed=lambda wc: config["seed"] if predict_entry(wc).get("seed") is None else predict_entry(wc)["seed"],
+        model_dir=lambda wc: targets.predict_model_dir(config, wc.name, wc.dataset),
+        sequences=lambda wc: commands.predict_sequences_arg(config, wc.name, wc.dataset),
+        seed=lambda wc: targets.predict_seed(config, wc.name, wc.dataset),
+        warn_unseen=lambda wc: targets.predict_entry(config, wc.name, wc.dataset)["warn_unseen_fraction"],
         out_dir=lambda wc: out(wc.dataset, f"predict/{wc.name}"),
     threads: 2
     resources:
@@ -30,5 +31,6 @@ rule predict:
     shell:
         logged(
             "aam predict --model-dir {params.model_dir:q} --table {input.table:q} {params.sequences}"
-            " --seed {params.seed} --threads {threads} --out-dir {params.out_dir:q}"
+            " --seed {params.seed} --warn-unseen-fraction {params.warn_unseen} --threads {threads}"
+            " --out-dir {params.out_dir:q}"
         )

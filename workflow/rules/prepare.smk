@@ -1,4 +1,4 @@
-# Rules of this phase; see workflow/rules/common.smk for helpers.
+# Rules of this phase; helpers: workflow/rules/common.smk, which binds the package aam.workflow.
 # ingest: table + sequences + tree + metadata -> Parquet caches and the pruned tree.
 # split: grouped, stratified train/val/test assignment. pretrain_split: every table sample for the
 # self-supervised pretraining, with its own val part. rarefy: one seeded draw to a fixed depth.
@@ -9,8 +9,6 @@
 # dataset's rarefy_depth where it has one) and the seed. So a
 # new depth reruns rarefy and its dependents only, new fractions split and its dependents only.
 # Optional values travel as '' (the stages read an empty string as "none").
-
-from aam.data.split import stratify_column
 
 
 rule ingest:
@@ -63,10 +61,8 @@ rule split:
         ),
     params:
         group=lambda wc: dataset_config(wc)["group_column"] or "",
-        stratify=lambda wc: stratify_column(config["split"], dataset_config(wc)["targets"]) or "",
-        settings=lambda wc: settings_arg(
-            {k: v for k, v in config["split"].items() if k != "pretrain_val_fraction"}
-        ),
+        stratify=stratify_arg,
+        settings=lambda wc: settings_arg(settings.split_settings(config)),
         seed=config["seed"],
     log:
         log_file("{dataset}/split.log"),

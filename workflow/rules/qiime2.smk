@@ -1,4 +1,4 @@
-# Rules of this phase; see workflow/rules/common.smk for helpers.
+# Rules of this phase; helpers: workflow/rules/common.smk, which binds the package aam.workflow.
 # qza_*: with `qiime2.export`, the results as QIIME 2 artifacts (`aam export-qza`) under
 # results/{dataset}/qiime2/ and results/sequences/{name}/qiime2/, named as QIIME 2's
 # core-metrics-phylogenetic names its outputs (config/README.md, `qiime2`). Predictions,
@@ -7,9 +7,6 @@
 #
 # Rerun scope: each rule's inputs are the file it exports and the provenance file it records;
 # nothing else reruns them.
-
-include: "qiime2_common.smk"
-
 
 wildcard_constraints:
     source=r"eval/[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+|predict/[A-Za-z0-9_.-]+",
@@ -29,7 +26,7 @@ rule qza_rarefied_table:
     conda:
         "../envs/aam.yaml"
     shell:
-        export_qza("'FeatureTable[Frequency]'")
+        qza_export("FeatureTable[Frequency]")
 
 
 rule qza_distance_matrix:
@@ -46,7 +43,7 @@ rule qza_distance_matrix:
     conda:
         "../envs/aam.yaml"
     shell:
-        export_qza("DistanceMatrix")
+        qza_export("DistanceMatrix")
 
 
 rule qza_pcoa:
@@ -63,7 +60,7 @@ rule qza_pcoa:
     conda:
         "../envs/aam.yaml"
     shell:
-        export_qza("PCoAResults")
+        qza_export("PCoAResults")
 
 
 rule qza_faith_pd:
@@ -80,7 +77,7 @@ rule qza_faith_pd:
     conda:
         "../envs/aam.yaml"
     shell:
-        export_qza("'SampleData[AlphaDiversity]'")
+        qza_export("SampleData[AlphaDiversity]")
 
 
 rule qza_predictions:
@@ -100,7 +97,7 @@ rule qza_predictions:
     conda:
         "../envs/aam.yaml"
     shell:
-        export_qza("{params.kind}", "--source-provenance {input.provenance:q}")
+        qza_export("{params.kind}", "--source-provenance {input.provenance:q}")
 
 
 rule qza_probabilities:
@@ -117,7 +114,7 @@ rule qza_probabilities:
     conda:
         "../envs/aam.yaml"
     shell:
-        export_qza("'SampleData[Probabilities]'", "--source-provenance {input.provenance:q}")
+        qza_export("SampleData[Probabilities]", "--source-provenance {input.provenance:q}")
 
 
 rule qza_embeddings:
@@ -135,7 +132,7 @@ rule qza_embeddings:
     conda:
         "../envs/aam.yaml"
     shell:
-        export_qza("ImmutableMetadata", "--source-provenance {input.provenance:q}")
+        qza_export("ImmutableMetadata", "--source-provenance {input.provenance:q}")
 
 
 rule qza_taxonomy:
@@ -152,4 +149,4 @@ rule qza_taxonomy:
     conda:
         "../envs/aam.yaml"
     shell:
-        export_qza("'FeatureData[Taxonomy]'")
+        qza_export("FeatureData[Taxonomy]")

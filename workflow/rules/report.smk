@@ -1,13 +1,16 @@
-# Rules of this phase; see workflow/rules/common.smk for helpers.
+# Rules of this phase; helpers: workflow/rules/common.smk, which binds the package aam.workflow.
 # summary: the results page that opens `snakemake --report` (workflow/report/workflow.rst embeds
 # it): per dataset every AAM run beside the forest (and the cross-validation summary where
 # comparison.tsv has one), the split before and after rarefaction, the dropped samples, Faith's PD;
 # per sequence collection the models beside naive Bayes. versions: results/versions.tsv. At the end
 # of a run (onsuccess, onerror) the stages' warnings of this run are printed from their logs.
 #
-# Rerun scope: its inputs (the artifacts it reads) and the plan (which datasets, columns and runs).
+# Rerun scope: its inputs (the artifacts it reads) and the plan (which datasets, columns and runs);
+# versions' params are the installed versions and the git commit (aam.versions.declared_versions).
 
-include: "report_common.smk"
+import os
+
+from aam.versions import declared_versions
 
 
 onsuccess:
@@ -44,7 +47,7 @@ rule versions:
 rule summary:
     """The report's results page: the tables a person reads first, from the stages' own outputs."""
     input:
-        files=summary_inputs,
+        files=targets.summary_inputs(config),
         versions=f"{RESULTS}/versions.tsv",
     output:
         report(
@@ -54,7 +57,7 @@ rule summary:
             labels={"file": "summary.html"},
         ),
     params:
-        settings=summary_plan(),
+        settings=settings_arg(targets.summary_plan(config)),
         results=lambda wc, output: os.path.dirname(output[0]),
     log:
         log_file("summary.log"),

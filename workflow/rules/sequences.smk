@@ -1,4 +1,4 @@
-# Rules of this phase; see workflow/rules/common.smk for helpers.
+# Rules of this phase; helpers: workflow/rules/common.smk, which binds the package aam.workflow.
 # The DNA sequence branch: each `sequences:` collection (FASTA or plain text, optional labels) is
 # validated and split (seq_prepare), every `seq_models.runs` entry is trained on it (seq_train),
 # contrastive runs embed the collection (seq_embed) and every run is evaluated on the held-out split
@@ -12,9 +12,6 @@
 # run's knn_k; seq_classify's the run's `classify` settings.
 
 
-include: "sequences_common.smk"
-
-
 rule seq_prepare:
     """Validate a DNA collection (and its labels) and split it into train/test: prepared.parquet."""
     input:
@@ -22,10 +19,8 @@ rule seq_prepare:
     output:
         seq_out("{name}", "prepared.parquet"),
     params:
-        settings=lambda wc: settings_arg(
-            {k: v for k, v in SEQUENCE_SETS[wc.name].items() if k not in SEQ_FILE_KEYS}
-        ),
-        sources=seq_prepare_sources,
+        settings=lambda wc: settings_arg(sequences.prepare_settings(config, wc.name)),
+        sources=lambda wc: sequences.prepare_sources_arg(config, wc.name),
         seed=config["seed"],
     log:
         log_file("sequences/{name}/prepare.log"),
@@ -51,19 +46,19 @@ rule seq_train:
         tokenizer=seq_out("{name}", "models/{run}/tokenizer.json"),
         history=seq_out("{name}", "models/{run}/history.csv"),
     params:
-        settings=seq_train_settings,
+        settings=lambda wc: settings_arg(sequences.train_settings(config, wc.run)),
         seed=config["seed"],
         out_dir=lambda wc: seq_out(wc.name, f"models/{wc.run}"),
-        launch=training_launch_param(lambda wc: SEQ_RUNS[wc.run].get("trainer", {})),
+        launch=training_launch_param(seq_trainer),
     wildcard_constraints:
-        run=_run_regex(_runs_of_kind("vq")),
+        run=sequences.run_regex(sequences.runs_of_kind(config, "vq")),
     log:
         log_file("sequences/{name}/train/{run}.log"),
     benchmark:
         benchmark_file("sequences/{name}/train/{run}.tsv")
     threads: 2
     resources:
-        **training_resource_params(lambda wc: SEQ_RUNS[wc.run].get("trainer", {})),
+        **training_resource_params(seq_trainer),
     conda:
         "../envs/aam.yaml"
     shell:
@@ -82,7 +77,7 @@ use rule seq_train as seq_train_contrastive with:
         history=seq_out("{name}", "models/{run}/history.csv"),
         reference=seq_out("{name}", "models/{run}/reference.parquet"),
     wildcard_constraints:
-        run=_run_regex(_runs_of_kind("contrastive")),
+        run=sequences.run_regex(sequences.runs_of_kind(config, "contrastive")),
 
 
 rule seq_embed:
@@ -96,7 +91,7 @@ rule seq_embed:
     params:
         model_dir=lambda wc: seq_out(wc.name, f"models/{wc.run}"),
     wildcard_constraints:
-        run=_run_regex(_runs_of_kind("contrastive")),
+        run=sequences.run_regex(sequences.runs_of_kind(config, "contrastive")),
     log:
         log_file("sequences/{name}/embed/{run}.log"),
     benchmark:
@@ -117,7 +112,7 @@ rule seq_classify:
     input:
         unpack(seq_model_files),
         unpack(seq_classify_reads),
-        reference=seq_reference_file,
+        reference=lambda wc: sequences.reference_file(config, wc.name, wc.run),
     output:
         report(
             seq_out("{name}", "classify/{run}/taxonomy.tsv"),
@@ -127,11 +122,11 @@ rule seq_classify:
             labels={"run": "{run}", "file": "taxonomy.tsv"},
         ),
     params:
-        settings=lambda wc: settings_arg(SEQ_RUNS[wc.run].get("classify", {})),
-        source=seq_classify_source,
+        settings=lambda wc: settings_arg(sequences.classify_settings(config, wc.run)),
+        source=lambda wc: sequences.classify_source_arg(config, wc.name),
         model_dir=lambda wc: seq_out(wc.name, f"models/{wc.run}"),
     wildcard_constraints:
-        run=_run_regex(_runs_of_kind("contrastive")),
+        run=sequences.run_regex(sequences.runs_of_kind(config, "contrastive")),
     log:
         log_file("sequences/{name}/classify/{run}.log"),
     benchmark:
@@ -176,11 +171,11 @@ rule seq_evaluate_contrastive:
             labels={"run": "{run}", "file": "history.png"},
         ),
     params:
-        settings=seq_eval_settings,
+        settings=lambda wc: settings_arg(sequences.eval_settings(config, wc.name, wc.run)),
         model_dir=lambda wc: seq_out(wc.name, f"models/{wc.run}"),
         out_dir=lambda wc: seq_out(wc.name, f"eval/{wc.run}"),
     wildcard_constraints:
-        run=_run_regex(_runs_of_kind("contrastive")),
+        run=sequences.run_regex(sequences.runs_of_kind(config, "contrastive")),
     log:
         log_file("sequences/{name}/evaluate/{run}.log"),
     benchmark:
@@ -225,11 +220,11 @@ rule seq_evaluate_vq:
             labels={"run": "{run}", "file": "history.png"},
         ),
     params:
-        settings=seq_eval_settings,
+        settings=lambda wc: settings_arg(sequences.eval_settings(config, wc.name, wc.run)),
         model_dir=lambda wc: seq_out(wc.name, f"models/{wc.run}"),
         out_dir=lambda wc: seq_out(wc.name, f"eval/{wc.run}"),
     wildcard_constraints:
-        run=_run_regex(_runs_of_kind("vq")),
+        run=sequences.run_regex(sequences.runs_of_kind(config, "vq")),
     log:
         log_file("sequences/{name}/evaluate/{run}.log"),
     benchmark:

@@ -1,4 +1,4 @@
-# Rules of this phase; see workflow/rules/common.smk for helpers.
+# Rules of this phase; helpers: workflow/rules/common.smk, which binds the package aam.workflow.
 # unifrac: distance matrices, PCoA (+ plot for the report) and Faith's PD of the rarefied table.
 # Rerun scope: the `unifrac:` section and the dataset's color_column (params), the rarefied table,
 # the pruned tree and the sample metadata (inputs).

@@ -25,6 +25,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from aam.errors import InputError
+
 SPLITS = ("train", "val", "test")
 MISSING_CLASS = "<missing>"
 
@@ -151,7 +153,7 @@ def stratify_column(split_settings: Mapping, targets: Sequence[Mapping]) -> str 
     """The metadata column to stratify by, from the config's ``split.stratify`` and a dataset's targets.
 
     ``"auto"`` (default): the first classification target's column, or none; null: none; otherwise
-    the name of a classification target (ValueError for an unknown or regression target).
+    the name of a classification target (InputError for an unknown or regression target).
     """
     setting = split_settings.get("stratify", "auto")
     if setting is None:
@@ -162,9 +164,9 @@ def stratify_column(split_settings: Mapping, targets: Sequence[Mapping]) -> str 
         if target["name"] == setting:
             if target["type"] != "classification":
                 kind = target["type"]
-                raise ValueError(f"split.stratify: target '{setting}' is a {kind}, not a classification")
+                raise InputError(f"split.stratify: target '{setting}' is a {kind}, not a classification")
             return target["column"]
-    raise ValueError(f"split.stratify: no target named '{setting}'")
+    raise InputError(f"split.stratify: no target named '{setting}'")
 
 
 def pretrain_split(

@@ -29,13 +29,6 @@ from pathlib import Path
 from aam.config import load_settings
 from aam.errors import InputError
 from aam.provenance import provenance, used_settings
-from aam.stages.pretrain import (
-    input_fingerprint,
-    model_config,
-    start_trainer,
-    train_summary,
-    write_history,
-)
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +63,7 @@ def build_module(settings: dict, dm, trainer):
     with one UniFrac index per tree group."""
     from aam.data.unifrac import PhyloIndex
     from aam.training.aam_modules import CorpusPretrainModule
+    from aam.training.runs import model_config
 
     pre = settings["pretrain"]
     indexes = []
@@ -86,7 +80,7 @@ def build_module(settings: dict, dm, trainer):
 
 def run(args: argparse.Namespace) -> None:
     from aam.data.corpus import CorpusDataModule
-    from aam.training.engine import NonFiniteLossError, export_model, fit
+    from aam.training.runs import fit_and_export, input_fingerprint, start_trainer, train_summary
 
     settings = load_settings(args.settings, "aam_run")
     pre = settings["pretrain"]
@@ -108,30 +102,30 @@ def run(args: argparse.Namespace) -> None:
         | {"studies": [[s.name, s.depth, s.tree] for s in studies], "val_fraction": args.val_fraction},
         args.seed, inputs,
     )
-    try:
-        result = fit(module, out_dir, datamodule=dm, fingerprint=fingerprint)
-    except NonFiniteLossError as err:
-        raise InputError(f"corpus pretraining diverged: {err}") from err
-    last = result.history.iloc[-1].to_dict() if len(result.history) else {}
-    summary = train_summary(result, dm.batch_size, trainer.accumulate_grad_batches)
-    log.info("corpus pretraining: %s; last epoch %s", json.dumps(summary),
-             {k: round(v, 4) for k, v in last.items() if isinstance(v, float)})
-    export_model(module.model, out_dir, extra={
-        "stage": "corpus_pretrain",
-        "unifrac_metric": pre["unifrac_metric"],
-        "crop_min_bp": crop,
-        "data": settings["data"],
-        "corpus": {
-            "studies": {s.name: {"depth": s.depth, "n_train": dm.n_train[s.name], "n_val": dm.n_val[s.name]}
-                        for s in studies},
-            "val_fraction": args.val_fraction,
-            "n_train": len(dm.train_dataset),
-            "n_val": len(dm.val_dataset),
-        },
-        "final_metrics": {k: v for k, v in last.items() if isinstance(v, float)},
-        "training": summary,
-        "trainer": trainer.as_dict(),
-        "provenance": provenance(used_settings(settings, model=dataclasses.asdict(cfg),
-                                               pretrain__trainer=trainer.as_dict()), args.seed),
-    })
-    write_history(result.history, out_dir / "metrics.csv")
+
+    def outputs(result) -> dict:
+        last = result.history.iloc[-1].to_dict() if len(result.history) else {}
+        summary = train_summary(result, dm.batch_size, trainer.accumulate_grad_batches)
+        log.info("corpus pretraining: %s; last epoch %s", json.dumps(summary),
+                 {k: round(v, 4) for k, v in last.items() if isinstance(v, float)})
+        return {
+            "stage": "corpus_pretrain",
+            "unifrac_metric": pre["unifrac_metric"],
+            "crop_min_bp": crop,
+            "data": settings["data"],
+            "corpus": {
+                "studies": {s.name: {"depth": s.depth, "n_train": dm.n_train[s.name],
+                                     "n_val": dm.n_val[s.name]} for s in studies},
+                "val_fraction": args.val_fraction,
+                "n_train": len(dm.train_dataset),
+                "n_val": len(dm.val_dataset),
+            },
+            "final_metrics": {k: v for k, v in last.items() if isinstance(v, float)},
+            "training": summary,
+            "trainer": trainer.as_dict(),
+            "provenance": provenance(used_settings(settings, model=dataclasses.asdict(cfg),
+                                                   pretrain__trainer=trainer.as_dict()), args.seed),
+        }
+
+    fit_and_export(module, out_dir, fingerprint=fingerprint, outputs=outputs, what="corpus pretraining",
+                   datamodule=dm)

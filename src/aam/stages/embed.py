@@ -66,8 +66,8 @@ def run(args: argparse.Namespace) -> None:
 def load_contrastive(model_dir: str):
     """(model, tokenizer) of a contrastive run folder; anything else is an InputError."""
     from aam.data.dna_tokenizers import load_tokenizer
+    from aam.io.model_files import load_model
     from aam.models.contrastive import ContrastiveEmbedder
-    from aam.training.engine import load_model
 
     model_dir = Path(model_dir)
     for name in ("model.json", "model.safetensors", "tokenizer.json"):

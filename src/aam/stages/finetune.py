@@ -53,15 +53,6 @@ from aam.errors import InputError
 from aam.io.atomic import atomic_path
 from aam.provenance import provenance, used_settings
 from aam.stages.encoder_init import apply_encoder, load_encoder
-from aam.stages.pretrain import (
-    check_splits,
-    input_fingerprint,
-    model_config,
-    start_trainer,
-    train_summary,
-    trainer_settings,
-    write_history,
-)
 
 log = logging.getLogger(__name__)
 
@@ -257,7 +248,8 @@ def train_model(args: argparse.Namespace, settings: dict, splits: Path | str, cl
     the single model of the same run."""
     from aam.data.datasets import AAMDataModule
     from aam.training.aam_modules import FinetuneModule
-    from aam.training.engine import NonFiniteLossError, fit, seed_everything
+    from aam.training.engine import seed_everything
+    from aam.training.runs import check_splits, input_fingerprint, model_config, train, trainer_settings
 
     fine = settings["finetune"]
     column, task = args.target_column, args.task
@@ -300,10 +292,7 @@ def train_model(args: argparse.Namespace, settings: dict, splits: Path | str, cl
         {k: settings[k] for k in ("data", "model", "finetune")} | {"target": [column, task, classes]},
         args.seed + member, inputs,
     )
-    try:
-        result = fit(module, out_dir, datamodule=dm, fingerprint=fingerprint)
-    except NonFiniteLossError as err:
-        raise InputError(f"fine-tuning diverged: {err}") from err
+    result = train(module, out_dir, fingerprint=fingerprint, what="fine-tuning", datamodule=dm)
     return Trained(dm, module, result, trainer, weights)
 
 
@@ -370,7 +359,7 @@ def run(args: argparse.Namespace) -> None:
     from aam.io.splits import read_splits
     from aam.models.ensemble import EnsemblePredictor
     from aam.training.aam_modules import validation_metrics
-    from aam.training.engine import export_model
+    from aam.training.runs import publish, start_trainer, train_summary
     from aam.training.selection import apply_choice
 
     if args.bundled:
@@ -397,66 +386,64 @@ def run(args: argparse.Namespace) -> None:
     trained = [train_model(args, settings, args.splits, classes, i,
                            out_dir if members == 1 else out_dir / "members" / f"m{i}")
                for i in range(members)]
-    if any(t.result.global_rank for t in trained):  # data parallel: rank 0 writes the outputs
-        return
-
     first = trained[0]
     dm, trainer = first.dm, first.trainer
-    accelerator = first.result.accelerator
-    device = torch.device("cuda" if torch.cuda.is_available() and accelerator == "gpu" else "cpu")
     model = first.module.model if members == 1 else EnsemblePredictor.of([t.module.model for t in trained])
-    tables, embeddings, val_metrics = [], [], {}
-    for split in ("train", "val", "test"):
-        start = time.perf_counter()
-        pred = predict(model, eval_loader(dm, split), device)
-        if not pred:
-            continue
-        log.info("predicted the %s split (%d samples) in %.1f s", split, len(pred["row"]),
-                 time.perf_counter() - start)
-        table = prediction_table(pred, split, dm, task)
-        embeddings.append(pd.DataFrame({"sample": table["sample"], "split": split,
-                                        "embedding": list(pred["embedding"])}))
-        if split == "val":
-            val_metrics = validation_metrics(task, torch.from_numpy(pred["output"]),
-                                             torch.from_numpy(pred["target"]),
-                                             dm.target_mean or 0.0, dm.target_std or 1.0)
-        if split != "train":
-            tables.append(table)
-    predictions = pd.concat(tables, ignore_index=True)
-    summaries = [train_summary(t.result, dm.batch_size, trainer.accumulate_grad_batches) for t in trained]
-    summary = summaries[0] if members == 1 else {"members": summaries}
-    log.info("fine-tuning %s: %s; best-epoch validation %s", name, json.dumps(summary), val_metrics)
 
-    model.cpu()
-    export_model(model, out_dir, extra={
-        "stage": "finetune",
-        "task": task,
-        "target": {"name": name, "column": column, "type": task, "classes": classes},
-        "classes": dm.classes,
-        "target_mean": dm.target_mean,
-        "target_std": dm.target_std,
-        "pretrained": bool(args.pretrain_dir),
-        "pretrained_from": args.pretrain_dir,
-        "freeze_base": bool(fine["freeze_base"]),
-        "loss": first.module.loss_name,
-        "class_weights": None if first.weights is None else [float(w) for w in first.weights],
-        "data": settings["data"],
-        "depth": dm.depth,
-        "n_samples": {s: len(d) for s, d in (("train", dm.train_dataset), ("val", dm.val_dataset),
-                                             ("test", dm.test_dataset))},
-        "val_metrics": val_metrics,
-        "ensemble": members,
-        "selection": None if chosen is None else chosen.as_dict(),
-        "training": summary,
-        "trainer": trainer.as_dict(),
-        "provenance": provenance(
-            used_settings(settings, model=dataclasses.asdict(first.module.model.config),
-                          finetune__trainer=trainer.as_dict(),
-                          pretrain=None if args.pretrain_dir else settings.get("pretrain")),
-            args.seed, target={"column": column, "type": task}, pretrained_from=args.pretrain_dir),
-    })
-    write_history(member_history(trained), out_dir / "metrics.csv")
-    with atomic_path(out_dir / "predictions.tsv") as tmp:
-        predictions.to_csv(tmp, sep="\t", index=False, float_format="%.6g")
-    write_embeddings(embeddings, out_dir / "embeddings.parquet")
-    write_train_features(dm, out_dir / TRAIN_FEATURES)
+    def outputs() -> dict:
+        accelerator = first.result.accelerator
+        device = torch.device("cuda" if torch.cuda.is_available() and accelerator == "gpu" else "cpu")
+        tables, embeddings, val_metrics = [], [], {}
+        for split in ("train", "val", "test"):
+            start = time.perf_counter()
+            pred = predict(model, eval_loader(dm, split), device)
+            if not pred:
+                continue
+            log.info("predicted the %s split (%d samples) in %.1f s", split, len(pred["row"]),
+                     time.perf_counter() - start)
+            table = prediction_table(pred, split, dm, task)
+            embeddings.append(pd.DataFrame({"sample": table["sample"], "split": split,
+                                            "embedding": list(pred["embedding"])}))
+            if split == "val":
+                val_metrics = validation_metrics(task, torch.from_numpy(pred["output"]),
+                                                 torch.from_numpy(pred["target"]),
+                                                 dm.target_mean or 0.0, dm.target_std or 1.0)
+            if split != "train":
+                tables.append(table)
+        predictions = pd.concat(tables, ignore_index=True)
+        summaries = [train_summary(t.result, dm.batch_size, trainer.accumulate_grad_batches) for t in trained]
+        summary = summaries[0] if members == 1 else {"members": summaries}
+        log.info("fine-tuning %s: %s; best-epoch validation %s", name, json.dumps(summary), val_metrics)
+        with atomic_path(out_dir / "predictions.tsv") as tmp:
+            predictions.to_csv(tmp, sep="\t", index=False, float_format="%.6g")
+        write_embeddings(embeddings, out_dir / "embeddings.parquet")
+        write_train_features(dm, out_dir / TRAIN_FEATURES)
+        return {
+            "stage": "finetune",
+            "task": task,
+            "target": {"name": name, "column": column, "type": task, "classes": classes},
+            "classes": dm.classes,
+            "target_mean": dm.target_mean,
+            "target_std": dm.target_std,
+            "pretrained": bool(args.pretrain_dir),
+            "pretrained_from": args.pretrain_dir,
+            "freeze_base": bool(fine["freeze_base"]),
+            "loss": first.module.loss_name,
+            "class_weights": None if first.weights is None else [float(w) for w in first.weights],
+            "data": settings["data"],
+            "depth": dm.depth,
+            "n_samples": {s: len(d) for s, d in (("train", dm.train_dataset), ("val", dm.val_dataset),
+                                                 ("test", dm.test_dataset))},
+            "val_metrics": val_metrics,
+            "ensemble": members,
+            "selection": None if chosen is None else chosen.as_dict(),
+            "training": summary,
+            "trainer": trainer.as_dict(),
+            "provenance": provenance(
+                used_settings(settings, model=dataclasses.asdict(first.module.model.config),
+                              finetune__trainer=trainer.as_dict(),
+                              pretrain=None if args.pretrain_dir else settings.get("pretrain")),
+                args.seed, target={"column": column, "type": task}, pretrained_from=args.pretrain_dir),
+        }
+
+    publish(model, out_dir, [t.result for t in trained], outputs=outputs, history=member_history(trained))

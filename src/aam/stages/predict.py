@@ -76,7 +76,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 # ------------------------------------------------------------------------------------------ model
 def read_model(model_dir: str | Path):
     """(model, meta) of a fine-tuned AAM model folder; anything else is one InputError."""
-    from aam.training.engine import load_model
+    from aam.io.model_files import load_model
 
     model_dir = Path(model_dir)
     if not model_dir.is_dir():

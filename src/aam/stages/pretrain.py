@@ -29,13 +29,8 @@ import json
 import logging
 import time
 from pathlib import Path
-from typing import Any
-
-import torch
 
 from aam.config import load_settings
-from aam.errors import InputError
-from aam.io.atomic import atomic_path
 from aam.provenance import provenance, used_settings
 
 log = logging.getLogger(__name__)
@@ -54,89 +49,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "corpus run or a bundled encoder); absent = from random weights")
 
 
-# ------------------------------------------------------------------------------ shared with finetune
-def trainer_settings(section: dict[str, Any], seed: int, threads: int | None, where: str,
-                     auto_monitor: tuple[str, str] = ("val/loss", "min")):
-    """The section's TrainerSettings with the seed, threads and ``monitor: auto`` (the stage's
-    ``auto_monitor``: metric and mode) filled in."""
-    from aam.training.engine import TrainerSettings
-
-    trainer = TrainerSettings.from_dict(section.get("trainer", {}), where=where)
-    trainer.resolve_monitor(*auto_monitor)
-    if trainer.seed is None:
-        trainer.seed = seed
-    if threads:
-        trainer.num_threads = threads
-    return trainer
-
-
-def start_trainer(section: dict[str, Any], seed: int, threads: int | None, where: str,
-                  auto_monitor: tuple[str, str] = ("val/loss", "min")):
-    """The trainer settings of a training stage, with the seed and thread count applied: every AAM
-    stage starts this way, so that the same config and seed give identical weights."""
-    from aam.training.engine import seed_everything
-
-    trainer = trainer_settings(section, seed, threads, where, auto_monitor)
-    seed_everything(trainer.seed)
-    if trainer.num_threads:
-        torch.set_num_threads(trainer.num_threads)
-    return trainer
-
-
-def model_config(model: dict[str, Any], datamodule, **extra):
-    """AAMConfig from the run's ``model`` section and the data's max_bp and asv_limit."""
-    from aam.models.aam import AAMConfig
-
-    cfg = AAMConfig(**model, max_bp=datamodule.max_bp, asv_limit=datamodule.asv_limit, **extra)
-    if cfg.embedding_dim % cfg.heads:
-        raise InputError(f"model: embedding_dim {cfg.embedding_dim} is not divisible by heads {cfg.heads}")
-    return cfg
-
-
-def input_fingerprint(settings: dict, seed: int, paths: list[str | Path]) -> dict[str, Any]:
-    """What a checkpoint must match to be resumed: settings, seed and the inputs' content."""
-    from aam.io.parquet_cache import hash_files
-
-    return {"settings": settings, "seed": seed, "inputs": hash_files([Path(p) for p in paths])}
-
-
-def write_history(history, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        history.to_csv(tmp, index=False)
-
-
-def check_splits(datamodule, need_val: bool = True) -> None:
-    if len(datamodule.train_dataset) < 2:
-        raise InputError(f"only {len(datamodule.train_dataset)} training samples reach depth "
-                         f"{datamodule.depth}; need at least 2")
-    if need_val and len(datamodule.val_dataset) == 0:
-        raise InputError("no validation samples (split 'val'): early stopping and checkpoints need them")
-
-
-def train_summary(result, batch_size: int, accumulate: int) -> dict[str, Any]:
-    """Training figures for model.json; samples/s counts the samples of the optimizer steps taken."""
-    epochs_done = int(result.history["epoch"].max()) + 1 if len(result.history) else 0
-    n_seen = result.global_step * accumulate * batch_size * result.world_size
-    return {
-        "n_parameters": result.n_parameters,
-        "n_trainable": result.n_trainable,
-        "wall_time_s": round(result.wall_time_s, 3),
-        "epochs": epochs_done,
-        "optimizer_steps": result.global_step,
-        "train_samples_per_s": round(n_seen / max(result.wall_time_s, 1e-9), 3),
-        "best_score": result.best_score,
-        "accelerator": result.accelerator,
-        "resumed": result.resumed,
-        "torch": torch.__version__,
-    }
-
-
 def run(args: argparse.Namespace) -> None:
     from aam.data.datasets import AAMDataModule
     from aam.data.unifrac import PhyloIndex
     from aam.stages.encoder_init import apply_encoder, load_encoder
     from aam.training.aam_modules import PretrainModule
-    from aam.training.engine import NonFiniteLossError, export_model, fit
+    from aam.training.runs import (
+        check_splits,
+        fit_and_export,
+        input_fingerprint,
+        model_config,
+        start_trainer,
+        train_summary,
+    )
 
     settings = load_settings(args.settings, "aam_run")
     pre = settings["pretrain"]
@@ -164,28 +89,26 @@ def run(args: argparse.Namespace) -> None:
         inputs.append(Path(args.init_dir) / "model.safetensors")
     sections = {k: settings[k] for k in ("data", "model", "pretrain")}
     fingerprint = input_fingerprint(sections, args.seed, inputs)
-    try:
-        result = fit(module, out_dir, datamodule=dm, fingerprint=fingerprint)
-    except NonFiniteLossError as err:
-        raise InputError(f"pretraining diverged: {err}") from err
-    if result.global_rank:  # data parallel: rank 0 writes the outputs
-        return
-    last = result.history.iloc[-1].to_dict() if len(result.history) else {}
-    summary = train_summary(result, dm.batch_size, trainer.accumulate_grad_batches)
-    log.info("pretraining: %s; last epoch %s", json.dumps(summary),
-             {k: round(v, 4) for k, v in last.items() if isinstance(v, float)})
-    export_model(module.model, out_dir, extra={
-        "stage": "pretrain",
-        "unifrac_metric": pre["unifrac_metric"],
-        "initialized_from": args.init_dir,
-        "data": settings["data"],
-        "depth": dm.depth,
-        "n_train": len(dm.train_dataset),
-        "n_val": len(dm.val_dataset),
-        "training": summary,
-        "trainer": trainer.as_dict(),
-        "provenance": provenance(used_settings(settings, model=dataclasses.asdict(cfg),
-                                               pretrain__trainer=trainer.as_dict()),
-                                 args.seed, initialized_from=args.init_dir),
-    })
-    write_history(result.history, out_dir / "metrics.csv")
+
+    def outputs(result) -> dict:
+        last = result.history.iloc[-1].to_dict() if len(result.history) else {}
+        summary = train_summary(result, dm.batch_size, trainer.accumulate_grad_batches)
+        log.info("pretraining: %s; last epoch %s", json.dumps(summary),
+                 {k: round(v, 4) for k, v in last.items() if isinstance(v, float)})
+        return {
+            "stage": "pretrain",
+            "unifrac_metric": pre["unifrac_metric"],
+            "initialized_from": args.init_dir,
+            "data": settings["data"],
+            "depth": dm.depth,
+            "n_train": len(dm.train_dataset),
+            "n_val": len(dm.val_dataset),
+            "training": summary,
+            "trainer": trainer.as_dict(),
+            "provenance": provenance(used_settings(settings, model=dataclasses.asdict(cfg),
+                                                   pretrain__trainer=trainer.as_dict()),
+                                     args.seed, initialized_from=args.init_dir),
+        }
+
+    fit_and_export(module, out_dir, fingerprint=fingerprint, outputs=outputs, what="pretraining",
+                   datamodule=dm)

@@ -175,9 +175,9 @@ def evaluate_vq(frame: pd.DataFrame, model_dir: Path, settings: dict) -> dict:
     import torch
 
     from aam.data.dna_tokenizers import load_tokenizer
+    from aam.io.model_files import load_model
     from aam.models.vq import VQTransformer
     from aam.stages.seq_train import blocks_from
-    from aam.training.engine import load_model
 
     model, meta = load_model(model_dir)
     if not isinstance(model, VQTransformer):

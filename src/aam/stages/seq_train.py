@@ -22,7 +22,6 @@ import pandas as pd
 
 from aam.config import load_settings
 from aam.errors import InputError
-from aam.io.atomic import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -108,29 +107,32 @@ def train_run(prepared: str, settings: dict, out_dir: str, seed: int = 42, frame
 
 
 def _trainer_settings(settings: dict, seed: int):
-    from aam.training.engine import TrainerSettings
+    from aam.training.runs import trainer_settings
 
-    ts = TrainerSettings.from_dict(settings["trainer"], where="seq_models run trainer")
-    ts.resolve_monitor("val/loss", "min")
-    if ts.seed is None:
-        ts.seed = seed
-    return ts
+    return trainer_settings(settings, seed, None, "seq_models run trainer")
 
 
-def _finish(module_model, out_dir: Path, tokenizer, result, settings: dict, seed: int, extra: dict) -> None:
+def _fit_and_export(module, out_dir: Path, tokenizer, dm, settings: dict, seed: int, fingerprint: dict,
+                    extra: dict, also=None):
+    """Train and, on rank 0, write the run's folder: ``also(module)`` (the contrastive reference),
+    the tokenizer, model.safetensors + model.json (with ``extra``) and history.csv."""
     from aam.provenance import provenance
-    from aam.training.engine import export_model
+    from aam.training.runs import fit_and_export
 
-    if result.global_rank:  # data parallel: rank 0 writes the outputs
-        return
-    history = result.history
-    with atomic_path(out_dir / "history.csv") as tmp:
-        history.to_csv(tmp, index=False)
-    tokenizer.save(out_dir / "tokenizer.json")
-    export_model(
-        module_model,
-        out_dir,
-        extra={
+    def outputs(result) -> dict:
+        if also is not None:
+            also(module)
+        tokenizer.save(out_dir / "tokenizer.json")
+        log.info(
+            "trained %s in %.1f s (%d epochs, %d steps, %s parameters) -> %s",
+            settings["kind"],
+            result.wall_time_s,
+            result.epochs,
+            result.global_step,
+            f"{result.n_parameters:,}",
+            out_dir,
+        )
+        return {
             "kind": settings["kind"],
             "run_settings": settings,
             "tokenizer": tokenizer.settings(),
@@ -140,17 +142,11 @@ def _finish(module_model, out_dir: Path, tokenizer, result, settings: dict, seed
             "n_parameters": result.n_parameters,
             **extra,
             "provenance": provenance(settings, seed),
-        },
-    )
-    log.info(
-        "trained %s in %.1f s (%d epochs, %d steps, %s parameters) -> %s",
-        settings["kind"],
-        result.wall_time_s,
-        result.epochs,
-        result.global_step,
-        f"{result.n_parameters:,}",
-        out_dir,
-    )
+        }
+
+    return fit_and_export(module, out_dir, fingerprint=fingerprint, outputs=outputs,
+                          what="sequence model training", datamodule=dm, train_dir=out_dir / "train",
+                          history_name="history.csv")
 
 
 def _train_contrastive(frame: pd.DataFrame, settings: dict, out_dir: Path, seed: int, fingerprint: dict):
@@ -159,7 +155,7 @@ def _train_contrastive(frame: pd.DataFrame, settings: dict, out_dir: Path, seed:
     from aam.data.sequence_datasets import SequenceCollator, SequenceDataModule, SequenceDataset
     from aam.models.contrastive import ContrastiveConfig
     from aam.stages.seq_prepare import check_ranks, label_codes
-    from aam.training.engine import fit, seed_everything
+    from aam.training.engine import seed_everything
     from aam.training.seq_modules import ContrastiveModule
 
     ts = _trainer_settings(settings, seed)
@@ -210,12 +206,12 @@ def _train_contrastive(frame: pd.DataFrame, settings: dict, out_dir: Path, seed:
     )
     # the resolved model config too, so that a changed code default never resumes a stale checkpoint
     fingerprint = {**fingerprint, "model_config": model_config.to_dict(), "trainer": ts.as_dict()}
-    result = fit(module, out_dir / "train", datamodule=dm, fingerprint=fingerprint)
     from aam.stages.embed import write_reference
 
-    write_reference(module.model, tokenizer, train, str(out_dir / "reference.parquet"))
-    _finish(module.model, out_dir, tokenizer, result, settings, seed, {"loss": loss, "label_ranks": ranks})
-    return result
+    return _fit_and_export(
+        module, out_dir, tokenizer, dm, settings, seed, fingerprint, {"loss": loss, "label_ranks": ranks},
+        also=lambda m: write_reference(m.model, tokenizer, train, str(out_dir / "reference.parquet")),
+    )
 
 
 def blocks_from(seqs: list[str], block_len: int, stride: int | None = None) -> np.ndarray:
@@ -235,7 +231,7 @@ def _train_vq(frame: pd.DataFrame, settings: dict, out_dir: Path, seed: int, fin
     from aam.data.dna_tokenizers import CharTokenizer
     from aam.data.sequence_datasets import BlockDataModule, BlockDataset
     from aam.models.vq import VQConfig
-    from aam.training.engine import fit, seed_everything
+    from aam.training.engine import seed_everything
     from aam.training.seq_modules import VQModule
 
     ts = _trainer_settings(settings, seed)
@@ -271,7 +267,5 @@ def _train_vq(frame: pd.DataFrame, settings: dict, out_dir: Path, seed: int, fin
     module = VQModule(model_config, ts)
     # the resolved model config too, so that a changed code default never resumes a stale checkpoint
     fingerprint = {**fingerprint, "model_config": model_config.to_dict(), "trainer": ts.as_dict()}
-    result = fit(module, out_dir / "train", datamodule=dm, fingerprint=fingerprint)
     extra = {"n_train_blocks": int(len(tr_blocks)), "n_val_blocks": int(len(va_blocks))}
-    _finish(module.model, out_dir, tokenizer, result, settings, seed, extra)
-    return result
+    return _fit_and_export(module, out_dir, tokenizer, dm, settings, seed, fingerprint, extra)

@@ -44,21 +44,15 @@ API
     Preemption: SIGUSR1 or SIGTERM saves ``last.ckpt`` at the next optimizer step (all ranks
     together), requeues the SLURM job and raises :class:`aam.errors.Preempted`; the rerun resumes,
     mid-epoch included (see ``_Preemption``).
-``export_model(model, out_dir, extra=None)`` / ``load_model(out_dir)``
-    Weights as ``model.safetensors`` plus ``model.json`` (``model_class``: dotted path,
-    ``config``: the model's config dataclass as a dict, ``provenance`` (:mod:`aam.provenance`;
-    stages pass theirs in ``extra`` with their settings and seed), and any ``extra`` keys): no pickles.
-    A model class must have a ``config`` attribute holding a dataclass instance and accept that
-    dataclass as its only constructor argument; its ``config_class`` attribute names the
-    dataclass (``load_model`` builds ``cls(cls.config_class(**config))``).
-    ``load_model`` returns ``(model, meta)`` where ``meta`` is the whole JSON document.
+
+A trained model's folder (model.safetensors + model.json) is written and read by
+:mod:`aam.io.model_files`, which needs no Lightning; :mod:`aam.training.runs` fits and exports.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import importlib
 import json
 import logging
 import math
@@ -85,8 +79,7 @@ from lightning.pytorch.plugins.environments import SLURMEnvironment
 from lightning.pytorch.utilities import rank_zero_only
 
 from aam.errors import InputError, OutputError, Preempted, destination_cause
-from aam.io.atomic import atomic_path, write_text
-from aam.provenance import provenance
+from aam.io.atomic import write_text
 from aam.training.progress import ProgressLog, RunProgressBar, progress_bar_enabled, quiet_lightning
 
 log = logging.getLogger(__name__)
@@ -798,75 +791,3 @@ def _fmt(x: Any) -> str:
         return f"{float(x):.4g}"
     except (TypeError, ValueError):
         return str(x)
-
-
-# ----------------------------------------------------------------------------------------------
-# Export and load: safetensors + JSON, never a pickle
-
-
-def export_model(model: torch.nn.Module, out_dir: str | Path, extra: dict[str, Any] | None = None) -> None:
-    """Write ``model.safetensors`` and ``model.json`` (class, config dataclass, ``extra``) atomically."""
-    from safetensors.torch import save_model
-
-    config = getattr(model, "config", None)
-    if config is None or not dataclasses.is_dataclass(config):
-        raise TypeError(f"{type(model).__name__} has no dataclass `config` attribute to export")
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    cls = type(model)
-    doc = {
-        "model_class": f"{cls.__module__}.{cls.__qualname__}",
-        "config": dataclasses.asdict(config),
-        **(extra or {}),
-    }
-    doc.setdefault("provenance", provenance())  # stages pass theirs, with settings and seed
-    model_cpu_state = model.training
-    model.eval()
-    with atomic_path(out_dir / "model.safetensors") as tmp:
-        save_model(model, str(tmp))
-    model.train(model_cpu_state)
-    write_text(out_dir / "model.json", json.dumps(doc, indent=2, default=_json_default) + "\n")
-
-
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray | tuple):
-        return list(obj)
-    raise TypeError(f"not JSON serializable: {type(obj).__name__}")
-
-
-def load_model(
-    out_dir: str | Path, cls: type | None = None, map_location: str = "cpu"
-) -> tuple[torch.nn.Module, dict[str, Any]]:
-    """Build the model named in ``model.json`` and load ``model.safetensors`` into it (eval mode).
-
-    The class is imported from its dotted path when it lies in the ``aam`` package; pass ``cls``
-    for a class defined elsewhere (JSON from an untrusted source never imports arbitrary modules).
-    """
-    from safetensors import SafetensorError
-    from safetensors.torch import load_model as st_load
-
-    out_dir = Path(out_dir)
-    try:
-        meta = json.loads((out_dir / "model.json").read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise InputError(f"{out_dir / 'model.json'}: cannot read model config: {err}") from err
-    if cls is None:
-        dotted = meta["model_class"]
-        module_name, _, qualname = dotted.rpartition(".")
-        if not module_name.startswith("aam."):
-            raise InputError(f"{out_dir / 'model.json'}: model class {dotted} is not part of aam")
-        cls = getattr(importlib.import_module(module_name), qualname)
-    model = cls(cls.config_class(**meta["config"]))
-    weights = out_dir / "model.safetensors"
-    try:
-        st_load(model, str(weights), device=map_location)
-    except (SafetensorError, OSError) as err:  # truncated, not safetensors (e.g. a pickle), unreadable
-        raise InputError(f"{weights}: not a readable safetensors file ({err}); export the model again"
-                         ) from None
-    except RuntimeError as err:  # tensors missing or of other shapes than model.json describes
-        first = (str(err).strip().splitlines() or [""])[0][:200]
-        raise InputError(f"{weights}: does not hold the weights model.json describes ({first})") from None
-    model.eval()
-    return model, meta

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import time
 
-from aam.stage_warnings import report, warnings_since
+from aam.workflow.warnings import report, warnings_since
 
 
 def test_only_this_runs_package_warnings(tmp_path):

@@ -1,0 +1,42 @@
+"""Pieces of the rules' shell commands: the log redirection and the optional options."""
+
+from __future__ import annotations
+
+import shlex
+
+from aam.workflow import sources
+from aam.workflow.targets import predict_entry
+
+
+def logged(command: str) -> str:
+    """A rule's shell command with its output sent to the rule's log.
+
+    On failure the log's last line (the stage's one-line error, or a traceback's last line) is printed
+    to Snakemake's own output as well, so the user sees what went wrong without opening the log; the
+    command's exit status is kept. Every rule's `shell:` goes through this.
+    """
+    return f"{command} > {{log:q}} 2>&1" " || {{ status=$?; tail -n 1 {log:q} >&2; exit $status; }}"
+
+
+def fold_arg(fold: str | None) -> str:
+    """The evaluate stage's --fold option for a cross-validation job, else empty."""
+    return f"--fold {fold}" if fold else ""
+
+
+def init_dir_arg(config: dict, run: str) -> str:
+    """The pretrain stage's --init-dir option (continue_on_study), else empty."""
+    if not sources.continues_on_study(config, run):
+        return ""
+    return f"--init-dir {shlex.quote(str(sources.source_encoder_dir(config, run)))}"
+
+
+def pretrain_dir_arg(config: dict, dataset: str, run: str) -> str:
+    """The finetune and evaluate stages' --pretrain-dir option, if the run starts from an encoder."""
+    folder = sources.pretrained_dir(config, dataset, run)
+    return "" if folder is None else f"--pretrain-dir {shlex.quote(folder)}"
+
+
+def predict_sequences_arg(config: dict, name: str, dataset: str) -> str:
+    """The predict stage's --sequences option, where the `predict:` entry names sequences."""
+    sequences = predict_entry(config, name, dataset).get("sequences")
+    return f"--sequences {shlex.quote(sequences)}" if sequences else ""

@@ -1,0 +1,286 @@
+"""Where the workflow's artifacts live, and which of them the default target builds.
+
+Every artifact of a dataset sits under ``{results}/{dataset}/``, of a DNA sequence collection under
+``{results}/sequences/{name}/``, of a pretraining corpus under ``{results}/corpus/{corpus}/``; logs
+and benchmarks under ``{results}/logs/`` and ``{results}/benchmarks/``, so that two configs with
+different ``results:`` never share a file.
+"""
+
+from __future__ import annotations
+
+from aam.data.split import fold_names, stratify_column
+from aam.errors import InputError
+
+
+def out(config: dict, dataset: str, path: str) -> str:
+    """Path of an artifact under results/{dataset}/."""
+    return f"{config['results']}/{dataset}/{path}"
+
+
+def seq_out(config: dict, name: str, path: str) -> str:
+    """Path of an artifact of a DNA sequence collection under results/sequences/{name}/."""
+    return f"{config['results']}/sequences/{name}/{path}"
+
+
+def corpus_out(config: dict, corpus: str, path: str) -> str:
+    """Path of an artifact of a corpus under results/corpus/{corpus}/."""
+    return f"{config['results']}/corpus/{corpus}/{path}"
+
+
+def log_file(config: dict, path: str) -> str:
+    """Path of a rule's log under results/logs/: two configs with different `results:` never share logs."""
+    return f"{config['results']}/logs/{path}"
+
+
+def benchmark_file(config: dict, path: str) -> str:
+    """Path of a rule's benchmark under results/benchmarks/."""
+    return f"{config['results']}/benchmarks/{path}"
+
+
+def scoped(config: dict, dataset: str, fold: str | None, path: str) -> str:
+    """Path of an artifact of a dataset: under results/{dataset}/ for the split, under
+    results/{dataset}/cv/{fold}/ for a cross-validation job (a fold). The finetune and evaluate rules
+    name their per-split files with it, so that their CV variants (workflow/rules/cv.smk) reuse them
+    with other outputs only."""
+    return out(config, dataset, f"cv/{fold}/{path}" if fold else path)
+
+
+# --- datasets and their targets ---
+
+
+def dataset_targets(config: dict, dataset: str) -> list[dict]:
+    """The target entries ({name, column, type, ...}) of one dataset."""
+    return config["datasets"][dataset]["targets"]
+
+
+def target_config(config: dict, dataset: str, target: str) -> dict:
+    """The target entry named `target` of a dataset."""
+    for entry in dataset_targets(config, dataset):
+        if entry["name"] == target:
+            return entry
+    raise InputError(f"dataset {dataset} has no target named {target}")
+
+
+def rarefy_depth(config: dict, dataset: str) -> int | str:
+    """A dataset's rarefaction depth: its own rarefy_depth, else the global rarefy.depth."""
+    depth = config["datasets"][dataset].get("rarefy_depth")
+    return config["rarefy"]["depth"] if depth is None else depth
+
+
+def dataset_stratify_column(config: dict, dataset: str) -> str | None:
+    """The column a dataset's split and folds are stratified by (none: unstratified)."""
+    return stratify_column(config["split"], dataset_targets(config, dataset))
+
+
+def cv_folds(config: dict) -> list[str]:
+    """The cross-validation folds' names (none when `evaluate.cv` is absent)."""
+    cv = config["evaluate"].get("cv")
+    return fold_names(cv["folds"], cv["repeats"]) if cv else []
+
+
+def has_evaluations(config: dict, dataset: str) -> bool:
+    """Whether a dataset's models are trained and evaluated: it has targets and the config AAM runs."""
+    return bool(config["aam"]["runs"] and dataset_targets(config, dataset))
+
+
+def runless_targets_warning(config: dict) -> str | None:
+    """Targets without model runs plan no training and no evaluation (the forest is scored beside
+    each run): the warning that says so, rather than finishing quietly with only the data preparation
+    and UniFrac done; None when there is nothing to say."""
+    with_targets = [d for d in config["datasets"] if dataset_targets(config, d)]
+    if config["aam"]["runs"] or not with_targets:
+        return None
+    return (
+        "WARNING: the config has targets (datasets: " + ", ".join(with_targets) + ") but no aam.runs: "
+        "no model is trained or evaluated, and no random forest either. "
+        "Add a run under aam.runs (config/config.yaml has two; config/README.md, section aam)."
+    )
+
+
+# --- DNA sequence collections ---
+
+
+def seq_run_kind(config: dict, run: str) -> str:
+    """A sequence model run's kind: contrastive (the default) or vq."""
+    return config["seq_models"]["runs"][run].get("kind", "contrastive")
+
+
+def seq_runs_for(config: dict, name: str) -> list[str]:
+    """The sequence model runs that apply to one collection: VQ runs always, contrastive runs on
+    FASTA input."""
+    has_fasta = bool(config["sequences"][name].get("fasta"))
+    return [run for run in config["seq_models"]["runs"] if seq_run_kind(config, run) == "vq" or has_fasta]
+
+
+def sequence_targets(config: dict, name: str) -> list[str]:
+    """Final outputs of one DNA sequence collection: every run's evaluation and, for labelled
+    collections, every contrastive run's taxonomy of the reads to classify."""
+    targets = [seq_out(config, name, f"eval/{run}/metrics.json") for run in seq_runs_for(config, name)]
+    if config["sequences"][name].get("labels"):
+        targets += [
+            seq_out(config, name, f"classify/{run}/taxonomy.tsv")
+            for run in seq_runs_for(config, name)
+            if seq_run_kind(config, run) == "contrastive"
+        ]
+    return targets
+
+
+# --- the default target ---
+
+
+def unifrac_metrics(config: dict) -> list[str]:
+    """The UniFrac metrics the config asks for."""
+    return list(config["unifrac"]["metrics"])
+
+
+def unifrac_targets(config: dict, dataset: str) -> list[str]:
+    """Final UniFrac outputs of one dataset."""
+    targets = [out(config, dataset, f"unifrac/{m}.tsv") for m in unifrac_metrics(config)]
+    targets += [out(config, dataset, f"unifrac/pcoa_{m}.png") for m in unifrac_metrics(config)]
+    if config["unifrac"]["faith_pd"]:
+        targets.append(out(config, dataset, "unifrac/faith_pd.tsv"))
+    return targets
+
+
+def evaluation_targets(config: dict, dataset: str) -> list[str]:
+    """Every run's evaluation of every target of a dataset (metrics.json)."""
+    return [
+        out(config, dataset, f"eval/{run}/{target['name']}/metrics.json")
+        for run in config["aam"]["runs"]
+        for target in dataset_targets(config, dataset)
+    ]
+
+
+def cv_summary_targets(config: dict, dataset: str) -> list[str]:
+    """The cross-validation summaries of one dataset (one per target), if CV is configured."""
+    if not (config["evaluate"].get("cv") and config["aam"]["runs"]):
+        return []
+    return [out(config, dataset, f"cv_summary/{t['name']}.json") for t in dataset_targets(config, dataset)]
+
+
+def cv_fold_evaluations(config: dict, dataset: str, target: str) -> list[str]:
+    """Every fold's evaluation of every run for one target (the inputs of its CV summary)."""
+    return [
+        out(config, dataset, f"cv/{fold}/eval/{run}/{target}/metrics.json")
+        for fold in cv_folds(config)
+        for run in config["aam"]["runs"]
+    ]
+
+
+def corpus_targets(config: dict) -> list[str]:
+    """Every corpus run's encoder (the default target builds them)."""
+    corpora = config["pretrain_corpus"]
+    return [corpus_out(config, c, f"{run}/model.json") for c in corpora for run in corpora[c]["runs"]]
+
+
+def predict_targets(config: dict) -> list[str]:
+    """The predictions of every `predict:` entry."""
+    return [
+        out(config, entry["dataset"], f"predict/{name}/predictions.tsv")
+        for name, entry in config["predict"].items()
+    ]
+
+
+def final_targets(config: dict) -> list[str]:
+    """Everything the default target asks for - per dataset the prepared data, UniFrac, every run's
+    evaluation and the run comparison; per sequence collection every sequence model's evaluation;
+    every `predict:` entry, every corpus encoder; the QIIME 2 artifacts (qiime2.export); the results
+    page."""
+    from aam.workflow import qiime2  # it builds on this module's paths
+
+    targets = []
+    for dataset in config["datasets"]:
+        targets.append(out(config, dataset, "rarefied/table.biom"))
+        targets += unifrac_targets(config, dataset)
+        if has_evaluations(config, dataset):
+            targets += evaluation_targets(config, dataset)
+            targets.append(out(config, dataset, "comparison.tsv"))
+            targets += cv_summary_targets(config, dataset)
+        targets += qiime2.dataset_artifacts(config, dataset)
+    for name in config["sequences"]:
+        targets += sequence_targets(config, name) + qiime2.sequence_artifacts(config, name)
+    targets += predict_targets(config)
+    targets += corpus_targets(config)
+    if config["datasets"] or config["sequences"]:
+        targets.append(f"{config['results']}/summary.html")
+    return targets
+
+
+def summary_inputs(config: dict) -> list[str]:
+    """Every artifact the results page (rule summary) reads."""
+    files = []
+    for d in config["datasets"]:
+        files += [
+            out(config, d, "splits.tsv"),
+            out(config, d, "ingest/samples.parquet"),
+            out(config, d, "rarefied/table.biom"),
+            out(config, d, "rarefied/dropped.tsv"),
+        ]
+        if config["unifrac"]["faith_pd"]:
+            files.append(out(config, d, "unifrac/faith_pd.tsv"))
+        if has_evaluations(config, d):
+            files.append(out(config, d, "comparison.tsv"))
+            files += evaluation_targets(config, d)
+    for name in config["sequences"]:
+        files += [seq_out(config, name, f"eval/{run}/metrics.json")
+                  for run in seq_runs_for(config, name)]
+    return files
+
+
+def summary_plan(config: dict) -> dict:
+    """What the results page covers, for the summary stage's --settings (see aam.stages.summary)."""
+    runs = config["aam"]["runs"]
+    return {
+        "datasets": {
+            d: {
+                "class_column": summary_class_column(config, d),
+                "comparison": has_evaluations(config, d),
+                "evaluations": [[run, t["name"]] for run in runs for t in dataset_targets(config, d)],
+                "faith_pd": bool(config["unifrac"]["faith_pd"]),
+            }
+            for d in config["datasets"]
+        },
+        "sequences": {name: seq_runs_for(config, name) for name in config["sequences"]},
+    }
+
+
+def summary_class_column(config: dict, dataset: str) -> str | None:
+    """The column whose classes the split summary counts: the stratify column, else the first
+    classification target's."""
+    targets = dataset_targets(config, dataset)
+    classification = [t["column"] for t in targets if t["type"] == "classification"]
+    return dataset_stratify_column(config, dataset) or (classification[0] if classification else None)
+
+
+# --- predict: new tables through a fine-tuned model ---
+
+
+def predict_entry(config: dict, name: str, dataset: str) -> dict:
+    """The `predict:` entry `name`; its dataset must be the path's {dataset}."""
+    entry = config["predict"][name]
+    if entry["dataset"] != dataset:
+        raise InputError(f"predict/{name} belongs to dataset {entry['dataset']}, not {dataset}")
+    return entry
+
+
+def predict_model_dir(config: dict, name: str, dataset: str) -> str:
+    """The folder of the fine-tuned model a `predict:` entry applies."""
+    entry = predict_entry(config, name, dataset)
+    return out(config, dataset, f"models/{entry['run']}/finetune/{entry['target']}")
+
+
+def predict_inputs(config: dict, name: str, dataset: str) -> dict[str, str]:
+    """The files a predict job reads: the model's, the new table and its sequences if given."""
+    entry = predict_entry(config, name, dataset)
+    model_dir = predict_model_dir(config, name, dataset)
+    files = {f: f"{model_dir}/{f}" for f in ("model.safetensors", "model.json", "train_features.parquet")}
+    files["table"] = entry["table"]
+    if entry.get("sequences"):
+        files["sequences"] = entry["sequences"]
+    return files
+
+
+def predict_seed(config: dict, name: str, dataset: str) -> int:
+    """A predict job's seed: the entry's own, else the config's."""
+    seed = predict_entry(config, name, dataset).get("seed")
+    return config["seed"] if seed is None else seed
