@@ -155,3 +155,92 @@ def test_degenerate_predictions():
     assert flag.startswith("predictions barely vary: sd 0.5 is 4.47% of the true values' sd 11.2")
     assert degenerate_predictions("regression", truth, [24.0, 26.3, 24.0, 26.3]) is None  # sd 1.15 > 1.118
     assert degenerate_predictions("regression", [1.0], [1.0]) is None
+
+
+# --- the registry: every table, summary and training monitor takes its metrics from it ---
+
+
+def test_registry_directions_agree_with_better_and_worse_predictions():
+    """For every metric, predictions closer to the truth score better in the registry's direction
+    (hand-made: exact or near-exact predictions against shuffled ones)."""
+    from aam.evaluate.metrics import METRICS
+
+    y = np.array([1.0, 2.0, 4.0, 7.0, 11.0])
+    good, bad = y + np.array([0.1, -0.1, 0.2, 0.0, -0.2]), y[::-1].copy()
+    labels = np.array(["a", "b", "a", "b", "b", "a"])
+    p_good = np.where(labels == "b", 0.9, 0.2)
+    p_bad = np.where(labels == "b", 0.4, 0.6)
+    for metric in METRICS.values():
+        if metric.task == "regression":
+            scores = [metric.compute(y, pred, None, None) for pred in (good, bad)]
+        else:
+            scores = [metric.compute(labels, np.where(p > 0.5, "b", "a"), np.column_stack([1 - p, p]),
+                                     ["a", "b"]) for p in (p_good, p_bad)]
+        assert scores[0] != scores[1], metric.name
+        assert (scores[0] > scores[1]) == metric.higher_is_better, metric.name
+
+
+def test_every_list_of_metrics_is_the_registry_s(tmp_path):
+    from aam.evaluate.cv import _scores
+    from aam.evaluate.metrics import (
+        METRICS,
+        PRIMARY_METRIC,
+        TRAINING_MONITOR,
+        metric_names,
+        monitored_metrics,
+        secondary_metrics,
+    )
+    from aam.stages.compare import comparison_table
+    from aam.stages.finetune import AUTO_MONITOR
+
+    assert metric_names("regression") == ("mae", "rmse", "r2", "pearson_r")
+    assert metric_names("classification") == ("accuracy", "macro_f1", "auroc")
+    assert secondary_metrics("regression") == ("mae", "rmse", "pearson_r")
+    assert [m.name for m in monitored_metrics("classification")] == ["accuracy", "auroc"]
+    assert AUTO_MONITOR == {"regression": ("val/mae", "min"), "classification": ("val/auroc", "max")}
+    assert all(METRICS[name].task == task for task, name in {**PRIMARY_METRIC, **TRAINING_MONITOR}.items())
+    # metrics.json of the test set, a CV fold's scores: the registry's metrics, in its order
+    m = regression_metrics([1, 2, 3, 4], [1.5, 2, 2.5, 5])
+    assert list(m) == ["n", *metric_names("regression")]
+    assert list(_scores(m, "regression")) == ["r2", "mae", "rmse", "pearson_r"]
+    assert list(classification_metrics(["a", "b"], ["a", "b"], None, ["a", "b"]))[1:4] == list(
+        metric_names("classification"))
+    # the comparison table: one aam_ and one rf_ column per metric of the task
+    import json
+
+    path = tmp_path / "metrics.json"
+    path.write_text(json.dumps({"task": "regression", "target": "age", "run": "r", "n_test": 4,
+                                "test": {"aam": m, "random_forest": m}}))
+    columns = list(comparison_table([path]).columns)
+    assert [c for c in columns if c.startswith("aam_")] == [f"aam_{n}" for n in metric_names("regression")]
+    assert [c for c in columns if c.startswith("rf_")] == [f"rf_{n}" for n in metric_names("regression")]
+
+
+def test_training_monitors_the_registry_s_functions():
+    """validation_metrics (logged as val/<name> in training) gives what the registry's functions
+    give on the same predictions: accuracy counted by hand, AUROC by pair counting."""
+    import torch
+
+    from aam.training.aam_modules import validation_metrics
+
+    logits = torch.tensor([[2.0, 0.0], [0.0, 2.0], [1.0, 0.0], [0.2, 0.1], [0.0, 0.3]])
+    codes = torch.tensor([0, 1, 1, 0, 1])
+    m = validation_metrics("classification", logits, codes)
+    assert set(m) == {"accuracy", "auroc"}
+    assert m["accuracy"] == pytest.approx(4 / 5)  # sample 2 (logits favour class 0, truth 1) is wrong
+    p1 = torch.softmax(logits, dim=-1)[:, 1].numpy()
+    assert m["auroc"] == pytest.approx(brute_auroc(codes.numpy() == 1, p1))
+    # one class only: AUROC undefined, left out
+    assert set(validation_metrics("classification", logits[:2], torch.tensor([1, 1]))) == {"accuracy"}
+    # three classes, one absent from validation: macro AUROC over the two present
+    three = torch.tensor([[2.0, 0.0, 0.0], [0.0, 2.0, 0.0], [1.0, 1.5, 0.0], [0.5, 0.0, 0.0]])
+    m3 = validation_metrics("classification", three, torch.tensor([0, 1, 1, 0]))
+    probs = torch.softmax(three, dim=-1).numpy()
+    truth = np.array([0, 1, 1, 0])
+    assert m3["auroc"] == pytest.approx(np.mean([brute_auroc(truth == c, probs[:, c]) for c in (0, 1)]))
+    # regression in original units: standardized outputs x sd + mean
+    r = validation_metrics("regression", torch.tensor([0.0, 1.0, -1.0]), torch.tensor([0.0, 0.5, -1.0]),
+                           10.0, 2.0)
+    assert set(r) == {"mae", "r2"}
+    assert r["mae"] == pytest.approx(1.0 / 3)  # |12 - 11| / 3
+    assert r["r2"] == pytest.approx(1 - 1.0 / np.var([10.0, 11.0, 8.0]) / 3)

@@ -28,11 +28,9 @@ import pandas as pd
 from scipy import stats
 
 from aam.data.split import parse_fold_name
-from aam.evaluate.metrics import PRIMARY_METRIC
+from aam.evaluate.metrics import PRIMARY_METRIC, secondary_metrics
 
 FOREST = "random_forest"
-# Cheap extra metrics reported beside the main one (their means over folds).
-SECONDARY = {"classification": ("accuracy", "macro_f1"), "regression": ("mae", "rmse", "pearson_r")}
 
 
 def paired_tests(differences: Sequence[float]) -> dict:
@@ -112,7 +110,7 @@ def fold_scores(records: Iterable[Mapping]) -> tuple[pd.DataFrame, str]:
 
 
 def _scores(metrics: Mapping, task: str) -> dict:
-    names = (PRIMARY_METRIC[task], *SECONDARY[task])
+    names = (PRIMARY_METRIC[task], *secondary_metrics(task))
     return {name: metrics.get(name) for name in names}
 
 
@@ -164,7 +162,7 @@ def summarize(scores: pd.DataFrame, task: str) -> tuple[pd.DataFrame, dict]:
                     "sign_p": tests["sign_p"],
                 }
             )
-        for name in SECONDARY[task]:
+        for name in secondary_metrics(task):
             vals = pd.to_numeric(sub[name], errors="coerce").dropna()
             row[f"mean_{name}"] = float(vals.mean()) if vals.size else None
         degenerate = sorted(sub.loc[sub["degenerate"].notna(), "fold"], key=_fold_key)
@@ -175,7 +173,7 @@ def summarize(scores: pd.DataFrame, task: str) -> tuple[pd.DataFrame, dict]:
             "mean": row["mean"],
             "sd": row["sd"],
             "per_fold": {fold: _none(values[fold]) for fold in folds},
-            "secondary_means": {name: row[f"mean_{name}"] for name in SECONDARY[task]},
+            "secondary_means": {name: row[f"mean_{name}"] for name in secondary_metrics(task)},
             "degenerate_folds": {f: sub.set_index("fold").loc[f, "degenerate"] for f in degenerate},
         }
         if model != FOREST:

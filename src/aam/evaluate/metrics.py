@@ -15,21 +15,23 @@ Classification (labels are class names; `proba` has one column per class, in `cl
     confusion = counts[i][j] of samples with true class classes[i] predicted as classes[j]
 
 Every value is a plain Python float/int/list (or None), ready for JSON.
+
+:data:`METRICS` is the one registry of these metrics (name, task, whether higher is better, whether
+training monitors it, function): the test-set tables here, the validation metrics logged in training
+(:func:`aam.training.aam_modules.validation_metrics`), the cross-validation summaries
+(:mod:`aam.evaluate.cv`) and the comparison table (`aam compare`) all take their metrics from it. A
+new metric is one entry.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats
 from sklearn import metrics as skm
-
-REGRESSION_METRICS = ("mae", "rmse", "r2", "pearson_r")
-CLASSIFICATION_METRICS = ("accuracy", "macro_f1", "auroc")
-# The one number a run is ranked by, per task (higher is better for both).
-PRIMARY_METRIC = {"regression": "r2", "classification": "auroc"}
 
 
 def _clean(value: float) -> float | None:
@@ -48,18 +50,7 @@ def regression_metrics(y_true: Sequence[float], y_pred: Sequence[float]) -> dict
         raise ValueError("no samples to evaluate")
     if not (np.isfinite(y_true).all() and np.isfinite(y_pred).all()):
         raise ValueError("regression values must be finite")
-    r2 = skm.r2_score(y_true, y_pred) if n >= 2 and np.ptp(y_true) > 0 else float("nan")
-    if n >= 2 and np.ptp(y_true) > 0 and np.ptp(y_pred) > 0:
-        pearson = stats.pearsonr(y_true, y_pred).statistic
-    else:
-        pearson = float("nan")
-    return {
-        "n": n,
-        "mae": _clean(skm.mean_absolute_error(y_true, y_pred)),
-        "rmse": _clean(math.sqrt(skm.mean_squared_error(y_true, y_pred))),
-        "r2": _clean(r2),
-        "pearson_r": _clean(pearson),
-    }
+    return {"n": n, **{m.name: m.compute(y_true, y_pred, None, None) for m in task_metrics("regression")}}
 
 
 def auroc(y_true: Sequence[str], proba: np.ndarray, classes: Sequence[str]) -> float | None:
@@ -104,13 +95,10 @@ def classification_metrics(
         proba = np.asarray(proba, dtype=np.float64)
         if proba.shape != (y_true.size, len(classes)):
             raise ValueError(f"probabilities of shape {proba.shape}, expected {(y_true.size, len(classes))}")
+    scores = {m.name: m.compute(y_true, y_pred, proba, classes) for m in task_metrics("classification")}
     return {
         "n": int(y_true.size),
-        "accuracy": _clean(skm.accuracy_score(y_true, y_pred)),
-        "macro_f1": _clean(
-            skm.f1_score(y_true, y_pred, labels=classes, average="macro", zero_division=0)
-        ),
-        "auroc": None if proba is None else auroc(y_true, proba, classes),
+        **scores,
         "confusion_matrix": confusion_matrix(y_true, y_pred, classes),
         "classes": classes,
     }
@@ -149,6 +137,108 @@ def compute_metrics(task: str, y_true, y_pred, proba=None, classes=None) -> dict
             raise ValueError("classification metrics need the class names")
         return classification_metrics(y_true, y_pred, proba, classes)
     raise ValueError(f"unknown task {task!r}: expected 'regression' or 'classification'")
+
+
+# --------------------------------------------------------------------------------- the registry
+# Each function takes (y_true, y_pred, proba, classes): regression values in original units (proba
+# and classes unused), or class labels with proba's columns in `classes` order (proba may be None).
+
+
+def _mae(y_true, y_pred, proba=None, classes=None) -> float | None:
+    return _clean(skm.mean_absolute_error(y_true, y_pred))
+
+
+def _rmse(y_true, y_pred, proba=None, classes=None) -> float | None:
+    return _clean(math.sqrt(skm.mean_squared_error(y_true, y_pred)))
+
+
+def _r2(y_true, y_pred, proba=None, classes=None) -> float | None:
+    """R^2; undefined (None) for fewer than 2 values or constant true values."""
+    y_true = np.asarray(y_true, dtype=np.float64)
+    if y_true.size < 2 or np.ptp(y_true) == 0:
+        return None
+    return _clean(skm.r2_score(y_true, y_pred))
+
+
+def _pearson_r(y_true, y_pred, proba=None, classes=None) -> float | None:
+    """Pearson r; undefined (None) for fewer than 2 values or either side constant."""
+    y_true, y_pred = np.asarray(y_true, dtype=np.float64), np.asarray(y_pred, dtype=np.float64)
+    if y_true.size < 2 or np.ptp(y_true) == 0 or np.ptp(y_pred) == 0:
+        return None
+    return _clean(stats.pearsonr(y_true, y_pred).statistic)
+
+
+def _accuracy(y_true, y_pred, proba=None, classes=None) -> float | None:
+    return _clean(skm.accuracy_score(y_true, y_pred))
+
+
+def _macro_f1(y_true, y_pred, proba, classes) -> float | None:
+    return _clean(skm.f1_score(y_true, y_pred, labels=list(classes), average="macro", zero_division=0))
+
+
+def _auroc(y_true, y_pred, proba, classes) -> float | None:
+    return None if proba is None else auroc(y_true, proba, classes)
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One metric: ``name`` (its key in metrics.json, ``val/<name>`` in training logs), the ``task``
+    it scores, whether higher is better (the direction of comparisons, early stopping and model
+    selection), whether training logs it on the validation split (``monitored``), and ``compute``:
+    (y_true, y_pred, proba, classes) -> float, or None where it is undefined."""
+
+    name: str
+    task: str
+    higher_is_better: bool
+    compute: Callable[..., float | None]
+    monitored: bool = False
+
+
+METRICS: dict[str, Metric] = {m.name: m for m in (
+    Metric("mae", "regression", False, _mae, monitored=True),
+    Metric("rmse", "regression", False, _rmse),
+    Metric("r2", "regression", True, _r2, monitored=True),
+    Metric("pearson_r", "regression", True, _pearson_r),
+    Metric("accuracy", "classification", True, _accuracy, monitored=True),
+    Metric("macro_f1", "classification", True, _macro_f1),
+    Metric("auroc", "classification", True, _auroc, monitored=True),
+)}
+TASKS = ("regression", "classification")
+# The one number a run is ranked by, per task (higher is better for both).
+PRIMARY_METRIC = {"regression": "r2", "classification": "auroc"}
+# What fine-tuning's early stopping and best epoch follow with `trainer.monitor: auto`.
+TRAINING_MONITOR = {"regression": "mae", "classification": "auroc"}
+
+
+def task_metrics(task: str) -> tuple[Metric, ...]:
+    """The metrics of a task, in the registry's order (the order of tables and metrics.json)."""
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}: expected 'regression' or 'classification'")
+    return tuple(m for m in METRICS.values() if m.task == task)
+
+
+def metric_names(task: str) -> tuple[str, ...]:
+    """The names of a task's metrics, in the registry's order."""
+    return tuple(m.name for m in task_metrics(task))
+
+
+def secondary_metrics(task: str) -> tuple[str, ...]:
+    """A task's metrics other than its primary one (reported beside it)."""
+    return tuple(name for name in metric_names(task) if name != PRIMARY_METRIC[task])
+
+
+def monitored_metrics(task: str) -> tuple[Metric, ...]:
+    """The metrics training logs on the validation split (``val/<name>``)."""
+    return tuple(m for m in task_metrics(task) if m.monitored)
+
+
+def mode(name: str) -> str:
+    """``max`` or ``min``: how a checkpoint monitor or a selection reads this metric."""
+    return "max" if METRICS[name].higher_is_better else "min"
+
+
+REGRESSION_METRICS = metric_names("regression")
+CLASSIFICATION_METRICS = metric_names("classification")
 
 
 # Regression predictions whose standard deviation is below this share of the true values' count as

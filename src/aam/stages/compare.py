@@ -23,7 +23,7 @@ import pandas as pd
 
 from aam.errors import InputError
 from aam.evaluate import plots
-from aam.evaluate.metrics import CLASSIFICATION_METRICS, PRIMARY_METRIC, REGRESSION_METRICS
+from aam.evaluate.metrics import PRIMARY_METRIC, metric_names
 from aam.io.atomic import atomic_path
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ def comparison_table(metrics_files: list[str | Path]) -> pd.DataFrame:
         except (KeyError, TypeError) as err:
             raise InputError(f"{path}: not an `aam evaluate` metrics.json (missing {err})") from err
         primary = PRIMARY_METRIC[task]
-        names = REGRESSION_METRICS if task == "regression" else CLASSIFICATION_METRICS
+        names = metric_names(task)
         a, f = ours.get(primary), forest.get(primary)
         row = {
             "target": target,

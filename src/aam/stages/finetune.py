@@ -50,6 +50,8 @@ import torch
 
 from aam.config import load_settings
 from aam.errors import InputError
+from aam.evaluate.metrics import TRAINING_MONITOR
+from aam.evaluate.metrics import mode as metric_mode
 from aam.io.atomic import atomic_path
 from aam.provenance import provenance, used_settings
 from aam.stages.encoder_init import apply_encoder, load_encoder
@@ -226,8 +228,8 @@ def write_train_features(dm, path: Path) -> None:
 
 
 # --------------------------------------------------------------------------------------------- run
-# The metric that picks the best epoch when finetune.trainer.monitor is "auto", per task.
-AUTO_MONITOR = {"classification": ("val/auroc", "max"), "regression": ("val/mae", "min")}
+# The metric (and mode) that picks the best epoch when finetune.trainer.monitor is "auto", per task.
+AUTO_MONITOR = {task: (f"val/{name}", metric_mode(name)) for task, name in TRAINING_MONITOR.items()}
 
 
 @dataclass
@@ -317,7 +319,7 @@ def select_settings(args: argparse.Namespace, settings: dict, classes: list[str]
     """Inner cross-validation over ``finetune.select.grid`` on the train + val samples of
     ``args.splits`` (:mod:`aam.training.selection`); returns the Selection (chosen values, scores)."""
     from aam.data.datasets import read_target_column
-    from aam.evaluate.metrics import PRIMARY_METRIC
+    from aam.evaluate.metrics import METRICS, PRIMARY_METRIC
     from aam.training import selection
 
     spec = settings["finetune"]["select"]
@@ -340,7 +342,8 @@ def select_settings(args: argparse.Namespace, settings: dict, classes: list[str]
                  PRIMARY_METRIC[task], value)
         return value
 
-    chosen = selection.select(candidates, len(folds), score, PRIMARY_METRIC[task])
+    chosen = selection.select(candidates, len(folds), score, PRIMARY_METRIC[task],
+                              higher_is_better=METRICS[PRIMARY_METRIC[task]].higher_is_better)
     log.info("selection: chose %s (inner %s %s)", chosen.chosen, chosen.metric,
              next(c["mean"] for c in chosen.candidates if c["values"] == chosen.chosen))
     return chosen

@@ -261,19 +261,23 @@ def _batch_number(batch: dict[str, torch.Tensor]) -> int:
 
 def validation_metrics(task: str, pred: torch.Tensor, true: torch.Tensor, mean: float = 0.0,
                        std: float = 1.0) -> dict[str, float]:
-    """regression: mae, r2 in original units; classification: accuracy, auroc (binary or macro OvR)."""
-    if task == "regression":
-        p, t = pred * std + mean, true.float() * std + mean
-        return {"mae": float((p - t).abs().mean()), "r2": losses.r2_score(p, t)}
-    probs = torch.softmax(pred.float(), dim=-1).numpy()
-    t = true.numpy()
-    out = {"accuracy": float((probs.argmax(1) == t).mean())}
-    present = np.unique(t)
-    if present.size >= 2:
-        from sklearn.metrics import roc_auc_score
+    """The monitored metrics of :data:`aam.evaluate.metrics.METRICS` on a validation pass (regression
+    in original units: ``pred`` and ``true`` standardized with ``mean`` and ``std``; classification
+    from logits and class codes); a metric undefined on these samples (AUROC with one class) is left
+    out."""
+    from aam.evaluate.metrics import monitored_metrics
 
-        if probs.shape[1] == 2:
-            out["auroc"] = float(roc_auc_score(t, probs[:, 1]))
-        elif present.size == probs.shape[1]:
-            out["auroc"] = float(roc_auc_score(t, probs, multi_class="ovr", average="macro"))
+    if task == "regression":
+        proba, codes = None, None
+        y_pred = (pred * std + mean).double().numpy()
+        y_true = (true.float() * std + mean).double().numpy()
+    else:
+        proba = torch.softmax(pred.float(), dim=-1).numpy()
+        codes = list(range(proba.shape[1]))
+        y_pred, y_true = proba.argmax(1), true.numpy()
+    out = {}
+    for metric in monitored_metrics(task):
+        value = metric.compute(y_true, y_pred, proba, codes)
+        if value is not None:
+            out[metric.name] = value
     return out
