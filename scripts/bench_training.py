@@ -40,8 +40,8 @@ def bench(name: str, model: dict, asv_limit: int, args) -> tuple[float, float]:
     from aam.training.aam_modules import PretrainModule
 
     res = Path(args.results)
-    dm = AAMDataModule(res / "tokens", res / "splits.tsv", {"asv_limit": asv_limit, "batch_size": 8},
-                       seed=42)
+    dm = AAMDataModule(res / "tokens", res / "split" / "splits.tsv",
+                       {"asv_limit": asv_limit, "batch_size": 8}, seed=42)
     index = PhyloIndex.from_newick(res / "ingest" / "tree.nwk", list(dm.feature_ids))
     cfg = AAMConfig(**model, max_bp=dm.max_bp, asv_limit=asv_limit)
     module = PretrainModule(cfg, {"lr": 1e-3, "schedule": "none"}, index)

@@ -1,6 +1,6 @@
 """Check a GPU: CUDA UniFrac against the CPU, and training throughput of the configured models.
 
-    python scripts/gpu_check.py                   # on the GPU; under 10 minutes on one GPU
+    python scripts/gpu_check.py                   # on the GPU(s); under 10 minutes
     python scripts/gpu_check.py --cpu             # the same on CPU with tiny step counts
 
 What it prints (one line per measurement):
@@ -12,6 +12,11 @@ What it prints (one line per measurement):
   and the epoch time that rate implies (training samples / rate). Steps are plain forward + backward
   + AdamW on the real batches (re-rarefied samples, per-batch UniFrac, masking, augmentation), so
   data loading in the training process counts, as it does in training; validation does not.
+- The real training engine (`aam.training.engine.fit`, as the pretrain and finetune stages run it,
+  with the run's own trainer settings and precision, stopped after warm-up + timed steps): on the
+  CPU (1 process), on 1 GPU, and with DDP over all GPUs (NCCL, one process per GPU, launched as
+  torchrun would) when there are 2 or more: samples/s over the timed steps, peak GPU memory and the
+  GPU/CPU speed ratio. With ``--cpu``: 1 process, and DDP with 2 CPU processes (gloo).
 
 The model sizes come from the config (default `config/full.yaml`), never from this script. The
 data are prepared by the workflow itself (ingest, split, rarefy, tokenize, seq_prepare: Snakemake
@@ -22,7 +27,9 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -55,8 +62,9 @@ def prepare(config_path: Path, work: Path, cores: int) -> tuple[dict, Path]:
     checked = check_config(copy.deepcopy(config), where=str(config_path))
     results = Path(config["results"])
     dataset = next(iter(checked["datasets"]))
-    targets = [results / dataset / p for p in ("tokens/samples.parquet", "splits.tsv", "ingest/tree.nwk",
-                                                "ingest/samples.parquet", "rarefied/table.biom")]
+    targets = [results / dataset / p for p in ("tokens/samples.parquet", "split/splits.tsv",
+                                                "ingest/tree.nwk", "ingest/samples.parquet",
+                                                "rarefied/table.biom")]
     seq = first_contrastive(checked)
     if seq is not None:
         targets.append(results / "sequences" / next(iter(checked["sequences"])) / "prepared.parquet")
@@ -167,7 +175,7 @@ def check_aam(config: dict, data: Path, device: torch.device, warmup: int, steps
     seed = config["seed"]
     dataset = next(iter(config["datasets"].values()))
     samples = lambda b: int(b["asv_index"].shape[0])  # noqa: E731
-    dm = AAMDataModule(data / "tokens", data / "splits.tsv", run["data"], seed=seed)
+    dm = AAMDataModule(data / "tokens", data / "split" / "splits.tsv", run["data"], seed=seed)
     index = PhyloIndex.from_newick(data / "ingest" / "tree.nwk", list(dm.feature_ids))
     cfg = AAMConfig(**run["model"], max_bp=dm.max_bp, asv_limit=dm.asv_limit)
     pre = run["pretrain"]
@@ -181,7 +189,7 @@ def check_aam(config: dict, data: Path, device: torch.device, warmup: int, steps
     if not dataset["targets"]:
         return
     target = dataset["targets"][0]
-    dm = AAMDataModule(data / "tokens", data / "splits.tsv", run["data"], seed=seed,
+    dm = AAMDataModule(data / "tokens", data / "split" / "splits.tsv", run["data"], seed=seed,
                        target={"column": target["column"], "type": target["type"]},
                        metadata=data / "ingest" / "samples.parquet")
     n_out = dm.n_classes if target["type"] == "classification" else 1
@@ -236,6 +244,129 @@ def check_contrastive(config: dict, results: Path, device: torch.device, warmup:
                     lambda b: len(b["group"]) // int(b["n_views"]), len(seqs), device, bf16, warmup, steps)
 
 
+# ------------------------------------------------------------------------------- the real fit
+FIT_TASKS = ("pretraining", "fine-tuning")
+
+
+def fit_worker(spec: dict) -> None:
+    """One process of the real `fit` (engine), as a training stage runs it; rank 0 prints
+    ``FIT {json}``: samples/s over the timed steps (all ranks), peak GPU memory, precision."""
+    import lightning as L
+
+    from aam.data.datasets import AAMDataModule
+    from aam.data.unifrac import PhyloIndex
+    from aam.models.aam import AAMConfig
+    from aam.training.aam_modules import FinetuneModule, PretrainModule
+    from aam.training.engine import TrainerSettings, fit, seed_everything
+
+    config = json.loads(Path(spec["config"]).read_text())
+    data, seed = Path(spec["data"]), config["seed"]
+    runs = config["aam"]["runs"]
+    run = runs[next((n for n, r in runs.items() if r["pretrain"].get("enabled")), next(iter(runs)))]
+    stage = "pretrain" if spec["task"] == "pretraining" else "finetune"
+    warmup, steps = int(spec["warmup"]), int(spec["steps"])
+    trainer = {**run[stage].get("trainer", {}), "max_steps": warmup + steps, "max_epochs": 1000,
+               "accumulate_grad_batches": 1, "limit_val_batches": 1, "patience": None,
+               "progress_bar": False, "resume": False, "restore_best": False, "seed": seed,
+               "accelerator": spec["accelerator"], "devices": int(spec["world"]), "num_nodes": 1}
+    settings = TrainerSettings.from_dict(trainer)
+    seed_everything(seed)
+    if stage == "pretrain":
+        dm = AAMDataModule(data / "tokens", data / "splits.tsv", run["data"], seed=seed)
+        index = PhyloIndex.from_newick(data / "ingest" / "tree.nwk", list(dm.feature_ids))
+        cfg = AAMConfig(**run["model"], max_bp=dm.max_bp, asv_limit=dm.asv_limit)
+        module = PretrainModule(cfg, settings, index, unifrac_metric=run["pretrain"]["unifrac_metric"],
+                                mask_rate=run["pretrain"]["mask_rate"])
+    else:
+        target = next(iter(config["datasets"].values()))["targets"][0]
+        dm = AAMDataModule(data / "tokens", data / "splits.tsv", run["data"], seed=seed,
+                           target={"column": target["column"], "type": target["type"]},
+                           metadata=data / "ingest" / "samples.parquet")
+        n_out = dm.n_classes if target["type"] == "classification" else 1
+        cfg = AAMConfig(**run["model"], max_bp=dm.max_bp, asv_limit=dm.asv_limit, task=target["type"],
+                        n_outputs=n_out)
+        module = FinetuneModule(cfg, settings)
+
+    class StepTimer(L.Callback):
+        """Wall time and samples of the training batches after the warm-up ones."""
+
+        def __init__(self) -> None:
+            self.start, self.end, self.samples = None, None, 0
+
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            if trainer.global_step == warmup and self.start is None:
+                sync(pl_module.device)
+                if pl_module.device.type == "cuda":
+                    torch.cuda.reset_peak_memory_stats(pl_module.device)
+                self.start = time.perf_counter()
+
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            if self.start is not None:
+                sync(pl_module.device)
+                self.end = time.perf_counter()
+                self.samples += int(batch["asv_index"].shape[0])
+
+    timer = StepTimer()
+    result = fit(module, Path(spec["out"]), datamodule=dm, callbacks=[timer])
+    on_gpu = result.accelerator == "gpu"
+    peak = torch.cuda.max_memory_allocated() / 2**30 if on_gpu else None
+    rates = module.all_ranks(timer.samples / max(timer.end - timer.start, 1e-9))
+    peaks = module.all_ranks(peak)
+    if result.global_rank == 0:
+        print("FIT " + json.dumps({"rate": sum(rates), "peak_gib": None if peak is None else max(peaks),
+                                   "world": result.world_size, "accelerator": result.accelerator,
+                                   "steps": steps, "batch": dm.batch_size,
+                                   "precision": str(settings.precision)}), flush=True)
+
+
+def launch_fit(spec: dict, world: int) -> dict:
+    """`world` processes of `fit_worker` (as torchrun starts them: LOCAL_RANK, WORLD_SIZE, ...)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    procs = []
+    for rank in range(world):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
+        if world > 1:
+            env.update({"LOCAL_RANK": str(rank), "NODE_RANK": "0", "WORLD_SIZE": str(world),
+                        "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--fit-worker",
+               json.dumps({**spec, "world": world, "out": f"{spec['out']}/{spec['accelerator']}{world}"})]
+        procs.append(subprocess.Popen(cmd, env=env, text=True, stdout=subprocess.PIPE,
+                                      stderr=subprocess.STDOUT))
+    outs = [p.communicate()[0] for p in procs]
+    failed = [out for p, out in zip(procs, outs, strict=True) if p.returncode]
+    if failed:
+        sys.exit(f"fit ({spec['task']}, {spec['accelerator']} x{world}) failed:\n{failed[0][-3000:]}")
+    line = next(x for x in outs[0].splitlines() if x.startswith("FIT "))
+    return json.loads(line[4:])
+
+
+def check_fit(config: dict, data: Path, work: Path, on_gpu: bool, warmup: int, steps: int) -> None:
+    """The real fit for pretraining and fine-tuning: CPU, 1 GPU and DDP over all GPUs (NCCL); with
+    --cpu, 1 CPU process and 2 (gloo)."""
+    checked = work / "checked_config.json"
+    checked.write_text(json.dumps(config))
+    n_gpus = torch.cuda.device_count() if on_gpu else 0
+    ddp = [("gpu", n_gpus)] if n_gpus >= 2 else []
+    layouts = [("gpu", 1), *ddp] if on_gpu else [("cpu", 2)]
+    tasks = FIT_TASKS if next(iter(config["datasets"].values()))["targets"] else FIT_TASKS[:1]
+    for task in tasks:
+        spec = {"task": task, "config": str(checked), "data": str(data), "out": str(work / "fit" / task),
+                "warmup": warmup, "steps": steps}
+        # CPU steps are slow at GPU sizes: a few are enough for the ratio
+        few = {"warmup": 1, "steps": min(steps, 3)} if on_gpu else {}
+        cpu = launch_fit({**spec, "accelerator": "cpu", **few}, 1)
+        print(f"  fit {task:>12} cpu x1 ({cpu['precision']} asked): {cpu['rate']:9.1f} samples/s", flush=True)
+        for accelerator, world in layouts:
+            got = launch_fit({**spec, "accelerator": accelerator}, world)
+            memory = "n/a" if got["peak_gib"] is None else f"{got['peak_gib']:.2f} GiB"
+            kind = ("1 device" if world == 1 else "DDP NCCL" if accelerator == "gpu" else "DDP gloo")
+            print(f"  fit {task:>12} {accelerator} x{world} ({kind}, {got['precision']}): "
+                  f"{got['rate']:9.1f} samples/s, peak GPU memory {memory}, "
+                  f"{got['rate'] / cpu['rate']:.1f}x the CPU", flush=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cpu", action="store_true", help="run on CPU with tiny step counts")
@@ -246,7 +377,11 @@ def main() -> int:
     parser.add_argument("--unifrac-samples", type=int, default=None,
                         help="first N samples for UniFrac (default all; 60 with --cpu)")
     parser.add_argument("--cores", type=int, default=os.cpu_count() or 1, help="cores for data preparation")
+    parser.add_argument("--fit-worker", help=argparse.SUPPRESS)  # one process of check_fit
     args = parser.parse_args()
+    if args.fit_worker:
+        fit_worker(json.loads(args.fit_worker))
+        return 0
     if args.cpu:
         device = torch.device("cpu")
     elif torch.cuda.is_available():
@@ -264,6 +399,8 @@ def main() -> int:
     check_unifrac(data, device, max_samples)
     check_aam(config, data, device, warmup, steps)
     check_contrastive(config, Path(config["results"]), device, warmup, steps)
+    print("training engine (fit):", flush=True)
+    check_fit(config, data, Path(args.work), device.type == "cuda", warmup, steps)
     print(f"done in {time.perf_counter() - start:.0f} s")
     return 0
 

@@ -58,7 +58,7 @@ def module(data, **settings):
 
 
 def epoch_batches(loader, epoch):
-    loader.sampler.set_epoch(epoch) if isinstance(loader.sampler, EpochSampler) else None
+    loader.batch_sampler.set_epoch(epoch)
     return list(loader)
 
 
@@ -214,28 +214,43 @@ def test_lightning_sets_the_epoch(data):
 
 def test_epoch_sampler_deals_whole_batches_to_ranks():
     one = EpochSampler(23, seed=5, batch_size=4, drop_last=True)
-    batches = [list(b) for b in one.global_batches(3)]
+    batches = one.global_batches(3)
     assert len(batches) == 5 and all(len(b) == 4 for b in batches)  # 23 // 4, partial one dropped
+    order = np.random.default_rng([5, 2, 3]).permutation(23)
+    assert [i for b in batches for i in b] == order[:20].tolist()
     ranks = [EpochSampler(23, seed=5, batch_size=4, drop_last=True, num_replicas=2, rank=r) for r in (0, 1)]
     for r, sampler in enumerate(ranks):
         sampler.set_epoch(3)
-        keys = list(sampler)
-        assert {e for _, e, _ in keys} == {3}
-        numbers = sorted({n for _, _, n in keys})
-        assert numbers == [r, r + 2]  # the fifth batch is left out: ranks take equal shares
-        assert [i for i, _, _ in keys] == batches[r] + batches[r + 2]
-        assert len(sampler) == len(keys) == 8
-    # Evaluation: a partial last batch is kept and goes where it falls; fewer batches than ranks:
+        dealt = list(sampler)
+        assert len(sampler) == len(dealt) == 3  # ranks take equally many batches
+        assert {k.epoch for b in dealt for k in b} == {3}
+        numbers = [b[0].number for b in dealt]
+        padding = [b[0].padding for b in dealt]
+        if r == 0:  # batches 0, 2, 4: all real
+            assert numbers == [0, 2, 4] and padding == [False] * 3
+        else:  # batches 1, 3 and, in the last round, a copy of batch 3 with weight 0
+            assert numbers == [1, 3, 3] and padding == [False, False, True]
+        assert [k.item for k in dealt[0]] == batches[r] and [k.item for k in dealt[1]] == batches[r + 2]
+    # Every real batch is trained on exactly once, whatever the number of ranks.
+    for world in (1, 2, 3, 4, 6):
+        dealt = [list(EpochSampler(23, 5, batch_size=4, drop_last=True, num_replicas=world, rank=r))
+                 for r in range(world)]
+        real = sorted(b[0].number for rank in dealt for b in rank if not b[0].padding)
+        assert real == list(range(5)) and len({len(rank) for rank in dealt}) == 1
+    # Evaluation (no padding): a partial last batch goes where it falls; fewer batches than ranks:
     # every rank takes every batch.
-    val = [list(EpochSampler(10, 0, shuffle=False, batch_size=4, num_replicas=2, rank=r)) for r in (0, 1)]
-    assert [i for i, _, _ in val[0]] == [0, 1, 2, 3, 8, 9] and [i for i, _, _ in val[1]] == [4, 5, 6, 7]
-    few = [list(EpochSampler(3, 0, shuffle=False, batch_size=4, num_replicas=2, rank=r)) for r in (0, 1)]
-    assert few[0] == few[1] == [(0, 0, 0), (1, 0, 0), (2, 0, 0)]
+    def evaluation(n, r):
+        return EpochSampler(n, 0, shuffle=False, batch_size=4, num_replicas=2, rank=r, pad=False)
+
+    val = [[k.item for b in evaluation(10, r) for k in b] for r in (0, 1)]
+    assert val == [[0, 1, 2, 3, 8, 9], [4, 5, 6, 7]]
+    few = [list(evaluation(3, r)) for r in (0, 1)]
+    assert few[0] == few[1] == [[(0, 0, 0, False), (1, 0, 0, False), (2, 0, 0, False)]]
 
 
 def test_epoch_sampler_resumes_after_the_batches_already_trained_on():
     full = list(EpochSampler(20, seed=1, batch_size=4, drop_last=True))
     resumed = EpochSampler(20, seed=1, batch_size=4, drop_last=True)
     resumed.resume_after(2)
-    assert list(resumed) == full[8:]  # once: the next epoch is whole again
-    assert len(list(resumed)) == 20
+    assert list(resumed) == full[2:]  # once: the next epoch is whole again
+    assert len(list(resumed)) == 5

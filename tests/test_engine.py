@@ -126,6 +126,49 @@ def test_resume_after_kill_ends_with_identical_metrics(tmp_path):
         assert torch.equal(a, b)
 
 
+class ValidationCount(__import__("lightning").pytorch.callbacks.Callback):
+    """Validation batches run before the first training batch (Lightning's sanity check)."""
+
+    def __init__(self):
+        self.before_training, self.training = 0, False
+
+    def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0):
+        self.before_training += not self.training
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        self.training = True
+
+
+def test_a_fresh_run_checks_one_validation_batch_first_and_a_resumed_run_does_not(tmp_path):
+    train, val = loaders()
+    fresh = ValidationCount()
+    with pytest.raises(RuntimeError, match="killed"):
+        fit(TinyModule(settings()), tmp_path, train_dataloaders=train, val_dataloaders=val,
+            callbacks=[fresh, KillAt(epoch=1, batch=2)])
+    resumed = ValidationCount()
+    assert fit(TinyModule(settings()), tmp_path, train_dataloaders=train, val_dataloaders=val,
+               callbacks=[resumed]).resumed
+    assert (fresh.before_training, resumed.before_training) == (1, 0)
+
+
+def test_engine_uses_only_public_lightning_api():
+    """Lightning's loops, their progress counters and the checkpoint's loop state are internals that
+    change between releases: the engine reads what it needs from hook arguments, public Trainer
+    properties and its own checkpoint keys."""
+    from pathlib import Path
+
+    import aam
+
+    internals = ("fit_loop", "epoch_loop", "batch_progress", "epoch_progress", '["loops"]',
+                 "_should_accumulate", "._trainer", "_checkpoint_connector", "_logger_connector",
+                 "_data_connector")
+    for path in (Path(aam.__file__).parent / sub for sub in ("training", "data")):
+        for source in path.glob("*.py"):
+            text = source.read_text()
+            found = [name for name in internals if name in text]
+            assert not found, f"{source.name} uses Lightning internals {found}"
+
+
 def test_changed_settings_do_not_resume(tmp_path):
     train, val = loaders()
     fit(TinyModule(settings(max_epochs=1)), tmp_path, train_dataloaders=train, val_dataloaders=val,
@@ -145,7 +188,7 @@ def test_a_finished_run_trains_afresh_when_run_again(tmp_path):
 def test_nan_loss_raises_naming_the_step(tmp_path):
     train, val = loaders()
     module = TinyModule(settings(), nan_at_step=5)
-    with pytest.raises(NonFiniteLossError, match="optimizer step 5"):
+    with pytest.raises(NonFiniteLossError, match="epoch 0, batch 5, optimizer step 5"):
         fit(module, tmp_path, train_dataloaders=train, val_dataloaders=val)
 
 

@@ -1,5 +1,7 @@
 """scripts/gpu_check.py --cpu: the GPU check runs end to end on CPU (tiny step counts, the demo
-config's small models) and reports UniFrac agreement and a throughput line for every model."""
+config's small models) and reports UniFrac agreement, a throughput line for every model, and the
+real training engine's fit for pretraining and fine-tuning in 1 process and with DDP (2 gloo
+processes, the path that NCCL takes on GPUs)."""
 
 from __future__ import annotations
 
@@ -31,3 +33,8 @@ def test_gpu_check_runs_on_cpu(tmp_path):
     models = r"(pretraining|fine-tuning \(ibd\)|contrastive training)"
     rates = re.findall(models + r" (bf16|fp32): +([\d.]+) samples/s", out)
     assert len(rates) == 6 and all(float(r) > 0 for *_, r in rates)
+    fits = re.findall(r"fit +(pretraining|fine-tuning) cpu x(\d) \(([^)]*)\): +([\d.]+) samples/s", out)
+    assert {(task, world) for task, world, _, _ in fits} == {(t, w) for t in ("pretraining", "fine-tuning")
+                                                             for w in ("1", "2")}
+    assert all(float(rate) > 0 for *_, rate in fits)
+    assert all(kind.startswith("DDP gloo") for _, world, kind, _ in fits if world == "2")

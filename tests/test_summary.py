@@ -92,7 +92,9 @@ def write_toy_results(results: Path) -> dict:
     root = results / "toy"
     (root / "rarefied").mkdir(parents=True)
     (root / "ingest").mkdir()
-    SPLITS.to_csv(root / "splits.tsv", sep="\t", index=False)
+    (root / "split").mkdir()
+    (root / "comparison").mkdir()
+    SPLITS.to_csv(root / "split" / "splits.tsv", sep="\t", index=False)
     samples = pd.DataFrame({"sample": CLASSES.index, "dx": CLASSES.to_numpy()})
     samples.to_parquet(root / "ingest/samples.parquet")
     pd.DataFrame({"sample": ["a2", "c1", "c2"], "reads": [10, 12, 3]}).to_csv(
@@ -103,7 +105,7 @@ def write_toy_results(results: Path) -> dict:
         table.to_hdf5(fh, "test")
     pd.DataFrame({"target": ["dx"], "task": ["classification"], "run": ["r"], "n_test": [1],
                   "metric": ["auroc"], "aam": [0.5], "random_forest": [0.75], "difference": [-0.25]}).to_csv(
-        root / "comparison.tsv", sep="\t", index=False)
+        root / "comparison" / "comparison.tsv", sep="\t", index=False)
     return {"datasets": {"toy": {"class_column": "dx", "comparison": True, "faith_pd": False}},
             "sequences": {}}
 

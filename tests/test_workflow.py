@@ -85,14 +85,26 @@ def test_dry_run_lists_every_stage(tmp_path):
     assert stages | {"compare"} <= rules
 
 
-def test_training_rules_declare_a_gpu_and_the_default_profile_allows_one(tmp_path):
-    write_config(tmp_path)
-    result = snakemake(tmp_path, "-n")
+def training_jobs(result: subprocess.CompletedProcess) -> dict[str, str]:
+    """The planned training jobs' text (last of each rule) by rule name."""
     planned_rules(result)
-    assert "Using workflow specific profile" in result.stdout + result.stderr
     jobs = (result.stdout + result.stderr).split("rule ")
-    training = [job for job in jobs if job.startswith(("pretrain:", "finetune:", "seq_train:"))]
-    assert training and all("gpu=1" in job for job in training)
+    return {job.split(":", 1)[0]: job for job in jobs
+            if job.startswith(("pretrain:", "finetune:", "seq_train:", "seq_train_contrastive:"))}
+
+
+def test_without_a_gpu_training_jobs_reserve_none_and_with_one_they_reserve_it(tmp_path):
+    write_config(tmp_path, training={"threads": 1, "gpus": 0})
+    result = snakemake(tmp_path, "-n", "-p")
+    assert "Using workflow specific profile" in result.stdout + result.stderr
+    jobs = training_jobs(result)
+    assert {"pretrain", "finetune", "seq_train", "seq_train_contrastive"} <= set(jobs)
+    for job in jobs.values():
+        assert "gpu=0" in job and "--threads 1 " in job
+        assert shell_line(job).startswith("aam ")  # local shell lines are plain `aam ...` commands
+    write_config(tmp_path, training={"threads": 2, "gpus": 1})
+    for job in training_jobs(snakemake(tmp_path, "-n", "-p", "--cores", "4")).values():
+        assert "gpu=1" in job and "--threads 2 " in job  # the default profile allows gpu=1
 
 
 def test_lint_reports_nothing(tmp_path):
@@ -109,7 +121,7 @@ def test_slurm_profile_dry_run_requests_gpus_for_training(tmp_path):
     assert {"pretrain", "finetune"} <= rules
 
 
-def test_a_multi_node_run_asks_slurm_for_one_task_per_gpu_and_starts_them_with_srun(tmp_path):
+def test_a_multi_node_run_asks_slurm_for_gpus_per_node_and_one_task_per_gpu(tmp_path):
     config = yaml.safe_load(write_config(tmp_path).read_text())
     run = next(iter(config["aam"]["runs"]))
     config["aam"]["runs"][run]["pretrain"].setdefault("trainer", {}).update(devices=4, num_nodes=2)
@@ -117,11 +129,17 @@ def test_a_multi_node_run_asks_slurm_for_one_task_per_gpu_and_starts_them_with_s
     result = snakemake(tmp_path, "-n", "-p", "--workflow-profile", str(REPO / "workflow/profiles/slurm"))
     jobs = {job.split(":", 1)[0]: job for job in (result.stdout + result.stderr).split("rule ")[1:]}
     pretrain, finetune = jobs["pretrain"], jobs["finetune"]
-    for text in ("gpu=8", "nodes=2", "tasks_per_node=4", "tasks_per_gpu=1", "mpi=srun", "--signal=USR1@300"):
+    for text in ("gpu=0", "gres=gpu:4", "nodes=2", "tasks_per_node=4", "mpi=srun", "--signal=USR1@300"):
         assert text in pretrain, text
-    assert "srun --nodes=2 --ntasks-per-node=4 --cpus-per-task=8" in pretrain
-    # The fine-tuning of the same run keeps one process on one GPU.
-    assert "gpu=1" in finetune and "mpi=0" in finetune and "srun --nodes=1 --ntasks-per-node=1" in finetune
+    # The fine-tuning of the same run keeps one process on one GPU; no srun on the shell line (the
+    # stage starts its own job step: tests/test_slurm.py).
+    assert "gres=gpu:1" in finetune and "mpi=0" in finetune
+    assert all(not shell_line(job).startswith("srun") and shell_line(job).startswith("aam ")
+               for job in (pretrain, finetune))
+
+
+def shell_line(job: str) -> str:
+    return re.search(r"Shell command: (.*)", job).group(1)
 
 
 def test_datasets_sit_side_by_side(tmp_path):
@@ -153,16 +171,35 @@ def test_changed_depth_reruns_rarefy_and_dependents_not_ingest(tmp_path):
 
 
 @pytest.mark.slow
+def most_training_jobs_at_once(log: str) -> int:
+    """The most training jobs running at the same time, from Snakemake's job starts and ends."""
+    running, most, rule = set(), 0, None
+    for line in log.splitlines():
+        started = re.match(r"(?:local)?rule (\w+):", line)
+        if started:
+            rule = started.group(1)
+        elif (jobid := re.match(r"\s+jobid: (\d+)", line)) and rule:
+            if rule in ("pretrain", "finetune", "seq_train", "seq_train_contrastive"):
+                running.add(jobid.group(1))
+                most = max(most, len(running))
+            rule = None
+        elif finished := re.match(r"Finished jobid: (\d+)", line):
+            running.discard(finished.group(1))
+    return most
+
+
 def test_whole_workflow_runs_end_to_end_and_reports(tmp_path):
     write_config(tmp_path, TEST_CONFIG)
     done = snakemake(tmp_path, "--cores", "2")
     assert done.returncode == 0, (done.stdout + done.stderr)[-5000:]
+    # No GPU here: training jobs (one thread each, .test/config.yaml) run side by side on the 2 cores.
+    assert most_training_jobs_at_once(done.stdout + done.stderr) == 2
     results = tmp_path / "results"
     metrics = json.loads(next(results.glob("ibd2538/eval/pretrained/ibd/metrics.json")).read_text())
     assert metrics  # the evaluate stage's own tests check its content
     bundled = json.loads((results / "ibd2538/models/bundled/finetune/ibd/model.json").read_text())
     assert bundled["pretrained"] and "gg13_8_v4_small" in bundled["pretrained_from"]
-    assert (results / "ibd2538" / "comparison.tsv").read_text().count("\n") >= 3
+    assert (results / "ibd2538" / "comparison" / "comparison.tsv").read_text().count("\n") >= 3
     assert list((results / "sequences").glob("*/eval/*/metrics.json"))
     assert_qiime2_artifacts(results)
     # the stages' warnings of the run (e.g. one-class predictions) end Snakemake's console output
@@ -225,7 +262,7 @@ def assert_report_opens_with_results(report: Path, results: Path) -> None:
     table = front[front.index('id="headline-ibd2538"'):]
     table = table[: table.index("</table>")]
     rows = [re.findall(r"<td[^>]*>([^<]*)</td>", row) for row in table.split("<tr>")[2:]]
-    comparison = pd.read_csv(results / "ibd2538" / "comparison.tsv", sep="\t")
+    comparison = pd.read_csv(results / "ibd2538" / "comparison" / "comparison.tsv", sep="\t")
     assert [(r[0], r[1]) for r in rows] == list(zip(comparison["target"], comparison["run"], strict=True))
     assert [r[4] for r in rows] == [f"{v:.3f}" for v in comparison["aam"]]
     assert [r[5] for r in rows] == [f"{v:.3f}" for v in comparison["random_forest"]]
@@ -271,7 +308,7 @@ def test_cv_dry_run_fans_out_the_folds(tmp_path):
     assert counts["finetune_cv"] == "10" and counts["evaluate_cv"] == "10" and counts["pretrain"] == "1"
     for fold in ("r0f0", "r0f4"):
         assert f"results/ibd2538/cv/{fold}/models/scratch/finetune/ibd/model.safetensors" in text
-        assert f"--splits {tmp_path}/results/ibd2538/cv/{fold}/splits.tsv" in text
+        assert f"--splits {tmp_path}/results/ibd2538/cv/split/{fold}.tsv" in text
     assert "--fold r0f4" in text and "--cv-summaries" in text
     assert "ibd2538/cv/r0f5" not in text
     assert "--splits " + str(tmp_path / "results/ibd2538/pretrain_splits.tsv") in text
@@ -335,10 +372,11 @@ def test_tiny_cross_validation_end_to_end(tmp_path):
     config["evaluate"]["random_forest"]["n_estimators"] = 20
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     results = tmp_path / "results" / "ibd2538"
-    done = snakemake(tmp_path, "--resources", "gpu=2", "--cores", "2", str(results / "cv_summary/ibd.json"))
+    done = snakemake(tmp_path, "--resources", "gpu=2", "--cores", "2",
+                     str(results / "cv_summary/ibd/summary.json"))
     assert done.returncode == 0, (done.stdout + done.stderr)[-5000:]
 
-    folds = pd.read_csv(results / "cv/folds.tsv", sep="\t", dtype={"sample": str})
+    folds = pd.read_csv(results / "cv/split/folds.tsv", sep="\t", dtype={"sample": str})
     rarefied = set(pd.read_csv(results / "rarefied/dropped.tsv", sep="\t", dtype={"sample": str})["sample"])
     tested = []
     for fold in ("r0f0", "r0f1"):
@@ -350,16 +388,16 @@ def test_tiny_cross_validation_end_to_end(tmp_path):
             assert pred["rf_pred"].notna().all()
         tested += sorted(pred["sample"])
     assert len(tested) == len(set(tested))  # each sample tested once
-    summary = json.loads((results / "cv_summary/ibd.json").read_text())
+    summary = json.loads((results / "cv_summary/ibd/summary.json").read_text())
     assert summary["folds"] == ["r0f0", "r0f1"]
     assert set(summary["models"]) == {"pretrained", "scratch", "random_forest"}
     assert summary["models"]["pretrained"]["versus_forest"]["n"] == 2
-    assert (results / "cv_summary/ibd.png").exists()
+    assert (results / "cv_summary/ibd/summary.png").exists()
     # pretraining ran once, on every table sample
     pretrain = pd.read_csv(results / "pretrain_splits.tsv", sep="\t", dtype={"sample": str})
     unlabelled = set(pretrain["sample"]) - set(folds["sample"])
     assert len(unlabelled) == 4 and len(pretrain) == len(folds) // 2 + 4  # the table samples without metadata
-    again = snakemake(tmp_path, "-n", str(results / "cv_summary/ibd.json"))
+    again = snakemake(tmp_path, "-n", str(results / "cv_summary/ibd/summary.json"))
     assert "Nothing to be done" in again.stdout + again.stderr
 
 

@@ -70,7 +70,7 @@ def test_final_targets_of_the_demo(tmp_path):
         f"{ibd}/eval/pretrained/ibd/metrics.json",
         f"{ibd}/eval/scratch/ibd/metrics.json",
         f"{ibd}/eval/bundled/ibd/metrics.json",
-        f"{ibd}/comparison.tsv",
+        f"{ibd}/comparison/comparison.tsv",
         f"{res}/sequences/gg13_8_v4_3k/eval/contrastive_small/metrics.json",
         f"{res}/sequences/gg13_8_v4_3k/eval/vq_small/metrics.json",
         f"{res}/sequences/gg13_8_v4_3k/classify/contrastive_small/taxonomy.tsv",  # labelled: contrastive only
@@ -86,7 +86,7 @@ def test_final_targets_with_cross_validation_predict_and_a_corpus(tmp_path):
     config["predict"] = {"again": entry}
     found = targets.final_targets(config)
     res = f"{tmp_path}/res"
-    assert f"{res}/ibd2538/cv_summary/ibd.json" in found
+    assert f"{res}/ibd2538/cv_summary/ibd/summary.json" in found
     assert f"{res}/ibd2538/predict/again/predictions.tsv" in found
     assert [t for t in found if t.startswith(f"{res}/corpus/")] == [f"{res}/corpus/gut/all/model.json",
                                                      f"{res}/corpus/gut/no_a/model.json"]
@@ -97,6 +97,8 @@ def test_final_targets_with_cross_validation_predict_and_a_corpus(tmp_path):
     ]
     assert targets.scoped(config, "ibd2538", "r0f1", "splits.tsv") == f"{res}/ibd2538/cv/r0f1/splits.tsv"
     assert targets.scoped(config, "ibd2538", None, "splits.tsv") == f"{res}/ibd2538/splits.tsv"
+    assert targets.splits_file(config, "ibd2538", None) == f"{res}/ibd2538/split/splits.tsv"
+    assert targets.splits_file(config, "ibd2538", "r0f1") == f"{res}/ibd2538/cv/split/r0f1.tsv"
 
 
 def test_targets_without_runs_plan_no_evaluation_and_say_so(tmp_path):
@@ -243,24 +245,40 @@ def test_corpus_studies_take_the_corpus_defaults_and_runs_their_exclusions(tmp_p
 def test_one_process_trains_unless_the_trainer_asks_for_more():
     assert resources.training_layout({}) == (1, 1)
     assert resources.training_layout({"devices": "auto", "num_nodes": 1}) == (1, 1)
-    assert resources.training_resources({}) == {"gpu": 1, "nodes": 1, "tasks_per_node": 1,
-                                                "tasks_per_gpu": 1, "mpi": 0}
+    assert resources.training_resources({}, gpus_available=1) == {
+        "gpu": 1, "gres": "gpu:1", "nodes": 1, "tasks": 0, "tasks_per_node": 0, "tasks_per_gpu": 0,
+        "mpi": 0}
 
 
-def test_a_two_node_run_asks_for_eight_gpus_and_starts_eight_tasks_with_srun():
-    trainer = {"devices": 4, "num_nodes": 2}
-    assert resources.training_layout(trainer) == (2, 4)
-    assert resources.training_resources(trainer) == {"gpu": 8, "nodes": 2, "tasks_per_node": 4,
-                                                     "tasks_per_gpu": 1, "mpi": "srun"}
-    launch = resources.training_launcher(trainer, cpus=6)
-    assert launch == ('$([ -n "${SLURM_JOB_ID:-}" ] && echo "srun --nodes=2 --ntasks-per-node=4 '
-                      '--cpus-per-task=6 --kill-on-bad-exit=1") ')
-    wc = SimpleNamespace(run="big")
-    param = resources.launch_param(lambda w: trainer)
-    assert "--cpus-per-task=3" in param(wc, threads=3, resources={})
-    assert "--cpus-per-task=12" in param(wc, threads=3, resources={"cpus_per_task": 12})
-    params = resources.resource_params(lambda w: trainer)
-    assert {key: fn(wc) for key, fn in params.items()} == resources.training_resources(trainer)
+def test_without_a_gpu_here_training_jobs_reserve_none_and_take_the_configured_threads():
+    config = {"training": {"threads": 3, "gpus": 0}}
+    assert resources.training_resources({"devices": 2}, gpus_available=0)["gpu"] == 0
+    assert resources.training_resources({"accelerator": "cpu"}, gpus_available=4)["gpu"] == 0
+    assert resources.training_resources({"accelerator": "cpu"}, gpus_available=4)["gres"] == ""
+    assert resources.gpus_here(config) == 0 and resources.gpus_here({"training": {"gpus": 2}}) == 2
+    wc = SimpleNamespace(run="r")
+    assert resources.threads_param(config, lambda w: {})(wc) == 3
+    assert resources.threads_param(config, lambda w: {"num_threads": 5})(wc) == 5
+    params = resources.resource_params(config, lambda w: {"devices": 2})
+    assert {key: fn(wc) for key, fn in params.items()} == resources.training_resources({"devices": 2}, 0)
+
+
+def test_local_gpus_are_those_cuda_visible_devices_lists(monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,3")
+    assert resources.local_gpus() == 2
+    for hidden in ("", "-1", "NoDevFiles"):
+        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", hidden)
+        assert resources.local_gpus() == 0
+
+
+def test_data_parallel_layouts_ask_for_gpus_per_node_and_one_task_per_process():
+    assert resources.training_resources({"devices": 4, "num_nodes": 2}, gpus_available=0) == {
+        "gpu": 0, "gres": "gpu:4", "nodes": 2, "tasks": 0, "tasks_per_node": 4, "tasks_per_gpu": 0,
+        "mpi": "srun"}
+    # one process per node: the plugin takes tasks_per_node only above 1, so tasks = nodes
+    assert resources.training_resources({"devices": 1, "num_nodes": 3}, gpus_available=0) == {
+        "gpu": 0, "gres": "gpu:1", "nodes": 3, "tasks": 3, "tasks_per_node": 0, "tasks_per_gpu": 0,
+        "mpi": "srun"}
 
 
 def test_trainer_sections_of_each_kind_of_run(tmp_path):
@@ -338,6 +356,7 @@ def test_qiime2_artifacts_of_the_demo(tmp_path):
                                              "table": "new.biom"}})
     res = f"{tmp_path}/res"
     files = qiime2.dataset_artifacts(config, "ibd2538")
+    assert targets.unifrac_format(config, "ibd2538") == "tsv"  # 470 samples
     base = [f"{res}/ibd2538/qiime2/{name}.qza" for name in (
         "rarefied_table", "unweighted_unifrac_distance_matrix", "unweighted_unifrac_pcoa_results",
         "weighted_normalized_unifrac_distance_matrix", "weighted_normalized_unifrac_pcoa_results",
@@ -359,5 +378,7 @@ def test_qiime2_artifacts_of_the_demo(tmp_path):
         "provenance": f"{res}/ibd2538/models/scratch/finetune/ibd/model.json"}
     assert qiime2.embedding_files(config, "ibd2538", "predict/new")["provenance"] == \
         f"{res}/ibd2538/predict/new/predict.json"
+    binary = demo(tmp_path, unifrac={**config["unifrac"], "format": "hdf5"})
+    assert not any("distance_matrix" in f for f in qiime2.dataset_artifacts(binary, "ibd2538"))
     off = demo(tmp_path, qiime2={"export": False})
     assert qiime2.dataset_artifacts(off, "ibd2538") == qiime2.sequence_artifacts(off, "gg13_8_v4_3k") == []

@@ -13,6 +13,7 @@ import logging
 import sys
 
 from aam.errors import OUTPUT_EXIT, PREEMPTED_EXIT, InputError, OutputError, Preempted, destination_cause
+from aam.threads import sleeping_waits
 
 # subcommand -> (module under aam.stages, one-line help)
 STAGES: dict[str, tuple[str, str]] = {
@@ -24,6 +25,7 @@ STAGES: dict[str, tuple[str, str]] = {
     "cv-split": ("cv_split", "grouped, stratified, seeded cross-validation folds, each as a splits.tsv"),
     "rarefy": ("rarefy", "rarefy the table to one depth without replacement"),
     "unifrac": ("unifrac", "UniFrac distance matrices, Faith's PD and PCoA"),
+    "unifrac-part": ("unifrac_part", "one row-block job of a fanned-out UniFrac matrix"),
     "tokenize": ("tokenize", "tokenize features and samples into Parquet caches"),
     "pretrain": ("pretrain", "pretrain the AAM sequence encoder on UniFrac + masked nucleotides"),
     "corpus-pretrain": ("corpus_pretrain", "pretrain one AAM sequence encoder on a corpus of studies"),
@@ -69,6 +71,7 @@ def build_parser(stage: str | None = None) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    sleeping_waits()  # before a stage imports torch
     chosen = next((a for a in argv if a in STAGES), None)
     args = build_parser(chosen).parse_args(argv)
     logging.basicConfig(

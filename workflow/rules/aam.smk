@@ -28,11 +28,10 @@ rule pretrain:
         seed=config["seed"],
         tokens_dir=lambda wc: out(wc.dataset, "tokens"),
         out_dir=lambda wc: out(wc.dataset, f"models/{wc.run}/pretrain"),
-        launch=training_launch_param(aam_trainer_of("pretrain")),
         init=init_dir_arg,
     resources:
         **training_resource_params(aam_trainer_of("pretrain")),
-    threads: 4
+    threads: training_threads(aam_trainer_of("pretrain"))
     log:
         log_file("{dataset}/pretrain/{run}.log"),
     conda:
@@ -41,7 +40,7 @@ rule pretrain:
         benchmark_file("{dataset}/pretrain/{run}.tsv")
     shell:
         logged(
-            "{params.launch}aam pretrain --tokens-dir {params.tokens_dir:q} --splits {input.splits:q} --tree {input.tree:q}"
+            "aam pretrain --tokens-dir {params.tokens_dir:q} --splits {input.splits:q} --tree {input.tree:q}"
             " --settings {params.settings:q} --seed {params.seed} --threads {threads}"
             " --out-dir {params.out_dir:q} {params.init}"
         )
@@ -53,7 +52,7 @@ rule finetune:
     input:
         features=out("{dataset}", "tokens/features.parquet"),
         samples=out("{dataset}", "tokens/samples.parquet"),
-        splits=lambda wc: scoped(wc, "splits.tsv"),
+        splits=splits_file,
         metadata=out("{dataset}", "ingest/samples.parquet"),
         pretrained=pretrained_inputs,
     output:
@@ -72,10 +71,9 @@ rule finetune:
         pretrain=pretrain_dir_arg,
         tokens_dir=lambda wc: out(wc.dataset, "tokens"),
         out_dir=lambda wc: scoped(wc, f"models/{wc.run}/finetune/{wc.target}"),
-        launch=training_launch_param(aam_trainer_of("finetune")),
     resources:
         **training_resource_params(aam_trainer_of("finetune")),
-    threads: 4
+    threads: training_threads(aam_trainer_of("finetune"))
     log:
         log_file("{dataset}/finetune/{run}/{target}.log"),
     conda:
@@ -84,7 +82,7 @@ rule finetune:
         benchmark_file("{dataset}/finetune/{run}/{target}.tsv")
     shell:
         logged(
-            "{params.launch}aam finetune --tokens-dir {params.tokens_dir:q} --splits {input.splits:q}"
+            "aam finetune --tokens-dir {params.tokens_dir:q} --splits {input.splits:q}"
             " --samples {input.metadata:q} --target-column {params.column:q} --task {params.task}"
             " --target {wildcards.target:q} --classes {params.classes:q} {params.pretrain}"
             " --settings {params.settings:q}"

@@ -28,6 +28,7 @@ log_file = partial(targets.log_file, config)
 benchmark_file = partial(targets.benchmark_file, config)
 final_targets = partial(targets.final_targets, config)
 unifrac_metrics = partial(targets.unifrac_metrics, config)
+unifrac_datasets = partial(targets.unifrac_datasets, config)
 cv_summary_targets = partial(targets.cv_summary_targets, config)
 
 # --- settings (aam.workflow.settings) ---
@@ -51,6 +52,14 @@ def target_config(wc):
     return targets.target_config(config, wc.dataset, wc.target)
 
 
+def unifrac_part_files(wc):
+    return targets.unifrac_part_files(config, wc.dataset)
+
+
+def unifrac_parts_arg(wc):
+    return commands.unifrac_parts_arg(config, wc.dataset)
+
+
 def rarefy_depth(wc):
     return targets.rarefy_depth(config, wc.dataset)
 
@@ -61,6 +70,10 @@ def stratify_arg(wc):
 
 def scoped(wc, path):
     return targets.scoped(config, wc.dataset, getattr(wc, "fold", None), path)
+
+
+def splits_file(wc):
+    return targets.splits_file(config, wc.dataset, getattr(wc, "fold", None))
 
 
 def fold_arg(wc):
@@ -112,8 +125,8 @@ def seq_classify_reads(wc):
 
 
 # --- training jobs (aam.workflow.resources) ---
-training_launch_param = resources.launch_param
-training_resource_params = resources.resource_params
+training_resource_params = partial(resources.resource_params, config)
+training_threads = partial(resources.threads_param, config)
 
 
 def aam_trainer_of(stage):

@@ -75,10 +75,9 @@ rule corpus_pretrain:
         val_fraction=lambda wc: config["pretrain_corpus"][wc.corpus]["val_fraction"],
         seed=config["seed"],
         out_dir=lambda wc: corpus_out(wc.corpus, wc.run),
-        launch=training_launch_param(corpus_trainer),
     resources:
         **training_resource_params(corpus_trainer),
-    threads: 4
+    threads: training_threads(corpus_trainer)
     log:
         log_file("corpus/{corpus}/{run}/pretrain.log"),
     benchmark:
@@ -87,7 +86,7 @@ rule corpus_pretrain:
         "../envs/aam.yaml"
     shell:
         logged(
-            "{params.launch}aam corpus-pretrain --studies {params.studies:q} --settings {params.settings:q}"
+            "aam corpus-pretrain --studies {params.studies:q} --settings {params.settings:q}"
             " --val-fraction {params.val_fraction} --seed {params.seed} --threads {threads}"
             " --out-dir {params.out_dir:q}"
         )

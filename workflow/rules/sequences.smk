@@ -49,21 +49,20 @@ rule seq_train:
         settings=lambda wc: settings_arg(sequences.train_settings(config, wc.run)),
         seed=config["seed"],
         out_dir=lambda wc: seq_out(wc.name, f"models/{wc.run}"),
-        launch=training_launch_param(seq_trainer),
     wildcard_constraints:
         run=sequences.run_regex(sequences.runs_of_kind(config, "vq")),
     log:
         log_file("sequences/{name}/train/{run}.log"),
     benchmark:
         benchmark_file("sequences/{name}/train/{run}.tsv")
-    threads: 2
+    threads: training_threads(seq_trainer)
     resources:
         **training_resource_params(seq_trainer),
     conda:
         "../envs/aam.yaml"
     shell:
         logged(
-            "{params.launch}aam seq-train --prepared {input.prepared:q} --settings {params.settings:q}"
+            "aam seq-train --prepared {input.prepared:q} --settings {params.settings:q}"
             " --seed {params.seed} --threads {threads} --out-dir {params.out_dir:q}"
         )
 

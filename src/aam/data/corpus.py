@@ -39,6 +39,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from aam.data.datasets import Collate, RarefiedSamples, SampleItem
+from aam.data.ranks import Key, RoundRobinBatches, ShardsByRank
 from aam.errors import InputError
 from aam.io.parquet_cache import read_features, read_samples
 
@@ -76,8 +77,9 @@ def crop_tokens(tokens: np.ndarray, min_bp: int, rng: np.random.Generator) -> np
 
 
 class CorpusSamples(Dataset):
-    """The samples of one split over all studies; a key is ``(study, i, epoch, batch_number)``
-    (the batch's number in its epoch seeds its nucleotide mask, as in :mod:`aam.data.datasets`)."""
+    """The samples of one split over all studies; a key is a :class:`aam.data.ranks.Key` whose item is
+    ``(study, i)`` (the batch's number in its epoch seeds its nucleotide mask, as in
+    :mod:`aam.data.datasets`)."""
 
     def __init__(self, parts: list[RarefiedSamples]):
         self.parts = parts
@@ -85,36 +87,27 @@ class CorpusSamples(Dataset):
     def __len__(self) -> int:
         return sum(len(p) for p in self.parts)
 
-    def __getitem__(self, key) -> tuple[int, int, SampleItem]:
-        study, i, epoch, number = key
-        part = self.parts[study]
-        return study, epoch, (part[(i, epoch, number)] if part.train else part[i])
+    def __getitem__(self, key: Key) -> tuple[int, int, SampleItem]:
+        (study, i), epoch, number, padding = key
+        return study, epoch, self.parts[study][(i, epoch, number, padding)]
 
 
-class _EpochClock:
-    """Lightning calls ``set_epoch`` on ``batch_sampler.sampler`` before each epoch."""
-
-    def __init__(self) -> None:
-        self.epoch: int | None = None
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
-
-
-class CorpusBatchSampler:
-    """Batches of ``(study, i, epoch, batch_number)`` keys, each batch from one study.
+class CorpusBatchSampler(RoundRobinBatches):
+    """Batches of ``Key((study, i), epoch, batch_number, padding)``, each batch from one study.
 
     Training (``shuffle``): per epoch, each study's samples in a seeded random order cut into
     batches of ``batch_size`` (a last partial batch of a study is dropped when ``drop_last``: a batch
     of one sample has no UniFrac pair), then all batches in a seeded random order. Evaluation: each
-    study's samples in order, studies in order.
+    study's samples in order, studies in order. Under data parallelism the batches are dealt to the
+    ranks by :class:`aam.data.ranks.RoundRobinBatches` (whole batches, the last round padded), so
+    Lightning keeps this sampler as it is.
     """
 
-    def __init__(self, sizes: list[int], batch_size: int, seed: int, shuffle: bool, drop_last: bool):
-        self.sizes, self.batch_size, self.seed = [int(s) for s in sizes], int(batch_size), int(seed)
-        self.shuffle, self.drop_last = shuffle, drop_last
-        self.sampler = _EpochClock()
-        self._epoch = 0
+    def __init__(self, sizes: list[int], batch_size: int, seed: int, shuffle: bool, drop_last: bool,
+                 num_replicas: int = 1, rank: int = 0, pad: bool = True):
+        super().__init__(seed, shuffle, num_replicas, rank, pad)
+        self.sizes, self.batch_size = [int(s) for s in sizes], int(batch_size)
+        self.drop_last = drop_last
 
     def _bounds(self, n: int) -> list[tuple[int, int]]:
         """(start, stop) of a study's batches. A batch of one sample has no UniFrac pair: a last
@@ -129,10 +122,7 @@ class CorpusBatchSampler:
                 bounds.append((full * self.batch_size, n))
         return bounds
 
-    def __len__(self) -> int:
-        return sum(len(self._bounds(n)) for n in self.sizes)
-
-    def batches(self, epoch: int) -> list[list[tuple[int, int, int, int]]]:
+    def global_batches(self, epoch: int) -> list[list[tuple[int, int]]]:
         out = []
         for study, n in enumerate(self.sizes):
             if self.shuffle:
@@ -140,21 +130,11 @@ class CorpusBatchSampler:
             else:
                 order = np.arange(n)
             for start, stop in self._bounds(n):
-                out.append([(study, int(i), epoch) for i in order[start:stop]])
+                out.append([(study, int(i)) for i in order[start:stop]])
         if self.shuffle:
             perm = np.random.default_rng([self.seed, _ORDER_STREAM, epoch]).permutation(len(out))
             out = [out[i] for i in perm]
-        return [[(*key, number) for key in batch] for number, batch in enumerate(out)]
-
-    def __iter__(self):
-        # A generator: the epoch is read when the first batch is drawn, not when the iterator is
-        # made. Resuming from a checkpoint, Lightning makes the train iterator before it calls
-        # set_epoch with the restored epoch.
-        if self.sampler.epoch is not None:
-            self._epoch, self.sampler.epoch = self.sampler.epoch, None
-        epoch = self._epoch
-        self._epoch += 1
-        yield from self.batches(epoch)
+        return out
 
 
 class CorpusCollate:
@@ -186,7 +166,7 @@ class CorpusCollate:
         return batch
 
 
-class CorpusDataModule(_Base):
+class CorpusDataModule(ShardsByRank, _Base):
     """Train/val DataLoaders over the studies of a corpus (see the module docstring).
 
     Args:
@@ -280,11 +260,17 @@ class CorpusDataModule(_Base):
         return None
 
     def _loader(self, dataset: CorpusSamples, train: bool) -> DataLoader:
+        world, rank = self.ranks()
+        # Evaluation runs no collective per step: its ranks need no padding batches.
         sampler = CorpusBatchSampler([len(p) for p in dataset.parts], self.batch_size, self.seed,
-                                     shuffle=train, drop_last=train)
+                                     shuffle=train, drop_last=train, num_replicas=world, rank=rank, pad=train)
+        if train:
+            self.start_train_epoch(sampler)
         return DataLoader(dataset, batch_sampler=sampler, num_workers=self.num_workers,
                           collate_fn=self.train_collate if train else self.val_collate,
-                          persistent_workers=self.num_workers > 0)
+                          persistent_workers=self.num_workers > 0,
+                          # its own generator: making the iterator leaves the global random stream alone
+                          generator=torch.Generator().manual_seed(self.seed))
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_dataset, True)

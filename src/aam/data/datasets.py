@@ -33,6 +33,8 @@ key                  shape, dtype  meaning
 ``sample_index``     [B] int64     rows in samples.parquet; ``datamodule.sample_ids[i]`` is the ID
 ``batch_number``     [] int64      the batch's number in its epoch over all ranks (seeds per-batch
                                    randomness such as nucleotide masking; -1 without EpochSampler)
+``padding``          [] bool       a padding batch of an epoch's last round under data parallelism
+                                   (:mod:`aam.data.ranks`): trained with weight 0
 ``target``           [B] f32|int64 only with a target: regression standardized with the training
                                    mean/std (``target_mean``, ``target_std``); classification as class
                                    indices into ``classes``
@@ -54,8 +56,9 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset
 
+from aam.data.ranks import EpochSampler, ShardsByRank
 from aam.data.rarefy import rarefy_rows
 from aam.errors import InputError
 from aam.io.parquet_cache import FeatureCache, SampleCache, read_features, read_samples
@@ -72,7 +75,7 @@ log = logging.getLogger(__name__)
 
 DATA_DEFAULTS = {"asv_limit": 1024, "selection": "abundance", "batch_size": 8, "num_workers": 0}
 SPLITS = ("train", "val", "test")
-_TRAIN_STREAM, _EVAL_STREAM, _ORDER_STREAM = 0, 1, 2
+_TRAIN_STREAM, _EVAL_STREAM = 0, 1  # 2: the epoch's order (aam.data.ranks.EpochSampler)
 
 
 def sample_key(sample_id: str) -> list[int]:
@@ -122,13 +125,16 @@ class SampleItem:
     present_counts: np.ndarray
     target: float | int | None
     batch_number: int = -1  # the batch's number in its epoch (from EpochSampler; -1: unknown)
+    padding: bool = False  # part of a padding batch (aam.data.ranks): trained with weight 0
 
 
 class RarefiedSamples(Dataset):
     """Samples of one split, rarefied on access.
 
-    ``dataset[(i, epoch)]`` (or ``(i, epoch, batch_number)``, from :class:`EpochSampler`) rarefies
-    the ``i``-th sample of the split with the training stream of ``epoch``; ``dataset[i]`` uses the fixed evaluation stream (or, if ``train``, ``self.epoch``).
+    ``dataset[(i, epoch)]`` (or ``(i, epoch, batch_number, padding)``: a
+    :class:`aam.data.ranks.Key` from :class:`EpochSampler`) rarefies the ``i``-th sample of the
+    split with the training stream of ``epoch``; ``dataset[i]`` uses the fixed evaluation stream
+    (or, if ``train``, ``self.epoch``).
     """
 
     def __init__(self, samples: SampleCache, rows: np.ndarray, depth: int, asv_limit: int,
@@ -155,10 +161,11 @@ class RarefiedSamples(Dataset):
         return np.random.default_rng([self.seed, _EVAL_STREAM, *sample_key(self.samples.sample_ids[row])])
 
     def __getitem__(self, key) -> SampleItem:
-        number = -1
+        number, padding = -1, False
         if isinstance(key, tuple):
             i, epoch, *rest = key
             number = int(rest[0]) if rest else -1
+            padding = bool(rest[1]) if len(rest) > 1 else False
         else:
             i, epoch = key, self.epoch
         i = int(i)
@@ -169,81 +176,8 @@ class RarefiedSamples(Dataset):
         present = rarefied > 0
         kept, kept_counts = select_features(features, rarefied, self.asv_limit, self.selection, rng)
         target = None if self.targets is None else self.targets[i].item()
-        return SampleItem(row, kept, kept_counts, features[present], rarefied[present], target, number)
-
-
-class EpochSampler(Sampler):
-    """Yields ``(index, epoch, batch_number)`` keys of one rank's share of an epoch, whole batches
-    at a time.
-
-    The epoch's order (shuffled by ``(seed, epoch)`` when ``shuffle``) is cut into global batches of
-    ``batch_size`` (a last partial batch is dropped with ``drop_last``). Batches, not samples, are
-    dealt to the ``num_replicas`` ranks, round robin: rank ``r`` gets batches ``r, r + W, ...``, so
-    that a batch (and its UniFrac pairs) is the same whatever the number of ranks, ranks see
-    disjoint samples, and W ranks with batch B train on what one process with batch B and
-    ``accumulate_grad_batches = W`` trains on. Training ranks get equally many batches (a remainder
-    of fewer than W batches is dropped; with fewer batches than ranks, batches repeat); evaluation
-    ranks (``drop_last`` off) get what falls to them, or every batch when there are fewer batches
-    than ranks (each rank then computes the same, which leaves the gathered metrics unchanged).
-    Use it as the DataLoader's ``sampler`` with the same ``batch_size``.
-
-    Lightning calls :meth:`set_epoch` before each epoch; used on its own, each new iteration
-    advances the epoch by one. :meth:`resume_after` skips the batches a checkpoint taken mid-epoch
-    had already trained on, once.
-    """
-
-    def __init__(self, n: int, seed: int, shuffle: bool = True, batch_size: int = 1, drop_last: bool = False,
-                 num_replicas: int = 1, rank: int = 0):
-        if not 0 <= rank < num_replicas:
-            raise ValueError(f"rank {rank} is not in [0, {num_replicas})")
-        self.n, self.seed, self.shuffle = int(n), int(seed), shuffle
-        self.batch_size, self.drop_last = max(1, int(batch_size)), drop_last
-        self.num_replicas, self.rank = int(num_replicas), int(rank)
-        self.epoch = 0
-        self._next_epoch: int | None = None
-        self._skip = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self._next_epoch = int(epoch)
-
-    def resume_after(self, n_batches: int) -> None:
-        """The next iteration starts after this rank's first ``n_batches`` batches."""
-        self._skip = int(n_batches)
-
-    def global_batches(self, epoch: int) -> list[np.ndarray]:
-        """The epoch's batches over all ranks, in order."""
-        if self.shuffle:
-            order = np.random.default_rng([self.seed, _ORDER_STREAM, epoch]).permutation(self.n)
-        else:
-            order = np.arange(self.n)
-        stop = self.n - self.n % self.batch_size if self.drop_last else self.n
-        return [order[i:i + self.batch_size] for i in range(0, stop, self.batch_size)]
-
-    def rank_batches(self, epoch: int) -> list[tuple[int, np.ndarray]]:
-        """``(batch_number, indices)`` of this rank's batches in ``epoch``."""
-        batches = list(enumerate(self.global_batches(epoch)))
-        w = self.num_replicas
-        if w == 1 or not batches:
-            return batches
-        if len(batches) < w:
-            if not self.drop_last:
-                return batches
-            batches = [batches[i % len(batches)] for i in range(w)]
-        if self.drop_last:
-            batches = batches[: len(batches) - len(batches) % w]
-        return batches[self.rank::w]
-
-    def __len__(self) -> int:
-        return sum(b.size for _, b in self.rank_batches(0))
-
-    def __iter__(self):
-        if self._next_epoch is not None:
-            self.epoch, self._next_epoch = self._next_epoch, None
-        epoch = self.epoch
-        self.epoch += 1
-        skip, self._skip = self._skip, 0
-        return iter([(int(i), epoch, number) for number, batch in self.rank_batches(epoch)[skip:]
-                     for i in batch])
+        return SampleItem(row, kept, kept_counts, features[present], rarefied[present], target, number,
+                          padding)
 
 
 class Collate:
@@ -281,6 +215,7 @@ class Collate:
             "unifrac_counts": torch.from_numpy(unifrac_counts),
             "sample_index": torch.tensor([it.row for it in items], dtype=torch.int64),
             "batch_number": torch.tensor(items[0].batch_number, dtype=torch.int64),
+            "padding": torch.tensor(items[0].padding),
         }
         if self.target_kind == "classification":
             batch["target"] = torch.tensor([it.target for it in items], dtype=torch.int64)
@@ -325,7 +260,7 @@ def read_target_column(path: str | os.PathLike, column: str, classes=None) -> di
 
 
 # ------------------------------------------------------------------------------------ datamodule
-class AAMDataModule(_Base):
+class AAMDataModule(ShardsByRank, _Base):
     """Train/val/test DataLoaders of rarefied samples for AAM pretraining and fine-tuning.
 
     Args:
@@ -462,39 +397,17 @@ class AAMDataModule(_Base):
     def setup(self, stage: str | None = None) -> None:  # everything is loaded in __init__
         return None
 
-    # Under data parallelism the train and val loaders deal whole batches to the ranks themselves
-    # (EpochSampler), so Lightning must not wrap them in a DistributedSampler.
-    shards_by_rank = True
-
-    def resume_at(self, epoch: int, n_batches: int = 0) -> None:
-        """The next train loader starts in ``epoch``, after this rank's first ``n_batches`` batches
-        (a run resumed from a checkpoint, mid-epoch or not)."""
-        self._resume = (int(epoch), int(n_batches))
-
-    def _ranks(self) -> tuple[int, int]:
-        trainer = getattr(self, "trainer", None)
-        if trainer is None:
-            return 1, 0
-        return int(trainer.world_size), int(trainer.global_rank)
-
     def _loader(self, dataset: RarefiedSamples, shuffle: bool, drop_last: bool, shard: bool = False,
                 ) -> DataLoader:
-        world, rank = self._ranks() if shard else (1, 0)
+        world, rank = self.ranks() if shard else (1, 0)
+        # Evaluation runs no collective per step: its ranks need no padding batches.
         sampler = EpochSampler(len(dataset), self.seed, shuffle=shuffle, batch_size=self.batch_size,
-                               drop_last=drop_last, num_replicas=world, rank=rank)
+                               drop_last=drop_last, num_replicas=world, rank=rank, pad=shuffle)
         if shuffle:
-            # Lightning makes the first iterator before it calls set_epoch (and, with workers, the
-            # order is drawn then): a resumed run must start in its checkpoint's epoch.
-            epoch, skip = getattr(self, "_resume", (0, 0))
-            sampler.set_epoch(epoch)
-            sampler.resume_after(skip)
-            self._resume = (epoch, 0)
+            self.start_train_epoch(sampler)
         return DataLoader(
             dataset,
-            batch_size=self.batch_size,
-            sampler=sampler,
-            shuffle=False,
-            drop_last=False,  # the sampler yields whole batches (and drops a partial one itself)
+            batch_sampler=sampler,
             num_workers=self.num_workers,
             collate_fn=self.collate,
             persistent_workers=self.num_workers > 0,

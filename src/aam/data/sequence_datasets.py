@@ -2,11 +2,20 @@
 
 - `SequenceDataset`: sequences (from FASTA) with optional integer labels (one column per rank,
   -1 = unknown) and `n_views` augmented views per item. Augmentation is seeded by
-  (seed, epoch, index), so batches are the same whatever the number of DataLoader workers.
+  (seed, epoch, index), and the epoch travels with each index (an `aam.data.ranks.Key`), so
+  batches are the same whatever the number of DataLoader workers, persistent or not.
 - `SequenceCollator`: tokenizes a batch's views in one vectorized call; views are stacked
   view-major (all first views, then all second views), with `group` = dataset index per row.
 - `BlockDataset`: fixed-length blocks of a DNA text or FASTA as character-token rows.
-- `SequenceDataModule` / `BlockDataModule`: train/val loaders with a seeded shuffle.
+- `SequenceDataModule` / `BlockDataModule`: train/val loaders whose batches
+  (`aam.data.ranks.EpochSampler`: seeded by seed and epoch, nothing dropped) are dealt whole to
+  data-parallel ranks, the last round padded, and a resumed run starts where it stopped. Batches are
+  dicts with a `padding` flag (weight 0, see `aam.data.ranks`).
+
+Global batch under data parallelism: W ranks with batch B see, per optimizer step, the W*B
+sequences one process with batch W*B sees in one step (round j's batches are consecutive slices
+of the epoch's order). The contrastive loss gathers every rank's projections
+(`aam.training.contrastive_losses`), so W ranks with batch B train as one process with batch W*B.
 """
 
 from __future__ import annotations
@@ -19,6 +28,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from aam.data.augment import Augmenter
+from aam.data.ranks import EpochSampler, Key, ShardsByRank
 from aam.data.dna_tokenizers import CharTokenizer, Tokenizer
 
 
@@ -50,15 +60,19 @@ class SequenceDataset(Dataset):
     def __len__(self) -> int:
         return len(self.seqs)
 
-    def __getitem__(self, i: int) -> dict:
+    def __getitem__(self, key: int | Key) -> dict:
+        """An item by position (with this dataset's epoch) or by a sampler's Key (with its own)."""
+        keyed = isinstance(key, Key)
+        i, epoch = (int(key.item), key.epoch) if keyed else (int(key), self.epoch)
         seq = self.seqs[i]
         if self.augmenter is None:
             views = [seq] * self.n_views
         else:
-            rng = np.random.default_rng([self.seed, self.epoch, int(i)])
+            rng = np.random.default_rng([self.seed, int(epoch), i])
             views = [self.augmenter.augment_str(seq, rng) for _ in range(self.n_views)]
         labels = self.labels[i] if self.labels is not None else None
-        return {"index": int(i), "views": views, "labels": labels}
+        return {"index": i, "views": views, "labels": labels, "number": key.number if keyed else -1,
+                "padding": key.padding if keyed else False}
 
 
 class SequenceCollator:
@@ -78,6 +92,10 @@ class SequenceCollator:
             "attention_mask": torch.from_numpy(enc["attention_mask"]),
             "group": index.repeat(n_views),
             "n_views": torch.tensor(n_views),
+            # the batch's number in its epoch over all ranks (-1 without a sampler's Key), and whether
+            # it pads the epoch's last round (aam.data.ranks)
+            "batch_number": torch.tensor(int(items[0].get("number", -1))),
+            "padding": torch.tensor(bool(items[0].get("padding", False))),
         }
         if items[0]["labels"] is not None:
             labels = torch.from_numpy(np.stack([it["labels"] for it in items]))
@@ -95,25 +113,35 @@ class BlockDataset(Dataset):
     def __len__(self) -> int:
         return len(self.tokens)
 
-    def __getitem__(self, i: int) -> torch.Tensor:
-        return self.tokens[i]
+    def __getitem__(self, key: int | Key) -> torch.Tensor | tuple[torch.Tensor, bool]:
+        """A block's tokens by position; by a sampler's Key, (tokens, padding)."""
+        if isinstance(key, Key):
+            return self.tokens[int(key.item)], key.padding
+        return self.tokens[key]
 
 
-def _loader(ds: Dataset, batch_size: int, shuffle: bool, seed: int, num_workers: int, collate=None):
-    gen = torch.Generator().manual_seed(seed) if shuffle else None
-    return DataLoader(
-        ds,
-        batch_size=batch_size,
-        shuffle=shuffle,
-        generator=gen,
-        num_workers=num_workers,
-        collate_fn=collate,
-        drop_last=shuffle and len(ds) > batch_size,
-        persistent_workers=num_workers > 0,
-    )
+def collate_blocks(items: list[tuple[torch.Tensor, bool]]) -> dict[str, torch.Tensor]:
+    """``{"tokens": [B, L], "padding": []}`` from keyed BlockDataset items."""
+    return {"tokens": torch.stack([t for t, _ in items]), "padding": torch.tensor(bool(items[0][1]))}
 
 
-class SequenceDataModule(L.LightningDataModule):
+class _RankLoaders(ShardsByRank, L.LightningDataModule):
+    """Train/val loaders of :class:`aam.data.ranks.EpochSampler` batches, dealt to the ranks (the
+    last round padded, in validation too: the contrastive loss gathers projections across ranks
+    at every step, so every rank must run as many steps as the others). No batch is dropped."""
+
+    def _loader(self, ds: Dataset, shuffle: bool, collate) -> DataLoader:
+        world, rank = self.ranks()
+        sampler = EpochSampler(len(ds), self.seed, shuffle=shuffle, batch_size=self.batch_size,
+                               num_replicas=world, rank=rank)
+        if shuffle:
+            self.start_train_epoch(sampler)
+        return DataLoader(ds, batch_sampler=sampler, num_workers=self.num_workers, collate_fn=collate,
+                          persistent_workers=self.num_workers > 0,
+                          generator=torch.Generator().manual_seed(self.seed))
+
+
+class SequenceDataModule(_RankLoaders):
     def __init__(
         self,
         train: SequenceDataset,
@@ -127,19 +155,16 @@ class SequenceDataModule(L.LightningDataModule):
         self.train_ds, self.val_ds, self.collator = train, val, collator
         self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
 
-    def set_epoch(self, epoch: int) -> None:
-        self.train_ds.set_epoch(epoch)
-
     def train_dataloader(self) -> DataLoader:
-        return _loader(self.train_ds, self.batch_size, True, self.seed, self.num_workers, self.collator)
+        return self._loader(self.train_ds, True, self.collator)
 
     def val_dataloader(self) -> DataLoader | list:
         if self.val_ds is None:
             return []
-        return _loader(self.val_ds, self.batch_size, False, self.seed, self.num_workers, self.collator)
+        return self._loader(self.val_ds, False, self.collator)
 
 
-class BlockDataModule(L.LightningDataModule):
+class BlockDataModule(_RankLoaders):
     def __init__(
         self,
         train: BlockDataset,
@@ -152,13 +177,10 @@ class BlockDataModule(L.LightningDataModule):
         self.train_ds, self.val_ds = train, val
         self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
 
-    def set_epoch(self, epoch: int) -> None:
-        pass
-
     def train_dataloader(self) -> DataLoader:
-        return _loader(self.train_ds, self.batch_size, True, self.seed, self.num_workers)
+        return self._loader(self.train_ds, True, collate_blocks)
 
     def val_dataloader(self) -> DataLoader | list:
         if self.val_ds is None:
             return []
-        return _loader(self.val_ds, self.batch_size, False, self.seed, self.num_workers)
+        return self._loader(self.val_ds, False, collate_blocks)

@@ -180,6 +180,38 @@ def _parse(path: Path) -> biom.Table:
     return _from_tsv(path, text)
 
 
+def count_samples(path: str | os.PathLike) -> int | None:
+    """The number of samples of a table file from its header alone (no counts read), or None when
+    the file is absent or not a table: for decisions made before a run (the workflow picks the
+    UniFrac matrix format from it)."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+        if head.startswith(qza.ZIP_MAGIC):
+            _, payload = qza.read_payload(path, TABLE_TYPES, (".biom",))
+            source = io.BytesIO(payload) if payload.startswith(HDF5_MAGIC) else None
+            if source is None:
+                return len(json.loads(payload)["columns"])
+        elif head.startswith(HDF5_MAGIC):
+            source = path
+        else:
+            with open(path, encoding="utf-8") as fh:
+                first = fh.read(1)
+                if first == "{":
+                    return len(json.loads(first + fh.read())["columns"])
+                fh.seek(0)
+                for line in fh:
+                    if line.strip() and not line.startswith("# Constructed"):
+                        fields = [f.strip().lower() for f in line.rstrip("\n").split("\t")]
+                        return len(fields) - 1 - (fields[-1] in TSV_METADATA_COLUMNS)
+                return None
+        with h5py.File(source, "r") as fh:
+            return int(fh["sample/ids"].shape[0])
+    except (OSError, ValueError, KeyError, InputError, UnicodeDecodeError):
+        return None
+
+
 def read_table(path: str | os.PathLike) -> biom.Table:
     """Read and validate a feature table; the format is detected from the content.
 

@@ -53,10 +53,9 @@ def run(args: argparse.Namespace) -> None:
         settings = KnnSettings.from_dict(raw)
     except (TypeError, ValueError) as err:
         raise InputError(f"classify settings: {err}") from err
-    if args.threads:
-        import torch
+    from aam.threads import use_threads
 
-        torch.set_num_threads(args.threads)
+    use_threads(args.threads or None)
     ids, seqs = read_reads(args.reads, args.prepared)
     table = classify(args.model_dir, ids, seqs, settings, args.batch_size)
     with atomic_path(args.out) as tmp:

@@ -40,7 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--val-fraction", type=float, default=0.03,
                         help="share of each study's samples held out for validation")
     parser.add_argument("--seed", type=int, default=42, help="the config's seed")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads of the job on a node (its processes share them)")
     parser.add_argument("--out-dir", required=True, help="output folder (results/corpus/{corpus}/{run})")
 
 

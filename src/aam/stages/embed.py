@@ -35,11 +35,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> None:
     from aam.io.dna_text import dna_records
     from aam.io.fasta import read_fasta
+    from aam.threads import use_threads
 
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
+    use_threads(args.threads or None)
     model, tokenizer = load_contrastive(args.model_dir)
     if args.prepared:
         from aam.stages.seq_prepare import read_prepared

@@ -140,7 +140,7 @@ def ingest(
 
     # --- metadata: keep the table's samples that it knows
     metadata = read_metadata(metadata_path, missing_values)
-    known = np.isin(np.asarray(sample_ids, dtype=object), metadata.index.to_numpy(dtype=object))
+    known = pd.Index(sample_ids).isin(metadata.index)  # hashed (np.isin on strings is quadratic)
     if not known.any():
         raise InputError(
             f"{metadata_path}: no sample of the table {table_path} is in the metadata "

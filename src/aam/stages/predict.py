@@ -52,6 +52,7 @@ import numpy as np
 import pandas as pd
 
 from aam.errors import InputError
+from aam.threads import use_threads
 
 log = logging.getLogger(__name__)
 
@@ -202,12 +203,9 @@ def unseen_features(model_dir: Path, features, samples, rows: np.ndarray, table:
 
 # -------------------------------------------------------------------------------------------- run
 def run(args: argparse.Namespace) -> None:
-    import torch
-
     if not 0 <= args.warn_unseen_fraction <= 1:
         raise InputError(f"--warn-unseen-fraction: must lie in [0, 1], got {args.warn_unseen_fraction}")
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    use_threads(args.threads or None)
     model, meta = read_model(args.model_dir)
     max_bp = int(meta["config"]["max_bp"])
 

@@ -42,7 +42,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tree", required=True, help="rooted Newick tree whose tips are the feature IDs")
     parser.add_argument("--settings", help="the run's settings (JSON text or a YAML/JSON file)")
     parser.add_argument("--seed", type=int, default=42, help="the config's seed")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads of the job on a node (its processes share them)")
     parser.add_argument("--out-dir", required=True, help="output folder (models/{run}/pretrain)")
     parser.add_argument("--init-dir", default=None,
                         help="start from this pretrained encoder (model.safetensors + model.json of a "

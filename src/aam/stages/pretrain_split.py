@@ -52,7 +52,8 @@ def run(args: argparse.Namespace) -> None:
         split = pretrain_split(names, groups, args.val_fraction, args.seed)
     except ValueError as err:
         raise InputError(f"split.{err}") from None
-    n_meta = sum(s in set(samples["sample"].astype(str)) for s in names)
+    with_metadata = set(samples["sample"].astype(str))
+    n_meta = sum(s in with_metadata for s in names)
     counts = split["split"].value_counts()
     log.info(
         "pretraining: %d table samples (%d without metadata): %d train, %d val",

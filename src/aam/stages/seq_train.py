@@ -72,7 +72,11 @@ def resolve_settings(raw: dict) -> dict:
 
 
 def run(args: argparse.Namespace) -> None:
+    from aam.slurm import run_as_job_step
+
     settings = resolve_settings(load_settings(args.settings))
+    devices = settings["trainer"].get("devices", "auto")
+    run_as_job_step(int(settings["trainer"].get("num_nodes", 1)), devices if isinstance(devices, int) else 1)
     if args.threads:
         settings["trainer"] = {**settings["trainer"], "num_threads": args.threads}
     train_run(args.prepared, settings, args.out_dir, seed=args.seed)

@@ -7,13 +7,15 @@ lost every sample, the samples rarefaction dropped, and Faith's PD per split and
 sequence collection: each model beside its reference (kNN taxonomy accuracy of the embeddings beside
 k-mer naive Bayes; reconstruction and codebook figures of VQ runs).
 
-Inputs are read under --results by the workflow's layout ({dataset}/comparison.tsv, splits.tsv,
-ingest/samples.parquet, rarefied/dropped.tsv and table.biom, unifrac/faith_pd.tsv;
+Inputs are read under --results by the workflow's layout ({dataset}/comparison/comparison.tsv,
+split/splits.tsv, ingest/samples.parquet, rarefied/dropped.tsv and table.biom, unifrac/faith_pd.tsv;
 sequences/{name}/eval/{run}/metrics.json); --settings says which exist (JSON, or a file of it):
 ``{"datasets": {name: {"class_column": str|null, "comparison": bool, "evaluations": [[run, target],
-...], "faith_pd": bool}}, "sequences": {name: [run, ...]}}`` (evaluations: the eval/{run}/{target}/
-metrics.json files shown as tables). The output is an HTML fragment (styles inline), written
-atomically; the report's front page embeds it, and it is also a report item of its own.
+...], "faith_pd": bool, "matrices": {metric: path under the dataset}}}, "sequences":
+{name: [run, ...]}}`` (evaluations: the eval/{run}/{target}/metrics.json files shown as tables;
+matrices: the UniFrac distance matrices, TSV or HDF5, listed with their size and PCoA). The output
+is an HTML fragment (styles inline), written atomically; the report's front page embeds it, and it
+is also a report item of its own.
 """
 
 from __future__ import annotations
@@ -108,7 +110,7 @@ def dataset_section(root: Path, name: str, plan: dict) -> str:
     """The HTML of one dataset: results first, then the data behind them."""
     parts = [f"<h3>Dataset {html.escape(name)}</h3>"]
     if plan.get("comparison"):
-        comparison = _read_tsv(root / "comparison.tsv")
+        comparison = _read_tsv(root / "comparison" / "comparison.tsv")
         parts += [
             "<h4>AAM beside the random forest</h4>",
             "<p>Each run's model and a random forest (trained on train + val of the rarefied table) scored "
@@ -127,7 +129,7 @@ def dataset_section(root: Path, name: str, plan: dict) -> str:
         parts.append("<p>No AAM run was evaluated on this dataset (the config has no aam.runs or no "
                      "targets).</p>")
 
-    splits = _read_tsv(root / "splits.tsv")
+    splits = _read_tsv(root / "split" / "splits.tsv")
     classes = _classes(root / "ingest" / "samples.parquet", plan.get("class_column"))
     dropped = _read_tsv(root / "rarefied" / "dropped.tsv")
     depth = _depth(root / "rarefied" / "table.biom")
@@ -155,6 +157,13 @@ def dataset_section(root: Path, name: str, plan: dict) -> str:
             summary.html_table(summary.dropped_samples(dropped, splits, classes), f"dropped-{name}"),
             "</details>",
         ]
+    if plan.get("matrices"):
+        parts += [
+            "<h4>UniFrac distance matrices</h4>",
+            "<p>TSV: scikit-bio / QIIME 2 (<code>qiime tools import --type DistanceMatrix</code>); "
+            "HDF5: biocore unifrac's layout (<code>unifrac.h5unifrac</code>, <code>h5pcoa</code>).</p>",
+            summary.html_table(_matrices_table(root, plan["matrices"]), f"matrices-{name}"),
+        ]
     if plan.get("faith_pd"):
         faith = _read_tsv(root / "unifrac" / "faith_pd.tsv")
         parts += [
@@ -164,6 +173,21 @@ def dataset_section(root: Path, name: str, plan: dict) -> str:
             summary.html_table(summary.faith_pd_summary(faith, splits, classes), f"faith-{name}"),
         ]
     return "\n".join(parts)
+
+
+def _matrices_table(root: Path, matrices: dict[str, str]) -> pd.DataFrame:
+    """Per metric: the matrix file (either format, read for its IDs only), samples, size, PCoA axes."""
+    from aam.io.distance_matrix import open_matrix
+
+    rows = []
+    for metric, relative in matrices.items():
+        matrix = open_matrix(root / relative)
+        coords = _read_tsv(root / "unifrac" / f"pcoa_{metric}.tsv")
+        explained = coords.iloc[0, 1:3].astype(float).tolist() if len(coords) else []
+        rows.append({"metric": metric, "file": relative, "format": matrix.format, "samples": matrix.n,
+                     "size (MB)": round((root / relative).stat().st_size / 2**20, 1),
+                     "PC1, PC2 explained": ", ".join(f"{100 * p:.1f} %" for p in explained)})
+    return pd.DataFrame(rows)
 
 
 def sequences_section(results: Path, sequences: dict[str, list[str]]) -> str:

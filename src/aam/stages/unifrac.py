@@ -4,48 +4,56 @@ Inputs: ``rarefied/table.biom``, ``ingest/tree.nwk`` and (for colouring) ``inges
 Outputs in ``--out-dir`` (a folder of their own: all of them or none, `aam.io.atomic.publish_together`),
 for each metric in the settings:
 
-- ``{metric}.tsv``: the distance matrix in scikit-bio's / QIIME 2's TSV format
-  (``skbio.DistanceMatrix.read``; ``qiime tools import --type DistanceMatrix``);
+- the distance matrix: ``{metric}.tsv`` (scikit-bio / QIIME 2 TSV: ``skbio.DistanceMatrix.read``,
+  ``qiime tools import --type DistanceMatrix``) or ``{metric}.h5`` (the HDF5 layout of biocore's
+  `unifrac` package, read by ``unifrac.h5unifrac``; its PCoA stored inside too, for
+  ``unifrac.h5pcoa``); see `aam.io.distance_matrix`. ``format: auto`` writes HDF5 from
+  ``binary_min_samples`` samples on;
 - ``pcoa_{metric}.tsv``: PCoA coordinates (samples x PC1..PCk) with a first row
-  ``proportion_explained``; ``pcoa_{metric}.txt``: the full ordination in scikit-bio's format
+  ``proportion_explained``; ``pcoa_{metric}.txt``: the ordination in scikit-bio's format
   (``skbio.OrdinationResults.read``; ``qiime tools import --type PCoAResults``);
 - ``pcoa_{metric}.png``: PC1 vs PC2 coloured by the metadata column ``--color-column``;
 
 and ``faith_pd.tsv`` (sample, faith_pd) when ``faith_pd`` is on.
 
+Memory: the matrix is computed and written tile by tile (``block_size`` x ``block_size``,
+`aam.data.unifrac.UniFracTiles`), and the PCoA of a large matrix streams its row blocks from the
+file (`aam.data.ordination`): no N x N array is held, whatever N (the exact PCoA below
+``pcoa_exact_max_samples`` and the ``striped`` backend hold the matrix). A TSV output is written
+from a temporary HDF5 file, row block by row block.
+
+Fan-out: with ``--parts-dir`` and ``--parts N`` the matrices are not computed here but merged from
+the files ``{metric}.part{i}.h5`` (i < N) that N jobs of `aam unifrac-part` wrote, each its own
+share of the tiles; the merged matrix is the one a single job computes, chunk for chunk.
+
 Settings (the config's ``unifrac:`` section): ``metrics``, ``faith_pd``, ``backend``
-(``auto`` | ``torch`` | ``striped``: ``auto`` is the torch backend, exact in fp64 and faster than
-Striped UniFrac on the benchmarks here; ``striped`` uses biocore's ``unifrac`` package, which must be
-importable, e.g. in ``workflow/envs/unifrac.yaml``), ``precision`` (float64 | float32), ``block_size``
-(samples per block), ``device`` (auto | cpu | cuda), ``pcoa_dimensions``.
+(``auto`` | ``torch`` | ``striped``: ``auto`` is the torch backend; ``striped`` uses biocore's
+``unifrac`` package, which must be importable, e.g. in ``workflow/envs/unifrac.yaml``),
+``precision`` (float64 | float32: arithmetic and stored values), ``block_size`` (samples per tile
+side), ``device`` (auto | cpu | cuda), ``format`` (auto | tsv | hdf5), ``binary_min_samples``,
+``parts`` (row-block jobs; read by the workflow), ``pcoa_dimensions``, ``pcoa_method``
+(auto | eigh | fsvd), ``pcoa_exact_max_samples``.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-import time
+import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from aam.config import load_schema, load_settings, validate
+from aam.data.unifrac import METRICS
+from aam.data.unifrac_jobs import TableMatrices, settings_from
 from aam.errors import InputError
 from aam.io.atomic import atomic_path, publish_together
+from aam.io.distance_matrix import SUFFIX, add_pcoa, choose_format, merge_parts, open_matrix, write_tsv
+from aam.threads import use_threads
 
 log = logging.getLogger(__name__)
 
-METRICS = ("unweighted", "weighted_normalized", "weighted_unnormalized")
-DEFAULTS = {
-    "metrics": ["unweighted", "weighted_normalized"],
-    "faith_pd": True,
-    "backend": "auto",
-    "precision": "float64",
-    "block_size": 512,
-    "device": "auto",
-    "pcoa_dimensions": 10,
-}
 MISSING = {"", "nan", "none", "na", "n/a", "null"}
 
 
@@ -57,125 +65,72 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="metadata column that colours the PCoA plots; omit (or '') for none")
     parser.add_argument("--out-dir", required=True, help="folder for the matrices, PCoA and Faith's PD")
     parser.add_argument("--settings", help="the config's `unifrac:` section as JSON or a YAML file")
+    parser.add_argument("--format", choices=("auto", "tsv", "hdf5"),
+                        help="matrix format (default: the settings' format; auto decides by sample count)")
+    parser.add_argument("--parts-dir", help="merge the matrices from the files of `aam unifrac-part` here")
+    parser.add_argument("--parts", type=int, default=0, help="number of part files per metric (--parts-dir)")
+    parser.add_argument("--seed", type=int, default=42, help="seed of the randomized PCoA")
     parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
 
 
-def settings_from(value) -> dict:
-    """The `unifrac:` settings, validated against the config schema with its defaults filled in."""
-    settings = load_settings(value)
-    schema = load_schema().get("properties", {}).get("unifrac")
-    if schema:
-        validate(settings, schema, where="unifrac settings")
-    merged = {**DEFAULTS, **settings}
-    unknown = set(merged) - set(DEFAULTS)
-    if unknown:
-        raise InputError(f"unifrac settings: unknown keys {sorted(unknown)}")
-    bad = [m for m in merged["metrics"] if m not in METRICS]
-    if bad or not merged["metrics"]:
-        raise InputError(f"unifrac settings: metrics must be some of {list(METRICS)}, got {merged['metrics']}"
-                         )
-    return merged
-
-
 def run(args: argparse.Namespace) -> None:
-    import torch
 
     settings = settings_from(args.settings)
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
+    use_threads(args.threads if args.threads > 0 else None)
     from aam.io.biom import read_table, table_to_csr
 
     counts, sample_ids, feature_ids = table_to_csr(read_table(args.table))
+    fmt = choose_format(args.format or settings["format"], len(sample_ids), settings["binary_min_samples"])
     metadata = _read_samples(args.samples, sample_ids) if args.samples else None
     if metadata is not None and args.color_column and args.color_column not in metadata.columns:
         raise InputError(f"{args.samples}: color column {args.color_column!r} is not in the sample metadata")
-    matrices, pd_values = compute(counts, sample_ids, feature_ids, args.table, args.tree, settings)
-    with publish_together(args.out_dir, output_names(settings)) as out_dir:
-        for metric, dm in matrices.items():
-            write_distance_matrix(dm, sample_ids, out_dir / f"{metric}.tsv")
-            ordination = write_pcoa(dm, sample_ids, out_dir, metric, int(settings["pcoa_dimensions"]))
+    source = TableMatrices(counts, sample_ids, feature_ids, args.table, args.tree, settings)
+    every = {name for f in SUFFIX for name in output_names({"metrics": METRICS, "faith_pd": True}, f)}
+    owned = "|".join(re.escape(name) for name in sorted(every))  # of other settings: replaced too
+    with publish_together(args.out_dir, output_names(settings, fmt), owned=owned) as out_dir:
+        for metric in settings["metrics"]:
+            # the matrix is computed (or merged) into HDF5; a TSV output is written from it
+            h5 = out_dir / (f"{metric}.h5" if fmt == "hdf5" else f".{metric}.h5.tmp")
+            if args.parts_dir:
+                parts = [Path(args.parts_dir) / f"{metric}.part{i}.h5" for i in range(args.parts)]
+                log.info("%s UniFrac: merging %d part files from %s", metric, len(parts), args.parts_dir)
+                merge_parts(parts, h5)
+            else:
+                source.write(metric, h5)
+            matrix = open_matrix(h5)
+            if fmt == "tsv":
+                write_tsv(matrix, out_dir / f"{metric}.tsv")
+            ordination, method = _pcoa(matrix, settings, args.seed)
+            if fmt == "hdf5":
+                add_pcoa(h5, ordination, method)
+            else:
+                h5.unlink()
+            write_pcoa_tables(ordination, out_dir, metric, int(settings["pcoa_dimensions"]))
             plot_pcoa(ordination, metadata, args.color_column or None, metric, out_dir / f"pcoa_{metric}.png")
-        if pd_values is not None:
+        if settings["faith_pd"]:
+            values = pd.DataFrame({"sample": sample_ids, "faith_pd": source.faith_pd()})
             with atomic_path(out_dir / "faith_pd.tsv") as tmp:
-                pd.DataFrame({"sample": sample_ids, "faith_pd": pd_values}).to_csv(tmp, sep="\t", index=False)
+                values.to_csv(tmp, sep="\t", index=False)
 
 
-def output_names(settings: dict) -> list[str]:
+def output_names(settings: dict, fmt: str) -> list[str]:
     """The files of ``--out-dir``, published all or none (`aam.io.atomic.publish_together`)."""
-    names = [f"{stem}{metric}.{ext}" for metric in settings["metrics"]
-             for stem, ext in (("", "tsv"), ("pcoa_", "tsv"), ("pcoa_", "txt"), ("pcoa_", "png"))]
+    names = [f"{metric}{SUFFIX[fmt]}" for metric in settings["metrics"]]
+    names += [f"pcoa_{metric}.{ext}" for metric in settings["metrics"] for ext in ("tsv", "txt", "png")]
     return names + (["faith_pd.tsv"] if settings["faith_pd"] else [])
 
 
-def compute(counts, sample_ids, feature_ids, table_path, tree_path, settings):
-    """({metric: S x S array}, Faith's PD or None) with the configured backend."""
-    import torch
+def _pcoa(matrix, settings: dict, seed: int):
+    from aam.data.ordination import pcoa
 
-    backend = settings["backend"]
-    if backend == "striped":
-        return _compute_striped(table_path, tree_path, sample_ids, settings)
-    from aam.data.unifrac import PhyloIndex, faith_pd, unifrac_matrix
-
-    dtype = torch.float64 if settings["precision"] == "float64" else torch.float32
-    t0 = time.perf_counter()
-    index = PhyloIndex.from_newick(tree_path, feature_ids)
-    log.info("tree indexed: %d features, %d branches (%.2f s)", index.n_features, index.n_branches,
-             time.perf_counter() - t0)
-    matrices = {}
-    for metric in settings["metrics"]:
-        t0 = time.perf_counter()
-        matrices[metric] = unifrac_matrix(index, counts, metric, dtype=dtype, device=settings["device"],
-                                          block_size=settings["block_size"])
-        log.info("%s UniFrac: %d samples in %.2f s", metric, len(sample_ids), time.perf_counter() - t0)
-    pd_values = None
-    if settings["faith_pd"]:
-        pd_values = faith_pd(index, counts, dtype=dtype, device=settings["device"],
-                             block_size=settings["block_size"])
-    return matrices, pd_values
+    return pcoa(matrix, int(settings["pcoa_dimensions"]), method=settings["pcoa_method"],
+                exact_max_samples=int(settings["pcoa_exact_max_samples"]), seed=seed,
+                block_rows=int(settings["block_size"]))
 
 
-def _compute_striped(table_path, tree_path, sample_ids, settings):
-    try:
-        import unifrac
-    except ImportError as err:
-        raise InputError(
-            "unifrac backend 'striped' needs biocore's `unifrac` package (conda: bioconda::unifrac; "
-            "see workflow/envs/unifrac.yaml); use backend 'torch' or 'auto' otherwise"
-        ) from err
-    suffix = "_fp64" if settings["precision"] == "float64" else "_fp32"
-    matrices = {}
-    for metric in settings["metrics"]:
-        func = getattr(unifrac, metric + suffix, None) or getattr(unifrac, metric)
-        t0 = time.perf_counter()
-        dm = func(str(table_path), str(tree_path))
-        matrices[metric] = dm.filter([str(s) for s in sample_ids]).data
-        log.info("%s UniFrac (striped): %.2f s", metric, time.perf_counter() - t0)
-    pd_values = None
-    if settings["faith_pd"]:
-        series = unifrac.faith_pd(str(table_path), str(tree_path))
-        pd_values = series.reindex([str(s) for s in sample_ids]).to_numpy(dtype=float)
-    return matrices, pd_values
-
-
-def write_distance_matrix(dm: np.ndarray, sample_ids, path: Path) -> None:
-    """scikit-bio's lsmat TSV (what `skbio.DistanceMatrix.read` and QIIME 2 import), atomically."""
-    import skbio
-
-    matrix = skbio.DistanceMatrix(dm, ids=[str(s) for s in sample_ids])
-    with atomic_path(path) as tmp:
-        matrix.write(str(tmp), format="lsmat")
-
-
-def write_pcoa(dm: np.ndarray, sample_ids, out_dir: Path, metric: str, dimensions: int):
-    """PCoA (scikit-bio) of one matrix: coordinates TSV and the ordination file; returns the result."""
-    import skbio
-    from skbio.stats.ordination import pcoa
-
-    n = len(sample_ids)
-    dims = max(1, min(int(dimensions), n - 1)) if n > 1 else 1
-    matrix = skbio.DistanceMatrix(dm, ids=[str(s) for s in sample_ids])
-    method = "fsvd" if n > 2000 else "eigh"
-    result = pcoa(matrix, method=method, number_of_dimensions=dims)
+def write_pcoa_tables(result, out_dir: Path, metric: str, dimensions: int) -> None:
+    """PCoA coordinates TSV (first row: proportion explained) and the ordination file, atomically."""
+    dims = min(int(dimensions), result.samples.shape[1])
     coords = result.samples.iloc[:, :dims].copy()
     coords.columns = [f"PC{i + 1}" for i in range(coords.shape[1])]
     prop = pd.DataFrame([result.proportion_explained.to_numpy()[:dims]], index=["proportion_explained"],
@@ -186,7 +141,6 @@ def write_pcoa(dm: np.ndarray, sample_ids, out_dir: Path, metric: str, dimension
         table.to_csv(tmp, sep="\t", float_format="%.10g")
     with atomic_path(out_dir / f"pcoa_{metric}.txt") as tmp:
         result.write(str(tmp), format="ordination")
-    return result
 
 
 def _read_samples(path, sample_ids) -> pd.DataFrame | None:

@@ -75,7 +75,13 @@ class PretrainModule(EngineModule):
     def training_step(self, batch, batch_idx):
         head = self.model.unifrac_head
         if head.affine and not bool(head.offset_ready):
-            head.init_offset(float(losses.upper_triangle(self.true_distances(batch)).mean()))
+            mean = float(losses.upper_triangle(self.true_distances(batch)).mean())
+            trainer = self.attached_trainer()
+            if trainer is not None and trainer.world_size > 1:
+                # Rank 0's first batch is the global first batch: every rank starts from its mean,
+                # as one process would (ranks whose offsets differed would never agree again).
+                mean = float(trainer.strategy.broadcast(mean, src=0))
+            head.init_offset(mean)
         if self.model.nucleotide_head is None:
             return self._losses(batch, trim_padding(batch["tokens"]), None, "train")[0]
         # The mask is seeded by (seed, epoch, batch number), so a batch is masked the same on any

@@ -16,6 +16,13 @@ averaged over the anchors that have at least one positive. Label -1 means unknow
 sample is a negative for everyone and an anchor of nothing, unless `group` ids say which samples
 are views of the same sequence (then views are positives of each other whatever the label, which
 makes SupCon with all-unknown labels equal to NT-Xent).
+
+Across data-parallel ranks (:func:`anchor_terms`): each rank's anchors are scored against the
+projections of every rank (gathered with gradients), so a batch spread over W ranks has the
+negatives of one batch W times as large. A rank's share of the loss is the sum of its anchors'
+terms over the number of anchors of all ranks; the gradient every rank's share sends to the other
+ranks' projections comes back to them through the gather, so the summed gradient is that of the
+single-process loss of the whole batch.
 """
 
 from __future__ import annotations
@@ -69,6 +76,49 @@ def supcon(
     # masked_fill, not multiplication: logp is -inf on the diagonal and 0 * -inf is NaN
     pos_logp = logp.masked_fill(~pos, 0.0).sum(dim=1)
     return -(pos_logp[anchors] / n_pos[anchors]).mean()
+
+
+def anchor_terms(
+    z: torch.Tensor,
+    rows: torch.Tensor,
+    temperature: float,
+    labels: torch.Tensor | None = None,
+    group: torch.Tensor | None = None,
+    valid: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """SupCon terms of the anchors ``rows`` (indices into ``z``) against all valid rows of ``z``.
+
+    ``z`` (M, D) holds every rank's projections, ``labels`` (M,) their labels (-1 unknown; None: no
+    labels, views of one sequence are the only positives, i.e. NT-Xent), ``group`` (M,) the
+    sequence each row is a view of, ``valid`` (M,) False for rows of padding batches (neither
+    anchors nor negatives). Returns (sum of the terms of those ``rows`` that have a positive, number
+    of anchors with a positive among *all* valid rows): the loss of the whole batch is the sum of
+    every rank's first value over the second.
+    """
+    m = len(z)
+    valid = torch.ones(m, dtype=torch.bool, device=z.device) if valid is None else valid.to(z.device)
+    eye = torch.eye(m, dtype=torch.bool, device=z.device)
+    pos = torch.zeros((m, m), dtype=torch.bool, device=z.device)
+    if labels is not None:
+        labels = labels.to(z.device)
+        known = labels >= 0
+        pos = (labels[:, None] == labels[None, :]) & known[:, None] & known[None, :]
+    if group is not None:
+        group = group.to(z.device)
+        pos = pos | (group[:, None] == group[None, :])
+    pos = pos & ~eye & valid[:, None] & valid[None, :]
+    n_pos = pos.sum(dim=1)
+    n_anchors = (n_pos > 0).sum()
+    mine = rows[n_pos[rows] > 0]  # this rank's anchors: each has a valid positive, so no row is all -inf
+    if mine.numel() == 0:
+        return z.sum() * 0.0, n_anchors
+    sim = (z[mine] @ z.T) / temperature
+    sim = sim.masked_fill(eye[mine] | ~valid[None, :], float("-inf"))
+    logp = torch.log_softmax(sim, dim=1)
+    # masked_fill, not multiplication: logp is -inf on the diagonal and 0 * -inf is NaN
+    pos_logp = logp.masked_fill(~pos[mine], 0.0).sum(dim=1)
+    total = -(pos_logp / n_pos[mine]).sum()
+    return total, n_anchors
 
 
 def multi_rank_supcon(

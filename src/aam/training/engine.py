@@ -13,6 +13,8 @@ API
     metrics as ``val/...`` with ``on_epoch=True``. The base class provides
     ``configure_optimizers`` (AdamW / Adam / SGD; schedules ``warmup_cosine``, ``step``,
     ``plateau``, ``none``, counted in optimizer steps, so gradient accumulation is accounted for),
+    weight 0 for padding batches (a batch dict with ``padding`` true: its loss is scaled by 0 before
+    the backward pass and what it logs has batch size 0),
     a guard that raises :class:`NonFiniteLossError` naming the step when the training loss is NaN or
     infinite (before the backward pass: no broken weights are ever written), and RNG state in
     checkpoints so that a resumed CPU run ends exactly as an uninterrupted one.
@@ -35,11 +37,14 @@ API
 
     Data parallelism: ``devices`` x ``num_nodes`` > 1 trains with DDP (gloo on CPU, NCCL on GPU);
     processes come from srun (SLURM, ranks from its environment), torchrun, or Lightning's own
-    launcher. Only rank 0 changes checkpoint files; ``FitResult.global_rank`` tells a stage whether
-    to write outputs. A datamodule with ``shards_by_rank = True`` deals batches to the ranks itself
-    (``AAMDataModule``); others get Lightning's DistributedSampler. Validation metrics must be
+    launcher. Rank 0 alone decides whether to resume, and the others wait for its answer
+    (``_resume_decision``); only rank 0 changes checkpoint files; ``FitResult.global_rank`` tells a
+    stage whether to write outputs. A datamodule with ``shards_by_rank = True`` deals batches to the
+    ranks itself, the last round padded with batches of weight 0 (:mod:`aam.data.ranks`: every
+    DataModule of the project), so that W ranks train on what one process with W-fold gradient
+    accumulation trains on; others get Lightning's DistributedSampler. Validation metrics must be
     logged with ``sync_dist=True``, and metrics computed from all predictions gathered with
-    ``EngineModule.all_ranks``.
+    ``EngineModule.all_ranks``. Checkpoints hold every rank's random state.
 
     Preemption: SIGUSR1 or SIGTERM saves ``last.ckpt`` at the next optimizer step (all ranks
     together), requeues the SLURM job and raises :class:`aam.errors.Preempted`; the rerun resumes,
@@ -80,6 +85,7 @@ from lightning.pytorch.utilities import rank_zero_only
 
 from aam.errors import InputError, OutputError, Preempted, destination_cause
 from aam.io.atomic import write_text
+from aam.threads import use_threads
 from aam.training.progress import ProgressLog, RunProgressBar, progress_bar_enabled, quiet_lightning
 
 log = logging.getLogger(__name__)
@@ -130,7 +136,7 @@ class TrainerSettings:
     num_nodes: int = 1
     strategy: str = "auto"  # auto (ddp with more than one process) | ddp | ddp_find_unused_parameters_true
     num_workers: int = 0
-    num_threads: int | None = None  # torch CPU threads; null = torch's default
+    num_threads: int | None = None  # CPU threads of the job on a node (aam.threads); null = all cores
     seed: int | None = None  # null = the caller's (config) seed, else 42
     deterministic: bool = True  # deterministic algorithms (CPU only)
     log_every_n_steps: int = 10  # CSV/TensorBoard logging interval (optimizer steps)
@@ -215,6 +221,15 @@ class EngineModule(L.LightningModule):
         if not isinstance(settings, TrainerSettings):
             settings = TrainerSettings.from_dict(settings)
         self.settings = settings
+        self._padding = False  # the current batch pads an epoch's last round (aam.data.ranks)
+        self._batch_idx = -1  # the current training batch's index in its epoch
+
+    def attached_trainer(self) -> L.Trainer | None:
+        """The Trainer this module is attached to, or None (``self.trainer`` raises when there is none)."""
+        try:
+            return self.trainer
+        except RuntimeError:
+            return None
 
     # -- optimizers and schedules --------------------------------------------------------------
     def parameter_groups(self) -> list[dict[str, Any]]:
@@ -231,7 +246,8 @@ class EngineModule(L.LightningModule):
     def total_optimizer_steps(self) -> int:
         """Optimizer steps of the whole run (after accumulation), as Lightning estimates them."""
         s = self.settings
-        total = self.trainer.estimated_stepping_batches if self._trainer is not None else s.max_steps
+        trainer = self.attached_trainer()
+        total = trainer.estimated_stepping_batches if trainer is not None else s.max_steps
         if not math.isfinite(total) or total <= 0:
             total = s.max_steps if s.max_steps > 0 else 1
         return int(total)
@@ -272,19 +288,52 @@ class EngineModule(L.LightningModule):
     def all_ranks(self, obj: Any) -> list[Any]:
         """``obj`` of every rank, in rank order (``[obj]`` in one process). Every rank must call it:
         epoch-end metrics (AUROC, R2) are computed from all ranks' predictions, not averaged."""
-        trainer = self._trainer
+        trainer = self.attached_trainer()
         if trainer is None or trainer.world_size == 1 or not torch.distributed.is_initialized():
             return [obj]
         out: list[Any] = [None] * trainer.world_size
         torch.distributed.all_gather_object(out, obj)
         return out
 
+    # -- padding batches: weight 0 ----------------------------------------------------------------
+    # Under data parallelism an epoch's last round of batches is padded with copies flagged
+    # ``padding`` (aam.data.ranks), so that every rank takes part in every gradient all-reduce. Such
+    # a batch runs forward and backward like any other, but its loss is scaled by 0 before the
+    # backward pass (its gradient is 0) and everything it logs has batch size 0 (it adds nothing to
+    # an epoch's means). Subclasses need do nothing, except keep it out of lists they gather
+    # themselves (``is_padding``).
+    @staticmethod
+    def is_padding(batch: Any) -> bool:
+        flag = batch.get("padding") if isinstance(batch, dict) else None
+        return bool(flag) if flag is not None else False
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        self._padding, self._batch_idx = self.is_padding(batch), batch_idx
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        self._padding = False
+
+    def on_validation_batch_start(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
+        self._padding = self.is_padding(batch)
+
+    def on_validation_batch_end(self, outputs: Any, batch: Any, batch_idx: int,
+                                dataloader_idx: int = 0) -> None:
+        self._padding = False
+
+    def backward(self, loss: torch.Tensor, *args: Any, **kwargs: Any) -> None:
+        super().backward(loss * 0.0 if self._padding else loss, *args, **kwargs)
+
+    def log(self, name: str, value: Any, *args: Any, **kwargs: Any) -> None:
+        if self._padding:
+            kwargs["batch_size"] = 0
+        super().log(name, value, *args, **kwargs)
+
     # -- NaN / inf guard ------------------------------------------------------------------------
     def on_before_backward(self, loss: torch.Tensor) -> None:
         if not torch.isfinite(loss.detach()).all():
             raise NonFiniteLossError(
                 f"training loss is {loss.detach().float().item()} at epoch {self.current_epoch}, "
-                f"batch {self.trainer.fit_loop.epoch_loop.batch_idx}, optimizer step "
+                f"batch {self._batch_idx}, optimizer step "
                 f"{self.global_step}; stopping before the update (no model is written). "
                 "Try a lower learning rate, gradient clipping or precision 32."
             )
@@ -292,19 +341,29 @@ class EngineModule(L.LightningModule):
     # -- RNG state in checkpoints: a resumed run draws the same numbers as an uninterrupted one --
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Plain tensors and numbers only, so checkpoints load with torch.load(weights_only=True).
+        # Every rank's state: ranks draw different amounts (dropout over batches of other sizes),
+        # and only rank 0 writes the file. Lightning calls this on every rank.
         _, keys, pos, has_gauss, cached = np.random.get_state()
         version, internal, gauss = random.getstate()
-        checkpoint["engine_rng"] = {
+        state = {
             "torch": torch.get_rng_state(),
             "numpy": [torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)],
             "python": [int(version), list(internal), gauss],
         }
+        checkpoint["engine_rng"] = state
+        ranks = self.all_ranks(state)
+        if len(ranks) > 1:
+            checkpoint["engine_rng_ranks"] = ranks
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Lightning loads the checkpoint before it builds the optimizers and the first train
         # iterator (which draws its shuffle seed from the torch RNG), so restoring here makes the
         # resumed epoch draw exactly what the uninterrupted run drew.
         rng = checkpoint.get("engine_rng")
+        ranks = checkpoint.get("engine_rng_ranks")
+        trainer = self.attached_trainer()
+        if ranks and trainer is not None and len(ranks) == trainer.world_size:
+            rng = ranks[trainer.global_rank]
         if rng is not None:
             torch.set_rng_state(rng["torch"])
             keys, pos, has_gauss, cached = rng["numpy"]
@@ -381,6 +440,7 @@ class _Preemption(Callback):
         self.signalled: int | None = None
         self._previous: dict[int, Any] = {}
         self._saving_batches: int | None = None
+        self._epoch_ended = False
 
     def _handle(self, signum: int, frame: Any) -> None:
         self.signalled = signum
@@ -396,15 +456,24 @@ class _Preemption(Callback):
             signal.signal(sig, handler)
         self._previous = {}
 
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._epoch_ended = False
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # Lightning runs this before the checkpoint callbacks' own on_train_epoch_end (callbacks that
+        # monitor a metric come last), where ModelCheckpoint saves the epoch's checkpoint.
+        self._epoch_ended = True
+
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any,
                            batch: Any, batch_idx: int) -> None:
-        loop = trainer.fit_loop.epoch_loop
-        if loop._should_accumulate():  # mid-way through an accumulated step: not a resumable point
-            return
+        # batch_idx counts the epoch's batches, those before a mid-epoch resume included.
+        done = batch_idx + 1
+        if done % trainer.accumulate_grad_batches and done < trainer.num_training_batches:
+            return  # mid-way through an accumulated step: not a resumable point
         stop = trainer.strategy.reduce_boolean_decision(self.signalled is not None, all=False)
         if not stop:
             return
-        self._saving_batches = int(loop.batch_progress.current.processed)
+        self._saving_batches = done
         trainer.save_checkpoint(self.last_path)
         self._saving_batches = None
         if trainer.is_global_zero:
@@ -415,18 +484,22 @@ class _Preemption(Callback):
 
     def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule,
                            checkpoint: dict[str, Any]) -> None:
+        # Where a resumed run starts, in our own keys (Lightning's loop state is not public API).
         if self._saving_batches is not None:
             checkpoint["engine_mid_epoch_batches"] = self._saving_batches
+            checkpoint["engine_resume_epoch"] = trainer.current_epoch
+        else:  # ModelCheckpoint's save at an epoch's end: the next epoch starts afresh
+            checkpoint["engine_resume_epoch"] = trainer.current_epoch + int(self._epoch_ended)
 
     def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule,
                            checkpoint: dict[str, Any]) -> None:
         done = checkpoint.get("engine_mid_epoch_batches")
-        # The epoch the loop resumes in (a mid-epoch checkpoint's own, or the one after an epoch-end
-        # checkpoint's), which Lightning tells samplers only after it has made the first iterator.
-        epoch = int(checkpoint["loops"]["fit_loop"]["epoch_progress"]["current"]["processed"])
+        # The epoch the loop resumes in, which Lightning tells samplers only after it has made the
+        # first iterator (a checkpoint without our key was saved at an epoch's end).
+        epoch = checkpoint.get("engine_resume_epoch", int(checkpoint["epoch"]) + int(done is None))
         dm = trainer.datamodule
         if dm is not None and hasattr(dm, "resume_at"):
-            dm.resume_at(epoch, int(done or 0))
+            dm.resume_at(int(epoch), int(done or 0))
             # Lightning cannot know that this loader resumes by skipping: quiet its warning.
             warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before")
         elif done is not None:
@@ -576,16 +649,13 @@ def _set_aside(ckpt_dir: Path, problem: str) -> None:
     )
 
 
-def _prepare_checkpoints(ckpt_dir: Path, fingerprint: dict[str, Any] | None, resume: bool,
-                         writer: bool = True) -> Path | None:
-    """The checkpoint to resume from, or None.
+def _prepare_checkpoints(ckpt_dir: Path, fingerprint: dict[str, Any] | None, resume: bool) -> Path | None:
+    """The checkpoint to resume from, or None (rank 0 alone calls it: see ``_resume_decision``).
 
     Only an unfinished run resumes: checkpoints of other settings, and those of a run that ran to
     its end (a forced rerun, say), are removed so that training starts afresh. A last checkpoint
     that cannot be resumed safely (unreadable, truncated, or naming files outside its folder) is
-    set aside with a warning, never deleted, and training starts afresh. Under data parallelism
-    every rank decides, and only rank 0 (``writer``) changes files: it removes (or sets aside) stale
-    checkpoints before it stamps the new fingerprint, so a rank reading at any moment decides alike.
+    set aside with a warning, never deleted, and training starts afresh.
     """
     stamp = ckpt_dir / "fingerprint.json"
     text = json.dumps(fingerprint, sort_keys=True, default=str) if fingerprint is not None else None
@@ -594,8 +664,6 @@ def _prepare_checkpoints(ckpt_dir: Path, fingerprint: dict[str, Any] | None, res
         same = text is None or (stamp.exists() and stamp.read_text() == text)
         finished = (ckpt_dir / FINISHED).exists()
         if not resume or not same or finished:
-            if not writer:
-                return None
             why = ("resume is off" if not resume else "settings or inputs changed" if not same
                    else "the last run finished")
             log.info("removing old checkpoints and logs in %s (%s)", ckpt_dir.parent, why)
@@ -604,13 +672,10 @@ def _prepare_checkpoints(ckpt_dir: Path, fingerprint: dict[str, Any] | None, res
         elif last.exists():
             problem = _resume_problem(last, ckpt_dir)
             if problem:
-                if not writer:
-                    return None
                 _set_aside(ckpt_dir, problem)
-    if writer:
-        ckpt_dir.mkdir(parents=True, exist_ok=True)
-        if text is not None:
-            write_text(stamp, text)
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    if text is not None:
+        write_text(stamp, text)
     if last.exists():
         log.info("resuming from %s", last)
         return last
@@ -640,6 +705,46 @@ def _state_removed_on_write_failure(out_dir: Path, keep: bool) -> Iterator[None]
         raise OutputError(f"{out_dir}: cannot write the run's checkpoints and logs: {cause}") from err
 
 
+# Rank 0's decisions, for the processes Lightning's own launcher starts inside trainer.fit.
+_DECISIONS_ENV = "AAM_RESUME_DECISIONS"
+
+
+def _resume_decision(trainer: L.Trainer, ckpt_dir: Path, fingerprint: dict[str, Any] | None,
+                     resume: bool) -> Path | None:
+    """The checkpoint every rank resumes from, or None: rank 0 decides, the others follow.
+
+    If each rank read the shared filesystem itself, ranks could disagree (one sees a stale
+    ``last.ckpt`` while rank 0 removes it, or an NFS client's cached view) and then hang in their
+    first collective. So only rank 0 looks at (and changes) the checkpoint folder, and the others
+    wait for its answer:
+
+    - processes started by srun, torchrun or by hand (all running already): they join the process
+      group now (``strategy.setup_environment``, which Lightning would call in ``fit`` anyway) and
+      rank 0's answer is broadcast: a barrier before anyone resumes;
+    - processes that Lightning's own launcher starts inside ``trainer.fit`` (``devices`` > 1 with
+      no launcher): rank 0 decides before it starts them, and they inherit the answer in their
+      environment.
+    """
+    key = os.path.realpath(ckpt_dir)
+    inherited = json.loads(os.environ.get(_DECISIONS_ENV) or "{}")
+    if key in inherited:  # started by rank 0 through Lightning's launcher: its answer, once
+        decided = inherited.pop(key)
+        os.environ[_DECISIONS_ENV] = json.dumps(inherited)
+        return Path(decided) if decided else None
+    if trainer.world_size == 1:
+        return _prepare_checkpoints(ckpt_dir, fingerprint, resume)
+    environment = getattr(trainer.strategy, "cluster_environment", None)
+    if torch.distributed.is_initialized() or (environment is not None
+                                             and environment.creates_processes_externally):
+        trainer.strategy.setup_environment()
+        decided = _prepare_checkpoints(ckpt_dir, fingerprint, resume) if trainer.is_global_zero else None
+        answer = trainer.strategy.broadcast(None if decided is None else str(decided), src=0)
+        return None if answer is None else Path(answer)
+    decided = _prepare_checkpoints(ckpt_dir, fingerprint, resume)
+    os.environ[_DECISIONS_ENV] = json.dumps({**inherited, key: "" if decided is None else str(decided)})
+    return decided
+
+
 def fit(
     module: EngineModule,
     out_dir: str | Path,
@@ -658,17 +763,13 @@ def fit(
     out_dir.mkdir(parents=True, exist_ok=True)
     seed = 42 if s.seed is None else int(s.seed)
     L.seed_everything(seed, workers=True, verbose=False)
-    if s.num_threads:
-        torch.set_num_threads(int(s.num_threads))
 
     on_gpu = s.accelerator in ("auto", "gpu", "cuda") and gpu_available()
     accelerator = "gpu" if on_gpu else "cpu"
     precision = _resolve_precision(s, on_gpu)
     devices, strategy = _parallelism(s, on_gpu)
-    # The rank of a process launched for data parallelism (srun, torchrun, Lightning's launcher).
-    with _state_removed_on_write_failure(out_dir, keep=(out_dir / "checkpoints" / "last.ckpt").exists()):
-        ckpt_path = _prepare_checkpoints(out_dir / "checkpoints", fingerprint, s.resume,
-                                         writer=rank_zero_only.rank == 0)
+    # Threads: never more than the cores this process was given (shared by the node's processes).
+    use_threads(s.num_threads, devices if isinstance(devices, int) else torch.cuda.device_count())
 
     history = _History()
     checkpoint = ModelCheckpoint(
@@ -724,9 +825,13 @@ def fit(
         enable_progress_bar=progress_bar_enabled(s.progress_bar),
         enable_model_summary=False,
         deterministic=bool(s.deterministic) and not on_gpu,
-        num_sanity_val_steps=0 if ckpt_path is not None else 1,
         default_root_dir=out_dir,
     )
+    with _state_removed_on_write_failure(out_dir, keep=(out_dir / "checkpoints" / "last.ckpt").exists()):
+        ckpt_path = _resume_decision(trainer, out_dir / "checkpoints", fingerprint, s.resume)
+    # One validation batch before a fresh run's first epoch catches a broken validation step early;
+    # a resumed run has run validation already.
+    trainer.num_sanity_val_steps = 0 if ckpt_path is not None else 1
     start = time.perf_counter()
     with _state_removed_on_write_failure(out_dir, keep=ckpt_path is not None):
         trainer.fit(

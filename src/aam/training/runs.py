@@ -20,6 +20,8 @@ import torch
 from aam.errors import InputError
 from aam.io.atomic import atomic_path
 from aam.io.model_files import export_model
+from aam.slurm import run_as_job_step
+from aam.threads import use_threads
 from aam.training.engine import FitResult, NonFiniteLossError, TrainerSettings, fit, seed_everything
 
 log = logging.getLogger(__name__)
@@ -41,12 +43,15 @@ def trainer_settings(section: dict[str, Any], seed: int, threads: int | None, wh
 
 def start_trainer(section: dict[str, Any], seed: int, threads: int | None, where: str,
                   auto_monitor: tuple[str, str] = ("val/loss", "min")) -> TrainerSettings:
-    """The trainer settings of a training stage, with the seed and thread count applied: every AAM
-    stage starts this way, so that the same config and seed give identical weights."""
+    """The trainer settings of a training stage, with the seed and thread count applied (never more
+    threads than the cores given: aam.threads): every AAM stage starts this way, so that the same
+    config and seed give identical weights. Inside a SLURM job the stage first restarts itself as a
+    job step (aam.slurm)."""
     trainer = trainer_settings(section, seed, threads, where, auto_monitor)
+    per_node = trainer.devices if isinstance(trainer.devices, int) else 1
+    run_as_job_step(trainer.num_nodes, per_node)
     seed_everything(trainer.seed)
-    if trainer.num_threads:
-        torch.set_num_threads(trainer.num_threads)
+    use_threads(trainer.num_threads, per_node)
     return trainer
 
 

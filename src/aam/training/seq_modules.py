@@ -13,18 +13,15 @@ import torch
 
 from aam.models.contrastive import ContrastiveConfig, ContrastiveEmbedder
 from aam.models.vq import VQConfig, VQTransformer
-from aam.training.contrastive_losses import multi_rank_supcon, nt_xent
+from aam.training.contrastive_losses import anchor_terms
 from aam.training.engine import EngineModule, TrainerSettings
 
 
-class _EpochSeeded(EngineModule):
-    def on_train_epoch_start(self) -> None:
-        dm = getattr(self.trainer, "datamodule", None)
-        if dm is not None and hasattr(dm, "set_epoch"):
-            dm.set_epoch(self.current_epoch)
+class ContrastiveModule(EngineModule):
+    """Contrastive training. Under data parallelism each rank's anchors see every rank's projections
+    as negatives (gathered with gradients, :func:`aam.training.contrastive_losses.anchor_terms`), so
+    W ranks with batch B train as one process with batch W x B (up to float reduction order)."""
 
-
-class ContrastiveModule(_EpochSeeded):
     def __init__(
         self,
         model_config: ContrastiveConfig,
@@ -39,30 +36,65 @@ class ContrastiveModule(_EpochSeeded):
         self.model = ContrastiveEmbedder(model_config)
         self.loss_name, self.temperature, self.rank_weights = loss, temperature, rank_weights
 
-    def compute_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    def _gather(self, x: torch.Tensor, grads: bool = False) -> tuple[torch.Tensor, int]:
+        """Every rank's rows of ``x`` in rank order (ranks may hold different numbers of rows), and
+        where this rank's rows start. ``grads``: gradients flow back to the rank that owns a row."""
+        trainer = self.attached_trainer()
+        if trainer is None or trainer.world_size == 1:
+            return x, 0
+        sizes = self.all_gather(torch.tensor(len(x), device=x.device)).flatten().tolist()
+        most = max(sizes)
+        padded = torch.cat([x, x.new_zeros((most - len(x), *x.shape[1:]))]) if most > len(x) else x
+        parts = self.all_gather(padded, sync_grads=grads)
+        rank = trainer.global_rank
+        return torch.cat([part[:n] for part, n in zip(parts, sizes, strict=True)]), int(sum(sizes[:rank]))
+
+    def compute_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(this rank's share of the loss, to back-propagate; the whole batch's loss, to log)."""
         _, z = self.model(batch["input_ids"], batch["attention_mask"])
-        if self.loss_name == "supcon" and "labels" in batch:
-            return multi_rank_supcon(z, batch["labels"], self.temperature, batch["group"], self.rank_weights)
-        n_views = int(batch["n_views"])
-        if n_views != 2:
+        labels = batch.get("labels") if self.loss_name == "supcon" else None
+        if labels is None and int(batch["n_views"]) != 2:
             raise ValueError("NT-Xent needs two views per sequence (n_views=2)")
-        b = len(z) // 2
-        return nt_xent(z[:b], z[b:], self.temperature)
+        padding = bool(batch.get("padding", False))
+        z_all, start = self._gather(z, grads=torch.is_grad_enabled())
+        group_all, _ = self._gather(batch["group"])
+        valid_all, _ = self._gather(torch.full((len(z),), int(not padding), device=z.device))
+        valid_all = valid_all.bool()
+        rows = torch.arange(start, start + len(z), device=z.device)
+        if labels is None:
+            columns, weights = [None], [1.0]
+        else:
+            labels_all, _ = self._gather(labels if labels.dim() == 2 else labels[:, None])
+            columns = [labels_all[:, j] for j in range(labels_all.shape[1])]
+            weights = self.rank_weights or [1.0] * len(columns)
+        share, sums, counts = z.sum() * 0.0, [], []
+        for column, weight in zip(columns, weights, strict=True):
+            total, n_anchors = anchor_terms(z_all, rows, self.temperature, column, group_all, valid_all)
+            share = share + weight * total / n_anchors.clamp(min=1)
+            sums.append(total.detach())
+            counts.append(n_anchors)
+        trainer = self.attached_trainer()
+        world = 1 if trainer is None else trainer.world_size
+        share = share * (world / float(sum(weights)))  # DDP averages the ranks' gradients
+        summed = torch.stack(sums)
+        if world > 1:
+            summed = trainer.strategy.reduce(summed, reduce_op="sum")
+        whole = sum(w * s / c.clamp(min=1) for w, s, c in zip(weights, summed, counts, strict=True))
+        return share, whole / float(sum(weights))
 
     def training_step(self, batch, batch_idx):
-        loss = self.compute_loss(batch)
-        self.log(
-            "train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(batch["group"])
-        )
-        return loss
+        share, whole = self.compute_loss(batch)
+        self.log("train/loss", whole, on_step=True, on_epoch=True, prog_bar=True,
+                 batch_size=len(batch["group"]), sync_dist=True)
+        return share
 
     def validation_step(self, batch, batch_idx):
-        loss = self.compute_loss(batch)
-        self.log("val/loss", loss, on_epoch=True, prog_bar=True, batch_size=len(batch["group"]),
+        _, whole = self.compute_loss(batch)
+        self.log("val/loss", whole, on_epoch=True, prog_bar=True, batch_size=len(batch["group"]),
                  sync_dist=True)
 
 
-class VQModule(_EpochSeeded):
+class VQModule(EngineModule):
     def __init__(self, model_config: VQConfig, settings: TrainerSettings | dict | None = None) -> None:
         super().__init__(settings)
         self.model = VQTransformer(model_config)
@@ -80,7 +112,12 @@ class VQModule(_EpochSeeded):
         return out["loss"]
 
     def training_step(self, batch, batch_idx):
-        return self._step(batch, "train")
+        return self._step(_block_tokens(batch), "train")
 
     def validation_step(self, batch, batch_idx):
-        self._step(batch, "val")
+        self._step(_block_tokens(batch), "val")
+
+
+def _block_tokens(batch: dict[str, torch.Tensor] | torch.Tensor) -> torch.Tensor:
+    """The token rows of a block batch (a dict from BlockDataModule, or plain rows)."""
+    return batch["tokens"] if isinstance(batch, dict) else batch

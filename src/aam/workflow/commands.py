@@ -5,7 +5,7 @@ from __future__ import annotations
 import shlex
 
 from aam.workflow import sources
-from aam.workflow.targets import predict_entry
+from aam.workflow.targets import out, predict_entry
 
 
 def logged(command: str) -> str:
@@ -40,3 +40,11 @@ def predict_sequences_arg(config: dict, name: str, dataset: str) -> str:
     """The predict stage's --sequences option, where the `predict:` entry names sequences."""
     sequences = predict_entry(config, name, dataset).get("sequences")
     return f"--sequences {shlex.quote(sequences)}" if sequences else ""
+
+
+def unifrac_parts_arg(config: dict, dataset: str) -> str:
+    """rule unifrac's --parts-dir/--parts arguments when it merges row-block jobs (unifrac.parts > 1)."""
+    parts = int(config["unifrac"]["parts"])
+    if parts <= 1:
+        return ""
+    return f"--parts-dir {shlex.quote(out(config, dataset, 'unifrac_parts'))} --parts {parts}"

@@ -11,7 +11,15 @@ labelled sequence collection gets its contrastive runs' taxonomy under
 
 from __future__ import annotations
 
-from aam.workflow.targets import dataset_targets, out, seq_out, seq_run_kind, seq_runs_for, target_config
+from aam.workflow.targets import (
+    dataset_targets,
+    out,
+    seq_out,
+    seq_run_kind,
+    seq_runs_for,
+    target_config,
+    unifrac_format,
+)
 
 PREDICTION_FILES = ("predictions", "embeddings")
 
@@ -22,8 +30,11 @@ def dataset_artifacts(config: dict, dataset: str) -> list[str]:
         return []
     files = [out(config, dataset, "qiime2/rarefied_table.qza")]
     for metric in config["unifrac"]["metrics"]:
-        files += [out(config, dataset, f"qiime2/{metric}_unifrac_distance_matrix.qza"),
-                  out(config, dataset, f"qiime2/{metric}_unifrac_pcoa_results.qza")]
+        # QIIME 2's DistanceMatrix is the TSV; a dataset large enough for HDF5 matrices
+        # (unifrac.format) gets its PCoA only
+        if unifrac_format(config, dataset) == "tsv":
+            files.append(out(config, dataset, f"qiime2/{metric}_unifrac_distance_matrix.qza"))
+        files.append(out(config, dataset, f"qiime2/{metric}_unifrac_pcoa_results.qza"))
     if config["unifrac"]["faith_pd"]:
         files.append(out(config, dataset, "qiime2/faith_pd_vector.qza"))
     sources = [(f"eval/{run}/{t['name']}", t) for run in config["aam"]["runs"]

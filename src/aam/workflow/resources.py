@@ -1,17 +1,30 @@
-"""Training jobs' layout, resources and launcher, locally and under SLURM.
+"""Training jobs' layout, threads and resources, locally and under SLURM.
 
 A run's trainer settings say how many processes train it: `devices` per node times `num_nodes`
-(data-parallel when more than one). A training rule asks for that many GPUs (`gpu`, the local
-profile's limit; `--gpus` under SLURM) and one task per process, and under SLURM starts them with
-its own `srun` so that Lightning reads the ranks from SLURM.
+(data-parallel when more than one). A training rule's resources say so to the scheduler:
+
+- locally, `gpu`: the GPUs the job occupies on this machine (the default profile allows one at a
+  time; `--resources gpu=N` for N GPUs). A machine without a GPU has none to share: training jobs
+  then ask for 0 and run side by side on the cores, `threads` each (the `training.threads` config
+  key, or the run's `trainer.num_threads`; Snakemake caps them at `--cores`);
+- under SLURM (snakemake-executor-plugin-slurm), `nodes`, one task per process (`tasks_per_node`,
+  or `tasks` with one process per node) and `gres: gpu:<devices>`: GPUs per node, so that no node
+  gets fewer than its processes need (`--gpus`, which the plugin makes of `gpu`, is the job's
+  total, and the SLURM profile sets `gpu: 0` for training rules). `mpi` is always present, so that
+  the plugin's job step does not wrap Snakemake in a one-task `srun`: the training stage starts its
+  own job step (aam.slurm), and the plugin accepts the task layout only for `mpi` jobs.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-RESOURCE_KEYS = ("gpu", "nodes", "tasks_per_node", "tasks_per_gpu", "mpi")
+RESOURCE_KEYS = ("gpu", "gres", "nodes", "tasks", "tasks_per_node", "tasks_per_gpu", "mpi")
 
 
 def training_layout(trainer: dict) -> tuple[int, int]:
@@ -21,31 +34,56 @@ def training_layout(trainer: dict) -> tuple[int, int]:
     return int(trainer.get("num_nodes", 1)), devices if isinstance(devices, int) else 1
 
 
-def training_resources(trainer: dict) -> dict[str, Any]:
-    """Resources of a training job. `gpu`: GPUs in all (a local profile's limit; `--gpus` on SLURM);
-    `nodes` and `tasks_per_node`: one task per process, which SLURM starts through the rule's own
-    `srun` (resource `mpi` present, so the SLURM executor does not wrap the job in a one-task step;
-    "srun" for several processes, 0 for one, which the executor requires)."""
+def local_gpus() -> int:
+    """NVIDIA GPUs this machine offers to its jobs: those CUDA_VISIBLE_DEVICES lists when set, else
+    those the driver lists (no torch import: Snakefiles parse fast)."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        entries = [v for v in visible.split(",") if v.strip()]
+        return 0 if not entries or entries[0].strip() in ("-1", "NoDevFiles") else len(entries)
+    driver = Path("/proc/driver/nvidia/gpus")
+    if driver.is_dir():
+        return sum(1 for _ in driver.iterdir())
+    if shutil.which("nvidia-smi"):
+        try:
+            listed = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20)
+        except (OSError, subprocess.TimeoutExpired):
+            return 0
+        if listed.returncode:
+            return 0
+        return sum(line.startswith("GPU ") for line in listed.stdout.splitlines())
+    return 0
+
+
+def gpus_here(config: dict) -> int:
+    """GPUs of this machine for local runs: the config's `training.gpus`, or counted (auto)."""
+    gpus = config.get("training", {}).get("gpus", "auto")
+    return local_gpus() if gpus == "auto" else int(gpus)
+
+
+def training_resources(trainer: dict, gpus_available: int) -> dict[str, Any]:
+    """Resources of a training job (see the module docstring); `gpus_available`: GPUs of the machine
+    that schedules local jobs. Keys the plugin must not see are 0 or "", which it ignores."""
     nodes, per_node = training_layout(trainer)
+    on_gpu = trainer.get("accelerator", "auto") != "cpu"
     parallel = nodes * per_node > 1
     return {
-        "gpu": nodes * per_node,
+        "gpu": per_node if on_gpu and gpus_available else 0,
+        "gres": f"gpu:{per_node}" if on_gpu else "",
         "nodes": nodes,
-        "tasks_per_node": per_node,
-        "tasks_per_gpu": 1,
+        # the plugin takes --ntasks-per-node only above 1, and --ntasks only above 1
+        "tasks": nodes if parallel and per_node == 1 else 0,
+        "tasks_per_node": per_node if parallel and per_node > 1 else 0,
+        # 0, not absent: the plugin would take `tasks` as tasks per GPU (--ntasks-per-gpu)
+        "tasks_per_gpu": 0,
         "mpi": "srun" if parallel else 0,
     }
 
 
-def training_launcher(trainer: dict, cpus: int) -> str:
-    """The prefix of a training command. Under SLURM (a job's SLURM_JOB_ID) training runs as a job
-    step, `srun` with one task per process: Lightning reads the ranks from SLURM, and the step gets
-    the profile's `--signal` (SIGUSR1 before the time limit: checkpoint and requeue). Run elsewhere,
-    the command runs as it is and Lightning starts the processes of one node itself. `cpus`: per
-    process (the job's cpus_per_task, else the rule's threads)."""
-    nodes, per_node = training_layout(trainer)
-    srun = f"srun --nodes={nodes} --ntasks-per-node={per_node} --cpus-per-task={cpus} --kill-on-bad-exit=1"
-    return f'$([ -n "${{SLURM_JOB_ID:-}}" ] && echo "{srun}") '
+def training_threads(config: dict, trainer: dict) -> int:
+    """A training job's threads (all its processes on one node): the run's `trainer.num_threads`,
+    else the config's `training.threads`."""
+    return int(trainer.get("num_threads") or config.get("training", {}).get("threads", 2))
 
 
 def aam_trainer(config: dict, run: str, stage: str) -> dict:
@@ -63,17 +101,16 @@ def seq_trainer(config: dict, run: str) -> dict:
     return config["seq_models"]["runs"][run].get("trainer", {})
 
 
-def launch_param(trainer_of: Callable[[Any], dict]) -> Callable[..., str]:
-    """A training rule's `launch` param; `trainer_of(wildcards)` gives the run's trainer settings.
-    Snakemake passes the job's threads and resources by these parameters' names."""
-    return lambda wildcards, threads, resources: training_launcher(
-        trainer_of(wildcards), resources.get("cpus_per_task", threads)
-    )
-
-
-def resource_params(trainer_of: Callable[[Any], dict]) -> dict[str, Callable[[Any], Any]]:
-    """A training rule's resources (training_resources), each a function of the wildcards."""
+def resource_params(config: dict, trainer_of: Callable[[Any], dict]) -> dict[str, Callable[[Any], Any]]:
+    """A training rule's resources (training_resources), each a function of the wildcards;
+    `trainer_of(wildcards)` gives the run's trainer settings."""
+    gpus = gpus_here(config)
     return {
-        key: (lambda wildcards, key=key: training_resources(trainer_of(wildcards))[key])
+        key: (lambda wildcards, key=key: training_resources(trainer_of(wildcards), gpus)[key])
         for key in RESOURCE_KEYS
     }
+
+
+def threads_param(config: dict, trainer_of: Callable[[Any], dict]) -> Callable[[Any], int]:
+    """A training rule's threads, a function of the wildcards."""
+    return lambda wildcards: training_threads(config, trainer_of(wildcards))

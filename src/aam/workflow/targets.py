@@ -8,8 +8,12 @@ different ``results:`` never share a file.
 
 from __future__ import annotations
 
+import functools
+import re
+
 from aam.data.split import fold_names, stratify_column
 from aam.errors import InputError
+from aam.io.distance_matrix import SUFFIX, format_for_table
 
 
 def out(config: dict, dataset: str, path: str) -> str:
@@ -43,6 +47,13 @@ def scoped(config: dict, dataset: str, fold: str | None, path: str) -> str:
     name their per-split files with it, so that their CV variants (workflow/rules/cv.smk) reuse them
     with other outputs only."""
     return out(config, dataset, f"cv/{fold}/{path}" if fold else path)
+
+
+def splits_file(config: dict, dataset: str, fold: str | None) -> str:
+    """The splits.tsv that a fine-tuning or evaluation job reads: the split stage's, or one fold's of
+    cv-split. Each multi-output stage owns a folder (split/, cv/split/), so that it publishes its
+    outputs all or none (aam.io.atomic)."""
+    return out(config, dataset, f"cv/split/{fold}.tsv" if fold else "split/splits.tsv")
 
 
 # --- datasets and their targets ---
@@ -133,9 +144,44 @@ def unifrac_metrics(config: dict) -> list[str]:
     return list(config["unifrac"]["metrics"])
 
 
+def unifrac_format(config: dict, dataset: str) -> str:
+    """tsv or hdf5: `unifrac.format`, with `auto` decided by the sample count of the dataset's table
+    (read from its header when the DAG is built, so that the matrix file's name is known)."""
+    settings = config["unifrac"]
+    return _table_format(settings["format"], str(config["datasets"][dataset]["table"]),
+                         int(settings["binary_min_samples"]))
+
+
+@functools.lru_cache(maxsize=256)
+def _table_format(setting: str, table: str, binary_min_samples: int) -> str:
+    return format_for_table(setting, table, binary_min_samples)
+
+
+def unifrac_datasets(config: dict, fmt: str) -> str:
+    """A wildcard constraint matching the datasets whose matrices are written as `fmt`."""
+    names = [re.escape(d) for d in config["datasets"] if unifrac_format(config, d) == fmt]
+    return "|".join(names) if names else "(?!)"
+
+
+def unifrac_matrix_file(config: dict, dataset: str, metric: str, relative: bool = False) -> str:
+    """The distance matrix of one dataset and metric: unifrac/{metric}.tsv or .h5 (under the
+    dataset's folder, or relative to it)."""
+    path = f"unifrac/{metric}{SUFFIX[unifrac_format(config, dataset)]}"
+    return path if relative else out(config, dataset, path)
+
+
+def unifrac_part_files(config: dict, dataset: str) -> list[str]:
+    """The files of the row-block jobs (unifrac.parts > 1) that rule unifrac merges; none for one job."""
+    parts = int(config["unifrac"]["parts"])
+    if parts <= 1:
+        return []
+    return [out(config, dataset, f"unifrac_parts/{m}.part{i}.h5")
+            for m in unifrac_metrics(config) for i in range(parts)]
+
+
 def unifrac_targets(config: dict, dataset: str) -> list[str]:
     """Final UniFrac outputs of one dataset."""
-    targets = [out(config, dataset, f"unifrac/{m}.tsv") for m in unifrac_metrics(config)]
+    targets = [unifrac_matrix_file(config, dataset, m) for m in unifrac_metrics(config)]
     targets += [out(config, dataset, f"unifrac/pcoa_{m}.png") for m in unifrac_metrics(config)]
     if config["unifrac"]["faith_pd"]:
         targets.append(out(config, dataset, "unifrac/faith_pd.tsv"))
@@ -155,7 +201,8 @@ def cv_summary_targets(config: dict, dataset: str) -> list[str]:
     """The cross-validation summaries of one dataset (one per target), if CV is configured."""
     if not (config["evaluate"].get("cv") and config["aam"]["runs"]):
         return []
-    return [out(config, dataset, f"cv_summary/{t['name']}.json") for t in dataset_targets(config, dataset)]
+    return [out(config, dataset, f"cv_summary/{t['name']}/summary.json")
+            for t in dataset_targets(config, dataset)]
 
 
 def cv_fold_evaluations(config: dict, dataset: str, target: str) -> list[str]:
@@ -194,7 +241,7 @@ def final_targets(config: dict) -> list[str]:
         targets += unifrac_targets(config, dataset)
         if has_evaluations(config, dataset):
             targets += evaluation_targets(config, dataset)
-            targets.append(out(config, dataset, "comparison.tsv"))
+            targets.append(out(config, dataset, "comparison/comparison.tsv"))
             targets += cv_summary_targets(config, dataset)
         targets += qiime2.dataset_artifacts(config, dataset)
     for name in config["sequences"]:
@@ -211,15 +258,17 @@ def summary_inputs(config: dict) -> list[str]:
     files = []
     for d in config["datasets"]:
         files += [
-            out(config, d, "splits.tsv"),
+            splits_file(config, d, None),
             out(config, d, "ingest/samples.parquet"),
             out(config, d, "rarefied/table.biom"),
             out(config, d, "rarefied/dropped.tsv"),
         ]
         if config["unifrac"]["faith_pd"]:
             files.append(out(config, d, "unifrac/faith_pd.tsv"))
+        files += [unifrac_matrix_file(config, d, m) for m in unifrac_metrics(config)]
+        files += [out(config, d, f"unifrac/pcoa_{m}.tsv") for m in unifrac_metrics(config)]
         if has_evaluations(config, d):
-            files.append(out(config, d, "comparison.tsv"))
+            files.append(out(config, d, "comparison/comparison.tsv"))
             files += evaluation_targets(config, d)
     for name in config["sequences"]:
         files += [seq_out(config, name, f"eval/{run}/metrics.json")
@@ -237,6 +286,8 @@ def summary_plan(config: dict) -> dict:
                 "comparison": has_evaluations(config, d),
                 "evaluations": [[run, t["name"]] for run in runs for t in dataset_targets(config, d)],
                 "faith_pd": bool(config["unifrac"]["faith_pd"]),
+                "matrices": {m: unifrac_matrix_file(config, d, m, relative=True)
+                             for m in unifrac_metrics(config)},
             }
             for d in config["datasets"]
         },
