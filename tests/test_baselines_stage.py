@@ -183,3 +183,13 @@ def test_samples_follow_the_rule_of_the_fine_tuning(tmp_path):
     for split in ("train", "val", "test"):
         assert sorted(kept[split]) == sorted(dm.sample_ids[r] for r in dm.rows[split])
     assert "2538.1038" not in kept["test"] and "2538.1002" not in kept["train"]
+
+
+def test_provenance_records_the_settings_as_they_ran(tmp_path):
+    """--threads (the rule's threads) and a null seed (the top-level one) are what the fits used: the
+    provenance says 2 and 42, with the schema's defaults filled in, not the config's null."""
+    write_fold(tmp_path)
+    m, _ = run_stage(tmp_path, tmp_path / "out", extra=["--threads", "2"])
+    used = m["provenance"]["settings"]
+    assert used["n_jobs"] == 2 and used["seed"] == 42 and m["provenance"]["seed"] == 42
+    assert used["random_forest"]["n_estimators"] == 20 and used["inner_folds"] == 3

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import biom
 import h5py
@@ -97,8 +98,9 @@ def test_sequence_rows_put_the_model_beside_naive_bayes():
     assert row["model − naive Bayes"] == "0.050"
 
 
-def test_stage_writes_the_page(tmp_path):
-    root = tmp_path / "res" / "toy"
+def write_toy_results(results: Path) -> dict:
+    """A dataset `toy` under `results` with every file the results page reads; returns its plan."""
+    root = results / "toy"
     (root / "rarefied").mkdir(parents=True)
     (root / "ingest").mkdir()
     (root / "split").mkdir()
@@ -117,8 +119,12 @@ def test_stage_writes_the_page(tmp_path):
                   "best_baseline": ["random_forest"],
                   "difference": [-0.25]}).to_csv(
         root / "comparison" / "comparison.tsv", sep="\t", index=False)
-    plan = {"datasets": {"toy": {"class_column": "dx", "comparison": True, "faith_pd": False}},
+    return {"datasets": {"toy": {"class_column": "dx", "comparison": True, "faith_pd": False}},
             "sequences": {}}
+
+
+def test_stage_writes_the_page(tmp_path):
+    plan = write_toy_results(tmp_path / "res")
     out = tmp_path / "summary.html"
     argv = ["summary", "--results", str(tmp_path / "res"), "--settings", json.dumps(plan), "--out", str(out)]
     assert main(argv) == 0

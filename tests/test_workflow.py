@@ -18,7 +18,12 @@ import pandas as pd
 import pytest
 import yaml
 
+from aam.io.qza import read_archive
+
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "scripts"))
+from check_report import check_report, find_chromium  # noqa: E402
+
 SNAKEMAKE = Path(sys.executable).with_name("snakemake")
 SNAKEFILE = REPO / "workflow" / "Snakefile"
 DEMO_CONFIG = REPO / "config" / "config.yaml"
@@ -201,6 +206,13 @@ def test_whole_workflow_runs_end_to_end_and_reports(tmp_path):
     assert bundled["pretrained"] and "gg13_8_v4_small" in bundled["pretrained_from"]
     assert (results / "ibd2538" / "comparison" / "comparison.tsv").read_text().count("\n") >= 3
     assert list((results / "sequences").glob("*/eval/*/metrics.json"))
+    assert_qiime2_artifacts(results)
+    # the stages' warnings of the run (e.g. one-class predictions) end Snakemake's console output
+    warned = [line for log in (results / "logs").rglob("*.log") for line in log.read_text().splitlines()
+              if " WARNING aam." in line]
+    if warned:
+        assert "Warnings of this run's stages" in done.stderr
+        assert warned[0].split(": ", 1)[1] in done.stderr
 
     again = snakemake(tmp_path, "-n")
     assert "Nothing to be done" in again.stdout + again.stderr
@@ -216,6 +228,30 @@ def test_whole_workflow_runs_end_to_end_and_reports(tmp_path):
     assert report.returncode == 0, (report.stdout + report.stderr)[-3000:]
     assert (tmp_path / "report.html").stat().st_size > 100_000
     assert_report_opens_with_results(tmp_path / "report.html", results)
+    if find_chromium() is not None:  # and the front page shows it without scrolling
+        seen = check_report(tmp_path / "report.html", [(1280, 800)], out_dir=tmp_path / "shots")
+        assert seen[0]["visible"], seen
+
+
+def assert_qiime2_artifacts(results: Path) -> None:
+    """qiime2.export wrote each artifact with its semantic type (tests/test_qza_export.py checks
+    their formats)."""
+    expected = {
+        "ibd2538/qiime2/rarefied_table.qza": "FeatureTable[Frequency]",
+        "ibd2538/qiime2/unweighted_unifrac_distance_matrix.qza": "DistanceMatrix",
+        "ibd2538/qiime2/unweighted_unifrac_pcoa_results.qza": "PCoAResults",
+        "ibd2538/qiime2/faith_pd_vector.qza": "SampleData[AlphaDiversity]",
+        "ibd2538/qiime2/eval/pretrained/ibd/predictions.qza": "SampleData[ClassifierPredictions]",
+        "ibd2538/qiime2/eval/pretrained/ibd/probabilities.qza": "SampleData[Probabilities]",
+        "ibd2538/qiime2/eval/pretrained/ibd/embeddings.qza": "ImmutableMetadata",
+        "sequences/gg13_8_v4_3k/qiime2/classify/contrastive_small/taxonomy.qza": "FeatureData[Taxonomy]",
+    }
+    for path, kind in expected.items():
+        archive = read_archive(results / path)
+        assert archive.type == kind and archive.checksum_mismatches() == [], path
+    ids = pd.read_csv(results / "ibd2538/eval/pretrained/ibd/predictions.tsv", sep="\t", dtype=str)["sample"]
+    predicted = read_archive(results / "ibd2538/qiime2/eval/pretrained/ibd/predictions.qza").data()
+    assert predicted["predictions.tsv"].decode().split("\n")[1].split("\t")[0] == ids[0]
 
 
 def assert_report_opens_with_results(report: Path, results: Path) -> None:

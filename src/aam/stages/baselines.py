@@ -28,14 +28,14 @@ import pandas as pd
 
 from aam.config import load_settings
 from aam.errors import InputError
-from aam.evaluate.baselines import LABELS, BaselineSettings, nested_fit_predict
+from aam.evaluate.baselines import LABELS, BaselineSettings, nested_fit_predict, validate_section
 from aam.evaluate.fold_samples import evaluation_samples, positive_last, samples_fingerprint
 from aam.evaluate.metrics import PRIMARY_METRIC, compute_metrics
 from aam.io.atomic import atomic_dir
 from aam.io.biom import read_table, table_to_csr
 from aam.io.metadata import read_target_column
 from aam.io.splits import read_splits
-from aam.provenance import provenance
+from aam.provenance import provenance, used_settings
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +129,9 @@ def run_baselines(args: argparse.Namespace, section: dict) -> dict:
         "train_splits": list(settings.train_splits),
         "test_samples": samples_fingerprint(test_ids),
         "models": models,
-        "provenance": provenance(section, args.seed),
+        # the settings as the fits ran: defaults filled, the seed resolved, the threads given
+        "provenance": provenance(used_settings(validate_section(section), seed=settings.seed,
+                                               n_jobs=settings.n_jobs), args.seed),
     }, predictions
 
 

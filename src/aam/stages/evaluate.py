@@ -288,7 +288,8 @@ def evaluate(args: argparse.Namespace) -> dict:
             "models": {name: {k: m.get(k) for k in ("params", "n_features")}
                        for name, m in baselines_info["models"].items()},
         },
-        "provenance": provenance(model=info.get("provenance")),
+        "provenance": provenance(model=info.get("provenance"),
+                                 baselines=(baselines_info or {}).get("provenance")),
     }
     out_pred = pd.DataFrame({"sample": test["sample"], "split": "test", "y_true": test["y_true"]})
     for name, (p, _) in models.items():

@@ -250,8 +250,10 @@ def predict_targets(config: dict) -> list[str]:
 def final_targets(config: dict) -> list[str]:
     """Everything the default target asks for - per dataset the prepared data, UniFrac, every run's
     evaluation and the run comparison (or, with cross-validation, every target's CV summary and the
-    leaderboard); per sequence collection every sequence model's evaluation;
-    every `predict:` entry, every corpus encoder; the results page."""
+    leaderboard); per sequence collection every sequence model's evaluation; every `predict:` entry,
+    every corpus encoder; the QIIME 2 artifacts (qiime2.export); the results page."""
+    from aam.workflow import qiime2  # it builds on this module's paths
+
     targets = []
     for dataset in config["datasets"]:
         targets.append(out(config, dataset, "rarefied/table.biom"))
@@ -260,8 +262,9 @@ def final_targets(config: dict) -> list[str]:
             targets += evaluation_targets(config, dataset)
             targets.append(out(config, dataset, "comparison/comparison.tsv"))
         targets += cv_summary_targets(config, dataset)
+        targets += qiime2.dataset_artifacts(config, dataset)
     for name in config["sequences"]:
-        targets += sequence_targets(config, name)
+        targets += sequence_targets(config, name) + qiime2.sequence_artifacts(config, name)
     targets += predict_targets(config)
     targets += corpus_targets(config)
     if all_cv_summaries(config):
