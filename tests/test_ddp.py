@@ -149,9 +149,11 @@ def test_weights_equal_one_process_with_the_same_global_batch(runs, task, steps)
 
 @pytest.mark.parametrize("task,metrics", [
     ("pretrain", ["val/loss", "val/unifrac_loss", "val/unifrac_mae", "val/unifrac_r2",
-                  "val/nucleotide_accuracy", "train/loss", "train/unifrac_loss"]),
+                  "val/nucleotide_accuracy", "train/loss", "train/unifrac_loss",
+                  "train/nucleotide_accuracy"]),
     ("finetune", ["val/loss", "val/target_loss", "val/accuracy", "val/auroc", "train/loss"]),
-    ("corpus", ["val/loss", "val/unifrac_r2", "val/nucleotide_accuracy", "train/loss"]),
+    ("corpus", ["val/loss", "val/unifrac_r2", "val/nucleotide_accuracy", "train/loss",
+                "train/nucleotide_accuracy"]),
 ])
 def test_metrics_equal_one_process(runs, task, metrics):
     one, two = runs("one", task)["history"], runs("two", task)["history"]
