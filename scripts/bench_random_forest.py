@@ -4,7 +4,7 @@ Usage (defaults: the IBD 2538 demo, target `ibd`, grouped by `host_subject_id`):
 
     .venv/bin/python scripts/bench_random_forest.py [--results results/ibd2538] [--folds 5]
 
-It uses the workflow's artifacts where they exist (`rarefied/table.biom`, `splits.tsv`); without
+It uses the workflow's artifacts where they exist (`rarefied/table.biom`, `split/splits.tsv`); without
 them it rarefies the raw table itself (one seeded draw without replacement at --depth, samples
 below it dropped) and reports only the cross-validation. The forest is aam.evaluate.baselines'
 q2-sample-classifier recipe (500 trees on relative abundances). The split's forest trains on
@@ -85,7 +85,7 @@ def main() -> None:
           f"{len(set(groups))} groups ({args.group})")
     print(f"forest: {settings.n_estimators} trees on relative abundances, seed {settings.seed}")
 
-    splits_path = results / "splits.tsv"
+    splits_path = results / "split" / "splits.tsv"
     if splits_path.exists() and rarefied.exists():
         splits = pd.read_csv(splits_path, sep="\t", dtype=str, keep_default_na=False)
         split_of = dict(zip(splits["sample"], splits["split"], strict=True))

@@ -62,8 +62,9 @@ def prepare(config_path: Path, work: Path, cores: int) -> tuple[dict, Path]:
     checked = check_config(copy.deepcopy(config), where=str(config_path))
     results = Path(config["results"])
     dataset = next(iter(checked["datasets"]))
-    targets = [results / dataset / p for p in ("tokens/samples.parquet", "splits.tsv", "ingest/tree.nwk",
-                                                "ingest/samples.parquet", "rarefied/table.biom")]
+    targets = [results / dataset / p for p in ("tokens/samples.parquet", "split/splits.tsv",
+                                                "ingest/tree.nwk", "ingest/samples.parquet",
+                                                "rarefied/table.biom")]
     seq = first_contrastive(checked)
     if seq is not None:
         targets.append(results / "sequences" / next(iter(checked["sequences"])) / "prepared.parquet")
@@ -174,7 +175,7 @@ def check_aam(config: dict, data: Path, device: torch.device, warmup: int, steps
     seed = config["seed"]
     dataset = next(iter(config["datasets"].values()))
     samples = lambda b: int(b["asv_index"].shape[0])  # noqa: E731
-    dm = AAMDataModule(data / "tokens", data / "splits.tsv", run["data"], seed=seed)
+    dm = AAMDataModule(data / "tokens", data / "split" / "splits.tsv", run["data"], seed=seed)
     index = PhyloIndex.from_newick(data / "ingest" / "tree.nwk", list(dm.feature_ids))
     cfg = AAMConfig(**run["model"], max_bp=dm.max_bp, asv_limit=dm.asv_limit)
     pre = run["pretrain"]
@@ -188,7 +189,7 @@ def check_aam(config: dict, data: Path, device: torch.device, warmup: int, steps
     if not dataset["targets"]:
         return
     target = dataset["targets"][0]
-    dm = AAMDataModule(data / "tokens", data / "splits.tsv", run["data"], seed=seed,
+    dm = AAMDataModule(data / "tokens", data / "split" / "splits.tsv", run["data"], seed=seed,
                        target={"column": target["column"], "type": target["type"]},
                        metadata=data / "ingest" / "samples.parquet")
     n_out = dm.n_classes if target["type"] == "classification" else 1

@@ -152,8 +152,8 @@ def test_cv_split_stage_writes_one_splits_tsv_per_fold(tmp_path, capsys):
     for name in fold_names(3, 2):
         repeat, fold = parse_fold_name(name)
         expected = folds[(folds["repeat"] == repeat) & (folds["fold"] == fold)].set_index("sample")["split"]
-        assert read_splits(out / name / "splits.tsv") == expected.to_dict()
-    summary = pd.read_csv(out / "fold_summary.tsv", sep="\t")
+        assert read_splits(out / f"{name}.tsv") == expected.to_dict()
+    summary = pd.read_csv(out / "summary.tsv", sep="\t")
     assert set(summary["fold"]) == set(fold_names(3, 2))
     # too many folds: one line naming the problem, exit 2, nothing written
     argv[argv.index("--folds") + 1] = "500"

@@ -124,6 +124,18 @@ def test_evaluate_classification(tmp_path):
     assert (out2 / "predictions.tsv").read_text() == (out / "predictions.tsv").read_text()
 
 
+def test_provenance_records_the_forest_as_it_ran(tmp_path):
+    """--threads (the rule's threads) and a null seed (the top-level one) are what the forest used:
+    the provenance says 2 and 42, not the config's n_jobs 1 and null."""
+    ft = write_dataset(tmp_path)
+    out = tmp_path / "eval"
+    assert main(evaluate_args(tmp_path, ft, out, extra=("--threads", "2"))) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    forest = m["provenance"]["settings"]["random_forest"]
+    assert forest["n_jobs"] == 2 and forest["seed"] == 42 and forest["n_estimators"] == 20
+    assert m["random_forest"]["n_jobs"] == 2
+
+
 def test_evaluate_regression(tmp_path):
     ft = write_dataset(tmp_path, regression=True)
     out = tmp_path / "eval"

@@ -9,16 +9,23 @@ outputs, never a mix; and a rerun must finish with outputs identical to an unint
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import tempfile
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+import scipy.sparse as sp
 from test_bad_input_prepare import FIXTURES, run_ingest
+from test_cv_summary import records
 from test_parquet_cache import COUNTS, write_inputs
 
+from aam.cli import main
+from aam.io.biom import csr_to_table, write_biom
 from aam.stages.tokenize import build
 
 
@@ -121,6 +128,98 @@ def test_tokenize_publishes_both_caches_or_neither(tmp_path, monkeypatch):
         [t.name for t in targets],
     )
     assert points >= 6, points
+
+
+def _ingested(tmp_path) -> Path:
+    for name in ("table.tsv", "tree.nwk", "metadata.tsv"):
+        shutil.copy(FIXTURES / name, tmp_path / name)
+    assert run_ingest(tmp_path) == 0
+    return tmp_path / "out"
+
+
+def test_rarefy_publishes_the_table_and_the_dropped_samples_or_neither(tmp_path, monkeypatch):
+    ingest, out = _ingested(tmp_path), tmp_path / "rarefied"
+
+    def rarefy(seed):
+        return lambda: main(["rarefy", "--table", str(ingest / "counts.parquet"), "--samples",
+                             str(ingest / "samples.parquet"), "--depth", "10", "--seed", str(seed),
+                             "--out", str(out / "table.biom"), "--dropped", str(out / "dropped.tsv")])
+
+    points = check_all_or_none(monkeypatch, out, rarefy(1), rarefy(2), ["table.biom", "dropped.tsv"])
+    assert points >= 4, points
+
+
+def test_split_publishes_both_files_or_neither(tmp_path, monkeypatch):
+    ingest, out = _ingested(tmp_path), tmp_path / "split"
+
+    def split(seed):
+        return lambda: main(["split", "--samples", str(ingest / "samples.parquet"), "--settings",
+                             '{"fractions": {"train": 0.5, "val": 0.5}}', "--seed", str(seed),
+                             "--out", str(out / "splits.tsv"), "--summary", str(out / "summary.tsv")])
+
+    points = check_all_or_none(monkeypatch, out, split(1), split(3), ["splits.tsv", "summary.tsv"])
+    assert points >= 4, points
+
+
+def test_cv_split_publishes_every_fold_or_none(tmp_path, monkeypatch):
+    ingest, out = _ingested(tmp_path), tmp_path / "cv_split"
+
+    def cv_split(seed):
+        return lambda: main(["cv-split", "--samples", str(ingest / "samples.parquet"), "--folds", "2",
+                             "--val-fraction", "0.3", "--seed", str(seed), "--out-dir", str(out)])
+
+    names = ["folds.tsv", "summary.tsv", "r0f0.tsv", "r0f1.tsv"]
+    points = check_all_or_none(monkeypatch, out, cv_split(1), cv_split(4), names)
+    assert points >= 6, points
+
+
+def test_unifrac_publishes_every_matrix_ordination_and_plot_or_none(tmp_path, monkeypatch):
+    features = ["f1", "f2", "f3", "f4"]
+    (tmp_path / "tree.nwk").write_text("((f1:0.5,f2:0.25):0.1,(f3:0.3,f4:0.2):0.4);")
+    rng = np.random.default_rng(0)
+    for name in ("old", "new"):
+        counts = rng.integers(0, 9, size=(5, 4)) * (rng.random((5, 4)) < 0.6)  # absences: distances
+        counts[:, 0] += 1
+        write_biom(csr_to_table(sp.csr_matrix(counts), [f"s{i}" for i in range(5)], features),
+                   tmp_path / f"{name}.biom")
+    out = tmp_path / "unifrac"
+
+    def unifrac(name):
+        return lambda: main(["unifrac", "--table", str(tmp_path / f"{name}.biom"), "--tree",
+                             str(tmp_path / "tree.nwk"), "--out-dir", str(out), "--threads", "1",
+                             "--settings", '{"metrics": ["unweighted"], "pcoa_dimensions": 2}'])
+
+    names = ["unweighted.tsv", "pcoa_unweighted.tsv", "pcoa_unweighted.txt", "pcoa_unweighted.png",
+             "faith_pd.tsv"]
+    points = check_all_or_none(monkeypatch, out, unifrac("old"), unifrac("new"), names)
+    assert points >= 10, points
+
+
+def test_compare_and_cv_summary_publish_all_or_none(tmp_path, monkeypatch):
+    paths = []
+    for k, m in enumerate(records()):
+        paths.append(tmp_path / f"m{k}.json")
+        paths[-1].write_text(json.dumps(m))
+    out = tmp_path / "cv_summary"
+
+    def summary(first):
+        return lambda: main(["cv-summary", "--metrics", *map(str, paths[first:]), "--out",
+                             str(out / "summary.tsv"), "--json", str(out / "summary.json"),
+                             "--plot", str(out / "summary.png")])
+
+    names = ["summary.tsv", "summary.json", "summary.png"]
+    assert check_all_or_none(monkeypatch, out, summary(2), summary(0), names) >= 6
+    comparison = tmp_path / "comparison"
+    frames = pd.DataFrame(records())
+    assert len(frames) == 10
+
+    def compare(first):
+        picked = [str(paths[first]), str(paths[first + 1])]
+        return lambda: main(["compare", "--metrics", *picked, "--out", str(comparison / "comparison.tsv"),
+                             "--plot", str(comparison / "comparison.png")])
+
+    names = ["comparison.tsv", "comparison.png"]
+    assert check_all_or_none(monkeypatch, comparison, compare(0), compare(2), names) >= 4
 
 
 def test_an_output_folder_holding_other_files_is_refused(tmp_path, capsys):

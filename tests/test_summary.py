@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import biom
 import h5py
@@ -86,11 +87,14 @@ def test_sequence_rows_put_the_model_beside_naive_bayes():
     assert row["model − naive Bayes"] == "0.050"
 
 
-def test_stage_writes_the_page(tmp_path):
-    root = tmp_path / "res" / "toy"
+def write_toy_results(results: Path) -> dict:
+    """A dataset `toy` under `results` with every file the results page reads; returns its plan."""
+    root = results / "toy"
     (root / "rarefied").mkdir(parents=True)
     (root / "ingest").mkdir()
-    SPLITS.to_csv(root / "splits.tsv", sep="\t", index=False)
+    (root / "split").mkdir()
+    (root / "comparison").mkdir()
+    SPLITS.to_csv(root / "split" / "splits.tsv", sep="\t", index=False)
     samples = pd.DataFrame({"sample": CLASSES.index, "dx": CLASSES.to_numpy()})
     samples.to_parquet(root / "ingest/samples.parquet")
     pd.DataFrame({"sample": ["a2", "c1", "c2"], "reads": [10, 12, 3]}).to_csv(
@@ -101,9 +105,13 @@ def test_stage_writes_the_page(tmp_path):
         table.to_hdf5(fh, "test")
     pd.DataFrame({"target": ["dx"], "task": ["classification"], "run": ["r"], "n_test": [1],
                   "metric": ["auroc"], "aam": [0.5], "random_forest": [0.75], "difference": [-0.25]}).to_csv(
-        root / "comparison.tsv", sep="\t", index=False)
-    plan = {"datasets": {"toy": {"class_column": "dx", "comparison": True, "faith_pd": False}},
+        root / "comparison" / "comparison.tsv", sep="\t", index=False)
+    return {"datasets": {"toy": {"class_column": "dx", "comparison": True, "faith_pd": False}},
             "sequences": {}}
+
+
+def test_stage_writes_the_page(tmp_path):
+    plan = write_toy_results(tmp_path / "res")
     out = tmp_path / "summary.html"
     argv = ["summary", "--results", str(tmp_path / "res"), "--settings", json.dumps(plan), "--out", str(out)]
     assert main(argv) == 0

@@ -18,7 +18,12 @@ import pandas as pd
 import pytest
 import yaml
 
+from aam.io.qza import read_archive
+
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "scripts"))
+from check_report import check_report, find_chromium  # noqa: E402
+
 SNAKEMAKE = Path(sys.executable).with_name("snakemake")
 SNAKEFILE = REPO / "workflow" / "Snakefile"
 DEMO_CONFIG = REPO / "config" / "config.yaml"
@@ -194,8 +199,15 @@ def test_whole_workflow_runs_end_to_end_and_reports(tmp_path):
     assert metrics  # the evaluate stage's own tests check its content
     bundled = json.loads((results / "ibd2538/models/bundled/finetune/ibd/model.json").read_text())
     assert bundled["pretrained"] and "gg13_8_v4_small" in bundled["pretrained_from"]
-    assert (results / "ibd2538" / "comparison.tsv").read_text().count("\n") >= 3
+    assert (results / "ibd2538" / "comparison" / "comparison.tsv").read_text().count("\n") >= 3
     assert list((results / "sequences").glob("*/eval/*/metrics.json"))
+    assert_qiime2_artifacts(results)
+    # the stages' warnings of the run (e.g. one-class predictions) end Snakemake's console output
+    warned = [line for log in (results / "logs").rglob("*.log") for line in log.read_text().splitlines()
+              if " WARNING aam." in line]
+    if warned:
+        assert "Warnings of this run's stages" in done.stderr
+        assert warned[0].split(": ", 1)[1] in done.stderr
 
     again = snakemake(tmp_path, "-n")
     assert "Nothing to be done" in again.stdout + again.stderr
@@ -211,6 +223,30 @@ def test_whole_workflow_runs_end_to_end_and_reports(tmp_path):
     assert report.returncode == 0, (report.stdout + report.stderr)[-3000:]
     assert (tmp_path / "report.html").stat().st_size > 100_000
     assert_report_opens_with_results(tmp_path / "report.html", results)
+    if find_chromium() is not None:  # and the front page shows it without scrolling
+        seen = check_report(tmp_path / "report.html", [(1280, 800)], out_dir=tmp_path / "shots")
+        assert seen[0]["visible"], seen
+
+
+def assert_qiime2_artifacts(results: Path) -> None:
+    """qiime2.export wrote each artifact with its semantic type (tests/test_qza_export.py checks
+    their formats)."""
+    expected = {
+        "ibd2538/qiime2/rarefied_table.qza": "FeatureTable[Frequency]",
+        "ibd2538/qiime2/unweighted_unifrac_distance_matrix.qza": "DistanceMatrix",
+        "ibd2538/qiime2/unweighted_unifrac_pcoa_results.qza": "PCoAResults",
+        "ibd2538/qiime2/faith_pd_vector.qza": "SampleData[AlphaDiversity]",
+        "ibd2538/qiime2/eval/pretrained/ibd/predictions.qza": "SampleData[ClassifierPredictions]",
+        "ibd2538/qiime2/eval/pretrained/ibd/probabilities.qza": "SampleData[Probabilities]",
+        "ibd2538/qiime2/eval/pretrained/ibd/embeddings.qza": "ImmutableMetadata",
+        "sequences/gg13_8_v4_3k/qiime2/classify/contrastive_small/taxonomy.qza": "FeatureData[Taxonomy]",
+    }
+    for path, kind in expected.items():
+        archive = read_archive(results / path)
+        assert archive.type == kind and archive.checksum_mismatches() == [], path
+    ids = pd.read_csv(results / "ibd2538/eval/pretrained/ibd/predictions.tsv", sep="\t", dtype=str)["sample"]
+    predicted = read_archive(results / "ibd2538/qiime2/eval/pretrained/ibd/predictions.qza").data()
+    assert predicted["predictions.tsv"].decode().split("\n")[1].split("\t")[0] == ids[0]
 
 
 def assert_report_opens_with_results(report: Path, results: Path) -> None:
@@ -226,7 +262,7 @@ def assert_report_opens_with_results(report: Path, results: Path) -> None:
     table = front[front.index('id="headline-ibd2538"'):]
     table = table[: table.index("</table>")]
     rows = [re.findall(r"<td[^>]*>([^<]*)</td>", row) for row in table.split("<tr>")[2:]]
-    comparison = pd.read_csv(results / "ibd2538" / "comparison.tsv", sep="\t")
+    comparison = pd.read_csv(results / "ibd2538" / "comparison" / "comparison.tsv", sep="\t")
     assert [(r[0], r[1]) for r in rows] == list(zip(comparison["target"], comparison["run"], strict=True))
     assert [r[4] for r in rows] == [f"{v:.3f}" for v in comparison["aam"]]
     assert [r[5] for r in rows] == [f"{v:.3f}" for v in comparison["random_forest"]]
@@ -272,7 +308,7 @@ def test_cv_dry_run_fans_out_the_folds(tmp_path):
     assert counts["finetune_cv"] == "10" and counts["evaluate_cv"] == "10" and counts["pretrain"] == "1"
     for fold in ("r0f0", "r0f4"):
         assert f"results/ibd2538/cv/{fold}/models/scratch/finetune/ibd/model.safetensors" in text
-        assert f"--splits {tmp_path}/results/ibd2538/cv/{fold}/splits.tsv" in text
+        assert f"--splits {tmp_path}/results/ibd2538/cv/split/{fold}.tsv" in text
     assert "--fold r0f4" in text and "--cv-summaries" in text
     assert "ibd2538/cv/r0f5" not in text
     assert "--splits " + str(tmp_path / "results/ibd2538/pretrain_splits.tsv") in text
@@ -336,10 +372,11 @@ def test_tiny_cross_validation_end_to_end(tmp_path):
     config["evaluate"]["random_forest"]["n_estimators"] = 20
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     results = tmp_path / "results" / "ibd2538"
-    done = snakemake(tmp_path, "--resources", "gpu=2", "--cores", "2", str(results / "cv_summary/ibd.json"))
+    done = snakemake(tmp_path, "--resources", "gpu=2", "--cores", "2",
+                     str(results / "cv_summary/ibd/summary.json"))
     assert done.returncode == 0, (done.stdout + done.stderr)[-5000:]
 
-    folds = pd.read_csv(results / "cv/folds.tsv", sep="\t", dtype={"sample": str})
+    folds = pd.read_csv(results / "cv/split/folds.tsv", sep="\t", dtype={"sample": str})
     rarefied = set(pd.read_csv(results / "rarefied/dropped.tsv", sep="\t", dtype={"sample": str})["sample"])
     tested = []
     for fold in ("r0f0", "r0f1"):
@@ -351,16 +388,16 @@ def test_tiny_cross_validation_end_to_end(tmp_path):
             assert pred["rf_pred"].notna().all()
         tested += sorted(pred["sample"])
     assert len(tested) == len(set(tested))  # each sample tested once
-    summary = json.loads((results / "cv_summary/ibd.json").read_text())
+    summary = json.loads((results / "cv_summary/ibd/summary.json").read_text())
     assert summary["folds"] == ["r0f0", "r0f1"]
     assert set(summary["models"]) == {"pretrained", "scratch", "random_forest"}
     assert summary["models"]["pretrained"]["versus_forest"]["n"] == 2
-    assert (results / "cv_summary/ibd.png").exists()
+    assert (results / "cv_summary/ibd/summary.png").exists()
     # pretraining ran once, on every table sample
     pretrain = pd.read_csv(results / "pretrain_splits.tsv", sep="\t", dtype={"sample": str})
     unlabelled = set(pretrain["sample"]) - set(folds["sample"])
     assert len(unlabelled) == 4 and len(pretrain) == len(folds) // 2 + 4  # the table samples without metadata
-    again = snakemake(tmp_path, "-n", str(results / "cv_summary/ibd.json"))
+    again = snakemake(tmp_path, "-n", str(results / "cv_summary/ibd/summary.json"))
     assert "Nothing to be done" in again.stdout + again.stderr
 
 

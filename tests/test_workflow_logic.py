@@ -57,7 +57,7 @@ def with_corpus(tmp_path: Path) -> dict:
 
 
 def test_final_targets_of_the_demo(tmp_path):
-    config = demo(tmp_path)
+    config = demo(tmp_path, qiime2={"export": False})  # its .qza files: test_qiime2_artifacts_of_the_demo
     res = f"{tmp_path}/res"
     ibd = f"{res}/ibd2538"
     expected = [
@@ -70,7 +70,7 @@ def test_final_targets_of_the_demo(tmp_path):
         f"{ibd}/eval/pretrained/ibd/metrics.json",
         f"{ibd}/eval/scratch/ibd/metrics.json",
         f"{ibd}/eval/bundled/ibd/metrics.json",
-        f"{ibd}/comparison.tsv",
+        f"{ibd}/comparison/comparison.tsv",
         f"{res}/sequences/gg13_8_v4_3k/eval/contrastive_small/metrics.json",
         f"{res}/sequences/gg13_8_v4_3k/eval/vq_small/metrics.json",
         f"{res}/sequences/gg13_8_v4_3k/classify/contrastive_small/taxonomy.tsv",  # labelled: contrastive only
@@ -86,7 +86,7 @@ def test_final_targets_with_cross_validation_predict_and_a_corpus(tmp_path):
     config["predict"] = {"again": entry}
     found = targets.final_targets(config)
     res = f"{tmp_path}/res"
-    assert f"{res}/ibd2538/cv_summary/ibd.json" in found
+    assert f"{res}/ibd2538/cv_summary/ibd/summary.json" in found
     assert f"{res}/ibd2538/predict/again/predictions.tsv" in found
     assert [t for t in found if t.startswith(f"{res}/corpus/")] == [f"{res}/corpus/gut/all/model.json",
                                                      f"{res}/corpus/gut/no_a/model.json"]
@@ -97,6 +97,8 @@ def test_final_targets_with_cross_validation_predict_and_a_corpus(tmp_path):
     ]
     assert targets.scoped(config, "ibd2538", "r0f1", "splits.tsv") == f"{res}/ibd2538/cv/r0f1/splits.tsv"
     assert targets.scoped(config, "ibd2538", None, "splits.tsv") == f"{res}/ibd2538/splits.tsv"
+    assert targets.splits_file(config, "ibd2538", None) == f"{res}/ibd2538/split/splits.tsv"
+    assert targets.splits_file(config, "ibd2538", "r0f1") == f"{res}/ibd2538/cv/split/r0f1.tsv"
 
 
 def test_targets_without_runs_plan_no_evaluation_and_say_so(tmp_path):
@@ -343,3 +345,40 @@ def test_corpus_runs_are_checked_before_the_dag(tmp_path, change, message):
     config = with_corpus(tmp_path)
     change(config["pretrain_corpus"]["gut"])
     bad(config, message)
+
+
+def test_qiime2_artifacts_of_the_demo(tmp_path):
+    """qiime2.export: the core-metrics names per dataset, three files per evaluation and predict
+    entry (probabilities for classification only), the taxonomy of each contrastive run; none without it."""
+    from aam.workflow import qiime2
+
+    config = demo(tmp_path, predict={"new": {"dataset": "ibd2538", "run": "scratch", "target": "ibd",
+                                             "table": "new.biom"}})
+    res = f"{tmp_path}/res"
+    files = qiime2.dataset_artifacts(config, "ibd2538")
+    assert targets.unifrac_format(config, "ibd2538") == "tsv"  # 470 samples
+    base = [f"{res}/ibd2538/qiime2/{name}.qza" for name in (
+        "rarefied_table", "unweighted_unifrac_distance_matrix", "unweighted_unifrac_pcoa_results",
+        "weighted_normalized_unifrac_distance_matrix", "weighted_normalized_unifrac_pcoa_results",
+        "faith_pd_vector")]
+    assert files[:6] == base
+    per_source = [f"{res}/ibd2538/qiime2/{source}/{name}.qza"
+                  for source in ("eval/pretrained/ibd", "eval/scratch/ibd", "eval/bundled/ibd", "predict/new")
+                  for name in ("predictions", "embeddings", "probabilities")]
+    assert files[6:] == per_source
+    assert qiime2.sequence_artifacts(config, "gg13_8_v4_3k") == [
+        f"{res}/sequences/gg13_8_v4_3k/qiime2/classify/contrastive_small/taxonomy.qza"]
+    assert set(files) <= set(targets.final_targets(config))
+    assert qiime2.prediction_type(config, "ibd2538", "predict/new") == "SampleData[ClassifierPredictions]"
+    assert qiime2.prediction_files(config, "ibd2538", "eval/scratch/ibd") == {
+        "source": f"{res}/ibd2538/eval/scratch/ibd/predictions.tsv",
+        "provenance": f"{res}/ibd2538/eval/scratch/ibd/metrics.json"}
+    assert qiime2.embedding_files(config, "ibd2538", "eval/scratch/ibd") == {
+        "source": f"{res}/ibd2538/models/scratch/finetune/ibd/embeddings.parquet",
+        "provenance": f"{res}/ibd2538/models/scratch/finetune/ibd/model.json"}
+    assert qiime2.embedding_files(config, "ibd2538", "predict/new")["provenance"] == \
+        f"{res}/ibd2538/predict/new/predict.json"
+    binary = demo(tmp_path, unifrac={**config["unifrac"], "format": "hdf5"})
+    assert not any("distance_matrix" in f for f in qiime2.dataset_artifacts(binary, "ibd2538"))
+    off = demo(tmp_path, qiime2={"export": False})
+    assert qiime2.dataset_artifacts(off, "ibd2538") == qiime2.sequence_artifacts(off, "gg13_8_v4_3k") == []

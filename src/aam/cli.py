@@ -40,6 +40,8 @@ STAGES: dict[str, tuple[str, str]] = {
     "embed": ("embed", "embed DNA sequences with a trained contrastive model"),
     "seq-evaluate": ("seq_evaluate", "evaluate DNA sequence models (kNN taxonomy vs naive Bayes, VQ)"),
     "classify": ("classify", "assign a taxonomy to DNA reads with a trained contrastive model"),
+    "export-qza": ("export_qza", "write one of the workflow's files as a QIIME 2 artifact (.qza)"),
+    "versions": ("versions", "the Python, package, CUDA and GPU versions in use, as a TSV"),
 }
 
 

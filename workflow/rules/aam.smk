@@ -52,7 +52,7 @@ rule finetune:
     input:
         features=out("{dataset}", "tokens/features.parquet"),
         samples=out("{dataset}", "tokens/samples.parquet"),
-        splits=lambda wc: scoped(wc, "splits.tsv"),
+        splits=splits_file,
         metadata=out("{dataset}", "ingest/samples.parquet"),
         pretrained=pretrained_inputs,
     output:

@@ -1,6 +1,6 @@
 # Rules of this phase; helpers: workflow/rules/common.smk, which binds the package aam.workflow.
 # Active when `evaluate.cv` is set.
-# cv_split: the folds of a dataset, each as a splits.tsv (results/{dataset}/cv/{fold}/splits.tsv).
+# cv_split: the folds of a dataset, each as a splits.tsv (results/{dataset}/cv/split/{fold}.tsv).
 # finetune_cv, evaluate_cv: the finetune and evaluate rules on one fold's splits.tsv, under
 #   results/{dataset}/cv/{fold}/ (same commands, settings and pretrained encoder: those rules name
 #   their per-split inputs and folders with scoped(), so only outputs, log and benchmark differ
@@ -19,10 +19,10 @@ rule cv_split:
     input:
         samples=out("{dataset}", "ingest/samples.parquet"),
     output:
-        folds=out("{dataset}", "cv/folds.tsv"),
-        splits=[out("{dataset}", f"cv/{fold}/splits.tsv") for fold in CV_FOLDS],
+        folds=out("{dataset}", "cv/split/folds.tsv"),
+        splits=[out("{dataset}", f"cv/split/{fold}.tsv") for fold in CV_FOLDS],
         summary=report(
-            out("{dataset}", "cv/fold_summary.tsv"),
+            out("{dataset}", "cv/split/summary.tsv"),
             caption="../report/cv_summary.rst",
             category="Cross-validation",
             subcategory="{dataset}: folds",
@@ -34,7 +34,7 @@ rule cv_split:
         repeats=CV["repeats"] if CV else 0,
         val_fraction=CV["val_fraction"] if CV else 0,
         seed=config["seed"],
-        out_dir=lambda wc: out(wc.dataset, "cv"),
+        out_dir=lambda wc: out(wc.dataset, "cv/split"),
     log:
         log_file("{dataset}/cv_split.log"),
     benchmark:
@@ -81,15 +81,15 @@ rule cv_summary:
         lambda wc: targets.cv_fold_evaluations(config, wc.dataset, wc.target),
     output:
         table=report(
-            out("{dataset}", "cv_summary/{target}.tsv"),
+            out("{dataset}", "cv_summary/{target}/summary.tsv"),
             caption="../report/cv_summary.rst",
             category="Cross-validation",
             subcategory="{dataset}: {target}",
             labels={"file": "summary table"},
         ),
-        json=out("{dataset}", "cv_summary/{target}.json"),
+        json=out("{dataset}", "cv_summary/{target}/summary.json"),
         plot=report(
-            out("{dataset}", "cv_summary/{target}.png"),
+            out("{dataset}", "cv_summary/{target}/summary.png"),
             caption="../report/cv_summary.rst",
             category="Cross-validation",
             subcategory="{dataset}: {target}",

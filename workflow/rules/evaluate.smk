@@ -19,7 +19,7 @@ rule evaluate:
         embeddings=lambda wc: scoped(wc, f"models/{wc.run}/finetune/{wc.target}/embeddings.parquet"),
         pretrain_history=pretrain_history_inputs,
         rarefied=out("{dataset}", "rarefied/table.biom"),
-        splits=lambda wc: scoped(wc, "splits.tsv"),
+        splits=splits_file,
         samples=out("{dataset}", "ingest/samples.parquet"),
     output:
         metrics=report(
@@ -73,14 +73,14 @@ rule compare:
         cv=lambda wc: cv_summary_targets(wc.dataset),
     output:
         table=report(
-            out("{dataset}", "comparison.tsv"),
+            out("{dataset}", "comparison/comparison.tsv"),
             caption="../report/evaluate_comparison.rst",
             category="Evaluation",
             subcategory="{dataset}: all runs",
             labels={"file": "comparison.tsv"},
         ),
         plot=report(
-            out("{dataset}", "comparison.png"),
+            out("{dataset}", "comparison/comparison.png"),
             caption="../report/evaluate_comparison.rst",
             category="Evaluation",
             subcategory="{dataset}: all runs",

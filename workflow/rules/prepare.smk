@@ -52,9 +52,9 @@ rule split:
     input:
         samples=out("{dataset}", "ingest/samples.parquet"),
     output:
-        splits=out("{dataset}", "splits.tsv"),
+        splits=out("{dataset}", "split/splits.tsv"),
         summary=report(
-            out("{dataset}", "split_summary.tsv"),
+            out("{dataset}", "split/summary.tsv"),
             caption="../report/split_summary.rst",
             category="Data",
             subcategory="{dataset}",

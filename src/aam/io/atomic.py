@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -86,7 +87,9 @@ def _swap_in(new: Path, target: Path) -> None:
 
 
 @contextlib.contextmanager
-def publish_together(folder: str | os.PathLike, names: Sequence[str]) -> Iterator[Path]:
+def publish_together(
+    folder: str | os.PathLike, names: Sequence[str], owned: str | None = None
+) -> Iterator[Path]:
     """Publish the outputs of a stage that writes several files: all of them, or none.
 
     Yields an empty temporary folder beside `folder`; the stage writes the files `names` into it.
@@ -94,13 +97,16 @@ def publish_together(folder: str | os.PathLike, names: Sequence[str]) -> Iterato
     (`_swap_in`), so a reader, or a kill at any point, finds the complete previous set, no folder,
     or the complete new set: never some files new and some old or missing. Leftovers of a killed
     run (hidden `.NAME.*.tmp` / `.NAME.*.old` siblings) are removed first. `folder` must hold
-    nothing but these outputs, so that replacing it loses nothing of the user's.
+    nothing but these outputs, so that replacing it loses nothing of the user's; `owned`, a regular
+    expression, names further files that are this stage's too (the outputs of other settings: a
+    fold or a metric no longer asked for), which go with the old set.
     """
     folder = Path(folder)
     if folder.exists():
         if not folder.is_dir():
             raise InputError(f"{folder}: exists and is not a folder")
-        foreign = sorted(p.name for p in folder.iterdir() if p.name not in names and not _leftover(p.name))
+        foreign = sorted(p.name for p in folder.iterdir() if p.name not in names and not _leftover(p.name)
+                         and not (owned and re.fullmatch(owned, p.name)))
         if foreign:
             raise InputError(
                 f"{folder}: holds files that are not this stage's outputs (e.g. '{foreign[0]}'); "

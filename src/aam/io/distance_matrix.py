@@ -30,8 +30,10 @@ matrix of any size is read with memory bounded by the block.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
+import shutil
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
@@ -90,6 +92,9 @@ class Progress:
 
 
 # ------------------------------------------------------------------------------------------ HDF5
+HDF5_OVERHEAD = 1 << 16  # bytes of an HDF5 file beyond its data (superblock, headers, chunk index)
+
+
 def _write_fixed_string(group: h5py.Group, name: str, text: str) -> None:
     """A one-element fixed-length, space-padded (Fortran) string dataset, as unifrac writes."""
     data = text.encode("ascii")
@@ -123,6 +128,7 @@ class Hdf5MatrixWriter:
         self.dtype = np.dtype(dtype)
         if self.dtype not in (np.float64, np.float32):
             raise ValueError(f"distance matrices are float64 or float32, not {self.dtype}")
+        _check_space(Path(path), n * n * self.dtype.itemsize)
         self.file = h5py.File(path, "w")
         _write_fixed_string(self.file, "format", HDF5_FORMAT)
         _write_fixed_string(self.file, "version", HDF5_VERSION)
@@ -145,6 +151,17 @@ class Hdf5MatrixWriter:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _check_space(path: Path, n_bytes: int) -> None:
+    """An OSError (ENOSPC, naming `path`) when the disk lacks room for the matrix, before HDF5 starts:
+    the HDF5 library, writing to a full disk itself, fails in ways Python cannot always catch (a
+    second traceback at garbage collection, a crash), while this fails as one line
+    (`aam.io.atomic` reports it). The disk may still fill while writing; that stays HDF5's error."""
+    free = shutil.disk_usage(path.parent).free
+    if n_bytes + HDF5_OVERHEAD > free:
+        raise OSError(errno.ENOSPC, f"{os.strerror(errno.ENOSPC)} (the matrix needs {n_bytes / 1e9:.3g} GB, "
+                      f"{free / 1e9:.3g} GB are free)", str(path))
 
 
 def add_pcoa(path: str | os.PathLike, ordination, method: str) -> None:

@@ -24,7 +24,7 @@ import pandas as pd
 from aam.errors import InputError
 from aam.evaluate import plots
 from aam.evaluate.metrics import PRIMARY_METRIC, metric_names
-from aam.io.atomic import atomic_path
+from aam.io.atomic import publish_files
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ def add_cv_columns(table: pd.DataFrame, summaries: list[str | Path]) -> pd.DataF
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--metrics", nargs="+", required=True, help="eval/{run}/{target}/metrics.json files")
     parser.add_argument("--cv-summaries", nargs="*", default=[],
-                        help="cv_summary/{target}.json files (cross-validation columns)")
+                        help="cv_summary/{target}/summary.json files (cross-validation columns)")
     parser.add_argument("--out", required=True, help="comparison.tsv to write")
     parser.add_argument("--plot", required=True, help="comparison.png to write")
 
@@ -115,9 +115,9 @@ def run(args: argparse.Namespace) -> None:
     summaries = [p for p in args.cv_summaries if p]  # an empty list may reach us as one ''
     if summaries:
         table = add_cv_columns(table, summaries)
-    with atomic_path(args.out) as tmp:
-        table.to_csv(tmp, sep="\t", index=False, float_format="%.4f")
-    plots.plot_comparison(table, args.plot)
+    with publish_files([args.out, args.plot]) as (out, plot):  # both or neither
+        table.to_csv(out, sep="\t", index=False, float_format="%.4f")
+        plots.plot_comparison(table, plot)
     for row in table.itertuples():
         log.info("%s / %s: %s AAM %s vs random forest %s", row.target, row.run, row.metric, row.aam,
                  row.random_forest)

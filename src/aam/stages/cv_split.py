@@ -5,10 +5,11 @@ Input: ``ingest/samples.parquet`` (sample + metadata). Repeated K-fold by whole 
 fold's training groups give up ``--val-fraction`` of their samples, by whole groups, to validation
 (early stopping). See aam.data.split.cv_folds.
 
-Outputs in ``--out-dir`` (results/{dataset}/cv/):
+Outputs in ``--out-dir`` (results/{dataset}/cv/split/, a folder of its own: all of them or none,
+`aam.io.atomic.publish_together`):
   folds.tsv           sample, repeat, fold, split: every assignment
-  fold_summary.tsv    fold, split, class, samples, groups
-  {fold}/splits.tsv   per fold (``r0f0``, ``r0f1``, ...): sample, split, group, the format of
+  summary.tsv         fold, split, class, samples, groups
+  {fold}.tsv          per fold (``r0f0``, ``r0f1``, ...): sample, split, group, the format of
                       splits.tsv, so that `aam finetune` and `aam evaluate` run on a fold unchanged
 """
 
@@ -16,13 +17,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-from pathlib import Path
 
 import pandas as pd
 
 from aam.data.split import cv_folds, fold_name, fold_splits, split_summary
 from aam.errors import InputError
-from aam.io.atomic import atomic_path
+from aam.io.atomic import publish_together
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repeats", type=int, default=1, help="repeats of K-fold, each with its own shuffle")
     parser.add_argument("--val-fraction", type=float, default=0.15, help="share of a fold's training part")
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--out-dir", required=True, help="folder for folds.tsv and {fold}/splits.tsv")
+    parser.add_argument("--out-dir", required=True,
+                        help="folder of its own for folds.tsv, summary.tsv and {fold}.tsv")
 
 
 def run(args: argparse.Namespace) -> None:
@@ -54,21 +55,18 @@ def run(args: argparse.Namespace) -> None:
         )
     except ValueError as err:
         raise InputError(f"{args.samples}: evaluate.{err}") from None
-    out_dir = Path(args.out_dir)
     strata = samples[stratify].tolist() if stratify else None
+    names = [fold_name(repeat, fold) for repeat in range(args.repeats) for fold in range(args.folds)]
     summaries = []
-    for repeat in range(args.repeats):
-        for fold in range(args.folds):
-            name = fold_name(repeat, fold)
+    outputs = ["folds.tsv", "summary.tsv", *(f"{n}.tsv" for n in names)]
+    with publish_together(args.out_dir, outputs, owned=r"r\d+f\d+\.tsv") as out:
+        for name in names:
             splits = fold_splits(folds, samples, group_column, name)
-            with atomic_path(out_dir / name / "splits.tsv") as tmp:
-                splits.to_csv(tmp, sep="\t", index=False)
+            splits.to_csv(out / f"{name}.tsv", sep="\t", index=False)
             summary = split_summary(splits, strata)
             summaries.append(summary.assign(fold=name))
             sizes = summary[summary["class"] == "all"].set_index("split")["samples"].to_dict()
             log.info("fold %s: %s", name, ", ".join(f"{k} {v}" for k, v in sizes.items()))
-    table = pd.concat(summaries, ignore_index=True)[["fold", "split", "class", "samples", "groups"]]
-    with atomic_path(out_dir / "fold_summary.tsv") as tmp:
-        table.to_csv(tmp, sep="\t", index=False)
-    with atomic_path(out_dir / "folds.tsv") as tmp:
-        folds.to_csv(tmp, sep="\t", index=False)
+        table = pd.concat(summaries, ignore_index=True)[["fold", "split", "class", "samples", "groups"]]
+        table.to_csv(out / "summary.tsv", sep="\t", index=False)
+        folds.to_csv(out / "folds.tsv", sep="\t", index=False)

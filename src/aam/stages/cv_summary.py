@@ -20,7 +20,7 @@ from pathlib import Path
 from aam.errors import InputError
 from aam.evaluate import plots
 from aam.evaluate.cv import FOREST, fold_scores, summarize
-from aam.io.atomic import atomic_path
+from aam.io.atomic import publish_files
 
 log = logging.getLogger(__name__)
 
@@ -58,18 +58,17 @@ def run(args: argparse.Namespace) -> None:
     summary, result = summarize(scores, task)
     dataset, target = records[0].get("dataset"), records[0]["target"]
     result = {"dataset": dataset, "target": target, **result}
-    with atomic_path(args.out) as tmp:
-        summary.to_csv(tmp, sep="\t", index=False, float_format="%.4f")
-    with atomic_path(args.json) as tmp:
-        Path(tmp).write_text(json.dumps(result, indent=2) + "\n")
     wide = summary.set_index("model")[result["folds"]].T.astype(float)
-    plots.plot_cv_folds(
-        wide,
-        result["metric"],
-        task,
-        args.plot,
-        title=f"{dataset}: {target}, test {result['metric']} over {len(result['folds'])} folds",
-    )
+    with publish_files([args.out, args.json, args.plot]) as (out, json_out, plot):  # all or none
+        summary.to_csv(out, sep="\t", index=False, float_format="%.4f")
+        json_out.write_text(json.dumps(result, indent=2) + "\n")
+        plots.plot_cv_folds(
+            wide,
+            result["metric"],
+            task,
+            plot,
+            title=f"{dataset}: {target}, test {result['metric']} over {len(result['folds'])} folds",
+        )
     for row in summary.itertuples():
         extra = (
             ""

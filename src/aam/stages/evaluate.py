@@ -25,6 +25,7 @@ abundances of the rarefied table, with labels from the metadata column of the ta
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import math
@@ -43,7 +44,7 @@ from aam.io.atomic import atomic_dir
 from aam.io.biom import read_table, table_to_csr
 from aam.io.embeddings import read_embeddings
 from aam.io.splits import read_splits
-from aam.provenance import provenance
+from aam.provenance import provenance, used_settings
 
 log = logging.getLogger(__name__)
 
@@ -290,13 +291,16 @@ def evaluate(args: argparse.Namespace, settings: dict) -> dict:
         "random_forest": {
             "recipe": "q2-sample-classifier: relative abundances of the rarefied table, default forest",
             "n_estimators": forest_settings.n_estimators,
+            "n_jobs": forest_settings.n_jobs,
             "seed": forest_settings.seed,
             "train_splits": list(forest_settings.train_splits),
             "n_train": forest.n_train,
             "n_features": forest.n_features,
             "note": "trained on train_splits, so it has no held-out validation score",
         },
-        "provenance": provenance(settings, args.seed, model=info.get("provenance")),
+        "provenance": provenance(
+            used_settings(settings, random_forest=dataclasses.asdict(forest_settings)), args.seed,
+            model=info.get("provenance")),
     }
 
     # predictions side by side

@@ -37,6 +37,7 @@ Working files beside them: ``checkpoints/`` (resume) and ``logs/`` (CSV, TensorB
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import time
@@ -52,7 +53,7 @@ from aam.errors import InputError
 from aam.evaluate.metrics import TRAINING_MONITOR
 from aam.evaluate.metrics import mode as metric_mode
 from aam.io.atomic import atomic_path
-from aam.provenance import provenance
+from aam.provenance import provenance, used_settings
 from aam.stages.encoder_init import apply_encoder, load_encoder
 
 log = logging.getLogger(__name__)
@@ -442,7 +443,11 @@ def run(args: argparse.Namespace) -> None:
             "selection": None if chosen is None else chosen.as_dict(),
             "training": summary,
             "trainer": trainer.as_dict(),
-            "provenance": provenance(settings, args.seed, target={"column": column, "type": task}),
+            "provenance": provenance(
+                used_settings(settings, model=dataclasses.asdict(first.module.model.config),
+                              finetune__trainer=trainer.as_dict(),
+                              pretrain=None if args.pretrain_dir else settings.get("pretrain")),
+                args.seed, target={"column": column, "type": task}, pretrained_from=args.pretrain_dir),
         }
 
     publish(model, out_dir, [t.result for t in trained], outputs=outputs, history=member_history(trained))

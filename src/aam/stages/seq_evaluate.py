@@ -10,8 +10,8 @@ VQ runs: on the test split's blocks, reconstruction accuracy (fraction of nucleo
 argmax matches), codebook usage (fraction of codes used), perplexity of the code distribution
 (exp of its entropy) and the loss history.
 
-Outputs under ``eval/{run}/``: ``metrics.json``, ``history.png`` and, for contrastive runs,
-``projection.png``.
+Outputs under ``eval/{run}/`` (a folder of its own, all of them or none): ``metrics.json``,
+``history.png`` and, for contrastive runs, ``projection.png``, for VQ runs ``codebook.png``.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import pandas as pd
 from aam.config import load_settings
 from aam.errors import InputError
 from aam.evaluate.taxonomy import knn_predict, naive_bayes_predict
-from aam.io.atomic import write_text
+from aam.io.atomic import publish_together
 from aam.provenance import provenance
 
 log = logging.getLogger(__name__)
@@ -70,9 +70,9 @@ def run(args: argparse.Namespace) -> None:
     except (OSError, json.JSONDecodeError) as err:
         raise InputError(f"{model_dir / 'model.json'}: cannot read: {err}") from err
     frame = read_prepared(args.prepared)
-    out_dir = Path(args.out_dir)
     history = model_dir / "history.csv"
-    if meta.get("kind") == "vq":
+    vq = meta.get("kind") == "vq"
+    if vq:
         metrics = evaluate_vq(frame, model_dir, settings)
     else:
         if not args.embeddings:
@@ -84,14 +84,17 @@ def run(args: argparse.Namespace) -> None:
         metrics["train"] = {
             k: meta.get(k) for k in ("train_wall_time_s", "epochs", "global_step", "n_parameters")
         }
-        plot_projection(frame, ids, vectors, settings["color_rank"], out_dir / "projection.png")
     metrics["run"] = model_dir.name
-    if metrics.get("kind") == "vq":
-        plot_codebook(metrics.pop("code_counts", None), out_dir / "codebook.png")
-    plot_history(history, out_dir / "history.png", title=f"{model_dir.name} ({meta.get('kind')})")
     metrics["provenance"] = provenance(settings, model=meta.get("provenance"))
-    write_text(out_dir / "metrics.json", json.dumps(metrics, indent=2, default=float) + "\n")
-    log.info("wrote %s", out_dir / "metrics.json")
+    names = ["metrics.json", "history.png", "codebook.png" if vq else "projection.png"]
+    with publish_together(args.out_dir, names, owned=r"codebook\.png|projection\.png") as out_dir:
+        if vq:
+            plot_codebook(metrics.pop("code_counts", None), out_dir / "codebook.png")
+        else:
+            plot_projection(frame, ids, vectors, settings["color_rank"], out_dir / "projection.png")
+        plot_history(history, out_dir / "history.png", title=f"{model_dir.name} ({meta.get('kind')})")
+        (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float) + "\n")
+    log.info("wrote %s", Path(args.out_dir) / "metrics.json")
 
 
 def evaluate_contrastive(frame: pd.DataFrame, ids, vectors: np.ndarray, settings: dict) -> dict:

@@ -1,8 +1,10 @@
 """Stage `aam split`: grouped, stratified, seeded train/validation/test split of the ingested samples.
 
-Input: ``ingest/samples.parquet`` (sample + metadata columns). Outputs: ``splits.tsv`` (columns
-``sample``, ``split`` in {train, val, test}, ``group``; one row per sample, in samples.parquet order)
-and ``split_summary.tsv`` (``split``, ``class``, ``samples``, ``groups``). See aam.data.split.
+Input: ``ingest/samples.parquet`` (sample + metadata columns). Outputs: ``--out``, the splits.tsv
+(columns ``sample``, ``split`` in {train, val, test}, ``group``; one row per sample, in
+samples.parquet order) and ``--summary`` (``split``, ``class``, ``samples``, ``groups``), both or
+neither (`aam.io.atomic.publish_files`; the workflow gives them a folder of their own, ``split/``).
+See aam.data.split.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import pandas as pd
 
 from aam.data.split import grouped_split, split_summary
 from aam.errors import InputError
-from aam.io.atomic import atomic_path
+from aam.io.atomic import publish_files
 from aam.stages.ingest import section_settings
 
 log = logging.getLogger(__name__)
@@ -30,8 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--settings", help='JSON of the config\'s split section, e.g. {"fractions": {...}}')
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--out", required=True, help="splits.tsv to write")
-    parser.add_argument("--summary", required=True, help="split_summary.tsv to write")
+    parser.add_argument("--out", required=True, help="splits.tsv to write (the workflow: split/splits.tsv)")
+    parser.add_argument("--summary", required=True, help="per-split summary TSV to write (split/summary.tsv)")
 
 
 def _check_no_empty_split(splits: pd.DataFrame, fractions: dict, source: str, group: str | None) -> None:
@@ -75,7 +77,6 @@ def run(args: argparse.Namespace) -> None:
     summary = split_summary(splits, strata)
     for row in summary[summary["class"] == "all"].itertuples():
         log.info("%s: %d samples in %d groups", row.split, row.samples, row.groups)
-    with atomic_path(args.out) as tmp:
-        splits.to_csv(tmp, sep="\t", index=False)
-    with atomic_path(args.summary) as tmp:
-        summary.to_csv(tmp, sep="\t", index=False)
+    with publish_files([args.out, args.summary]) as (out, summary_out):
+        splits.to_csv(out, sep="\t", index=False)
+        summary.to_csv(summary_out, sep="\t", index=False)

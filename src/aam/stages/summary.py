@@ -7,8 +7,8 @@ lost every sample, the samples rarefaction dropped, and Faith's PD per split and
 sequence collection: each model beside its reference (kNN taxonomy accuracy of the embeddings beside
 k-mer naive Bayes; reconstruction and codebook figures of VQ runs).
 
-Inputs are read under --results by the workflow's layout ({dataset}/comparison.tsv, splits.tsv,
-ingest/samples.parquet, rarefied/dropped.tsv and table.biom, unifrac/faith_pd.tsv;
+Inputs are read under --results by the workflow's layout ({dataset}/comparison/comparison.tsv,
+split/splits.tsv, ingest/samples.parquet, rarefied/dropped.tsv and table.biom, unifrac/faith_pd.tsv;
 sequences/{name}/eval/{run}/metrics.json); --settings says which exist (JSON, or a file of it):
 ``{"datasets": {name: {"class_column": str|null, "comparison": bool, "evaluations": [[run, target],
 ...], "faith_pd": bool, "matrices": {metric: path under the dataset}}}, "sequences":
@@ -35,15 +35,22 @@ from aam.io.atomic import atomic_path
 
 log = logging.getLogger(__name__)
 
-# The report's front page shows the workflow description in a narrow column beside the rule graph:
-# let it span the page so the tables fit.
-STYLE = "<style>.prose.max-w-lg{max-width:none}</style>"
+# The report's front page shows the workflow description (this page first) in a narrow column
+# beside the rule graph: let it span the page so the tables fit. And Snakemake's template centres
+# that view vertically in a scrolling box (tailwind's items-center on the h-screen overflow-auto
+# container): a page taller than the window then starts above its top, where scrolling cannot
+# reach, and the first screen showed the middle of the page. Align it to the top instead;
+# scripts/check_report.py checks the result in Chromium.
+STYLE = ("<style>.prose.max-w-lg{max-width:none}"
+         "#app .h-screen.overflow-auto.items-center{align-items:flex-start}</style>")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--results", required=True, help="the results folder (config: results)")
     parser.add_argument("--settings", required=True,
                         help="the datasets and sequence runs to summarize (JSON text or a JSON/YAML file)")
+    parser.add_argument("--versions", default=None,
+                        help="versions.tsv (aam versions): shown as the page's last section")
     parser.add_argument("--out", required=True, help="summary.html to write")
 
 
@@ -103,7 +110,7 @@ def dataset_section(root: Path, name: str, plan: dict) -> str:
     """The HTML of one dataset: results first, then the data behind them."""
     parts = [f"<h3>Dataset {html.escape(name)}</h3>"]
     if plan.get("comparison"):
-        comparison = _read_tsv(root / "comparison.tsv")
+        comparison = _read_tsv(root / "comparison" / "comparison.tsv")
         parts += [
             "<h4>AAM beside the random forest</h4>",
             "<p>Each run's model and a random forest (trained on train + val of the rarefied table) scored "
@@ -122,7 +129,7 @@ def dataset_section(root: Path, name: str, plan: dict) -> str:
         parts.append("<p>No AAM run was evaluated on this dataset (the config has no aam.runs or no "
                      "targets).</p>")
 
-    splits = _read_tsv(root / "splits.tsv")
+    splits = _read_tsv(root / "split" / "splits.tsv")
     classes = _classes(root / "ingest" / "samples.parquet", plan.get("class_column"))
     dropped = _read_tsv(root / "rarefied" / "dropped.tsv")
     depth = _depth(root / "rarefied" / "table.biom")
@@ -212,19 +219,41 @@ def sequences_section(results: Path, sequences: dict[str, list[str]]) -> str:
     return "\n".join(parts)
 
 
-def build(results: Path, plan: dict) -> str:
+def versions_section(path: Path) -> str:
+    """The software versions (aam versions): Python, aam, its dependencies and the CUDA stack shown,
+    every other installed package folded."""
+    table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+    if list(table.columns) != ["kind", "name", "version"]:
+        raise InputError(f"{path}: expected columns kind, name, version (aam versions), "
+                         f"found {list(table.columns)}")
+    main = table[table["kind"] != "installed"]
+    others = table[table["kind"] == "installed"]
+    parts = ["<h3>Software versions</h3>",
+             "<p>What this run used (versions.tsv): the system, Python, this package and its git commit, "
+             "its dependencies as installed, and PyTorch's CUDA build and the GPUs it sees.</p>",
+             summary.html_table(main.reset_index(drop=True), "versions")]
+    if len(others):
+        listed = others[["name", "version"]].reset_index(drop=True)
+        parts += [f"<details><summary>The other {len(others)} installed packages</summary>",
+                  summary.html_table(listed, "versions-installed"), "</details>"]
+    return "\n".join(parts)
+
+
+def build(results: Path, plan: dict, versions: Path | None = None) -> str:
     parts = [STYLE, '<div class="aam-summary" id="aam-results">', "<h2>Results</h2>"]
     for name, dataset_plan in plan.get("datasets", {}).items():
         parts.append(dataset_section(results / name, name, dataset_plan))
     if any(plan.get("sequences", {}).values()):
         parts.append(sequences_section(results, plan["sequences"]))
+    if versions is not None:
+        parts.append(versions_section(versions))
     parts.append("</div>")
     return "\n".join(parts) + "\n"
 
 
 def run(args: argparse.Namespace) -> None:
     plan = load_settings(args.settings)
-    page = build(Path(args.results), plan)
+    page = build(Path(args.results), plan, Path(args.versions) if args.versions else None)
     with atomic_path(args.out) as tmp:
         Path(tmp).write_text(page, encoding="utf-8")
     log.info("wrote %s", args.out)

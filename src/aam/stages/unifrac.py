@@ -39,11 +39,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from aam.data.unifrac import METRICS
 from aam.data.unifrac_jobs import TableMatrices, settings_from
 from aam.errors import InputError
 from aam.io.atomic import atomic_path, publish_together
@@ -83,7 +85,9 @@ def run(args: argparse.Namespace) -> None:
     if metadata is not None and args.color_column and args.color_column not in metadata.columns:
         raise InputError(f"{args.samples}: color column {args.color_column!r} is not in the sample metadata")
     source = TableMatrices(counts, sample_ids, feature_ids, args.table, args.tree, settings)
-    with publish_together(args.out_dir, output_names(settings, fmt)) as out_dir:
+    every = {name for f in SUFFIX for name in output_names({"metrics": METRICS, "faith_pd": True}, f)}
+    owned = "|".join(re.escape(name) for name in sorted(every))  # of other settings: replaced too
+    with publish_together(args.out_dir, output_names(settings, fmt), owned=owned) as out_dir:
         for metric in settings["metrics"]:
             # the matrix is computed (or merged) into HDF5; a TSV output is written from it
             h5 = out_dir / (f"{metric}.h5" if fmt == "hdf5" else f".{metric}.h5.tmp")

@@ -86,7 +86,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from aam.errors import InputError, OutputError, Preempted, destination_cause
 from aam.io.atomic import write_text
 from aam.threads import use_threads
-from aam.training.progress import ProgressLog, progress_bar_enabled, quiet_lightning
+from aam.training.progress import ProgressLog, RunProgressBar, progress_bar_enabled, quiet_lightning
 
 log = logging.getLogger(__name__)
 
@@ -798,6 +798,8 @@ def fit(
                 check_finite=False, check_on_train_epoch_end=True,
             )
         )
+    if progress_bar_enabled(s.progress_bar):
+        cbs.append(RunProgressBar())
     cbs += list(callbacks or [])
     loggers = [
         CSVLogger(out_dir / "logs", name="csv", version=0),

@@ -49,6 +49,13 @@ def scoped(config: dict, dataset: str, fold: str | None, path: str) -> str:
     return out(config, dataset, f"cv/{fold}/{path}" if fold else path)
 
 
+def splits_file(config: dict, dataset: str, fold: str | None) -> str:
+    """The splits.tsv that a fine-tuning or evaluation job reads: the split stage's, or one fold's of
+    cv-split. Each multi-output stage owns a folder (split/, cv/split/), so that it publishes its
+    outputs all or none (aam.io.atomic)."""
+    return out(config, dataset, f"cv/split/{fold}.tsv" if fold else "split/splits.tsv")
+
+
 # --- datasets and their targets ---
 
 
@@ -194,7 +201,8 @@ def cv_summary_targets(config: dict, dataset: str) -> list[str]:
     """The cross-validation summaries of one dataset (one per target), if CV is configured."""
     if not (config["evaluate"].get("cv") and config["aam"]["runs"]):
         return []
-    return [out(config, dataset, f"cv_summary/{t['name']}.json") for t in dataset_targets(config, dataset)]
+    return [out(config, dataset, f"cv_summary/{t['name']}/summary.json")
+            for t in dataset_targets(config, dataset)]
 
 
 def cv_fold_evaluations(config: dict, dataset: str, target: str) -> list[str]:
@@ -223,17 +231,21 @@ def predict_targets(config: dict) -> list[str]:
 def final_targets(config: dict) -> list[str]:
     """Everything the default target asks for - per dataset the prepared data, UniFrac, every run's
     evaluation and the run comparison; per sequence collection every sequence model's evaluation;
-    every `predict:` entry, every corpus encoder; the results page."""
+    every `predict:` entry, every corpus encoder; the QIIME 2 artifacts (qiime2.export); the results
+    page."""
+    from aam.workflow import qiime2  # it builds on this module's paths
+
     targets = []
     for dataset in config["datasets"]:
         targets.append(out(config, dataset, "rarefied/table.biom"))
         targets += unifrac_targets(config, dataset)
         if has_evaluations(config, dataset):
             targets += evaluation_targets(config, dataset)
-            targets.append(out(config, dataset, "comparison.tsv"))
+            targets.append(out(config, dataset, "comparison/comparison.tsv"))
             targets += cv_summary_targets(config, dataset)
+        targets += qiime2.dataset_artifacts(config, dataset)
     for name in config["sequences"]:
-        targets += sequence_targets(config, name)
+        targets += sequence_targets(config, name) + qiime2.sequence_artifacts(config, name)
     targets += predict_targets(config)
     targets += corpus_targets(config)
     if config["datasets"] or config["sequences"]:
@@ -246,7 +258,7 @@ def summary_inputs(config: dict) -> list[str]:
     files = []
     for d in config["datasets"]:
         files += [
-            out(config, d, "splits.tsv"),
+            splits_file(config, d, None),
             out(config, d, "ingest/samples.parquet"),
             out(config, d, "rarefied/table.biom"),
             out(config, d, "rarefied/dropped.tsv"),
@@ -256,7 +268,7 @@ def summary_inputs(config: dict) -> list[str]:
         files += [unifrac_matrix_file(config, d, m) for m in unifrac_metrics(config)]
         files += [out(config, d, f"unifrac/pcoa_{m}.tsv") for m in unifrac_metrics(config)]
         if has_evaluations(config, d):
-            files.append(out(config, d, "comparison.tsv"))
+            files.append(out(config, d, "comparison/comparison.tsv"))
             files += evaluation_targets(config, d)
     for name in config["sequences"]:
         files += [seq_out(config, name, f"eval/{run}/metrics.json")
