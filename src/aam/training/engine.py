@@ -326,6 +326,11 @@ class EngineModule(L.LightningModule):
     def log(self, name: str, value: Any, *args: Any, **kwargs: Any) -> None:
         if self._padding:
             kwargs["batch_size"] = 0
+        if kwargs.get("batch_size") is not None:
+            # As a float: Lightning sums batch sizes in an int64 tensor and, syncing an epoch mean
+            # over ranks, divides that sum by the world size in place, truncating it (seen as a
+            # 1.7e-3 relative error of train/nucleotide_accuracy on 2 ranks); a float sum is exact.
+            kwargs["batch_size"] = float(kwargs["batch_size"])
         super().log(name, value, *args, **kwargs)
 
     # -- NaN / inf guard ------------------------------------------------------------------------
