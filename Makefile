@@ -7,13 +7,19 @@ CORES ?= 2
 # Rules call the `aam` command: put the environment's bin/ first on PATH.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup demo test lint bench clean-results
+.PHONY: setup demo test lint bench benchmark clean-results
 
 setup: $(STAMP)
+
+# TORCH_INDEX: a PyTorch wheel index to take torch from before the package, e.g. the CPU build on a
+# machine without a GPU (make setup TORCH_INDEX=https://download.pytorch.org/whl/cpu). Unset, pip
+# takes PyPI's torch, the CUDA build on Linux, which GPU machines need.
+TORCH_INDEX ?=
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(if $(TORCH_INDEX),$(BIN)/python -m pip install --quiet torch --index-url $(TORCH_INDEX))
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
@@ -29,5 +35,16 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests scripts
 	$(BIN)/snakemake --lint --configfile config/config.yaml
 
+# Every benchmark runs (one whose inputs are absent says so in one line and exits 0); the ones that
+# failed are listed at the end, and then make fails.
 bench: $(STAMP)
-	for b in scripts/bench_*.py; do $(BIN)/python $$b || exit 1; done
+	@failed=""; for b in scripts/bench_*.py; do \
+		echo "== $$b"; $(BIN)/python $$b || failed="$$failed $$b"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "failed:$$failed"; exit 1; fi
+
+# The multi-study benchmark (config/benchmark.yaml; needs ../shared/data): AAM and the baselines on
+# 9 tasks, 5 folds x 2 repeats, timed with the load average. FRESH=1 reruns every job (deletes
+# results_benchmark/ first). Leaderboard: results_benchmark/benchmark/leaderboard.tsv; docs/benchmark.md.
+benchmark: $(STAMP)
+	$(BIN)/python scripts/benchmark_run.py --cores $(CORES) $(if $(FRESH),--fresh)

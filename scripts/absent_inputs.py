@@ -1,8 +1,8 @@
 """Skip a benchmark whose input files are absent (data outside the repository, e.g. ../shared).
 
-`make bench` runs every scripts/bench_*.py and stops at the first failure; a benchmark that needs
-data a clone does not hold says which file is missing and how to point at it, and exits 0 so that
-the others still run.
+`make bench` runs every scripts/bench_*.py, each to its end, and lists the ones that failed; a
+benchmark that needs data a clone does not hold (../shared, or the outputs of `make demo`) says in
+one line which file is missing and how to point at it, and exits 0.
 """
 
 from __future__ import annotations

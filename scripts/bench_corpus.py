@@ -12,6 +12,9 @@ corpus_tokenize` targets), under --studies-root/<study>/tokens/.
 
     python scripts/bench_corpus.py --studies-root results_corpus/corpus/gg13_8/studies \\
         --tree ../shared/data/pretrain_corpus/gg13_8_97_otus.tree.nwk --steps 30 --threads 2
+
+Those are the defaults (config/corpus/ibd_corpus.yaml's layout); where a study's token cache or the
+tree is absent the script says so in one line and exits 0, as `make bench` expects.
 """
 
 from __future__ import annotations
@@ -23,6 +26,9 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from absent_inputs import skip_if_absent  # noqa: E402
 
 SMALL = ["mlrepo_claesson", "mlrepo_kostic", "mlrepo_sokol", "mlrepo_turnbaugh", "ag_debug"]
 MEDIUM = SMALL + ["pgp", "qa10394"]
@@ -74,8 +80,10 @@ def child(args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--studies-root", required=True, help="folder with <study>/tokens/ caches")
-    parser.add_argument("--tree", required=True, help="the corpus tree (Newick)")
+    parser.add_argument("--studies-root", default="results_corpus/corpus/gg13_8/studies",
+                        help="folder with <study>/tokens/ caches (default: config/corpus/ibd_corpus.yaml's)")
+    parser.add_argument("--tree", default="../shared/data/pretrain_corpus/gg13_8_97_otus.tree.nwk",
+                        help="the corpus tree (Newick)")
     parser.add_argument("--depth", type=int, default=1000, help="rarefaction depth of every study")
     parser.add_argument("--steps", type=int, default=30, help="optimizer steps per subset")
     parser.add_argument("--threads", type=int, default=2)
@@ -86,6 +94,9 @@ def main() -> None:
     if args.subset:
         child(args)
         return
+    caches = [Path(args.studies_root) / study / "tokens" / "samples.parquet" for study in ALL]
+    absent = [path for path in caches if not path.exists()]
+    skip_if_absent(__file__, {"--studies-root": str(absent[0] if absent else caches[0]), "--tree": args.tree})
     rows = []
     for subset in (SMALL, MEDIUM, ALL):
         cmd = [sys.executable, __file__, "--studies-root", args.studies_root, "--tree", args.tree,

@@ -39,7 +39,7 @@ from absent_inputs import skip_if_absent
 from aam.config import load_settings
 from aam.data.datasets import AAMDataModule
 from aam.data.split import cv_folds
-from aam.evaluate.baselines import ForestSettings, fit_predict_forest, relative_abundance
+from aam.evaluate.baselines import plain_forest, relative_abundance
 from aam.evaluate.metrics import auroc
 
 FAST_TRAINER = {"progress_bar": False, "log_every_n_steps": 10, "num_threads": 1}
@@ -183,7 +183,6 @@ def main() -> None:
     if args.only_folds:
         fold_names = [fold_names[int(i) - 1] for i in args.only_folds.split(",")]
     row_of = {s: i for i, s in enumerate(ids)}
-    forest = ForestSettings(n_estimators=500, n_jobs=1, seed=args.seed)
     print(f"{len(labelled)} samples, {frame[args.group].nunique()} subjects, {len(fold_names)} folds; "
           f"variants: {', '.join(chosen)}", flush=True)
 
@@ -202,7 +201,7 @@ def main() -> None:
             y = meta[args.target].reindex(ids).to_numpy(dtype=object)
             classes = sorted(set(y[train]))
             t0 = time.perf_counter()
-            res = fit_predict_forest(x[train], y[train], x[test], "classification", forest, classes)
+            res = plain_forest(x[train], y[train], x[test], "classification", seed=args.seed, classes=classes)
             score = auroc(y[test], res.proba, classes)
             rows.append({"fold": fold, "model": "forest", "auroc": score,
                          "seconds": time.perf_counter() - t0})

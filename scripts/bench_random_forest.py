@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold
 
-from aam.evaluate.baselines import ForestSettings, fit_predict_forest, relative_abundance
+from aam.evaluate.baselines import plain_forest, relative_abundance
 from aam.evaluate.metrics import auroc
 
 REFERENCE = (0.66, 0.17)  # DESIGN.md: RF, 5-fold CV grouped by subject, AUC for `ibd`
@@ -79,11 +79,12 @@ def main() -> None:
     if len(classes) != 2:
         raise SystemExit(f"expected a binary target, found classes {classes}")
     x = relative_abundance(counts)
-    settings = ForestSettings(n_estimators=args.n_estimators, n_jobs=args.threads, seed=args.seed)
+    forest = {"n_estimators": args.n_estimators, "seed": args.seed, "n_jobs": args.threads,
+              "classes": classes}
     print(f"table: {source}: {x.shape[0]} samples x {x.shape[1]} features; "
           f"{args.target}: {pd.Series(y).value_counts().to_dict()}; "
           f"{len(set(groups))} groups ({args.group})")
-    print(f"forest: {settings.n_estimators} trees on relative abundances, seed {settings.seed}")
+    print(f"forest: {args.n_estimators} trees on relative abundances, seed {args.seed}")
 
     splits_path = results / "split" / "splits.tsv"
     if splits_path.exists() and rarefied.exists():
@@ -92,7 +93,7 @@ def main() -> None:
         part = np.array([split_of.get(s, "") for s in samples], dtype=object)
         train, test = np.isin(part, ["train", "val"]), part == "test"
         t0 = time.perf_counter()
-        res = fit_predict_forest(x[train], y[train], x[test], "classification", settings, classes)
+        res = plain_forest(x[train], y[train], x[test], "classification", **forest)
         print(f"workflow split ({splits_path}): train+val {train.sum()}, test {test.sum()} samples, "
               f"{len(set(groups[test]))} test subjects: test AUROC {auroc(y[test], res.proba, classes):.3f} "
               f"(positive {classes[1]}; {time.perf_counter() - t0:.1f} s)")
@@ -106,7 +107,7 @@ def main() -> None:
         oof = np.zeros((len(y), len(classes)))  # out-of-fold probabilities, for a pooled AUROC
         t0 = time.perf_counter()
         for k, (tr, te) in enumerate(cv.split(x, y, groups)):
-            res = fit_predict_forest(x[tr], y[tr], x[te], "classification", settings, classes)
+            res = plain_forest(x[tr], y[tr], x[te], "classification", **forest)
             oof[te] = res.proba
             score = auroc(y[te], res.proba, classes)
             scores.append(np.nan if score is None else score)

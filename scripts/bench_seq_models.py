@@ -40,6 +40,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+sys.path.insert(0, str(Path(__file__).parent))
+from absent_inputs import skip_if_absent  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data" / "gg13_8_v4"
 
@@ -70,6 +73,7 @@ def main() -> None:
     )
     p.add_argument("--out", help="write the results as JSON here")
     args = p.parse_args()
+    skip_if_absent(__file__, {"--fasta": args.fasta, "--labels": args.labels})
     logging.basicConfig(level=logging.WARNING)
 
     import torch

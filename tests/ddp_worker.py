@@ -11,7 +11,8 @@ trained on per epoch (numbers, samples, padding), and the run's per-epoch histor
 (corpus pretraining on two studies: ``data`` and ``data2``, each a tests/aam_synthetic study) and
 ``contrastive`` (the contrastive DNA embedder on ``sequences``: [sequence, label] pairs, batch
 ``batch`` per rank); ``model``: sizes over the tiny default; ``threads``: torch threads per process;
-``fresh_view``: this rank's own settings say "do not resume" (rank 0's decision must prevail).
+``fresh_view``: this rank's own settings say "do not resume" (rank 0's decision must prevail);
+``launch: lightning``: start one process and let Lightning's launcher start the others.
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ import time
 from pathlib import Path
 
 ARGS = json.loads(sys.argv[1]) if __name__ == "__main__" else {}
-if ARGS.get("world", 1) > 1:  # before Lightning is imported: it reads the rank at import
+# Launched as one of `world` ranks (as srun or torchrun launch them), unless Lightning's own launcher
+# starts the other ranks ("launch": "lightning": it reruns this command with LOCAL_RANK set).
+if ARGS.get("world", 1) > 1 and ARGS.get("launch") != "lightning":  # before Lightning reads the rank
     os.environ.update({"LOCAL_RANK": str(ARGS["rank"]), "NODE_RANK": "0", "WORLD_SIZE": str(ARGS["world"]),
                        "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(ARGS["port"])})
 

@@ -60,7 +60,7 @@ def test_one_flag_name_per_meaning_across_stages():
         assert not any(o.startswith("--out-") and o != "--out-dir" for o in opts), (stage, opts)
         assert not ({"--out", "--out-dir"} <= opts), stage
     # the training and compute stages all take --threads
-    for stage in ("pretrain", "finetune", "evaluate", "unifrac", "embed", "seq-train", "predict"):
+    for stage in ("pretrain", "finetune", "baselines", "unifrac", "embed", "seq-train", "predict"):
         if stage in options:
             assert "--threads" in options[stage], stage
 

@@ -20,6 +20,18 @@ def test_shipped_configs_validate(repo_root, name):
     assert config["datasets"]
 
 
+def test_each_shipped_config_has_its_own_results_folder(repo_root):
+    """A second config run after the demo must not rerun or overwrite the demo's results/."""
+    configs = sorted((repo_root / "config").rglob("*.yaml"))
+    # a config without `results:` writes to the schema's default, the demo's results/
+    folders = {path.relative_to(repo_root).as_posix():
+               yaml.safe_load(path.read_text()).get("results", "results")
+               for path in configs}
+    assert len(folders) >= 4
+    assert len(set(folders.values())) == len(folders), folders
+    assert folders["config/config.yaml"] == "results"
+
+
 def test_defaults_match_what_snakemake_fills_in(repo_root):
     ours = load_config(repo_root / "config" / "config.yaml")
     theirs = yaml.safe_load((repo_root / "config" / "config.yaml").read_text())

@@ -264,6 +264,12 @@ def test_bundled_encoder_loads_and_fine_tunes(corpus, tmp_path):
     tuned, tuned_meta = load_model(out)
     assert tuned_meta["pretrained"]
     assert tuned_meta["config"]["embedding_dim"] == meta["config"]["embedding_dim"]
+    # the provenance records the sizes the model has (the encoder's), not the schema's defaults,
+    # and the thread count and seed training used; no pretraining section (none ran)
+    used = tuned_meta["provenance"]["settings"]
+    assert used["model"]["embedding_dim"] == meta["config"]["embedding_dim"] != 128
+    assert used["finetune"]["trainer"]["num_threads"] == 1 and used["finetune"]["trainer"]["seed"] == 1
+    assert "pretrain" not in used and tuned_meta["provenance"]["pretrained_from"].endswith(pretrained.DEFAULT)
     bundled = model.state_dict()
     assert all(torch.equal(v, bundled[k]) for k, v in tuned.base.state_dict().items())
     assert (out / "predictions.tsv").exists()

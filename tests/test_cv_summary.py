@@ -35,7 +35,8 @@ def test_paired_tests_hand_worked():
     assert paired_tests([])["wilcoxon_p"] is None
 
 
-def record(fold, run, aam, forest, degenerate=None, task="classification"):
+def record(fold, run, aam, degenerate=None, task="classification", samples="abc"):
+    """An `aam evaluate --fold` metrics.json of one run."""
     key = "auroc" if task == "classification" else "r2"
     return {
         "dataset": "toy",
@@ -44,136 +45,125 @@ def record(fold, run, aam, forest, degenerate=None, task="classification"):
         "target": "ibd",
         "task": task,
         "n_test": 10,
+        "test_samples": samples,
         "degenerate_predictions": degenerate,
-        "test": {"aam": {key: aam, "accuracy": 0.5}, "random_forest": {key: forest, "accuracy": 0.7}},
+        "test": {"aam": {key: aam, "accuracy": 0.5}},
+    }
+
+
+def baseline_record(fold, forest, linear, task="classification", samples="abc"):
+    """An `aam baselines` metrics.json of one fold (two of the baselines)."""
+    key = "auroc" if task == "classification" else "r2"
+    return {
+        "dataset": "toy", "fold": fold, "target": "ibd", "task": task, "n_test": 10, "test_samples": samples,
+        "models": {"random_forest": {"test": {key: forest, "accuracy": 0.7}},
+                   "linear_clr": {"test": {key: linear, "accuracy": 0.6}}},
     }
 
 
 FOREST = [0.7, 0.8, 0.6, 0.9, 0.75]
-PRETRAINED = [0.8, 1.0, 0.55, 1.2, 0.9]  # differences 0.1, 0.2, -0.05, 0.3, 0.15 (as above)
+LINEAR = [0.8, 0.8, 0.6, 0.8, 0.8]
+PRETRAINED = [0.8, 1.0, 0.55, 1.2, 0.9]  # differences to the forest 0.1, 0.2, -0.05, 0.3, 0.15 (as above)
 SCRATCH = [0.5, 0.6, 0.4, None, 0.5]  # one fold with an undefined AUROC
 
 
 def records():
     out = []
-    for k, forest in enumerate(FOREST):
+    for k in range(5):
         fold = f"r0f{k}"
-        out.append(record(fold, "pretrained", PRETRAINED[k], forest))
-        out.append(record(fold, "scratch", SCRATCH[k], forest, degenerate="one class" if k == 2 else None))
+        out.append(record(fold, "pretrained", PRETRAINED[k]))
+        out.append(record(fold, "scratch", SCRATCH[k], degenerate="one class" if k == 2 else None))
     return out
 
 
+def baseline_records():
+    return [baseline_record(f"r0f{k}", FOREST[k], LINEAR[k]) for k in range(5)]
+
+
 def test_summarize_means_sds_and_pairs():
-    scores, task = fold_scores(records())
+    scores, task = fold_scores(records(), baseline_records())
     summary, result = summarize(scores, task)
-    assert list(summary["model"]) == ["pretrained", "scratch", "random_forest"]
+    assert list(summary["model"]) == ["pretrained", "scratch", "random_forest", "linear_clr"]
     rows = summary.set_index("model")
     assert rows.loc["random_forest", "mean"] == pytest.approx(np.mean(FOREST))
     assert rows.loc["random_forest", "sd"] == pytest.approx(np.std(FOREST, ddof=1))
-    assert rows.loc["pretrained", "wilcoxon_p"] == pytest.approx(0.125)
-    assert rows.loc["pretrained", "sign_p"] == pytest.approx(0.375)
+    assert rows.loc["pretrained", "vs_random_forest_wilcoxon_p"] == pytest.approx(0.125)
+    assert rows.loc["pretrained", "vs_random_forest_sign_p"] == pytest.approx(0.375)
+    assert rows.loc["pretrained", "vs_random_forest_difference"] == pytest.approx(0.14)
+    # vs the linear model: 0, 0.2, -0.05, 0.4, 0.1 -> one tie, 3 wins, 1 loss
+    pre = rows.loc["pretrained"]
+    assert (pre["vs_linear_clr_wins"], pre["vs_linear_clr_losses"]) == (3, 1)
+    # the baselines are compared with each other too, never with themselves
+    difference = np.mean(LINEAR) - np.mean(FOREST)
+    assert rows.loc["linear_clr", "vs_random_forest_difference"] == pytest.approx(difference)
+    assert pd.isna(rows.loc["random_forest", "vs_random_forest_difference"])
     assert rows.loc["scratch", "n_folds"] == 4
     assert rows.loc["scratch", "mean"] == pytest.approx(0.5)
-    assert rows.loc["scratch", "losses"] == 4 and rows.loc["scratch", "degenerate_folds"] == 1
+    assert rows.loc["scratch", "vs_random_forest_losses"] == 4
+    assert rows.loc["scratch", "degenerate_folds"] == 1
     assert rows.loc["pretrained", "r0f3"] == pytest.approx(1.2)
     assert rows.loc["random_forest", "mean_accuracy"] == pytest.approx(0.7)
     assert result["folds"] == [f"r0f{k}" for k in range(5)]
     assert result["models"]["scratch"]["degenerate_folds"] == {"r0f2": "one class"}
-    assert result["models"]["pretrained"]["versus_forest"]["wins"] == 4
+    assert result["models"]["pretrained"]["versus"]["random_forest"]["wins"] == 4
+    assert result["baselines"] == ["random_forest", "linear_clr"] and result["n_samples"] == 50
+    assert result["models"]["linear_clr"]["kind"] == "baseline"
 
 
-def test_forest_must_agree_across_runs():
+def test_models_tested_on_other_samples_are_refused():
+    """Identical folds: a run or baseline whose test samples differ from the others' in a fold."""
     bad = records()
-    bad[1]["test"]["random_forest"]["auroc"] = 0.71  # fold r0f0, run scratch
-    with pytest.raises(ValueError, match="fold r0f0: the forest scores differ between runs"):
-        fold_scores(bad)
+    bad[3]["test_samples"] = "abd"  # fold r0f1, run scratch
+    with pytest.raises(ValueError, match="fold r0f1: 'scratch' and 'pretrained' were tested on different"):
+        fold_scores(bad, baseline_records())
+    other = baseline_records()
+    other[4]["test_samples"] = "xyz"
+    with pytest.raises(ValueError, match="fold r0f4: 'random_forest' and 'pretrained'"):
+        fold_scores(records(), other)
+    with pytest.raises(ValueError, match="two metrics files for fold r0f0 and model random_forest"):
+        fold_scores(records(), baseline_records() + baseline_records()[:1])
+
+
+def test_baselines_alone_are_summarized():
+    summary, result = summarize(*fold_scores([], baseline_records()))
+    assert list(summary["model"]) == ["random_forest", "linear_clr"]
 
 
 def test_fold_order_is_numeric():
-    recs = [record(f"r0f{k}", "a", 0.5, 0.5) for k in (10, 2, 1)]
+    recs = [record(f"r0f{k}", "a", 0.5) for k in (10, 2, 1)]
     _, result = summarize(*fold_scores(recs))
     assert result["folds"] == ["r0f1", "r0f2", "r0f10"]
 
 
-def test_cv_summary_stage(tmp_path):
-    paths = []
+def write_records(tmp_path):
+    paths, base = [], []
     for k, m in enumerate(records()):
         path = tmp_path / f"m{k}.json"
         path.write_text(json.dumps(m))
         paths.append(str(path))
+    for k, m in enumerate(baseline_records()):
+        path = tmp_path / f"b{k}.json"
+        path.write_text(json.dumps(m))
+        base.append(str(path))
+    return paths, base
+
+
+def test_cv_summary_stage(tmp_path):
+    paths, base = write_records(tmp_path)
     out = tmp_path / "out"
-    argv = [
-        "cv-summary",
-        "--metrics",
-        *paths,
-        "--out",
-        str(out / "s.tsv"),
-        "--json",
-        str(out / "s.json"),
-        "--plot",
-        str(out / "s.png"),
-    ]
+    argv = ["cv-summary", "--metrics", *paths, "--baselines", *base, "--out", str(out / "s.tsv"),
+            "--json", str(out / "s.json"), "--plot", str(out / "s.png")]
     assert main(argv) == 0
     table = pd.read_csv(out / "s.tsv", sep="\t")
-    assert table.loc[table["model"] == "pretrained", "wilcoxon_p"].item() == pytest.approx(0.125)
+    pre = table.set_index("model").loc["pretrained"]
+    assert pre["vs_random_forest_wilcoxon_p"] == pytest.approx(0.125)
     assert json.loads((out / "s.json").read_text())["dataset"] == "toy"
     assert (out / "s.png").read_bytes()[:4] == b"\x89PNG"
     # a metrics file without a fold is not a CV result: one clear line, no output
     plain = json.loads((tmp_path / "m0.json").read_text())
     plain["fold"] = None
     (tmp_path / "plain.json").write_text(json.dumps(plain))
-    argv = [
-        "cv-summary",
-        "--metrics",
-        str(tmp_path / "plain.json"),
-        "--out",
-        str(tmp_path / "x.tsv"),
-        "--json",
-        str(tmp_path / "x.json"),
-        "--plot",
-        str(tmp_path / "x.png"),
-    ]
+    argv = ["cv-summary", "--metrics", str(tmp_path / "plain.json"), "--out", str(tmp_path / "x.tsv"),
+            "--json", str(tmp_path / "x.json"), "--plot", str(tmp_path / "x.png")]
     assert main(argv) != 0
     assert not (tmp_path / "x.tsv").exists()
-
-
-def test_comparison_gains_cv_columns(tmp_path):
-    paths = []
-    for k, m in enumerate(records()):
-        path = tmp_path / f"m{k}.json"
-        path.write_text(json.dumps(m))
-        paths.append(str(path))
-    summary = tmp_path / "ibd.json"
-    argv = [
-        "cv-summary",
-        "--metrics",
-        *paths,
-        "--out",
-        str(tmp_path / "s.tsv"),
-        "--json",
-        str(summary),
-        "--plot",
-        str(tmp_path / "s.png"),
-    ]
-    assert main(argv) == 0
-    tsv = tmp_path / "comparison.tsv"
-    # the single-split evaluation of both runs (here: fold r0f0's metrics stand in for it)
-    argv = [
-        "compare",
-        "--metrics",
-        paths[0],
-        paths[1],
-        "--cv-summaries",
-        str(summary),
-        "--out",
-        str(tsv),
-        "--plot",
-        str(tmp_path / "c.png"),
-    ]
-    assert main(argv) == 0
-    table = pd.read_csv(tsv, sep="\t").set_index("run")
-    assert table.loc["pretrained", "cv_n_folds"] == 5 and table.loc["scratch", "cv_n_folds"] == 4
-    assert table.loc["pretrained", "cv_wilcoxon_p"] == pytest.approx(0.125)
-    assert table.loc["pretrained", "cv_rf_mean"] == pytest.approx(np.mean(FOREST), abs=1e-4)
-    assert table.loc["pretrained", "cv_difference"] == pytest.approx(0.14, abs=1e-4)
-    assert table["degenerate"].isna().all()

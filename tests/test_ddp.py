@@ -149,15 +149,33 @@ def test_weights_equal_one_process_with_the_same_global_batch(runs, task, steps)
 
 @pytest.mark.parametrize("task,metrics", [
     ("pretrain", ["val/loss", "val/unifrac_loss", "val/unifrac_mae", "val/unifrac_r2",
-                  "val/nucleotide_accuracy", "train/loss", "train/unifrac_loss"]),
+                  "val/nucleotide_accuracy", "train/loss", "train/unifrac_loss",
+                  "train/nucleotide_accuracy"]),
     ("finetune", ["val/loss", "val/target_loss", "val/accuracy", "val/auroc", "train/loss"]),
-    ("corpus", ["val/loss", "val/unifrac_r2", "val/nucleotide_accuracy", "train/loss"]),
+    ("corpus", ["val/loss", "val/unifrac_r2", "val/nucleotide_accuracy", "train/loss",
+                "train/nucleotide_accuracy"]),
 ])
 def test_metrics_equal_one_process(runs, task, metrics):
     one, two = runs("one", task)["history"], runs("two", task)["history"]
     for name in metrics:
         assert len(one[name]) == 2
         np.testing.assert_allclose(two[name], one[name], rtol=1e-5, err_msg=name)
+
+
+def test_processes_that_lightning_starts_itself_train_alike(runs, data, tmp_path):
+    """`devices: 2` without srun or torchrun: Lightning's launcher reruns the command for rank 1,
+    which takes rank 0's decision about resuming from its environment (waiting for a broadcast
+    that rank 0 never sends would hang)."""
+    args = {"data": data["data"], "out": str(tmp_path), "world": 2, "launch": "lightning",
+            "tasks": ["pretrain"]}
+    done = subprocess.run([sys.executable, str(WORKER), json.dumps(args)], env=worker_env(), timeout=600,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert done.returncode == 0, done.stdout[-3000:]
+    one = runs("one", "pretrain")
+    for rank in (0, 1):
+        mine = torch.load(tmp_path / "pretrain" / f"rank{rank}.pt", weights_only=False)
+        assert mine["world"] == 2 and not mine["resumed"]
+        assert_same_weights(one, mine, mine)
 
 
 def test_contrastive_ranks_share_negatives_and_train_as_one_batch_twice_as_large(runs):

@@ -82,15 +82,34 @@ def write_dataset(root, n=60, f=30, seed=0, regression=False):
     return ft
 
 
-def evaluate_args(root, ft, out, column="ibd", task="classification", trees=20, extra=()):
+BASELINES = {"random_forest": {"n_estimators": 20, "search_estimators": 10},
+             "hist_gradient_boosting": {"max_iter": 20}}
+
+
+def baselines(root, column="ibd", task="classification"):
+    """`aam baselines` on the dataset's split (once per target), as the workflow runs it. Their class
+    order needs no positive class: evaluate reads the probabilities by class name."""
+    out = root / "baselines" / column
+    if not (out / "metrics.json").exists():
+        args = ["baselines", "--rarefied", str(root / "rarefied/table.biom"),
+                "--splits", str(root / "splits.tsv"), "--samples", str(root / "ingest/samples.parquet"),
+                "--target-column", column, "--task", task, "--dataset", "toy", "--seed", "42",
+                "--settings", json.dumps(BASELINES), "--out-dir", str(out)]
+        assert main(args) == 0
+    return out
+
+
+def evaluate_args(root, ft, out, column="ibd", task="classification", extra=(), base=None):
+    """`aam evaluate`'s arguments; `base`: (column, task) of the baselines when not the target's own."""
     return [
         "evaluate", "--finetune-dir", str(ft), "--pretrain-dir", str(root / "models/small/pretrain"),
-        "--rarefied", str(root / "rarefied/table.biom"), "--splits", str(root / "splits.tsv"),
+        "--baselines", str(baselines(root, *(base or (column, task)))), "--splits", str(root / "splits.tsv"),
         "--samples", str(root / "ingest/samples.parquet"), "--target-column", column, "--task", task,
-        "--target", column, "--run", "small", "--dataset", "toy", "--seed", "42",
-        "--settings", json.dumps({"random_forest": {"n_estimators": trees, "n_jobs": 1, "seed": None}}),
-        "--out-dir", str(out), *extra,
+        "--target", column, "--run", "small", "--dataset", "toy", "--out-dir", str(out), *extra,
     ]
+
+
+MODELS = ("aam", "random_forest", "linear_clr", "hist_gradient_boosting")
 
 
 def test_evaluate_classification(tmp_path):
@@ -103,17 +122,19 @@ def test_evaluate_classification(tmp_path):
     assert m["n_test"] == len(pred) == 20 and m["n_val"] == 10
     assert (pred["split"] == "test").all() and pred["sample"].str.startswith("2538.").all()
     # train (30) + val (10) minus the unlabelled sample 3
-    assert m["random_forest"]["n_train"] == 39 and m["random_forest"]["seed"] == 42
-    assert m["random_forest"]["n_features"] == 30
-    # metrics.json agrees with the side-by-side predictions
-    for who, prefix in (("aam", "aam"), ("random_forest", "rf")):
-        again = classification_metrics(pred["y_true"], pred[f"{prefix}_pred"],
-                                       pred[[f"{prefix}_prob_{c}" for c in CLASSES]].to_numpy(), CLASSES)
+    assert m["baselines"]["n_train"] == 39 and m["baselines"]["models"]["random_forest"]["n_features"] == 30
+    assert set(m["baselines"]["models"]["linear_clr"]["params"]) == {"C"}
+    # metrics.json agrees with the side-by-side predictions, and with the baselines' own scores
+    own = json.loads((tmp_path / "baselines" / "ibd" / "metrics.json").read_text())["models"]
+    for who in MODELS:
+        again = classification_metrics(pred["y_true"], pred[f"{who}_pred"],
+                                       pred[[f"{who}_prob_{c}" for c in CLASSES]].to_numpy(), CLASSES)
         assert again["auroc"] == pytest.approx(m["test"][who]["auroc"], abs=1e-5)
         assert again["confusion_matrix"] == m["test"][who]["confusion_matrix"]
+        if who != "aam":
+            assert own[who]["test"]["auroc"] == pytest.approx(m["test"][who]["auroc"], abs=1e-5)
     assert m["test"]["random_forest"]["auroc"] > 0.8  # the planted signal
-    assert m["val"]["aam"]["n"] == 10 and m["val"]["random_forest"] is None
-    assert m["provenance"]["seed"] == 42 and m["provenance"]["settings"]["random_forest"]["n_estimators"] > 0
+    assert m["val"] == {"aam": m["val"]["aam"]} and m["val"]["aam"]["n"] == 10
     plots = sorted(p.name for p in (out / "plots").iterdir())
     assert plots == ["confusion_matrices.png", "embedding_pcoa.png", "learning_curves.png", "roc.png"]
     assert all((out / "plots" / p).read_bytes()[:4] == b"\x89PNG" for p in plots)
@@ -130,7 +151,7 @@ def test_evaluate_regression(tmp_path):
     assert main(evaluate_args(tmp_path, ft, out, column="age", task="regression")) == 0
     m = json.loads((out / "metrics.json").read_text())
     pred = pd.read_csv(out / "predictions.tsv", sep="\t")
-    assert m["classes"] is None and m["random_forest"]["n_train"] == 40
+    assert m["classes"] is None and m["baselines"]["n_train"] == 40
     again = regression_metrics(pred["y_true"], pred["aam_pred"])
     assert again["mae"] == pytest.approx(m["test"]["aam"]["mae"], rel=1e-4)
     assert m["test"]["random_forest"]["r2"] > 0.5
@@ -138,26 +159,26 @@ def test_evaluate_regression(tmp_path):
         "embedding_pcoa.png", "learning_curves.png", "pred_vs_true.png"]
 
 
-def test_missing_test_sample_in_rarefied_table_is_a_clear_error(tmp_path, capsys):
+def test_baselines_of_other_test_samples_are_a_clear_error(tmp_path, capsys):
+    """Every model is scored on the same samples: baselines made from another split are refused."""
     ft = write_dataset(tmp_path)
-    table = biom.load_table(str(tmp_path / "rarefied/table.biom"))
-    pred = pd.read_csv(ft / "predictions.tsv", sep="\t", dtype=str)
-    test_id = pred.loc[pred["split"] == "test", "sample"].iloc[0]
-    keep = [s for s in table.ids() if s != test_id]
-    with h5py.File(tmp_path / "rarefied/table.biom", "w") as fh:
-        table.filter(keep, inplace=False).to_hdf5(fh, "test")
-    out = tmp_path / "eval"
-    assert main(evaluate_args(tmp_path, ft, out)) == 2
+    args = evaluate_args(tmp_path, ft, tmp_path / "eval")
+    folder = tmp_path / "baselines" / "ibd"
+    pred = pd.read_csv(folder / "predictions.tsv", sep="\t", dtype=str)
+    dropped = pred["sample"].iloc[0]
+    pred.iloc[1:].to_csv(folder / "predictions.tsv", sep="\t", index=False)
+    assert main(args) == 2
     err = capsys.readouterr().err
-    assert "missing from the rarefied table" in err and test_id in err
-    assert not out.exists()  # nothing half-written
+    assert "lack a baseline prediction" in err and dropped in err and "same splits.tsv" in err
+    assert not (tmp_path / "eval").exists()  # nothing half-written
 
 
 def test_label_mismatch_and_task_mismatch_are_errors(tmp_path, capsys):
     ft = write_dataset(tmp_path)
-    assert main(evaluate_args(tmp_path, ft, tmp_path / "e1", task="regression")) == 2
+    ibd = ("ibd", "classification")
+    assert main(evaluate_args(tmp_path, ft, tmp_path / "e1", task="regression", base=ibd)) == 2
     assert "model task 'classification'" in capsys.readouterr().err
-    assert main(evaluate_args(tmp_path, ft, tmp_path / "e2", column="sex")) == 2
+    assert main(evaluate_args(tmp_path, ft, tmp_path / "e2", column="sex", base=ibd)) == 2
     assert "differ from metadata column 'sex'" in capsys.readouterr().err
     pred = pd.read_csv(ft / "predictions.tsv", sep="\t", dtype=str)
     pred.loc[pred["split"] == "val", "split"] = "test"  # val samples claimed as test
@@ -171,7 +192,7 @@ def test_compare_two_runs(tmp_path):
     files = []
     for run in ("small", "tiny"):
         out = tmp_path / "eval" / run / "ibd"
-        args = evaluate_args(tmp_path, ft, out, trees=10)
+        args = evaluate_args(tmp_path, ft, out)
         args[args.index("--run") + 1] = run
         assert main(args) == 0
         files.append(str(out / "metrics.json"))
@@ -179,28 +200,25 @@ def test_compare_two_runs(tmp_path):
     assert main(["compare", "--metrics", *files, "--out", str(tsv), "--plot", str(png)]) == 0
     table = pd.read_csv(tsv, sep="\t")
     assert list(table["run"]) == ["small", "tiny"] and (table["metric"] == "auroc").all()
-    assert table["random_forest"].nunique() == 1  # same split and seed: the same forest
-    np.testing.assert_allclose(table["difference"], table["aam"] - table["random_forest"], atol=2e-4)
+    assert table["random_forest"].nunique() == 1  # one fit of the baselines per split and target
+    best = table[["random_forest", "linear_clr", "hist_gradient_boosting"]].max(axis=1)
+    np.testing.assert_allclose(table["difference"], table["aam"] - best, atol=2e-4)
+    assert (table["best_baseline"] == table[["random_forest", "linear_clr", "hist_gradient_boosting"]]
+            .idxmax(axis=1)).all()
     assert png.read_bytes()[:4] == b"\x89PNG"
     assert main(["compare", "--metrics", files[0], files[0], "--out", str(tsv),
                  "--plot", str(png)]) == 2
 
 
-def test_settings_take_schema_defaults_and_reject_unknown_keys():
-    from aam.errors import InputError
-    from aam.stages.evaluate import load_evaluate_settings
-
-    s = load_evaluate_settings("{}")
-    assert s["random_forest"] == {"n_estimators": 500, "n_jobs": 1, "seed": None,
-                                  "train_splits": ["train", "val"]}
-    with pytest.raises(InputError, match="n_trees"):
-        load_evaluate_settings('{"random_forest": {"n_trees": 5}}')
-
-
 def test_true_class_unknown_to_the_model_is_an_input_error(tmp_path, capsys):
     ft = write_dataset(tmp_path)
     (ft / "model.json").write_text(json.dumps({"task": "classification", "classes": ["Control"]}))
-    assert main(evaluate_args(tmp_path, ft, tmp_path / "e")) == 2
+    args = evaluate_args(tmp_path, ft, tmp_path / "e")
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "baselines' classes ['Control', 'Crohns'] differ from the model's ['Control']" in err
+    at = args.index("--baselines")
+    assert main(args[:at] + args[at + 2:]) == 2  # the model alone
     assert "not among the classes" in capsys.readouterr().err
 
 
@@ -255,7 +273,7 @@ def test_classifier_predicting_one_class_is_flagged(tmp_path, caplog):
     assert m["degenerate_predictions"].startswith("one class ('Control') predicted for all 20 test samples")
     assert m["fold"] == "r0f1"
     assert "degenerate predictions of the AAM: one class ('Control')" in caplog.text
-    assert "of the random forest" not in caplog.text
+    assert "of the random forest" not in caplog.text and "of the HistGradientBoosting" not in caplog.text
     # a model that learned is not flagged
     ft2 = write_dataset(tmp_path / "ok")
     assert main(evaluate_args(tmp_path / "ok", ft2, tmp_path / "ok" / "eval")) == 0
@@ -283,7 +301,8 @@ def test_positive_class_orders_the_classes_and_auroc_scores_it(tmp_path):
     m = json.loads((out / "metrics.json").read_text())
     assert m["positive_class"] == "Control" and m["classes"] == ["Crohns", "Control"]
     pred = pd.read_csv(out / "predictions.tsv", sep="\t", dtype={"sample": str})
-    for who, prefix in (("aam", "aam"), ("random_forest", "rf")):
+    for who in MODELS:
+        prefix = who
         expected = roc_auc_score(pred["y_true"] == "Control", pred[f"{prefix}_prob_Control"])
         assert m["test"][who]["auroc"] == pytest.approx(expected, abs=1e-6)
         # rows and columns of the confusion matrix follow the new class order
@@ -296,5 +315,5 @@ def test_positive_class_orders_the_classes_and_auroc_scores_it(tmp_path):
 def test_positive_class_unknown_to_the_model_is_an_error(tmp_path, capsys):
     ft = write_dataset(tmp_path)
     assert main(evaluate_args(tmp_path, ft, tmp_path / "eval", extra=("--positive-class", "UC"))) == 2
-    assert "'UC' is not one of the model's classes" in capsys.readouterr().err
+    assert "'UC' is not one of the classes" in capsys.readouterr().err
     assert not (tmp_path / "eval").exists()

@@ -213,7 +213,8 @@ def test_every_list_of_metrics_is_the_registry_s(tmp_path):
                                 "test": {"aam": m, "random_forest": m}}))
     columns = list(comparison_table([path]).columns)
     assert [c for c in columns if c.startswith("aam_")] == [f"aam_{n}" for n in metric_names("regression")]
-    assert [c for c in columns if c.startswith("rf_")] == [f"rf_{n}" for n in metric_names("regression")]
+    assert [c for c in columns if c.startswith("random_forest_")] == [
+        f"random_forest_{n}" for n in metric_names("regression")]
 
 
 def test_training_monitors_the_registry_s_functions():

@@ -16,7 +16,12 @@ sys.path.insert(0, str(Path(__file__).parent))
 from test_engine import TinyModule, loaders  # noqa: E402
 
 from aam.training.engine import TrainerSettings, fit  # noqa: E402
-from aam.training.progress import batch_size_of, format_duration, progress_bar_enabled  # noqa: E402
+from aam.training.progress import (  # noqa: E402
+    batch_size_of,
+    format_duration,
+    progress_bar_enabled,
+    time_left,
+)
 
 
 def _lines(caplog) -> list[str]:
@@ -35,7 +40,7 @@ def test_one_line_per_epoch_with_losses_metric_rate_and_time_left(tmp_path, capl
         assert line.startswith(f"epoch {epoch}/3  step {8 * epoch}/24  train/loss ")
         for part in ("val/loss ", "(monitor val/loss ", "samples/s", "elapsed "):
             assert part in line, line
-    assert "left ~" in lines[0]
+    assert "run left ~" in lines[0]
     # the logged losses are the per-epoch history's
     for line, (_, row) in zip(lines, result.history.iterrows(), strict=True):
         logged = float(re.search(r"  val/loss (\S+)", line).group(1))
@@ -90,3 +95,58 @@ def test_batch_size_counts_samples():
 def test_format_duration():
     durations = (4.2, 61, 3599, 3600 * 5 + 60 * 7)
     assert [format_duration(s) for s in durations] == ["4s", "1m01s", "59m59s", "5h07m"]
+
+
+def test_time_left_covers_the_rest_of_the_run():
+    # 5 steps in 10 s, 20 steps in all: 15 steps to go at 2 s each, whatever the epoch
+    assert time_left(10.0, 5, 20, 5) == pytest.approx(30.0)
+    # resumed at step 8: 4 steps since in 6 s, at step 12 of 20
+    assert time_left(6.0, 4, 20, 12) == pytest.approx(12.0)
+    assert time_left(3.0, 0, 20, 0) is None and time_left(3.0, 2, None, 2) is None
+
+
+BAR_RUN = """
+import sys
+sys.path.insert(0, {tests!r})
+from test_engine import TinyModule, loaders
+from aam.training.engine import TrainerSettings, fit
+train, val = loaders(n=48, batch=8)
+s = TrainerSettings.from_dict(dict(max_epochs=2, lr=1e-2, warmup_steps=2, progress_bar=True,
+                                   patience=None, seed=1))
+fit(TinyModule(s), {out!r}, train_dataloaders=train, val_dataloaders=val)
+"""
+
+
+def run_in_terminal(rows: int, columns: int, code: str) -> str:
+    """What `code` writes to a pseudo-terminal of `rows` x `columns` (0 x 0: a terminal with no size)."""
+    import fcntl
+    import os
+    import pty
+    import select
+    import struct
+    import termios
+
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: the terminal's size is set before Python starts
+        os.execv(sys.executable, [sys.executable, "-c", code])
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
+    out = b""
+    while select.select([fd], [], [], 300)[0]:
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        out += chunk
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, out.decode(errors="replace")[-2000:]
+    return out.decode(errors="replace")
+
+
+@pytest.mark.parametrize("rows,columns", [(0, 0), (24, 100)])
+def test_terminal_bar_shows_the_run_time_left_even_without_a_terminal_size(tmp_path, rows, columns):
+    out = run_in_terminal(rows, columns, BAR_RUN.format(tests=str(Path(__file__).parent), out=str(tmp_path)))
+    bars = [line for line in out.replace("\r", "\n").splitlines() if "%|" in line]
+    assert bars, out[-2000:]
+    assert any("run left=~" in line for line in bars), bars[-3:]

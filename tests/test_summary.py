@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import biom
 import h5py
@@ -12,6 +13,7 @@ import pandas as pd
 
 from aam.cli import main
 from aam.evaluate.summary import (
+    cv_table,
     evaluation_tables,
     headline,
     html_table,
@@ -39,19 +41,30 @@ def test_split_before_and_after_rarefaction_by_hand():
     assert lost == {"test": ["C"]}
 
 
-def test_headline_takes_cv_columns_when_present():
+def test_headline_puts_every_baseline_beside_the_run():
     comparison = pd.DataFrame({
         "target": ["ibd", "ibd"], "task": ["classification"] * 2, "run": ["pre", "scratch"],
         "n_test": [58, 58], "metric": ["auroc"] * 2, "aam": [0.61, 0.55], "random_forest": [0.7, 0.7],
-        "difference": [-0.09, -0.15],
+        "linear_clr": [0.72, 0.72], "best_baseline": ["linear_clr"] * 2, "difference": [-0.11, -0.17],
     })
-    plain = headline(comparison)
-    assert list(plain["AAM − forest"]) == ["-0.090", "-0.150"] and "CV folds" not in plain.columns
-    with_cv = headline(comparison.assign(cv_n_folds=[5, 5], cv_aam_mean=[0.6, 0.5], cv_aam_sd=[0.1, 0.2],
-                                         cv_rf_mean=[0.66, 0.66], cv_rf_sd=[0.17, 0.17],
-                                         cv_difference=[-0.06, -0.16], cv_wilcoxon_p=[0.31, 0.06]))
-    assert list(with_cv["CV AAM (mean ± sd)"]) == ["0.600 ± 0.100", "0.500 ± 0.200"]
-    assert list(with_cv["Wilcoxon p"]) == ["0.310", "0.060"]
+    table = headline(comparison)
+    assert list(table.columns) == ["target", "run", "test samples", "metric", "AAM", "random forest",
+                                   "CLR + L2 logistic/ridge", "AAM − best baseline", "best baseline"]
+    assert list(table["AAM − best baseline"]) == ["-0.110", "-0.170"]
+
+
+def test_cv_table_of_a_cv_summary():
+    frame = pd.DataFrame({
+        "model": ["scratch", "random_forest"], "metric": ["auroc"] * 2, "n_folds": [10, 10],
+        "mean": [0.8, 0.75], "sd": [0.1, 0.05], "vs_random_forest_difference": [0.05, None],
+        "vs_random_forest_wins": [7, None], "vs_random_forest_losses": [3, None],
+        "vs_random_forest_wilcoxon_p": [0.2, None], "degenerate_folds": [1, 0],
+    })
+    table = cv_table(frame)
+    assert list(table["model"]) == ["scratch", "random forest"]
+    assert list(table["mean ± sd"]) == ["0.800 ± 0.100", "0.750 ± 0.050"]
+    assert list(table["vs random forest"]) == ["+0.050 (7/3, p 0.200)", ""]
+    assert list(table["degenerate folds"]) == [1, ""]
 
 
 def test_evaluation_tables_of_a_metrics_json():
@@ -61,8 +74,7 @@ def test_evaluation_tables_of_a_metrics_json():
                          "classes": ["Control", "Crohns"]},
                  "random_forest": {"n": 5, "accuracy": 0.8, "auroc": 0.9,
                                    "confusion_matrix": [[3, 0], [1, 1]]}},
-        "val": {"aam": {"n": 3, "accuracy": 1.0, "auroc": 1.0, "confusion_matrix": [[2, 0], [0, 1]]},
-                "random_forest": None},
+        "val": {"aam": {"n": 3, "accuracy": 1.0, "auroc": 1.0, "confusion_matrix": [[2, 0], [0, 1]]}},
     }
     scores, confusion = evaluation_tables(metrics)
     assert list(zip(scores["split"], scores["model"], scores["accuracy"], strict=True)) == [
@@ -86,8 +98,9 @@ def test_sequence_rows_put_the_model_beside_naive_bayes():
     assert row["model − naive Bayes"] == "0.050"
 
 
-def test_stage_writes_the_page(tmp_path):
-    root = tmp_path / "res" / "toy"
+def write_toy_results(results: Path) -> dict:
+    """A dataset `toy` under `results` with every file the results page reads; returns its plan."""
+    root = results / "toy"
     (root / "rarefied").mkdir(parents=True)
     (root / "ingest").mkdir()
     (root / "split").mkdir()
@@ -102,10 +115,16 @@ def test_stage_writes_the_page(tmp_path):
     with h5py.File(root / "rarefied/table.biom", "w") as fh:
         table.to_hdf5(fh, "test")
     pd.DataFrame({"target": ["dx"], "task": ["classification"], "run": ["r"], "n_test": [1],
-                  "metric": ["auroc"], "aam": [0.5], "random_forest": [0.75], "difference": [-0.25]}).to_csv(
+                  "metric": ["auroc"], "aam": [0.5], "random_forest": [0.75],
+                  "best_baseline": ["random_forest"],
+                  "difference": [-0.25]}).to_csv(
         root / "comparison" / "comparison.tsv", sep="\t", index=False)
-    plan = {"datasets": {"toy": {"class_column": "dx", "comparison": True, "faith_pd": False}},
+    return {"datasets": {"toy": {"class_column": "dx", "comparison": True, "faith_pd": False}},
             "sequences": {}}
+
+
+def test_stage_writes_the_page(tmp_path):
+    plan = write_toy_results(tmp_path / "res")
     out = tmp_path / "summary.html"
     argv = ["summary", "--results", str(tmp_path / "res"), "--settings", json.dumps(plan), "--out", str(out)]
     assert main(argv) == 0
@@ -116,4 +135,4 @@ def test_stage_writes_the_page(tmp_path):
     first = page[page.index('id="headline-toy"'):]
     first = first[: first.index("</table>")]
     cells = re.findall(r"<td[^>]*>([^<]*)</td>", first)
-    assert cells == ["dx", "r", "1", "auroc", "0.500", "0.750", "-0.250"]
+    assert cells == ["dx", "r", "1", "auroc", "0.500", "0.750", "-0.250", "random forest"]

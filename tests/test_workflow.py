@@ -18,7 +18,12 @@ import pandas as pd
 import pytest
 import yaml
 
+from aam.io.qza import read_archive
+
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "scripts"))
+from check_report import check_report, find_chromium  # noqa: E402
+
 SNAKEMAKE = Path(sys.executable).with_name("snakemake")
 SNAKEFILE = REPO / "workflow" / "Snakefile"
 DEMO_CONFIG = REPO / "config" / "config.yaml"
@@ -165,6 +170,11 @@ def test_changed_depth_reruns_rarefy_and_dependents_not_ingest(tmp_path):
     assert {"unifrac", "tokenize"} <= rules
 
 
+# Baselines that fit in a second or two: a smaller forest, fewer boosting rounds.
+FAST_BASELINES = {"random_forest": {"n_estimators": 50, "search_estimators": 10},
+                  "hist_gradient_boosting": {"max_iter": 20}}
+
+
 @pytest.mark.slow
 def most_training_jobs_at_once(log: str) -> int:
     """The most training jobs running at the same time, from Snakemake's job starts and ends."""
@@ -196,6 +206,13 @@ def test_whole_workflow_runs_end_to_end_and_reports(tmp_path):
     assert bundled["pretrained"] and "gg13_8_v4_small" in bundled["pretrained_from"]
     assert (results / "ibd2538" / "comparison" / "comparison.tsv").read_text().count("\n") >= 3
     assert list((results / "sequences").glob("*/eval/*/metrics.json"))
+    assert_qiime2_artifacts(results)
+    # the stages' warnings of the run (e.g. one-class predictions) end Snakemake's console output
+    warned = [line for log in (results / "logs").rglob("*.log") for line in log.read_text().splitlines()
+              if " WARNING aam." in line]
+    if warned:
+        assert "Warnings of this run's stages" in done.stderr
+        assert warned[0].split(": ", 1)[1] in done.stderr
 
     again = snakemake(tmp_path, "-n")
     assert "Nothing to be done" in again.stdout + again.stderr
@@ -211,6 +228,30 @@ def test_whole_workflow_runs_end_to_end_and_reports(tmp_path):
     assert report.returncode == 0, (report.stdout + report.stderr)[-3000:]
     assert (tmp_path / "report.html").stat().st_size > 100_000
     assert_report_opens_with_results(tmp_path / "report.html", results)
+    if find_chromium() is not None:  # and the front page shows it without scrolling
+        seen = check_report(tmp_path / "report.html", [(1280, 800)], out_dir=tmp_path / "shots")
+        assert seen[0]["visible"], seen
+
+
+def assert_qiime2_artifacts(results: Path) -> None:
+    """qiime2.export wrote each artifact with its semantic type (tests/test_qza_export.py checks
+    their formats)."""
+    expected = {
+        "ibd2538/qiime2/rarefied_table.qza": "FeatureTable[Frequency]",
+        "ibd2538/qiime2/unweighted_unifrac_distance_matrix.qza": "DistanceMatrix",
+        "ibd2538/qiime2/unweighted_unifrac_pcoa_results.qza": "PCoAResults",
+        "ibd2538/qiime2/faith_pd_vector.qza": "SampleData[AlphaDiversity]",
+        "ibd2538/qiime2/eval/pretrained/ibd/predictions.qza": "SampleData[ClassifierPredictions]",
+        "ibd2538/qiime2/eval/pretrained/ibd/probabilities.qza": "SampleData[Probabilities]",
+        "ibd2538/qiime2/eval/pretrained/ibd/embeddings.qza": "ImmutableMetadata",
+        "sequences/gg13_8_v4_3k/qiime2/classify/contrastive_small/taxonomy.qza": "FeatureData[Taxonomy]",
+    }
+    for path, kind in expected.items():
+        archive = read_archive(results / path)
+        assert archive.type == kind and archive.checksum_mismatches() == [], path
+    ids = pd.read_csv(results / "ibd2538/eval/pretrained/ibd/predictions.tsv", sep="\t", dtype=str)["sample"]
+    predicted = read_archive(results / "ibd2538/qiime2/eval/pretrained/ibd/predictions.qza").data()
+    assert predicted["predictions.tsv"].decode().split("\n")[1].split("\t")[0] == ids[0]
 
 
 def assert_report_opens_with_results(report: Path, results: Path) -> None:
@@ -265,15 +306,18 @@ def test_cv_dry_run_fans_out_the_folds(tmp_path):
     cv_config(tmp_path, folds=5)
     result = snakemake(tmp_path, "-n")
     rules = planned_rules(result)
-    assert {"cv_split", "pretrain_split", "finetune_cv", "evaluate_cv", "cv_summary", "compare"} <= rules
+    assert {"cv_split", "pretrain_split", "finetune_cv", "evaluate_cv", "baselines_cv", "cv_summary",
+            "leaderboard"} <= rules
+    assert not rules & {"finetune", "evaluate", "baselines", "compare"}  # the folds are the results
     text = result.stdout + result.stderr
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", text, flags=re.MULTILINE))
-    # 5 folds x 2 runs (pretrained, scratch), one pretraining for all folds
+    # 5 folds x 2 runs (pretrained, scratch), one pretraining for all folds, one baselines job per fold
     assert counts["finetune_cv"] == "10" and counts["evaluate_cv"] == "10" and counts["pretrain"] == "1"
+    assert counts["baselines_cv"] == "5"
     for fold in ("r0f0", "r0f4"):
         assert f"results/ibd2538/cv/{fold}/models/scratch/finetune/ibd/model.safetensors" in text
         assert f"--splits {tmp_path}/results/ibd2538/cv/split/{fold}.tsv" in text
-    assert "--fold r0f4" in text and "--cv-summaries" in text
+    assert "--fold r0f4" in text and f"--baselines {tmp_path}/results/ibd2538/cv/r0f4/baselines/ibd" in text
     assert "ibd2538/cv/r0f5" not in text
     assert "--splits " + str(tmp_path / "results/ibd2538/pretrain_splits.tsv") in text
 
@@ -321,8 +365,8 @@ def small_ibd(workdir: Path) -> dict:
 
 @pytest.mark.slow
 def test_tiny_cross_validation_end_to_end(tmp_path):
-    """2 folds x 2 runs with a few training steps: every fold's models and forest tested on that
-    fold's test samples, each sample tested once, the summary and the comparison's CV columns."""
+    """2 folds x 2 runs with a few training steps: every fold's models and baselines tested on that
+    fold's test samples, each sample tested once, the summary and the leaderboard."""
     path = cv_config(tmp_path, folds=2, sequences={}, seq_models={"runs": {}})
     config = yaml.safe_load(path.read_text())
     config["datasets"] = {"ibd2538": small_ibd(tmp_path)}
@@ -333,11 +377,12 @@ def test_tiny_cross_validation_end_to_end(tmp_path):
             if "trainer" in run.get(phase, {}):
                 run[phase]["trainer"].update(max_epochs=1, limit_train_batches=2, limit_val_batches=2,
                                              warmup_steps=1, patience=None)
-    config["evaluate"]["random_forest"]["n_estimators"] = 20
+    config["evaluate"]["baselines"].update(FAST_BASELINES)
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     results = tmp_path / "results" / "ibd2538"
     done = snakemake(tmp_path, "--resources", "gpu=2", "--cores", "2",
-                     str(results / "cv_summary/ibd/summary.json"))
+                     str(results / "cv_summary/ibd/summary.json"),
+                     str(tmp_path / "results/benchmark/leaderboard.tsv"))
     assert done.returncode == 0, (done.stdout + done.stderr)[-5000:]
 
     folds = pd.read_csv(results / "cv/split/folds.tsv", sep="\t", dtype={"sample": str})
@@ -348,14 +393,21 @@ def test_tiny_cross_validation_end_to_end(tmp_path):
         for run in ("pretrained", "scratch"):
             pred = pd.read_csv(results / f"cv/{fold}/eval/{run}/ibd/predictions.tsv", sep="\t",
                                dtype={"sample": str})
-            assert set(pred["sample"]) == expected - rarefied  # the AAM and the forest: the fold's test
-            assert pred["rf_pred"].notna().all()
+            assert set(pred["sample"]) == expected - rarefied  # the AAM and the baselines: the fold's test
+            columns = ["random_forest_pred", "linear_clr_pred", "hist_gradient_boosting_pred"]
+            assert pred[columns].notna().all().all()
+        base = pd.read_csv(results / f"cv/{fold}/baselines/ibd/predictions.tsv", sep="\t",
+                           dtype={"sample": str})
+        assert set(base["sample"]) == expected - rarefied  # fit once per fold, on the same test samples
         tested += sorted(pred["sample"])
     assert len(tested) == len(set(tested))  # each sample tested once
     summary = json.loads((results / "cv_summary/ibd/summary.json").read_text())
     assert summary["folds"] == ["r0f0", "r0f1"]
-    assert set(summary["models"]) == {"pretrained", "scratch", "random_forest"}
-    assert summary["models"]["pretrained"]["versus_forest"]["n"] == 2
+    assert set(summary["models"]) == {"pretrained", "scratch", "random_forest", "linear_clr",
+                                      "hist_gradient_boosting"}
+    assert summary["models"]["pretrained"]["versus"]["linear_clr"]["n"] == 2
+    board = pd.read_csv(tmp_path / "results/benchmark/leaderboard.tsv", sep="\t")
+    assert set(board["model"]) == set(summary["models"]) and (board["n_tasks"] == 1).all()
     assert (results / "cv_summary/ibd/summary.png").exists()
     # pretraining ran once, on every table sample
     pretrain = pd.read_csv(results / "pretrain_splits.tsv", sep="\t", dtype={"sample": str})

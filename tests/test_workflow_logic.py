@@ -57,7 +57,7 @@ def with_corpus(tmp_path: Path) -> dict:
 
 
 def test_final_targets_of_the_demo(tmp_path):
-    config = demo(tmp_path)
+    config = demo(tmp_path, qiime2={"export": False})  # its .qza files: test_qiime2_artifacts_of_the_demo
     res = f"{tmp_path}/res"
     ibd = f"{res}/ibd2538"
     expected = [
@@ -165,8 +165,8 @@ def test_short_settings_are_inline_and_long_ones_a_file_named_by_their_hash(tmp_
 
 def test_stage_sections_leave_out_what_changes_no_result(tmp_path):
     config = demo(tmp_path)
-    section = settings.evaluate_settings(config)
-    assert "n_jobs" not in section["random_forest"] and section["random_forest"]["n_estimators"] == 500
+    section = settings.baseline_settings(config)
+    assert "n_jobs" not in section and section["random_forest"]["n_estimators"] == 500
     assert "pretrain_val_fraction" not in settings.split_settings(config)
     assert set(settings.aam_run_settings(config, "scratch", "data", "model", "finetune")) == {
         "data", "model", "finetune"}
@@ -345,3 +345,40 @@ def test_corpus_runs_are_checked_before_the_dag(tmp_path, change, message):
     config = with_corpus(tmp_path)
     change(config["pretrain_corpus"]["gut"])
     bad(config, message)
+
+
+def test_qiime2_artifacts_of_the_demo(tmp_path):
+    """qiime2.export: the core-metrics names per dataset, three files per evaluation and predict
+    entry (probabilities for classification only), the taxonomy of each contrastive run; none without it."""
+    from aam.workflow import qiime2
+
+    config = demo(tmp_path, predict={"new": {"dataset": "ibd2538", "run": "scratch", "target": "ibd",
+                                             "table": "new.biom"}})
+    res = f"{tmp_path}/res"
+    files = qiime2.dataset_artifacts(config, "ibd2538")
+    assert targets.unifrac_format(config, "ibd2538") == "tsv"  # 470 samples
+    base = [f"{res}/ibd2538/qiime2/{name}.qza" for name in (
+        "rarefied_table", "unweighted_unifrac_distance_matrix", "unweighted_unifrac_pcoa_results",
+        "weighted_normalized_unifrac_distance_matrix", "weighted_normalized_unifrac_pcoa_results",
+        "faith_pd_vector")]
+    assert files[:6] == base
+    per_source = [f"{res}/ibd2538/qiime2/{source}/{name}.qza"
+                  for source in ("eval/pretrained/ibd", "eval/scratch/ibd", "eval/bundled/ibd", "predict/new")
+                  for name in ("predictions", "embeddings", "probabilities")]
+    assert files[6:] == per_source
+    assert qiime2.sequence_artifacts(config, "gg13_8_v4_3k") == [
+        f"{res}/sequences/gg13_8_v4_3k/qiime2/classify/contrastive_small/taxonomy.qza"]
+    assert set(files) <= set(targets.final_targets(config))
+    assert qiime2.prediction_type(config, "ibd2538", "predict/new") == "SampleData[ClassifierPredictions]"
+    assert qiime2.prediction_files(config, "ibd2538", "eval/scratch/ibd") == {
+        "source": f"{res}/ibd2538/eval/scratch/ibd/predictions.tsv",
+        "provenance": f"{res}/ibd2538/eval/scratch/ibd/metrics.json"}
+    assert qiime2.embedding_files(config, "ibd2538", "eval/scratch/ibd") == {
+        "source": f"{res}/ibd2538/models/scratch/finetune/ibd/embeddings.parquet",
+        "provenance": f"{res}/ibd2538/models/scratch/finetune/ibd/model.json"}
+    assert qiime2.embedding_files(config, "ibd2538", "predict/new")["provenance"] == \
+        f"{res}/ibd2538/predict/new/predict.json"
+    binary = demo(tmp_path, unifrac={**config["unifrac"], "format": "hdf5"})
+    assert not any("distance_matrix" in f for f in qiime2.dataset_artifacts(binary, "ibd2538"))
+    off = demo(tmp_path, qiime2={"export": False})
+    assert qiime2.dataset_artifacts(off, "ibd2538") == qiime2.sequence_artifacts(off, "gg13_8_v4_3k") == []

@@ -42,7 +42,7 @@ def test_targets_without_runs_warn(tmp_path):
     write_config(tmp_path, aam={"runs": {}})
     result = snakemake(tmp_path, "-n")
     rules = planned_rules(result)
-    assert "no aam.runs: no model is trained or evaluated" in result.stdout + result.stderr
+    assert "no aam.runs and no evaluate.cv: no model is trained or evaluated" in result.stdout + result.stderr
     assert "evaluate" not in rules and "rarefy" in rules
     write_config(tmp_path)
     assert "no aam.runs" not in (lambda r: r.stdout + r.stderr)(snakemake(tmp_path, "-n"))

@@ -30,16 +30,20 @@ STAGES: dict[str, tuple[str, str]] = {
     "pretrain": ("pretrain", "pretrain the AAM sequence encoder on UniFrac + masked nucleotides"),
     "corpus-pretrain": ("corpus_pretrain", "pretrain one AAM sequence encoder on a corpus of studies"),
     "finetune": ("finetune", "fine-tune an AAM regressor or classifier on one target"),
-    "evaluate": ("evaluate", "evaluate a fine-tuned model beside a random forest on the test split"),
+    "baselines": ("baselines", "random forest, CLR + L2 linear model and boosted trees, tuned by nested CV"),
+    "evaluate": ("evaluate", "evaluate a fine-tuned model beside the baselines on the test split"),
     "compare": ("compare", "compare the evaluated runs of a dataset"),
-    "summary": ("summary", "the report's results page: runs beside the forest, splits, dropped samples"),
+    "summary": ("summary", "the report's results page: runs beside the baselines, splits, dropped samples"),
     "predict": ("predict", "apply a fine-tuned AAM model to a new table: predictions and embeddings"),
-    "cv-summary": ("cv_summary", "cross-validated runs vs the random forest: mean +- sd, paired tests"),
+    "cv-summary": ("cv_summary", "cross-validated runs vs the baselines: mean +- sd, paired tests"),
+    "leaderboard": ("leaderboard", "every model ranked over the cross-validated tasks, with paired tests"),
     "seq-prepare": ("seq_prepare", "validate and split a DNA sequence collection"),
     "seq-train": ("seq_train", "train a contrastive embedder or VQ-Transformer on DNA sequences"),
     "embed": ("embed", "embed DNA sequences with a trained contrastive model"),
     "seq-evaluate": ("seq_evaluate", "evaluate DNA sequence models (kNN taxonomy vs naive Bayes, VQ)"),
     "classify": ("classify", "assign a taxonomy to DNA reads with a trained contrastive model"),
+    "export-qza": ("export_qza", "write one of the workflow's files as a QIIME 2 artifact (.qza)"),
+    "versions": ("versions", "the Python, package, CUDA and GPU versions in use, as a TSV"),
 }
 
 

@@ -150,9 +150,16 @@ def _check_pretrain_source(config: dict[str, Any], run: str, pre: dict[str, Any]
 def _check_datasets(config: dict[str, Any], where: str) -> None:
     """Dataset names that clash with a results folder; a split's stratify target that a dataset lacks."""
     datasets = config.get("datasets", {})
-    if "corpus" in datasets:
-        raise InputError(f"{where}: datasets: the name 'corpus' is taken by results/corpus/ "
-                         "(pretrain_corpus); rename it")
+    for taken, by in (("corpus", "results/corpus/ (pretrain_corpus)"), ("benchmark", "results/benchmark/ "
+                                                                              "(the leaderboard)")):
+        if taken in datasets:
+            raise InputError(f"{where}: datasets: the name '{taken}' is taken by {by}; rename it")
+    # models in one leaderboard: a run may not take a baseline's name (the schema's list of them)
+    evaluate = load_schema()["properties"]["evaluate"]["properties"]
+    baselines = set(evaluate["baselines"]["properties"]["models"]["items"]["enum"])
+    clash = sorted(set(config.get("aam", {}).get("runs", {})) & baselines)
+    if clash:
+        raise InputError(f"{where}: aam/runs: {clash[0]!r} is the name of a baseline; rename the run")
     for name, dataset in datasets.items():
         try:
             stratify_column(config.get("split", {}), dataset.get("targets", []))

@@ -4,10 +4,15 @@ Every ``model.json`` and ``metrics.json`` carries a ``provenance`` block, as QII
 of an artifact: which code made it (``aam_version``, ``git_commit`` when the package runs from a
 git checkout, ``git_dirty`` when that checkout has uncommitted changes) and with which settings and
 seed. Nothing time-dependent goes in, so the same code, config and seed still give identical files.
+
+The settings recorded are the ones the stage used, not only the ones it was given: a thread count
+from ``--threads`` (the rule's threads) replaces the config's, a pretrained encoder's sizes replace
+the run's model section (`used_settings`).
 """
 
 from __future__ import annotations
 
+import copy
 import functools
 import subprocess
 from pathlib import Path
@@ -59,3 +64,20 @@ def provenance(settings: Any = None, seed: int | None = None, **extra: Any) -> d
         block["seed"] = int(seed)
     block.update(extra)
     return block
+
+
+def used_settings(settings: dict[str, Any], **used: Any) -> dict[str, Any]:
+    """A copy of `settings` with the values the stage actually used in place: keyword names are
+    paths with ``__`` between levels (``finetune__trainer=trainer.as_dict()``), a value of None
+    removes the key."""
+    out = copy.deepcopy(settings)
+    for path, value in used.items():
+        *parents, last = path.split("__")
+        node = out
+        for key in parents:
+            node = node.setdefault(key, {})
+        if value is None:
+            node.pop(last, None)
+        else:
+            node[last] = value
+    return out

@@ -5,7 +5,10 @@ from functools import partial
 
 from snakemake.logging import logger
 
-from aam.workflow import commands, resources, sequences, settings, sources, targets
+import time
+
+from aam.workflow import commands, qiime2, resources, sequences, settings, sources, targets
+from aam.workflow import warnings as stage_warnings
 
 RESULTS = config["results"]
 AAM_RUNS = config["aam"]["runs"]
@@ -136,3 +139,32 @@ def corpus_trainer(wc):
 
 def seq_trainer(wc):
     return resources.seq_trainer(config, wc.run)
+
+
+# --- QIIME 2 export (aam.workflow.qiime2) ---
+
+
+def qza_export(kind, extra=""):
+    return logged(qiime2.export_command(kind, extra))
+
+
+def qza_prediction_files(wc):
+    return qiime2.prediction_files(config, wc.dataset, wc.source)
+
+
+def qza_embedding_files(wc):
+    return qiime2.embedding_files(config, wc.dataset, wc.source)
+
+
+def qza_prediction_type(wc):
+    return qiime2.prediction_type(config, wc.dataset, wc.source)
+
+
+# --- the end of a run: the stages' warnings of this run, from their logs (aam.workflow.warnings) ---
+RUN_STARTED = time.time()
+
+
+def print_stage_warnings():
+    text = stage_warnings.report(log_file(""), RUN_STARTED)
+    if text:
+        print(text, file=sys.stderr)

@@ -1,11 +1,13 @@
 # Rules of this phase; helpers: workflow/rules/common.smk, which binds the package aam.workflow.
 # Active when `evaluate.cv` is set.
 # cv_split: the folds of a dataset, each as a splits.tsv (results/{dataset}/cv/split/{fold}.tsv).
-# finetune_cv, evaluate_cv: the finetune and evaluate rules on one fold's splits.tsv, under
-#   results/{dataset}/cv/{fold}/ (same commands, settings and pretrained encoder: those rules name
-#   their per-split inputs and folders with scoped(), so only outputs, log and benchmark differ
-#   here; every fold is its own job, so folds run in parallel and a finished fold is never retrained).
-# cv_summary: per dataset and target, every run beside the forest over the folds.
+# finetune_cv, evaluate_cv, baselines_cv: the finetune, evaluate and baselines rules on one fold's
+#   splits.tsv, under results/{dataset}/cv/{fold}/ (same commands, settings and pretrained encoder:
+#   those rules name their per-split inputs and folders with scoped(), so only outputs, log and
+#   benchmark differ here; every fold is its own job, so folds run in parallel and a finished fold is
+#   never retrained). The baselines of a fold are fit once, whatever the number of runs.
+# cv_summary: per dataset and target, every run beside every baseline over the folds.
+# leaderboard: every model ranked over every dataset and target (results/benchmark/).
 #
 # Pretraining is not per fold: it is self-supervised (no target is read) and runs once per dataset
 # and run on every table sample (rule pretrain_split); every fold fine-tunes from it.
@@ -63,6 +65,16 @@ use rule finetune as finetune_cv with:
         benchmark_file("{dataset}/cv/{fold}/finetune/{run}/{target}.tsv")
 
 
+use rule baselines as baselines_cv with:
+    output:
+        metrics=out("{dataset}", "cv/{fold}/baselines/{target}/metrics.json"),
+        predictions=out("{dataset}", "cv/{fold}/baselines/{target}/predictions.tsv"),
+    log:
+        log_file("{dataset}/cv/{fold}/baselines/{target}.log"),
+    benchmark:
+        benchmark_file("{dataset}/cv/{fold}/baselines/{target}.tsv")
+
+
 use rule evaluate as evaluate_cv with:
     output:
         metrics=out("{dataset}", "cv/{fold}/eval/{run}/{target}/metrics.json"),
@@ -75,10 +87,11 @@ use rule evaluate as evaluate_cv with:
 
 
 rule cv_summary:
-    """Every AAM run beside the random forest over the folds: mean +- sd, the paired per-fold
-    difference with Wilcoxon signed-rank and sign-test p-values, one point per fold per model."""
+    """Every AAM run beside every baseline over the folds: mean +- sd, the paired per-fold
+    differences with Wilcoxon signed-rank and sign-test p-values, one point per fold per model."""
     input:
-        lambda wc: targets.cv_fold_evaluations(config, wc.dataset, wc.target),
+        metrics=lambda wc: targets.cv_fold_evaluations(config, wc.dataset, wc.target),
+        baselines=lambda wc: targets.cv_fold_baselines(config, wc.dataset, wc.target),
     output:
         table=report(
             out("{dataset}", "cv_summary/{target}/summary.tsv"),
@@ -104,6 +117,41 @@ rule cv_summary:
         "../envs/aam.yaml"
     shell:
         logged(
-            "aam cv-summary --metrics {input:q} --out {output.table:q} --json {output.json:q}"
-            " --plot {output.plot:q}"
+            "aam cv-summary --metrics {input.metrics:q} --baselines {input.baselines:q} --out {output.table:q}"
+            " --json {output.json:q} --plot {output.plot:q}"
         )
+
+
+rule leaderboard:
+    """The benchmark page: every model (AAM runs and baselines) ranked over every dataset and target
+    of the config, with its wins and losses against each baseline and paired tests."""
+    input:
+        targets.all_cv_summaries(config),
+    output:
+        table=targets.leaderboard_file(config, "leaderboard.tsv"),
+        tasks=targets.leaderboard_file(config, "tasks.tsv"),
+        pairs=targets.leaderboard_file(config, "pairs.tsv"),
+        json=targets.leaderboard_file(config, "leaderboard.json"),
+        page=report(
+            targets.leaderboard_file(config, "leaderboard.html"),
+            caption="../report/leaderboard.rst",
+            category="Benchmark",
+            labels={"file": "leaderboard"},
+        ),
+        plot=report(
+            targets.leaderboard_file(config, "leaderboard.png"),
+            caption="../report/leaderboard.rst",
+            category="Benchmark",
+            labels={"file": "ranks per task"},
+        ),
+    params:
+        out_dir=lambda wc, output: os.path.dirname(output.table),
+    log:
+        log_file("leaderboard.log"),
+    benchmark:
+        benchmark_file("leaderboard.tsv")
+    threads: 1
+    conda:
+        "../envs/aam.yaml"
+    shell:
+        logged("aam leaderboard --summaries {input:q} --out-dir {params.out_dir:q}")

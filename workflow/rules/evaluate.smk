@@ -1,24 +1,62 @@
 # Rules of this phase; helpers: workflow/rules/common.smk, which binds the package aam.workflow.
-# evaluate: each run's fine-tuned model on the test split beside a random forest on the same samples.
-# compare: every run and target of a dataset in one table and one bar chart (with the CV columns
-# when evaluate.cv is set).
+# baselines: once per split and target, the baselines of evaluate.baselines (random forest, CLR + L2
+# linear model, HistGradientBoosting), each tuned by grouped inner CV on the training samples, on the
+# rarefied table; every run's evaluate job reads them (none refits a baseline).
+# evaluate: each run's fine-tuned model on the test split beside the baselines on the same samples.
+# compare: every run and target of a dataset in one table and one bar chart.
 #
-# Rerun scope: evaluate's params are the `evaluate:` section (without random_forest.n_jobs, which
-# changes no result and reaches the stage as the rule's threads), the seed and the target's column,
-# type and positive_class; its inputs the run's fine-tuned model files, the pretraining history where the run
-# pretrains, the rarefied table, the split and the metadata.
+# Rerun scope: baselines' params are the evaluate.baselines section (without n_jobs, which changes
+# no result and reaches the stage as the rule's threads), the seed and the target's column, type,
+# classes and positive_class; evaluate's inputs are the run's fine-tuned model files, the pretraining
+# history where the run pretrains, the baselines, the split and the metadata.
+
+
+rule baselines:
+    """The baselines of one split and target, hyperparameters chosen by nested grouped CV: fit once,
+    read by every run's evaluation."""
+    input:
+        rarefied=out("{dataset}", "rarefied/table.biom"),
+        splits=splits_file,
+        samples=out("{dataset}", "ingest/samples.parquet"),
+    output:
+        metrics=out("{dataset}", "baselines/{target}/metrics.json"),
+        predictions=out("{dataset}", "baselines/{target}/predictions.tsv"),
+    params:
+        settings=settings_arg(settings.baseline_settings(config)),
+        seed=config["seed"],
+        column=lambda wc: target_config(wc)["column"],
+        task=lambda wc: target_config(wc)["type"],
+        classes=lambda wc: settings.classes_arg(target_config(wc)),
+        positive=lambda wc: target_config(wc).get("positive_class") or "",
+        out_dir=lambda wc: scoped(wc, f"baselines/{wc.target}"),
+        fold=fold_arg,
+    log:
+        log_file("{dataset}/baselines/{target}.log"),
+    benchmark:
+        benchmark_file("{dataset}/baselines/{target}.tsv")
+    threads: config["evaluate"]["baselines"]["n_jobs"]
+    conda:
+        "../envs/aam.yaml"
+    shell:
+        logged(
+            "aam baselines --rarefied {input.rarefied:q} --splits {input.splits:q} --samples {input.samples:q}"
+            " --target-column {params.column:q} --task {params.task} --target {wildcards.target:q}"
+            " --classes {params.classes:q} --positive-class {params.positive:q}"
+            " --dataset {wildcards.dataset:q} {params.fold} --seed {params.seed}"
+            " --settings {params.settings:q} --threads {threads} --out-dir {params.out_dir:q}"
+        )
 
 
 rule evaluate:
-    """Test-split metrics, predictions and plots of one run's model for one target, beside a random
-    forest (q2-sample-classifier recipe) trained on train + val of the rarefied table."""
+    """Test-split metrics, predictions and plots of one run's model for one target, beside the
+    baselines fit on the same split (rule baselines) and scored on the same samples."""
     input:
         model=lambda wc: scoped(wc, f"models/{wc.run}/finetune/{wc.target}/model.json"),
         predictions=lambda wc: scoped(wc, f"models/{wc.run}/finetune/{wc.target}/predictions.tsv"),
         history=lambda wc: scoped(wc, f"models/{wc.run}/finetune/{wc.target}/metrics.csv"),
         embeddings=lambda wc: scoped(wc, f"models/{wc.run}/finetune/{wc.target}/embeddings.parquet"),
         pretrain_history=pretrain_history_inputs,
-        rarefied=out("{dataset}", "rarefied/table.biom"),
+        baselines=lambda wc: scoped(wc, f"baselines/{wc.target}/predictions.tsv"),
         splits=splits_file,
         samples=out("{dataset}", "ingest/samples.parquet"),
     output:
@@ -39,38 +77,35 @@ rule evaluate:
             labels={"run": "{run}", "file": "{figure}"},
         ),
     params:
-        settings=settings_arg(settings.evaluate_settings(config)),
-        seed=config["seed"],
         column=lambda wc: target_config(wc)["column"],
         task=lambda wc: target_config(wc)["type"],
         positive=lambda wc: target_config(wc).get("positive_class") or "",
         finetune_dir=lambda wc: scoped(wc, f"models/{wc.run}/finetune/{wc.target}"),
         pretrain=pretrain_dir_arg,
+        baselines=lambda wc: scoped(wc, f"baselines/{wc.target}"),
         out_dir=lambda wc: scoped(wc, f"eval/{wc.run}/{wc.target}"),
         fold=fold_arg,
     log:
         log_file("{dataset}/evaluate/{run}/{target}.log"),
     benchmark:
         benchmark_file("{dataset}/evaluate/{run}/{target}.tsv")
-    threads: config["evaluate"]["random_forest"]["n_jobs"]
+    threads: 1
     conda:
         "../envs/aam.yaml"
     shell:
         logged(
             "aam evaluate --finetune-dir {params.finetune_dir:q} {params.pretrain}"
-            " --rarefied {input.rarefied:q} --splits {input.splits:q} --samples {input.samples:q}"
+            " --baselines {params.baselines:q} --splits {input.splits:q} --samples {input.samples:q}"
             " --target-column {params.column:q} --task {params.task} --target {wildcards.target:q}"
             " --positive-class {params.positive:q}"
-            " --run {wildcards.run:q} --dataset {wildcards.dataset:q} {params.fold} --seed {params.seed}"
-            " --settings {params.settings:q} --threads {threads} --out-dir {params.out_dir:q}"
+            " --run {wildcards.run:q} --dataset {wildcards.dataset:q} {params.fold} --out-dir {params.out_dir:q}"
         )
 
 
 rule compare:
-    """One table and one bar chart of every run and target of a dataset, the forest beside each."""
+    """One table and one bar chart of every run and target of a dataset, the baselines beside each."""
     input:
         metrics=lambda wc: targets.evaluation_targets(config, wc.dataset),
-        cv=lambda wc: cv_summary_targets(wc.dataset),
     output:
         table=report(
             out("{dataset}", "comparison/comparison.tsv"),
@@ -95,6 +130,5 @@ rule compare:
         "../envs/aam.yaml"
     shell:
         logged(
-            "aam compare --metrics {input.metrics:q} --cv-summaries {input.cv:q}"
-            " --out {output.table:q} --plot {output.plot:q}"
+            "aam compare --metrics {input.metrics:q} --out {output.table:q} --plot {output.plot:q}"
         )

@@ -53,7 +53,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import scipy.sparse as sp
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -61,6 +60,7 @@ from torch.utils.data import DataLoader, Dataset
 from aam.data.ranks import EpochSampler, ShardsByRank
 from aam.data.rarefy import rarefy_rows
 from aam.errors import InputError
+from aam.io.metadata import read_target_column
 from aam.io.parquet_cache import FeatureCache, SampleCache, read_features, read_samples
 from aam.io.splits import read_splits
 
@@ -225,38 +225,6 @@ class Collate:
 
 
 # ---------------------------------------------------------------------------------------- inputs
-
-
-_MISSING = {"", "nan", "na", "n/a", "none", "null"}
-
-
-def read_target_column(path: str | os.PathLike, column: str, classes=None) -> dict[str, str]:
-    """{sample: raw value} of one metadata column (Parquet or TSV; IDs as strings); missing
-    values (empty, NA, Qiita's 'not provided'/'not applicable'/'missing: ...') are left out, and so
-    are values outside `classes` when it is given (a target's `classes`: the samples it models)."""
-    path = Path(path)
-    if path.suffix == ".parquet":
-        table = pd.read_parquet(path)
-    else:
-        table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, comment=None)
-    if column not in table.columns:
-        raise InputError(f"{path}: no target column {column!r}")
-    names = ("sample", "sample_id", "sample_name", "sample-id", "sampleid", "#sampleid", "#sample id", "id")
-    sample_col = next((c for c in table.columns if c.lower() in names), table.columns[0])
-    out = {}
-    for sample, value in zip(table[sample_col].astype(str), table[column], strict=True):
-        if value is None or (isinstance(value, float) and np.isnan(value)):
-            continue
-        text = str(value).strip()
-        low = text.lower()
-        if low in _MISSING or low.startswith(("missing", "not applicable", "not provided", "not collected",
-                                              "restricted access")):
-            continue
-        out[sample] = text
-    if classes is not None:
-        wanted = {str(c) for c in classes}
-        out = {sample: value for sample, value in out.items() if value in wanted}
-    return out
 
 
 # ------------------------------------------------------------------------------------ datamodule

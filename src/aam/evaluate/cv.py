@@ -1,11 +1,13 @@
-"""Cross-validated comparison: per-fold scores, mean +- sd per model, paired tests against the forest.
+"""Cross-validated comparison: per-fold scores, mean +- sd per model, paired tests against each baseline.
 
-Every fold's ``metrics.json`` (`aam evaluate --fold r0f3`) holds one AAM run and the random forest
-scored on the same test samples, so the fold is the unit of pairing. For each model, over its folds:
+Per fold, each AAM run's ``metrics.json`` (`aam evaluate --fold r0f3`) and the fold's baselines
+(`aam baselines`: random forest, CLR + L2 linear model, HistGradientBoosting, fit once per fold)
+are scored on the same test samples (their ``test_samples`` fingerprints must agree), so the fold
+is the unit of pairing. For each model, over its folds:
 
     mean, sd (sample standard deviation, ddof = 1)
 
-For each AAM run, with d_k = AAM_k - forest_k the paired difference on fold k:
+For each model and each baseline, with d_k = model_k - baseline_k the paired difference on fold k:
 
     Wilcoxon signed-rank test (scipy.stats.wilcoxon, two-sided): zero differences are dropped
         (Wilcoxon's method); exact null distribution for small n without ties, normal otherwise.
@@ -28,9 +30,10 @@ import pandas as pd
 from scipy import stats
 
 from aam.data.split import parse_fold_name
+from aam.evaluate.baselines import BASELINES
 from aam.evaluate.metrics import PRIMARY_METRIC, secondary_metrics
 
-FOREST = "random_forest"
+PAIRED_COLUMNS = ("difference", "wins", "losses", "wilcoxon_p", "sign_p")
 
 
 def paired_tests(differences: Sequence[float]) -> dict:
@@ -60,52 +63,46 @@ def paired_tests(differences: Sequence[float]) -> dict:
     return out
 
 
-def fold_scores(records: Iterable[Mapping]) -> tuple[pd.DataFrame, str]:
-    """Long table of test scores from fold metrics.json records: one row per (fold, model).
+def fold_scores(
+    records: Iterable[Mapping], baseline_records: Iterable[Mapping] = ()
+) -> tuple[pd.DataFrame, str]:
+    """Long table of test scores: one row per (fold, model).
 
-    Columns: fold, model (the run name, or ``random_forest``), every test metric of the task,
-    ``degenerate`` (the AAM run's degenerate_predictions, else None). The forest is trained once per
-    run on the same fold with the same seed, so its scores repeat across runs; they must agree
-    (ValueError otherwise: the runs were not evaluated on identical folds). Returns the task too.
+    `records`: the AAM runs' fold metrics.json (`aam evaluate --fold`); `baseline_records`: the
+    folds' `aam baselines` metrics.json. Columns: fold, model (the run name, or the baseline's),
+    every test metric of the task, n_test, ``degenerate`` (an AAM run's degenerate_predictions,
+    else None). ValueError where two models of a fold were tested on different samples (their
+    ``test_samples`` fingerprints differ), a fold is given twice, or the tasks disagree.
     """
-    rows, forest_rows, task = [], {}, None
-    for m in records:
-        if m.get("fold") is None:
-            raise ValueError(f"metrics of run {m.get('run')!r} name no fold; not a cross-validation result")
+    rows, task, tested = [], None, {}
+
+    def add(fold, model, metrics, m, degenerate):
+        nonlocal task
+        if fold is None:
+            raise ValueError(f"metrics of {model!r} name no fold; not a cross-validation result")
         if task is None:
             task = m["task"]
         elif m["task"] != task:
             raise ValueError(f"folds disagree on the task ({task} vs {m['task']})")
-        ours, forest = m["test"]["aam"], m["test"]["random_forest"]
-        rows.append(
-            {
-                "fold": m["fold"],
-                "model": m["run"],
-                **_scores(ours, task),
-                "n_test": m.get("n_test"),
-                "degenerate": m.get("degenerate_predictions"),
-            }
-        )
-        forest_row = {
-            "fold": m["fold"],
-            "model": FOREST,
-            **_scores(forest, task),
-            "n_test": m.get("n_test"),
-            "degenerate": None,
-        }
-        seen = forest_rows.setdefault(m["fold"], forest_row)
-        if not _same(seen, forest_row):
-            raise ValueError(
-                f"fold {m['fold']}: the forest scores differ between runs "
-                f"({seen[PRIMARY_METRIC[task]]} vs {forest_row[PRIMARY_METRIC[task]]}); "
-                "were the runs evaluated on the same fold?"
-            )
+        fingerprint = m.get("test_samples")
+        seen = tested.setdefault(fold, (model, fingerprint))
+        if fingerprint != seen[1]:
+            raise ValueError(f"fold {fold}: {model!r} and {seen[0]!r} were tested on different samples; "
+                             "were they made from the same splits.tsv?")
+        rows.append({"fold": fold, "model": model, **_scores(metrics, m["task"]), "n_test": m.get("n_test"),
+                     "degenerate": degenerate})
+
+    for m in records:
+        add(m.get("fold"), m["run"], m["test"]["aam"], m, m.get("degenerate_predictions"))
+    for m in baseline_records:
+        for name in [b for b in BASELINES if b in m["models"]]:
+            add(m.get("fold"), name, m["models"][name]["test"], m, None)
     if task is None:
         raise ValueError("no fold metrics to summarize")
-    table = pd.DataFrame(rows + list(forest_rows.values()))
+    table = pd.DataFrame(rows)
     if table.duplicated(["fold", "model"]).any():
         fold, model = table.loc[table.duplicated(["fold", "model"]), ["fold", "model"]].iloc[0]
-        raise ValueError(f"two metrics files for fold {fold} and run {model}")
+        raise ValueError(f"two metrics files for fold {fold} and model {model}")
     return table, task
 
 
@@ -114,54 +111,42 @@ def _scores(metrics: Mapping, task: str) -> dict:
     return {name: metrics.get(name) for name in names}
 
 
-def _same(a: Mapping, b: Mapping) -> bool:
-    for key, value in a.items():
-        other = b.get(key)
-        if isinstance(value, float) and isinstance(other, float):
-            if not math.isclose(value, other, rel_tol=1e-9, abs_tol=1e-12):
-                return False
-        elif value != other:
-            return False
-    return True
-
-
 def summarize(scores: pd.DataFrame, task: str) -> tuple[pd.DataFrame, dict]:
-    """Per-model mean +- sd over folds and each run's paired tests against the forest.
+    """Per-model mean +- sd over folds and every model's paired tests against each baseline.
 
-    Returns the summary table (one row per model, runs first then the forest; columns model, metric,
-    n_folds, mean, sd, one column per fold, the paired statistics for runs, the secondary means,
-    degenerate_folds) and the same as a JSON-ready dict with the per-fold values.
+    Returns the summary table (one row per model, the runs first, then the baselines; columns
+    model, metric, n_folds, mean, sd, one column per fold, per baseline b the paired statistics
+    vs_<b>_difference, _wins, _losses, _wilcoxon_p, _sign_p, the secondary means, degenerate_folds)
+    and the same as a JSON-ready dict with the per-fold values (``versus``: baseline -> tests).
     """
     metric = PRIMARY_METRIC[task]
     folds = sorted(scores["fold"].unique(), key=_fold_key)
-    models = [m for m in dict.fromkeys(scores["model"]) if m != FOREST] + [FOREST]
+    present = list(dict.fromkeys(scores["model"]))
+    baselines = [b for b in BASELINES if b in present]
+    models = [m for m in present if m not in BASELINES] + baselines
     wide = scores.pivot(index="fold", columns="model", values=metric).reindex(index=folds, columns=models)
     wide = wide.astype(float)
     rows, models_json = [], {}
     for model in models:
         values = wide[model]
-        present = values.dropna()
+        kept = values.dropna()
         sub = scores[scores["model"] == model]
         row = {
             "model": model,
             "metric": metric,
-            "n_folds": int(present.size),
-            "mean": float(present.mean()) if present.size else None,
-            "sd": float(present.std(ddof=1)) if present.size > 1 else None,
+            "n_folds": int(kept.size),
+            "mean": float(kept.mean()) if kept.size else None,
+            "sd": float(kept.std(ddof=1)) if kept.size > 1 else None,
         }
         row.update({fold: _none(values[fold]) for fold in folds})
-        if model != FOREST:
-            tests = paired_tests((wide[model] - wide[FOREST]).tolist())
-            row.update(
-                {
-                    "difference_mean": tests["mean"],
-                    "difference_sd": tests["sd"],
-                    "wins": tests["wins"],
-                    "losses": tests["losses"],
-                    "wilcoxon_p": tests["wilcoxon_p"],
-                    "sign_p": tests["sign_p"],
-                }
-            )
+        versus = {}
+        for baseline in baselines:
+            if baseline == model:
+                continue
+            tests = paired_tests((wide[model] - wide[baseline]).tolist())
+            versus[baseline] = tests
+            values_of = {"difference": tests["mean"], **{k: tests[k] for k in PAIRED_COLUMNS[1:]}}
+            row.update({f"vs_{baseline}_{key}": value for key, value in values_of.items()})
         for name in secondary_metrics(task):
             vals = pd.to_numeric(sub[name], errors="coerce").dropna()
             row[f"mean_{name}"] = float(vals.mean()) if vals.size else None
@@ -169,20 +154,23 @@ def summarize(scores: pd.DataFrame, task: str) -> tuple[pd.DataFrame, dict]:
         row["degenerate_folds"] = len(degenerate)
         rows.append(row)
         models_json[model] = {
+            "kind": "baseline" if model in BASELINES else "aam",
             "n_folds": row["n_folds"],
             "mean": row["mean"],
             "sd": row["sd"],
             "per_fold": {fold: _none(values[fold]) for fold in folds},
             "secondary_means": {name: row[f"mean_{name}"] for name in secondary_metrics(task)},
             "degenerate_folds": {f: sub.set_index("fold").loc[f, "degenerate"] for f in degenerate},
+            "versus": versus,
         }
-        if model != FOREST:
-            models_json[model]["versus_forest"] = tests
     summary = pd.DataFrame(rows)
-    for column in ("n_folds", "wins", "losses", "degenerate_folds"):  # counts stay integers beside NaN
-        if column in summary:
-            summary[column] = summary[column].astype("Int64")
-    result = {"task": task, "metric": metric, "folds": folds, "models": models_json}
+    counts = [c for c in summary.columns if c.endswith(("_wins", "_losses"))]
+    for column in ["n_folds", "degenerate_folds", *counts]:  # counts stay integers beside NaN
+        summary[column] = summary[column].astype("Int64")
+    n_samples = int(scores.loc[scores["fold"].map(lambda f: parse_fold_name(f)[0] == 0)]
+                    .groupby("fold")["n_test"].first().fillna(0).sum())
+    result = {"task": task, "metric": metric, "folds": folds, "baselines": baselines, "n_samples": n_samples,
+              "models": models_json}
     return summary, result
 
 

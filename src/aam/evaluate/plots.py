@@ -1,7 +1,7 @@
 """Evaluation plots (matplotlib, Agg backend, PNG written atomically).
 
 Each `plot_*` function draws one figure and writes it to `path`; "models" arguments are ordered
-dicts name -> values so that our model and the random forest share an axes with one legend.
+dicts name -> values so that our model and the baselines share an axes with one legend.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
+from aam.evaluate.baselines import BASELINES, LABELS  # noqa: E402
 from aam.evaluate.metrics import PRIMARY_METRIC, macro_roc_points, roc_points  # noqa: E402
 from aam.io.atomic import atomic_path  # noqa: E402
 
@@ -223,43 +224,42 @@ def plot_embedding_pcoa(
 
 
 def plot_comparison(table: pd.DataFrame, path: str | os.PathLike) -> None:
-    """Bar chart of the primary metric per run, our model beside the forest, one panel per target.
+    """Bar chart of the primary metric per run, our model beside each baseline, one panel per target.
 
-    `table` is compare's table: columns target, task, run, metric, aam, random_forest.
+    `table` is compare's table: columns target, task, run, metric, aam and one per baseline.
     """
+    models = ["aam"] + [b for b in BASELINES if b in table.columns]
     targets = list(dict.fromkeys(table["target"])) if len(table) else []
     n = max(1, len(targets))
-    fig, axes = plt.subplots(1, n, figsize=(max(4.5, 1.4 * table["run"].nunique() + 2.5) * n, 4.4),
-                             squeeze=False, layout="constrained")
+    width = 0.8 / len(models)
+    panel = max(4.5, 0.5 * len(models) * table["run"].nunique() + 2.5)
+    fig, axes = plt.subplots(1, n, figsize=(panel * n, 4.4), squeeze=False, layout="constrained")
     if not targets:
         axes[0, 0].text(0.5, 0.5, "no evaluated runs", ha="center", va="center")
         axes[0, 0].set_axis_off()
     for ax, target in zip(axes[0], targets, strict=False):
         sub = table[table["target"] == target]
         x = np.arange(len(sub))
-        width = 0.38
-        ours = pd.to_numeric(sub["aam"], errors="coerce").to_numpy(dtype=float)
-        forest = pd.to_numeric(sub["random_forest"], errors="coerce").to_numpy(dtype=float)
-        ax.bar(x - width / 2, np.nan_to_num(ours), width, color=COLORS[0], label="AAM")
-        ax.bar(x + width / 2, np.nan_to_num(forest), width, color=COLORS[1], label="random forest")
-        for xi, v in zip(x, ours, strict=True):
-            ax.text(xi - width / 2, max(v, 0) if np.isfinite(v) else 0, _fmt(v if np.isfinite(v) else None),
-                    ha="center", va="bottom", fontsize=7)
-        for xi, v in zip(x, forest, strict=True):
-            ax.text(xi + width / 2, max(v, 0) if np.isfinite(v) else 0, _fmt(v if np.isfinite(v) else None),
-                    ha="center", va="bottom", fontsize=7)
+        for k, model in enumerate(models):
+            values = pd.to_numeric(sub[model], errors="coerce").to_numpy(dtype=float)
+            offset = (k - (len(models) - 1) / 2) * width
+            ax.bar(x + offset, np.nan_to_num(values), width, color=COLORS[k % len(COLORS)],
+                   label="AAM" if model == "aam" else LABELS[model])
+            for xi, v in zip(x, values, strict=True):
+                ax.text(xi + offset, max(v, 0) if np.isfinite(v) else 0, _fmt(v if np.isfinite(v) else None),
+                        ha="center", va="bottom", fontsize=6, rotation=90)
         task = sub["task"].iloc[0]
         metric = sub["metric"].iloc[0] if "metric" in sub else PRIMARY_METRIC.get(task, "")
         if task == "classification":
             ax.axhline(0.5, color="grey", lw=1, ls="--")
-            ax.set_ylim(0, 1.08)
+            ax.set_ylim(0, 1.15)
         ax.set_xticks(x, sub["run"], rotation=30, ha="right")
         ax.set_ylabel(f"test {metric}")
         ax.set_title(f"{target} ({task})")
     if targets:
         handles, names = axes[0, 0].get_legend_handles_labels()
-        fig.legend(handles, names, loc="outside lower center", ncols=2, fontsize=8)
-    fig.suptitle("runs vs random forest (same test split)")
+        fig.legend(handles, names, loc="outside lower center", ncols=len(models), fontsize=8)
+    fig.suptitle("runs vs baselines (same test split)")
     save_figure(fig, path)
 
 
@@ -268,7 +268,7 @@ def plot_cv_folds(
 ) -> None:
     """One point per fold per model, a grey line joining the same fold across models.
 
-    `wide`: rows = folds, columns = models (the AAM runs, then the forest), values = the test
+    `wide`: rows = folds, columns = models (the AAM runs, then the baselines), values = the test
     metric; NaN where undefined. Each model's mean is drawn as a short black bar.
     """
     models = list(wide.columns)
@@ -292,4 +292,24 @@ def plot_cv_folds(
     ax.set_xlim(-0.7, len(models) - 0.3)
     ax.set_ylabel(f"test {metric}")
     ax.set_title(title or f"{metric} per fold ({len(wide)} folds; lines join a fold)", fontsize=10)
+    save_figure(fig, path)
+
+
+def plot_leaderboard(tasks: pd.DataFrame, labels: Sequence[str], path: str | os.PathLike,
+                     order: Sequence[str]) -> None:
+    """Rank of each model (rows, in `order`, shown as `labels`) on each task (columns), coloured
+    from best (dark) to worst, with the CV mean written in each cell."""
+    names = list(dict.fromkeys(tasks["task"]))
+    ranks = tasks.pivot(index="model", columns="task", values="rank").reindex(index=order, columns=names)
+    means = tasks.pivot(index="model", columns="task", values="mean").reindex(index=order, columns=names)
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.1 * len(names) + 3.0), max(2.5, 0.5 * len(order) + 1.8)),
+                           layout="constrained")
+    ax.imshow(ranks.to_numpy(dtype=float), cmap="Blues_r", vmin=1, vmax=max(2, len(order)), aspect="auto")
+    for i in range(len(order)):
+        for j in range(len(names)):
+            value = means.iat[i, j]
+            ax.text(j, i, "" if pd.isna(value) else f"{value:.3f}", ha="center", va="center", fontsize=7)
+    ax.set_xticks(range(len(names)), names, rotation=35, ha="right", fontsize=8)
+    ax.set_yticks(range(len(order)), labels, fontsize=8)
+    ax.set_title("rank per task (dark = best); CV mean of AUROC or R²", fontsize=10)
     save_figure(fig, path)

@@ -1,8 +1,9 @@
 """The tables a person reads first: results per dataset and target, the data behind them.
 
-Each function turns artifacts the stages wrote (comparison.tsv, splits.tsv, rarefied/dropped.tsv,
-faith_pd.tsv, the sequence models' metrics.json) into a small pandas table; `html_table` renders
-one for the Snakemake report. Nothing here trains or scores: the numbers are the stages' own.
+Each function turns artifacts the stages wrote (comparison.tsv, cv_summary/{target}/summary.tsv, splits.tsv,
+rarefied/dropped.tsv, faith_pd.tsv, the sequence models' metrics.json) into a small pandas table;
+`html_table` renders one for the Snakemake report. Nothing here trains or scores: the numbers are
+the stages' own.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from aam.data.split import MISSING_CLASS, split_summary
+from aam.evaluate.baselines import BASELINES, LABELS
 
 SPLITS = ("train", "val", "test")
 
@@ -33,10 +35,10 @@ def _mean_sd(mean, sd) -> str:
 
 
 def headline(comparison: pd.DataFrame) -> pd.DataFrame:
-    """One row per target and run: the primary test metric of the run beside the forest, and the
-    cross-validation summary where comparison.tsv has one (its cv_* columns)."""
+    """One row per target and run of the single split: the primary test metric of the run beside each
+    baseline, and the run minus the best baseline."""
     rows = []
-    has_cv = "cv_aam_mean" in comparison.columns and comparison["cv_aam_mean"].notna().any()
+    baselines = [b for b in BASELINES if b in comparison.columns]
     has_note = "degenerate" in comparison.columns and comparison["degenerate"].notna().any()
     for r in comparison.to_dict("records"):
         row = {
@@ -45,20 +47,39 @@ def headline(comparison: pd.DataFrame) -> pd.DataFrame:
             "test samples": r.get("n_test"),
             "metric": r["metric"],
             "AAM": _fmt(r.get("aam")),
-            "random forest": _fmt(r.get("random_forest")),
-            "AAM − forest": _fmt(r.get("difference")),
         }
-        if has_cv:
-            row["CV folds"] = "" if pd.isna(r.get("cv_n_folds")) else int(r["cv_n_folds"])
-            row["CV AAM (mean ± sd)"] = _mean_sd(r.get("cv_aam_mean"), r.get("cv_aam_sd"))
-            row["CV forest (mean ± sd)"] = _mean_sd(r.get("cv_rf_mean"), r.get("cv_rf_sd"))
-            row["CV AAM − forest"] = _fmt(r.get("cv_difference"))
-            row["Wilcoxon p"] = _fmt(r.get("cv_wilcoxon_p"))
+        row.update({LABELS[b]: _fmt(r.get(b)) for b in baselines})
+        best = r.get("best_baseline")
+        row["AAM − best baseline"] = _fmt(r.get("difference"))
+        row["best baseline"] = LABELS.get(best, "") if isinstance(best, str) else ""
         if has_note:
             note = r.get("degenerate")
             row["note"] = "" if note is None or pd.isna(note) else str(note)
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def cv_table(cv_summary: pd.DataFrame) -> pd.DataFrame:
+    """One target's cross-validation (a cv_summary TSV) as read first: per model the folds, the
+    mean ± sd of the metric, and against each baseline the mean per-fold difference with the folds
+    won and lost and the Wilcoxon p; degenerate folds where there were any."""
+    baselines = [b for b in BASELINES if f"vs_{b}_difference" in cv_summary.columns]
+    rows = []
+    for r in cv_summary.to_dict("records"):
+        row = {"model": LABELS.get(r["model"], r["model"]), "metric": r["metric"],
+               "folds": "" if pd.isna(r["n_folds"]) else int(r["n_folds"]),
+               "mean ± sd": _mean_sd(r.get("mean"), r.get("sd"))}
+        for b in baselines:
+            diff = r.get(f"vs_{b}_difference")
+            if diff is None or pd.isna(diff):
+                row[f"vs {LABELS[b]}"] = ""
+                continue
+            row[f"vs {LABELS[b]}"] = (f"{diff:+.3f} ({int(r[f'vs_{b}_wins'])}/{int(r[f'vs_{b}_losses'])}, "
+                                     f"p {_fmt(r.get(f'vs_{b}_wilcoxon_p'))})")
+        if r.get("degenerate_folds"):
+            row["degenerate folds"] = int(r["degenerate_folds"])
+        rows.append(row)
+    return pd.DataFrame(rows).astype(object).fillna("")
 
 
 def split_before_after(
@@ -156,26 +177,29 @@ def sequence_rows(collection: str, run: str, metrics: dict) -> list[dict]:
 
 
 def evaluation_tables(metrics: dict) -> tuple[pd.DataFrame, list[tuple[str, pd.DataFrame]]]:
-    """One evaluate metrics.json as tables: the test (and validation) metrics of the model and the
-    forest, one row each; for classification the confusion matrix of each on the test split."""
+    """One evaluate metrics.json as tables: the test (and validation) metrics of the model and each
+    baseline, one row each; for classification the confusion matrix of each on the test split."""
     rows = []
     for where in ("test", "val"):
-        for model, label in (("aam", "AAM"), ("random_forest", "random forest")):
-            m = (metrics.get(where) or {}).get(model)
+        for model, m in (metrics.get(where) or {}).items():
             if not m:
                 continue
-            row = {"split": where, "model": label}
+            row = {"split": where, "model": _label(model)}
             row.update({k: v for k, v in m.items() if k not in ("confusion_matrix", "classes")})
             rows.append(row)
     confusion = []
     classes = metrics.get("classes") or []
-    for model, label in (("aam", "AAM"), ("random_forest", "random forest")):
-        matrix = ((metrics.get("test") or {}).get(model) or {}).get("confusion_matrix")
+    for model, m in (metrics.get("test") or {}).items():
+        matrix = (m or {}).get("confusion_matrix")
         if matrix and classes:
             frame = pd.DataFrame(matrix, columns=[f"predicted {c}" for c in classes])
             frame.insert(0, "true class", classes)
-            confusion.append((f"{label}: test confusion matrix", frame))
+            confusion.append((f"{_label(model)}: test confusion matrix", frame))
     return pd.DataFrame(rows), confusion
+
+
+def _label(model: str) -> str:
+    return "AAM" if model == "aam" else LABELS.get(model, model)
 
 
 def html_table(frame: pd.DataFrame, table_id: str | None = None) -> str:

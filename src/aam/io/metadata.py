@@ -133,3 +133,35 @@ def read_metadata(path: str | os.PathLike, missing_values: Iterable[str] | None 
     terms = {term.strip().lower() for term in (MISSING_TERMS if missing_values is None else missing_values)}
     missing = frame.apply(lambda col: col.str.lower().isin(terms))
     return frame.mask(missing)
+
+
+_MISSING = {"", "nan", "na", "n/a", "none", "null"}
+
+
+def read_target_column(path: str | os.PathLike, column: str, classes=None) -> dict[str, str]:
+    """{sample: raw value} of one metadata column (Parquet or TSV; IDs as strings); missing
+    values (empty, NA, Qiita's 'not provided'/'not applicable'/'missing: ...') are left out, and so
+    are values outside `classes` when it is given (a target's `classes`: the samples it models)."""
+    path = Path(path)
+    if path.suffix == ".parquet":
+        table = pd.read_parquet(path)
+    else:
+        table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, comment=None)
+    if column not in table.columns:
+        raise InputError(f"{path}: no target column {column!r}")
+    names = ("sample", "sample_id", "sample_name", "sample-id", "sampleid", "#sampleid", "#sample id", "id")
+    sample_col = next((c for c in table.columns if c.lower() in names), table.columns[0])
+    out = {}
+    for sample, value in zip(table[sample_col].astype(str), table[column], strict=True):
+        if value is None or (isinstance(value, float) and np.isnan(value)):
+            continue
+        text = str(value).strip()
+        low = text.lower()
+        if low in _MISSING or low.startswith(("missing", "not applicable", "not provided", "not collected",
+                                              "restricted access")):
+            continue
+        out[sample] = text
+    if classes is not None:
+        wanted = {str(c) for c in classes}
+        out = {sample: value for sample, value in out.items() if value in wanted}
+    return out

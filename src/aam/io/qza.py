@@ -4,13 +4,17 @@ A .qza is a zip file holding one top-level folder named by the artifact's UUID, 
 ``<uuid>/metadata.yaml`` (``uuid``, ``type``, ``format``) and the payload under ``<uuid>/data/``
 (e.g. ``feature-table.biom``, ``tree.nwk``, ``dna-sequences.fasta``). Provenance folders hold
 further ``metadata.yaml`` files of parent artifacts; only the top-level one describes the archive.
+`read_archive` reads a whole archive (versions, type, every file, checksums) for checks of
+archives written by :mod:`aam.io.qza_write`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from aam.errors import InputError
@@ -108,3 +112,52 @@ def read_payload(
             return sem_type, zf.read(members[0])
         except (zipfile.BadZipFile, OSError, EOFError) as err:
             raise InputError(f"{path}: corrupt QIIME 2 archive ({err})") from None
+
+
+@dataclass
+class Archive:
+    """A whole archive as read: identity, versions, type and format, and every file by its path
+    below the root folder (``data/...``, ``provenance/...``, ``checksums.md5``)."""
+
+    uuid: str
+    archive_version: str
+    framework_version: str
+    type: str
+    format: str
+    files: dict[str, bytes]
+
+    def data(self) -> dict[str, bytes]:
+        """The payload: files under ``data/`` by their name there."""
+        return {name[len("data/"):]: body for name, body in self.files.items() if name.startswith("data/")}
+
+    def checksum_mismatches(self) -> list[str]:
+        """Files whose md5 differs from checksums.md5, and files listed there or present but not
+        both (empty for an intact archive of version 5 or later)."""
+        listed = {}
+        for line in self.files.get("checksums.md5", b"").decode("utf-8").splitlines():
+            digest, _, name = line.partition("  ")
+            listed[name] = digest
+        present = {name: hashlib.md5(body).hexdigest() for name, body in self.files.items()
+                   if name != "checksums.md5"}
+        return sorted(name for name in set(listed) | set(present) if listed.get(name) != present.get(name))
+
+
+def read_archive(path: str | os.PathLike) -> Archive:
+    """Read a whole archive; a file that is not a QIIME 2 archive is an `InputError` naming it."""
+    path = Path(path)
+    with _open(path) as zf:
+        root = _root(path, zf)
+        meta = _metadata(path, zf, root)
+        try:
+            version = zf.read(f"{root}/VERSION").decode("utf-8").splitlines()
+        except KeyError:
+            raise InputError(f"{path}: not a QIIME 2 archive (no {root}/VERSION)") from None
+        if len(version) < 3 or version[0].strip() != "QIIME 2":
+            raise InputError(f"{path}: not a QIIME 2 archive (VERSION does not start with 'QIIME 2')")
+        files = {name[len(root) + 1:]: zf.read(name) for name in zf.namelist()
+                 if name.startswith(f"{root}/") and not name.endswith("/")}
+    if meta.get("uuid") != root:
+        raise InputError(f"{path}: metadata.yaml names UUID {meta.get('uuid')}, the root folder {root}")
+    return Archive(uuid=root, archive_version=version[1].split(":", 1)[1].strip(),
+                   framework_version=version[2].split(":", 1)[1].strip(), type=meta["type"],
+                   format=meta.get("format", ""), files=files)

@@ -20,6 +20,7 @@ and ``logs/``. The encoder fine-tunes any dataset whose ASVs are prefixes of the
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import time
@@ -27,6 +28,7 @@ from pathlib import Path
 
 from aam.config import load_settings
 from aam.errors import InputError
+from aam.provenance import provenance, used_settings
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +124,8 @@ def run(args: argparse.Namespace) -> None:
             "final_metrics": {k: v for k, v in last.items() if isinstance(v, float)},
             "training": summary,
             "trainer": trainer.as_dict(),
+            "provenance": provenance(used_settings(settings, model=dataclasses.asdict(cfg),
+                                                   pretrain__trainer=trainer.as_dict()), args.seed),
         }
 
     fit_and_export(module, out_dir, fingerprint=fingerprint, outputs=outputs, what="corpus pretraining",

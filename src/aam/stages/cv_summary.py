@@ -1,11 +1,12 @@
-"""Stage `aam cv-summary`: one target's cross-validation, every AAM run beside the random forest.
+"""Stage `aam cv-summary`: one target's cross-validation, every AAM run beside every baseline.
 
-Input: the fold metrics.json files of `aam evaluate --fold` (``cv/{fold}/eval/{run}/{target}/``),
-every run and fold of one dataset and target. Outputs (statistics in aam.evaluate.cv):
-  --out       one row per model (each run, then ``random_forest``): metric, n_folds, mean, sd, the
-              value of each fold (columns r0f0, r0f1, ...), for runs the paired difference to the
-              forest (difference_mean, difference_sd, wins, losses, wilcoxon_p, sign_p), the means
-              of the secondary metrics and degenerate_folds (folds whose predictions ignored the input)
+Inputs: the fold metrics.json files of `aam evaluate --fold` (``cv/{fold}/eval/{run}/{target}/``,
+every run and fold of one dataset and target) and of `aam baselines` (``cv/{fold}/baselines/
+{target}/``, every fold). Outputs (statistics in aam.evaluate.cv):
+  --out       one row per model (each run, then each baseline): metric, n_folds, mean, sd, the
+              value of each fold (columns r0f0, r0f1, ...), per baseline the paired difference to
+              it (vs_<baseline>_difference, _wins, _losses, _wilcoxon_p, _sign_p), the means of
+              the secondary metrics and degenerate_folds (folds whose predictions ignored the input)
   --json      the same with the per-fold values and each degenerate fold's reason
   --plot      one point per fold per model, lines joining a fold
 """
@@ -19,7 +20,7 @@ from pathlib import Path
 
 from aam.errors import InputError
 from aam.evaluate import plots
-from aam.evaluate.cv import FOREST, fold_scores, summarize
+from aam.evaluate.cv import fold_scores, summarize
 from aam.io.atomic import publish_files
 
 log = logging.getLogger(__name__)
@@ -27,37 +28,50 @@ log = logging.getLogger(__name__)
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--metrics", nargs="+", required=True, help="cv/{fold}/eval/{run}/{target}/metrics.json"
+        "--metrics", nargs="*", default=[], help="cv/{fold}/eval/{run}/{target}/metrics.json"
+    )
+    parser.add_argument(
+        "--baselines", nargs="*", default=[], help="cv/{fold}/baselines/{target}/metrics.json"
     )
     parser.add_argument("--out", required=True, help="summary table to write")
     parser.add_argument("--json", required=True, help="summary with per-fold values to write")
     parser.add_argument("--plot", required=True, help="per-fold plot to write")
 
 
-def read_records(paths: list[str]) -> list[dict]:
+def read_records(paths: list[str], stage: str) -> list[dict]:
+    """The metrics.json files of `aam evaluate` (stage "evaluate") or `aam baselines`."""
     records = []
-    for path in paths:
+    for path in [p for p in paths if p]:  # an empty list may reach us as one ''
         try:
             m = json.loads(Path(path).read_text())
-            _ = m["test"]["aam"], m["test"]["random_forest"], m["run"], m["task"], m["target"]
+            _ = (m["test"]["aam"], m["run"]) if stage == "evaluate" else m["models"]
+            _ = m["task"], m["target"]
         except (OSError, json.JSONDecodeError, KeyError, TypeError) as err:
-            raise InputError(f"{path}: not an `aam evaluate` metrics.json ({err})") from None
+            raise InputError(f"{path}: not an `aam {stage}` metrics.json ({err})") from None
         records.append(m)
-    targets = {(m.get("dataset"), m["target"]) for m in records}
-    if len(targets) > 1:
-        raise InputError(f"metrics of several datasets/targets given: {sorted(map(str, targets))}")
     return records
 
 
+def check_one_target(records: list[dict]) -> None:
+    targets = {(m.get("dataset"), m["target"]) for m in records}
+    if len(targets) > 1:
+        raise InputError(f"metrics of several datasets/targets given: {sorted(map(str, targets))}")
+
+
 def run(args: argparse.Namespace) -> None:
-    records = read_records(args.metrics)
+    records = read_records(args.metrics, "evaluate")
+    baselines = read_records(args.baselines, "baselines")
+    if not records + baselines:
+        raise InputError("no metrics given (--metrics or --baselines)")
+    check_one_target(records + baselines)
     try:
-        scores, task = fold_scores(records)
+        scores, task = fold_scores(records, baselines)
     except ValueError as err:
         raise InputError(str(err)) from None
     summary, result = summarize(scores, task)
-    dataset, target = records[0].get("dataset"), records[0]["target"]
-    result = {"dataset": dataset, "target": target, **result}
+    first = (records + baselines)[0]
+    dataset, target = first.get("dataset"), first["target"]
+    result = {"dataset": dataset, "target": target, "classes": first.get("classes"), **result}
     wide = summary.set_index("model")[result["folds"]].T.astype(float)
     with publish_files([args.out, args.json, args.plot]) as (out, json_out, plot):  # all or none
         summary.to_csv(out, sep="\t", index=False, float_format="%.4f")
@@ -69,24 +83,15 @@ def run(args: argparse.Namespace) -> None:
             plot,
             title=f"{dataset}: {target}, test {result['metric']} over {len(result['folds'])} folds",
         )
-    for row in summary.itertuples():
-        extra = (
-            ""
-            if row.model == FOREST
-            else (
-                f"; vs forest {_fmt(row.difference_mean)} ({row.wins} wins, {row.losses} losses), "
-                f"Wilcoxon p {row.wilcoxon_p}, sign test p {row.sign_p}"
-            )
-        )
-        log.info(
-            "%s: %s %s +- %s over %d folds%s",
-            row.model,
-            row.metric,
-            _fmt(row.mean),
-            _fmt(row.sd),
-            row.n_folds,
-            extra,
-        )
+    for model, m in result["models"].items():
+        versus = "; ".join(f"vs {b} {_fmt(v['mean'])} ({v['wins']} wins, {v['losses']} losses, Wilcoxon p "
+                           f"{_p(v['wilcoxon_p'])})" for b, v in m["versus"].items())
+        log.info("%s: %s %s +- %s over %d folds; %s", model, result["metric"], _fmt(m["mean"]), _fmt(m["sd"]),
+                 m["n_folds"], versus)
+
+
+def _p(value) -> str:
+    return "n/a" if value is None else f"{value:.3g}"
 
 
 def _fmt(value) -> str:

@@ -1,25 +1,26 @@
-"""Evaluate one fine-tuned model on the test split beside a random forest on the very same samples.
+"""Evaluate one fine-tuned model on the test split beside the baselines on the very same samples.
 
 Inputs (files only):
   finetune dir   model.json (task, classes), metrics.csv, predictions.tsv (sample, split, y_true,
                  y_pred, prob_<class>...), embeddings.parquet (id, split, embedding: the layout
                  of aam.io.embeddings)
   pretrain dir   metrics.csv (optional: runs without pretraining have none)
-  rarefied/table.biom, splits.tsv (sample, split, group), ingest/samples.parquet (sample + metadata)
+  baselines dir  metrics.json and predictions.tsv of `aam baselines` on the same split or fold and
+                 target (optional): fit once per fold, whatever the number of runs; they must have
+                 predicted exactly this model's test samples (an error otherwise)
+  splits.tsv (sample, split, group), ingest/samples.parquet (sample + metadata)
 
 Outputs in --out-dir (replaced as a whole, atomically):
-  metrics.json     our model and the forest side by side on the test split, with sample counts, our
-                   model's validation metrics, the forest's settings and ``degenerate_predictions``
-                   (null, or why our model's test predictions ignore their input: one class for
-                   every sample, or a regression whose predictions vary by < 10 % of the target's sd;
-                   a WARNING line in the log too, for the forest as well)
-  predictions.tsv  sample, split, y_true, aam_pred, rf_pred (+ aam_prob_<c>, rf_prob_<c>)
+  metrics.json     our model and every baseline side by side on the test split (each baseline
+                   scored here from its predictions, in the model's class order), with sample
+                   counts, our model's validation metrics, the baselines' chosen hyperparameters,
+                   the test samples' fingerprint and ``degenerate_predictions`` (null, or why our
+                   model's test predictions ignore their input: one class for every sample, or a
+                   regression whose predictions vary by < 10 % of the target's sd; a WARNING line in
+                   the log too, for the baselines as well)
+  predictions.tsv  sample, split, y_true, aam_pred, <baseline>_pred (+ aam_prob_<c>, <baseline>_prob_<c>)
   plots/           learning_curves.png, embedding_pcoa.png and, per task, pred_vs_true.png
                    (regression) or confusion_matrices.png and roc.png (classification)
-
-The forest (aam.evaluate.baselines) is trained on the splits in `random_forest.train_splits`
-(default train + val, as q2-sample-classifier trains on everything not test) using relative
-abundances of the rarefied table, with labels from the metadata column of the target.
 """
 
 from __future__ import annotations
@@ -28,19 +29,17 @@ import argparse
 import json
 import logging
 import math
-import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from aam.config import load_schema, load_settings, validate
 from aam.errors import InputError
 from aam.evaluate import plots
-from aam.evaluate.baselines import ForestSettings, fit_predict_forest, relative_abundance
-from aam.evaluate.metrics import compute_metrics, degenerate_predictions
+from aam.evaluate.baselines import LABELS
+from aam.evaluate.fold_samples import positive_last, samples_fingerprint
+from aam.evaluate.metrics import PRIMARY_METRIC, compute_metrics, degenerate_predictions
 from aam.io.atomic import atomic_dir
-from aam.io.biom import read_table, table_to_csr
 from aam.io.embeddings import read_embeddings
 from aam.io.splits import read_splits
 from aam.provenance import provenance
@@ -48,7 +47,6 @@ from aam.provenance import provenance
 log = logging.getLogger(__name__)
 
 MODEL_NAME = "AAM"
-FOREST_NAME = "random forest"
 
 
 # --------------------------------------------------------------------------------------------- readers
@@ -101,12 +99,6 @@ def read_labels(path: Path, column: str) -> pd.Series:
     return pd.Series(values, index=df["sample"].astype(str).to_numpy(dtype=object), dtype=object)
 
 
-def read_rarefied(path: Path) -> tuple[list[str], object]:
-    """Sample IDs and the samples x features count matrix (scipy CSR) of a BIOM table."""
-    counts, samples, _ = table_to_csr(read_table(path))
-    return samples, counts
-
-
 # ------------------------------------------------------------------------------------------ evaluation
 def _numeric(values, what: str) -> np.ndarray:
     out = pd.to_numeric(pd.Series(list(values), dtype=object), errors="coerce").to_numpy(dtype=float)
@@ -128,100 +120,33 @@ def _class_names(pred: pd.DataFrame, info: dict) -> list[str]:
     return list(classes)
 
 
-def positive_last(classes: list[str], positive: str) -> list[str]:
-    """The two classes with `positive` second: binary AUROC, the ROC curve and the confusion matrix
-    take classes[1] as the positive class (the target's positive_class; default: sorted order)."""
-    if positive not in classes:
-        raise InputError(f"--positive-class {positive!r} is not one of the model's classes {classes}")
-    if len(classes) != 2:
-        raise InputError(f"--positive-class needs two classes; the model has {len(classes)}: {classes}")
-    return [c for c in classes if c != positive] + [positive]
+def read_baselines(folder: Path) -> tuple[dict, pd.DataFrame]:
+    """metrics.json and predictions.tsv of `aam baselines`."""
+    try:
+        info = json.loads((folder / "metrics.json").read_text())
+        _ = info["models"], info["task"]
+    except (OSError, json.JSONDecodeError, KeyError, TypeError) as err:
+        raise InputError(f"{folder / 'metrics.json'}: not an `aam baselines` metrics.json ({err})") from None
+    path = folder / "predictions.tsv"
+    try:
+        pred = pd.read_csv(path, sep="\t", dtype={"sample": str, "y_true": str}, keep_default_na=False)
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+        raise InputError(f"{path}: cannot read ({err})") from None
+    return info, pred.set_index("sample")
 
 
-def load_evaluate_settings(value: str | None) -> dict:
-    """The config's `evaluate` section from JSON, validated with the schema's defaults filled in."""
-    settings = load_settings(value or "{}")
-    if not isinstance(settings, dict):
-        raise InputError("--settings must be a JSON object (the config's evaluate section)")
-    schema = load_schema()
-    section = {**schema["properties"]["evaluate"], "definitions": schema.get("definitions", {})}
-    return validate(settings, section, where="settings (evaluate)")
-
-def _score(task, test, val, y_test, forest, classes):
-    """Test metrics of both models, validation metrics of ours, our test probabilities."""
-    if task == "regression":
-        ours_test = compute_metrics(task, y_test, _numeric(test["y_pred"], "predictions.tsv y_pred"))
-        rf_test = compute_metrics(task, y_test, forest.predictions)
-        ours_val = (compute_metrics(task, _numeric(val["y_true"], "val y_true"),
-                                    _numeric(val["y_pred"], "val y_pred")) if len(val) else None)
-        ours_proba = None
-    else:
-        ours_proba = test[[f"prob_{c}" for c in classes]].to_numpy(dtype=float)
-        ours_test = compute_metrics(task, y_test, test["y_pred"].astype(str), ours_proba, classes)
-        rf_test = compute_metrics(task, y_test, forest.predictions, forest.proba, classes)
-        ours_val = None
-        if len(val):
-            ours_val = compute_metrics(task, val["y_true"].astype(str), val["y_pred"].astype(str),
-                                       val[[f"prob_{c}" for c in classes]].to_numpy(dtype=float), classes)
-    return ours_test, rf_test, ours_val, ours_proba
+def _class_order(pred: pd.DataFrame, info: dict, positive: str) -> list[str]:
+    classes = _class_names(pred, info)
+    if positive:
+        try:
+            classes = positive_last(classes, positive)
+        except ValueError as err:
+            raise InputError(f"--positive-class: {err}") from None
+    return classes
 
 
-def _check_degenerate(task, y_test, test, forest, ours_proba) -> str | None:
-    """A WARNING line for predictions that ignore the input (ours and the forest's); ours is returned
-    for metrics.json."""
-    ours_pred = test["y_pred"].astype(str) if task == "classification" else _numeric(test["y_pred"], "y_pred")
-    ours = degenerate_predictions(task, y_test, list(ours_pred), ours_proba)
-    forest_flag = degenerate_predictions(task, y_test, list(forest.predictions), forest.proba)
-    for who, flag in ((MODEL_NAME, ours), (FOREST_NAME, forest_flag)):
-        if flag:
-            log.warning("degenerate predictions of the %s: %s", who, flag)
-    return ours
-
-
-def evaluate(args: argparse.Namespace, settings: dict) -> dict:
-    finetune_dir = Path(args.finetune_dir)
-    forest_settings = ForestSettings.from_dict(settings.get("random_forest"), seed=args.seed)
-    if args.threads is not None:
-        forest_settings = ForestSettings(forest_settings.n_estimators, args.threads, forest_settings.seed,
-                                         forest_settings.train_splits)
-
-    info = read_model_info(finetune_dir / "model.json")
-    task = args.task or info.get("task")
-    if task not in ("regression", "classification"):
-        raise InputError(f"task {task!r} unknown: pass --task regression|classification")
-    if info.get("task") and info["task"] != task:
-        raise InputError(
-            f"{finetune_dir / 'model.json'}: model task {info['task']!r} but the target is {task!r}"
-        )
-
-    pred = read_predictions(finetune_dir / "predictions.tsv")
-    splits = pd.Series(read_splits(args.splits), dtype=object)
-    labels = read_labels(Path(args.samples), args.target_column)
-    table_samples, counts = read_rarefied(Path(args.rarefied))
-    row_of = {s: i for i, s in enumerate(table_samples)}
-
-    test = pred[pred["split"] == "test"].reset_index(drop=True)
-    val = pred[pred["split"] == "val"].reset_index(drop=True)
-    if test.empty:
-        raise InputError(f"{finetune_dir / 'predictions.tsv'}: no test-split predictions")
-    unknown = [s for s in test["sample"] if splits.get(s) != "test"]
-    if unknown:
-        raise InputError(
-            f"{len(unknown)} samples predicted as test are not in the test split of {args.splits} "
-            f"(first: {unknown[:3]})"
-        )
-    absent = [s for s in test["sample"] if s not in row_of]
-    if absent:
-        raise InputError(
-            f"{len(absent)} of {len(test)} test samples are missing from the rarefied table {args.rarefied} "
-            f"(first: {absent[:3]}): the forest cannot be scored on the same samples"
-        )
-
-    classes = _class_names(pred, info) if task == "classification" else None
-    if classes and args.positive_class:
-        classes = positive_last(classes, args.positive_class)
-
-    # labels of the test samples: the model's y_true must agree with the metadata
+def _check_labels(test: pd.DataFrame, labels: pd.Series, task: str, column: str) -> np.ndarray:
+    """The test samples' true values; the model's y_true must agree with the metadata."""
     meta_test = labels.reindex(test["sample"].to_numpy(dtype=object))
     if task == "regression":
         y_test = _numeric(test["y_true"], "predictions.tsv y_true")
@@ -235,44 +160,113 @@ def evaluate(args: argparse.Namespace, settings: dict) -> dict:
     if bad.any():
         first = test["sample"][bad].iloc[0]
         raise InputError(
-            f"{int(bad.sum())} test samples' y_true differ from metadata column {args.target_column!r} "
+            f"{int(bad.sum())} test samples' y_true differ from metadata column {column!r} "
             f"(first: {first!r}: {test['y_true'][bad].iloc[0]!r} vs {meta_test[bad].iloc[0]!r})"
         )
+    return y_test
 
-    # forest training samples: chosen splits, in the rarefied table, with a usable label
-    train_ids = [s for s, sp in splits.items() if sp in forest_settings.train_splits and s in row_of]
-    train_labels = labels.reindex(train_ids)
+
+Outputs = tuple[np.ndarray, np.ndarray | None]  # predictions and, for classification, probabilities
+
+
+def _outputs(frame: pd.DataFrame, task: str, classes: list[str] | None, what: str) -> Outputs:
+    """A model's predictions (y_pred) and class probabilities (prob_<class>) in `classes` order."""
     if task == "regression":
-        y_num = pd.to_numeric(train_labels, errors="coerce")
-        keep = y_num.notna().to_numpy()
-        y_train = y_num.to_numpy(dtype=float)[keep]
-    else:
-        keep = train_labels.isin(classes).to_numpy()
-        y_train = train_labels.to_numpy(dtype=object)[keep]
-    train_ids = [s for s, k in zip(train_ids, keep, strict=True) if k]
-    if len(train_ids) < 2:
+        return _numeric(frame["y_pred"], f"{what} y_pred"), None
+    return (frame["y_pred"].astype(str).to_numpy(dtype=object),
+            frame[[f"prob_{c}" for c in classes]].to_numpy(dtype=float))
+
+
+def _truth(frame: pd.DataFrame, task: str, what: str) -> np.ndarray:
+    if task == "regression":
+        return _numeric(frame["y_true"], f"{what} y_true")
+    return frame["y_true"].astype(str).to_numpy(dtype=object)
+
+
+def baseline_predictions(folder: Path, test_samples: list[str], task: str,
+                         classes: list[str] | None) -> tuple[dict, dict[str, Outputs]]:
+    """Each baseline's test predictions (and probabilities in `classes` order) for exactly our test
+    samples; an error naming a sample when the baselines predicted another set (another fold)."""
+    info, pred = read_baselines(folder)
+    if info["task"] != task:
+        raise InputError(f"{folder / 'metrics.json'}: baselines of a {info['task']} task, not {task}")
+    ours, theirs = set(test_samples), set(pred.index)
+    if ours != theirs:
+        extra = sorted(ours - theirs)
+        missing = sorted(theirs - ours)
+        detail = (f"{len(extra)} of the model's test samples lack a baseline prediction (first: {extra[0]!r})"
+                  if extra else f"the baselines predicted {len(missing)} samples the model did not test "
+                  f"(first: {missing[0]!r})")
+        raise InputError(f"{folder / 'predictions.tsv'}: {detail}; were both made from the same splits.tsv?")
+    if classes is not None and set(info.get("classes") or []) != set(classes):
+        raise InputError(f"{folder / 'metrics.json'}: baselines' classes {info.get('classes')} differ from "
+                         f"the model's {classes}")
+    rows = pred.loc[test_samples]
+    out = {}
+    for name in info["models"]:
+        column = f"{name}_pred"
+        if column not in rows.columns:
+            raise InputError(f"{folder / 'predictions.tsv'}: no column {column}")
+        if task == "regression":
+            out[name] = (_numeric(rows[column], f"{folder / 'predictions.tsv'} {column}"), None)
+        else:
+            probs = [f"{name}_prob_{c}" for c in classes]
+            absent = [c for c in probs if c not in rows.columns]
+            if absent:
+                raise InputError(f"{folder / 'predictions.tsv'}: no columns {absent}")
+            out[name] = (rows[column].astype(str).to_numpy(dtype=object), rows[probs].to_numpy(dtype=float))
+    return info, out
+
+
+def evaluate(args: argparse.Namespace) -> dict:
+    finetune_dir = Path(args.finetune_dir)
+    info = read_model_info(finetune_dir / "model.json")
+    task = args.task or info.get("task")
+    if task not in ("regression", "classification"):
+        raise InputError(f"task {task!r} unknown: pass --task regression|classification")
+    if info.get("task") and info["task"] != task:
         raise InputError(
-            f"only {len(train_ids)} labelled samples of splits {list(forest_settings.train_splits)} "
-            "are in the rarefied table: cannot train the random forest"
+            f"{finetune_dir / 'model.json'}: model task {info['task']!r} but the target is {task!r}"
         )
-    n_split_train = int(sum(sp in forest_settings.train_splits for sp in splits.to_numpy()))
-    log.info("random forest: %d training samples (%d in splits %s), %d test samples, %d trees",
-             len(train_ids), n_split_train, list(forest_settings.train_splits), len(test),
-             forest_settings.n_estimators)
 
-    rel = relative_abundance(counts[[row_of[s] for s in train_ids + list(test["sample"])]])
-    x_train, x_test = rel[: len(train_ids)], rel[len(train_ids):]
-    t0 = time.perf_counter()
-    forest = fit_predict_forest(x_train, y_train, x_test, task, forest_settings, classes=classes)
-    log.info("random forest fitted and predicted in %.1f s", time.perf_counter() - t0)
+    pred = read_predictions(finetune_dir / "predictions.tsv")
+    splits = pd.Series(read_splits(args.splits), dtype=object)
+    labels = read_labels(Path(args.samples), args.target_column)
+    test = pred[pred["split"] == "test"].reset_index(drop=True)
+    val = pred[pred["split"] == "val"].reset_index(drop=True)
+    if test.empty:
+        raise InputError(f"{finetune_dir / 'predictions.tsv'}: no test-split predictions")
+    unknown = [s for s in test["sample"] if splits.get(s) != "test"]
+    if unknown:
+        raise InputError(
+            f"{len(unknown)} samples predicted as test are not in the test split of {args.splits} "
+            f"(first: {unknown[:3]})"
+        )
+    classes = _class_order(pred, info, args.positive_class) if task == "classification" else None
+    y_test = _check_labels(test, labels, task, args.target_column)
+    test_samples = list(test["sample"])
 
-    # metrics
+    models: dict[str, Outputs] = {"aam": _outputs(test, task, classes, "predictions.tsv")}
+    baselines_info = None
+    if args.baselines:
+        baselines_info, found = baseline_predictions(Path(args.baselines), test_samples, task, classes)
+        models.update(found)
     try:
-        ours_test, rf_test, ours_val, ours_proba = _score(task, test, val, y_test, forest, classes)
+        scores = {name: compute_metrics(task, y_test, *outputs, classes) for name, outputs in models.items()}
+        ours_val = None
+        if len(val):
+            ours_val = compute_metrics(task, _truth(val, task, "val"), *_outputs(val, task, classes, "val"),
+                                       classes)
     except ValueError as err:
         raise InputError(f"{finetune_dir / 'predictions.tsv'}: cannot score the predictions: {err}") from err
 
-    degenerate = _check_degenerate(task, y_test, test, forest, ours_proba)
+    degenerate = None
+    for name, (p, proba) in models.items():
+        flag = degenerate_predictions(task, y_test, list(p), proba)
+        if flag:
+            log.warning("degenerate predictions of the %s: %s", _label(name), flag)
+        if name == "aam":
+            degenerate = flag
     result = {
         "dataset": args.dataset,
         "run": args.run,
@@ -284,47 +278,56 @@ def evaluate(args: argparse.Namespace, settings: dict) -> dict:
         "positive_class": classes[1] if classes and len(classes) == 2 else None,
         "n_test": len(test),
         "n_val": len(val),
+        "test_samples": samples_fingerprint(test_samples),
         "degenerate_predictions": degenerate,
-        "test": {"aam": ours_test, "random_forest": rf_test},
-        "val": {"aam": ours_val, "random_forest": None},
-        "random_forest": {
-            "recipe": "q2-sample-classifier: relative abundances of the rarefied table, default forest",
-            "n_estimators": forest_settings.n_estimators,
-            "seed": forest_settings.seed,
-            "train_splits": list(forest_settings.train_splits),
-            "n_train": forest.n_train,
-            "n_features": forest.n_features,
-            "note": "trained on train_splits, so it has no held-out validation score",
+        "test": scores,
+        "val": {"aam": ours_val},
+        "baselines": None if baselines_info is None else {
+            "n_train": baselines_info.get("n_train"),
+            "train_splits": baselines_info.get("train_splits"),
+            "models": {name: {k: m.get(k) for k in ("params", "n_features")}
+                       for name, m in baselines_info["models"].items()},
         },
-        "provenance": provenance(settings, args.seed, model=info.get("provenance")),
+        "provenance": provenance(model=info.get("provenance"),
+                                 baselines=(baselines_info or {}).get("provenance")),
     }
-
-    # predictions side by side
-    out_pred = pd.DataFrame({"sample": test["sample"], "split": "test", "y_true": test["y_true"],
-                             "aam_pred": test["y_pred"], "rf_pred": forest.predictions})
+    out_pred = pd.DataFrame({"sample": test["sample"], "split": "test", "y_true": test["y_true"]})
+    for name, (p, _) in models.items():
+        out_pred[f"{name}_pred"] = p
     if task == "classification":
-        for j, c in enumerate(classes):
-            out_pred[f"aam_prob_{c}"] = ours_proba[:, j]
-        for j, c in enumerate(classes):
-            out_pred[f"rf_prob_{c}"] = forest.proba[:, j]
+        for name, (_, proba) in models.items():
+            for j, c in enumerate(classes):
+                out_pred[f"{name}_prob_{c}"] = proba[:, j]
+    write_outputs(args, result, out_pred, models, scores, y_test, labels)
+    metric = PRIMARY_METRIC[task]
+    log.info("test %s: %s", metric, ", ".join(f"{_label(n)} {_fmt(s[metric])}" for n, s in scores.items()))
+    return result
 
-    out_dir = Path(args.out_dir)
-    with atomic_dir(out_dir) as tmp:
+
+def _label(name: str) -> str:
+    return MODEL_NAME if name == "aam" else LABELS.get(name, name)
+
+
+def _fmt(value) -> str:
+    return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.3f}"
+
+
+def write_outputs(args, result, out_pred, models, scores, y_test, labels) -> None:
+    finetune_dir, task, classes = Path(args.finetune_dir), result["task"], result["classes"]
+    labelled = {_label(n): s for n, s in scores.items()}
+    with atomic_dir(Path(args.out_dir)) as tmp:
         (tmp / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
         out_pred.to_csv(tmp / "predictions.tsv", sep="\t", index=False, float_format="%.6g")
         pdir = tmp / "plots"
         pdir.mkdir()
-        scores = {MODEL_NAME: ours_test, FOREST_NAME: rf_test}
         if task == "regression":
-            plots.plot_pred_vs_true(y_test, {MODEL_NAME: out_pred["aam_pred"].astype(float),
-                                             FOREST_NAME: forest.predictions},
-                                    pdir / "pred_vs_true.png", target=args.target, scores=scores)
+            plots.plot_pred_vs_true(y_test, {_label(n): p for n, (p, _) in models.items()},
+                                    pdir / "pred_vs_true.png", target=args.target, scores=labelled)
         else:
-            plots.plot_confusion_matrices(
-                {MODEL_NAME: ours_test["confusion_matrix"], FOREST_NAME: rf_test["confusion_matrix"]},
-                classes, pdir / "confusion_matrices.png", target=args.target)
-            plots.plot_roc_curves(y_test, {MODEL_NAME: ours_proba, FOREST_NAME: forest.proba}, classes,
-                                  pdir / "roc.png", target=args.target, scores=scores)
+            plots.plot_confusion_matrices({_label(n): s["confusion_matrix"] for n, s in scores.items()},
+                                          classes, pdir / "confusion_matrices.png", target=args.target)
+            plots.plot_roc_curves(y_test, {_label(n): proba for n, (_, proba) in models.items()}, classes,
+                                  pdir / "roc.png", target=args.target, scores=labelled)
         histories = {}
         if args.pretrain_dir and (Path(args.pretrain_dir) / "metrics.csv").exists():
             histories["pretrain"] = pd.read_csv(Path(args.pretrain_dir) / "metrics.csv")
@@ -346,16 +349,11 @@ def evaluate(args: argparse.Namespace, settings: dict) -> dict:
                                   pdir / "embedding_pcoa.png",
                                   splits=None if emb_split is None else pd.Series(emb_split),
                                   target=args.target)
-    log.info("test %s: AAM %s, random forest %s", "AUROC" if task == "classification" else "R^2",
-             ours_test.get("auroc", ours_test.get("r2")), rf_test.get("auroc", rf_test.get("r2")))
-    return result
-
 
 # ------------------------------------------------------------------------------------------------- CLI
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--finetune-dir", required=True, help="models/{run}/finetune/{target}/")
     parser.add_argument("--pretrain-dir", default=None, help="models/{run}/pretrain/ (learning curves)")
-    parser.add_argument("--rarefied", required=True, help="rarefied/table.biom")
     parser.add_argument("--splits", required=True, help="splits.tsv")
     parser.add_argument("--samples", required=True, help="ingest/samples.parquet (metadata)")
     parser.add_argument("--target-column", required=True, help="metadata column of the target")
@@ -367,15 +365,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run", default="run", help="run name, for labels")
     parser.add_argument("--dataset", default="dataset", help="dataset name, for labels")
     parser.add_argument("--fold", default=None, help="cross-validation fold (e.g. r0f3), for labels")
-    parser.add_argument("--settings", default="{}",
-                        help="the config's evaluate section as JSON (or a YAML/JSON file)")
-    parser.add_argument("--seed", type=int, default=42, help="seed when random_forest.seed is null")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="CPU threads of the forest (overrides random_forest.n_jobs)")
+    parser.add_argument("--baselines", default=None,
+                        help="the folder of `aam baselines` on the same split and target")
     parser.add_argument("--out-dir", required=True, help="eval/{run}/{target}/")
 
 
 def run(args: argparse.Namespace) -> None:
     if args.target is None:
         args.target = args.target_column
-    evaluate(args, load_evaluate_settings(args.settings))
+    evaluate(args)

@@ -37,6 +37,7 @@ Working files beside them: ``checkpoints/`` (resume) and ``logs/`` (CSV, TensorB
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import time
@@ -52,7 +53,7 @@ from aam.errors import InputError
 from aam.evaluate.metrics import TRAINING_MONITOR
 from aam.evaluate.metrics import mode as metric_mode
 from aam.io.atomic import atomic_path
-from aam.provenance import provenance
+from aam.provenance import provenance, used_settings
 from aam.stages.encoder_init import apply_encoder, load_encoder
 
 log = logging.getLogger(__name__)
@@ -318,8 +319,8 @@ def held_out_score(trained: Trained, split: str, task: str) -> float | None:
 def select_settings(args: argparse.Namespace, settings: dict, classes: list[str] | None, folder: Path):
     """Inner cross-validation over ``finetune.select.grid`` on the train + val samples of
     ``args.splits`` (:mod:`aam.training.selection`); returns the Selection (chosen values, scores)."""
-    from aam.data.datasets import read_target_column
     from aam.evaluate.metrics import METRICS, PRIMARY_METRIC
+    from aam.io.metadata import read_target_column
     from aam.training import selection
 
     spec = settings["finetune"]["select"]
@@ -358,7 +359,7 @@ def member_history(trained: list[Trained]) -> pd.DataFrame:
 
 
 def run(args: argparse.Namespace) -> None:
-    from aam.data.datasets import read_target_column
+    from aam.io.metadata import read_target_column
     from aam.io.splits import read_splits
     from aam.models.ensemble import EnsemblePredictor
     from aam.training.aam_modules import validation_metrics
@@ -442,7 +443,11 @@ def run(args: argparse.Namespace) -> None:
             "selection": None if chosen is None else chosen.as_dict(),
             "training": summary,
             "trainer": trainer.as_dict(),
-            "provenance": provenance(settings, args.seed, target={"column": column, "type": task}),
+            "provenance": provenance(
+                used_settings(settings, model=dataclasses.asdict(first.module.model.config),
+                              finetune__trainer=trainer.as_dict(),
+                              pretrain=None if args.pretrain_dir else settings.get("pretrain")),
+                args.seed, target={"column": column, "type": task}, pretrained_from=args.pretrain_dir),
         }
 
     publish(model, out_dir, [t.result for t in trained], outputs=outputs, history=member_history(trained))

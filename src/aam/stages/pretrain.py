@@ -24,13 +24,14 @@ and ``logs/`` (CSV and TensorBoard).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import time
 from pathlib import Path
 
 from aam.config import load_settings
-from aam.provenance import provenance
+from aam.provenance import provenance, used_settings
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +106,9 @@ def run(args: argparse.Namespace) -> None:
             "n_val": len(dm.val_dataset),
             "training": summary,
             "trainer": trainer.as_dict(),
-            "provenance": provenance(settings, args.seed),
+            "provenance": provenance(used_settings(settings, model=dataclasses.asdict(cfg),
+                                                   pretrain__trainer=trainer.as_dict()),
+                                     args.seed, initialized_from=args.init_dir),
         }
 
     fit_and_export(module, out_dir, fingerprint=fingerprint, outputs=outputs, what="pretraining",

@@ -1,21 +1,25 @@
 """Stage `aam summary`: the results page that opens the Snakemake report (summary.html).
 
-Per dataset: every AAM run beside the random forest on the test split, with the cross-validation
-summary where comparison.tsv carries one (headline table), every test metric of both models, the
-samples and groups (subjects) per split and class before and after rarefaction with the groups that
-lost every sample, the samples rarefaction dropped, and Faith's PD per split and class. Per DNA
-sequence collection: each model beside its reference (kNN taxonomy accuracy of the embeddings beside
-k-mer naive Bayes; reconstruction and codebook figures of VQ runs).
+With cross-validation: the leaderboard (benchmark/leaderboard.html) first, then per dataset and
+target every AAM run and baseline over the folds (cv_summary/{target}/summary.tsv: mean ± sd, paired
+differences to each baseline). Without: per dataset every AAM run beside the baselines on the test
+split (headline table) and every test metric of each model. Then per dataset the samples and groups
+(subjects) per split and class before and after rarefaction with the groups that lost every sample,
+the samples rarefaction dropped, and Faith's PD per split and class. Per DNA sequence collection:
+each model beside its reference (kNN taxonomy accuracy of the embeddings beside k-mer naive Bayes;
+reconstruction and codebook figures of VQ runs).
 
-Inputs are read under --results by the workflow's layout ({dataset}/comparison/comparison.tsv,
-split/splits.tsv, ingest/samples.parquet, rarefied/dropped.tsv and table.biom, unifrac/faith_pd.tsv;
-sequences/{name}/eval/{run}/metrics.json); --settings says which exist (JSON, or a file of it):
-``{"datasets": {name: {"class_column": str|null, "comparison": bool, "evaluations": [[run, target],
-...], "faith_pd": bool, "matrices": {metric: path under the dataset}}}, "sequences":
-{name: [run, ...]}}`` (evaluations: the eval/{run}/{target}/metrics.json files shown as tables;
-matrices: the UniFrac distance matrices, TSV or HDF5, listed with their size and PCoA). The output
-is an HTML fragment (styles inline), written atomically; the report's front page embeds it, and it
-is also a report item of its own.
+Inputs are read under --results by the workflow's layout (benchmark/leaderboard.html;
+{dataset}/comparison/comparison.tsv, cv_summary/{target}/summary.tsv, split/splits.tsv,
+ingest/samples.parquet, rarefied/dropped.tsv and table.biom, unifrac/faith_pd.tsv;
+sequences/{name}/eval/{run}/metrics.json);
+--settings says which exist (JSON, or a file of it): ``{"leaderboard": bool, "datasets": {name:
+{"class_column": str|null, "comparison": bool, "evaluations": [[run, target], ...], "cv": [target,
+...], "faith_pd": bool, "matrices": {metric: path under the dataset}}}, "sequences": {name: [run,
+...]}}`` (evaluations: the eval/{run}/{target}/metrics.json files shown as tables; cv: the targets
+with a cross-validation summary; matrices: the UniFrac distance matrices, TSV or HDF5, listed with
+their size and PCoA). The output is an HTML fragment (styles inline), written atomically; the
+report's front page embeds it, and it is also a report item of its own.
 """
 
 from __future__ import annotations
@@ -31,19 +35,27 @@ import pandas as pd
 from aam.config import load_settings
 from aam.errors import InputError
 from aam.evaluate import summary
+from aam.evaluate.baselines import LABELS
 from aam.io.atomic import atomic_path
 
 log = logging.getLogger(__name__)
 
-# The report's front page shows the workflow description in a narrow column beside the rule graph:
-# let it span the page so the tables fit.
-STYLE = "<style>.prose.max-w-lg{max-width:none}</style>"
+# The report's front page shows the workflow description (this page first) in a narrow column
+# beside the rule graph: let it span the page so the tables fit. And Snakemake's template centres
+# that view vertically in a scrolling box (tailwind's items-center on the h-screen overflow-auto
+# container): a page taller than the window then starts above its top, where scrolling cannot
+# reach, and the first screen showed the middle of the page. Align it to the top instead;
+# scripts/check_report.py checks the result in Chromium.
+STYLE = ("<style>.prose.max-w-lg{max-width:none}"
+         "#app .h-screen.overflow-auto.items-center{align-items:flex-start}</style>")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--results", required=True, help="the results folder (config: results)")
     parser.add_argument("--settings", required=True,
                         help="the datasets and sequence runs to summarize (JSON text or a JSON/YAML file)")
+    parser.add_argument("--versions", default=None,
+                        help="versions.tsv (aam versions): shown as the page's last section")
     parser.add_argument("--out", required=True, help="summary.html to write")
 
 
@@ -81,10 +93,13 @@ def evaluation_details(path: Path, run: str, target: str) -> str:
     scores, confusion = summary.evaluation_tables(metrics)
     positive = metrics.get("positive_class")
     facts = [f"{metrics.get('n_test')} test samples", f"{metrics.get('n_val')} validation samples"]
-    forest = metrics.get("random_forest") or {}
-    if forest.get("n_train") is not None:
-        splits = ", ".join(forest.get("train_splits", []))
-        facts.append(f"forest trained on {forest['n_train']} samples of {splits}")
+    baselines = metrics.get("baselines") or {}
+    if baselines.get("n_train") is not None:
+        splits = ", ".join(baselines.get("train_splits") or [])
+        facts.append(f"baselines trained on {baselines['n_train']} samples of {splits}")
+        chosen = "; ".join(f"{LABELS.get(name, name)} {m.get('params')}"
+                           for name, m in (baselines.get("models") or {}).items())
+        facts.append(f"chosen by inner cross-validation: {html.escape(chosen)}")
     if positive:
         facts.append(f"AUROC scores class {html.escape(str(positive))}")
     parts = [
@@ -102,25 +117,35 @@ def evaluation_details(path: Path, run: str, target: str) -> str:
 def dataset_section(root: Path, name: str, plan: dict) -> str:
     """The HTML of one dataset: results first, then the data behind them."""
     parts = [f"<h3>Dataset {html.escape(name)}</h3>"]
+    for target in plan.get("cv", []):
+        parts += [
+            f"<h4>Target {html.escape(target)}: AAM and the baselines over the cross-validation folds</h4>",
+            "<p>Every model trained and tested on the same grouped folds; mean ± sd of the test metric "
+            "(AUROC for classification, R² for regression) over the folds. Against each baseline: the "
+            "mean per-fold difference (positive: the row's model wins), the folds won / lost and the "
+            "Wilcoxon signed-rank p of the per-fold differences (cv_summary/"
+            f"{html.escape(target)}/summary.tsv has every fold).</p>",
+            summary.html_table(summary.cv_table(_read_tsv(root / "cv_summary" / target / "summary.tsv")),
+                               f"cv-{name}-{target}"),
+        ]
     if plan.get("comparison"):
         comparison = _read_tsv(root / "comparison" / "comparison.tsv")
         parts += [
-            "<h4>AAM beside the random forest</h4>",
-            "<p>Each run's model and a random forest (trained on train + val of the rarefied table) scored "
-            "on the same test samples: AUROC for classification, R² for regression; "
-            "AAM − forest &gt; 0 means the model wins. CV columns: mean ± sd over the cross-validation "
-            "folds and the Wilcoxon signed-rank p of the per-fold differences, where the config asks "
-            "for cross-validation.</p>",
+            "<h4>AAM beside the baselines</h4>",
+            "<p>Each run's model and the baselines (trained on train + val of the rarefied table, "
+            "hyperparameters chosen by inner cross-validation) scored on the same test samples: AUROC "
+            "for classification, R² for regression; AAM − best baseline &gt; 0 means the model beats "
+            "every baseline.</p>",
             summary.html_table(summary.headline(comparison), f"headline-{name}"),
-            "<details><summary>Every test metric of both models (comparison.tsv)</summary>",
+            "<details><summary>Every test metric of each model (comparison.tsv)</summary>",
             summary.html_table(comparison, f"comparison-{name}"),
             "</details>",
         ]
         for run, target in plan.get("evaluations", []):
             parts.append(evaluation_details(root / "eval" / run / target / "metrics.json", run, target))
-    else:
-        parts.append("<p>No AAM run was evaluated on this dataset (the config has no aam.runs or no "
-                     "targets).</p>")
+    elif not plan.get("cv"):
+        parts.append("<p>No model was evaluated on this dataset (the config has no targets, or no "
+                     "aam.runs and no evaluate.cv).</p>")
 
     splits = _read_tsv(root / "split" / "splits.tsv")
     classes = _classes(root / "ingest" / "samples.parquet", plan.get("class_column"))
@@ -212,19 +237,47 @@ def sequences_section(results: Path, sequences: dict[str, list[str]]) -> str:
     return "\n".join(parts)
 
 
-def build(results: Path, plan: dict) -> str:
+def versions_section(path: Path) -> str:
+    """The software versions (aam versions): Python, aam, its dependencies and the CUDA stack shown,
+    every other installed package folded."""
+    table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+    if list(table.columns) != ["kind", "name", "version"]:
+        raise InputError(f"{path}: expected columns kind, name, version (aam versions), "
+                         f"found {list(table.columns)}")
+    main = table[table["kind"] != "installed"]
+    others = table[table["kind"] == "installed"]
+    parts = ["<h3>Software versions</h3>",
+             "<p>What this run used (versions.tsv): the system, Python, this package and its git commit, "
+             "its dependencies as installed, and PyTorch's CUDA build and the GPUs it sees.</p>",
+             summary.html_table(main.reset_index(drop=True), "versions")]
+    if len(others):
+        listed = others[["name", "version"]].reset_index(drop=True)
+        parts += [f"<details><summary>The other {len(others)} installed packages</summary>",
+                  summary.html_table(listed, "versions-installed"), "</details>"]
+    return "\n".join(parts)
+
+
+def build(results: Path, plan: dict, versions: Path | None = None) -> str:
     parts = [STYLE, '<div class="aam-summary" id="aam-results">', "<h2>Results</h2>"]
+    if plan.get("leaderboard"):
+        board = results / "benchmark" / "leaderboard.html"
+        try:
+            parts.append(board.read_text(encoding="utf-8"))
+        except OSError as err:
+            raise InputError(f"{board}: cannot read ({err})") from None
     for name, dataset_plan in plan.get("datasets", {}).items():
         parts.append(dataset_section(results / name, name, dataset_plan))
     if any(plan.get("sequences", {}).values()):
         parts.append(sequences_section(results, plan["sequences"]))
+    if versions is not None:
+        parts.append(versions_section(versions))
     parts.append("</div>")
     return "\n".join(parts) + "\n"
 
 
 def run(args: argparse.Namespace) -> None:
     plan = load_settings(args.settings)
-    page = build(Path(args.results), plan)
+    page = build(Path(args.results), plan, Path(args.versions) if args.versions else None)
     with atomic_path(args.out) as tmp:
         Path(tmp).write_text(page, encoding="utf-8")
     log.info("wrote %s", args.out)

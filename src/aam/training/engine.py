@@ -86,7 +86,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from aam.errors import InputError, OutputError, Preempted, destination_cause
 from aam.io.atomic import write_text
 from aam.threads import use_threads
-from aam.training.progress import ProgressLog, progress_bar_enabled, quiet_lightning
+from aam.training.progress import ProgressLog, RunProgressBar, progress_bar_enabled, quiet_lightning
 
 log = logging.getLogger(__name__)
 
@@ -326,6 +326,11 @@ class EngineModule(L.LightningModule):
     def log(self, name: str, value: Any, *args: Any, **kwargs: Any) -> None:
         if self._padding:
             kwargs["batch_size"] = 0
+        if kwargs.get("batch_size") is not None:
+            # As a float: Lightning sums batch sizes in an int64 tensor and, syncing an epoch mean
+            # over ranks, divides that sum by the world size in place, truncating it (seen as a
+            # 1.7e-3 relative error of train/nucleotide_accuracy on 2 ranks); a float sum is exact.
+            kwargs["batch_size"] = float(kwargs["batch_size"])
         super().log(name, value, *args, **kwargs)
 
     # -- NaN / inf guard ------------------------------------------------------------------------
@@ -793,6 +798,8 @@ def fit(
                 check_finite=False, check_on_train_epoch_end=True,
             )
         )
+    if progress_bar_enabled(s.progress_bar):
+        cbs.append(RunProgressBar())
     cbs += list(callbacks or [])
     loggers = [
         CSVLogger(out_dir / "logs", name="csv", version=0),

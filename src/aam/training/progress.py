@@ -5,7 +5,7 @@ steps), whatever the progress bar does, and Lightning's own output without its n
 logs the same lines through Python logging (the stage's log file under Snakemake)::
 
     epoch 2/3  step 30/45  train/loss 0.6812  val/loss 0.7013  val/auroc 0.7143  (monitor val/loss,
-    best 0.6950)  14.2 samples/s  elapsed 1m42s  left ~51s
+    best 0.6950)  14.2 samples/s  elapsed 1m42s  run left ~51s
 
 Under DDP only rank 0 logs, and samples/s counts every device's samples. ``left`` is the
 remaining optimizer steps at the run's average time per step so far (validation
@@ -16,7 +16,11 @@ console handler is dropped when the application has configured logging, so they 
 through the root logger), and its advertisements, per-run chatter and a warning that our own
 checkpoint handling makes meaningless on fresh runs are dropped.
 
-``progress_bar_enabled(setting)``: ``auto`` shows Lightning's tqdm bar only on a terminal.
+``progress_bar_enabled(setting)``: ``auto`` shows a tqdm bar only on a terminal. The bar
+(``RunProgressBar``) is Lightning's with two changes: its postfix gives the time left for the whole
+run (Lightning's own estimate covers the current epoch only), and on a terminal that reports no size
+(a pseudo-terminal of 0x0 columns and rows, as some job schedulers and CI runners open) it draws at
+80 columns instead of drawing nothing.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.callbacks import Callback, TQDMProgressBar
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +119,22 @@ def format_duration(seconds: float) -> str:
     return f"{hours}h{minutes:02d}m"
 
 
+def time_left(elapsed: float, steps_done: int, total_steps: int | None, global_step: int) -> float | None:
+    """Seconds left for the run: the optimizer steps still to go at the average time per step so far
+    (`steps_done` steps took `elapsed` seconds); None before the first step or without a total."""
+    if not total_steps or steps_done <= 0:
+        return None
+    return elapsed / steps_done * max(total_steps - global_step, 0)
+
+
+def _total_steps(trainer: L.Trainer) -> int | None:
+    try:
+        total = trainer.estimated_stepping_batches
+    except Exception:  # noqa: BLE001 - an estimate only; some loaders have no length
+        return None
+    return int(total) if total is not None and total != float("inf") else None
+
+
 def _number(value: Any) -> float | None:
     try:
         return float(value.detach().float().cpu()) if torch.is_tensor(value) else float(value)
@@ -142,19 +162,11 @@ class ProgressLog(Callback):
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.start = time.perf_counter()
         self.start_step = trainer.global_step  # > 0 when resuming
-        self.total_steps = self._total_steps(trainer)
+        self.total_steps = _total_steps(trainer)
         self.last_step_logged = trainer.global_step
         self.samples_since_line, self.line_time = 0, self.start
         # A run resumed mid-epoch (after preemption) starts without on_train_epoch_start.
         self.epoch_start, self.epoch_samples = self.start, 0
-
-    @staticmethod
-    def _total_steps(trainer: L.Trainer) -> int | None:
-        try:
-            total = trainer.estimated_stepping_batches
-        except Exception:  # noqa: BLE001 - an estimate only; some loaders have no length
-            return None
-        return int(total) if total is not None and total != float("inf") else None
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.epoch_start = time.perf_counter()
@@ -208,10 +220,10 @@ class ProgressLog(Callback):
     def _times(self, trainer: L.Trainer, now: float) -> list[str]:
         elapsed = now - self.start
         out = [f"elapsed {format_duration(elapsed)}"]
-        done = trainer.global_step - self.start_step
-        if self.total_steps and done > 0:
-            left = elapsed / done * max(self.total_steps - trainer.global_step, 0)
-            out.append(f"left ~{format_duration(left)}")
+        step = trainer.global_step
+        left = time_left(elapsed, step - self.start_step, self.total_steps, step)
+        if left is not None:
+            out.append(f"run left ~{format_duration(left)}")
         return out
 
     @staticmethod
@@ -223,3 +235,57 @@ class ProgressLog(Callback):
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.best = state_dict.get("best")
+
+
+FALLBACK_COLUMNS = 80
+
+
+def _sized(measure):
+    """tqdm's terminal measure, with 80 columns and 20 rows where the terminal reports no size (tqdm
+    measures 0 - 1 = -1 there, and a bar whose position is not above the last row is not drawn)."""
+
+    def sized(fp):
+        columns, rows = measure(fp) if measure else (None, None)
+        return (columns if columns and columns > 0 else FALLBACK_COLUMNS), (rows if rows and rows > 0 else 20)
+
+    return sized
+
+
+class RunProgressBar(TQDMProgressBar):
+    """Lightning's tqdm bar with the run's time left in its postfix, drawn on 0x0 terminals too."""
+
+    def _fix_width(self, bar):
+        bar.dynamic_ncols = _sized(bar.dynamic_ncols or None)
+        bar.ncols, bar.nrows = bar.dynamic_ncols(bar.fp)
+        return bar
+
+    def init_sanity_tqdm(self):
+        return self._fix_width(super().init_sanity_tqdm())
+
+    def init_train_tqdm(self):
+        return self._fix_width(super().init_train_tqdm())
+
+    def init_validation_tqdm(self):
+        return self._fix_width(super().init_validation_tqdm())
+
+    def init_predict_tqdm(self):
+        return self._fix_width(super().init_predict_tqdm())
+
+    def init_test_tqdm(self):
+        return self._fix_width(super().init_test_tqdm())
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_train_start(trainer, pl_module)
+        self._start, self._start_step = time.perf_counter(), trainer.global_step
+        self._total = _total_steps(trainer)
+
+    def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:
+        items = super().get_metrics(trainer, pl_module)
+        items.pop("v_num", None)  # the logger's version: always 0 here
+        start = getattr(self, "_start", None)
+        if start is not None:
+            left = time_left(time.perf_counter() - start, trainer.global_step - self._start_step, self._total,
+                             trainer.global_step)
+            if left is not None:  # first, so that a narrow terminal does not cut it off
+                items = {"run left": f"~{format_duration(left)}", **items}
+        return items

@@ -49,12 +49,10 @@ def split_settings(config: dict) -> dict:
     return {k: v for k, v in config["split"].items() if k != "pretrain_val_fraction"}
 
 
-def evaluate_settings(config: dict) -> dict:
-    """The `evaluate:` section for the evaluate stage: without random_forest.n_jobs (it changes no
-    result and reaches the stage as threads) and without cv (which folds exist is the DAG's business)."""
-    section = {k: v for k, v in config["evaluate"].items() if k != "cv"}
-    section["random_forest"] = {k: v for k, v in section["random_forest"].items() if k != "n_jobs"}
-    return section
+def baseline_settings(config: dict) -> dict:
+    """The `evaluate.baselines` section for the baselines stage, without n_jobs (it changes no result
+    and reaches the stage as threads)."""
+    return {k: v for k, v in config["evaluate"]["baselines"].items() if k != "n_jobs"}
 
 
 def aam_run_settings(config: dict, run: str, *sections: str) -> dict:

@@ -90,21 +90,24 @@ def cv_folds(config: dict) -> list[str]:
 
 
 def has_evaluations(config: dict, dataset: str) -> bool:
-    """Whether a dataset's models are trained and evaluated: it has targets and the config AAM runs."""
-    return bool(config["aam"]["runs"] and dataset_targets(config, dataset))
+    """Whether a dataset's single split is evaluated: it has targets, the config AAM runs, and no
+    cross-validation (with `evaluate.cv` the folds are the results)."""
+    single = not config["evaluate"].get("cv")
+    return bool(single and config["aam"]["runs"] and dataset_targets(config, dataset))
 
 
 def runless_targets_warning(config: dict) -> str | None:
-    """Targets without model runs plan no training and no evaluation (the forest is scored beside
-    each run): the warning that says so, rather than finishing quietly with only the data preparation
-    and UniFrac done; None when there is nothing to say."""
+    """Targets without model runs and without cross-validation plan no training and no evaluation
+    (the baselines are scored beside each run): the warning that says so, rather than finishing
+    quietly with only the data preparation and UniFrac done; None when there is nothing to say. With
+    cross-validation the baselines alone are cross-validated."""
     with_targets = [d for d in config["datasets"] if dataset_targets(config, d)]
-    if config["aam"]["runs"] or not with_targets:
+    if config["aam"]["runs"] or config["evaluate"].get("cv") or not with_targets:
         return None
     return (
-        "WARNING: the config has targets (datasets: " + ", ".join(with_targets) + ") but no aam.runs: "
-        "no model is trained or evaluated, and no random forest either. "
-        "Add a run under aam.runs (config/config.yaml has two; config/README.md, section aam)."
+        "WARNING: the config has targets (datasets: " + ", ".join(with_targets) + ") but no aam.runs "
+        "and no evaluate.cv: no model is trained or evaluated, and no baseline either. "
+        "Add a run under aam.runs (config/config.yaml has some; config/README.md, section aam)."
     )
 
 
@@ -198,20 +201,36 @@ def evaluation_targets(config: dict, dataset: str) -> list[str]:
 
 
 def cv_summary_targets(config: dict, dataset: str) -> list[str]:
-    """The cross-validation summaries of one dataset (one per target), if CV is configured."""
-    if not (config["evaluate"].get("cv") and config["aam"]["runs"]):
+    """The cross-validation summaries of one dataset (one per target), if CV is configured (with or
+    without AAM runs: the baselines are cross-validated either way)."""
+    if not config["evaluate"].get("cv"):
         return []
     return [out(config, dataset, f"cv_summary/{t['name']}/summary.json")
             for t in dataset_targets(config, dataset)]
 
 
+def all_cv_summaries(config: dict) -> list[str]:
+    """Every dataset's cross-validation summaries: the leaderboard's inputs."""
+    return [path for dataset in config["datasets"] for path in cv_summary_targets(config, dataset)]
+
+
+def leaderboard_file(config: dict, name: str = "leaderboard.tsv") -> str:
+    """A file of the leaderboard (rule leaderboard) under results/benchmark/."""
+    return f"{config['results']}/benchmark/{name}"
+
+
 def cv_fold_evaluations(config: dict, dataset: str, target: str) -> list[str]:
-    """Every fold's evaluation of every run for one target (the inputs of its CV summary)."""
+    """Every fold's evaluation of every run for one target (inputs of its CV summary)."""
     return [
         out(config, dataset, f"cv/{fold}/eval/{run}/{target}/metrics.json")
         for fold in cv_folds(config)
         for run in config["aam"]["runs"]
     ]
+
+
+def cv_fold_baselines(config: dict, dataset: str, target: str) -> list[str]:
+    """Every fold's baselines for one target (inputs of its CV summary): one job per fold."""
+    return [out(config, dataset, f"cv/{fold}/baselines/{target}/metrics.json") for fold in cv_folds(config)]
 
 
 def corpus_targets(config: dict) -> list[str]:
@@ -230,8 +249,11 @@ def predict_targets(config: dict) -> list[str]:
 
 def final_targets(config: dict) -> list[str]:
     """Everything the default target asks for - per dataset the prepared data, UniFrac, every run's
-    evaluation and the run comparison; per sequence collection every sequence model's evaluation;
-    every `predict:` entry, every corpus encoder; the results page."""
+    evaluation and the run comparison (or, with cross-validation, every target's CV summary and the
+    leaderboard); per sequence collection every sequence model's evaluation; every `predict:` entry,
+    every corpus encoder; the QIIME 2 artifacts (qiime2.export); the results page."""
+    from aam.workflow import qiime2  # it builds on this module's paths
+
     targets = []
     for dataset in config["datasets"]:
         targets.append(out(config, dataset, "rarefied/table.biom"))
@@ -239,11 +261,14 @@ def final_targets(config: dict) -> list[str]:
         if has_evaluations(config, dataset):
             targets += evaluation_targets(config, dataset)
             targets.append(out(config, dataset, "comparison/comparison.tsv"))
-            targets += cv_summary_targets(config, dataset)
+        targets += cv_summary_targets(config, dataset)
+        targets += qiime2.dataset_artifacts(config, dataset)
     for name in config["sequences"]:
-        targets += sequence_targets(config, name)
+        targets += sequence_targets(config, name) + qiime2.sequence_artifacts(config, name)
     targets += predict_targets(config)
     targets += corpus_targets(config)
+    if all_cv_summaries(config):
+        targets.append(leaderboard_file(config))
     if config["datasets"] or config["sequences"]:
         targets.append(f"{config['results']}/summary.html")
     return targets
@@ -266,6 +291,10 @@ def summary_inputs(config: dict) -> list[str]:
         if has_evaluations(config, d):
             files.append(out(config, d, "comparison/comparison.tsv"))
             files += evaluation_targets(config, d)
+        files += [out(config, d, f"cv_summary/{t['name']}/summary.tsv") for t in dataset_targets(config, d)
+                  if config["evaluate"].get("cv")]
+    if all_cv_summaries(config):
+        files.append(leaderboard_file(config, "leaderboard.html"))
     for name in config["sequences"]:
         files += [seq_out(config, name, f"eval/{run}/metrics.json")
                   for run in seq_runs_for(config, name)]
@@ -275,12 +304,16 @@ def summary_inputs(config: dict) -> list[str]:
 def summary_plan(config: dict) -> dict:
     """What the results page covers, for the summary stage's --settings (see aam.stages.summary)."""
     runs = config["aam"]["runs"]
+    cv = bool(config["evaluate"].get("cv"))
     return {
+        "leaderboard": bool(all_cv_summaries(config)),
         "datasets": {
             d: {
                 "class_column": summary_class_column(config, d),
                 "comparison": has_evaluations(config, d),
-                "evaluations": [[run, t["name"]] for run in runs for t in dataset_targets(config, d)],
+                "evaluations": [[run, t["name"]] for run in runs for t in dataset_targets(config, d)]
+                if has_evaluations(config, d) else [],
+                "cv": [t["name"] for t in dataset_targets(config, d)] if cv else [],
                 "faith_pd": bool(config["unifrac"]["faith_pd"]),
                 "matrices": {m: unifrac_matrix_file(config, d, m, relative=True)
                              for m in unifrac_metrics(config)},

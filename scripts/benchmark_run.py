@@ -1,0 +1,174 @@
+"""Run the benchmark (config/benchmark.yaml) through Snakemake and time it: the whole run and each part.
+
+Usage (what `make benchmark` runs; from the repository root, with ../shared/data beside it):
+
+    .venv/bin/python scripts/benchmark_run.py [--fresh] [--cores 2] [--configfile config/benchmark.yaml]
+    .venv/bin/python scripts/benchmark_run.py --report-only      # the timing table of the last run
+
+The run is one `snakemake --cores N --resources gpu=N` (N training jobs side by side, one thread each),
+so the numbers are the workflow's own. While it runs, the load average (/proc/loadavg) is sampled
+every 30 s: the machine may be shared, and a timing means little without the load beside it.
+Afterwards the Snakemake benchmark files of the jobs this run executed (results/benchmarks/**, one
+per job: wall seconds, CPU seconds, mean load) are summed per part (data preparation, the baselines,
+each AAM run's fine-tuning and evaluation, the summaries) and per dataset. Written to
+<results>/timing/: timing.tsv (parts), timing_datasets.tsv, timing.json (the whole run: wall
+time, cores, load samples). `--fresh` deletes the results folder first, so that every job runs and
+is timed (a measurement of the whole benchmark); without it only the jobs still to do run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+PREPARE = {"ingest", "rarefy", "split", "cv_split", "tokenize", "unifrac", "pretrain_split"}
+
+
+def load_average() -> tuple[float, float, float]:
+    one, five, fifteen = Path("/proc/loadavg").read_text().split()[:3]
+    return float(one), float(five), float(fifteen)
+
+
+def part_of(relative: Path) -> tuple[str, str]:
+    """(part, dataset) of a benchmark file's path under results/benchmarks/."""
+    parts = relative.with_suffix("").parts
+    dataset = parts[0] if len(parts) > 1 else "-"
+    if parts[-1] in ("leaderboard", "summary") and len(parts) == 1:
+        return "summaries", "-"
+    inner = parts[3:] if len(parts) > 3 and parts[1] == "cv" else parts[1:]  # {dataset}/cv/{fold}/...
+    kind = inner[0]
+    if kind in PREPARE:
+        return "prepare data", dataset
+    if kind == "baselines":
+        return "baselines", dataset
+    if kind in ("finetune", "evaluate", "pretrain"):
+        return f"{kind} ({inner[1]})", dataset
+    if kind in ("cv_summary", "compare"):
+        return "summaries", dataset
+    return kind, dataset
+
+
+def timing_tables(benchmarks: Path, since: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per part and per (part, dataset): jobs, wall and CPU seconds summed, mean load of the jobs."""
+    rows = []
+    for path in sorted(benchmarks.rglob("*.tsv")):
+        if path.stat().st_mtime < since:
+            continue  # a job of an earlier run
+        frame = pd.read_csv(path, sep="\t")
+        part, dataset = part_of(path.relative_to(benchmarks))
+        rows.append(
+            {
+                "part": part,
+                "dataset": dataset,
+                "wall_s": float(frame["s"].iloc[-1]),
+                "cpu_s": float(frame["cpu_time"].iloc[-1]),
+                "mean_load": float(frame["mean_load"].iloc[-1]),
+            }
+        )
+    jobs = pd.DataFrame(rows, columns=["part", "dataset", "wall_s", "cpu_s", "mean_load"])
+    agg = {
+        "jobs": ("wall_s", "size"),
+        "wall_s": ("wall_s", "sum"),
+        "cpu_s": ("cpu_s", "sum"),
+        "mean_load": ("mean_load", "mean"),
+    }
+    return jobs.groupby("part").agg(**agg).reset_index(), jobs.groupby(["part", "dataset"]).agg(
+        **agg
+    ).reset_index()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--configfile", default="config/benchmark.yaml")
+    parser.add_argument("--cores", type=int, default=2)
+    parser.add_argument(
+        "--fresh", action="store_true", help="delete the results folder first: time every job"
+    )
+    parser.add_argument("--report-only", action="store_true", help="only the tables of the last run")
+    parser.add_argument("snakemake_args", nargs="*", help="more snakemake arguments (after --)")
+    args = parser.parse_args()
+    config = yaml.safe_load((REPO / args.configfile).read_text())
+    results = REPO / config.get("results", "results")
+    out = results / "timing"  # beside benchmark/, the leaderboard's own folder
+    if args.report_only:
+        run = json.loads((out / "timing.json").read_text())
+    else:
+        if args.fresh and results.exists():
+            shutil.rmtree(results)
+        samples: list[tuple[float, float, float, float]] = []
+        stop = threading.Event()
+
+        def sample() -> None:
+            while not stop.is_set():
+                samples.append((round(time.time() - start, 1), *load_average()))
+                stop.wait(30)
+
+        snakemake = Path(sys.executable).with_name("snakemake")
+        cmd = [
+            str(snakemake),
+            "--cores",
+            str(args.cores),
+            "--resources",
+            f"gpu={args.cores}",
+            "--set-threads",
+            "finetune_cv=1",
+            "baselines_cv=1",
+            "evaluate_cv=1",
+            "--configfile",
+            args.configfile,
+            *args.snakemake_args,
+        ]
+        env = {
+            **os.environ,
+            "OMP_NUM_THREADS": "1",
+            "PATH": f"{snakemake.parent}{os.pathsep}{os.environ['PATH']}",
+        }
+        print("$", " ".join(cmd), flush=True)
+        start = time.time()
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        status = subprocess.call(cmd, cwd=REPO, env=env)
+        stop.set()
+        sampler.join()
+        loads = [s[1] for s in samples]
+        run = {
+            "command": cmd,
+            "status": status,
+            "fresh": args.fresh,
+            "cores": args.cores,
+            "start": start,
+            "wall_s": round(time.time() - start, 1),
+            "load_1min_mean": round(sum(loads) / len(loads), 2),
+            "load_1min_max": max(loads),
+            "load_samples": samples,
+        }
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "timing.json").write_text(json.dumps(run, indent=2) + "\n")
+        if status != 0:
+            print(f"snakemake exited with {status}", file=sys.stderr)
+    parts, per_dataset = timing_tables(results / "benchmarks", run["start"])
+    parts.to_csv(out / "timing.tsv", sep="\t", index=False, float_format="%.1f")
+    per_dataset.to_csv(out / "timing_datasets.tsv", sep="\t", index=False, float_format="%.1f")
+    print(parts.to_string(index=False, float_format=lambda v: f"{v:.1f}"))
+    print(
+        f"whole run: {run['wall_s'] / 60:.1f} min wall on {run['cores']} cores "
+        f"({'every job' if run['fresh'] else 'the jobs still to do'}); load average (1 min) mean "
+        f"{run['load_1min_mean']}, max {run['load_1min_max']}; "
+        f"CPU seconds of the jobs: {parts['cpu_s'].sum():.0f}"
+    )
+    return int(run["status"])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,48 @@
+"""`make bench`: every benchmark runs, one whose inputs are absent is skipped with one line, and a
+failing one does not stop the others."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("script,args", [
+    ("bench_corpus.py", ["--studies-root", "/nonexistent/studies", "--tree", "/nonexistent/tree.nwk"]),
+    ("bench_cv_ibd.py", ["--results", "/nonexistent/ibd2538"]),
+    ("bench_tree.py", ["--tree", "/nonexistent/tree.qza", "--table", "/nonexistent/table.qza"]),
+    ("bench_training.py", ["--results", "/nonexistent/ibd2538"]),
+    ("bench_seq_models.py", ["--fasta", "/nonexistent/seqs.fasta"]),
+])
+def test_benchmark_without_its_inputs_is_skipped_in_one_line(script, args):
+    done = subprocess.run([sys.executable, str(REPO / "scripts" / script), *args], capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"{script}: skipped, input absent: /nonexistent")
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_make_bench_runs_every_benchmark_and_lists_the_failures(tmp_path):
+    (tmp_path / "pyproject.toml").write_text("")
+    bin_dir = tmp_path / ".venv" / "bin"
+    bin_dir.mkdir(parents=True)
+    (bin_dir / "python").symlink_to(sys.executable)
+    stamp = tmp_path / ".venv" / ".installed"
+    stamp.write_text("")
+    os.utime(tmp_path / "pyproject.toml", (0, 0))  # older than the stamp: no setup runs
+    scripts = tmp_path / "scripts"
+    scripts.mkdir()
+    (scripts / "bench_a.py").write_text("print('a ran')\nraise SystemExit(1)\n")
+    (scripts / "bench_b.py").write_text("print('b ran')\n")
+    done = subprocess.run(["make", "-s", "-f", str(REPO / "Makefile"), "bench"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert "a ran" in done.stdout and "b ran" in done.stdout
+    assert done.returncode != 0 and "failed: scripts/bench_a.py" in done.stdout

@@ -1,0 +1,128 @@
+"""The leaderboard: ranks, mean ranks, wins/losses and paired tests against a hand-worked example."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pandas as pd
+import pytest
+
+from aam.cli import main
+from aam.evaluate.leaderboard import leaderboard
+
+# CV means per task (higher is better); lin has no score on task d.
+#            aam    rf     lin      fold Wilcoxon p of aam vs rf
+MEANS = {
+    "a": (0.80, 0.70, 0.75, 0.01),  # ranks aam 1, lin 2, rf 3
+    "b": (0.60, 0.65, 0.66, 0.03),  # ranks lin 1, rf 2, aam 3
+    "c": (0.30, 0.10, 0.10, 0.50),  # ranks aam 1, rf and lin tied: 2.5 each (a regression task)
+    "d": (0.88, 0.85, None, 0.50),  # ranks aam 1, rf 2
+}
+
+
+def summary(task, aam, rf, lin, p):
+    def model(mean, versus):
+        return {"kind": "x", "n_folds": 10, "mean": mean, "sd": 0.01, "versus": versus}
+
+    regression = task == "c"
+    models = {
+        "aam": model(aam, {"random_forest": {"wilcoxon_p": p}, "linear_clr": {"wilcoxon_p": 0.5}}),
+        "random_forest": model(rf, {"linear_clr": {"wilcoxon_p": 0.5}}),
+        "linear_clr": model(lin, {"random_forest": {"wilcoxon_p": 0.5}}),
+    }
+    return {
+        "dataset": f"study_{task}",
+        "target": "y",
+        "task": "regression" if regression else "classification",
+        "metric": "r2" if regression else "auroc",
+        "classes": None if regression else ["A", "B"],
+        "n_samples": 100,
+        "models": models,
+    }
+
+
+SUMMARIES = [summary(task, *values) for task, values in MEANS.items()]
+
+
+def test_ranks_and_mean_ranks_by_hand():
+    board, tasks, _, _ = leaderboard(SUMMARIES)
+    ranks = tasks.set_index(["task", "model"])["rank"]
+    assert ranks[("study_b/y", "linear_clr")] == 1 and ranks[("study_b/y", "aam")] == 3
+    assert ranks[("study_c/y", "random_forest")] == ranks[("study_c/y", "linear_clr")] == 2.5
+    assert pd.isna(ranks[("study_d/y", "linear_clr")])
+    # aam (1 + 3 + 1 + 1) / 4; lin (2 + 1 + 2.5) / 3; rf (3 + 2 + 2.5 + 2) / 4
+    assert list(board["model"]) == ["aam", "linear_clr", "random_forest"]
+    mean_rank = board.set_index("model")["mean_rank"]
+    assert mean_rank["aam"] == pytest.approx(1.5)
+    assert mean_rank["linear_clr"] == pytest.approx(5.5 / 3)
+    assert mean_rank["random_forest"] == pytest.approx(2.375)
+    assert board.set_index("model").loc["linear_clr", "n_tasks"] == 3
+    assert board.set_index("model").loc["aam", "study_a/y"] == pytest.approx(0.80)
+    kinds = tasks.drop_duplicates("task").set_index("task")["kind"]
+    assert kinds["study_a/y"] == "binary" and kinds["study_c/y"] == "regression"
+
+
+def test_wins_losses_and_paired_tests_by_hand():
+    _, _, pairs, friedman = leaderboard(SUMMARIES)
+    pair = pairs.set_index(["model", "baseline"])
+    # aam vs rf: D = 0.10, -0.05, 0.20, 0.03 -> 3 wins, 1 loss. Sign test: P(X >= 3 | n = 4) = 5/16,
+    # two-sided 10/16. Wilcoxon: ranks of |D| 0.03 -> 1, 0.05 -> 2, 0.10 -> 3, 0.20 -> 4; W- = 2; of the
+    # 16 sign patterns {}, {1}, {2} have W- <= 2: 3/16, two-sided 6/16.
+    rf = pair.loc[("aam", "random_forest")]
+    assert (rf["wins"], rf["losses"], rf["ties"], rf["n_tasks"]) == (3, 1, 0, 4)
+    assert rf["sign_p"] == pytest.approx(10 / 16) and rf["wilcoxon_p"] == pytest.approx(6 / 16)
+    assert rf["mean_difference"] == pytest.approx((0.10 - 0.05 + 0.20 + 0.03) / 4)
+    # fold tests: task a p 0.01 with D > 0, task b p 0.03 with D < 0
+    assert (rf["significant_wins"], rf["significant_losses"]) == (1, 1)
+    # aam vs lin (tasks a-c): D = 0.05, -0.06, 0.20 -> W- = 2 of ranks {1, 2, 3}: 3/8, two-sided 6/8;
+    # sign test 2 of 3: p = 1
+    lin = pair.loc[("aam", "linear_clr")]
+    assert (lin["wins"], lin["losses"], lin["n_tasks"]) == (2, 1, 3)
+    assert lin["wilcoxon_p"] == pytest.approx(0.75) and lin["sign_p"] == pytest.approx(1.0)
+    # baselines against each other: lin vs rf D = 0.05, 0.01, 0 -> 2 wins, 1 tie; both p = 2/4
+    base = pair.loc[("linear_clr", "random_forest")]
+    assert (base["wins"], base["losses"], base["ties"]) == (2, 0, 1)
+    assert base["sign_p"] == pytest.approx(0.5) and base["wilcoxon_p"] == pytest.approx(0.5)
+    assert ("random_forest", "random_forest") not in pair.index
+    # Friedman over tasks a-c (d lacks lin): rank sums aam 5, rf 7.5, lin 5.5;
+    # Q = 12 / (3 * 3 * 4) * (25 + 56.25 + 30.25) - 3 * 3 * 4 = 7/6; one tie of 2 in task c:
+    # C = 1 - (2^3 - 2) / (3 * (3^3 - 3)) = 11/12; Q / C = 14/11; chi-square, 2 df: p = exp(-Q / 2)
+    assert friedman["n_tasks"] == 3 and friedman["n_models"] == 3
+    assert friedman["statistic"] == pytest.approx(14 / 11)
+    assert friedman["p"] == pytest.approx(math.exp(-7 / 11))
+
+
+def test_a_task_given_twice_is_refused():
+    with pytest.raises(ValueError, match="study_a/y is given twice"):
+        leaderboard(SUMMARIES + SUMMARIES[:1])
+
+
+def test_stage_writes_the_tables_and_the_page(tmp_path):
+    paths = []
+    for k, s in enumerate(SUMMARIES):
+        path = tmp_path / f"s{k}.json"
+        path.write_text(json.dumps(s))
+        paths.append(str(path))
+    out = tmp_path / "benchmark"
+    assert main(["leaderboard", "--summaries", *paths, "--out-dir", str(out)]) == 0
+    board = pd.read_csv(out / "leaderboard.tsv", sep="\t")
+    assert list(board["model"]) == ["aam", "linear_clr", "random_forest"]
+    assert board.loc[0, "vs_random_forest_wins"] == 3 and board.loc[0, "vs_linear_clr_losses"] == 1
+    document = json.loads((out / "leaderboard.json").read_text())  # strict JSON: no NaN
+    assert document["friedman"]["n_tasks"] == 3
+    assert (
+        next(r for r in document["tasks"] if r["task"] == "study_d/y" and r["model"] == "linear_clr")["rank"]
+        is None
+    )
+    page = (out / "leaderboard.html").read_text()
+    assert 'id="leaderboard"' in page and "0.800 ± 0.010 (1)" in page and "CLR + L2 logistic/ridge" in page
+    assert (out / "leaderboard.png").read_bytes()[:4] == b"\x89PNG"
+    assert (
+        len(pd.read_csv(out / "tasks.tsv", sep="\t")) == 12
+        and len(pd.read_csv(out / "pairs.tsv", sep="\t")) == 4
+    )
+    bad = tmp_path / "bad.json"
+    bad.write_text("{}")
+    assert main(["leaderboard", "--summaries", str(bad), "--out-dir", str(tmp_path / "x")]) == 2
+    assert not (tmp_path / "x").exists()
