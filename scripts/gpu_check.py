@@ -272,14 +272,14 @@ def fit_worker(spec: dict) -> None:
     settings = TrainerSettings.from_dict(trainer)
     seed_everything(seed)
     if stage == "pretrain":
-        dm = AAMDataModule(data / "tokens", data / "splits.tsv", run["data"], seed=seed)
+        dm = AAMDataModule(data / "tokens", data / "split" / "splits.tsv", run["data"], seed=seed)
         index = PhyloIndex.from_newick(data / "ingest" / "tree.nwk", list(dm.feature_ids))
         cfg = AAMConfig(**run["model"], max_bp=dm.max_bp, asv_limit=dm.asv_limit)
         module = PretrainModule(cfg, settings, index, unifrac_metric=run["pretrain"]["unifrac_metric"],
                                 mask_rate=run["pretrain"]["mask_rate"])
     else:
         target = next(iter(config["datasets"].values()))["targets"][0]
-        dm = AAMDataModule(data / "tokens", data / "splits.tsv", run["data"], seed=seed,
+        dm = AAMDataModule(data / "tokens", data / "split" / "splits.tsv", run["data"], seed=seed,
                            target={"column": target["column"], "type": target["type"]},
                            metadata=data / "ingest" / "samples.parquet")
         n_out = dm.n_classes if target["type"] == "classification" else 1
