@@ -8,9 +8,10 @@ launch them: LOCAL_RANK, NODE_RANK, MASTER_ADDR/PORT in the environment) and tra
 ``strategy: ddp`` on CPU (gloo). Writes ``{out}/{task}/rank{rank}.pt``: the weights, the batches it
 trained on per epoch (numbers, samples, padding), and the run's per-epoch history and wall time.
 ``tasks``: ``pretrain``, ``finetune`` (a classifier of ``disease``, from scratch), ``corpus``
-(corpus pretraining on two studies: ``data`` and ``data2``, each a tests/aam_synthetic study) and
+(corpus pretraining on two studies: ``data`` and ``data2``, each a tests/aam_synthetic study),
 ``contrastive`` (the contrastive DNA embedder on ``sequences``: [sequence, label] pairs, batch
-``batch`` per rank); ``model``: sizes over the tiny default; ``threads``: torch threads per process;
+``batch`` per rank) and ``vq`` (the VQ-Transformer on synthetic blocks, batch ``batch`` per rank);
+``model``: sizes over the tiny default; ``threads``: torch threads per process;
 ``fresh_view``: this rank's own settings say "do not resume" (rank 0's decision must prevail);
 ``launch: lightning``: start one process and let Lightning's launcher start the others.
 """
@@ -59,6 +60,8 @@ class Seen(L.Callback):
             samples = list(zip(batch["study"].tolist(), batch["sample_index"].tolist(), strict=True))
         elif "sample_index" in batch:
             samples = batch["sample_index"].tolist()
+        elif "block_index" in batch:  # VQ blocks
+            samples = batch["block_index"].tolist()
         else:  # DNA sequences: the first view of each
             samples = batch["group"][: len(batch["group"]) // int(batch["n_views"])].tolist()
         self.batches.append((trainer.current_epoch, number, samples, bool(batch["padding"])))
@@ -90,6 +93,8 @@ def run_task(args: dict, task: str) -> None:
     seed_everything(3)
     if task == "contrastive":
         module, dm = contrastive(args, settings)
+    elif task == "vq":
+        module, dm = vq(args, settings)
     elif task == "corpus":
         module, dm = corpus(args, settings)
     else:
@@ -164,6 +169,30 @@ def contrastive(args: dict, settings: TrainerSettings):
     cfg = ContrastiveConfig(vocab_size=tokenizer.vocab_size, dim=16, layers=1, heads=2, ff_dim=32,
                             dropout=0.0, max_len=max_tokens, proj_hidden=16, proj_dim=8)
     return ContrastiveModule(cfg, settings, "supcon", 0.2), dm
+
+
+def vq(args: dict, settings: TrainerSettings):
+    """The VQ-Transformer on 26 training blocks of 16 nucleotides (6 for validation), batch
+    ``batch`` per rank; ``decay``, ``dead_threshold``: the quantizer's (0: no code restarts)."""
+    import numpy as np
+
+    from aam.data.dna_tokenizers import CharTokenizer
+    from aam.data.sequence_datasets import BlockDataModule, BlockDataset
+    from aam.models.vq import VQConfig
+    from aam.training.seq_modules import VQModule
+
+    rng = np.random.default_rng(5)
+    motifs = np.frombuffer(b"ACGTACGTGGCCAATT", dtype=np.uint8).reshape(4, 4)
+    blocks = motifs[rng.integers(0, 4, size=(32, 4))].reshape(32, 16)  # blocks of four 4-mers
+    tokenizer = CharTokenizer(add_special_tokens=False)
+    dm = BlockDataModule(BlockDataset(blocks[6:], tokenizer), BlockDataset(blocks[:6], tokenizer),
+                         int(args["batch"]), 0, seed=3)
+    seed_everything(3)
+    cfg = VQConfig(vocab_size=tokenizer.vocab_size, block_len=16, patch=4, dim=16, enc_layers=1,
+                   dec_layers=1, heads=2, ff_dim=32, code_dim=8, codebook_size=8,
+                   decay=float(args.get("decay", 0.99)),
+                   dead_threshold=float(args.get("dead_threshold", 0.0)))
+    return VQModule(cfg, settings), dm
 
 
 if __name__ == "__main__":

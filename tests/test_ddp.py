@@ -6,7 +6,8 @@ train on what one process with batch B and ``accumulate_grad_batches`` 2 trains 
 are dealt to the ranks). The contrastive model gathers every rank's projections as negatives: two
 ranks with batch B train as one process with batch 2B. In each case the weights must agree to float
 reduction order, each rank must see its own samples, no sample may be left out, and the validation
-metrics, computed over both ranks, must equal the single process's.
+metrics, computed over both ranks, must equal the single process's. The VQ-Transformer sums its EMA
+codebook statistics over the ranks: two ranks with batch B train as one process with batch 2B too.
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ def data(tmp_path_factory):
     write_study(tmp / "data2", n_samples=26, seed=8, n_train=16, n_val=5)  # corpus: 8 + 5 training batches
     write_sequences(tmp / "sequences.json", 32)  # 6 val, 26 train: 7 batches of 4 (the last of 2)
     return {"data": str(tmp / "data"), "data2": str(tmp / "data2"), "sequences": str(tmp / "sequences.json"),
+            "decay": 0.7, "dead_threshold": 0.3,  # the VQ codebook: a fast EMA, so that codes restart
             "tmp": tmp}
 
 
@@ -71,14 +73,14 @@ def data(tmp_path_factory):
 def runs(data):
     tmp = data.pop("tmp")
     args = {**data, "out": str(tmp / "two"), "world": 2, "port": free_port(),
-            "tasks": AAM_TASKS + ["contrastive"], "batch": 4}
+            "tasks": AAM_TASKS + ["contrastive", "vq"], "batch": 4}
     procs = [subprocess.Popen([sys.executable, str(WORKER), json.dumps({**args, "rank": r})],
                               env=worker_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
              for r in (0, 1)]
     # Meanwhile, the references: one process, batch 4, accumulating 2 batches per optimizer step;
-    # and for the contrastive model one process with batch 8.
+    # and for the sequence models one process with batch 8.
     ddp_worker.run({**data, "out": str(tmp / "one"), "world": 1, "accumulate": 2, "tasks": AAM_TASKS})
-    ddp_worker.run({**data, "out": str(tmp / "one"), "world": 1, "tasks": ["contrastive"], "batch": 8})
+    ddp_worker.run({**data, "out": str(tmp / "one"), "world": 1, "tasks": ["contrastive", "vq"], "batch": 8})
     for p in procs:
         out, _ = p.communicate(timeout=900)
         assert p.returncode == 0, out[-3000:]
@@ -178,17 +180,38 @@ def test_processes_that_lightning_starts_itself_train_alike(runs, data, tmp_path
         assert_same_weights(one, mine, mine)
 
 
+def assert_rounds_are_one_batch_twice_as_large(one, r0, r1, batches):
+    """Each round of two batches of 4 holds the samples of the single process's batch of 8; the
+    epoch's last round is 2 samples on rank 0 and a padding batch on rank 1."""
+    for epoch in (0, 1):
+        single = by_epoch(one["seen"], epoch)
+        rounds = list(zip(by_epoch(r0["seen"], epoch), by_epoch(r1["seen"], epoch), strict=True))
+        assert len(rounds) == len(single) == batches
+        for (a, b), whole in zip(rounds, single, strict=True):
+            assert sorted(a[2] + ([] if b[3] else b[2])) == sorted(whole[2])
+        assert rounds[-1][1][3] and len(rounds[-1][0][2]) == 2
+    assert one["global_step"] == r0["global_step"] == 2 * batches
+
+
 def test_contrastive_ranks_share_negatives_and_train_as_one_batch_twice_as_large(runs):
     one, r0, r1 = runs("one", "contrastive"), runs("two", "contrastive", 0), runs("two", "contrastive", 1)
-    for epoch in (0, 1):
-        single = by_epoch(one["seen"], epoch)  # batches of 8: 8, 8, 8, 2 sequences
-        rounds = list(zip(by_epoch(r0["seen"], epoch), by_epoch(r1["seen"], epoch), strict=True))
-        assert len(rounds) == len(single) == 4
-        for (a, b), whole in zip(rounds, single, strict=True):  # a round of two batches of 4 = one of 8
-            assert sorted(a[2] + ([] if b[3] else b[2])) == sorted(whole[2])
-        assert rounds[-1][1][3]  # the last round: 2 sequences on rank 0, a padding batch on rank 1
-    assert one["global_step"] == r0["global_step"] == 8
+    assert_rounds_are_one_batch_twice_as_large(one, r0, r1, 4)  # batches of 8: 8, 8, 8, 2 sequences
     assert_same_weights(one, r0, r1, skip_shift_invariant=True)
     for name in ("train/loss", "val/loss"):
         np.testing.assert_allclose(runs("two", "contrastive")["history"][name], one["history"][name],
+                                   rtol=1e-5, err_msg=name)
+
+
+def test_vq_codebook_learns_from_every_rank_as_one_batch_twice_as_large(runs):
+    """The EMA codebook (buffers, compared with the weights) sums its statistics over the ranks and
+    starts and restarts codes on the global batch's latents, and each rank's loss is weighted by its
+    share of the global batch, so the uneven last round (2 blocks and a padding batch) trains as the
+    single process's last batch of 2. (Before: the codebook learned from rank 0's batches only and
+    ended 0.93 away.)"""
+    one, r0, r1 = runs("one", "vq"), runs("two", "vq", 0), runs("two", "vq", 1)
+    assert_rounds_are_one_batch_twice_as_large(one, r0, r1, 4)  # 26 blocks: 8, 8, 8, 2
+    assert int(one["state"]["model.quantizer.restarts"]) > 0  # restarts drawn from the global batch too
+    assert_same_weights(one, r0, r1, skip_shift_invariant=True)
+    for name in ("train/loss", "train/recon_acc", "train/vq_loss", "val/loss", "val/recon_acc"):
+        np.testing.assert_allclose(runs("two", "vq")["history"][name], one["history"][name],
                                    rtol=1e-5, err_msg=name)

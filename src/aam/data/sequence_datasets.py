@@ -113,16 +113,21 @@ class BlockDataset(Dataset):
     def __len__(self) -> int:
         return len(self.tokens)
 
-    def __getitem__(self, key: int | Key) -> torch.Tensor | tuple[torch.Tensor, bool]:
-        """A block's tokens by position; by a sampler's Key, (tokens, padding)."""
+    def __getitem__(self, key: int | Key) -> torch.Tensor | tuple[torch.Tensor, Key]:
+        """A block's tokens by position; by a sampler's Key, (tokens, key)."""
         if isinstance(key, Key):
-            return self.tokens[int(key.item)], key.padding
+            return self.tokens[int(key.item)], key
         return self.tokens[key]
 
 
-def collate_blocks(items: list[tuple[torch.Tensor, bool]]) -> dict[str, torch.Tensor]:
-    """``{"tokens": [B, L], "padding": []}`` from keyed BlockDataset items."""
-    return {"tokens": torch.stack([t for t, _ in items]), "padding": torch.tensor(bool(items[0][1]))}
+def collate_blocks(items: list[tuple[torch.Tensor, Key]]) -> dict[str, torch.Tensor]:
+    """``{"tokens": [B, L], "block_index": [B], "batch_number": [], "padding": []}`` from keyed
+    BlockDataset items (which blocks a rank trained on, and whether the batch only pads a round)."""
+    key = items[0][1]
+    return {"tokens": torch.stack([t for t, _ in items]),
+            "block_index": torch.tensor([int(k.item) for _, k in items], dtype=torch.int64),
+            "batch_number": torch.tensor(int(key.number), dtype=torch.int64),
+            "padding": torch.tensor(bool(key.padding))}
 
 
 class _RankLoaders(ShardsByRank, L.LightningDataModule):

@@ -14,6 +14,10 @@ Vector quantizer (van den Oord et al. 2017, EMA variant of Razavi et al. 2019):
     z_q     = z + sg(e - z)                               (straight-through gradient)
 Dead codes (EMA count N_k below `dead_threshold` after an update) are restarted on random latents
 of the current batch, with N_k = dead_threshold and m_k = dead_threshold * e_k (Jukebox's recipe).
+Under data-parallel training (`VectorQuantizerEMA.data_parallel`) n_k and the latent sums are summed
+over the processes before the update, and the codebook's data-dependent starts and restarts are drawn
+by rank 0 from every process's latents: every process holds the same codebook, and it learns from the
+global batch (W processes with batch B update it as one process with batch W x B).
 `quantize=False` bypasses the quantizer: the same model is then a plain autoencoder.
 """
 
@@ -23,6 +27,7 @@ import math
 from dataclasses import asdict, dataclass, fields
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
@@ -86,6 +91,30 @@ class VectorQuantizerEMA(nn.Module):
         self.register_buffer("embed_sum", embed.clone())
         self.register_buffer("initialized", torch.tensor(False))
         self.register_buffer("restarts", torch.tensor(0, dtype=torch.long))
+        # Set by the training module for data-parallel training (every process runs every step, so
+        # the collectives below are matched); off in one process and outside training.
+        self.data_parallel = False
+
+    def _from_rank0(self, *buffers: torch.Tensor) -> None:
+        """Under data parallelism, every process takes rank 0's values of ``buffers``."""
+        if self.data_parallel:
+            for buffer in buffers:
+                dist.broadcast(buffer, src=0)
+
+    def _global_rows(self, flat: torch.Tensor, weight: float) -> torch.Tensor:
+        """The global batch's latents: under data parallelism every process's rows in rank order (a
+        padding batch's none; processes may hold different numbers), else ``flat``."""
+        if not self.data_parallel:
+            return flat
+        mine = torch.tensor([len(flat) if weight else 0], device=flat.device)
+        sizes = [torch.zeros_like(mine) for _ in range(dist.get_world_size())]
+        dist.all_gather(sizes, mine)
+        counts = [int(s) for s in sizes]
+        padded = flat.new_zeros((max(counts), flat.shape[1]))
+        padded[: counts[dist.get_rank()]] = flat[: counts[dist.get_rank()]]
+        parts = [torch.empty_like(padded) for _ in counts]
+        dist.all_gather(parts, padded)
+        return torch.cat([part[:n] for part, n in zip(parts, counts, strict=True)])
 
     def distances(self, flat: torch.Tensor) -> torch.Tensor:
         return (
@@ -96,18 +125,26 @@ class VectorQuantizerEMA(nn.Module):
 
     @torch.no_grad()
     def _init_from(self, flat: torch.Tensor, generator: torch.Generator | None = None) -> None:
-        """Data-dependent initialization: codes start on random latents of the first batch."""
+        """Data-dependent initialization: codes start on random latents of the first (global) batch,
+        drawn by rank 0 under data parallelism."""
         idx = torch.randint(len(flat), (self.codebook_size,), generator=generator, device=flat.device)
         self.embedding.copy_(flat[idx])
         self.embed_sum.copy_(flat[idx])
         self.cluster_size.fill_(1.0)
         self.initialized.fill_(True)
+        self._from_rank0(self.embedding, self.embed_sum)
 
     @torch.no_grad()
-    def ema_update(self, flat: torch.Tensor, codes: torch.Tensor) -> None:
-        onehot = F.one_hot(codes, self.codebook_size).to(flat.dtype)
+    def ema_update(self, flat: torch.Tensor, codes: torch.Tensor, weight: float = 1.0) -> None:
+        """One EMA step on the batch's latents; ``weight`` 0: a batch that only pads an epoch's last
+        round under data parallelism (it adds nothing, but takes part in the sum over processes)."""
+        onehot = F.one_hot(codes, self.codebook_size).to(flat.dtype) * weight
         n = onehot.sum(0)
         s = onehot.T @ flat
+        if self.data_parallel:  # one all-reduce of [n | s]: the statistics of the global batch
+            stats = torch.cat([n[:, None], s], dim=1)
+            dist.all_reduce(stats)
+            n, s = stats[:, 0], stats[:, 1:]
         self.cluster_size.mul_(self.decay).add_(n, alpha=1 - self.decay)
         self.embed_sum.mul_(self.decay).add_(s, alpha=1 - self.decay)
         total = self.cluster_size.sum()
@@ -116,6 +153,7 @@ class VectorQuantizerEMA(nn.Module):
 
     @torch.no_grad()
     def restart_dead(self, flat: torch.Tensor) -> int:
+        """Restart dead codes on random rows of ``flat`` (the global batch's latents; rank 0 draws)."""
         dead = self.cluster_size < self.dead_threshold
         n_dead = int(dead.sum())
         if n_dead:
@@ -124,18 +162,22 @@ class VectorQuantizerEMA(nn.Module):
             self.embed_sum[dead] = flat[idx] * self.dead_threshold
             self.cluster_size[dead] = self.dead_threshold
             self.restarts += n_dead
+            # cluster_size is the same on every process (summed statistics), hence n_dead too
+            self._from_rank0(self.embedding, self.embed_sum)
         return n_dead
 
-    def forward(self, z: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(self, z: torch.Tensor, weight: float = 1.0) -> dict[str, torch.Tensor]:
+        """Quantize ``z``; in training also update the codebook (``weight``: see ema_update)."""
         shape = z.shape
         flat = z.reshape(-1, self.dim)
         if self.training and not bool(self.initialized):
-            self._init_from(flat.detach())
+            self._init_from(self._global_rows(flat.detach(), weight))
         codes = self.distances(flat.detach()).argmin(dim=1)
         quant = self.embedding[codes]  # the codebook before this batch's update (as Sonnet)
         if self.training:
-            self.ema_update(flat.detach(), codes)
-            self.restart_dead(flat.detach())
+            self.ema_update(flat.detach(), codes, weight)
+            if bool((self.cluster_size < self.dead_threshold).any()):  # the same on every process
+                self.restart_dead(self._global_rows(flat.detach(), weight))
         loss = self.commitment * F.mse_loss(flat, quant.detach())
         quant = flat + (quant - flat).detach()
         counts = torch.bincount(codes, minlength=self.codebook_size).to(flat.dtype)
@@ -187,10 +229,12 @@ class VQTransformer(nn.Module):
         logits = self.to_logits(self.decoder(x))
         return logits.view(b, n * self.config.patch, self.config.vocab_size)
 
-    def forward(self, ids: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(self, ids: torch.Tensor, weight: float = 1.0) -> dict[str, torch.Tensor]:
+        """Reconstruct ``ids``; ``weight``: the batch's weight in the codebook's update (0 for a
+        padding batch under data parallelism)."""
         z = self.encode(ids)
         if self.quantizer is not None:
-            q = self.quantizer(z)
+            q = self.quantizer(z, weight)
             latents, vq_loss, codes, ppl = q["quantized"], q["loss"], q["codes"], q["perplexity"]
         else:
             latents, vq_loss, codes = z, z.new_zeros(()), None

@@ -95,14 +95,41 @@ class ContrastiveModule(EngineModule):
 
 
 class VQModule(EngineModule):
+    """VQ-Transformer training. Under data parallelism the codebook's EMA statistics are summed over
+    the ranks (padding batches add nothing; :class:`aam.models.vq.VectorQuantizerEMA`) and each rank's
+    loss is weighted by its share of the global batch, so W ranks with batch B train as one process
+    with batch W x B (up to float reduction order; codebook restarts draw from rank 0's latents)."""
+
     def __init__(self, model_config: VQConfig, settings: TrainerSettings | dict | None = None) -> None:
         super().__init__(settings)
         self.model = VQTransformer(model_config)
 
+    def setup(self, stage: str) -> None:
+        # After the process group exists; every rank then runs every training step (aam.data.ranks).
+        trainer = self.attached_trainer()
+        if self.model.quantizer is not None and trainer is not None:
+            self.model.quantizer.data_parallel = trainer.world_size > 1
+
+    def teardown(self, stage: str) -> None:
+        if self.model.quantizer is not None:  # rank 0 alone uses the model after training
+            self.model.quantizer.data_parallel = False
+
+    def _share(self, n: int) -> torch.Tensor | float:
+        """This rank's weight: DDP averages the ranks' gradients, so a rank's mean loss is scaled by
+        W x n / N (n: its blocks, 0 for padding; N: the real blocks of all ranks), which makes the
+        gradient the global batch's mean also in an epoch's uneven last round."""
+        trainer = self.attached_trainer()
+        if trainer is None or trainer.world_size == 1:
+            return 1.0
+        mine = torch.tensor(0.0 if self._padding else float(n), device=self.device)
+        total = trainer.strategy.reduce(mine.clone(), reduce_op="sum")
+        return trainer.world_size * mine / total.clamp(min=1.0)
+
     def _step(self, ids: torch.Tensor, prefix: str) -> torch.Tensor:
-        out = self.model(ids)
+        out = self.model(ids, weight=0.0 if self._padding else 1.0)
         acc = (out["logits"].argmax(-1) == ids).float().mean()
-        kw = {"on_epoch": True, "batch_size": len(ids), "sync_dist": prefix == "val"}
+        # sync_dist: under data parallelism the epoch values are means over every rank's blocks
+        kw = {"on_epoch": True, "batch_size": len(ids), "sync_dist": True}
         self.log(f"{prefix}/loss", out["loss"], prog_bar=True, on_step=prefix == "train", **kw)
         self.log(f"{prefix}/recon_loss", out["recon_loss"], **kw)
         self.log(f"{prefix}/vq_loss", out["vq_loss"], **kw)
@@ -112,7 +139,8 @@ class VQModule(EngineModule):
         return out["loss"]
 
     def training_step(self, batch, batch_idx):
-        return self._step(_block_tokens(batch), "train")
+        ids = _block_tokens(batch)
+        return self._step(ids, "train") * self._share(len(ids))
 
     def validation_step(self, batch, batch_idx):
         self._step(_block_tokens(batch), "val")
