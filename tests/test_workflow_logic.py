@@ -256,6 +256,7 @@ def test_without_a_gpu_here_training_jobs_reserve_none_and_take_the_configured_t
     assert resources.training_resources({"accelerator": "cpu"}, gpus_available=4)["gpu"] == 0
     assert resources.training_resources({"accelerator": "cpu"}, gpus_available=4)["gres"] == ""
     assert resources.gpus_here(config) == 0 and resources.gpus_here({"training": {"gpus": 2}}) == 2
+    assert resources.inference_gpu(config) == 0 and resources.inference_gpu({"training": {"gpus": 2}}) == 1
     wc = SimpleNamespace(run="r")
     assert resources.threads_param(config, lambda w: {})(wc) == 3
     assert resources.threads_param(config, lambda w: {"num_threads": 5})(wc) == 5

@@ -127,6 +127,7 @@ def seq_classify_reads(wc):
 # --- training jobs (aam.workflow.resources) ---
 training_resource_params = partial(resources.resource_params, config)
 training_threads = partial(resources.threads_param, config)
+inference_gpu = resources.inference_gpu(config)
 
 
 def aam_trainer_of(stage):

@@ -21,7 +21,7 @@ rule predict:
         out_dir=lambda wc: out(wc.dataset, f"predict/{wc.name}"),
     threads: 2
     resources:
-        gpu=1,
+        gpu=inference_gpu,
     log:
         log_file("{dataset}/predict/{name}.log"),
     benchmark:

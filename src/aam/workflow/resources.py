@@ -61,6 +61,14 @@ def gpus_here(config: dict) -> int:
     return local_gpus() if gpus == "auto" else int(gpus)
 
 
+def inference_gpu(config: dict) -> int:
+    """The `gpu` resource of a job that runs a trained model (aam predict uses a GPU when there is
+    one): 1 where this machine has GPUs, else 0, so that on a machine without one such jobs do not
+    queue for a resource nothing uses (and under SLURM, where the plugin turns `gpu` into
+    `--gpus`, they do not ask a CPU partition for a GPU)."""
+    return int(gpus_here(config) > 0)
+
+
 def training_resources(trainer: dict, gpus_available: int) -> dict[str, Any]:
     """Resources of a training job (see the module docstring); `gpus_available`: GPUs of the machine
     that schedules local jobs. Keys the plugin must not see are 0 or "", which it ignores."""
