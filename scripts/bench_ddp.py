@@ -39,7 +39,9 @@ def launch(args: dict, world: int) -> list[dict]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
+    # OpenMP waits as the `aam` command sets them (aam.threads.sleeping_waits), unless set here
     env = {**os.environ, "OMP_NUM_THREADS": str(args.get("threads", 1)),
+           "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE"),
            "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
     procs = [subprocess.Popen([sys.executable, str(WORKER), json.dumps({**args, "world": world, "rank": r,
                                                                         "port": port})],

@@ -4,10 +4,11 @@
 # and run, on every table sample (pretrain_splits.tsv: self-supervised, no target is read; the
 # finetune jobs of the split and of every CV fold start from it).
 # finetune: one model per run and target; from the pretrained encoder, or from scratch.
-# Both train on a GPU where there is one (resources gpu = the run's devices x num_nodes, 1 by
-# default: one at a time per GPU locally; on SLURM, --gpus and one task per process, started by
-# the rule's own srun; see aam.workflow.resources). Checkpoints and logs sit beside the declared outputs and are not
-# outputs themselves, so Snakemake leaves them in place and a restarted job resumes from last.ckpt.
+# Both train on a GPU where there is one (locally resource gpu = the run's devices where the machine
+# has GPUs, else 0 so that jobs run side by side; on SLURM, gres gpu:<devices> per node and one task
+# per process, which the stage starts itself with srun: aam.workflow.resources, aam.slurm).
+# Checkpoints and logs sit beside the declared outputs and are not outputs themselves, so Snakemake
+# leaves them in place and a restarted job resumes from last.ckpt.
 
 
 rule pretrain:
