@@ -54,7 +54,7 @@ from aam.evaluate.metrics import TRAINING_MONITOR
 from aam.evaluate.metrics import mode as metric_mode
 from aam.io.atomic import atomic_path
 from aam.provenance import provenance, used_settings
-from aam.stages.encoder_init import apply_encoder, load_encoder
+from aam.training.encoder_init import apply_encoder, load_encoder
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ Settings (``--settings``: JSON or a YAML/JSON file, validated against the schema
 
 ``--init-dir``: start from a pretrained encoder (a corpus run's or a bundled one) and pretrain it
 further on this dataset's samples (``pretrain.continue_on_study``): the architecture is the
-encoder's, as in fine-tuning (:mod:`aam.stages.encoder_init`); the run's ``model`` section sets only
+encoder's, as in fine-tuning (:mod:`aam.training.encoder_init`); the run's ``model`` section sets only
 the training-only keys (dropout).
 
 Outputs in ``--out-dir``: ``model.safetensors`` + ``model.json`` (class, config, training summary),
@@ -53,8 +53,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> None:
     from aam.data.datasets import AAMDataModule
     from aam.data.unifrac import PhyloIndex
-    from aam.stages.encoder_init import apply_encoder, load_encoder
     from aam.training.aam_modules import PretrainModule
+    from aam.training.encoder_init import apply_encoder, load_encoder
     from aam.training.runs import (
         check_splits,
         fit_and_export,
