@@ -130,8 +130,8 @@ def token_caches(counts, sample_ids, feature_ids, sequences, max_bp: int, folder
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    from aam.data.token_caches import build
     from aam.io.parquet_cache import read_features, read_samples
-    from aam.stages.tokenize import build
 
     coo = counts.tocoo()
     order = np.lexsort((coo.col, coo.row))  # samples in table order, features in table order
@@ -144,7 +144,7 @@ def token_caches(counts, sample_ids, feature_ids, sequences, max_bp: int, folder
     }), folder / "counts.parquet")
     tokens = folder / "tokens"
     tokens.mkdir()
-    quiet = logging.getLogger("aam.stages.tokenize")  # its cache report means nothing here
+    quiet = logging.getLogger("aam.data.token_caches")  # its cache report means nothing here
     level = quiet.level
     quiet.setLevel(logging.WARNING)
     try:
