@@ -45,6 +45,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import scipy.sparse as sp
 
+from aam.config import section_settings
 from aam.errors import InputError, setting_name
 from aam.io.atomic import publish_together
 from aam.io.biom import read_table, table_to_csr
@@ -95,15 +96,6 @@ class Ingested:
     sequences: list[str]
     samples: pd.DataFrame  # index: the table's samples that the metadata knows (table order); strings
     tree: Tree
-
-
-def section_settings(text: str | None, section: str) -> dict:
-    """A config section (ingest, split, rarefy) from JSON or a YAML/JSON file, validated and defaults
-    filled from the schema."""
-    from aam.config import load_schema, load_settings, validate
-
-    settings = load_settings(text)
-    return validate(settings, load_schema()["properties"][section], where=f"--settings ({section})")
 
 
 def _targets(text: str) -> list[dict]:
