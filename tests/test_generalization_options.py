@@ -190,7 +190,7 @@ def study(tmp_path_factory):
 
 def test_finetune_ensemble_holds_the_single_runs_of_seeds_s_and_s_plus_1(study, tmp_path):
     from aam.data.datasets import AAMDataModule
-    from aam.stages.finetune import eval_loader, predict
+    from aam.evaluate.predict import eval_loader, predict
 
     settings = json.loads(json.dumps(SETTINGS))
     finetune(study, tmp_path / "single42", settings, seed=42)

@@ -220,10 +220,10 @@ def _predict(args, model, meta: dict, features, samples, sample_ids: list[str]) 
     from torch.utils.data import DataLoader
 
     from aam.data.datasets import Collate, RarefiedSamples
+    from aam.evaluate.predict import predict
     from aam.io.atomic import atomic_dir
     from aam.io.embeddings import write_embeddings
     from aam.provenance import provenance
-    from aam.stages.finetune import predict
 
     model_dir = Path(args.model_dir)
     model_prov = meta.get("provenance") or {}
