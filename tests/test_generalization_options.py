@@ -287,7 +287,7 @@ def test_selection_never_reads_the_test_samples(study, tmp_path):
 
 # ---------------------------------------------------------------------------------- monitor: auto
 def test_monitor_auto_is_each_stages_own_metric():
-    from aam.stages.finetune import AUTO_MONITOR
+    from aam.training.finetune import AUTO_MONITOR
 
     s = TrainerSettings.from_dict({"monitor": "auto", "mode": "min"})
     s.resolve_monitor(*AUTO_MONITOR["classification"])

@@ -156,51 +156,6 @@ def token_caches(counts, sample_ids, feature_ids, sequences, max_bp: int, folder
     return read_features(tokens / "features.parquet"), read_samples(tokens / "samples.parquet")
 
 
-def unseen_features(model_dir: Path, features, samples, rows: np.ndarray, table: str,
-                    warn_fraction: float) -> dict:
-    """Features (and their share of the reads) of the predicted samples that no training sample had,
-    compared by sequence as the model reads it. None of them seen is an `InputError`; a share of the
-    reads above `warn_fraction` a warning. Without the model's training list the counts are None."""
-    import pyarrow.parquet as pq
-
-    from aam.data.nucleotides import NucleotideTokenizer
-    from aam.stages.finetune import TRAIN_FEATURES
-
-    path = model_dir / TRAIN_FEATURES
-    if not path.exists():
-        log.warning("%s: not found; cannot say which features training never saw", path)
-        return {"n_features": None, "n_unseen_features": None, "unseen_read_fraction": None}
-    seen = set(pq.read_table(path, columns=["sequence"]).column("sequence").to_pylist())
-    reads = np.zeros(len(features), dtype=np.float64)
-    for r in rows:
-        feats, counts = samples.row(int(r))
-        np.add.at(reads, feats, counts)
-    present = np.flatnonzero(reads > 0)
-    decoded = NucleotideTokenizer.decode(features.tokens[present]) if present.size else []
-    new = np.array([s not in seen for s in decoded], dtype=bool)
-    out = {
-        "n_features": int(present.size),
-        "n_unseen_features": int(new.sum()),
-        "unseen_read_fraction": float(reads[present[new]].sum() / max(reads.sum(), 1)),
-    }
-    if present.size and new.all():
-        raise InputError(
-            f"{table}: none of its {present.size} features was in any training sample of {model_dir} "
-            "(compared by sequence, as the model reads it); is it another amplicon region or marker?"
-        )
-    share = 100 * out["unseen_read_fraction"]
-    if out["unseen_read_fraction"] > warn_fraction:
-        log.warning("%.1f%% of the reads (%d of %d features) come from features no training sample had "
-                    "(more than %s: --warn-unseen-fraction %g); the model predicts them from sequence "
-                    "alone", share, out["n_unseen_features"], out["n_features"], f"{100 * warn_fraction:g}%",
-                    warn_fraction)
-    else:
-        log.info("%d of %d features of the predicted samples (%.2f%% of their reads) were not in any "
-                 "training sample; the encoder reads their sequences", out["n_unseen_features"],
-                 out["n_features"], share)
-    return out
-
-
 # -------------------------------------------------------------------------------------------- run
 def run(args: argparse.Namespace) -> None:
     if not 0 <= args.warn_unseen_fraction <= 1:
@@ -220,6 +175,7 @@ def _predict(args, model, meta: dict, features, samples, sample_ids: list[str]) 
     from torch.utils.data import DataLoader
 
     from aam.data.datasets import Collate, RarefiedSamples
+    from aam.data.train_features import unseen_features
     from aam.evaluate.predict import predict
     from aam.io.atomic import atomic_dir
     from aam.io.embeddings import write_embeddings
