@@ -163,3 +163,28 @@ def build(features, counts, rarefied, out_features, out_samples, max_bp: int = 1
     )
     log.info("cache metadata: %s", json.dumps({k: v for k, v in meta.items() if k != "tokenizer"}))
     return True
+
+
+def table_caches(counts, sample_ids, feature_ids, sequences, max_bp: int, folder: Path):
+    """The token caches of a table held in memory (`aam predict`'s new table), built as `aam
+    tokenize` builds a dataset's, in ``folder``."""
+    coo = counts.tocoo()
+    order = np.lexsort((coo.col, coo.row))  # samples in table order, features in table order
+    pq.write_table(pa.table({"feature_id": pa.array(feature_ids, pa.string()),
+                             "sequence": pa.array(sequences, pa.string())}), folder / "features.parquet")
+    pq.write_table(pa.table({
+        "sample": pa.array([sample_ids[i] for i in coo.row[order]], pa.string()),
+        "feature": pa.array([feature_ids[j] for j in coo.col[order]], pa.string()),
+        "count": pa.array(coo.data[order].astype(np.int64), pa.int64()),
+    }), folder / "counts.parquet")
+    tokens = folder / "tokens"
+    tokens.mkdir()
+    level = log.level  # the cache report of build means nothing here
+    log.setLevel(logging.WARNING)
+    try:
+        build(folder / "features.parquet", folder / "counts.parquet", None, tokens / "features.parquet",
+              tokens / "samples.parquet", max_bp=max_bp, force=True)
+    finally:
+        log.setLevel(level)
+    log.info("read %d samples x %d features (max_bp %d)", len(sample_ids), len(feature_ids), max_bp)
+    return pc.read_features(tokens / "features.parquet"), pc.read_samples(tokens / "samples.parquet")
