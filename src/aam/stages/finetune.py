@@ -37,26 +37,23 @@ Working files beside them: ``checkpoints/`` (resume) and ``logs/`` (CSV, TensorB
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import logging
-import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
 from aam.config import load_settings
 from aam.data.train_features import TRAIN_FEATURES, write_train_features
 from aam.errors import InputError
-from aam.evaluate.predict import eval_loader, predict, prediction_table
 from aam.io.atomic import atomic_path
-from aam.provenance import provenance, used_settings
 from aam.training.finetune import (
     AUTO_MONITOR,
     check_target,
+    finetune_record,
     member_history,
+    predict_splits,
     select_settings,
     target_classes,
     train_model,
@@ -103,7 +100,6 @@ def run(args: argparse.Namespace) -> None:
     from aam.io.metadata import read_target_column
     from aam.io.splits import read_splits
     from aam.models.ensemble import EnsemblePredictor
-    from aam.training.aam_modules import validation_metrics
     from aam.training.runs import publish, start_trainer, train_summary
     from aam.training.selection import apply_choice
 
@@ -136,26 +132,7 @@ def run(args: argparse.Namespace) -> None:
     model = first.module.model if members == 1 else EnsemblePredictor.of([t.module.model for t in trained])
 
     def outputs() -> dict:
-        accelerator = first.result.accelerator
-        device = torch.device("cuda" if torch.cuda.is_available() and accelerator == "gpu" else "cpu")
-        tables, embeddings, val_metrics = [], [], {}
-        for split in ("train", "val", "test"):
-            start = time.perf_counter()
-            pred = predict(model, eval_loader(dm, split), device)
-            if not pred:
-                continue
-            log.info("predicted the %s split (%d samples) in %.1f s", split, len(pred["row"]),
-                     time.perf_counter() - start)
-            table = prediction_table(pred, split, dm, task)
-            embeddings.append(pd.DataFrame({"sample": table["sample"], "split": split,
-                                            "embedding": list(pred["embedding"])}))
-            if split == "val":
-                val_metrics = validation_metrics(task, torch.from_numpy(pred["output"]),
-                                                 torch.from_numpy(pred["target"]),
-                                                 dm.target_mean or 0.0, dm.target_std or 1.0)
-            if split != "train":
-                tables.append(table)
-        predictions = pd.concat(tables, ignore_index=True)
+        predictions, embeddings, val_metrics = predict_splits(model, dm, task, first.result.accelerator)
         summaries = [train_summary(t.result, dm.batch_size, trainer.accumulate_grad_batches) for t in trained]
         summary = summaries[0] if members == 1 else {"members": summaries}
         log.info("fine-tuning %s: %s; best-epoch validation %s", name, json.dumps(summary), val_metrics)
@@ -163,32 +140,6 @@ def run(args: argparse.Namespace) -> None:
             predictions.to_csv(tmp, sep="\t", index=False, float_format="%.6g")
         write_embeddings(embeddings, out_dir / "embeddings.parquet")
         write_train_features(dm, out_dir / TRAIN_FEATURES)
-        return {
-            "stage": "finetune",
-            "task": task,
-            "target": {"name": name, "column": column, "type": task, "classes": classes},
-            "classes": dm.classes,
-            "target_mean": dm.target_mean,
-            "target_std": dm.target_std,
-            "pretrained": bool(args.pretrain_dir),
-            "pretrained_from": args.pretrain_dir,
-            "freeze_base": bool(fine["freeze_base"]),
-            "loss": first.module.loss_name,
-            "class_weights": None if first.weights is None else [float(w) for w in first.weights],
-            "data": settings["data"],
-            "depth": dm.depth,
-            "n_samples": {s: len(d) for s, d in (("train", dm.train_dataset), ("val", dm.val_dataset),
-                                                 ("test", dm.test_dataset))},
-            "val_metrics": val_metrics,
-            "ensemble": members,
-            "selection": None if chosen is None else chosen.as_dict(),
-            "training": summary,
-            "trainer": trainer.as_dict(),
-            "provenance": provenance(
-                used_settings(settings, model=dataclasses.asdict(first.module.model.config),
-                              finetune__trainer=trainer.as_dict(),
-                              pretrain=None if args.pretrain_dir else settings.get("pretrain")),
-                args.seed, target={"column": column, "type": task}, pretrained_from=args.pretrain_dir),
-        }
+        return finetune_record(args, settings, trained, classes, val_metrics, summary, chosen)
 
     publish(model, out_dir, [t.result for t in trained], outputs=outputs, history=member_history(trained))

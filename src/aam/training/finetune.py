@@ -8,8 +8,10 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +23,7 @@ from aam.errors import InputError
 from aam.evaluate.metrics import TRAINING_MONITOR
 from aam.evaluate.metrics import mode as metric_mode
 from aam.evaluate.predict import eval_loader, predict, prediction_table
+from aam.provenance import provenance, used_settings
 from aam.training.encoder_init import apply_encoder, load_encoder
 
 log = logging.getLogger(__name__)
@@ -219,3 +222,67 @@ def member_history(trained: list[Trained]) -> pd.DataFrame:
         return trained[0].result.history
     return pd.concat([t.result.history.assign(member=i)[["member", *t.result.history.columns]]
                       for i, t in enumerate(trained)], ignore_index=True)
+
+
+def predict_splits(model, dm, task: str, accelerator: str) -> tuple[pd.DataFrame, list[pd.DataFrame], dict]:
+    """The fine-tuned model on each split with the fixed evaluation rarefaction: the val and test
+    predictions (one table), the sample embeddings of every split, and the validation metrics of
+    the restored weights."""
+    from aam.training.aam_modules import validation_metrics
+
+    device = torch.device("cuda" if torch.cuda.is_available() and accelerator == "gpu" else "cpu")
+    tables, embeddings, val_metrics = [], [], {}
+    for split in ("train", "val", "test"):
+        start = time.perf_counter()
+        pred = predict(model, eval_loader(dm, split), device)
+        if not pred:
+            continue
+        log.info("predicted the %s split (%d samples) in %.1f s", split, len(pred["row"]),
+                 time.perf_counter() - start)
+        table = prediction_table(pred, split, dm, task)
+        embeddings.append(pd.DataFrame({"sample": table["sample"], "split": split,
+                                        "embedding": list(pred["embedding"])}))
+        if split == "val":
+            val_metrics = validation_metrics(task, torch.from_numpy(pred["output"]),
+                                             torch.from_numpy(pred["target"]),
+                                             dm.target_mean or 0.0, dm.target_std or 1.0)
+        if split != "train":
+            tables.append(table)
+    return pd.concat(tables, ignore_index=True), embeddings, val_metrics
+
+
+def finetune_record(args: argparse.Namespace, settings: dict, trained: list[Trained],
+                    classes: list[str] | None, val_metrics: dict, summary: dict, chosen) -> dict:
+    """model.json's record of a fine-tuned model (or seed ensemble): target, classes and scaling,
+    data, validation metrics, selection, training summary, trainer and provenance."""
+    first = trained[0]
+    dm, trainer, fine = first.dm, first.trainer, settings["finetune"]
+    column, task = args.target_column, args.task
+    return {
+        "stage": "finetune",
+        "task": task,
+        "target": {"name": args.target or column, "column": column, "type": task, "classes": classes},
+        "classes": dm.classes,
+        "target_mean": dm.target_mean,
+        "target_std": dm.target_std,
+        "pretrained": bool(args.pretrain_dir),
+        "pretrained_from": args.pretrain_dir,
+        "freeze_base": bool(fine["freeze_base"]),
+        "loss": first.module.loss_name,
+        "class_weights": None if first.weights is None else [float(w) for w in first.weights],
+        "data": settings["data"],
+        "depth": dm.depth,
+        "n_samples": {s: len(d) for s, d in (("train", dm.train_dataset), ("val", dm.val_dataset),
+                                             ("test", dm.test_dataset))},
+        "val_metrics": val_metrics,
+        "ensemble": len(trained),
+        "selection": None if chosen is None else chosen.as_dict(),
+        "training": summary,
+        "trainer": trainer.as_dict(),
+        "provenance": provenance(
+            used_settings(settings, model=dataclasses.asdict(first.module.model.config),
+                          finetune__trainer=trainer.as_dict(),
+                          pretrain=None if args.pretrain_dir else settings.get("pretrain")),
+            args.seed, target={"column": column, "type": task}, pretrained_from=args.pretrain_dir),
+    }
+
