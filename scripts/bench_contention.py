@@ -54,7 +54,7 @@ def write_data(folder: Path, samples: int) -> None:
     workflow's tokenize rule leaves them after rarefy."""
     import pandas as pd
 
-    from aam.stages.tokenize import build
+    from aam.data.token_caches import build
 
     write_study(folder, n_samples=samples + 40, n_train=samples, n_val=40, n_features=120)
     ids = pd.read_parquet(folder / "counts.parquet")["sample"].unique()

@@ -50,8 +50,8 @@ def child(args: argparse.Namespace) -> None:
 
     from aam.config import definition, validate
     from aam.data.corpus import CorpusDataModule, CorpusStudy
-    from aam.stages.corpus_pretrain import build_module
     from aam.training.engine import TrainerSettings, fit
+    from aam.training.pretrain import corpus_module
 
     torch.set_num_threads(args.threads)
     studies = [CorpusStudy(s, Path(args.studies_root) / s / "tokens", args.tree, args.depth)
@@ -65,7 +65,7 @@ def child(args: argparse.Namespace) -> None:
     trainer = TrainerSettings(max_epochs=1, limit_train_batches=args.steps, limit_val_batches=1,
                               warmup_steps=5, patience=None, progress_bar=False, num_threads=args.threads,
                               seed=1)
-    _, module = build_module(settings, dm, trainer)
+    _, module = corpus_module(settings, dm, trainer)
     with tempfile.TemporaryDirectory() as tmp:
         result = fit(module, tmp, datamodule=dm)
     n_seen = result.global_step * dm.batch_size

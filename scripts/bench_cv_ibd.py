@@ -114,9 +114,10 @@ def pretrain(settings: dict, tokens: Path, splits: Path, tree: Path, index_cache
 
 def finetune(settings: dict, tokens: Path, splits: Path, samples: Path, seed: int, out: Path,
              base_state: dict | None) -> tuple[float, float]:
-    from aam.stages.finetune import class_weight_vector, eval_loader, predict
+    from aam.evaluate.predict import eval_loader, predict
     from aam.training.aam_modules import FinetuneModule
     from aam.training.engine import fit
+    from aam.training.finetune import class_weight_vector
     from aam.training.runs import model_config, trainer_settings
 
     fine = settings["finetune"]

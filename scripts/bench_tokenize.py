@@ -105,7 +105,7 @@ def demo_ingest(tmp: Path) -> tuple[Path, Path, int]:
 
 def bench_demo(tmp: Path, epochs: int) -> None:
     from aam.data.datasets import AAMDataModule
-    from aam.stages.tokenize import build
+    from aam.data.token_caches import build
 
     features, counts, n_samples = demo_ingest(tmp)
     t_build, _ = best_of(1, lambda: build(features, counts, None, tmp / "tokens" / "features.parquet",

@@ -74,7 +74,7 @@ def write_study(folder, n_samples: int = 40, n_features: int = 40, depth: int = 
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from aam.stages.tokenize import build
+    from aam.data.token_caches import build
 
     rng = np.random.default_rng(seed)
     letters = np.array(list("ACGT"))

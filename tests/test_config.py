@@ -147,3 +147,60 @@ def test_a_key_of_the_other_kind_stops_the_workflow_and_the_stage(run, in_config
         check_config({"datasets": {}, "seq_models": {"runs": {"r": run}}}, where="t")
     with pytest.raises(InputError, match=f"^{re.escape(by_hand)}$"):
         resolve_settings(run)
+
+
+def _seq_run_table(readme: str) -> list[tuple[str, str, str, str]]:
+    """Rows (key, kind, default, meaning) of config/README.md's sequence-run table."""
+    start = readme.index("| key | kind | default | meaning |")
+    rows = []
+    for line in readme[start:].splitlines()[2:]:
+        if not line.startswith("|"):
+            break
+        key, kind, default, meaning = (cell.strip() for cell in line.strip("|").split("|", 3))
+        rows.append((key.strip("`"), kind, default.strip("`"), meaning))
+    return rows
+
+
+def test_the_documented_sequence_run_defaults_are_the_schema_s(repo_root):
+    """config/README.md's table of sequence-run keys states each default; the schema fills exactly
+    that default for a run of the row's kind (and the table lists every key of the schema)."""
+    from aam.config import check_config, seq_run_keys
+
+    rows = _seq_run_table((repo_root / "config" / "README.md").read_text())
+    filled = check_config({"datasets": {}, "seq_models": {"runs": {
+        "contrastive": {}, "vq": {"kind": "vq"}}}}, where="t")["seq_models"]["runs"]
+    documented = {(key, kind) for key, kind, _, _ in rows}
+    for kind in ("contrastive", "vq"):
+        both = seq_run_keys("contrastive") & seq_run_keys("vq")
+        expected = {(key, "both" if key in both else kind) for key in seq_run_keys(kind)}
+        # model is listed once per kind (its keys differ), as its kind's
+        expected = {("model", kind) if key == "model" else (key, k) for key, k in expected}
+        assert expected <= documented, f"undocumented {kind} keys: {sorted(expected - documented)}"
+    checked = 0
+    for key, kind, default, _ in rows:
+        if not default or default.startswith("see "):
+            continue
+        value = filled["vq" if kind == "vq" else "contrastive"][key]
+        assert yaml.safe_load(default) == value, (key, kind, default, value)
+        checked += 1
+    assert checked >= 9
+
+
+@pytest.mark.parametrize("kind", ["contrastive", "vq"])
+def test_the_documented_sequence_model_sizes_are_the_model_configs(repo_root, kind):
+    """The schema leaves `model` keys unset so that the model's config dataclass supplies them (one
+    source, no copy in the schema); the README's `model` row must state those same values."""
+    from dataclasses import fields
+
+    from aam.models.contrastive import ContrastiveConfig
+    from aam.models.vq import VQConfig
+
+    rows = _seq_run_table((repo_root / "config" / "README.md").read_text())
+    meaning = next(m for key, k, _, m in rows if key == "model" and k == kind)
+    numbers = re.findall(r"`(\w+)` \(([-0-9.e]+|true|false)[ ,:;)]", meaning)
+    stated = {name: yaml.safe_load(value) for name, value in numbers}
+    stated = {name: float(v) if isinstance(v, str) else v for name, v in stated.items()}  # YAML: 1e-5
+    config = ContrastiveConfig if kind == "contrastive" else VQConfig
+    defaults = {f.name: f.default for f in fields(config)}
+    assert len(stated) >= 7
+    assert {name: defaults[name] for name in stated} == stated

@@ -16,7 +16,7 @@ import torch
 from skbio.diversity import beta_diversity
 
 from aam.data.corpus import CorpusDataModule, CorpusStudy, crop_tokens
-from aam.stages.tokenize import build
+from aam.data.token_caches import build
 
 LETTERS = np.array(list("ACGT"))
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from aam.data.datasets import AAMDataModule, EpochSampler, select_features
-from aam.stages.tokenize import build
+from aam.data.token_caches import build
 
 N_SAMPLES, N_FEATURES, DEPTH = 40, 60, 100
 

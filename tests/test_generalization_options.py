@@ -190,7 +190,7 @@ def study(tmp_path_factory):
 
 def test_finetune_ensemble_holds_the_single_runs_of_seeds_s_and_s_plus_1(study, tmp_path):
     from aam.data.datasets import AAMDataModule
-    from aam.stages.finetune import eval_loader, predict
+    from aam.evaluate.predict import eval_loader, predict
 
     settings = json.loads(json.dumps(SETTINGS))
     finetune(study, tmp_path / "single42", settings, seed=42)
@@ -287,7 +287,7 @@ def test_selection_never_reads_the_test_samples(study, tmp_path):
 
 # ---------------------------------------------------------------------------------- monitor: auto
 def test_monitor_auto_is_each_stages_own_metric():
-    from aam.stages.finetune import AUTO_MONITOR
+    from aam.training.finetune import AUTO_MONITOR
 
     s = TrainerSettings.from_dict({"monitor": "auto", "mode": "min"})
     s.resolve_monitor(*AUTO_MONITOR["classification"])

@@ -25,8 +25,8 @@ from test_cv_summary import records
 from test_parquet_cache import COUNTS, write_inputs
 
 from aam.cli import main
+from aam.data.token_caches import build
 from aam.io.biom import csr_to_table, write_biom
-from aam.stages.tokenize import build
 
 
 class Killed(BaseException):

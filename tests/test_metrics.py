@@ -191,7 +191,7 @@ def test_every_list_of_metrics_is_the_registry_s(tmp_path):
         secondary_metrics,
     )
     from aam.stages.compare import comparison_table
-    from aam.stages.finetune import AUTO_MONITOR
+    from aam.training.finetune import AUTO_MONITOR
 
     assert metric_names("regression") == ("mae", "rmse", "r2", "pearson_r")
     assert metric_names("classification") == ("accuracy", "macro_f1", "auroc")

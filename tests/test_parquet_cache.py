@@ -9,9 +9,9 @@ import pytest
 
 from aam.cli import main
 from aam.data.nucleotides import NucleotideTokenizer
+from aam.data.token_caches import build
 from aam.errors import InputError
 from aam.io import parquet_cache as pc
-from aam.stages.tokenize import build
 
 FEATURES = {"f0": "ACGTACGTAA", "f1": "ccggttaa", "f2": "NNACGT", "f3": "TTTTTTTTTTTT"}
 COUNTS = [  # sample, feature, count (long); s2 has a tie between f1 and f3
@@ -118,19 +118,18 @@ def test_cli(tmp_path, capsys):
     assert main(args + ["--settings", '{"max_bp": 5, "bogus": 1}']) == 2
 
 
-def test_rarefied_table_marks_samples_and_depth_but_not_its_bytes(tmp_path):
-    import time
-
+def test_rarefied_table_marks_samples_and_depth_but_not_its_bytes(tmp_path, monkeypatch):
     import scipy.sparse as sp
 
     from aam.io.biom import csr_to_table, write_biom
 
     f, c = write_inputs(tmp_path / "in")
     # s1 and s2 reach depth 10 (s0 has 3 reads); two writes differ in the BIOM's creation date
+    # (aam pins it to $SOURCE_DATE_EPOCH; another tool writes the clock's)
     table = csr_to_table(sp.csr_matrix(np.array([[5, 2, 3, 0], [10, 0, 0, 0]])), ["s1", "s2"], list(FEATURES))
-    for name in ("r1.biom", "r2.biom"):
+    for epoch, name in enumerate(("r1.biom", "r2.biom")):
+        monkeypatch.setenv("SOURCE_DATE_EPOCH", str(epoch))
         write_biom(table, tmp_path / name)
-        time.sleep(0.01)
     assert (tmp_path / "r1.biom").read_bytes() != (tmp_path / "r2.biom").read_bytes()
     outs = [(tmp_path / d / "features.parquet", tmp_path / d / "samples.parquet") for d in ("a", "b")]
     build(f, c, tmp_path / "r1.biom", *outs[0], max_bp=8)

@@ -16,10 +16,10 @@ from aam_synthetic import balanced_newick, make_batch  # noqa: E402
 from aam.data.unifrac import PhyloIndex  # noqa: E402
 from aam.errors import InputError  # noqa: E402
 from aam.models.aam import AAMConfig  # noqa: E402
-from aam.stages.finetune import check_target, class_weight_vector  # noqa: E402
 from aam.training import losses  # noqa: E402
 from aam.training.aam_modules import FinetuneModule, PretrainModule, validation_metrics  # noqa: E402
 from aam.training.engine import TrainerSettings, fit  # noqa: E402
+from aam.training.finetune import check_target, class_weight_vector  # noqa: E402
 
 N_FEATURES = 12
 CFG = dict(embedding_dim=16, layers=1, heads=2, ff_dim=32, dropout=0.1, max_bp=12, asv_limit=6)

@@ -212,6 +212,13 @@ def definition(name: str) -> dict[str, Any]:
     return {**defs[name], "definitions": defs}
 
 
+def section_settings(text: str | None, section: str) -> dict:
+    """A config section (ingest, split, rarefy) from JSON or a YAML/JSON file, validated and defaults
+    filled from the schema."""
+    settings = load_settings(text)
+    return validate(settings, load_schema()["properties"][section], where=f"--settings ({section})")
+
+
 def load_settings(value: str | Path | None, schema_definition: str | None = None) -> dict[str, Any]:
     """Nested settings for a stage: a JSON string, or a path to a YAML/JSON file.
 

@@ -9,10 +9,13 @@ IUPAC nucleotide codes, and U is read as T, as every DNA input of the package re
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import tempfile
 from pathlib import Path
+
+import numpy as np
 
 from aam.errors import InputError, setting_name
 from aam.io import qza
@@ -22,6 +25,8 @@ from aam.io.fasta import read_fasta
 SEQUENCE_TYPES = ("FeatureData[Sequence]", "FeatureData[AlignedSequence]")
 DNA = re.compile(f"^[{IUPAC}]+$")
 _U_TO_T = str.maketrans("U", "T")
+
+log = logging.getLogger(__name__)
 
 
 def read_rep_seqs(path: str | os.PathLike) -> dict[str, str]:
@@ -84,3 +89,25 @@ def sequences_for(
             f"(table features e.g. {examples}; sequence IDs e.g. '{next(iter(rep_seqs), '')}')"
         )
     return sequences
+
+
+def table_with_sequences(table_path: str, sequences_path: str | None):
+    """(samples x features counts, sample IDs, feature IDs, sequences) of the table; features
+    without reads or without a sequence are dropped (logged)."""
+    from aam.io.biom import read_table, table_to_csr
+
+    counts, sample_ids, feature_ids = table_to_csr(read_table(table_path))
+    totals = np.asarray(counts.sum(axis=0)).ravel()
+    rep = read_rep_seqs(sequences_path) if sequences_path else None
+    sequences = sequences_for(feature_ids, rep, table_path=str(table_path), seqs_path=sequences_path,
+                              sequences_key="predict.<name>.sequences")
+    keep = (totals > 0) & np.fromiter((s is not None for s in sequences), dtype=bool, count=len(sequences))
+    no_seq = int(sum(s is None for s in sequences))
+    if no_seq:
+        lost = totals[[s is None for s in sequences]].sum() / max(totals.sum(), 1)
+        log.warning("%d of %d features have no sequence in %s and are left out (%.2f%% of the reads)",
+                    no_seq, len(feature_ids), sequences_path, 100 * lost)
+    counts = counts[:, np.flatnonzero(keep)]
+    feature_ids = [f for f, k in zip(feature_ids, keep, strict=True) if k]
+    sequences = [s for s, k in zip(sequences, keep, strict=True) if k]
+    return counts.tocsr(), list(map(str, sample_ids)), feature_ids, sequences

@@ -23,7 +23,6 @@ import argparse
 import dataclasses
 import json
 import logging
-import time
 from pathlib import Path
 
 from aam.config import load_settings
@@ -59,28 +58,9 @@ def read_studies(text: str):
     return studies_from_json(entries)
 
 
-def build_module(settings: dict, dm, trainer):
-    """The model config (from the run's ``model`` section and the data) and the LightningModule,
-    with one UniFrac index per tree group."""
-    from aam.data.unifrac import PhyloIndex
-    from aam.training.aam_modules import CorpusPretrainModule
-    from aam.training.runs import model_config
-
-    pre = settings["pretrain"]
-    indexes = []
-    for tree, ids in zip(dm.tree_groups, dm.group_feature_ids, strict=True):
-        start = time.perf_counter()
-        indexes.append(PhyloIndex.from_newick(tree, ids))
-        log.info("tree %s indexed for %d features in %.1f s", tree, len(ids), time.perf_counter() - start)
-    cfg = model_config(settings["model"], dm)
-    module = CorpusPretrainModule(cfg, trainer, indexes, unifrac_metric=pre["unifrac_metric"],
-                                  mask_rate=pre["mask_rate"], unifrac_weight=pre["unifrac_weight"],
-                                  nucleotide_weight=pre["nucleotide_weight"])
-    return cfg, module
-
-
 def run(args: argparse.Namespace) -> None:
     from aam.data.corpus import CorpusDataModule
+    from aam.training.pretrain import corpus_module
     from aam.training.runs import fit_and_export, input_fingerprint, start_trainer, train_summary
 
     settings = load_settings(args.settings, "aam_run")
@@ -95,7 +75,7 @@ def run(args: argparse.Namespace) -> None:
     dm = CorpusDataModule(studies, settings["data"], args.val_fraction, seed=args.seed, crop_min_bp=crop)
     if len(dm.val_dataset) == 0:
         raise InputError("pretrain_corpus: no validation samples; raise val_fraction")
-    cfg, module = build_module(settings, dm, trainer)
+    cfg, module = corpus_module(settings, dm, trainer)
     inputs = [s.tokens_dir / name for s in studies for name in ("features.parquet", "samples.parquet")]
     inputs += [Path(t) for t in dm.tree_groups]
     fingerprint = input_fingerprint(

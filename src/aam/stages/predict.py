@@ -45,18 +45,17 @@ import argparse
 import json
 import logging
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
+from aam.data.token_caches import table_caches
 from aam.errors import InputError
+from aam.evaluate.predict import load_finetuned
+from aam.io.rep_seqs import table_with_sequences
 from aam.threads import use_threads
 
 log = logging.getLogger(__name__)
-
-MODEL_FILES = ("model.json", "model.safetensors")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -74,163 +73,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out-dir", required=True, help="folder for predictions.tsv, embeddings.parquet")
 
 
-# ------------------------------------------------------------------------------------------ model
-def read_model(model_dir: str | Path):
-    """(model, meta) of a fine-tuned AAM model folder; anything else is one InputError."""
-    from aam.io.model_files import load_model
-
-    model_dir = Path(model_dir)
-    if not model_dir.is_dir():
-        raise InputError(f"{model_dir}: no such model folder")
-    missing = [name for name in MODEL_FILES if not (model_dir / name).exists()]
-    if missing:
-        raise InputError(f"{model_dir}: no {' or '.join(missing)}; not a model folder of aam finetune")
-    try:
-        meta = json.loads((model_dir / "model.json").read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise InputError(f"{model_dir / 'model.json'}: cannot read: {err}") from err
-    if meta.get("stage") != "finetune":
-        raise InputError(f"{model_dir}: a model of stage {meta.get('stage')!r}, not of aam finetune")
-    for key in ("task", "depth", "data"):
-        if key not in meta:
-            raise InputError(f"{model_dir / 'model.json'}: no {key!r}; not written by aam finetune")
-    try:
-        model, meta = load_model(model_dir)
-    except (OSError, RuntimeError, ValueError, KeyError, TypeError) as err:
-        raise InputError(f"{model_dir}: cannot load the model: {str(err).splitlines()[0]}") from err
-    return model, meta
-
-
-# ------------------------------------------------------------------------------------------ table
-def read_new_table(table_path: str, sequences_path: str | None):
-    """(samples x features counts, sample IDs, feature IDs, sequences) of the table; features
-    without reads or without a sequence are dropped (logged)."""
-    from aam.io.biom import read_table, table_to_csr
-    from aam.io.rep_seqs import read_rep_seqs, sequences_for
-
-    counts, sample_ids, feature_ids = table_to_csr(read_table(table_path))
-    totals = np.asarray(counts.sum(axis=0)).ravel()
-    rep = read_rep_seqs(sequences_path) if sequences_path else None
-    sequences = sequences_for(feature_ids, rep, table_path=str(table_path), seqs_path=sequences_path,
-                              sequences_key="predict.<name>.sequences")
-    keep = (totals > 0) & np.fromiter((s is not None for s in sequences), dtype=bool, count=len(sequences))
-    no_seq = int(sum(s is None for s in sequences))
-    if no_seq:
-        lost = totals[[s is None for s in sequences]].sum() / max(totals.sum(), 1)
-        log.warning("%d of %d features have no sequence in %s and are left out (%.2f%% of the reads)",
-                    no_seq, len(feature_ids), sequences_path, 100 * lost)
-    counts = counts[:, np.flatnonzero(keep)]
-    feature_ids = [f for f, k in zip(feature_ids, keep, strict=True) if k]
-    sequences = [s for s, k in zip(sequences, keep, strict=True) if k]
-    return counts.tocsr(), list(map(str, sample_ids)), feature_ids, sequences
-
-
-def token_caches(counts, sample_ids, feature_ids, sequences, max_bp: int, folder: Path):
-    """The tokenize stage's caches of the table, built with its own code (in ``folder``)."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from aam.io.parquet_cache import read_features, read_samples
-    from aam.stages.tokenize import build
-
-    coo = counts.tocoo()
-    order = np.lexsort((coo.col, coo.row))  # samples in table order, features in table order
-    pq.write_table(pa.table({"feature_id": pa.array(feature_ids, pa.string()),
-                             "sequence": pa.array(sequences, pa.string())}), folder / "features.parquet")
-    pq.write_table(pa.table({
-        "sample": pa.array([sample_ids[i] for i in coo.row[order]], pa.string()),
-        "feature": pa.array([feature_ids[j] for j in coo.col[order]], pa.string()),
-        "count": pa.array(coo.data[order].astype(np.int64), pa.int64()),
-    }), folder / "counts.parquet")
-    tokens = folder / "tokens"
-    tokens.mkdir()
-    quiet = logging.getLogger("aam.stages.tokenize")  # its cache report means nothing here
-    level = quiet.level
-    quiet.setLevel(logging.WARNING)
-    try:
-        build(folder / "features.parquet", folder / "counts.parquet", None, tokens / "features.parquet",
-              tokens / "samples.parquet", max_bp=max_bp, force=True)
-    finally:
-        quiet.setLevel(level)
-    log.info("read %d samples x %d features (max_bp %d)", len(sample_ids), len(feature_ids), max_bp)
-    return read_features(tokens / "features.parquet"), read_samples(tokens / "samples.parquet")
-
-
-def unseen_features(model_dir: Path, features, samples, rows: np.ndarray, table: str,
-                    warn_fraction: float) -> dict:
-    """Features (and their share of the reads) of the predicted samples that no training sample had,
-    compared by sequence as the model reads it. None of them seen is an `InputError`; a share of the
-    reads above `warn_fraction` a warning. Without the model's training list the counts are None."""
-    import pyarrow.parquet as pq
-
-    from aam.data.nucleotides import NucleotideTokenizer
-    from aam.stages.finetune import TRAIN_FEATURES
-
-    path = model_dir / TRAIN_FEATURES
-    if not path.exists():
-        log.warning("%s: not found; cannot say which features training never saw", path)
-        return {"n_features": None, "n_unseen_features": None, "unseen_read_fraction": None}
-    seen = set(pq.read_table(path, columns=["sequence"]).column("sequence").to_pylist())
-    reads = np.zeros(len(features), dtype=np.float64)
-    for r in rows:
-        feats, counts = samples.row(int(r))
-        np.add.at(reads, feats, counts)
-    present = np.flatnonzero(reads > 0)
-    decoded = NucleotideTokenizer.decode(features.tokens[present]) if present.size else []
-    new = np.array([s not in seen for s in decoded], dtype=bool)
-    out = {
-        "n_features": int(present.size),
-        "n_unseen_features": int(new.sum()),
-        "unseen_read_fraction": float(reads[present[new]].sum() / max(reads.sum(), 1)),
-    }
-    if present.size and new.all():
-        raise InputError(
-            f"{table}: none of its {present.size} features was in any training sample of {model_dir} "
-            "(compared by sequence, as the model reads it); is it another amplicon region or marker?"
-        )
-    share = 100 * out["unseen_read_fraction"]
-    if out["unseen_read_fraction"] > warn_fraction:
-        log.warning("%.1f%% of the reads (%d of %d features) come from features no training sample had "
-                    "(more than %s: --warn-unseen-fraction %g); the model predicts them from sequence "
-                    "alone", share, out["n_unseen_features"], out["n_features"], f"{100 * warn_fraction:g}%",
-                    warn_fraction)
-    else:
-        log.info("%d of %d features of the predicted samples (%.2f%% of their reads) were not in any "
-                 "training sample; the encoder reads their sequences", out["n_unseen_features"],
-                 out["n_features"], share)
-    return out
-
-
-# -------------------------------------------------------------------------------------------- run
 def run(args: argparse.Namespace) -> None:
     if not 0 <= args.warn_unseen_fraction <= 1:
         raise InputError(f"--warn-unseen-fraction: must lie in [0, 1], got {args.warn_unseen_fraction}")
     use_threads(args.threads or None)
-    model, meta = read_model(args.model_dir)
+    model, meta = load_finetuned(args.model_dir)
     max_bp = int(meta["config"]["max_bp"])
 
-    counts, sample_ids, feature_ids, sequences = read_new_table(args.table, args.sequences)
+    counts, sample_ids, feature_ids, sequences = table_with_sequences(args.table, args.sequences)
     with tempfile.TemporaryDirectory(prefix="aam-predict-") as tmp:
-        features, samples = token_caches(counts, sample_ids, feature_ids, sequences, max_bp, Path(tmp))
+        features, samples = table_caches(counts, sample_ids, feature_ids, sequences, max_bp, Path(tmp))
         _predict(args, model, meta, features, samples, sample_ids)
 
 
 def _predict(args, model, meta: dict, features, samples, sample_ids: list[str]) -> None:
-    import torch
-    from torch.utils.data import DataLoader
-
-    from aam.data.datasets import Collate, RarefiedSamples
+    from aam.data.train_features import unseen_features
+    from aam.evaluate.predict import predict_new_samples
     from aam.io.atomic import atomic_dir
     from aam.io.embeddings import write_embeddings
     from aam.provenance import provenance
-    from aam.stages.finetune import predict
 
     model_dir = Path(args.model_dir)
     model_prov = meta.get("provenance") or {}
     seed = args.seed if args.seed is not None else int(model_prov.get("seed", 42))
-    depth, data = int(meta["depth"]), meta["data"]
-    asv_limit = int(meta["config"]["asv_limit"])
-    batch_size = int(args.batch_size or data.get("batch_size", 8))
+    depth = int(meta["depth"])
+    batch_size = int(args.batch_size or meta["data"].get("batch_size", 8))
     deep = samples.totals >= depth
     rows = np.flatnonzero(deep)
     shallow = [str(s) for s in samples.sample_ids[~deep]]
@@ -243,27 +110,7 @@ def _predict(args, model, meta: dict, features, samples, sample_ids: list[str]) 
         raise InputError(f"{args.table}: no sample reaches the model's rarefaction depth {depth}")
     unseen = unseen_features(model_dir, features, samples, rows, args.table, args.warn_unseen_fraction)
 
-    selection = data.get("selection", "abundance")
-    log.info("rarefying %d samples to %d reads (seed %d, evaluation stream), %s %d features each",
-             rows.size, depth, seed, selection, asv_limit)
-    dataset = RarefiedSamples(samples, rows, depth, asv_limit, selection, seed, False)
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=Collate(features.tokens))
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    start = time.perf_counter()
-    pred = predict(model, loader, device)
-    log.info("predicted %d samples in %.1f s on %s", rows.size, time.perf_counter() - start, device.type)
-
-    ids = [str(samples.sample_ids[int(r)]) for r in pred["row"]]
-    table = pd.DataFrame({"sample": ids})
-    if meta["task"] == "regression":
-        table["y_pred"] = pred["output"].reshape(-1).astype(np.float64) * float(meta["target_std"]) + float(
-            meta["target_mean"])
-    else:
-        classes = list(meta["classes"])
-        probs = torch.softmax(torch.from_numpy(pred["output"]), dim=-1).numpy()
-        table["y_pred"] = np.asarray(classes, dtype=object)[probs.argmax(1)]
-        for i, c in enumerate(classes):
-            table[f"prob_{c}"] = probs[:, i]
+    table, embeddings = predict_new_samples(model, meta, features, samples, rows, seed, batch_size)
     summary = {
         "model_dir": str(model_dir),
         "table": str(args.table),
@@ -279,6 +126,6 @@ def _predict(args, model, meta: dict, features, samples, sample_ids: list[str]) 
     }
     with atomic_dir(args.out_dir) as out:
         table.to_csv(out / "predictions.tsv", sep="\t", index=False, float_format="%.6g")
-        write_embeddings(out / "embeddings.parquet", ids, pred["embedding"])
+        write_embeddings(out / "embeddings.parquet", table["sample"].tolist(), embeddings)
         (out / "predict.json").write_text(json.dumps(summary, indent=2) + "\n")
     log.info("wrote %s: predictions.tsv, embeddings.parquet, predict.json", args.out_dir)

@@ -11,7 +11,7 @@ Settings (``--settings``: JSON or a YAML/JSON file, validated against the schema
 
 ``--init-dir``: start from a pretrained encoder (a corpus run's or a bundled one) and pretrain it
 further on this dataset's samples (``pretrain.continue_on_study``): the architecture is the
-encoder's, as in fine-tuning (:mod:`aam.stages.encoder_init`); the run's ``model`` section sets only
+encoder's, as in fine-tuning (:mod:`aam.training.encoder_init`); the run's ``model`` section sets only
 the training-only keys (dropout).
 
 Outputs in ``--out-dir``: ``model.safetensors`` + ``model.json`` (class, config, training summary),
@@ -27,7 +27,6 @@ import argparse
 import dataclasses
 import json
 import logging
-import time
 from pathlib import Path
 
 from aam.config import load_settings
@@ -52,14 +51,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> None:
     from aam.data.datasets import AAMDataModule
-    from aam.data.unifrac import PhyloIndex
-    from aam.stages.encoder_init import apply_encoder, load_encoder
-    from aam.training.aam_modules import PretrainModule
+    from aam.training.pretrain import study_module
     from aam.training.runs import (
         check_splits,
         fit_and_export,
         input_fingerprint,
-        model_config,
         start_trainer,
         train_summary,
     )
@@ -72,21 +68,9 @@ def run(args: argparse.Namespace) -> None:
 
     dm = AAMDataModule(tokens, args.splits, settings["data"], seed=args.seed)
     check_splits(dm)
-    start = time.perf_counter()
-    index = PhyloIndex.from_newick(args.tree, list(dm.feature_ids))
-    log.info("tree indexed for %d features in %.1f s", len(dm.feature_ids), time.perf_counter() - start)
-    initial = None
-    if args.init_dir:
-        cfg, initial = load_encoder(Path(args.init_dir), settings["model"], dm)
-    else:
-        cfg = model_config(settings["model"], dm)
-    module = PretrainModule(cfg, trainer, index, unifrac_metric=pre["unifrac_metric"],
-                            mask_rate=pre["mask_rate"], unifrac_weight=pre["unifrac_weight"],
-                            nucleotide_weight=pre["nucleotide_weight"])
+    cfg, module = study_module(settings, dm, args.tree, trainer, args.init_dir)
     inputs = [tokens / "features.parquet", tokens / "samples.parquet", args.splits, args.tree]
-    if initial is not None:
-        apply_encoder(module.model, initial, Path(args.init_dir))
-        log.info("starting from the pretrained encoder in %s", args.init_dir)
+    if args.init_dir:
         inputs.append(Path(args.init_dir) / "model.safetensors")
     sections = {k: settings[k] for k in ("data", "model", "pretrain")}
     fingerprint = input_fingerprint(sections, args.seed, inputs)

@@ -14,10 +14,10 @@ import logging
 
 import pandas as pd
 
+from aam.config import section_settings
 from aam.data.split import grouped_split, split_summary
 from aam.errors import InputError
 from aam.io.atomic import publish_files
-from aam.stages.ingest import section_settings
 
 log = logging.getLogger(__name__)
 

@@ -770,68 +770,9 @@ def fit(
     L.seed_everything(seed, workers=True, verbose=False)
 
     on_gpu = s.accelerator in ("auto", "gpu", "cuda") and gpu_available()
-    accelerator = "gpu" if on_gpu else "cpu"
-    precision = _resolve_precision(s, on_gpu)
-    devices, strategy = _parallelism(s, on_gpu)
-    # Threads: never more than the cores this process was given (shared by the node's processes).
-    use_threads(s.num_threads, devices if isinstance(devices, int) else torch.cuda.device_count())
-
-    history = _History()
-    checkpoint = ModelCheckpoint(
-        dirpath=out_dir / "checkpoints",
-        filename="best",
-        monitor=s.monitor,
-        mode=s.mode,
-        save_top_k=1,
-        save_last=True,
-        auto_insert_metric_name=False,
-        save_on_train_epoch_end=True,
-    )
-    quiet_lightning()
-    progress = ProgressLog(s.monitor, s.mode, s.progress_every_n_steps)
-    cbs: list[Callback] = [history, _FiniteMonitor(s.monitor), _WallClock(), progress, checkpoint,
-                           _Preemption(out_dir / "checkpoints" / "last.ckpt")]
-    if s.patience is not None:
-        cbs.append(
-            EarlyStopping(
-                monitor=s.monitor, mode=s.mode, patience=s.patience, min_delta=s.min_delta,
-                check_finite=False, check_on_train_epoch_end=True,
-            )
-        )
-    if progress_bar_enabled(s.progress_bar):
-        cbs.append(RunProgressBar())
-    cbs += list(callbacks or [])
-    loggers = [
-        CSVLogger(out_dir / "logs", name="csv", version=0),
-        TensorBoardLogger(out_dir / "logs", name="tensorboard", version=0, default_hp_metric=False),
-    ]
-    plugins = []
-    if SLURMEnvironment.detect():  # ranks from SLURM; requeueing is _Preemption's job
-        plugins.append(SLURMEnvironment(auto_requeue=False))
-    trainer = L.Trainer(
-        accelerator=accelerator,
-        devices=devices,
-        num_nodes=s.num_nodes,
-        strategy=strategy,
-        plugins=plugins or None,
-        # A datamodule that deals batches to ranks itself (AAMDataModule) keeps its sampler.
-        use_distributed_sampler=not getattr(datamodule, "shards_by_rank", False),
-        precision=precision,
-        max_epochs=s.max_epochs,
-        max_steps=s.max_steps,
-        accumulate_grad_batches=s.accumulate_grad_batches,
-        gradient_clip_val=s.gradient_clip_val,
-        gradient_clip_algorithm="norm",
-        limit_train_batches=s.limit_train_batches,
-        limit_val_batches=s.limit_val_batches,
-        callbacks=cbs,
-        logger=loggers,
-        log_every_n_steps=s.log_every_n_steps,
-        enable_progress_bar=progress_bar_enabled(s.progress_bar),
-        enable_model_summary=False,
-        deterministic=bool(s.deterministic) and not on_gpu,
-        default_root_dir=out_dir,
-    )
+    history, checkpoint = _History(), _checkpoint(s, out_dir)
+    trainer = _lightning_trainer(s, out_dir, on_gpu, datamodule,
+                                 _callbacks(s, out_dir, history, checkpoint, callbacks))
     with _state_removed_on_write_failure(out_dir, keep=(out_dir / "checkpoints" / "last.ckpt").exists()):
         ckpt_path = _resume_decision(trainer, out_dir / "checkpoints", fingerprint, s.resume)
     # One validation batch before a fresh run's first epoch catches a broken validation step early;
@@ -858,7 +799,88 @@ def fit(
     if s.restore_best and best_path and Path(best_path).exists():
         module.load_state_dict(_best_weights(Path(best_path), out_dir / "checkpoints"))
         log.info("loaded the best weights (%s = %s) from %s", s.monitor, _fmt(best_score), best_path)
+    return _fit_result(module, trainer, history, best_path, best_score, wall, resumed=ckpt_path is not None,
+                       accelerator="gpu" if on_gpu else "cpu")
 
+
+def _checkpoint(s: TrainerSettings, out_dir: Path) -> ModelCheckpoint:
+    """best.ckpt by the monitored metric and last.ckpt (resume), both at each training epoch's end."""
+    return ModelCheckpoint(
+        dirpath=out_dir / "checkpoints",
+        filename="best",
+        monitor=s.monitor,
+        mode=s.mode,
+        save_top_k=1,
+        save_last=True,
+        auto_insert_metric_name=False,
+        save_on_train_epoch_end=True,
+    )
+
+
+def _callbacks(s: TrainerSettings, out_dir: Path, history: _History, checkpoint: ModelCheckpoint,
+               extra: list[Callback] | None) -> list[Callback]:
+    """The engine's callbacks (history, finite monitor, wall clock, progress lines, checkpoints,
+    preemption, early stopping, the terminal bar) followed by the caller's."""
+    quiet_lightning()
+    progress = ProgressLog(s.monitor, s.mode, s.progress_every_n_steps)
+    cbs: list[Callback] = [history, _FiniteMonitor(s.monitor), _WallClock(), progress, checkpoint,
+                           _Preemption(out_dir / "checkpoints" / "last.ckpt")]
+    if s.patience is not None:
+        cbs.append(
+            EarlyStopping(
+                monitor=s.monitor, mode=s.mode, patience=s.patience, min_delta=s.min_delta,
+                check_finite=False, check_on_train_epoch_end=True,
+            )
+        )
+    if progress_bar_enabled(s.progress_bar):
+        cbs.append(RunProgressBar())
+    return cbs + list(extra or [])
+
+
+def _lightning_trainer(s: TrainerSettings, out_dir: Path, on_gpu: bool, datamodule,
+                       callbacks: list[Callback]) -> L.Trainer:
+    """The Lightning Trainer of the settings: device and parallelism, precision, threads, loggers
+    (CSV and TensorBoard under logs/), SLURM ranks."""
+    precision = _resolve_precision(s, on_gpu)
+    devices, strategy = _parallelism(s, on_gpu)
+    # Threads: never more than the cores this process was given (shared by the node's processes).
+    use_threads(s.num_threads, devices if isinstance(devices, int) else torch.cuda.device_count())
+    loggers = [
+        CSVLogger(out_dir / "logs", name="csv", version=0),
+        TensorBoardLogger(out_dir / "logs", name="tensorboard", version=0, default_hp_metric=False),
+    ]
+    plugins = []
+    if SLURMEnvironment.detect():  # ranks from SLURM; requeueing is _Preemption's job
+        plugins.append(SLURMEnvironment(auto_requeue=False))
+    return L.Trainer(
+        accelerator="gpu" if on_gpu else "cpu",
+        devices=devices,
+        num_nodes=s.num_nodes,
+        strategy=strategy,
+        plugins=plugins or None,
+        # A datamodule that deals batches to ranks itself (AAMDataModule) keeps its sampler.
+        use_distributed_sampler=not getattr(datamodule, "shards_by_rank", False),
+        precision=precision,
+        max_epochs=s.max_epochs,
+        max_steps=s.max_steps,
+        accumulate_grad_batches=s.accumulate_grad_batches,
+        gradient_clip_val=s.gradient_clip_val,
+        gradient_clip_algorithm="norm",
+        limit_train_batches=s.limit_train_batches,
+        limit_val_batches=s.limit_val_batches,
+        callbacks=callbacks,
+        logger=loggers,
+        log_every_n_steps=s.log_every_n_steps,
+        enable_progress_bar=progress_bar_enabled(s.progress_bar),
+        enable_model_summary=False,
+        deterministic=bool(s.deterministic) and not on_gpu,
+        default_root_dir=out_dir,
+    )
+
+
+def _fit_result(module: EngineModule, trainer: L.Trainer, history: _History, best_path: str | None,
+                best_score, wall: float, *, resumed: bool, accelerator: str) -> FitResult:
+    """The FitResult: the per-epoch history as a frame, the best checkpoint, sizes and counters."""
     n_params = sum(p.numel() for p in module.parameters())
     n_train = sum(p.numel() for p in module.parameters() if p.requires_grad)
     frame = pd.DataFrame(history.rows)
@@ -875,7 +897,7 @@ def fit(
         wall_time_s=wall,
         global_step=trainer.global_step,
         epochs=trainer.current_epoch,
-        resumed=ckpt_path is not None,
+        resumed=resumed,
         accelerator=accelerator,
         global_rank=trainer.global_rank,
         world_size=trainer.world_size,

@@ -1,0 +1,288 @@
+"""Fine-tuning an AAM model on one target: the target checks, class weights, training one model
+(one member of a seed ensemble), and the inner cross-validation that selects settings.
+
+`aam finetune` parses its arguments and calls :func:`train_model` (per member) or
+:func:`select_settings`; the benchmarks call them directly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from aam.errors import InputError
+from aam.evaluate.metrics import TRAINING_MONITOR
+from aam.evaluate.metrics import mode as metric_mode
+from aam.evaluate.predict import eval_loader, predict, prediction_table
+from aam.provenance import provenance, used_settings
+from aam.training.encoder_init import apply_encoder, load_encoder
+
+log = logging.getLogger(__name__)
+
+
+def check_target(values: dict[str, str], split_of: dict[str, str], column: str, task: str) -> None:
+    """Clear errors before training: constant target, class absent from training, non-numeric."""
+    by_split: dict[str, list[str]] = {"train": [], "val": [], "test": []}
+    for sample, value in values.items():
+        split = split_of.get(sample)
+        if split in by_split:
+            by_split[split].append(value)
+    everything = [v for vs in by_split.values() for v in vs]
+    if not by_split["train"]:
+        raise InputError(f"target column {column!r}: no training sample has a value")
+    if task == "regression":
+        bad = [v for v in everything if not _is_number(v)]
+        if bad:
+            raise InputError(f"target column {column!r} is not numeric (e.g. {bad[0]!r}); "
+                             "use type: classification or clean the column")
+        numbers = np.array([float(v) for v in by_split["train"]])
+        if np.all(numbers == numbers[0]):
+            raise InputError(f"target column {column!r} is constant ({numbers[0]:g}) on the training split")
+        return
+    classes = set(everything)
+    if len(classes) < 2:
+        only = next(iter(classes))
+        raise InputError(f"target column {column!r} is constant ({only!r}): nothing to classify")
+    missing = sorted(classes - set(by_split["train"]))
+    if missing:
+        raise InputError(f"target column {column!r}: class(es) {missing} have no sample in the "
+                         "training split")
+
+
+def target_classes(text: str, task: str) -> list[str] | None:
+    """The --classes JSON list (the target's `classes`), or None for every class."""
+    if not text:
+        return None
+    try:
+        classes = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise InputError(f"--classes: not valid JSON: {err}") from None
+    if not isinstance(classes, list) or len(classes) < 2 or not all(isinstance(c, str) for c in classes):
+        raise InputError(f"--classes: expected a JSON list of two or more class names, got {text!r}")
+    if task != "classification":
+        raise InputError("--classes is for classification targets")
+    return classes
+
+
+def _is_number(text: str) -> bool:
+    try:
+        return bool(np.isfinite(float(text)))
+    except ValueError:
+        return False
+
+
+def class_weight_vector(spec, classes: list[str], counts: np.ndarray) -> np.ndarray | None:
+    from aam.training.losses import balanced_class_weights
+
+    if spec is None:
+        return None
+    if spec == "balanced":
+        return balanced_class_weights(counts)
+    if isinstance(spec, dict):
+        unknown = sorted(set(spec) - set(classes))
+        if unknown:
+            raise InputError(f"finetune.class_weights: unknown class(es) {unknown}; classes are {classes}")
+        return np.array([float(spec.get(c, 1.0)) for c in classes])
+    raise InputError(f"finetune.class_weights: expected 'balanced', null or a mapping, got {spec!r}")
+
+
+# The metric (and mode) that picks the best epoch when finetune.trainer.monitor is "auto", per task.
+AUTO_MONITOR = {task: (f"val/{name}", metric_mode(name)) for task, name in TRAINING_MONITOR.items()}
+
+
+@dataclass
+class Trained:
+    """One fine-tuned model, its data and its training result."""
+
+    dm: object
+    module: object
+    result: object
+    trainer: object
+    weights: np.ndarray | None
+
+
+def train_model(args: argparse.Namespace, settings: dict, splits: Path | str, classes: list[str] | None,
+                member: int, out_dir: Path) -> Trained:
+    """Fine-tune one model on ``splits`` with ``settings``: member ``member`` of a seed ensemble
+    trains with seed + member (initialisation, batch order and rarefaction draws), so member 0 is
+    the single model of the same run."""
+    from aam.data.datasets import AAMDataModule
+    from aam.training.aam_modules import FinetuneModule
+    from aam.training.engine import seed_everything
+    from aam.training.runs import check_splits, input_fingerprint, model_config, train, trainer_settings
+
+    fine = settings["finetune"]
+    column, task = args.target_column, args.task
+    trainer = trainer_settings(fine, args.seed, args.threads, "finetune.trainer", AUTO_MONITOR[task])
+    trainer.seed = int(trainer.seed) + member
+    seed_everything(trainer.seed)
+    dm = AAMDataModule(Path(args.tokens_dir), splits, settings["data"], seed=args.seed + member,
+                       target={"column": column, "type": task, "classes": classes}, metadata=args.samples)
+    check_splits(dm)
+    n_outputs = 1 if task == "regression" else int(dm.n_classes)
+    if task == "classification" and n_outputs < 2:
+        raise InputError(f"target column {column!r}: only class {dm.classes} remains after rarefaction")
+
+    pretrained_state = None
+    if args.pretrain_dir:
+        cfg, pretrained_state = load_encoder(Path(args.pretrain_dir), settings["model"], dm, task, n_outputs)
+    else:
+        cfg = model_config(settings["model"], dm, task=task, n_outputs=n_outputs)
+
+    weights = None
+    if task == "classification":
+        weights = class_weight_vector(fine["class_weights"], dm.classes, dm.class_counts)
+        log.info("classes %s, training counts %s, weights %s", dm.classes, dm.class_counts.tolist(),
+                 None if weights is None else np.round(weights, 3).tolist())
+    module = FinetuneModule(cfg, trainer, loss=fine["loss"], class_weights=weights,
+                            count_weight=fine["count_weight"], focal_gamma=fine["focal_gamma"],
+                            huber_delta=fine["huber_delta"], freeze_base=False,
+                            target_mean=dm.target_mean or 0.0, target_std=dm.target_std or 1.0,
+                            base_lr_scale=fine["base_lr_scale"] if args.pretrain_dir else 1.0)
+    if pretrained_state is not None:
+        apply_encoder(module.model.base, pretrained_state, Path(args.pretrain_dir))
+        log.info("loaded the pretrained encoder from %s", args.pretrain_dir)
+    module.model.freeze_base(bool(fine["freeze_base"]))
+
+    tokens = Path(args.tokens_dir)
+    inputs = [tokens / "features.parquet", tokens / "samples.parquet", splits, args.samples]
+    if args.pretrain_dir:
+        inputs.append(Path(args.pretrain_dir) / "model.safetensors")
+    fingerprint = input_fingerprint(
+        {k: settings[k] for k in ("data", "model", "finetune")} | {"target": [column, task, classes]},
+        args.seed + member, inputs,
+    )
+    result = train(module, out_dir, fingerprint=fingerprint, what="fine-tuning", datamodule=dm)
+    return Trained(dm, module, result, trainer, weights)
+
+
+def held_out_score(trained: Trained, split: str, task: str) -> float | None:
+    """The primary metric (aam.evaluate.metrics.PRIMARY_METRIC) of a model on one split of its data."""
+    from aam.evaluate.metrics import PRIMARY_METRIC, compute_metrics
+
+    pred = predict(trained.module.model, eval_loader(trained.dm, split), torch.device("cpu"))
+    if not pred:
+        return None
+    table = prediction_table(pred, split, trained.dm, task)
+    if task == "regression":
+        metrics = compute_metrics(task, table["y_true"], table["y_pred"])
+    else:
+        classes = list(trained.dm.classes)
+        proba = table[[f"prob_{c}" for c in classes]].to_numpy(dtype=float)
+        metrics = compute_metrics(task, table["y_true"], table["y_pred"], proba, classes)
+    return metrics[PRIMARY_METRIC[task]]
+
+
+def select_settings(args: argparse.Namespace, settings: dict, classes: list[str] | None, folder: Path):
+    """Inner cross-validation over ``finetune.select.grid`` on the train + val samples of
+    ``args.splits`` (:mod:`aam.training.selection`); returns the Selection (chosen values, scores)."""
+    from aam.evaluate.metrics import METRICS, PRIMARY_METRIC
+    from aam.io.metadata import read_target_column
+    from aam.training import selection
+
+    spec = settings["finetune"]["select"]
+    task = args.task
+    part = selection.training_part(pd.read_csv(args.splits, sep="\t", dtype=str, keep_default_na=False))
+    labels = None
+    if task == "classification":
+        values = read_target_column(args.samples, args.target_column, classes)
+        labels = {s: values.get(s) for s in part["sample"]}  # training samples only
+    folds = selection.inner_folds(part, labels, int(spec["folds"]), args.seed, float(spec["val_fraction"]))
+    paths = selection.write_inner_splits(folds, folder)
+    candidates = selection.grid_candidates(settings, spec["grid"])
+    log.info("selection: %d candidates x %d inner folds on %d training samples", len(candidates),
+             len(folds), len(part))
+
+    def score(i: int, candidate: dict, k: int) -> float | None:
+        trained = train_model(args, candidate, paths[k], classes, 0, folder / f"fold{k}" / f"c{i}")
+        value = held_out_score(trained, "test", task)
+        log.info("selection: candidate %s, inner fold %d: %s %s", candidates[i][0], k,
+                 PRIMARY_METRIC[task], value)
+        return value
+
+    chosen = selection.select(candidates, len(folds), score, PRIMARY_METRIC[task],
+                              higher_is_better=METRICS[PRIMARY_METRIC[task]].higher_is_better)
+    log.info("selection: chose %s (inner %s %s)", chosen.chosen, chosen.metric,
+             next(c["mean"] for c in chosen.candidates if c["values"] == chosen.chosen))
+    return chosen
+
+
+def member_history(trained: list[Trained]) -> pd.DataFrame:
+    """metrics.csv: one model's epochs, or every member's with a ``member`` column first."""
+    if len(trained) == 1:
+        return trained[0].result.history
+    return pd.concat([t.result.history.assign(member=i)[["member", *t.result.history.columns]]
+                      for i, t in enumerate(trained)], ignore_index=True)
+
+
+def predict_splits(model, dm, task: str, accelerator: str) -> tuple[pd.DataFrame, list[pd.DataFrame], dict]:
+    """The fine-tuned model on each split with the fixed evaluation rarefaction: the val and test
+    predictions (one table), the sample embeddings of every split, and the validation metrics of
+    the restored weights."""
+    from aam.training.aam_modules import validation_metrics
+
+    device = torch.device("cuda" if torch.cuda.is_available() and accelerator == "gpu" else "cpu")
+    tables, embeddings, val_metrics = [], [], {}
+    for split in ("train", "val", "test"):
+        start = time.perf_counter()
+        pred = predict(model, eval_loader(dm, split), device)
+        if not pred:
+            continue
+        log.info("predicted the %s split (%d samples) in %.1f s", split, len(pred["row"]),
+                 time.perf_counter() - start)
+        table = prediction_table(pred, split, dm, task)
+        embeddings.append(pd.DataFrame({"sample": table["sample"], "split": split,
+                                        "embedding": list(pred["embedding"])}))
+        if split == "val":
+            val_metrics = validation_metrics(task, torch.from_numpy(pred["output"]),
+                                             torch.from_numpy(pred["target"]),
+                                             dm.target_mean or 0.0, dm.target_std or 1.0)
+        if split != "train":
+            tables.append(table)
+    return pd.concat(tables, ignore_index=True), embeddings, val_metrics
+
+
+def finetune_record(args: argparse.Namespace, settings: dict, trained: list[Trained],
+                    classes: list[str] | None, val_metrics: dict, summary: dict, chosen) -> dict:
+    """model.json's record of a fine-tuned model (or seed ensemble): target, classes and scaling,
+    data, validation metrics, selection, training summary, trainer and provenance."""
+    first = trained[0]
+    dm, trainer, fine = first.dm, first.trainer, settings["finetune"]
+    column, task = args.target_column, args.task
+    return {
+        "stage": "finetune",
+        "task": task,
+        "target": {"name": args.target or column, "column": column, "type": task, "classes": classes},
+        "classes": dm.classes,
+        "target_mean": dm.target_mean,
+        "target_std": dm.target_std,
+        "pretrained": bool(args.pretrain_dir),
+        "pretrained_from": args.pretrain_dir,
+        "freeze_base": bool(fine["freeze_base"]),
+        "loss": first.module.loss_name,
+        "class_weights": None if first.weights is None else [float(w) for w in first.weights],
+        "data": settings["data"],
+        "depth": dm.depth,
+        "n_samples": {s: len(d) for s, d in (("train", dm.train_dataset), ("val", dm.val_dataset),
+                                             ("test", dm.test_dataset))},
+        "val_metrics": val_metrics,
+        "ensemble": len(trained),
+        "selection": None if chosen is None else chosen.as_dict(),
+        "training": summary,
+        "trainer": trainer.as_dict(),
+        "provenance": provenance(
+            used_settings(settings, model=dataclasses.asdict(first.module.model.config),
+                          finetune__trainer=trainer.as_dict(),
+                          pretrain=None if args.pretrain_dir else settings.get("pretrain")),
+            args.seed, target={"column": column, "type": task}, pretrained_from=args.pretrain_dir),
+    }
+
