@@ -10,7 +10,9 @@ target, whatever the number of AAM runs; `aam evaluate` and `aam cv-summary` rea
 
 Outputs in --out-dir (replaced as a whole, atomically):
   metrics.json     task, classes, n_train, n_test, test_samples (fingerprint of the test samples,
-                   aam.evaluate.fold_samples.samples_fingerprint) and per baseline its test metrics,
+                   aam.evaluate.fold_samples.samples_fingerprint), fold_samples (that of each
+                   split's samples: `aam evaluate` checks the AAM run's against them) and per
+                   baseline its test metrics,
                    the chosen hyperparameters, every candidate's inner-CV scores and the features
                    used (the seconds each took are in the log: outputs are the same on every run)
   predictions.tsv  sample, y_true, then per baseline <name>_pred (and <name>_prob_<class>)
@@ -29,7 +31,12 @@ import pandas as pd
 from aam.config import load_settings
 from aam.errors import InputError
 from aam.evaluate.baselines import LABELS, BaselineSettings, nested_fit_predict, validate_section
-from aam.evaluate.fold_samples import evaluation_samples, positive_last, samples_fingerprint
+from aam.evaluate.fold_samples import (
+    evaluation_samples,
+    positive_last,
+    samples_fingerprint,
+    split_fingerprints,
+)
 from aam.evaluate.metrics import PRIMARY_METRIC, compute_metrics
 from aam.io.atomic import atomic_dir
 from aam.io.biom import read_table, table_to_csr
@@ -128,6 +135,7 @@ def run_baselines(args: argparse.Namespace, section: dict) -> dict:
         "n_test": len(test_ids),
         "train_splits": list(settings.train_splits),
         "test_samples": samples_fingerprint(test_ids),
+        "fold_samples": split_fingerprints(kept),
         "models": models,
         # the settings as the fits ran: defaults filled, the seed resolved, the threads given
         "provenance": provenance(used_settings(validate_section(section), seed=settings.seed,

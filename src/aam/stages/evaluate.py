@@ -14,7 +14,10 @@ Outputs in --out-dir (replaced as a whole, atomically):
   metrics.json     our model and every baseline side by side on the test split (each baseline
                    scored here from its predictions, in the model's class order), with sample
                    counts, our model's validation metrics, the baselines' chosen hyperparameters,
-                   the test samples' fingerprint and ``degenerate_predictions`` (null, or why our
+                   the test samples' fingerprint, ``fold_samples`` (each split's samples the model
+                   was trained, validated and tested on, from its embeddings.parquet; with
+                   --baselines they must be the baselines' own, an error otherwise: identical
+                   folds) and ``degenerate_predictions`` (null, or why our
                    model's test predictions ignore their input: one class for every sample, or a
                    regression whose predictions vary by < 10 % of the target's sd; a WARNING line in
                    the log too, for the baselines as well)
@@ -37,7 +40,7 @@ import pandas as pd
 from aam.errors import InputError
 from aam.evaluate import plots
 from aam.evaluate.baselines import LABELS
-from aam.evaluate.fold_samples import positive_last, samples_fingerprint
+from aam.evaluate.fold_samples import fold_mismatch, positive_last, samples_fingerprint, split_fingerprints
 from aam.evaluate.metrics import PRIMARY_METRIC, compute_metrics, degenerate_predictions
 from aam.io.atomic import atomic_dir
 from aam.io.embeddings import read_embeddings
@@ -167,6 +170,7 @@ def _check_labels(test: pd.DataFrame, labels: pd.Series, task: str, column: str)
 
 
 Outputs = tuple[np.ndarray, np.ndarray | None]  # predictions and, for classification, probabilities
+Embeddings = tuple[np.ndarray, np.ndarray | None, np.ndarray]  # aam.io.embeddings.read_embeddings
 
 
 def _outputs(frame: pd.DataFrame, task: str, classes: list[str] | None, what: str) -> Outputs:
@@ -218,6 +222,26 @@ def baseline_predictions(folder: Path, test_samples: list[str], task: str,
     return info, out
 
 
+def model_fold(finetune_dir: Path) -> tuple[Embeddings, dict[str, str] | None]:
+    """The fine-tuned model's sample embeddings and, from their split column, the fingerprints of
+    the samples it was trained, validated and tested on (None for a file without splits)."""
+    path = finetune_dir / "embeddings.parquet"
+    if not path.exists():
+        raise InputError(f"{path}: sample embeddings not found")
+    ids, split, matrix = read_embeddings(path)
+    if split is None:
+        return (ids, split, matrix), None
+    return (ids, split, matrix), split_fingerprints({name: ids[split == name] for name in set(split)})
+
+
+def check_same_fold(ours: dict[str, str] | None, info: dict, folder: Path) -> None:
+    """The baselines of `folder` must have used this model's samples in every split."""
+    split = fold_mismatch(ours, info.get("fold_samples"))
+    if split:
+        raise InputError(f"{folder / 'metrics.json'}: the baselines' {split} samples differ from the "
+                         "model's; were both made from the same splits.tsv?")
+
+
 def evaluate(args: argparse.Namespace) -> dict:
     finetune_dir = Path(args.finetune_dir)
     info = read_model_info(finetune_dir / "model.json")
@@ -246,10 +270,13 @@ def evaluate(args: argparse.Namespace) -> dict:
     y_test = _check_labels(test, labels, task, args.target_column)
     test_samples = list(test["sample"])
 
+    embeddings, fold = model_fold(finetune_dir)
+
     models: dict[str, Outputs] = {"aam": _outputs(test, task, classes, "predictions.tsv")}
     baselines_info = None
     if args.baselines:
         baselines_info, found = baseline_predictions(Path(args.baselines), test_samples, task, classes)
+        check_same_fold(fold, baselines_info, Path(args.baselines))
         models.update(found)
     try:
         scores = {name: compute_metrics(task, y_test, *outputs, classes) for name, outputs in models.items()}
@@ -279,6 +306,7 @@ def evaluate(args: argparse.Namespace) -> dict:
         "n_test": len(test),
         "n_val": len(val),
         "test_samples": samples_fingerprint(test_samples),
+        "fold_samples": fold,
         "degenerate_predictions": degenerate,
         "test": scores,
         "val": {"aam": ours_val},
@@ -298,7 +326,7 @@ def evaluate(args: argparse.Namespace) -> dict:
         for name, (_, proba) in models.items():
             for j, c in enumerate(classes):
                 out_pred[f"{name}_prob_{c}"] = proba[:, j]
-    write_outputs(args, result, out_pred, models, scores, y_test, labels)
+    write_outputs(args, result, out_pred, models, scores, y_test, labels, embeddings)
     metric = PRIMARY_METRIC[task]
     log.info("test %s: %s", metric, ", ".join(f"{_label(n)} {_fmt(s[metric])}" for n, s in scores.items()))
     return result
@@ -312,7 +340,7 @@ def _fmt(value) -> str:
     return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.3f}"
 
 
-def write_outputs(args, result, out_pred, models, scores, y_test, labels) -> None:
+def write_outputs(args, result, out_pred, models, scores, y_test, labels, embeddings: Embeddings) -> None:
     finetune_dir, task, classes = Path(args.finetune_dir), result["task"], result["classes"]
     labelled = {_label(n): s for n, s in scores.items()}
     with atomic_dir(Path(args.out_dir)) as tmp:
@@ -340,10 +368,7 @@ def write_outputs(args, result, out_pred, models, scores, y_test, labels) -> Non
                 histories[f"finetune ({args.target})"] = history
         plots.plot_learning_curves(histories, pdir / "learning_curves.png",
                                    title=f"learning curves: run {args.run}")
-        emb_path = finetune_dir / "embeddings.parquet"
-        if not emb_path.exists():
-            raise InputError(f"{emb_path}: sample embeddings not found")
-        emb_ids, emb_split, emb_matrix = read_embeddings(emb_path)
+        emb_ids, emb_split, emb_matrix = embeddings
         emb_labels = labels.reindex(emb_ids).to_numpy(dtype=object)
         plots.plot_embedding_pcoa(emb_matrix.astype(np.float64), emb_labels, task,
                                   pdir / "embedding_pcoa.png",
