@@ -185,3 +185,20 @@ def test_settings_are_checked():
         KnnSettings.from_dict({"k": 20, "candidates": 10})
     with pytest.raises(ValueError, match="threshold"):
         KnnSettings.from_dict({"threshold": 1.5})
+
+
+def test_unclassifiable_reads_are_unassigned_with_confidence_0():
+    rng = np.random.default_rng(2)
+    seqs, lineage = _toy_reference(rng)
+    vectors = kmer_matrix(seqs, 3, binary=False).toarray()
+    settings = KnnSettings(k=5, candidates=10, kmer=6, threshold=0.0)
+    clf = KnnTaxonomyClassifier(vectors, lineage, seqs, settings)
+    # all N; shorter than k = 6; ambiguity codes every 5th base: no run of 6 valid bases
+    queries = [seqs[0], "N" * 60, "ACG", "ACGTN" * 12, seqs[20]]
+    table = clf.classify(list("abcde"), kmer_matrix(queries, 3, binary=False).toarray(), queries)
+    assert list(table["Taxon"][1:4]) == ["Unassigned"] * 3
+    assert list(table["Confidence"][1:4]) == [0.0] * 3
+    # at threshold 0 every read with a k-mer is named down to the deepest named rank
+    assert table["Taxon"][0].endswith("g__Blautia") and table["Taxon"][4].endswith("g__Bacteroides")
+    names, conf = clf.predict(kmer_matrix(queries, 3, binary=False).toarray(), queries)
+    assert (conf[1:4] == 0).all() and all(v is None for v in names[1:4].ravel())

@@ -23,7 +23,9 @@ genus its named members agreed on.)
 Truncation follows q2-feature-classifier's classify-sklearn: the assignment is cut after the
 deepest rank whose confidence is at least the threshold (default 0.7), and the confidence
 reported is that rank's; a query whose kingdom is below the threshold is "Unassigned", with the
-confidence of its best kingdom.
+confidence of its best kingdom. A read without one valid k-mer (all N, shorter than k) carries no
+evidence: it is "Unassigned" with confidence 0, whatever its nearest references (an embedding of
+nothing but padding still lands somewhere, and used to vote it into k__Bacteria with confidence 1).
 
 Naive Bayes (the baseline of q2-feature-classifier and RDP): 8-mer presence, multinomial naive
 Bayes, alpha 0.001, uniform class prior.
@@ -101,6 +103,13 @@ def kmer_sets(seqs: list[str], k: int = 8) -> np.ndarray:
     if ids.shape[1] > 1:
         ids[:, 1:][ids[:, 1:] == ids[:, :-1]] = pad  # a repeated k-mer counts once
     return ids
+
+
+def has_valid_kmer(seqs: list[str], k: int = 8) -> np.ndarray:
+    """(n,) bool: whether each sequence holds at least one k-mer of A, C, G, T (`kmer_sets`'s rule)."""
+    if not len(seqs):
+        return np.zeros(0, dtype=bool)
+    return (kmer_sets(list(seqs), k) < 4**k).any(axis=1)
 
 
 def candidate_kmer_cosine(query: np.ndarray, ref: np.ndarray, idx: np.ndarray, k: int = 8) -> np.ndarray:
@@ -317,6 +326,9 @@ class KnnTaxonomyClassifier:
         sim, idx = self.neighbours(vectors, seqs)
         weights = np.exp((sim - sim[:, :1]) / self.settings.temperature) if sim.size else sim
         chosen, conf = rank_vote(weights.astype(np.float64), self.codes[idx])
+        if seqs is not None:  # no valid k-mer: no vote (see the module docstring)
+            blank = ~has_valid_kmer(list(seqs), self.settings.kmer)
+            chosen[blank], conf[blank] = -1, 0.0
         n_ranks = self.codes.shape[1]
         names = np.full(chosen.shape, None, dtype=object)
         consistent = np.ones(chosen.shape, dtype=bool)
