@@ -49,6 +49,14 @@ def write_config(workdir: Path, source: Path = DEMO_CONFIG, **overrides) -> Path
     return path
 
 
+def single_split() -> dict:
+    """The demo's evaluate section without cross-validation: the runs trained and scored on the
+    split (split/splits.tsv), compared in comparison/ (the path of a config without evaluate.cv)."""
+    evaluate = yaml.safe_load(DEMO_CONFIG.read_text())["evaluate"]
+    evaluate.pop("cv")
+    return evaluate
+
+
 def snakemake(workdir: Path, *args: str, config: Path | None = None) -> subprocess.CompletedProcess:
     cmd = [str(SNAKEMAKE), "-s", str(SNAKEFILE), "-d", str(workdir)]
     cmd += ["--configfile", str(config or workdir / "config.yaml"), *args]
@@ -79,7 +87,7 @@ def test_config_value_of_wrong_type_is_an_error(tmp_path):
 
 
 def test_dry_run_lists_every_stage(tmp_path):
-    write_config(tmp_path)
+    write_config(tmp_path, evaluate=single_split())
     rules = planned_rules(snakemake(tmp_path, "-n"))
     stages = {"ingest", "split", "rarefy", "unifrac", "tokenize", "pretrain", "finetune", "evaluate"}
     assert stages | {"compare"} <= rules
@@ -94,7 +102,7 @@ def training_jobs(result: subprocess.CompletedProcess) -> dict[str, str]:
 
 
 def test_without_a_gpu_training_jobs_reserve_none_and_with_one_they_reserve_it(tmp_path):
-    write_config(tmp_path, training={"threads": 1, "gpus": 0})
+    write_config(tmp_path, training={"threads": 1, "gpus": 0}, evaluate=single_split())
     result = snakemake(tmp_path, "-n", "-p")
     assert "Using workflow specific profile" in result.stdout + result.stderr
     jobs = training_jobs(result)
@@ -102,7 +110,7 @@ def test_without_a_gpu_training_jobs_reserve_none_and_with_one_they_reserve_it(t
     for job in jobs.values():
         assert "gpu=0" in job and "--threads 1 " in job
         assert shell_line(job).startswith("aam ")  # local shell lines are plain `aam ...` commands
-    write_config(tmp_path, training={"threads": 2, "gpus": 1})
+    write_config(tmp_path, training={"threads": 2, "gpus": 1}, evaluate=single_split())
     for job in training_jobs(snakemake(tmp_path, "-n", "-p", "--cores", "4")).values():
         assert "gpu=1" in job and "--threads 2 " in job  # the default profile allows gpu=1
 
@@ -118,11 +126,11 @@ def test_slurm_profile_dry_run_requests_gpus_for_training(tmp_path):
     write_config(tmp_path)
     result = snakemake(tmp_path, "-n", "--workflow-profile", str(REPO / "workflow/profiles/slurm"))
     rules = planned_rules(result)
-    assert {"pretrain", "finetune"} <= rules
+    assert {"pretrain", "finetune_cv"} <= rules
 
 
 def test_a_multi_node_run_asks_slurm_for_gpus_per_node_and_one_task_per_gpu(tmp_path):
-    config = yaml.safe_load(write_config(tmp_path).read_text())
+    config = yaml.safe_load(write_config(tmp_path, evaluate=single_split()).read_text())
     run = next(iter(config["aam"]["runs"]))
     config["aam"]["runs"][run]["pretrain"].setdefault("trainer", {}).update(devices=4, num_nodes=2)
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
@@ -175,7 +183,6 @@ FAST_BASELINES = {"random_forest": {"n_estimators": 50, "search_estimators": 10}
                   "hist_gradient_boosting": {"max_iter": 20}}
 
 
-@pytest.mark.slow
 def most_training_jobs_at_once(log: str) -> int:
     """The most training jobs running at the same time, from Snakemake's job starts and ends."""
     running, most, rule = set(), 0, None
@@ -193,6 +200,7 @@ def most_training_jobs_at_once(log: str) -> int:
     return most
 
 
+@pytest.mark.slow
 def test_whole_workflow_runs_end_to_end_and_reports(tmp_path):
     write_config(tmp_path, TEST_CONFIG)
     done = snakemake(tmp_path, "--cores", "2")
@@ -322,10 +330,34 @@ def test_cv_dry_run_fans_out_the_folds(tmp_path):
     assert "--splits " + str(tmp_path / "results/ibd2538/pretrain_splits.tsv") in text
 
 
-def test_demo_config_has_no_cv_jobs(tmp_path):
+def test_the_demo_cross_validates_every_run_beside_the_baselines(tmp_path):
+    """The demo's results are folds, not a 4-subject split: its 3 runs and the baselines on the
+    same 5 grouped folds, one pretraining for all folds, the summary and the leaderboard."""
     write_config(tmp_path)
-    rules = planned_rules(snakemake(tmp_path, "-n"))
-    assert not rules & {"cv_split", "finetune_cv", "evaluate_cv", "cv_summary"}
+    result = snakemake(tmp_path, "-n")
+    rules = planned_rules(result)
+    counts = dict(re.findall(r"^(\w+)\s+(\d+)$", result.stdout + result.stderr, flags=re.MULTILINE))
+    assert (counts["finetune_cv"], counts["evaluate_cv"], counts["baselines_cv"]) == ("15", "15", "5")
+    assert counts["pretrain"] == "1" and {"cv_split", "cv_summary", "leaderboard"} <= rules
+    assert not rules & {"finetune", "evaluate", "baselines", "compare"}
+
+
+@pytest.mark.slow
+def test_the_demos_fine_tunings_predict_both_classes(tmp_path):
+    """A demo run that predicts one class for every test sample is a defect. Fold r0f1 as the demo
+    cuts it, fine-tuned from scratch and from the bundled encoder with the demo's settings: neither
+    model's test predictions are one class. (With early stopping on that fold's 3-subject validation
+    loss, the bundled run kept its epoch-2 weights and predicted Control for all 81 test samples.)"""
+    write_config(tmp_path, sequences={}, seq_models={"runs": {}}, qiime2={"export": False})
+    results = tmp_path / "results" / "ibd2538" / "cv" / "r0f1" / "eval"
+    wanted = [str(results / run / "ibd" / "metrics.json") for run in ("scratch", "bundled")]
+    done = snakemake(tmp_path, "--cores", "2", "--resources", "gpu=2", *wanted)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-5000:]
+    for run in ("scratch", "bundled"):
+        metrics = json.loads((results / run / "ibd" / "metrics.json").read_text())
+        predicted = pd.read_csv(results / run / "ibd" / "predictions.tsv", sep="\t")["aam_pred"]
+        assert metrics["degenerate_predictions"] is None, (run, metrics["degenerate_predictions"])
+        assert set(predicted) == {"Control", "Crohns"}, run
 
 
 def small_ibd(workdir: Path) -> dict:

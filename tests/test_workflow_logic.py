@@ -28,6 +28,13 @@ def demo(tmp_path: Path, **overrides) -> dict:
     return check_config(config, where="demo")
 
 
+def single_split_demo(tmp_path: Path, **overrides) -> dict:
+    """The demo without evaluate.cv: its runs trained and scored on the single split."""
+    evaluate = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["evaluate"]
+    evaluate.pop("cv")
+    return demo(tmp_path, evaluate=evaluate, **overrides)
+
+
 def with_corpus(tmp_path: Path) -> dict:
     """The demo with a corpus of three studies (two on the corpus's tree, one on its own) and runs
     that fine-tune from it, from the bundled encoder continued on the study, and from scratch."""
@@ -57,9 +64,27 @@ def with_corpus(tmp_path: Path) -> dict:
 
 
 def test_final_targets_of_the_demo(tmp_path):
+    """The demo's: the folds' summary and the leaderboard; without evaluate.cv, each run's evaluation
+    on the split and their comparison."""
     config = demo(tmp_path, qiime2={"export": False})  # its .qza files: test_qiime2_artifacts_of_the_demo
     res = f"{tmp_path}/res"
     ibd = f"{res}/ibd2538"
+    data = [
+        f"{ibd}/rarefied/table.biom",
+        f"{ibd}/unifrac/unweighted.tsv",
+        f"{ibd}/unifrac/weighted_normalized.tsv",
+        f"{ibd}/unifrac/pcoa_unweighted.png",
+        f"{ibd}/unifrac/pcoa_weighted_normalized.png",
+        f"{ibd}/unifrac/faith_pd.tsv",
+    ]
+    sequences = [
+        f"{res}/sequences/gg13_8_v4_3k/eval/contrastive_small/metrics.json",
+        f"{res}/sequences/gg13_8_v4_3k/eval/vq_small/metrics.json",
+        f"{res}/sequences/gg13_8_v4_3k/classify/contrastive_small/taxonomy.tsv",  # labelled: contrastive only
+    ]
+    assert targets.final_targets(config) == [*data, f"{ibd}/cv_summary/ibd/summary.json", *sequences,
+                                             f"{res}/benchmark/leaderboard.tsv", f"{res}/summary.html"]
+    config = single_split_demo(tmp_path, qiime2={"export": False})
     expected = [
         f"{ibd}/rarefied/table.biom",
         f"{ibd}/unifrac/unweighted.tsv",
@@ -102,15 +127,21 @@ def test_final_targets_with_cross_validation_predict_and_a_corpus(tmp_path):
 
 
 def test_targets_without_runs_plan_no_evaluation_and_say_so(tmp_path):
-    config = demo(tmp_path, aam={"runs": {}}, sequences={})
+    config = single_split_demo(tmp_path, aam={"runs": {}}, sequences={})
     found = targets.final_targets(config)
     assert not [t for t in found if "/eval/" in t or "comparison" in t]
     assert "no model is trained" in targets.runless_targets_warning(config)
-    assert targets.runless_targets_warning(demo(tmp_path)) is None
+    assert targets.runless_targets_warning(single_split_demo(tmp_path)) is None
+    # with cross-validation the baselines alone are cross-validated: nothing to warn of
+    assert targets.runless_targets_warning(demo(tmp_path, aam={"runs": {}})) is None
 
 
 def test_the_results_page_reads_every_evaluation_and_knows_the_class_column(tmp_path):
-    config = demo(tmp_path)
+    folds = targets.summary_plan(demo(tmp_path))  # the demo's page: the folds and the leaderboard
+    ibd = folds["datasets"]["ibd2538"]
+    assert folds["leaderboard"] and ibd["cv"] == ["ibd"]
+    assert ibd["evaluations"] == [] and not ibd["comparison"]
+    config = single_split_demo(tmp_path)
     plan = targets.summary_plan(config)
     assert plan["datasets"]["ibd2538"]["class_column"] == "ibd"
     assert plan["datasets"]["ibd2538"]["evaluations"] == [["pretrained", "ibd"], ["scratch", "ibd"],
@@ -350,11 +381,19 @@ def test_corpus_runs_are_checked_before_the_dag(tmp_path, change, message):
 
 def test_qiime2_artifacts_of_the_demo(tmp_path):
     """qiime2.export: the core-metrics names per dataset, three files per evaluation and predict
-    entry (probabilities for classification only), the taxonomy of each contrastive run; none without it."""
+    entry (probabilities for classification only), the taxonomy of each contrastive run; none without
+    it. With evaluate.cv (the demo's) no single-split evaluation is exported, or trained for it."""
     from aam.workflow import qiime2
 
-    config = demo(tmp_path, predict={"new": {"dataset": "ibd2538", "run": "scratch", "target": "ibd",
-                                             "table": "new.biom"}})
+    new = {"new": {"dataset": "ibd2538", "run": "scratch", "target": "ibd", "table": "new.biom"}}
+    folds = demo(tmp_path, predict=new)
+    cv_files = qiime2.dataset_artifacts(folds, "ibd2538")
+    assert not any("/ibd2538/qiime2/eval/" in f for f in cv_files)
+    assert any("/ibd2538/qiime2/predict/new/" in f for f in cv_files)
+    assert not any("/ibd2538/eval/" in f for f in targets.final_targets(folds))
+    evaluate = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["evaluate"]
+    evaluate.pop("cv")
+    config = demo(tmp_path, predict=new, evaluate=evaluate)
     res = f"{tmp_path}/res"
     files = qiime2.dataset_artifacts(config, "ibd2538")
     assert targets.unifrac_format(config, "ibd2538") == "tsv"  # 470 samples

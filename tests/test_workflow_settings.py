@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import yaml
-from test_workflow import REPO, planned_rules, snakemake, write_config
+from test_workflow import REPO, planned_rules, single_split, snakemake, write_config
 
 
 def shell_commands(result) -> list[str]:
@@ -39,7 +39,7 @@ def test_target_classes_and_positive_class_reach_finetune_and_evaluate(tmp_path)
 
 
 def test_targets_without_runs_warn(tmp_path):
-    write_config(tmp_path, aam={"runs": {}})
+    write_config(tmp_path, aam={"runs": {}}, evaluate=single_split())
     result = snakemake(tmp_path, "-n")
     rules = planned_rules(result)
     assert "no aam.runs and no evaluate.cv: no model is trained or evaluated" in result.stdout + result.stderr
