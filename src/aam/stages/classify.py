@@ -3,9 +3,10 @@
 Inputs: a model folder of `aam seq-train` (its weights, tokenizer and ``reference.parquet``: the
 training sequences with their ranks and embeddings) and the reads, as FASTA or a QIIME 2
 FeatureData[Sequence] .qza (`--reads`), or the test split of a ``prepared.parquet``
-(`--prepared`). Each read is embedded and classified by a vote of its nearest references with a
-confidence per rank, and its taxonomy is cut at the deepest rank whose confidence reaches the
-threshold (`aam.evaluate.taxonomy` says how).
+(`--prepared`). Each read is classified by a vote of its nearest references with a confidence per
+rank, and its taxonomy is cut at the deepest rank whose confidence reaches the threshold
+(`aam.evaluate.taxonomy` says how). The neighbours are found by k-mer sketches (`search: kmer`, the
+default: the model's weights are not read) or by the model's embeddings (`search: embedding`).
 
 Output: a taxonomy TSV in q2-feature-classifier's format, ``Feature ID<TAB>Taxon<TAB>Confidence``
 (``k__Bacteria; p__Firmicutes; ...``; ``Unassigned`` when even the kingdom is below the
@@ -35,7 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     src.add_argument("--prepared", help="prepared.parquet of seq-prepare: its test split is classified")
     parser.add_argument(
         "--settings",
-        help="classifier settings as JSON or YAML: k, candidates, kmer_weight, kmer, temperature, threshold",
+        help="classifier settings as JSON or YAML: k, candidates, kmer_weight, kmer, temperature, threshold, "
+        "search, sketch_dim",
     )
     parser.add_argument("--threshold", type=float, help="confidence threshold (overrides the settings)")
     parser.add_argument("--out", required=True, help="taxonomy.tsv to write")
@@ -87,14 +89,17 @@ def read_reads(reads: str | None, prepared: str | None) -> tuple[list[str], list
 
 
 def load_classifier(model_dir: str, settings):
-    """(model, tokenizer, KnnTaxonomyClassifier) of a contrastive run folder."""
+    """(model, tokenizer, KnnTaxonomyClassifier) of a contrastive run folder; model and tokenizer
+    are None with `search: kmer`, which needs the reference only."""
     from aam.evaluate.taxonomy import KnnTaxonomyClassifier
     from aam.stages.embed import load_contrastive, read_reference
 
-    model, tokenizer = load_contrastive(model_dir)
     if not (Path(model_dir) / "reference.parquet").exists():
         raise InputError(f"{model_dir}: no reference.parquet; retrain the run with this version of seq-train")
     _, ref_seqs, lineage, vectors = read_reference(model_dir)
+    if settings.search == "kmer":
+        return None, None, KnnTaxonomyClassifier(None, lineage, ref_seqs, settings)
+    model, tokenizer = load_contrastive(model_dir)
     if vectors.shape[1] != model.config.dim:
         raise InputError(f"{model_dir}: reference.parquet does not match the model's dimension")
     return model, tokenizer, KnnTaxonomyClassifier(vectors, lineage, ref_seqs, settings)
@@ -111,7 +116,9 @@ def classify(model_dir: str, ids: list[str], seqs: list[str], settings, batch_si
     parts = []
     for i in range(0, len(seqs), batch_size):
         chunk = seqs[i : i + batch_size]
-        vectors = embed_sequences(model, tokenizer, chunk, 128)  # small batches stay in cache
+        vectors = None  # search: kmer sketches the reads itself
+        if model is not None:
+            vectors = embed_sequences(model, tokenizer, chunk, 128)  # small batches stay in cache
         parts.append(classifier.classify(ids[i : i + batch_size], vectors, chunk))
         done = min(i + batch_size, len(seqs))
         rate = done / (time.perf_counter() - t0)
