@@ -81,10 +81,10 @@ def main() -> None:
 
     import torch
 
+    from aam.data.seq_collection import prepare, write_prepared
+    from aam.evaluate.seq_embeddings import embed_sequences, load_contrastive
     from aam.evaluate.taxonomy import RANKS, KnnSettings, KnnTaxonomyClassifier, kmer_matrix
-    from aam.stages.embed import embed_sequences, load_contrastive
-    from aam.stages.seq_prepare import prepare, write_prepared
-    from aam.stages.seq_train import train_run
+    from aam.training.seq_train import train_run
 
     torch.set_num_threads(1)
     tmp = Path(tempfile.mkdtemp(prefix="bench_seq_"))

@@ -77,8 +77,8 @@ def main() -> None:
 
 def _sample(args) -> tuple[list[str], np.ndarray]:
     """The reads (with a kingdom) and their (n, 7) lineages: all, or a seeded sample."""
+    from aam.data.seq_collection import read_labels
     from aam.io.fasta import read_fasta
-    from aam.stages.seq_prepare import read_labels
 
     records = read_fasta(args.fasta)
     labels = read_labels(args.labels).reindex(columns=RANK_NAMES)

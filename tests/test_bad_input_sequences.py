@@ -182,10 +182,10 @@ def _untrained_classifier(folder):
     import torch
 
     from aam.data.dna_tokenizers import KmerTokenizer
+    from aam.data.seq_collection import prepare
+    from aam.evaluate.seq_embeddings import write_reference
     from aam.io.model_files import export_model
     from aam.models.contrastive import ContrastiveConfig, ContrastiveEmbedder
-    from aam.stages.embed import write_reference
-    from aam.stages.seq_prepare import prepare
 
     fasta, tax = _write_set(folder, n=20)
     torch.manual_seed(0)

@@ -12,11 +12,11 @@ import torch
 
 from aam.cli import main
 from aam.data.dna_tokenizers import KmerTokenizer
+from aam.data.seq_collection import parse_taxonomy, prepare
+from aam.evaluate.seq_embeddings import embed_sequences, load_contrastive
 from aam.io.embeddings import read_embeddings
 from aam.io.model_files import export_model
 from aam.models.contrastive import ContrastiveConfig, ContrastiveEmbedder
-from aam.stages.embed import embed_sequences, load_contrastive
-from aam.stages.seq_prepare import parse_taxonomy, prepare
 
 TAX = "k__Bacteria; p__Firmicutes; c__Clostridia; o__Clostridiales; f__Lachnospiraceae; g__{g}; s__"
 
