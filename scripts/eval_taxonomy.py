@@ -36,7 +36,6 @@ REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data" / "gg13_8_v4"
 RANK_NAMES = ["kingdom", "phylum", "class", "order", "family", "genus", "species"]
 CLASSIFIERS = {"aam": "aam classify", "nb7": "naive Bayes, 7-mers (q2 default)", "nb8": "naive Bayes, 8-mers"}
-NB_THRESHOLD = 0.7  # classify-sklearn's default confidence
 
 
 def main() -> None:
@@ -55,6 +54,7 @@ def main() -> None:
     skip_if_absent(__file__, {"--fasta": args.fasta, "--labels": args.labels})
 
     from aam.evaluate.taxonomy import KnnSettings
+    from aam.evaluate.taxonomy_nb import Q2_CONFIDENCE
     from aam.threads import use_threads
 
     use_threads(1)
@@ -62,7 +62,7 @@ def main() -> None:
     seqs, lineage = _sample(args)
     print(f"{len(seqs)} reads, {args.folds} folds, seed {args.seed}{' (tuning sample)' if args.tune else ''}")
     thresholds = np.round(np.arange(0.0, 1.0001, 0.05), 2)
-    defaults = {"aam": settings.threshold, "nb7": NB_THRESHOLD, "nb8": NB_THRESHOLD}
+    defaults = {"aam": settings.threshold, "nb7": Q2_CONFIDENCE, "nb8": Q2_CONFIDENCE}
     results: dict = {"args": vars(args), "aam_settings": vars(settings), "n_reads": len(seqs)}
     results["protocols"] = {}
     speed = {name: {"fit_s": 0.0, "predict_s": 0.0, "reads": 0} for name in args.classifiers}
@@ -234,28 +234,22 @@ def _write(out_dir: str, results: dict, names) -> None:
 
 def _plot(results: dict, names, path: Path) -> None:
     """Genus precision against recall over the thresholds, one panel per protocol."""
-    from aam.evaluate.plots import COLORS, plt, save_figure
+    from aam.evaluate.seq_plots import plot_threshold_pr
 
-    protocols = [p for p in results["protocols"] if p in ("random", "novel genus")]
-    fig, axes = plt.subplots(1, len(protocols), figsize=(5.5 * len(protocols), 4.6), squeeze=False)
-    for ax, protocol in zip(axes[0], protocols, strict=True):
+    panels = {}
+    for protocol in (p for p in results["protocols"] if p in ("random", "novel genus")):
         res = results["protocols"][protocol]
-        for color, name in zip(COLORS, names, strict=False):
-            curve = res[name]["curve"]
-            pts = [curve[t]["genus"] if protocol == "random" else curve[t] for t in curve]
-            ax.plot([q["recall"] for q in pts], [q["precision"] for q in pts], "-", color=color, alpha=0.8,
-                    label=CLASSIFIERS[name])
-            d = res[name]["default"]["genus"] if protocol == "random" else res[name]["default"]
-            ax.plot(d["recall"], d["precision"], "o", color=color, markersize=8,
-                    label=f"at {res[name]['threshold']:g}: F {d['f']:.3f}")
+        genus = (lambda s: s["genus"]) if protocol == "random" else (lambda s: s)
         what = "genus" if protocol == "random" else "genus left out: family, stopping there"
-        ax.set_title(f"{protocol} folds ({res['test_reads']} reads): {what}", fontsize=9)
-        ax.set_xlabel("recall")
-        ax.set_ylabel("precision")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="lower left")
-    fig.suptitle("Precision and recall over confidence thresholds 0-1 (step 0.05)", fontsize=10)
-    save_figure(fig, path)
+        panels[f"{protocol} folds ({res['test_reads']} reads): {what}"] = {
+            CLASSIFIERS[n]: {
+                "curve": [genus(s) for s in res[n]["curve"].values()],
+                "default": genus(res[n]["default"]),
+                "threshold": res[n]["threshold"],
+            }
+            for n in names
+        }
+    plot_threshold_pr(panels, path, "Precision and recall over confidence thresholds 0-1 (step 0.05)")
 
 
 if __name__ == "__main__":

@@ -196,6 +196,14 @@ def test_contrastive_end_to_end(tmp_path):
     assert genus["n_test"] == 8 and 0 <= genus["knn_accuracy"] <= 1 and genus["naive_bayes_accuracy"] == 1.0
     assert 0 <= genus["classifier_accuracy"] <= 1
     assert (out / "projection.png").exists() and (out / "history.png").exists()
+    # aam classify beside q2's naive Bayes: P/R/F at the defaults and a curve over 21 thresholds
+    taxonomy = metrics["taxonomy"]
+    assert (out / "taxonomy_pr.png").exists() and taxonomy["rank"] == "genus"
+    for name in ("aam classify", "naive Bayes, 7-mers (q2 default)"):
+        assert len(taxonomy[name]["curve"]) == 21
+        g = taxonomy[name]["ranks"]["genus"]
+        assert g["reads"] == 8 and g["right"] <= g["assigned"] <= g["reads"]
+    assert taxonomy["naive Bayes, 7-mers (q2 default)"]["threshold"] == 0.7
 
 
 def test_vq_end_to_end(tmp_path):

@@ -27,6 +27,8 @@ import scipy.sparse as sp
 
 from aam.evaluate.taxonomy import PREFIXES, kmer_matrix
 
+Q2_CONFIDENCE = 0.7  # classify-sklearn's default --p-confidence
+
 
 class RankCalls(NamedTuple):
     """A classifier's calls, untruncated: (m, R) names (None: none), confidences, consistency."""
