@@ -21,9 +21,10 @@ embedding) shows what the embedding's candidate search buys.
     .venv/bin/python scripts/bench_seq_models.py --nb-full-lineage  # + naive Bayes as classify-sklearn
 
 Results (seed 42: 15,209 training / 3,847 test sequences, 2,676 with a family and 1,289 with a
-genus; 600 steps): the table in README.md (DNA sequence models). The classifier's defaults (k 20,
-50 candidates, k-mer weight 0.8, temperature 0.05) were chosen on this split with a 150-step model;
-`--seed 7` (another split and model) checks them: 0.920 / 0.893 vs naive Bayes's 0.922 / 0.888.
+genus; 600 steps): docs/results.md (Taxonomy), the embedding ablation. The embedding rows use the
+classifier's former defaults (k 20, 50 candidates, k-mer weight 0.8, temperature 0.05), chosen on
+this split with a 150-step model, so this split flatters them; `aam classify`'s present defaults
+and its comparison with q2-feature-classifier on new reads: scripts/eval_taxonomy.py.
 """
 
 from __future__ import annotations
