@@ -164,7 +164,24 @@ def _score(protocol, calls, truth, thresholds, defaults, folds) -> dict:
             "threshold": defaults[name],
             "default": at(defaults[name]),
             "curve": {f"{t:.2f}": at(t) for t in thresholds},
+            "fold_f": _fold_f(c, truth, rank, defaults[name], [len(test) for test, _ in folds]),
         }
+    return out
+
+
+def _fold_f(calls, truth, rank, threshold, sizes) -> list[float]:
+    """Genus F (novel taxa: F) of each fold at the threshold: the spread the pooled scores hide."""
+    from aam.evaluate.taxonomy_eval import novel_taxa_scores, random_fold_scores
+    from aam.evaluate.taxonomy_nb import RankCalls
+
+    out, start = [], 0
+    for n in sizes:
+        part, true = RankCalls(*(a[start : start + n] for a in calls)), truth[start : start + n]
+        if rank is None:
+            out.append(random_fold_scores(part, true, threshold)[RANK_NAMES.index("genus")]["f"])
+        else:
+            out.append(novel_taxa_scores(part, true, rank, threshold)["f"])
+        start += n
     return out
 
 
@@ -192,7 +209,7 @@ def _table(protocol: str, res: dict, names) -> str:
                 label = f"{CLASSIFIERS[name]} ({res[name]['threshold']:g})"
                 prf = f"{s['precision']:.3f} | {s['recall']:.3f} | {s['f']:.3f}"
                 lines.append(f"| {label} | {rank} | {s['reads']} | {prf} |")
-        return "\n".join(lines)
+        return "\n".join([*lines, _fold_line(res, names, "genus F")])
     lines[0] += f", {res['left_out_taxa']} taxa left out"
     lines.append(
         "| classifier (threshold) | precision | recall | F | match | over | under | mis |\n"
@@ -207,7 +224,12 @@ def _table(protocol: str, res: dict, names) -> str:
         )
         label = f"{CLASSIFIERS[name]} ({res[name]['threshold']:g})"
         lines.append(f"| {label} | {s['precision']:.3f} | {s['recall']:.3f} | {s['f']:.3f} | {rates} |")
-    return "\n".join(lines)
+    return "\n".join([*lines, _fold_line(res, names, "F")])
+
+
+def _fold_line(res: dict, names, what: str) -> str:
+    per = "; ".join(f"{CLASSIFIERS[n]} " + " / ".join(f"{f:.3f}" for f in res[n]["fold_f"]) for n in names)
+    return f"\n{what} per fold: {per}"
 
 
 def _speed_table(speed: dict) -> str:
