@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> None:
         ids, _, vectors = read_embeddings(args.embeddings)
         metrics = evaluate_contrastive(frame, ids, vectors, settings)
         metrics["train"] = {
-            k: meta.get(k) for k in ("train_wall_time_s", "epochs", "global_step", "n_parameters")
+            k: meta.get(k) for k in ("epochs", "global_step", "n_parameters")
         }
     metrics["run"] = model_dir.name
     metrics["provenance"] = provenance(settings, model=meta.get("provenance"))
@@ -207,7 +207,7 @@ def evaluate_vq(frame: pd.DataFrame, model_dir: Path, settings: dict) -> dict:
         "n_test_blocks": int(len(blocks)),
         "block_len": cfg.block_len,
         "reconstruction_accuracy": correct / total,
-        "train": {k: meta.get(k) for k in ("train_wall_time_s", "epochs", "global_step", "n_parameters")},
+        "train": {k: meta.get(k) for k in ("epochs", "global_step", "n_parameters")},
     }
     if codes:
         c = torch.cat(codes)
