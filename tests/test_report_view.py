@@ -65,6 +65,6 @@ def test_first_screen_shows_the_headline_table(tmp_path):
     results = check_report(report, [(1280, 800), (1920, 1080)], out_dir=tmp_path / "shots")
     for m in results:
         assert m["resultsHeight"] > m["height"]  # the page is taller than the window
-        assert m["heading"] == "AAM beside the random forest"
+        assert m["heading"] == "AAM beside the baselines"
         assert m["visible"], m
         assert Path(m["screenshot"]).stat().st_size > 10_000

@@ -166,7 +166,7 @@ def test_reading_a_model_folder_needs_no_lightning():
         "import sys\n"
         "from aam import pretrained\n"
         "from aam.io.model_files import load_model\n"
-        "import aam.stages.predict, aam.stages.embed, aam.stages.classify\n"
+        "import aam.stages.predict, aam.stages.embed, aam.stages.classify, aam.evaluate.classify_reads\n"
         "model, meta = load_model(pretrained.bundled_dir())\n"
         "assert type(model).__name__ == 'SequenceEncoder', meta['model_class']\n"
         "loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('lightning', 'pytorch_lightning'))\n"
