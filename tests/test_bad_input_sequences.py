@@ -223,7 +223,9 @@ def test_classify_with_a_damaged_model_file_is_one_line(tmp_path, capsys, damage
     else:
         weights.write_bytes(pickle.dumps({"weights": [1, 2, 3]}))
     out = tmp_path / "taxonomy.tsv"
-    assert main(["classify", "--model-dir", str(model_dir), "--reads", str(fasta), "--out", str(out)]) == 2
+    # search: embedding reads the model (the default, search: kmer, needs only reference.parquet)
+    argv = ["classify", "--model-dir", str(model_dir), "--settings", '{"search": "embedding"}']
+    assert main([*argv, "--reads", str(fasta), "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1, err
     assert err.startswith(f"aam classify: error: {weights}: not a readable safetensors file"), err

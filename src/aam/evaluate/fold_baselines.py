@@ -20,7 +20,7 @@ import pandas as pd
 
 from aam.errors import InputError
 from aam.evaluate.baselines import LABELS, BaselineSettings, nested_fit_predict
-from aam.evaluate.fold_samples import evaluation_samples, positive_last
+from aam.evaluate.fold_samples import evaluation_samples, positive_last, split_fingerprints
 from aam.evaluate.metrics import PRIMARY_METRIC, compute_metrics
 from aam.io.biom import read_table, table_to_csr
 from aam.io.metadata import read_target_column
@@ -55,6 +55,7 @@ class FoldData:
     groups: list[str | None]  # the training samples' groups, for grouped inner CV
     classes: list[str] | None  # positive class last
     labels: dict  # every sample's target value (text)
+    fold_samples: dict[str, str]  # each split's fingerprint (fold_samples.split_fingerprints)
 
 
 def fold_data(rarefied: str, splits: str, samples: str, target_column: str, task: str, classes_json: str,
@@ -86,7 +87,7 @@ def fold_data(rarefied: str, splits: str, samples: str, target_column: str, task
     x_train = dense[[row_of[s] for s in train_ids]].toarray()
     x_test = dense[[row_of[s] for s in test_ids]].toarray()
     return FoldData(train_ids, test_ids, x_train, x_test, y_train, y_test,
-                    [group_of.get(s) for s in train_ids], classes, labels)
+                    [group_of.get(s) for s in train_ids], classes, labels, split_fingerprints(kept))
 
 
 def fit_baselines(data: FoldData, task: str, settings: BaselineSettings) -> tuple[dict, pd.DataFrame]:

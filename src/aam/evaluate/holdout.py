@@ -2,10 +2,12 @@
 
 The library of `aam evaluate`. The model's predictions.tsv, the split's splits.tsv and the
 metadata are read and cross-checked (every test prediction is a test-split sample, every y_true is
-the metadata's value); the baselines of `aam baselines` must have predicted exactly those samples,
-or the comparison would be between different folds, so a mismatch is one InputError line naming a
-sample. Every model, ours and the baselines, is then scored by the one metric registry
-(:func:`aam.evaluate.metrics.compute_metrics`) in one class order (the positive class last).
+the metadata's value); the baselines of `aam baselines` must have predicted exactly those samples
+and trained and validated on the model's own (each split's fingerprint, the model's read from its
+embeddings.parquet), or the comparison would be between different folds, so a mismatch is one
+InputError line naming a sample or a split. Every model, ours and the baselines, is then scored by
+the one metric registry (:func:`aam.evaluate.metrics.compute_metrics`) in one class order (the
+positive class last).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import pandas as pd
 from aam.errors import InputError
 from aam.evaluate import plots
 from aam.evaluate.baselines import LABELS
-from aam.evaluate.fold_samples import positive_last, samples_fingerprint
+from aam.evaluate.fold_samples import fold_mismatch, positive_last, samples_fingerprint, split_fingerprints
 from aam.evaluate.metrics import compute_metrics, degenerate_predictions
 from aam.io.embeddings import read_embeddings
 from aam.io.splits import read_splits
@@ -202,6 +204,29 @@ def baseline_predictions(folder: Path, test_samples: list[str], task: str,
     return info, out
 
 
+Embeddings = tuple[np.ndarray, np.ndarray | None, np.ndarray]  # aam.io.embeddings.read_embeddings
+
+
+def model_fold(finetune_dir: Path) -> tuple[Embeddings, dict[str, str] | None]:
+    """The fine-tuned model's sample embeddings and, from their split column, the fingerprints of
+    the samples it was trained, validated and tested on (None for a file without splits)."""
+    path = finetune_dir / "embeddings.parquet"
+    if not path.exists():
+        raise InputError(f"{path}: sample embeddings not found")
+    ids, split, matrix = read_embeddings(path)
+    if split is None:
+        return (ids, split, matrix), None
+    return (ids, split, matrix), split_fingerprints({name: ids[split == name] for name in set(split)})
+
+
+def check_same_fold(ours: dict[str, str] | None, info: dict, folder: Path) -> None:
+    """The baselines of `folder` must have used this model's samples in every split."""
+    split = fold_mismatch(ours, info.get("fold_samples"))
+    if split:
+        raise InputError(f"{folder / 'metrics.json'}: the baselines' {split} samples differ from the "
+                         "model's; were both made from the same splits.tsv?")
+
+
 @dataclass
 class Holdout:
     """The test split as scored: the inputs read, every model's outputs and scores."""
@@ -217,6 +242,8 @@ class Holdout:
     scores: dict[str, dict]
     val_scores: dict | None  # the model's validation metrics
     baselines_info: dict | None
+    embeddings: Embeddings  # the model's sample embeddings of every split
+    fold_samples: dict[str, str] | None  # each split's fingerprint, from the embeddings' split column
 
 
 def score_holdout(finetune_dir: Path, splits: str, samples: str, target_column: str, task: str | None,
@@ -245,10 +272,12 @@ def score_holdout(finetune_dir: Path, splits: str, samples: str, target_column: 
         )
     classes = _class_order(pred, info, positive_class) if task == "classification" else None
     y_test = _check_labels(test, labels, task, target_column)
+    embeddings, fold = model_fold(finetune_dir)
     models: dict[str, Outputs] = {"aam": _outputs(test, task, classes, "predictions.tsv")}
     baselines_info = None
     if baselines:
         baselines_info, found = baseline_predictions(Path(baselines), list(test["sample"]), task, classes)
+        check_same_fold(fold, baselines_info, Path(baselines))
         models.update(found)
     try:
         scores = {name: compute_metrics(task, y_test, *outputs, classes) for name, outputs in models.items()}
@@ -259,7 +288,7 @@ def score_holdout(finetune_dir: Path, splits: str, samples: str, target_column: 
     except ValueError as err:
         raise InputError(f"{finetune_dir / 'predictions.tsv'}: cannot score the predictions: {err}") from err
     return Holdout(task, classes, info, test, len(val), y_test, labels, models, scores, val_scores,
-                   baselines_info)
+                   baselines_info, embeddings, fold)
 
 
 def degenerate_flags(h: Holdout) -> dict[str, str | None]:
@@ -280,6 +309,7 @@ def metrics_record(h: Holdout, degenerate: str | None, labels: dict) -> dict:
         "n_test": len(h.test),
         "n_val": h.n_val,
         "test_samples": samples_fingerprint(list(h.test["sample"])),
+        "fold_samples": h.fold_samples,
         "degenerate_predictions": degenerate,
         "test": h.scores,
         "val": {"aam": h.val_scores},
@@ -334,10 +364,7 @@ def write_plots(pdir: Path, h: Holdout, finetune_dir: Path, pretrain_dir: str | 
         else:
             histories[f"finetune ({target})"] = history
     plots.plot_learning_curves(histories, pdir / "learning_curves.png", title=f"learning curves: run {run}")
-    emb_path = finetune_dir / "embeddings.parquet"
-    if not emb_path.exists():
-        raise InputError(f"{emb_path}: sample embeddings not found")
-    emb_ids, emb_split, emb_matrix = read_embeddings(emb_path)
+    emb_ids, emb_split, emb_matrix = h.embeddings
     emb_labels = h.labels.reindex(emb_ids).to_numpy(dtype=object)
     plots.plot_embedding_pcoa(emb_matrix.astype(np.float64), emb_labels, h.task, pdir / "embedding_pcoa.png",
                               splits=None if emb_split is None else pd.Series(emb_split), target=target)

@@ -10,7 +10,9 @@ target, whatever the number of AAM runs; `aam evaluate` and `aam cv-summary` rea
 
 Outputs in --out-dir (replaced as a whole, atomically):
   metrics.json     task, classes, n_train, n_test, test_samples (fingerprint of the test samples,
-                   aam.evaluate.fold_samples.samples_fingerprint) and per baseline its test metrics,
+                   aam.evaluate.fold_samples.samples_fingerprint), fold_samples (that of each
+                   split's samples: `aam evaluate` checks the AAM run's against them) and per
+                   baseline its test metrics,
                    the chosen hyperparameters, every candidate's inner-CV scores and the features
                    used (the seconds each took are in the log: outputs are the same on every run)
   predictions.tsv  sample, y_true, then per baseline <name>_pred (and <name>_prob_<class>)
@@ -73,6 +75,7 @@ def run_baselines(args: argparse.Namespace, section: dict) -> tuple:
         "n_test": len(data.test_ids),
         "train_splits": list(settings.train_splits),
         "test_samples": samples_fingerprint(data.test_ids),
+        "fold_samples": data.fold_samples,
         "models": models,
         # the settings as the fits ran: defaults filled, the seed resolved, the threads given
         "provenance": provenance(used_settings(validate_section(section), seed=settings.seed,

@@ -7,14 +7,18 @@ Inputs (files only):
   pretrain dir   metrics.csv (optional: runs without pretraining have none)
   baselines dir  metrics.json and predictions.tsv of `aam baselines` on the same split or fold and
                  target (optional): fit once per fold, whatever the number of runs; they must have
-                 predicted exactly this model's test samples (an error otherwise)
+                 predicted exactly this model's test samples, and trained on its training samples
+                 (an error otherwise)
   splits.tsv (sample, split, group), ingest/samples.parquet (sample + metadata)
 
 Outputs in --out-dir (replaced as a whole, atomically):
   metrics.json     our model and every baseline side by side on the test split (each baseline
                    scored here from its predictions, in the model's class order), with sample
                    counts, our model's validation metrics, the baselines' chosen hyperparameters,
-                   the test samples' fingerprint and ``degenerate_predictions`` (null, or why our
+                   the test samples' fingerprint, ``fold_samples`` (each split's samples the model
+                   was trained, validated and tested on, from its embeddings.parquet; with
+                   --baselines they must be the baselines' own, an error otherwise: identical
+                   folds) and ``degenerate_predictions`` (null, or why our
                    model's test predictions ignore their input: one class for every sample, or a
                    regression whose predictions vary by < 10 % of the target's sd; a WARNING line in
                    the log too, for the baselines as well)
