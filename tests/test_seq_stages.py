@@ -343,7 +343,7 @@ def test_external_test_set_never_leaks_into_training(tmp_path):
 def test_classify_against_a_reference_needs_no_model(tmp_path, capsys):
     import zipfile
 
-    fasta, tax = _write_set(tmp_path)
+    fasta, tax = write_labelled_set(tmp_path)
     records = dict(zip(*[iter(fasta.read_text().split())] * 2, strict=True))
     # the reads: five reference reads of each genus under new IDs, and an all-N read
     reads = tmp_path / "reads.fasta"
