@@ -14,8 +14,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-from test_corpus import corpus, stage  # noqa: F401 - the three-study corpus fixture
-from test_seq_stages import _write_set
+from helpers.sequences import write_labelled_set
+from helpers.stages import stage
 
 from aam.cli import main
 from aam.errors import InputError
@@ -115,7 +115,7 @@ def test_a_diverged_fit_is_one_line_naming_the_stage(tmp_path, monkeypatch):
     assert "\n" not in str(err.value)
 
 
-def test_corpus_pretraining_writes_nothing_off_rank_zero(corpus, tmp_path, monitor_fit):  # noqa: F811
+def test_corpus_pretraining_writes_nothing_off_rank_zero(corpus, tmp_path, monitor_fit):
     """The corpus stage once exported on every rank (its copy of fit-then-export had lost the
     guard): now on rank 1 its folder stays empty, on rank 0 it gets the encoder and the history."""
     from aam.stages import corpus_pretrain
@@ -136,7 +136,7 @@ def test_corpus_pretraining_writes_nothing_off_rank_zero(corpus, tmp_path, monit
 
 def test_a_contrastive_run_writes_its_reference_on_rank_zero_only(tmp_path, monitor_fit):
     """seq-train wrote reference.parquet before its rank check; now the whole folder is rank 0's."""
-    fasta, tax = _write_set(tmp_path)
+    fasta, tax = write_labelled_set(tmp_path)
     prepared = tmp_path / "prepared.parquet"
     assert main(["seq-prepare", "--fasta", str(fasta), "--labels", str(tax), "--out", str(prepared)]) == 0
     run = {"kind": "contrastive", "tokenizer": {"type": "kmer", "k": 4, "stride": 2},
