@@ -27,7 +27,7 @@ from pathlib import Path
 import h5py
 import pytest
 import scipy.sparse as sp
-from test_workflow import FAST_BASELINES, small_ibd
+from helpers.workflow import FAST_BASELINES, small_ibd
 
 from aam.cli import main
 from aam.io.biom import csr_to_table, write_biom
