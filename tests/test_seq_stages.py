@@ -291,9 +291,11 @@ def test_same_seed_gives_identical_weights(tmp_path):
             str(tmp_path / name),
         ]
         assert main(argv) == 0
-    assert (tmp_path / "a" / "model.safetensors").read_bytes() == (
-        tmp_path / "b" / "model.safetensors"
-    ).read_bytes()
+    # the whole model folder but the clock (timing.json) and the engine's train/ folder, whose
+    # checkpoints name it (tests/test_reproducible.py reruns in one folder)
+    for name in ("model.safetensors", "model.json", "tokenizer.json", "history.csv", "reference.parquet"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+    assert json.loads((tmp_path / "a" / "timing.json").read_text())["wall_time_s"] > 0
 
 
 def test_external_test_set_never_leaks_into_training(tmp_path):
