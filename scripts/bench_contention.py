@@ -87,7 +87,7 @@ def finish(jobs: list[tuple[subprocess.Popen, Path]]) -> list[float]:
         text, _ = proc.communicate()
         if proc.returncode:
             sys.exit(f"training job failed:\n{text[-3000:]}")
-        rates.append(json.loads((out / "model.json").read_text())["training"]["train_samples_per_s"])
+        rates.append(json.loads((out / "timing.json").read_text())["train_samples_per_s"])
     return rates
 
 

@@ -50,3 +50,43 @@ def planned_rules(result: subprocess.CompletedProcess) -> set[str]:
     text = result.stdout + result.stderr
     assert result.returncode == 0, text[-3000:]
     return set(re.findall(r"^rule (\w+):", text, flags=re.MULTILINE))
+
+
+# Baselines that fit in a second or two: a smaller forest, fewer boosting rounds.
+FAST_BASELINES = {"random_forest": {"n_estimators": 50, "search_estimators": 10},
+                  "hist_gradient_boosting": {"max_iter": 20}}
+
+
+def small_ibd(workdir: Path) -> dict:
+    """8 subjects of the demo's IBD 2538 (4 Control, 4 Crohns), 8 samples each, as a dataset entry;
+    4 more table samples of a ninth subject lack metadata (pretraining only)."""
+    import biom
+    import h5py
+
+    from aam.io.metadata import read_metadata
+
+    demo = REPO / "data/demo/ibd2538"
+    table = biom.load_table(str(demo / "table.biom"))
+    meta = read_metadata(demo / "metadata.tsv")
+    meta = meta.loc[[s for s in table.ids("sample") if s in meta.index]]
+    subjects = ["s1000300", "s1000500", "s1000600", "s1000700"]  # Control
+    subjects += ["s1002500", "s1003100", "s1003400", "s1002700"]  # Crohns
+    keep = [s for subject in subjects for s in list(meta.index[meta["host_subject_id"] == subject])[:8]]
+    unlabelled = list(meta.index[meta["host_subject_id"] == "s1000100"])[:4]
+    sub = table.filter(keep + unlabelled, axis="sample", inplace=False).remove_empty(axis="observation")
+    with h5py.File(workdir / "table.biom", "w") as fh:
+        sub.to_hdf5(fh, "test")
+    lines = (demo / "metadata.tsv").read_text().splitlines()
+    wanted = set(keep)
+    (workdir / "metadata.tsv").write_text(
+        "\n".join([lines[0]] + [line for line in lines[1:] if line.split("\t", 1)[0] in wanted]) + "\n"
+    )
+    return {
+        "table": str(workdir / "table.biom"),
+        "sequences": None,
+        "tree": str(demo / "tree.nwk"),
+        "metadata": str(workdir / "metadata.tsv"),
+        "group_column": "host_subject_id",
+        "color_column": "ibd",
+        "targets": [{"name": "ibd", "column": "ibd", "type": "classification"}],
+    }

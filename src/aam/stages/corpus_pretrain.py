@@ -47,7 +47,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> None:
     from aam.data.corpus import CorpusDataModule, read_studies
     from aam.training.pretrain import corpus_module
-    from aam.training.runs import fit_and_export, input_fingerprint, start_trainer, train_summary
+    from aam.training.runs import (
+        fit_and_export,
+        input_fingerprint,
+        start_trainer,
+        train_summary,
+        train_timing,
+    )
 
     settings = load_settings(args.settings, "aam_run")
     pre = settings["pretrain"]
@@ -70,10 +76,13 @@ def run(args: argparse.Namespace) -> None:
         args.seed, inputs,
     )
 
+    samples_per_step = dm.batch_size * trainer.accumulate_grad_batches
+
     def outputs(result) -> dict:
         last = result.history.iloc[-1].to_dict() if len(result.history) else {}
-        summary = train_summary(result, dm.batch_size, trainer.accumulate_grad_batches)
-        log.info("corpus pretraining: %s; last epoch %s", json.dumps(summary),
+        summary = train_summary(result)
+        timing = train_timing(result, samples_per_step)
+        log.info("corpus pretraining: %s; last epoch %s", json.dumps(summary | timing),
                  {k: round(v, 4) for k, v in last.items() if isinstance(v, float)})
         return {
             "stage": "corpus_pretrain",
@@ -95,4 +104,4 @@ def run(args: argparse.Namespace) -> None:
         }
 
     fit_and_export(module, out_dir, fingerprint=fingerprint, outputs=outputs, what="corpus pretraining",
-                   datamodule=dm)
+                   samples_per_step=samples_per_step, datamodule=dm)
