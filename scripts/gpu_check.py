@@ -205,11 +205,11 @@ def check_aam(config: dict, data: Path, device: torch.device, warmup: int, steps
 def check_contrastive(config: dict, results: Path, device: torch.device, warmup: int, steps: int) -> None:
     from aam.data.augment import AugmentConfig, Augmenter
     from aam.data.dna_tokenizers import make_tokenizer
+    from aam.data.seq_collection import check_ranks, label_codes, read_prepared
     from aam.data.sequence_datasets import SequenceCollator, SequenceDataModule, SequenceDataset
     from aam.models.contrastive import ContrastiveConfig
-    from aam.stages.seq_prepare import check_ranks, label_codes, read_prepared
-    from aam.stages.seq_train import resolve_settings
     from aam.training.seq_modules import ContrastiveModule
+    from aam.training.seq_train import resolve_settings
 
     found = first_contrastive(config)
     if found is None:

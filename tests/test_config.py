@@ -110,7 +110,7 @@ def test_a_bare_sequence_run_gets_its_kind_s_defaults_from_the_schema_in_the_wor
     """The Snakefile's validation (check_config) and `aam seq-train` run by hand (resolve_settings)
     fill a run from the same schema: the documented defaults (config/README.md), per kind."""
     from aam.config import check_config
-    from aam.stages.seq_train import resolve_settings
+    from aam.training.seq_train import resolve_settings
 
     config = check_config({"datasets": {}, "seq_models": {"runs": {"c": {}, "v": {"kind": "vq"}}}}, where="t")
     contrastive, vq = config["seq_models"]["runs"]["c"], config["seq_models"]["runs"]["v"]
@@ -141,7 +141,7 @@ def test_a_bare_sequence_run_gets_its_kind_s_defaults_from_the_schema_in_the_wor
 )
 def test_a_key_of_the_other_kind_stops_the_workflow_and_the_stage(run, in_config, by_hand):
     from aam.config import check_config
-    from aam.stages.seq_train import resolve_settings
+    from aam.training.seq_train import resolve_settings
 
     with pytest.raises(InputError, match=f"^t: {re.escape(in_config)}$"):
         check_config({"datasets": {}, "seq_models": {"runs": {"r": run}}}, where="t")

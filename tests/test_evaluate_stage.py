@@ -77,8 +77,10 @@ def write_dataset(root, n=60, f=30, seed=0, regression=False):
     pre = root / "models" / "small" / "pretrain"
     pre.mkdir()
     pd.DataFrame(hist).to_csv(pre / "metrics.csv", index=False)
-    emb = rng.normal(size=(int(keep.sum()), 8)).astype(np.float32)
-    write_embeddings(ft / "embeddings.parquet", rows["sample"].to_list(), emb, split=rows["split"].to_list())
+    # every split's samples with a value for the target, as finetune writes them
+    seen = np.ones(n, dtype=bool) if regression else np.arange(n) != 3
+    emb = rng.normal(size=(int(seen.sum()), 8)).astype(np.float32)
+    write_embeddings(ft / "embeddings.parquet", list(np.array(samples)[seen]), emb, split=list(split[seen]))
     return ft
 
 

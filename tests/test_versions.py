@@ -12,7 +12,7 @@ import torch
 
 import aam
 from aam.cli import main
-from aam.stages.summary import build
+from aam.evaluate.results_page import build
 
 
 def test_versions_table_names_what_is_installed(tmp_path):

@@ -31,6 +31,7 @@ from scipy import stats
 
 from aam.data.split import parse_fold_name
 from aam.evaluate.baselines import BASELINES
+from aam.evaluate.fold_samples import fold_mismatch
 from aam.evaluate.metrics import PRIMARY_METRIC, secondary_metrics
 
 PAIRED_COLUMNS = ("difference", "wins", "losses", "wilcoxon_p", "sign_p")
@@ -72,9 +73,10 @@ def fold_scores(
     folds' `aam baselines` metrics.json. Columns: fold, model (the run name, or the baseline's),
     every test metric of the task, n_test, ``degenerate`` (an AAM run's degenerate_predictions,
     else None). ValueError where two models of a fold were tested on different samples (their
-    ``test_samples`` fingerprints differ), a fold is given twice, or the tasks disagree.
+    ``test_samples`` fingerprints differ) or trained or validated on different samples (their
+    ``fold_samples``, where both files have them), a fold is given twice, or the tasks disagree.
     """
-    rows, task, tested = [], None, {}
+    rows, task, tested, trained = [], None, {}, {}
 
     def add(fold, model, metrics, m, degenerate):
         nonlocal task
@@ -89,6 +91,12 @@ def fold_scores(
         if fingerprint != seen[1]:
             raise ValueError(f"fold {fold}: {model!r} and {seen[0]!r} were tested on different samples; "
                              "were they made from the same splits.tsv?")
+        if m.get("fold_samples"):
+            first = trained.setdefault(fold, (model, m["fold_samples"]))
+            split = fold_mismatch(m["fold_samples"], first[1])
+            if split:
+                raise ValueError(f"fold {fold}: {model!r} and {first[0]!r} had different {split} samples; "
+                                 "were they made from the same splits.tsv?")
         rows.append({"fold": fold, "model": model, **_scores(metrics, m["task"]), "n_test": m.get("n_test"),
                      "degenerate": degenerate})
 

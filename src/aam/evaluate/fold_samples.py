@@ -10,8 +10,9 @@ data module by the tests:
 - classification: the classes are the sorted labels of the ``train`` split, and samples of any
   split whose class is not among them are left out (no model can predict an unseen class).
 
-`samples_fingerprint` names a set of test samples in one string, so that summaries can check that
-the models they compare were scored on identical folds.
+`samples_fingerprint` names a set of test samples in one string, and `split_fingerprints` each split
+of a fold, so that evaluations and summaries can check that the models they compare were trained,
+validated and scored on identical folds (the samples each model's own files name).
 """
 
 from __future__ import annotations
@@ -45,6 +46,19 @@ def evaluation_samples(
 def samples_fingerprint(samples: Iterable[str]) -> str:
     """SHA-256 of the sorted, newline-joined sample IDs: equal exactly for equal sets of samples."""
     return hashlib.sha256("\n".join(sorted(set(map(str, samples)))).encode()).hexdigest()
+
+
+def split_fingerprints(samples: Mapping[str, Iterable[str]]) -> dict[str, str]:
+    """`samples_fingerprint` of each of train, val and test (an absent split: no samples)."""
+    return {name: samples_fingerprint(samples.get(name, ())) for name in SPLITS}
+
+
+def fold_mismatch(ours: Mapping[str, str] | None, theirs: Mapping[str, str] | None) -> str | None:
+    """The first split whose samples differ between two `split_fingerprints`, None where they agree
+    or either is unknown (files written before the fingerprints were)."""
+    if not ours or not theirs:
+        return None
+    return next((name for name in SPLITS if ours.get(name) != theirs.get(name)), None)
 
 
 def positive_last(classes: list[str], positive: str) -> list[str]:

@@ -10,7 +10,9 @@ target, whatever the number of AAM runs; `aam evaluate` and `aam cv-summary` rea
 
 Outputs in --out-dir (replaced as a whole, atomically):
   metrics.json     task, classes, n_train, n_test, test_samples (fingerprint of the test samples,
-                   aam.evaluate.fold_samples.samples_fingerprint) and per baseline its test metrics,
+                   aam.evaluate.fold_samples.samples_fingerprint), fold_samples (that of each
+                   split's samples: `aam evaluate` checks the AAM run's against them) and per
+                   baseline its test metrics,
                    the chosen hyperparameters, every candidate's inner-CV scores and the features
                    used (the seconds each took are in the log: outputs are the same on every run)
   predictions.tsv  sample, y_true, then per baseline <name>_pred (and <name>_prob_<class>)
@@ -23,18 +25,12 @@ import json
 import logging
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-
 from aam.config import load_settings
 from aam.errors import InputError
-from aam.evaluate.baselines import LABELS, BaselineSettings, nested_fit_predict, validate_section
-from aam.evaluate.fold_samples import evaluation_samples, positive_last, samples_fingerprint
-from aam.evaluate.metrics import PRIMARY_METRIC, compute_metrics
+from aam.evaluate.baselines import BaselineSettings, validate_section
+from aam.evaluate.fold_baselines import fit_baselines, fold_data
+from aam.evaluate.fold_samples import samples_fingerprint
 from aam.io.atomic import atomic_dir
-from aam.io.biom import read_table, table_to_csr
-from aam.io.metadata import read_target_column
-from aam.io.splits import read_splits
 from aam.provenance import provenance, used_settings
 
 log = logging.getLogger(__name__)
@@ -60,62 +56,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out-dir", required=True, help="the folder to write")
 
 
-def target_classes(text: str) -> list[str] | None:
-    if not text:
-        return None
-    try:
-        classes = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise InputError(f"--classes: not valid JSON: {err}") from None
-    if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
-        raise InputError(f"--classes: expected a JSON list of class names, got {text!r}")
-    return classes
-
-
-def run_baselines(args: argparse.Namespace, section: dict) -> dict:
+def run_baselines(args: argparse.Namespace, section: dict) -> tuple:
+    """metrics.json's record and the predictions table (:mod:`aam.evaluate.fold_baselines`)."""
     settings = BaselineSettings.from_dict(section, seed=args.seed).with_threads(args.threads)
-    split_of = read_splits(args.splits)
-    group_of = _groups(Path(args.splits))
-    labels = read_target_column(args.samples, args.target_column, target_classes(args.classes))
-    counts, table_samples, _ = table_to_csr(read_table(args.rarefied))
-    row_of = {s: i for i, s in enumerate(table_samples)}
-    kept, classes = evaluation_samples(split_of, labels, row_of, args.task)
-    if classes and args.positive_class:
-        try:
-            classes = positive_last(classes, args.positive_class)
-        except ValueError as err:
-            raise InputError(f"--positive-class: {err}") from None
-    train_ids = [s for name in ("train", "val") if name in settings.train_splits for s in kept[name]]
-    test_ids = kept["test"]
-    where = f"{args.splits}, target {args.target_column!r}"
-    if len(train_ids) < 2:
-        raise InputError(f"{where}: {len(train_ids)} training samples in the rarefied table have a value")
-    if not test_ids:
-        raise InputError(f"{where}: no test sample in the rarefied table with a value")
-    if args.task == "classification" and len(classes) < 2:
-        raise InputError(f"{where}: the training split has one class only ({classes})")
-    y_train = _targets([labels[s] for s in train_ids], args.task, where)
-    y_test = _targets([labels[s] for s in test_ids], args.task, where)
-    dense = counts.tocsr()
-    x_train = dense[[row_of[s] for s in train_ids]].toarray()
-    x_test = dense[[row_of[s] for s in test_ids]].toarray()
-    groups = [group_of.get(s) for s in train_ids]
-
-    from threadpoolctl import threadpool_limits
-
-    models, predictions = {}, pd.DataFrame({"sample": test_ids, "y_true": [labels[s] for s in test_ids]})
-    for name in settings.models:
-        with threadpool_limits(limits=settings.n_jobs):
-            result = nested_fit_predict(name, x_train, y_train, groups, x_test, args.task, settings, classes)
-        test = compute_metrics(args.task, y_test, result.predictions, result.proba, classes)
-        models[name] = {"test": test, "params": result.params, "search": result.search,
-                        "n_features": result.n_features}
-        predictions[f"{name}_pred"] = result.predictions
-        if result.proba is not None:
-            for j, c in enumerate(classes):
-                predictions[f"{name}_prob_{c}"] = result.proba[:, j]
-        log.info("%s: %s %s with %s (%d features, %.1f s)", LABELS[name], PRIMARY_METRIC[args.task],
-                 _fmt(test[PRIMARY_METRIC[args.task]]), result.params, result.n_features, result.seconds)
+    data = fold_data(args.rarefied, args.splits, args.samples, args.target_column, args.task, args.classes,
+                     args.positive_class, settings.train_splits)
+    models, predictions = fit_baselines(data, args.task, settings)
+    classes = data.classes
     return {
         "dataset": args.dataset,
         "fold": args.fold,
@@ -124,35 +71,16 @@ def run_baselines(args: argparse.Namespace, section: dict) -> dict:
         "task": args.task,
         "classes": classes,
         "positive_class": classes[1] if classes and len(classes) == 2 else None,
-        "n_train": len(train_ids),
-        "n_test": len(test_ids),
+        "n_train": len(data.train_ids),
+        "n_test": len(data.test_ids),
         "train_splits": list(settings.train_splits),
-        "test_samples": samples_fingerprint(test_ids),
+        "test_samples": samples_fingerprint(data.test_ids),
+        "fold_samples": data.fold_samples,
         "models": models,
         # the settings as the fits ran: defaults filled, the seed resolved, the threads given
         "provenance": provenance(used_settings(validate_section(section), seed=settings.seed,
                                                n_jobs=settings.n_jobs), args.seed),
     }, predictions
-
-
-def _groups(path: Path) -> dict[str, str | None]:
-    frame = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
-    if "group" not in frame.columns:
-        return {}
-    return {s: (g or None) for s, g in zip(frame.iloc[:, 0], frame["group"], strict=True)}
-
-
-def _targets(values: list[str], task: str, where: str) -> np.ndarray:
-    if task == "classification":
-        return np.asarray(values, dtype=object)
-    try:
-        return np.asarray([float(v) for v in values], dtype=np.float64)
-    except ValueError as err:
-        raise InputError(f"{where}: a regression target must be numeric ({err})") from None
-
-
-def _fmt(value) -> str:
-    return "n/a" if value is None else f"{value:.3f}"
 
 
 def run(args: argparse.Namespace) -> None:

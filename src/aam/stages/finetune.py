@@ -41,9 +41,6 @@ import json
 import logging
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-
 from aam.config import load_settings
 from aam.data.train_features import TRAIN_FEATURES, write_train_features
 from aam.errors import InputError
@@ -56,7 +53,8 @@ from aam.training.finetune import (
     predict_splits,
     select_settings,
     target_classes,
-    train_model,
+    train_members,
+    write_sample_embeddings,
 )
 
 log = logging.getLogger(__name__)
@@ -84,23 +82,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out-dir", required=True, help="output folder (models/{run}/finetune/{target})")
 
 
-def write_embeddings(frames: list[pd.DataFrame], path: Path) -> None:
-    """Sample embeddings in the one layout of :mod:`aam.io.embeddings` (id, split, embedding)."""
-    from aam.io.embeddings import write_embeddings as write
-
-    table = pd.concat(frames, ignore_index=True)
-    write(path, table["sample"].astype(str).to_list(), np.stack(table["embedding"].to_list()),
-          split=table["split"].to_list())
-
-
-# --------------------------------------------------------------------------------------------- run
-
-
 def run(args: argparse.Namespace) -> None:
     from aam.io.metadata import read_target_column
     from aam.io.splits import read_splits
-    from aam.models.ensemble import EnsemblePredictor
-    from aam.training.runs import publish, start_trainer, train_summary
+    from aam.training.runs import publish, start_trainer, train_summary, train_timing
     from aam.training.selection import apply_choice
 
     if args.bundled:
@@ -122,24 +107,24 @@ def run(args: argparse.Namespace) -> None:
     if fine.get("select"):
         chosen = select_settings(args, settings, classes, out_dir / "select")
         settings = apply_choice(settings, chosen.chosen)
-        fine = settings["finetune"]
-    members = int(fine.get("ensemble") or 1)
-    trained = [train_model(args, settings, args.splits, classes, i,
-                           out_dir if members == 1 else out_dir / "members" / f"m{i}")
-               for i in range(members)]
+    trained, model = train_members(args, settings, classes, out_dir)
     first = trained[0]
     dm, trainer = first.dm, first.trainer
-    model = first.module.model if members == 1 else EnsemblePredictor.of([t.module.model for t in trained])
+
+    timings = [train_timing(t.result, dm.batch_size * trainer.accumulate_grad_batches) for t in trained]
+    timing = timings[0] if len(trained) == 1 else {"members": timings}
 
     def outputs() -> dict:
         predictions, embeddings, val_metrics = predict_splits(model, dm, task, first.result.accelerator)
-        summaries = [train_summary(t.result, dm.batch_size, trainer.accumulate_grad_batches) for t in trained]
-        summary = summaries[0] if members == 1 else {"members": summaries}
-        log.info("fine-tuning %s: %s; best-epoch validation %s", name, json.dumps(summary), val_metrics)
+        summaries = [train_summary(t.result) for t in trained]
+        summary = summaries[0] if len(trained) == 1 else {"members": summaries}
+        log.info("fine-tuning %s: %s %s; best-epoch validation %s", name, json.dumps(summary),
+                 json.dumps(timing), val_metrics)
         with atomic_path(out_dir / "predictions.tsv") as tmp:
             predictions.to_csv(tmp, sep="\t", index=False, float_format="%.6g")
-        write_embeddings(embeddings, out_dir / "embeddings.parquet")
+        write_sample_embeddings(embeddings, out_dir / "embeddings.parquet")
         write_train_features(dm, out_dir / TRAIN_FEATURES)
         return finetune_record(args, settings, trained, classes, val_metrics, summary, chosen)
 
-    publish(model, out_dir, [t.result for t in trained], outputs=outputs, history=member_history(trained))
+    publish(model, out_dir, [t.result for t in trained], outputs=outputs, history=member_history(trained),
+            timing=timing)

@@ -165,6 +165,21 @@ def train_model(args: argparse.Namespace, settings: dict, splits: Path | str, cl
     return Trained(dm, module, result, trainer, weights)
 
 
+def train_members(args: argparse.Namespace, settings: dict, classes: list[str] | None,
+                  out_dir: Path) -> tuple[list[Trained], torch.nn.Module]:
+    """The run's model: one fine-tuned model in `out_dir`, or a seed ensemble of
+    ``finetune.ensemble`` members (member i in ``members/m{i}/``) predicting as their mean."""
+    from aam.models.ensemble import EnsemblePredictor
+
+    members = int(settings["finetune"].get("ensemble") or 1)
+    trained = [train_model(args, settings, args.splits, classes, i,
+                           out_dir if members == 1 else out_dir / "members" / f"m{i}")
+               for i in range(members)]
+    if members == 1:
+        return trained, trained[0].module.model
+    return trained, EnsemblePredictor.of([t.module.model for t in trained])
+
+
 def held_out_score(trained: Trained, split: str, task: str) -> float | None:
     """The primary metric (aam.evaluate.metrics.PRIMARY_METRIC) of a model on one split of its data."""
     from aam.evaluate.metrics import PRIMARY_METRIC, compute_metrics
@@ -249,6 +264,15 @@ def predict_splits(model, dm, task: str, accelerator: str) -> tuple[pd.DataFrame
         if split != "train":
             tables.append(table)
     return pd.concat(tables, ignore_index=True), embeddings, val_metrics
+
+
+def write_sample_embeddings(frames: list[pd.DataFrame], path: Path) -> None:
+    """Sample embeddings in the one layout of :mod:`aam.io.embeddings` (id, split, embedding)."""
+    from aam.io.embeddings import write_embeddings
+
+    table = pd.concat(frames, ignore_index=True)
+    write_embeddings(path, table["sample"].astype(str).to_list(), np.stack(table["embedding"].to_list()),
+                     split=table["split"].to_list())
 
 
 def finetune_record(args: argparse.Namespace, settings: dict, trained: list[Trained],

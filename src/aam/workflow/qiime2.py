@@ -4,7 +4,9 @@ what each one is made from.
 With ``qiime2.export`` every dataset gets under ``{results}/{dataset}/qiime2/`` the rarefied table,
 each UniFrac matrix and PCoA and Faith's PD, named as QIIME 2's core-metrics-phylogenetic names them;
 and per prediction source (an evaluation ``eval/{run}/{target}`` or a ``predict/{name}`` entry) the
-predictions, the class probabilities (classification targets) and the sample embeddings. Each
+predictions, the class probabilities (classification targets) and the sample embeddings. With
+``evaluate.cv`` the folds are the results and no single split is evaluated, so no evaluation is
+exported (exporting one would train every run on the single split only for its .qza). Each
 labelled sequence collection gets its contrastive runs' taxonomy under
 ``{results}/sequences/{name}/qiime2/classify/{run}/``.
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 from aam.workflow.targets import (
     dataset_targets,
+    has_evaluations,
     out,
     seq_out,
     seq_run_kind,
@@ -38,7 +41,7 @@ def dataset_artifacts(config: dict, dataset: str) -> list[str]:
     if config["unifrac"]["faith_pd"]:
         files.append(out(config, dataset, "qiime2/faith_pd_vector.qza"))
     sources = [(f"eval/{run}/{t['name']}", t) for run in config["aam"]["runs"]
-               for t in dataset_targets(config, dataset)]
+               for t in dataset_targets(config, dataset)] if has_evaluations(config, dataset) else []
     sources += [(f"predict/{name}", target_config(config, dataset, entry["target"]))
                 for name, entry in config["predict"].items() if entry["dataset"] == dataset]
     for source, target in sources:

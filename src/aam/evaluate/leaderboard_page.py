@@ -1,0 +1,85 @@
+"""The benchmark's leaderboard as files: the cv-summary JSONs read, the tables as JSON records, the page.
+
+The statistics (ranks, wins and losses against each baseline, sign, Wilcoxon and Friedman tests)
+are :func:`aam.evaluate.leaderboard.leaderboard`'s; this module reads its inputs and lays out the
+report's benchmark page (an HTML fragment, tables by :mod:`aam.evaluate.summary`).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from aam.errors import InputError
+from aam.evaluate import summary
+from aam.evaluate.baselines import LABELS
+
+
+def read_summaries(paths: list[str]) -> list[dict]:
+    """The cv-summary JSONs; one that lacks a key is one InputError line naming the file."""
+    out = []
+    for path in paths:
+        try:
+            s = json.loads(Path(path).read_text())
+            _ = s["dataset"], s["target"], s["task"], s["metric"], s["models"]
+        except (OSError, json.JSONDecodeError, KeyError, TypeError) as err:
+            raise InputError(f"{path}: not an `aam cv-summary` JSON ({err})") from None
+        out.append(s)
+    return out
+
+
+def page(board: pd.DataFrame, tasks: pd.DataFrame, pairs: pd.DataFrame, test: dict) -> str:
+    """The benchmark page: the ranked table, the comparisons with each baseline, the tasks."""
+    task_names = list(dict.fromkeys(tasks["task"]))
+    cells = tasks.set_index(["model", "task"])
+    ranked = []
+    for row in board.to_dict("records"):
+        line = {"model": model_label(row["model"]), "mean rank": summary._fmt(row["mean_rank"], 2),
+                "tasks": row["n_tasks"]}
+        for task in task_names:
+            if (row["model"], task) in cells.index:
+                c = cells.loc[(row["model"], task)]
+                rank = "" if pd.isna(c["rank"]) else f" ({c['rank']:g})"
+                line[task] = summary._mean_sd(c["mean"], c["sd"]) + rank
+        ranked.append(line)
+    about = tasks.drop_duplicates("task")[["task", "kind", "metric", "n_samples", "n_folds"]].rename(
+        columns={"n_samples": "samples", "n_folds": "folds"})
+    versus = pairs.assign(model=pairs["model"].map(model_label),
+                          baseline=pairs["baseline"].map(model_label)).rename(
+        columns={"n_tasks": "tasks", "mean_difference": "mean difference"}) if len(pairs) else pairs
+    friedman = ("Friedman's test over the tasks every model has a score on: "
+                f"p = {summary._fmt(test['p'])} ({test['n_tasks']} tasks, {test['n_models']} models)."
+                if test["p"] is not None else "")
+    return "\n".join([
+        '<div class="aam-leaderboard" id="aam-leaderboard">',
+        "<h3>Benchmark leaderboard</h3>",
+        "<p>Each task is cross-validated with grouped folds (subjects, families or pairs never span "
+        "train and test); every model is trained and tested on the same folds. Cells: the mean ± sd "
+        "over the folds of the task's metric (AUROC, macro one-vs-rest for several classes; R² for "
+        "regression), and in parentheses the model's rank on the task (1 = best). Mean rank: over the "
+        "tasks. The baselines choose their hyperparameters by inner cross-validation on each training "
+        "fold.</p>",
+        summary.html_table(pd.DataFrame(ranked), "leaderboard"),
+        "<h4>Each model against each baseline</h4>",
+        "<p>Over the tasks: wins, losses and ties of the CV means; the sign test and the Wilcoxon "
+        "signed-rank test of the per-task differences; and the tasks where the per-fold Wilcoxon test "
+        f"of that task has p &lt; 0.05 ({html.escape('significant wins / losses')}). {friedman}</p>",
+        summary.html_table(versus, "leaderboard-pairs"),
+        "<h4>Tasks</h4>",
+        summary.html_table(about, "leaderboard-tasks"),
+        "</div>",
+    ]) + "\n"
+
+
+def model_label(model: str) -> str:
+    """A model's name on the page (a baseline's label)."""
+    return LABELS.get(model, model)
+
+
+def records(frame: pd.DataFrame) -> list[dict]:
+    """Rows as JSON-ready dicts: NaN as null, NumPy scalars as Python numbers."""
+    return [{k: (None if pd.isna(v) else v.item() if hasattr(v, "item") else v) for k, v in row.items()}
+            for row in frame.to_dict("records")]
