@@ -44,22 +44,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out-dir", required=True, help="output folder (results/corpus/{corpus}/{run})")
 
 
-def read_studies(text: str):
-    from aam.data.corpus import studies_from_json
-
-    path = Path(text)
-    try:
-        raw = path.read_text() if not text.lstrip().startswith("[") and path.exists() else text
-        entries = json.loads(raw)
-    except json.JSONDecodeError as err:
-        raise InputError(f"--studies: not valid JSON: {err}") from None
-    if not isinstance(entries, list) or not entries:
-        raise InputError("--studies: expected a non-empty JSON list")
-    return studies_from_json(entries)
-
-
 def run(args: argparse.Namespace) -> None:
-    from aam.data.corpus import CorpusDataModule
+    from aam.data.corpus import CorpusDataModule, read_studies
     from aam.training.pretrain import corpus_module
     from aam.training.runs import (
         fit_and_export,
