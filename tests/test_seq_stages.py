@@ -9,6 +9,7 @@ import json
 import numpy as np
 import pandas as pd
 import torch
+from helpers.sequences import TAX, write_labelled_set
 
 from aam.cli import main
 from aam.data.dna_tokenizers import KmerTokenizer
@@ -17,24 +18,6 @@ from aam.evaluate.seq_embeddings import embed_sequences, load_contrastive
 from aam.io.embeddings import read_embeddings
 from aam.io.model_files import export_model
 from aam.models.contrastive import ContrastiveConfig, ContrastiveEmbedder
-
-TAX = "k__Bacteria; p__Firmicutes; c__Clostridia; o__Clostridiales; f__Lachnospiraceae; g__{g}; s__"
-
-
-def _write_set(tmp_path, n=40, seed=0, genera=("Blautia", "Dorea")):
-    rng = np.random.default_rng(seed)
-    roots = ["".join(rng.choice(list("ACGT"), 80)) for _ in genera]
-    fasta, rows = [], ["feature_id\ttaxonomy"]
-    for i in range(n):
-        c = i % len(genera)
-        seq = np.array(list(roots[c]))
-        hit = rng.random(80) < 0.1
-        seq[hit] = rng.choice(list("ACGT"), hit.sum())
-        fasta.append(f">s{i}\n{''.join(seq)}")
-        rows.append(f"s{i}\t{TAX.format(g=genera[c])}")
-    (tmp_path / "seqs.fasta").write_text("\n".join(fasta) + "\n")
-    (tmp_path / "tax.tsv").write_text("\n".join(rows) + "\n")
-    return tmp_path / "seqs.fasta", tmp_path / "tax.tsv"
 
 
 def test_parse_taxonomy_empty_ranks_are_missing():
@@ -49,7 +32,7 @@ def test_parse_taxonomy_empty_ranks_are_missing():
 
 
 def test_prepare_split_is_seeded(tmp_path):
-    fasta, tax = _write_set(tmp_path, n=50)
+    fasta, tax = write_labelled_set(tmp_path, n=50)
     a = prepare(fasta=str(fasta), labels=str(tax), seed=1)
     b = prepare(fasta=str(fasta), labels=str(tax), seed=1)
     c = prepare(fasta=str(fasta), labels=str(tax), seed=2)
@@ -93,7 +76,7 @@ FAST = {
 
 
 def test_contrastive_end_to_end(tmp_path):
-    fasta, tax = _write_set(tmp_path)
+    fasta, tax = write_labelled_set(tmp_path)
     prepared = tmp_path / "prepared.parquet"
     assert main(["seq-prepare", "--fasta", str(fasta), "--labels", str(tax), "--out", str(prepared)]) == 0
     run = {
@@ -207,7 +190,7 @@ def test_contrastive_end_to_end(tmp_path):
 
 
 def test_vq_end_to_end(tmp_path):
-    fasta, _ = _write_set(tmp_path)
+    fasta, _ = write_labelled_set(tmp_path)
     prepared = tmp_path / "prepared.parquet"
     assert main(["seq-prepare", "--fasta", str(fasta), "--out", str(prepared)]) == 0
     run = {
@@ -285,7 +268,7 @@ def test_prepare_plain_text_into_chunks(tmp_path, capsys):
 
 
 def test_same_seed_gives_identical_weights(tmp_path):
-    fasta, _ = _write_set(tmp_path, n=20)
+    fasta, _ = write_labelled_set(tmp_path, n=20)
     prepared = tmp_path / "prepared.parquet"
     assert main(["seq-prepare", "--fasta", str(fasta), "--out", str(prepared)]) == 0
     run = json.dumps(
@@ -308,16 +291,18 @@ def test_same_seed_gives_identical_weights(tmp_path):
             str(tmp_path / name),
         ]
         assert main(argv) == 0
-    assert (tmp_path / "a" / "model.safetensors").read_bytes() == (
-        tmp_path / "b" / "model.safetensors"
-    ).read_bytes()
+    # the whole model folder but the clock (timing.json) and the engine's train/ folder, whose
+    # checkpoints name it (tests/test_reproducible.py reruns in one folder)
+    for name in ("model.safetensors", "model.json", "tokenizer.json", "history.csv", "reference.parquet"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+    assert json.loads((tmp_path / "a" / "timing.json").read_text())["wall_time_s"] > 0
 
 
 def test_external_test_set_never_leaks_into_training(tmp_path):
-    fasta, tax = _write_set(tmp_path, n=40)
+    fasta, tax = write_labelled_set(tmp_path, n=40)
     test_dir = tmp_path / "ext"
     test_dir.mkdir()
-    test_fasta, test_tax = _write_set(test_dir, n=12, seed=5)
+    test_fasta, test_tax = write_labelled_set(test_dir, n=12, seed=5)
     test_fasta.write_text(test_fasta.read_text().replace(">s", ">t"))
     test_tax.write_text(test_tax.read_text().replace("\ns", "\nt"))
     test_seqs = dict(rec.split("\n")[:2] for rec in test_fasta.read_text().split(">")[1:])
@@ -360,7 +345,7 @@ def test_external_test_set_never_leaks_into_training(tmp_path):
 def test_classify_against_a_reference_needs_no_model(tmp_path, capsys):
     import zipfile
 
-    fasta, tax = _write_set(tmp_path)
+    fasta, tax = write_labelled_set(tmp_path)
     records = dict(zip(*[iter(fasta.read_text().split())] * 2, strict=True))
     # the reads: five reference reads of each genus under new IDs, and an all-N read
     reads = tmp_path / "reads.fasta"

@@ -176,7 +176,7 @@ def evaluate_vq(frame: pd.DataFrame, model_dir: Path, settings: dict) -> dict:
         "n_test_blocks": int(len(blocks)),
         "block_len": cfg.block_len,
         "reconstruction_accuracy": correct / total,
-        "train": {k: meta.get(k) for k in ("train_wall_time_s", "epochs", "global_step", "n_parameters")},
+        "train": {k: meta.get(k) for k in ("epochs", "global_step", "n_parameters")},
     }
     if codes:
         c = torch.cat(codes)

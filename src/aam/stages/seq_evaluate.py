@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> None:
         ids, _, vectors = read_embeddings(args.embeddings)
         metrics = evaluate_contrastive(frame, ids, vectors, settings)
         metrics["train"] = {
-            k: meta.get(k) for k in ("train_wall_time_s", "epochs", "global_step", "n_parameters")
+            k: meta.get(k) for k in ("epochs", "global_step", "n_parameters")
         }
     metrics["run"] = model_dir.name
     metrics["provenance"] = provenance(settings, model=meta.get("provenance"))
