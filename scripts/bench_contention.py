@@ -4,7 +4,7 @@
 
 What `snakemake --cores 2` does with two training jobs of 1 thread each (`aam.threads`: a job
 never runs more threads than the cores it was given): the real `aam pretrain` stage, as separate
-processes, on a synthetic study (tests/aam_synthetic.py: a 64-dim, 2-layer model, ASV limit 32,
+processes, on a synthetic study (tests/helpers/aam_synthetic.py: a 64-dim, 2-layer model, ASV limit 32,
 batch 8). Measured in the same run:
 
 - one job alone with all the cores (``--threads cores``) and with 1 thread: the fair share of
@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from aam_synthetic import write_study  # noqa: E402
+from helpers.aam_synthetic import write_study  # noqa: E402
 
 MODEL = {"embedding_dim": 64, "layers": 2, "heads": 4, "ff_dim": 128, "dropout": 0.0,
          "asv_encoder": "transformer"}
@@ -87,7 +87,7 @@ def finish(jobs: list[tuple[subprocess.Popen, Path]]) -> list[float]:
         text, _ = proc.communicate()
         if proc.returncode:
             sys.exit(f"training job failed:\n{text[-3000:]}")
-        rates.append(json.loads((out / "model.json").read_text())["training"]["train_samples_per_s"])
+        rates.append(json.loads((out / "timing.json").read_text())["train_samples_per_s"])
     return rates
 
 

@@ -2,7 +2,7 @@
 
     python scripts/bench_ddp.py [--samples 164] [--epochs 2]
 
-A synthetic study (tests/aam_synthetic.py) and the DDP test's worker (tests/ddp_worker.py): AAM
+A synthetic study (tests/helpers/aam_synthetic.py) and the DDP test's worker (tests/ddp_worker.py): AAM
 pretraining of a 64-dim, 2-layer model, batch 4 per process; by default 41 batches per epoch, an
 odd count, so that the last round of the 2 processes is padded. References measured in the same run:
 one process with 1 thread and with 2 threads, accumulating 2 batches per step (the same global batch
@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "tests"))
 
 import torch  # noqa: E402
-from aam_synthetic import write_study  # noqa: E402
+from helpers.aam_synthetic import write_study  # noqa: E402
 
 WORKER = ROOT / "tests" / "ddp_worker.py"
 MODEL = {"embedding_dim": 64, "layers": 2, "heads": 4, "ff_dim": 128, "asv_limit": 32}

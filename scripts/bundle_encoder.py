@@ -1,5 +1,5 @@
 """Copy a corpus encoder (results/corpus/{corpus}/{run}/) into the package as a bundled encoder,
-with a model card written from its model.json and metrics.csv.
+with a model card written from its model.json, timing.json and metrics.csv.
 
     python scripts/bundle_encoder.py results_corpus/corpus/gg13_8/small gg13_8_v4_small \\
         --hardware "2 shared CPU cores (x86-64), nice 10" --note "..."
@@ -51,7 +51,8 @@ def fmt(value) -> str:
         return "n/a"
 
 
-def card(name: str, meta: dict, history: pd.DataFrame, size: int, hardware: str, note: str) -> str:
+def card(name: str, meta: dict, timing: dict, history: pd.DataFrame, size: int, hardware: str,
+         note: str) -> str:
     trainer, training, corpus = meta["trainer"], meta["training"], meta["corpus"]
     best = best_row(history, trainer["monitor"], trainer["mode"])
     last = history.iloc[-1]
@@ -97,8 +98,8 @@ reads left out; batches drawn from one study at a time.
 {training['optimizer_steps']} optimizer steps of batch {meta['data']['batch_size']}
 ({training['optimizer_steps'] * meta['data']['batch_size']:,} samples seen; {training['epochs']} epochs of
 {trainer['limit_train_batches']} batches), lr {trainer['lr']} ({trainer['schedule']}, warmup
-{trainer['warmup_steps']} steps), {training['wall_time_s'] / 60:.1f} minutes
-({training['train_samples_per_s']:.2f} samples/s) on {hardware}; torch {training['torch']},
+{trainer['warmup_steps']} steps), {timing['wall_time_s'] / 60:.1f} minutes
+({timing['train_samples_per_s']:.2f} samples/s) on {hardware}; torch {training['torch']},
 {platform.python_implementation()} {platform.python_version()}.
 
 ## Validation
@@ -121,7 +122,8 @@ Held-out samples of the corpus; the weights are those of epoch {int(best['epoch'
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("run_dir", help="a corpus run's folder (model.safetensors, model.json, metrics.csv)")
+    parser.add_argument("run_dir", help="a corpus run's folder (model.safetensors, model.json, "
+                        "timing.json, metrics.csv)")
     parser.add_argument("name", help="bundle name: src/aam/pretrained/<name>/")
     parser.add_argument("--hardware", required=True, help="what it was trained on, in words")
     parser.add_argument("--note", default="", help="a paragraph for the card (caveats)")
@@ -130,6 +132,7 @@ def main() -> None:
     meta = json.loads((src / "model.json").read_text())
     if meta.get("stage") != "corpus_pretrain":
         raise SystemExit(f"{src}: not a corpus encoder (stage {meta.get('stage')!r})")
+    timing = json.loads((src / "timing.json").read_text())
     history = pd.read_csv(src / "metrics.csv")
     size = (src / "model.safetensors").stat().st_size
     if size >= LIMIT:
@@ -138,7 +141,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     for name in ("model.safetensors", "model.json", "metrics.csv"):
         shutil.copyfile(src / name, out / name)
-    (out / "MODEL_CARD.md").write_text(card(args.name, meta, history, size, args.hardware, args.note))
+    (out / "MODEL_CARD.md").write_text(card(args.name, meta, timing, history, size, args.hardware, args.note))
     total = sum(p.stat().st_size for p in out.iterdir())
     print(f"bundled {src} as {out} ({total / 1e6:.2f} MB); torch {torch.__version__}")
 

@@ -8,7 +8,7 @@ launch them: LOCAL_RANK, NODE_RANK, MASTER_ADDR/PORT in the environment) and tra
 ``strategy: ddp`` on CPU (gloo). Writes ``{out}/{task}/rank{rank}.pt``: the weights, the batches it
 trained on per epoch (numbers, samples, padding), and the run's per-epoch history and wall time.
 ``tasks``: ``pretrain``, ``finetune`` (a classifier of ``disease``, from scratch), ``corpus``
-(corpus pretraining on two studies: ``data`` and ``data2``, each a tests/aam_synthetic study),
+(corpus pretraining on two studies: ``data`` and ``data2``, each a tests/helpers/aam_synthetic study),
 ``contrastive`` (the contrastive DNA embedder on ``sequences``: [sequence, label] pairs, batch
 ``batch`` per rank) and ``vq`` (the VQ-Transformer on synthetic blocks, batch ``batch`` per rank);
 ``model``: sizes over the tiny default; ``threads``: torch threads per process;

@@ -13,12 +13,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from helpers.prepare import FIXTURES, TARGETS, run_ingest
 
 from aam.cli import main
 
-FIXTURES = Path(__file__).parent / "data" / "prepare"
 OUTPUTS = ("features.parquet", "counts.parquet", "samples.parquet", "tree.nwk")
-TARGETS = [{"name": "dx", "column": "diagnosis", "type": "classification"}]
 
 
 @pytest.fixture()
@@ -27,28 +26,6 @@ def data(tmp_path) -> Path:
     for name in ("table.tsv", "tree.nwk", "metadata.tsv"):
         shutil.copy(FIXTURES / name, tmp_path / name)
     return tmp_path
-
-
-def run_ingest(
-    data: Path, *extra: str, targets=TARGETS, table="table.tsv", tree="tree.nwk", meta="metadata.tsv"
-):
-    argv = [
-        "ingest",
-        "--table",
-        str(data / table),
-        "--tree",
-        str(data / tree),
-        "--metadata",
-        str(data / meta),
-        "--group-column",
-        "host_subject_id",
-        "--targets",
-        json.dumps(targets),
-        "--out-dir",
-        str(data / "out"),
-        *extra,
-    ]
-    return main(argv)
 
 
 def assert_failed(code, capsys, data: Path, file_name: str, *words: str, outputs=OUTPUTS, out="out"):

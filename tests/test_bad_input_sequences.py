@@ -8,7 +8,7 @@ import json
 
 import pandas as pd
 import pytest
-from test_seq_stages import _write_set
+from helpers.sequences import write_labelled_set
 
 from aam.cli import main
 from aam.data.dna_tokenizers import UNK_ID, CharTokenizer, KmerTokenizer
@@ -47,28 +47,28 @@ def test_duplicate_ids(tmp_path, capsys):
 
 
 def test_labels_missing_for_some_sequences(tmp_path, capsys):
-    fasta, tax = _write_set(tmp_path)
+    fasta, tax = write_labelled_set(tmp_path)
     lines = tax.read_text().splitlines()
     tax.write_text("\n".join(ln for ln in lines if not ln.startswith("s7\t")) + "\n")
     _prepare_fails(tmp_path, capsys, fasta, tax, match="no label for sequence 's7'")
 
 
 def test_label_file_without_id_column(tmp_path, capsys):
-    fasta, tax = _write_set(tmp_path)
+    fasta, tax = write_labelled_set(tmp_path)
     tax.write_text(tax.read_text().replace("feature_id\t", "name\t", 1))
     _prepare_fails(tmp_path, capsys, fasta, tax, match="tax.tsv: no ID column")
     _prepare_fails(tmp_path, capsys, fasta, tax, settings={"id_column": "otu"}, match="no ID column 'otu'")
 
 
 def test_unknown_rank(tmp_path, capsys):
-    fasta, tax = _write_set(tmp_path)
+    fasta, tax = write_labelled_set(tmp_path)
     _prepare_fails(
         tmp_path, capsys, fasta, tax, settings={"ranks": ["genera"]}, match="unknown rank 'genera'"
     )
 
 
 def test_unknown_rank_in_training_labels(tmp_path, capsys):
-    fasta, tax = _write_set(tmp_path)
+    fasta, tax = write_labelled_set(tmp_path)
     prepared = tmp_path / "p.parquet"
     assert main(["seq-prepare", "--fasta", str(fasta), "--labels", str(tax), "--out", str(prepared)]) == 0
     out = tmp_path / "m"
@@ -82,7 +82,7 @@ def test_unknown_rank_in_training_labels(tmp_path, capsys):
 
 
 def test_unknown_run_key_is_rejected(tmp_path, capsys):
-    fasta, tax = _write_set(tmp_path)
+    fasta, tax = write_labelled_set(tmp_path)
     prepared = tmp_path / "p.parquet"
     assert main(["seq-prepare", "--fasta", str(fasta), "--out", str(prepared)]) == 0
     bad = json.dumps({"kind": "vq", "model": {"backbone_size": 3}})
@@ -142,7 +142,7 @@ def test_fasta_and_text_accept_the_same_iupac_codes_and_read_u_as_t(tmp_path):
 
 
 def test_external_test_labels_need_training_labels(tmp_path, capsys):
-    fasta, tax = _write_set(tmp_path, n=10)
+    fasta, tax = write_labelled_set(tmp_path, n=10)
     settings = {"test": {"fasta": str(fasta), "labels": str(tax)}}
     _prepare_fails(tmp_path, capsys, fasta, settings=settings, match="labels for both")
 
@@ -159,7 +159,7 @@ def test_external_test_labels_need_training_labels(tmp_path, capsys):
 def test_input_that_is_not_text(tmp_path, capsys, flag, kind, words):
     import gzip
 
-    fasta, _ = _write_set(tmp_path, n=10)
+    fasta, _ = write_labelled_set(tmp_path, n=10)
     noise = bytes(range(128, 256)) * 20
     content = {"truncated_gzip": gzip.compress(fasta.read_bytes())[:40], "binary": noise,
                "gzipped_binary": gzip.compress(noise)}[kind]
@@ -187,7 +187,7 @@ def _untrained_classifier(folder):
     from aam.io.model_files import export_model
     from aam.models.contrastive import ContrastiveConfig, ContrastiveEmbedder
 
-    fasta, tax = _write_set(folder, n=20)
+    fasta, tax = write_labelled_set(folder, n=20)
     torch.manual_seed(0)
     tok = KmerTokenizer(4, 2)
     model = ContrastiveEmbedder(ContrastiveConfig(vocab_size=tok.vocab_size, dim=16, layers=1, heads=2,
@@ -223,7 +223,9 @@ def test_classify_with_a_damaged_model_file_is_one_line(tmp_path, capsys, damage
     else:
         weights.write_bytes(pickle.dumps({"weights": [1, 2, 3]}))
     out = tmp_path / "taxonomy.tsv"
-    assert main(["classify", "--model-dir", str(model_dir), "--reads", str(fasta), "--out", str(out)]) == 2
+    # search: embedding reads the model (the default, search: kmer, needs only reference.parquet)
+    argv = ["classify", "--model-dir", str(model_dir), "--settings", '{"search": "embedding"}']
+    assert main([*argv, "--reads", str(fasta), "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1, err
     assert err.startswith(f"aam classify: error: {weights}: not a readable safetensors file"), err

@@ -12,7 +12,7 @@ import pickle
 
 import pytest
 import torch
-from test_engine import TinyModule, loaders, settings
+from helpers.engine import TinyModule, loaders, settings
 
 from aam.errors import InputError
 from aam.training.engine import FINISHED, fit

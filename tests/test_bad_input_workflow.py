@@ -10,9 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import small_fs
 import yaml
-from test_workflow import REPO, SNAKEFILE, SNAKEMAKE, snakemake, write_config
+from helpers import small_fs
+from helpers.workflow import REPO, SNAKEFILE, SNAKEMAKE, snakemake, write_config
 
 from aam.config import check_config
 from aam.errors import InputError

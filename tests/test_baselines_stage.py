@@ -147,7 +147,7 @@ def test_samples_follow_the_rule_of_the_fine_tuning(tmp_path):
     from pathlib import Path
 
     sys.path.insert(0, str(Path(__file__).parent))
-    from aam_synthetic import write_study
+    from helpers.aam_synthetic import write_study
 
     from aam.data.datasets import AAMDataModule
     from aam.io.metadata import read_target_column

@@ -3,85 +3,17 @@ prefix crops, and the corpus encoder fine-tuned on a dataset of shorter reads.""
 
 from __future__ import annotations
 
-import argparse
 import json
 
-import biom
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 import skbio
 import torch
+from helpers.corpus import random_tree, write_dataset
+from helpers.stages import stage
 from skbio.diversity import beta_diversity
 
 from aam.data.corpus import CorpusDataModule, CorpusStudy, crop_tokens
-from aam.data.token_caches import build
-
-LETTERS = np.array(list("ACGT"))
-
-
-def random_tree(tips: list[str], rng: np.random.Generator) -> str:
-    nodes = [f"{t}:{rng.uniform(0.01, 0.3):.4f}" for t in tips]
-    while len(nodes) > 1:
-        a, b = (nodes.pop(int(rng.integers(len(nodes)))) for _ in range(2))
-        nodes.append(f"({a},{b}):{rng.uniform(0.0, 0.2):.4f}")
-    return nodes[0].rsplit(":", 1)[0] + ";"
-
-
-def write_study(folder, feature_ids, n_samples, rng, length=(24, 32), prefix="s"):
-    """A study's token caches: random sequences of the given lengths, random counts."""
-    folder.mkdir(parents=True)
-    seqs = ["".join(rng.choice(LETTERS, size=rng.integers(*length))) for _ in feature_ids]
-    pq.write_table(pa.table({"feature_id": feature_ids, "sequence": seqs}), folder / "features.parquet")
-    samples, feats, counts = [], [], []
-    for s in range(n_samples):
-        present = rng.choice(len(feature_ids), size=rng.integers(4, len(feature_ids)), replace=False)
-        samples += [f"{prefix}.{s}"] * present.size
-        feats += [feature_ids[i] for i in present]
-        counts += rng.integers(1, 30, size=present.size).tolist()
-    pq.write_table(pa.table({"sample": samples, "feature": feats, "count": counts}),
-                   folder / "counts.parquet")
-    build(folder / "features.parquet", folder / "counts.parquet", None,
-          folder / "tokens" / "features.parquet", folder / "tokens" / "samples.parquet", max_bp=32)
-    return folder / "tokens"
-
-
-def write_dataset(folder, n_samples, rng, length, max_bp, cache="cache"):
-    """One dataset's token caches as the workflow builds them (rarefied at depth 40): the cache
-    folder and the sample IDs ``d.0 ... d.{n-1}``."""
-    write_study(folder, [f"asv{i}" for i in range(30)], n_samples, rng, length=length, prefix="d")
-    ids = [f"d.{s}" for s in range(n_samples)]
-    rarefied = biom.Table(np.full((1, n_samples), 40.0), ["f"], ids)  # what build reads: samples, depth
-    with biom.util.biom_open(str(folder / "rarefied.biom"), "w") as handle:
-        rarefied.to_hdf5(handle, "test")
-    build(folder / "features.parquet", folder / "counts.parquet", folder / "rarefied.biom",
-          folder / cache / "features.parquet", folder / cache / "samples.parquet", max_bp=max_bp)
-    return folder / cache, ids
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    """Three studies: a and b on tree A (overlapping features), c on tree B (other tips)."""
-    tmp = tmp_path_factory.mktemp("corpus")
-    rng = np.random.default_rng(11)
-    tips_a = [f"otu{i}" for i in range(40)]
-    tips_b = [f"x{i}" for i in range(25)]
-    (tmp / "A.nwk").write_text(random_tree(tips_a, rng))
-    (tmp / "B.nwk").write_text(random_tree(tips_b, rng))
-    studies = [
-        CorpusStudy("a", write_study(tmp / "a", tips_a[:30], 21, rng, prefix="a"), str(tmp / "A.nwk"), 60),
-        CorpusStudy("b", write_study(tmp / "b", tips_a[10:], 13, rng, prefix="b"), str(tmp / "A.nwk"), 40),
-        CorpusStudy("c", write_study(tmp / "c", tips_b, 11, rng, prefix="c"), str(tmp / "B.nwk"), 50),
-    ]
-    return tmp, studies
-
-
-def stage(module, *argv: str) -> None:
-    """Run a stage as its command line would (the stage's own parser: its defaults included)."""
-    parser = argparse.ArgumentParser()
-    module.add_arguments(parser)
-    module.run(parser.parse_args(list(argv)))
 
 
 def datamodule(studies, **kw):

@@ -25,7 +25,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 import ddp_worker  # noqa: E402
-from aam_synthetic import write_study  # noqa: E402
+from helpers.aam_synthetic import write_study  # noqa: E402
 
 WORKER = Path(__file__).parent / "ddp_worker.py"
 AAM_TASKS = ["pretrain", "finetune", "corpus"]

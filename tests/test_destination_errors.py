@@ -2,7 +2,7 @@
 left behind (no partial output, no temporary file), for every stage that writes.
 
 The real path first: each stage runs with its output folder on a tiny or a read-only tmpfs
-(tests/small_fs.py; skipped where user namespaces are not allowed). Then the same handler without
+(tests/helpers/small_fs.py; skipped where user namespaces are not allowed). Then the same handler without
 a special filesystem, by failing the disk operations themselves (always runs).
 """
 
@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-import small_fs  # noqa: E402
-from aam_synthetic import write_study  # noqa: E402
-from test_bad_input_prepare import FIXTURES  # noqa: E402
+from helpers import small_fs  # noqa: E402
+from helpers.aam_synthetic import write_study  # noqa: E402
+from helpers.prepare import FIXTURES  # noqa: E402
 
 from aam.cli import main  # noqa: E402
 from aam.errors import OUTPUT_EXIT  # noqa: E402

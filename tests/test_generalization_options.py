@@ -24,7 +24,7 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from aam_synthetic import make_batch  # noqa: E402
+from helpers.aam_synthetic import make_batch  # noqa: E402
 
 from aam.cli import main  # noqa: E402
 from aam.errors import InputError  # noqa: E402

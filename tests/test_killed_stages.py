@@ -20,9 +20,9 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 import scipy.sparse as sp
-from test_bad_input_prepare import FIXTURES, run_ingest
+from helpers.prepare import FIXTURES, run_ingest
+from helpers.token_inputs import COUNTS, write_inputs
 from test_cv_summary import records
-from test_parquet_cache import COUNTS, write_inputs
 
 from aam.cli import main
 from aam.data.token_caches import build

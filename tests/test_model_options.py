@@ -14,7 +14,7 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from aam_synthetic import make_batch  # noqa: E402
+from helpers.aam_synthetic import make_batch  # noqa: E402
 
 from aam.models.aam import (  # noqa: E402
     AAMConfig,
@@ -159,7 +159,7 @@ def test_base_lr_scale_gives_the_base_a_smaller_learning_rate():
 
 
 def test_kmer_encoder_pretrains_without_a_nucleotide_objective():
-    from aam_synthetic import balanced_newick
+    from helpers.aam_synthetic import balanced_newick
 
     from aam.data.unifrac import PhyloIndex
     from aam.training.aam_modules import PretrainModule
@@ -177,7 +177,7 @@ def test_kmer_encoder_pretrains_without_a_nucleotide_objective():
 
 
 def test_pretraining_validation_skips_a_batch_of_one_sample():
-    from aam_synthetic import balanced_newick
+    from helpers.aam_synthetic import balanced_newick
 
     from aam.data.unifrac import PhyloIndex
     from aam.training.aam_modules import PretrainModule

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from aam_synthetic import make_batch  # noqa: E402
+from helpers.aam_synthetic import make_batch  # noqa: E402
 
 from aam.models.aam import AAMConfig, SequenceEncoder, SequencePredictor  # noqa: E402
 from aam.models.asv_encoder import ASVEncoder, ASVEncoderConfig  # noqa: E402

@@ -20,7 +20,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 import ddp_worker  # noqa: E402
-from aam_synthetic import write_study  # noqa: E402
+from helpers.aam_synthetic import write_study  # noqa: E402
 
 from aam.errors import PREEMPTED_EXIT  # noqa: E402
 

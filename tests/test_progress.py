@@ -13,7 +13,7 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_engine import TinyModule, loaders  # noqa: E402
+from helpers.engine import TinyModule, loaders  # noqa: E402
 
 from aam.training.engine import TrainerSettings, fit  # noqa: E402
 from aam.training.progress import (  # noqa: E402
@@ -108,7 +108,7 @@ def test_time_left_covers_the_rest_of_the_run():
 BAR_RUN = """
 import sys
 sys.path.insert(0, {tests!r})
-from test_engine import TinyModule, loaders
+from helpers.engine import TinyModule, loaders
 from aam.training.engine import TrainerSettings, fit
 train, val = loaders(n=48, batch=8)
 s = TrainerSettings.from_dict(dict(max_epochs=2, lr=1e-2, warmup_steps=2, progress_bar=True,

@@ -41,7 +41,9 @@ rule summary:
 """
 
 
-def build_report(tmp_path: Path) -> Path:
+def build_report(tmp_path: Path, wide: bool = False) -> Path:
+    """The report of the toy results; `wide` ends the page with a table wider than a laptop's window
+    (as the demo's table of three baselines and notes is beside its rule graph)."""
     plan = write_toy_results(tmp_path / "artifacts")
     versions = tmp_path / "versions.tsv"
     rows = [("dependency", f"package-{i}", f"1.{i}.0") for i in range(40)]
@@ -49,6 +51,10 @@ def build_report(tmp_path: Path) -> Path:
     page = tmp_path / "page.html"
     assert main(["summary", "--results", str(tmp_path / "artifacts"), "--settings", json.dumps(plan),
                  "--versions", str(versions), "--out", str(page)]) == 0
+    if wide:
+        cells = "".join(f"<td>an_unbreakable_cell_{i:02d}</td>" for i in range(12))
+        head, tail = page.read_text().rsplit("</div>", 1)  # the results fragment's end
+        page.write_text(f"{head}<table><tr>{cells}</tr></table></div>{tail}")
     (tmp_path / "Snakefile").write_text(SNAKEFILE.format(
         workflow_rst=str(REPO / "workflow" / "report" / "workflow.rst"),
         caption=str(REPO / "workflow" / "report" / "summary.rst"), page=page))
@@ -68,3 +74,12 @@ def test_first_screen_shows_the_headline_table(tmp_path):
         assert m["heading"] == "AAM beside the baselines"
         assert m["visible"], m
         assert Path(m["screenshot"]).stat().st_size > 10_000
+
+
+def test_a_page_wider_than_the_window_starts_beside_the_menu(tmp_path):
+    # Centred in Snakemake's scrolling pane, a page wider than the pane overflowed on both sides: its
+    # left edge, the headline's start included, went under the menu, out of reach of the scroll bar.
+    report = build_report(tmp_path, wide=True)
+    [m] = check_report(report, [(1280, 800)], out_dir=tmp_path / "shots")
+    assert m["heading"] == "AAM beside the baselines"
+    assert m["visible"], m

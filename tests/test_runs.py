@@ -14,8 +14,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-from test_corpus import corpus, stage  # noqa: F401 - the three-study corpus fixture
-from test_seq_stages import _write_set
+from helpers.sequences import write_labelled_set
+from helpers.stages import stage
 
 from aam.cli import main
 from aam.errors import InputError
@@ -77,25 +77,32 @@ def test_only_rank_zero_runs_the_outputs_hook_and_writes(tmp_path, monitor_fit, 
         (tmp_path / "side.tsv").write_text("x\n")
         return {"stage": "test"}
 
-    result = runs.fit_and_export(Holder(), tmp_path, fingerprint={}, outputs=outputs, what="testing")
+    result = runs.fit_and_export(Holder(), tmp_path, fingerprint={}, outputs=outputs, what="testing",
+                                 samples_per_step=4)
     assert result.global_rank == global_rank and monitor_fit["fits"] == 1
     written = sorted(p.name for p in tmp_path.iterdir())
     if global_rank:
         assert written == [] and called == []
     else:
-        assert written == ["metrics.csv", "model.json", "model.safetensors", "side.tsv"] and called == [0]
+        assert written == ["metrics.csv", "model.json", "model.safetensors", "side.tsv", "timing.json"]
+        assert called == [0]
         assert json.loads((tmp_path / "model.json").read_text())["stage"] == "test"
+        # 1 step of 4 samples on each of 2 ranks in 0.1 s; the clock stays out of model.json
+        timing = json.loads((tmp_path / "timing.json").read_text())
+        assert timing == {"wall_time_s": 0.1, "train_samples_per_s": 80.0}
+        assert "wall_time" not in (tmp_path / "model.json").read_text()
         assert pd.read_csv(tmp_path / "metrics.csv")["train/loss"].tolist() == [0.5]
 
 
 def test_an_ensemble_publishes_once_and_only_if_every_fit_was_rank_zero(tmp_path):
     holder = Holder()
     assert not runs.publish(holder.model, tmp_path, [fake_result(0), fake_result(1)], outputs=dict,
-                            history=pd.DataFrame())
+                            history=pd.DataFrame(), timing={})
     assert not list(tmp_path.iterdir())
     assert runs.publish(holder.model, tmp_path, [fake_result(0), fake_result(0)], outputs=dict,
-                        history=pd.DataFrame({"epoch": [0]}), history_name="history.csv")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["history.csv", "model.json", "model.safetensors"]
+                        history=pd.DataFrame({"epoch": [0]}), timing={}, history_name="history.csv")
+    written = sorted(p.name for p in tmp_path.iterdir())
+    assert written == ["history.csv", "model.json", "model.safetensors", "timing.json"]
 
 
 def test_a_diverged_fit_is_one_line_naming_the_stage(tmp_path, monkeypatch):
@@ -108,7 +115,7 @@ def test_a_diverged_fit_is_one_line_naming_the_stage(tmp_path, monkeypatch):
     assert "\n" not in str(err.value)
 
 
-def test_corpus_pretraining_writes_nothing_off_rank_zero(corpus, tmp_path, monitor_fit):  # noqa: F811
+def test_corpus_pretraining_writes_nothing_off_rank_zero(corpus, tmp_path, monitor_fit):
     """The corpus stage once exported on every rank (its copy of fit-then-export had lost the
     guard): now on rank 1 its folder stays empty, on rank 0 it gets the encoder and the history."""
     from aam.stages import corpus_pretrain
@@ -124,12 +131,12 @@ def test_corpus_pretraining_writes_nothing_off_rank_zero(corpus, tmp_path, monit
     assert not (tmp_path / "rank1").exists() or not list((tmp_path / "rank1").iterdir())
     monitor_fit["rank"] = 0
     stage(corpus_pretrain, *argv, "--out-dir", str(tmp_path / "rank0"))
-    assert {p.name for p in (tmp_path / "rank0").iterdir()} == {*MODEL_FILES, "metrics.csv"}
+    assert {p.name for p in (tmp_path / "rank0").iterdir()} == {*MODEL_FILES, "metrics.csv", "timing.json"}
 
 
 def test_a_contrastive_run_writes_its_reference_on_rank_zero_only(tmp_path, monitor_fit):
     """seq-train wrote reference.parquet before its rank check; now the whole folder is rank 0's."""
-    fasta, tax = _write_set(tmp_path)
+    fasta, tax = write_labelled_set(tmp_path)
     prepared = tmp_path / "prepared.parquet"
     assert main(["seq-prepare", "--fasta", str(fasta), "--labels", str(tax), "--out", str(prepared)]) == 0
     run = {"kind": "contrastive", "tokenizer": {"type": "kmer", "k": 4, "stride": 2},
@@ -141,7 +148,7 @@ def test_a_contrastive_run_writes_its_reference_on_rank_zero_only(tmp_path, moni
     monitor_fit["rank"] = 0
     assert main([*argv, str(tmp_path / "rank0")]) == 0
     assert {p.name for p in (tmp_path / "rank0").iterdir()} == {
-        *MODEL_FILES, "tokenizer.json", "history.csv", "reference.parquet"}
+        *MODEL_FILES, "tokenizer.json", "history.csv", "reference.parquet", "timing.json"}
 
 
 def test_settings_take_the_config_seed_the_rule_threads_and_the_stage_monitor():

@@ -9,6 +9,7 @@ import json
 import numpy as np
 import pandas as pd
 import torch
+from helpers.sequences import TAX, write_labelled_set
 
 from aam.cli import main
 from aam.data.dna_tokenizers import KmerTokenizer
@@ -17,24 +18,6 @@ from aam.evaluate.seq_embeddings import embed_sequences, load_contrastive
 from aam.io.embeddings import read_embeddings
 from aam.io.model_files import export_model
 from aam.models.contrastive import ContrastiveConfig, ContrastiveEmbedder
-
-TAX = "k__Bacteria; p__Firmicutes; c__Clostridia; o__Clostridiales; f__Lachnospiraceae; g__{g}; s__"
-
-
-def _write_set(tmp_path, n=40, seed=0, genera=("Blautia", "Dorea")):
-    rng = np.random.default_rng(seed)
-    roots = ["".join(rng.choice(list("ACGT"), 80)) for _ in genera]
-    fasta, rows = [], ["feature_id\ttaxonomy"]
-    for i in range(n):
-        c = i % len(genera)
-        seq = np.array(list(roots[c]))
-        hit = rng.random(80) < 0.1
-        seq[hit] = rng.choice(list("ACGT"), hit.sum())
-        fasta.append(f">s{i}\n{''.join(seq)}")
-        rows.append(f"s{i}\t{TAX.format(g=genera[c])}")
-    (tmp_path / "seqs.fasta").write_text("\n".join(fasta) + "\n")
-    (tmp_path / "tax.tsv").write_text("\n".join(rows) + "\n")
-    return tmp_path / "seqs.fasta", tmp_path / "tax.tsv"
 
 
 def test_parse_taxonomy_empty_ranks_are_missing():
@@ -49,7 +32,7 @@ def test_parse_taxonomy_empty_ranks_are_missing():
 
 
 def test_prepare_split_is_seeded(tmp_path):
-    fasta, tax = _write_set(tmp_path, n=50)
+    fasta, tax = write_labelled_set(tmp_path, n=50)
     a = prepare(fasta=str(fasta), labels=str(tax), seed=1)
     b = prepare(fasta=str(fasta), labels=str(tax), seed=1)
     c = prepare(fasta=str(fasta), labels=str(tax), seed=2)
@@ -93,7 +76,7 @@ FAST = {
 
 
 def test_contrastive_end_to_end(tmp_path):
-    fasta, tax = _write_set(tmp_path)
+    fasta, tax = write_labelled_set(tmp_path)
     prepared = tmp_path / "prepared.parquet"
     assert main(["seq-prepare", "--fasta", str(fasta), "--labels", str(tax), "--out", str(prepared)]) == 0
     run = {
@@ -196,10 +179,18 @@ def test_contrastive_end_to_end(tmp_path):
     assert genus["n_test"] == 8 and 0 <= genus["knn_accuracy"] <= 1 and genus["naive_bayes_accuracy"] == 1.0
     assert 0 <= genus["classifier_accuracy"] <= 1
     assert (out / "projection.png").exists() and (out / "history.png").exists()
+    # aam classify beside q2's naive Bayes: P/R/F at the defaults and a curve over 21 thresholds
+    taxonomy = metrics["taxonomy"]
+    assert (out / "taxonomy_pr.png").exists() and taxonomy["rank"] == "genus"
+    for name in ("aam classify", "naive Bayes, 7-mers (q2 default)"):
+        assert len(taxonomy[name]["curve"]) == 21
+        g = taxonomy[name]["ranks"]["genus"]
+        assert g["reads"] == 8 and g["right"] <= g["assigned"] <= g["reads"]
+    assert taxonomy["naive Bayes, 7-mers (q2 default)"]["threshold"] == 0.7
 
 
 def test_vq_end_to_end(tmp_path):
-    fasta, _ = _write_set(tmp_path)
+    fasta, _ = write_labelled_set(tmp_path)
     prepared = tmp_path / "prepared.parquet"
     assert main(["seq-prepare", "--fasta", str(fasta), "--out", str(prepared)]) == 0
     run = {
@@ -277,7 +268,7 @@ def test_prepare_plain_text_into_chunks(tmp_path, capsys):
 
 
 def test_same_seed_gives_identical_weights(tmp_path):
-    fasta, _ = _write_set(tmp_path, n=20)
+    fasta, _ = write_labelled_set(tmp_path, n=20)
     prepared = tmp_path / "prepared.parquet"
     assert main(["seq-prepare", "--fasta", str(fasta), "--out", str(prepared)]) == 0
     run = json.dumps(
@@ -300,16 +291,18 @@ def test_same_seed_gives_identical_weights(tmp_path):
             str(tmp_path / name),
         ]
         assert main(argv) == 0
-    assert (tmp_path / "a" / "model.safetensors").read_bytes() == (
-        tmp_path / "b" / "model.safetensors"
-    ).read_bytes()
+    # the whole model folder but the clock (timing.json) and the engine's train/ folder, whose
+    # checkpoints name it (tests/test_reproducible.py reruns in one folder)
+    for name in ("model.safetensors", "model.json", "tokenizer.json", "history.csv", "reference.parquet"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+    assert json.loads((tmp_path / "a" / "timing.json").read_text())["wall_time_s"] > 0
 
 
 def test_external_test_set_never_leaks_into_training(tmp_path):
-    fasta, tax = _write_set(tmp_path, n=40)
+    fasta, tax = write_labelled_set(tmp_path, n=40)
     test_dir = tmp_path / "ext"
     test_dir.mkdir()
-    test_fasta, test_tax = _write_set(test_dir, n=12, seed=5)
+    test_fasta, test_tax = write_labelled_set(test_dir, n=12, seed=5)
     test_fasta.write_text(test_fasta.read_text().replace(">s", ">t"))
     test_tax.write_text(test_tax.read_text().replace("\ns", "\nt"))
     test_seqs = dict(rec.split("\n")[:2] for rec in test_fasta.read_text().split(">")[1:])
@@ -347,3 +340,38 @@ def test_external_test_set_never_leaks_into_training(tmp_path):
     ref = pd.read_parquet(model_dir / "reference.parquet")
     assert sorted(ref["id"]) == sorted(train["id"])
     assert not ref["id"].isin(test["id"]).any() and not ref["sequence"].isin(test["sequence"]).any()
+
+
+def test_classify_against_a_reference_needs_no_model(tmp_path, capsys):
+    import zipfile
+
+    fasta, tax = write_labelled_set(tmp_path)
+    records = dict(zip(*[iter(fasta.read_text().split())] * 2, strict=True))
+    # the reads: five reference reads of each genus under new IDs, and an all-N read
+    reads = tmp_path / "reads.fasta"
+    picks = [f">s{i}" for i in (0, 2, 4, 6, 8, 1, 3, 5, 7, 9)]
+    text = "".join(f">q{n}\n{records[p]}\n" for n, p in enumerate(picks))
+    reads.write_text(text + ">blank\n" + "N" * 80 + "\n")
+    taxonomy_qza = tmp_path / "tax.qza"
+    with zipfile.ZipFile(taxonomy_qza, "w") as zf:
+        meta = "uuid: u\ntype: FeatureData[Taxonomy]\nformat: TSVTaxonomyDirectoryFormat\n"
+        zf.writestr("u/metadata.yaml", meta)
+        q2_tsv = tax.read_text().replace("feature_id\ttaxonomy", "Feature ID\tTaxon")
+        zf.writestr("u/data/taxonomy.tsv", q2_tsv)
+    out = tmp_path / "taxonomy.tsv"
+    for taxonomy in (tax, taxonomy_qza):
+        argv = ["classify", "--reference", str(fasta), "--reference-taxonomy", str(taxonomy)]
+        argv += ["--reads", str(reads)]
+        assert main([*argv, "--out", str(out)]) == 0
+        table = pd.read_csv(out, sep="\t", dtype=str)
+        assert list(table["Feature ID"]) == [f"q{n}" for n in range(10)] + ["blank"]
+        # a read identical to a reference read of genus G is named G (reads alternate genera: even s* Blautia)
+        assert table["Taxon"][:5].str.endswith("g__Blautia").all()
+        assert table["Taxon"][5:10].str.endswith("g__Dorea").all()
+        assert table["Taxon"].iloc[-1] == "Unassigned" and float(table["Confidence"].iloc[-1]) == 0.0
+    # a reference read without taxonomy: one line naming it, no output
+    tax.write_text("\n".join(tax.read_text().splitlines()[:-1]) + "\n")
+    out.unlink()
+    assert main([*argv[:4], str(tax), "--reads", str(reads), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "sequence 's39' has no taxonomy" in err[0] and not out.exists()

@@ -58,7 +58,9 @@ def test_classifier_cuts_where_winners_disagree():
     # references: two of family A (genera x, y), one of family B (genus z); queries equal weights
     lineage = np.array([["A", "x"], ["A", "y"], ["B", "z"]], dtype=object)
     vectors = np.eye(3, dtype=np.float32)
-    settings = KnnSettings(k=3, candidates=3, kmer_weight=0.0, temperature=1e6, threshold=0.3)
+    settings = KnnSettings(
+        k=3, candidates=3, kmer_weight=0.0, temperature=1e6, threshold=0.3, search="embedding"
+    )
     clf = KnnTaxonomyClassifier(vectors, lineage, settings=settings)
     names, conf = clf.predict(np.ones((1, 3), np.float32))
     np.testing.assert_allclose(conf[0], [2 / 3, 1 / 3], rtol=1e-5)
@@ -156,7 +158,8 @@ def test_classifier_table_is_what_qiime2_imports():
     seqs, lineage = _toy_reference(rng)
     # embeddings: a k-mer profile is a fine stand-in for a model here
     vectors = kmer_matrix(seqs, 3, binary=False).toarray()
-    clf = KnnTaxonomyClassifier(vectors, lineage, seqs, KnnSettings(k=5, candidates=10, kmer=6))
+    settings = KnnSettings(k=5, candidates=10, kmer=6, search="embedding")
+    clf = KnnTaxonomyClassifier(vectors, lineage, seqs, settings)
     queries = [seqs[0], seqs[9], seqs[20], "".join(rng.choice(list("ACGT"), 60))]
     table = clf.classify(
         ["q1", "q2", "q3", "random"], kmer_matrix(queries, 3, binary=False).toarray(), queries
@@ -191,7 +194,7 @@ def test_unclassifiable_reads_are_unassigned_with_confidence_0():
     rng = np.random.default_rng(2)
     seqs, lineage = _toy_reference(rng)
     vectors = kmer_matrix(seqs, 3, binary=False).toarray()
-    settings = KnnSettings(k=5, candidates=10, kmer=6, threshold=0.0)
+    settings = KnnSettings(k=5, candidates=10, kmer=6, threshold=0.0, search="embedding")
     clf = KnnTaxonomyClassifier(vectors, lineage, seqs, settings)
     # all N; shorter than k = 6; ambiguity codes every 5th base: no run of 6 valid bases
     queries = [seqs[0], "N" * 60, "ACG", "ACGTN" * 12, seqs[20]]
@@ -202,3 +205,16 @@ def test_unclassifiable_reads_are_unassigned_with_confidence_0():
     assert table["Taxon"][0].endswith("g__Blautia") and table["Taxon"][4].endswith("g__Bacteroides")
     names, conf = clf.predict(kmer_matrix(queries, 3, binary=False).toarray(), queries)
     assert (conf[1:4] == 0).all() and all(v is None for v in names[1:4].ravel())
+
+
+def test_config_readme_states_the_classifier_defaults(repo_root):
+    import dataclasses
+    import re
+
+    text = (repo_root / "config" / "README.md").read_text()
+    section = text.split("### `seq_models.runs.<run>.classify`")[1].split("\n### ")[0]
+    rows = dict(re.findall(r"^\| `(\w+)` \| ([^|]+) \|", section, flags=re.M))
+    defaults = {f.name: f.default for f in dataclasses.fields(KnnSettings)}
+    assert set(rows) == set(defaults)
+    for key, value in defaults.items():
+        assert rows[key].strip() == str(value), key

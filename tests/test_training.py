@@ -11,7 +11,7 @@ import torch
 from torch.utils.data import DataLoader
 
 sys.path.insert(0, str(Path(__file__).parent))
-from aam_synthetic import balanced_newick, make_batch  # noqa: E402
+from helpers.aam_synthetic import balanced_newick, make_batch  # noqa: E402
 
 from aam.data.unifrac import PhyloIndex  # noqa: E402
 from aam.errors import InputError  # noqa: E402

@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 import skbio
-from aam_synthetic import balanced_newick
+from helpers.aam_synthetic import balanced_newick
 from skbio.stats.ordination import pcoa as skbio_pcoa
 
 from aam.cli import main

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import yaml
-from test_workflow import REPO, planned_rules, single_split, snakemake, write_config
+from helpers.workflow import REPO, planned_rules, single_split, snakemake, write_config
 
 
 def shell_commands(result) -> list[str]:

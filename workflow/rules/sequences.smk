@@ -141,7 +141,8 @@ rule seq_classify:
 
 
 rule seq_evaluate_contrastive:
-    """kNN taxonomy accuracy of the embeddings beside k-mer naive Bayes on the test split, a PCA of
+    """kNN taxonomy accuracy of the embeddings beside k-mer naive Bayes on the test split, `aam
+    classify`'s precision and recall beside q2's naive Bayes over confidence thresholds, a PCA of
     the embeddings and the loss history."""
     input:
         unpack(seq_model_files),
@@ -168,6 +169,13 @@ rule seq_evaluate_contrastive:
             category="DNA sequence models",
             subcategory="{name}",
             labels={"run": "{run}", "file": "history.png"},
+        ),
+        taxonomy_pr=report(
+            seq_out("{name}", "eval/{run}/taxonomy_pr.png"),
+            caption="../report/sequences.rst",
+            category="DNA sequence models",
+            subcategory="{name}",
+            labels={"run": "{run}", "file": "taxonomy_pr.png"},
         ),
     params:
         settings=lambda wc: settings_arg(sequences.eval_settings(config, wc.name, wc.run)),

@@ -29,6 +29,7 @@ The batch format is that of :mod:`aam.data.datasets` (built by its :class:`Colla
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from dataclasses import dataclass
@@ -289,3 +290,16 @@ def studies_from_json(entries: list[dict], base: str | os.PathLike | None = None
         tokens = Path(base or ".") / e["tokens_dir"]
         out.append(CorpusStudy(str(e["name"]), tokens, str(e["tree"]), int(e["depth"])))
     return out
+
+
+def read_studies(text: str) -> list[CorpusStudy]:
+    """The stage's --studies: a JSON list, as text or in a file; anything else is one InputError line."""
+    path = Path(text)
+    try:
+        raw = path.read_text() if not text.lstrip().startswith("[") and path.exists() else text
+        entries = json.loads(raw)
+    except json.JSONDecodeError as err:
+        raise InputError(f"--studies: not valid JSON: {err}") from None
+    if not isinstance(entries, list) or not entries:
+        raise InputError("--studies: expected a non-empty JSON list")
+    return studies_from_json(entries)

@@ -4,7 +4,10 @@ Contrastive runs: k-nearest-neighbour taxonomy accuracy at each configured rank 
 similarity of the embeddings, neighbours from the train split, test sequences whose rank is
 known) and the vote of `aam classify`, beside a k-mer naive Bayes classifier trained and tested on
 the same sequences (the RDP / q2-feature-classifier recipe), so the model is always read against
-the reference classifier of the field measured in the same run.
+the reference classifier of the field measured in the same run. And `aam classify`'s taxonomy cut
+at its confidence threshold beside q2-feature-classifier's default naive Bayes at its 0.7:
+precision, recall and F-measure per rank (tax-credit's definitions, `aam.evaluate.taxonomy_eval`)
+at the default thresholds and over a grid of thresholds (the report's precision-recall curve).
 
 VQ runs: on the test split's blocks, reconstruction accuracy (fraction of nucleotides whose
 argmax matches), codebook usage (fraction of codes used), perplexity of the code distribution
@@ -23,6 +26,8 @@ import pandas as pd
 from aam.data.seq_collection import blocks_from
 from aam.errors import InputError
 from aam.evaluate.taxonomy import RANKS, KnnSettings, KnnTaxonomyClassifier, knn_predict, naive_bayes_predict
+from aam.evaluate.taxonomy_eval import random_fold_scores
+from aam.evaluate.taxonomy_nb import Q2_CONFIDENCE, Q2NaiveBayes, RankCalls
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +44,10 @@ def evaluate_contrastive(frame: pd.DataFrame, ids, vectors: np.ndarray, settings
     if not any(r in frame.columns for r in RANKS):
         out["note"] = "no labels: kNN taxonomy accuracy is not evaluated"
         return out
-    classified = _classifier_names(frame, emb, is_test, settings.get("classify") or {})
+    calls = _classifier_calls(frame, emb, is_test, settings.get("classify") or {})
+    classified = np.full((len(frame), len(RANKS)), None, dtype=object)
+    if calls is not None:
+        classified[is_test] = calls.names
     for rank in settings["ranks"]:
         if rank not in frame.columns:
             raise InputError(f"seq-evaluate: rank '{rank}' is not in the prepared labels")
@@ -78,25 +86,61 @@ def evaluate_contrastive(frame: pd.DataFrame, ids, vectors: np.ndarray, settings
             out["ranks"][rank]["naive_bayes_accuracy"],
             te.sum(),
         )
+    if calls is not None:
+        deepest = max(settings["ranks"], key=RANKS.index)
+        out["taxonomy"] = taxonomy_scores(frame, calls, settings.get("classify") or {}, deepest)
     return out
 
 
-def _classifier_names(frame: pd.DataFrame, emb: np.ndarray, is_test: np.ndarray, settings: dict):
-    """(n, 7) names the classifier of `aam classify` gives the test rows (None elsewhere)."""
-    try:
-        knn = KnnSettings.from_dict(settings)
-    except (TypeError, ValueError) as err:
-        raise InputError(f"seq-evaluate classify settings: {err}") from err
-    ranks = frame.reindex(columns=RANKS)
-    lineage = ranks.astype(object).where(ranks.notna(), None).to_numpy(dtype=object)
-    names = np.full((len(frame), len(RANKS)), None, dtype=object)
+def _classifier_calls(frame: pd.DataFrame, emb: np.ndarray, is_test: np.ndarray, settings: dict):
+    """`aam classify`'s calls (RankCalls) on the test rows, the train rows as reference; None
+    without train or test rows."""
+    knn = _knn_settings(settings)
+    lineage = _lineage(frame)
     seqs = frame["sequence"].tolist()
     train = np.flatnonzero(~is_test)
     test = np.flatnonzero(is_test)
-    if len(train) and len(test):
-        clf = KnnTaxonomyClassifier(emb[train], lineage[train], [seqs[i] for i in train], knn)
-        names[test], _ = clf.predict(emb[test], [seqs[i] for i in test])
-    return names
+    if not len(train) or not len(test):
+        return None
+    clf = KnnTaxonomyClassifier(emb[train], lineage[train], [seqs[i] for i in train], knn)
+    return RankCalls(*clf.vote(emb[test], [seqs[i] for i in test]))
+
+
+def _knn_settings(settings: dict) -> KnnSettings:
+    try:
+        return KnnSettings.from_dict(settings)
+    except (TypeError, ValueError) as err:
+        raise InputError(f"seq-evaluate classify settings: {err}") from err
+
+
+def _lineage(frame: pd.DataFrame) -> np.ndarray:
+    ranks = frame.reindex(columns=RANKS)
+    return ranks.astype(object).where(ranks.notna(), None).to_numpy(dtype=object)
+
+
+def taxonomy_scores(frame: pd.DataFrame, calls: RankCalls, settings: dict, rank: str) -> dict:
+    """`aam classify` (its threshold) beside q2's default naive Bayes (0.7) on the test split: per
+    rank precision/recall/F at the defaults, and `rank`'s over thresholds 0, 0.05, ..., 1."""
+    is_test = (frame["split"] == "test").to_numpy()
+    lineage = _lineage(frame)
+    seqs = frame["sequence"].to_numpy(dtype=object)
+    t0 = time.perf_counter()
+    nb = Q2NaiveBayes().fit(list(seqs[~is_test]), lineage[~is_test]).calls(list(seqs[is_test]))
+    log.info("q2's naive Bayes trained and run in %.1f s", time.perf_counter() - t0)
+    truth = lineage[is_test]
+    r = RANKS.index(rank)
+    out: dict = {"rank": rank}
+    for name, c, threshold in (
+        ("aam classify", calls, _knn_settings(settings).threshold),
+        ("naive Bayes, 7-mers (q2 default)", nb, Q2_CONFIDENCE),
+    ):
+        grid = np.round(np.arange(0.0, 1.0001, 0.05), 2)
+        out[name] = {
+            "threshold": threshold,
+            "ranks": dict(zip(RANKS, random_fold_scores(c, truth, threshold), strict=True)),
+            "curve": {f"{t:.2f}": random_fold_scores(c, truth, t)[r] for t in grid},
+        }
+    return out
 
 
 def evaluate_vq(frame: pd.DataFrame, model_dir: Path, settings: dict) -> dict:
@@ -132,7 +176,7 @@ def evaluate_vq(frame: pd.DataFrame, model_dir: Path, settings: dict) -> dict:
         "n_test_blocks": int(len(blocks)),
         "block_len": cfg.block_len,
         "reconstruction_accuracy": correct / total,
-        "train": {k: meta.get(k) for k in ("train_wall_time_s", "epochs", "global_step", "n_parameters")},
+        "train": {k: meta.get(k) for k in ("epochs", "global_step", "n_parameters")},
     }
     if codes:
         c = torch.cat(codes)

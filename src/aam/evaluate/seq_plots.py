@@ -70,3 +70,29 @@ def plot_codebook(counts: list[int] | None, path: Path) -> None:
     ax.set_xlabel("code (sorted by use)")
     ax.set_ylabel("fraction of test latents")
     save_figure(fig, path)
+
+
+def plot_threshold_pr(panels: dict[str, dict[str, dict]], path: Path, suptitle: str = "") -> None:
+    """Precision against recall over confidence thresholds, one panel per title.
+
+    panels: title -> classifier label -> {"curve": [{"precision", "recall"}, ...] in threshold order,
+    "default": {"precision", "recall", "f"} at the classifier's default threshold, "threshold"}.
+    """
+    from aam.evaluate.plots import COLORS, plt, save_figure
+
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4.6), squeeze=False)
+    for ax, (title, classifiers) in zip(axes[0], panels.items(), strict=True):
+        for color, (label, c) in zip(COLORS, classifiers.items(), strict=False):
+            ax.plot([q["recall"] for q in c["curve"]], [q["precision"] for q in c["curve"]], "-",
+                    color=color, alpha=0.8, label=label)
+            d = c["default"]
+            ax.plot(d["recall"], d["precision"], "o", color=color, markersize=8,
+                    label=f"at {c['threshold']:g}: F {d['f']:.3f}")
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("recall")
+        ax.set_ylabel("precision")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="lower left")
+    if suptitle:
+        fig.suptitle(suptitle, fontsize=10)
+    save_figure(fig, path)

@@ -287,8 +287,15 @@ def write_biom(table: biom.Table, path: str | os.PathLike, generated_by: str = "
     rarefy`), while a plain write fails with an OSError that `aam.io.atomic` reports as one line.
     Rarefied tables are held in memory anyway, so the copy costs no more than the table.
     """
+    data = biom_bytes(table, generated_by)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def biom_bytes(table: biom.Table, generated_by: str = "aam") -> bytes:
+    """The BIOM 2.1 HDF5 file of `table`, in memory, with the pinned `creation_date` (the same
+    table gives the same bytes: rarefied/table.biom and the FeatureTable .qza's payload)."""
     buffer = io.BytesIO()
     with h5py.File(buffer, "w") as fh:
         table.to_hdf5(fh, generated_by, creation_date=creation_date())
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(buffer.getvalue())
+    return buffer.getvalue()

@@ -90,15 +90,9 @@ def _unique_ids(path: Path, ids: pd.Series) -> None:
 
 def feature_table(path: Path, column: str | None = None) -> Payload:
     """BIOM 2.1 HDF5 (feature-table.biom) from any table the ingest stage reads."""
-    import h5py
+    from aam.io.biom import biom_bytes, read_table
 
-    from aam.io.biom import read_table
-
-    table = read_table(path)
-    buffer = io.BytesIO()
-    with h5py.File(buffer, "w") as fh:
-        table.to_hdf5(fh, "aam export-qza")
-    return {"feature-table.biom": buffer.getvalue()}
+    return {"feature-table.biom": biom_bytes(read_table(path), "aam export-qza")}
 
 
 def distance_matrix(path: Path, column: str | None = None) -> Payload:

@@ -137,13 +137,22 @@ def write_qza(path: str | os.PathLike, semantic_type: str, directory_format: str
     ).encode()
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as zf:
-        for name in ("VERSION", "metadata.yaml", "checksums.md5"):
-            zf.writestr(f"{root}/{name}", members.pop(name))
-        for name, data in members.items():
-            zf.writestr(f"{root}/{name}", data)
+        first = ("VERSION", "metadata.yaml", "checksums.md5")
+        for name in [*first, *(name for name in members if name not in first)]:
+            zf.writestr(_entry(f"{root}/{name}"), members[name])
     with atomic_path(path) as tmp:
         Path(tmp).write_bytes(buffer.getvalue())
     return root
+
+
+def _entry(name: str) -> zipfile.ZipInfo:
+    """A zip entry dated 1980-01-01 (zip's earliest date), not by the clock: the archive then
+    differs between two runs only where QIIME 2 wants it to, in its UUIDs and the execution's
+    start and end (action.yaml), which record when and as what it was made."""
+    entry = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+    entry.compress_type = zipfile.ZIP_DEFLATED
+    entry.external_attr = 0o644 << 16  # rw-r--r-- once extracted
+    return entry
 
 
 def _dump_plain(mapping: Mapping[str, Any]) -> str:

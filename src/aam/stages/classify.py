@@ -1,11 +1,14 @@
 """Stage `aam classify`: assign a taxonomy to DNA reads with a trained contrastive model.
 
 Inputs: a model folder of `aam seq-train` (its weights, tokenizer and ``reference.parquet``: the
-training sequences with their ranks and embeddings) and the reads, as FASTA or a QIIME 2
+training sequences with their ranks and embeddings), or a labelled reference as the two files
+q2-feature-classifier's fit-classifier-naive-bayes takes (`--reference` reads and
+`--reference-taxonomy`; nothing is trained), and the reads, as FASTA or a QIIME 2
 FeatureData[Sequence] .qza (`--reads`), or the test split of a ``prepared.parquet``
-(`--prepared`). Each read is embedded and classified by a vote of its nearest references with a
-confidence per rank, and its taxonomy is cut at the deepest rank whose confidence reaches the
-threshold (`aam.evaluate.taxonomy` says how).
+(`--prepared`). Each read is classified by a vote of its nearest references with a confidence per
+rank, and its taxonomy is cut at the deepest rank whose confidence reaches the threshold
+(`aam.evaluate.taxonomy` says how). The neighbours are found by k-mer sketches (`search: kmer`, the
+default: the model's weights are not read) or by the model's embeddings (`search: embedding`).
 
 Output: a taxonomy TSV in q2-feature-classifier's format, ``Feature ID<TAB>Taxon<TAB>Confidence``
 (``k__Bacteria; p__Firmicutes; ...``; ``Unassigned`` when even the kingdom is below the
@@ -28,13 +31,24 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model-dir", required=True, help="models/{run}/ folder of seq-train (contrastive)")
+    ref = parser.add_mutually_exclusive_group(required=True)
+    ref.add_argument("--model-dir", help="models/{run}/ folder of seq-train (contrastive): its reference")
+    ref.add_argument(
+        "--reference",
+        help="reference reads (FASTA or FeatureData[Sequence] .qza) with --reference-taxonomy, instead of a "
+        "model folder: nothing to train (search: kmer)",
+    )
+    parser.add_argument(
+        "--reference-taxonomy",
+        help="taxonomy of --reference: TSV (Feature ID, Taxon) or FeatureData[Taxonomy] .qza",
+    )
     src = parser.add_mutually_exclusive_group(required=True)
     src.add_argument("--reads", help="reads to classify: FASTA (plain or gzip) or FeatureData[Sequence] .qza")
     src.add_argument("--prepared", help="prepared.parquet of seq-prepare: its test split is classified")
     parser.add_argument(
         "--settings",
-        help="classifier settings as JSON or YAML: k, candidates, kmer_weight, kmer, temperature, threshold",
+        help="classifier settings as JSON or YAML: k, candidates, kmer_weight, kmer, temperature, threshold, "
+        "search, sketch_dim",
     )
     parser.add_argument("--threshold", type=float, help="confidence threshold (overrides the settings)")
     parser.add_argument("--out", required=True, help="taxonomy.tsv to write")
@@ -54,9 +68,12 @@ def run(args: argparse.Namespace) -> None:
         raise InputError(f"classify settings: {err}") from err
     from aam.threads import use_threads
 
+    if bool(args.reference) != bool(args.reference_taxonomy):
+        raise InputError("classify: --reference and --reference-taxonomy go together")
     use_threads(args.threads or None)
     ids, seqs = read_reads(args.reads, args.prepared)
-    table = classify(args.model_dir, ids, seqs, settings, args.batch_size)
+    reference = (args.reference, args.reference_taxonomy) if args.reference else None
+    table = classify(args.model_dir, ids, seqs, settings, args.batch_size, reference)
     with atomic_path(args.out) as tmp:
         table.to_csv(tmp, sep="\t", index=False, float_format="%.6g")
     assigned = (table["Taxon"] != "Unassigned").mean() if len(table) else 0.0

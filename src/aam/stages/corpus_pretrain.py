@@ -44,24 +44,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out-dir", required=True, help="output folder (results/corpus/{corpus}/{run})")
 
 
-def read_studies(text: str):
-    from aam.data.corpus import studies_from_json
-
-    path = Path(text)
-    try:
-        raw = path.read_text() if not text.lstrip().startswith("[") and path.exists() else text
-        entries = json.loads(raw)
-    except json.JSONDecodeError as err:
-        raise InputError(f"--studies: not valid JSON: {err}") from None
-    if not isinstance(entries, list) or not entries:
-        raise InputError("--studies: expected a non-empty JSON list")
-    return studies_from_json(entries)
-
-
 def run(args: argparse.Namespace) -> None:
-    from aam.data.corpus import CorpusDataModule
+    from aam.data.corpus import CorpusDataModule, read_studies
     from aam.training.pretrain import corpus_module
-    from aam.training.runs import fit_and_export, input_fingerprint, start_trainer, train_summary
+    from aam.training.runs import (
+        fit_and_export,
+        input_fingerprint,
+        start_trainer,
+        train_summary,
+        train_timing,
+    )
 
     settings = load_settings(args.settings, "aam_run")
     pre = settings["pretrain"]
@@ -84,10 +76,13 @@ def run(args: argparse.Namespace) -> None:
         args.seed, inputs,
     )
 
+    samples_per_step = dm.batch_size * trainer.accumulate_grad_batches
+
     def outputs(result) -> dict:
         last = result.history.iloc[-1].to_dict() if len(result.history) else {}
-        summary = train_summary(result, dm.batch_size, trainer.accumulate_grad_batches)
-        log.info("corpus pretraining: %s; last epoch %s", json.dumps(summary),
+        summary = train_summary(result)
+        timing = train_timing(result, samples_per_step)
+        log.info("corpus pretraining: %s; last epoch %s", json.dumps(summary | timing),
                  {k: round(v, 4) for k, v in last.items() if isinstance(v, float)})
         return {
             "stage": "corpus_pretrain",
@@ -109,4 +104,4 @@ def run(args: argparse.Namespace) -> None:
         }
 
     fit_and_export(module, out_dir, fingerprint=fingerprint, outputs=outputs, what="corpus pretraining",
-                   datamodule=dm)
+                   samples_per_step=samples_per_step, datamodule=dm)

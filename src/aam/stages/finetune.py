@@ -85,7 +85,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> None:
     from aam.io.metadata import read_target_column
     from aam.io.splits import read_splits
-    from aam.training.runs import publish, start_trainer, train_summary
+    from aam.training.runs import publish, start_trainer, train_summary, train_timing
     from aam.training.selection import apply_choice
 
     if args.bundled:
@@ -111,15 +111,20 @@ def run(args: argparse.Namespace) -> None:
     first = trained[0]
     dm, trainer = first.dm, first.trainer
 
+    timings = [train_timing(t.result, dm.batch_size * trainer.accumulate_grad_batches) for t in trained]
+    timing = timings[0] if len(trained) == 1 else {"members": timings}
+
     def outputs() -> dict:
         predictions, embeddings, val_metrics = predict_splits(model, dm, task, first.result.accelerator)
-        summaries = [train_summary(t.result, dm.batch_size, trainer.accumulate_grad_batches) for t in trained]
+        summaries = [train_summary(t.result) for t in trained]
         summary = summaries[0] if len(trained) == 1 else {"members": summaries}
-        log.info("fine-tuning %s: %s; best-epoch validation %s", name, json.dumps(summary), val_metrics)
+        log.info("fine-tuning %s: %s %s; best-epoch validation %s", name, json.dumps(summary),
+                 json.dumps(timing), val_metrics)
         with atomic_path(out_dir / "predictions.tsv") as tmp:
             predictions.to_csv(tmp, sep="\t", index=False, float_format="%.6g")
         write_sample_embeddings(embeddings, out_dir / "embeddings.parquet")
         write_train_features(dm, out_dir / TRAIN_FEATURES)
         return finetune_record(args, settings, trained, classes, val_metrics, summary, chosen)
 
-    publish(model, out_dir, [t.result for t in trained], outputs=outputs, history=member_history(trained))
+    publish(model, out_dir, [t.result for t in trained], outputs=outputs, history=member_history(trained),
+            timing=timing)

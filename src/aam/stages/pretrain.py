@@ -58,6 +58,7 @@ def run(args: argparse.Namespace) -> None:
         input_fingerprint,
         start_trainer,
         train_summary,
+        train_timing,
     )
 
     settings = load_settings(args.settings, "aam_run")
@@ -75,10 +76,13 @@ def run(args: argparse.Namespace) -> None:
     sections = {k: settings[k] for k in ("data", "model", "pretrain")}
     fingerprint = input_fingerprint(sections, args.seed, inputs)
 
+    samples_per_step = dm.batch_size * trainer.accumulate_grad_batches
+
     def outputs(result) -> dict:
         last = result.history.iloc[-1].to_dict() if len(result.history) else {}
-        summary = train_summary(result, dm.batch_size, trainer.accumulate_grad_batches)
-        log.info("pretraining: %s; last epoch %s", json.dumps(summary),
+        summary = train_summary(result)
+        timing = train_timing(result, samples_per_step)
+        log.info("pretraining: %s; last epoch %s", json.dumps(summary | timing),
                  {k: round(v, 4) for k, v in last.items() if isinstance(v, float)})
         return {
             "stage": "pretrain",
@@ -96,4 +100,4 @@ def run(args: argparse.Namespace) -> None:
         }
 
     fit_and_export(module, out_dir, fingerprint=fingerprint, outputs=outputs, what="pretraining",
-                   datamodule=dm)
+                   samples_per_step=samples_per_step, datamodule=dm)

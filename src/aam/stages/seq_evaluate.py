@@ -10,8 +10,13 @@ VQ runs: on the test split's blocks, reconstruction accuracy (fraction of nucleo
 argmax matches), codebook usage (fraction of codes used), perplexity of the code distribution
 (exp of its entropy) and the loss history.
 
+Contrastive runs also score `aam classify`'s taxonomy, cut at its confidence threshold, beside
+q2-feature-classifier's default naive Bayes (precision, recall, F-measure per rank;
+`aam.evaluate.seq_metrics.taxonomy_scores`), and plot both over confidence thresholds.
+
 Outputs under ``eval/{run}/`` (a folder of its own, all of them or none): ``metrics.json``,
-``history.png`` and, for contrastive runs, ``projection.png``, for VQ runs ``codebook.png``.
+``history.png`` and, for contrastive runs, ``projection.png`` and ``taxonomy_pr.png``, for VQ runs
+``codebook.png``.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from aam.config import load_settings
 from aam.data.seq_collection import check_ranks, read_prepared
 from aam.errors import InputError
 from aam.evaluate.seq_metrics import evaluate_contrastive, evaluate_vq
-from aam.evaluate.seq_plots import plot_codebook, plot_history, plot_projection
+from aam.evaluate.seq_plots import plot_codebook, plot_history, plot_projection, plot_threshold_pr
 from aam.io.atomic import publish_together
 from aam.provenance import provenance
 
@@ -78,16 +83,34 @@ def run(args: argparse.Namespace) -> None:
         ids, _, vectors = read_embeddings(args.embeddings)
         metrics = evaluate_contrastive(frame, ids, vectors, settings)
         metrics["train"] = {
-            k: meta.get(k) for k in ("train_wall_time_s", "epochs", "global_step", "n_parameters")
+            k: meta.get(k) for k in ("epochs", "global_step", "n_parameters")
         }
     metrics["run"] = model_dir.name
     metrics["provenance"] = provenance(settings, model=meta.get("provenance"))
-    names = ["metrics.json", "history.png", "codebook.png" if vq else "projection.png"]
-    with publish_together(args.out_dir, names, owned=r"codebook\.png|projection\.png") as out_dir:
+    plots = ["codebook.png"] if vq else ["projection.png", "taxonomy_pr.png"]
+    names = ["metrics.json", "history.png", *plots]
+    owned = r"codebook\.png|projection\.png|taxonomy_pr\.png"
+    with publish_together(args.out_dir, names, owned=owned) as out_dir:
         if vq:
             plot_codebook(metrics.pop("code_counts", None), out_dir / "codebook.png")
         else:
             plot_projection(frame, ids, vectors, settings["color_rank"], out_dir / "projection.png")
+            plot_taxonomy(metrics.get("taxonomy"), out_dir / "taxonomy_pr.png")
         plot_history(history, out_dir / "history.png", title=f"{model_dir.name} ({meta.get('kind')})")
         (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float) + "\n")
     log.info("wrote %s", Path(args.out_dir) / "metrics.json")
+
+
+def plot_taxonomy(taxonomy: dict | None, path: Path) -> None:
+    """Precision-recall over thresholds at the deepest evaluated rank (an empty panel without labels)."""
+    if not taxonomy:
+        plot_threshold_pr({"no labelled test split: taxonomy not evaluated": {}}, path)
+        return
+    rank = taxonomy["rank"]
+    classifiers = {
+        name: {"curve": list(v["curve"].values()), "default": v["ranks"][rank], "threshold": v["threshold"]}
+        for name, v in taxonomy.items()
+        if name != "rank"
+    }
+    title = f"{rank} on the test split, thresholds 0-1 (step 0.05)"
+    plot_threshold_pr({title: classifiers}, path)

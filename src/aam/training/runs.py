@@ -9,6 +9,7 @@ fits one model; fine-tuning fits several (an ensemble's members) and publishes o
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -18,7 +19,7 @@ import pandas as pd
 import torch
 
 from aam.errors import InputError
-from aam.io.atomic import atomic_path
+from aam.io.atomic import atomic_path, write_text
 from aam.io.model_files import export_model
 from aam.slurm import run_as_job_step
 from aam.threads import use_threads
@@ -87,21 +88,34 @@ def write_history(history: pd.DataFrame, path: Path) -> None:
         history.to_csv(tmp, index=False)
 
 
-def train_summary(result: FitResult, batch_size: int, accumulate: int) -> dict[str, Any]:
-    """Training figures for model.json; samples/s counts the samples of the optimizer steps taken."""
+TIMING = "timing.json"  # beside model.json: the time a fit took, which no rerun reproduces
+
+
+def train_summary(result: FitResult) -> dict[str, Any]:
+    """Training figures for model.json: those the same config and seed reproduce (the time taken is
+    in :func:`train_timing`)."""
     epochs_done = int(result.history["epoch"].max()) + 1 if len(result.history) else 0
-    n_seen = result.global_step * accumulate * batch_size * result.world_size
     return {
         "n_parameters": result.n_parameters,
         "n_trainable": result.n_trainable,
-        "wall_time_s": round(result.wall_time_s, 3),
         "epochs": epochs_done,
         "optimizer_steps": result.global_step,
-        "train_samples_per_s": round(n_seen / max(result.wall_time_s, 1e-9), 3),
         "best_score": result.best_score,
         "accelerator": result.accelerator,
         "resumed": result.resumed,
         "torch": torch.__version__,
+    }
+
+
+def train_timing(result: FitResult, samples_per_step: int) -> dict[str, Any]:
+    """How long a fit took and how fast it went: samples/s counts the samples of the optimizer steps
+    taken (``samples_per_step``: one rank's batch size times the batches accumulated per step).
+    Written to ``timing.json``, not model.json, so that a rerun of the same config and seed gives
+    a byte-identical model.json (docs/outputs.md)."""
+    n_seen = result.global_step * samples_per_step * result.world_size
+    return {
+        "wall_time_s": round(result.wall_time_s, 3),
+        "train_samples_per_s": round(n_seen / max(result.wall_time_s, 1e-9), 3),
     }
 
 
@@ -122,17 +136,20 @@ def publish(
     *,
     outputs: Callable[[], dict[str, Any]],
     history: pd.DataFrame,
+    timing: dict[str, Any],
     history_name: str = "metrics.csv",
 ) -> bool:
     """Write a trained model's outputs, on rank 0 only (``results``: the fits it came from; under
     data parallelism every rank returns from them, and only rank 0 writes): ``outputs()`` writes what
-    else the stage writes and returns the keys it adds to ``model.json``; then ``model`` is exported
-    to ``out_dir`` (model.safetensors + model.json, :mod:`aam.io.model_files`) and ``history``
-    written as ``history_name``. Returns whether this process wrote them."""
+    else the stage writes and returns the keys it adds to ``model.json``; then ``timing``
+    (:func:`train_timing`) goes to ``timing.json``, ``model`` is exported to ``out_dir``
+    (model.safetensors + model.json, :mod:`aam.io.model_files`) and ``history`` written as
+    ``history_name``. Returns whether this process wrote them."""
     if any(result.global_rank for result in results):  # data parallel: rank 0 writes the outputs
         return False
     extra = outputs()
     out_dir = Path(out_dir)
+    write_text(out_dir / TIMING, json.dumps(timing, indent=2) + "\n")
     model.cpu()
     export_model(model, out_dir, extra=extra)
     write_history(history, out_dir / history_name)
@@ -146,13 +163,15 @@ def fit_and_export(
     fingerprint: dict[str, Any],
     outputs: Callable[[FitResult], dict[str, Any]],
     what: str,
+    samples_per_step: int,
     datamodule=None,
     train_dir: str | Path | None = None,
     history_name: str = "metrics.csv",
 ) -> FitResult:
     """:func:`train` ``module`` (in ``train_dir``, default ``out_dir``), then :func:`publish`
-    ``module.model`` with ``outputs(result)`` and the fit's history; returns the fit's result."""
+    ``module.model`` with ``outputs(result)``, the fit's history and its :func:`train_timing`;
+    returns the fit's result."""
     result = train(module, train_dir or out_dir, fingerprint=fingerprint, what=what, datamodule=datamodule)
     publish(module.model, out_dir, [result], outputs=lambda: outputs(result), history=result.history,
-            history_name=history_name)
+            timing=train_timing(result, samples_per_step), history_name=history_name)
     return result

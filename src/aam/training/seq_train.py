@@ -73,7 +73,7 @@ def _trainer_settings(settings: dict, seed: int):
 def _fit_and_export(module, out_dir: Path, tokenizer, dm, settings: dict, seed: int, fingerprint: dict,
                     extra: dict, also=None):
     """Train and, on rank 0, write the run's folder: ``also(module)`` (the contrastive reference),
-    the tokenizer, model.safetensors + model.json (with ``extra``) and history.csv."""
+    the tokenizer, model.safetensors + model.json (with ``extra``), timing.json and history.csv."""
     from aam.provenance import provenance
     from aam.training.runs import fit_and_export
 
@@ -94,7 +94,6 @@ def _fit_and_export(module, out_dir: Path, tokenizer, dm, settings: dict, seed: 
             "kind": settings["kind"],
             "run_settings": settings,
             "tokenizer": tokenizer.settings(),
-            "train_wall_time_s": result.wall_time_s,
             "epochs": result.epochs,
             "global_step": result.global_step,
             "n_parameters": result.n_parameters,
@@ -102,9 +101,10 @@ def _fit_and_export(module, out_dir: Path, tokenizer, dm, settings: dict, seed: 
             "provenance": provenance(settings, seed),
         }
 
+    samples_per_step = dm.batch_size * _trainer_settings(settings, seed).accumulate_grad_batches
     return fit_and_export(module, out_dir, fingerprint=fingerprint, outputs=outputs,
-                          what="sequence model training", datamodule=dm, train_dir=out_dir / "train",
-                          history_name="history.csv")
+                          what="sequence model training", samples_per_step=samples_per_step, datamodule=dm,
+                          train_dir=out_dir / "train", history_name="history.csv")
 
 
 def _train_contrastive(frame: pd.DataFrame, settings: dict, out_dir: Path, seed: int, fingerprint: dict):
