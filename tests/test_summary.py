@@ -15,6 +15,7 @@ from aam.cli import main
 from aam.evaluate.summary import (
     cv_table,
     evaluation_tables,
+    fold_sizes,
     headline,
     html_table,
     sequence_rows,
@@ -65,6 +66,19 @@ def test_cv_table_of_a_cv_summary():
     assert list(table["mean ± sd"]) == ["0.800 ± 0.100", "0.750 ± 0.050"]
     assert list(table["vs random forest"]) == ["+0.050 (7/3, p 0.200)", ""]
     assert list(table["degenerate folds"]) == [1, ""]
+
+
+def test_fold_sizes_of_a_cv_split_summary():
+    rows = [("r0f0", "train", "all", 10, 4), ("r0f0", "train", "CD", 6, 2), ("r0f0", "val", "all", 3, 1),
+            ("r0f0", "test", "all", 5, 2), ("r0f0", "test", "CD", 2, 1), ("r0f0", "test", "no", 3, 1),
+            ("r0f1", "train", "all", 12, 5), ("r0f1", "test", "all", 6, 2), ("r0f1", "test", "no", 6, 2)]
+    table = fold_sizes(pd.DataFrame(rows, columns=["fold", "split", "class", "samples", "groups"]))
+    assert table.to_dict("records") == [
+        {"fold": "r0f0", "train: samples (groups)": "10 (4)", "val: samples (groups)": "3 (1)",
+         "test: samples (groups)": "5 (2)", "test by class": "CD 2 (1), no 3 (1)"},
+        {"fold": "r0f1", "train: samples (groups)": "12 (5)", "val: samples (groups)": "",
+         "test: samples (groups)": "6 (2)", "test by class": "no 6 (2)"},
+    ]
 
 
 def test_evaluation_tables_of_a_metrics_json():

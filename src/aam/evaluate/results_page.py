@@ -113,6 +113,14 @@ def _model_results(root: Path, name: str, plan: dict) -> list[str]:
             summary.html_table(summary.cv_table(_read_tsv(root / "cv_summary" / target / "summary.tsv")),
                                f"cv-{name}-{target}"),
         ]
+    if plan.get("cv"):
+        parts += [
+            "<p>The folds (cv/split/summary.tsv, before rarefaction): samples and, in parentheses, "
+            "groups of each part; no group is in two parts of a fold, and every sample is tested once "
+            "per repeat.</p>",
+            summary.html_table(summary.fold_sizes(_read_tsv(root / "cv" / "split" / "summary.tsv")),
+                               f"folds-{name}"),
+        ]
     if plan.get("comparison"):
         comparison = _read_tsv(root / "comparison" / "comparison.tsv")
         parts += [
@@ -147,9 +155,13 @@ def _data_behind(root: Path, name: str, plan: dict) -> list[str]:
     parts += [
         "<h4>Samples per split, before and after rarefaction</h4>",
         f"<p>Rarefied to {depth if depth is not None else '?'} reads per sample: {kept} of {len(splits)} "
-        f"samples kept, {len(dropped)} dropped{by}. Models and the forest are trained and scored on the "
-        "samples after rarefaction that have a value for the target. Groups are the values of the "
-        "dataset's group_column (e.g. subjects).</p>",
+        f"samples kept, {len(dropped)} dropped{by}. "
+        + ("With cross-validation the models are trained and scored on the folds above, not on this "
+           "split; their samples are likewise those after rarefaction that have a value for the "
+           "target. " if plan.get("cv") else
+           "Models and the baselines are trained and scored on the samples after rarefaction that "
+           "have a value for the target. ")
+        + "Groups are the values of the dataset's group_column (e.g. subjects).</p>",
         summary.html_table(table, f"splits-{name}"),
     ]
     if lost:

@@ -82,6 +82,24 @@ def cv_table(cv_summary: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows).astype(object).fillna("")
 
 
+def fold_sizes(folds: pd.DataFrame) -> pd.DataFrame:
+    """The cross-validation folds as read beside their scores (cv-split's summary.tsv: fold, split,
+    class, samples, groups): per fold the samples (groups) of train, val and test, and the test
+    part per class, so that a reader sees how many subjects each fold's score rests on."""
+    def cell(r) -> str:
+        return f"{int(r['samples'])} ({int(r['groups'])})"
+
+    rows = []
+    for fold, part in folds.groupby("fold", sort=False):
+        every = part[part["class"] == "all"].set_index("split")
+        row = {"fold": fold, **{f"{s}: samples (groups)": cell(every.loc[s]) if s in every.index else ""
+                                for s in ("train", "val", "test")}}
+        test = part[(part["split"] == "test") & (part["class"] != "all")]
+        row["test by class"] = ", ".join(f"{r['class']} {cell(r)}" for r in test.to_dict("records"))
+        rows.append(row)
+    return pd.DataFrame(rows).astype(object)
+
+
 def split_before_after(
     splits: pd.DataFrame, dropped: Sequence[str], classes: pd.Series | None
 ) -> tuple[pd.DataFrame, dict[str, list[str]]]:

@@ -291,6 +291,8 @@ def summary_inputs(config: dict) -> list[str]:
         if has_evaluations(config, d):
             files.append(out(config, d, "comparison/comparison.tsv"))
             files += evaluation_targets(config, d)
+        if config["evaluate"].get("cv") and dataset_targets(config, d):
+            files.append(out(config, d, "cv/split/summary.tsv"))  # the folds, beside their scores
         files += [out(config, d, f"cv_summary/{t['name']}/summary.tsv") for t in dataset_targets(config, d)
                   if config["evaluate"].get("cv")]
     if all_cv_summaries(config):
