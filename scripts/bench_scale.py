@@ -90,9 +90,8 @@ def run_stage(name: str, argv: list[str], log_path: Path, threads: int) -> dict:
     return result
 
 
-def bench_size(n: int, args, folder: Path) -> dict:
-    folder.mkdir(parents=True, exist_ok=True)
-    corpus = Path(args.corpus)
+def generate_table(n: int, args, folder: Path, corpus: Path) -> None:
+    """scripts/synthetic_table.py: an n-sample table of the corpus's OTUs under `folder`/input."""
     t0 = time.perf_counter()
     subprocess.run(
         [
@@ -110,13 +109,10 @@ def bench_size(n: int, args, folder: Path) -> dict:
         check=True,
     )
     print(f"  (table generated in {time.perf_counter() - t0:.0f} s)", flush=True)
-    unifrac = {
-        "metrics": ["unweighted"],
-        "precision": args.precision,
-        "format": "hdf5",
-        "block_size": args.block_size,
-        "pcoa_dimensions": 10,
-    }
+
+
+def stage_commands(args, folder: Path, corpus: Path, unifrac: dict) -> dict[str, list]:
+    """The `aam` command line of each stage, in pipeline order (pretraining last)."""
     stages = {
         "ingest": [
             "ingest",
@@ -214,6 +210,23 @@ def bench_size(n: int, args, folder: Path) -> dict:
         "--out-dir",
         folder / "pretrain",
     ]
+    return stages
+
+
+def bench_size(n: int, args, folder: Path) -> dict:
+    """Generate an n-sample table, run every stage on it (each timed in its own process), and record
+    the matrix size; at the smallest size also the TSV float64 UniFrac reference."""
+    folder.mkdir(parents=True, exist_ok=True)
+    corpus = Path(args.corpus)
+    generate_table(n, args, folder, corpus)
+    unifrac = {
+        "metrics": ["unweighted"],
+        "precision": args.precision,
+        "format": "hdf5",
+        "block_size": args.block_size,
+        "pcoa_dimensions": 10,
+    }
+    stages = stage_commands(args, folder, corpus, unifrac)
     results = {}
     for name, argv in stages.items():
         if name in ("split", "pretrain") and args.no_pretrain:
