@@ -58,7 +58,7 @@ def test_benchmark_run_passes_targets_to_snakemake(tmp_path):
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     target = tmp_path / "results" / "ibd2538" / "ingest" / "samples.parquet"
     done = subprocess.run([sys.executable, str(REPO / "scripts" / "benchmark_run.py"), "--configfile",
-                           str(tmp_path / "config.yaml"), "--", "-n", str(target)],
+                           str(tmp_path / "config.yaml"), "--", str(target), "-n"],
                           capture_output=True, text=True, timeout=300, cwd=REPO)
     assert done.returncode == 0, (done.stdout + done.stderr)[-2000:]
     assert "rule ingest:" in done.stdout and "rule tokenize:" not in done.stdout
