@@ -90,9 +90,8 @@ def run_stage(name: str, argv: list[str], log_path: Path, threads: int) -> dict:
     return result
 
 
-def bench_size(n: int, args, folder: Path) -> dict:
-    folder.mkdir(parents=True, exist_ok=True)
-    corpus = Path(args.corpus)
+def generate_table(n: int, args, folder: Path, corpus: Path) -> None:
+    """scripts/synthetic_table.py: an n-sample table of the corpus's OTUs under `folder`/input."""
     t0 = time.perf_counter()
     subprocess.run(
         [
@@ -110,6 +109,48 @@ def bench_size(n: int, args, folder: Path) -> dict:
         check=True,
     )
     print(f"  (table generated in {time.perf_counter() - t0:.0f} s)", flush=True)
+
+
+def stage_commands(args, folder: Path, corpus: Path, unifrac: dict) -> dict[str, list]:
+    """The `aam` command line of each stage, in pipeline order (pretraining last)."""
+    seed, threads = str(args.seed), str(args.threads)
+    pretrain = json.loads(json.dumps(PRETRAIN_SETTINGS))
+    if args.pretrain_batches:
+        pretrain["pretrain"]["trainer"]["limit_train_batches"] = args.pretrain_batches
+    return {
+        "ingest": ["ingest", "--table", folder / "input/table.biom",
+                   "--tree", corpus / "gg13_8_97_otus.tree.nwk",
+                   "--sequences", corpus / "gg13_8_97_otus.v4_150nt.fasta",
+                   "--metadata", folder / "input/metadata.tsv", "--group-column", "host_subject_id",
+                   "--out-dir", folder / "ingest"],
+        "rarefy": ["rarefy", "--table", folder / "ingest/counts.parquet",
+                   "--samples", folder / "ingest/samples.parquet", "--depth", "auto", "--seed", seed,
+                   "--out", folder / "rarefied/table.biom", "--dropped", folder / "rarefied/dropped.tsv"],
+        "unifrac": ["unifrac", "--table", folder / "rarefied/table.biom",
+                    "--tree", folder / "ingest/tree.nwk", "--samples", folder / "ingest/samples.parquet",
+                    "--color-column", "study",
+                    "--out-dir", folder / "unifrac", "--settings", json.dumps(unifrac), "--seed", seed,
+                    "--threads", threads],
+        "tokenize": ["tokenize", "--features", folder / "ingest/features.parquet",
+                     "--counts", folder / "ingest/counts.parquet",
+                     "--rarefied", folder / "rarefied/table.biom",
+                     "--out-dir", folder / "tokens"],
+        "split": ["pretrain-split", "--counts", folder / "ingest/counts.parquet",
+                  "--samples", folder / "ingest/samples.parquet", "--group-column", "host_subject_id",
+                  "--val-fraction", "0.1", "--seed", seed, "--out", folder / "pretrain_splits.tsv"],
+        "pretrain": ["pretrain", "--tokens-dir", folder / "tokens",
+                     "--splits", folder / "pretrain_splits.tsv",
+                     "--tree", folder / "ingest/tree.nwk", "--settings", json.dumps(pretrain), "--seed", seed,
+                     "--threads", threads, "--out-dir", folder / "pretrain"],
+    }
+
+
+def bench_size(n: int, args, folder: Path) -> dict:
+    """Generate an n-sample table, run every stage on it (each timed in its own process), and record
+    the matrix size; at the smallest size also the TSV float64 UniFrac reference."""
+    folder.mkdir(parents=True, exist_ok=True)
+    corpus = Path(args.corpus)
+    generate_table(n, args, folder, corpus)
     unifrac = {
         "metrics": ["unweighted"],
         "precision": args.precision,
@@ -117,103 +158,7 @@ def bench_size(n: int, args, folder: Path) -> dict:
         "block_size": args.block_size,
         "pcoa_dimensions": 10,
     }
-    stages = {
-        "ingest": [
-            "ingest",
-            "--table",
-            folder / "input/table.biom",
-            "--tree",
-            corpus / "gg13_8_97_otus.tree.nwk",
-            "--sequences",
-            corpus / "gg13_8_97_otus.v4_150nt.fasta",
-            "--metadata",
-            folder / "input/metadata.tsv",
-            "--group-column",
-            "host_subject_id",
-            "--out-dir",
-            folder / "ingest",
-        ],
-        "rarefy": [
-            "rarefy",
-            "--table",
-            folder / "ingest/counts.parquet",
-            "--samples",
-            folder / "ingest/samples.parquet",
-            "--depth",
-            "auto",
-            "--seed",
-            str(args.seed),
-            "--out",
-            folder / "rarefied/table.biom",
-            "--dropped",
-            folder / "rarefied/dropped.tsv",
-        ],
-        "unifrac": [
-            "unifrac",
-            "--table",
-            folder / "rarefied/table.biom",
-            "--tree",
-            folder / "ingest/tree.nwk",
-            "--samples",
-            folder / "ingest/samples.parquet",
-            "--color-column",
-            "study",
-            "--out-dir",
-            folder / "unifrac",
-            "--settings",
-            json.dumps(unifrac),
-            "--seed",
-            str(args.seed),
-            "--threads",
-            str(args.threads),
-        ],
-        "tokenize": [
-            "tokenize",
-            "--features",
-            folder / "ingest/features.parquet",
-            "--counts",
-            folder / "ingest/counts.parquet",
-            "--rarefied",
-            folder / "rarefied/table.biom",
-            "--out-dir",
-            folder / "tokens",
-        ],
-        "split": [
-            "pretrain-split",
-            "--counts",
-            folder / "ingest/counts.parquet",
-            "--samples",
-            folder / "ingest/samples.parquet",
-            "--group-column",
-            "host_subject_id",
-            "--val-fraction",
-            "0.1",
-            "--seed",
-            str(args.seed),
-            "--out",
-            folder / "pretrain_splits.tsv",
-        ],
-    }
-    pretrain = json.loads(json.dumps(PRETRAIN_SETTINGS))
-    if args.pretrain_batches:
-        pretrain["pretrain"]["trainer"]["limit_train_batches"] = args.pretrain_batches
-    stages["pretrain"] = [
-        "pretrain",
-        "--tokens-dir",
-        folder / "tokens",
-        "--splits",
-        folder / "pretrain_splits.tsv",
-        "--tree",
-        folder / "ingest/tree.nwk",
-        "--settings",
-        json.dumps(pretrain),
-        "--seed",
-        str(args.seed),
-        "--threads",
-        str(args.threads),
-        "--out-dir",
-        folder / "pretrain",
-    ]
+    stages = stage_commands(args, folder, corpus, unifrac)
     results = {}
     for name, argv in stages.items():
         if name in ("split", "pretrain") and args.no_pretrain:

@@ -115,8 +115,9 @@ def main() -> int:
                 stop.wait(30)
 
         snakemake = Path(sys.executable).with_name("snakemake")
-        cmd = [
+        cmd = [  # targets and extra arguments first: --configfile and --set-threads take several values
             str(snakemake),
+            *args.snakemake_args,
             "--cores",
             str(args.cores),
             "--resources",
@@ -127,7 +128,6 @@ def main() -> int:
             "evaluate_cv=1",
             "--configfile",
             args.configfile,
-            *args.snakemake_args,
         ]
         env = {
             **os.environ,

@@ -46,3 +46,20 @@ def test_make_bench_runs_every_benchmark_and_lists_the_failures(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert "a ran" in done.stdout and "b ran" in done.stdout
     assert done.returncode != 0 and "failed: scripts/bench_a.py" in done.stdout
+
+
+def test_benchmark_run_passes_targets_to_snakemake(tmp_path):
+    # `benchmark_run.py -- TARGET` runs only TARGET's jobs; placed after --configfile (which takes
+    # several values), the target was read as a second config file and snakemake stopped.
+    import yaml
+
+    config = yaml.safe_load((REPO / ".test" / "config.yaml").read_text())
+    config["results"] = str(tmp_path / "results")
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    target = tmp_path / "results" / "ibd2538" / "ingest" / "samples.parquet"
+    done = subprocess.run([sys.executable, str(REPO / "scripts" / "benchmark_run.py"), "--configfile",
+                           str(tmp_path / "config.yaml"), "--", str(target), "-n"],
+                          capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-2000:]
+    assert "rule ingest:" in done.stdout and "rule tokenize:" not in done.stdout
+    assert (tmp_path / "results" / "timing" / "timing.json").exists()

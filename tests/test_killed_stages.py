@@ -20,9 +20,9 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 import scipy.sparse as sp
+from helpers.cv_records import records
 from helpers.prepare import FIXTURES, run_ingest
 from helpers.token_inputs import COUNTS, write_inputs
-from test_cv_summary import records
 
 from aam.cli import main
 from aam.data.token_caches import build

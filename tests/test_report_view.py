@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
 sys.path.insert(0, str(Path(__file__).parent))
 from check_report import check_report, find_chromium  # noqa: E402
-from test_summary import write_toy_results  # noqa: E402
+from helpers.results import write_toy_results  # noqa: E402
 
 from aam.cli import main  # noqa: E402
 
