@@ -307,7 +307,7 @@ def test_the_demos_fine_tunings_predict_both_classes(tmp_path):
     write_config(tmp_path, sequences={}, seq_models={"runs": {}}, qiime2={"export": False})
     results = tmp_path / "results" / "ibd2538" / "cv" / "r0f1" / "eval"
     wanted = [str(results / run / "ibd" / "metrics.json") for run in ("scratch", "bundled")]
-    done = snakemake(tmp_path, "--cores", "2", "--resources", "gpu=2", *wanted)
+    done = snakemake(tmp_path, "--cores", "2", *wanted)
     assert done.returncode == 0, (done.stdout + done.stderr)[-5000:]
     for run in ("scratch", "bundled"):
         metrics = json.loads((results / run / "ibd" / "metrics.json").read_text())
