@@ -299,7 +299,11 @@ def nested_fit_predict(
             model = FittedBaseline(name, task, params, options, classes, settings.seed, settings.n_jobs, True)
             model.fit(counts_train[fit_rows], y_train[fit_rows])
             pred, proba = model.predict(counts_train[val_rows])
-            scores.append(inner_score(task, y_train[val_rows], pred, proba, classes))
+            score = inner_score(task, y_train[val_rows], pred, proba, classes)
+            # A forest on n threads sums its trees' probabilities in another order: scores then differ
+            # in the last bit (1.0 vs 0.9999999999999999), and so could a tie's winner. Rounded to
+            # 1e-10, the search and its record are the same for any number of threads.
+            scores.append(None if score is None else round(score, 10))
         defined = [s for s in scores if s is not None and math.isfinite(s)]
         search.append({"params": params, "inner_mean": float(np.mean(defined)) if defined else None,
                        "inner_scores": scores})
