@@ -10,7 +10,6 @@ metric registry (:func:`aam.evaluate.metrics.compute_metrics`).
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,23 +22,10 @@ from aam.evaluate.baselines import LABELS, BaselineSettings, nested_fit_predict
 from aam.evaluate.fold_samples import evaluation_samples, positive_last, split_fingerprints
 from aam.evaluate.metrics import PRIMARY_METRIC, compute_metrics
 from aam.io.biom import read_table, table_to_csr
-from aam.io.metadata import read_target_column
+from aam.io.metadata import read_target_column, target_classes
 from aam.io.splits import read_splits
 
 log = logging.getLogger(__name__)
-
-
-def target_classes(text: str) -> list[str] | None:
-    """The --classes JSON list (None when not given)."""
-    if not text:
-        return None
-    try:
-        classes = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise InputError(f"--classes: not valid JSON: {err}") from None
-    if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
-        raise InputError(f"--classes: expected a JSON list of class names, got {text!r}")
-    return classes
 
 
 @dataclass
@@ -63,7 +49,7 @@ def fold_data(rarefied: str, splits: str, samples: str, target_column: str, task
     """Read and check the fold: enough training samples, a test sample, two classes."""
     split_of = read_splits(splits)
     group_of = _groups(Path(splits))
-    labels = read_target_column(samples, target_column, target_classes(classes_json))
+    labels = read_target_column(samples, target_column, target_classes(classes_json, task))
     counts, table_samples, _ = table_to_csr(read_table(rarefied))
     row_of = {s: i for i, s in enumerate(table_samples)}
     kept, classes = evaluation_samples(split_of, labels, row_of, task)

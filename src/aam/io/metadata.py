@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -136,6 +137,21 @@ def read_metadata(path: str | os.PathLike, missing_values: Iterable[str] | None 
 
 
 _MISSING = {"", "nan", "na", "n/a", "none", "null"}
+
+
+def target_classes(text: str, task: str) -> list[str] | None:
+    """The --classes JSON list (the target's `classes`), or None for every class."""
+    if not text:
+        return None
+    try:
+        classes = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise InputError(f"--classes: not valid JSON: {err}") from None
+    if not isinstance(classes, list) or len(classes) < 2 or not all(isinstance(c, str) for c in classes):
+        raise InputError(f"--classes: expected a JSON list of two or more class names, got {text!r}")
+    if task != "classification":
+        raise InputError("--classes is for classification targets")
+    return classes
 
 
 def read_target_column(path: str | os.PathLike, column: str, classes=None) -> dict[str, str]:

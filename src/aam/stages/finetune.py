@@ -45,6 +45,7 @@ from aam.config import load_settings
 from aam.data.train_features import TRAIN_FEATURES, write_train_features
 from aam.errors import InputError
 from aam.io.atomic import atomic_path
+from aam.io.metadata import target_classes
 from aam.training.finetune import (
     AUTO_MONITOR,
     check_target,
@@ -52,7 +53,6 @@ from aam.training.finetune import (
     member_history,
     predict_splits,
     select_settings,
-    target_classes,
     train_members,
     write_sample_embeddings,
 )

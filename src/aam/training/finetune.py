@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import logging
 import time
 from dataclasses import dataclass
@@ -56,21 +55,6 @@ def check_target(values: dict[str, str], split_of: dict[str, str], column: str, 
     if missing:
         raise InputError(f"target column {column!r}: class(es) {missing} have no sample in the "
                          "training split")
-
-
-def target_classes(text: str, task: str) -> list[str] | None:
-    """The --classes JSON list (the target's `classes`), or None for every class."""
-    if not text:
-        return None
-    try:
-        classes = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise InputError(f"--classes: not valid JSON: {err}") from None
-    if not isinstance(classes, list) or len(classes) < 2 or not all(isinstance(c, str) for c in classes):
-        raise InputError(f"--classes: expected a JSON list of two or more class names, got {text!r}")
-    if task != "classification":
-        raise InputError("--classes is for classification targets")
-    return classes
 
 
 def _is_number(text: str) -> bool:
