@@ -43,9 +43,9 @@ def load_average() -> tuple[float, float, float]:
 def part_of(relative: Path) -> tuple[str, str]:
     """(part, dataset) of a benchmark file's path under results/benchmarks/."""
     parts = relative.with_suffix("").parts
-    dataset = parts[0] if len(parts) > 1 else "-"
-    if parts[-1] in ("leaderboard", "summary") and len(parts) == 1:
-        return "summaries", "-"
+    if len(parts) == 1:  # the run-wide jobs: leaderboard, summary, versions
+        return ("summaries" if parts[0] in ("leaderboard", "summary") else parts[0]), "-"
+    dataset = parts[0]
     inner = parts[3:] if len(parts) > 3 and parts[1] == "cv" else parts[1:]  # {dataset}/cv/{fold}/...
     kind = inner[0]
     if kind in PREPARE:

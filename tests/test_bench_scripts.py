@@ -63,3 +63,24 @@ def test_benchmark_run_passes_targets_to_snakemake(tmp_path):
     assert done.returncode == 0, (done.stdout + done.stderr)[-2000:]
     assert "rule ingest:" in done.stdout and "rule tokenize:" not in done.stdout
     assert (tmp_path / "results" / "timing" / "timing.json").exists()
+
+
+def test_benchmark_timing_parts_of_each_benchmark_file():
+    # Every job's benchmark file maps to one part: the run-wide versions job (benchmarks/versions.tsv)
+    # once raised IndexError after a whole benchmark run, losing its timing tables.
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("benchmark_run", REPO / "scripts" / "benchmark_run.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    expected = {
+        "versions.tsv": ("versions", "-"),
+        "leaderboard.tsv": ("summaries", "-"),
+        "kostic/ingest.tsv": ("prepare data", "kostic"),
+        "kostic/cv_split.tsv": ("prepare data", "kostic"),
+        "kostic/cv/r0f1/baselines/diagnosis.tsv": ("baselines", "kostic"),
+        "kostic/cv/r1f4/finetune/aam/diagnosis.tsv": ("finetune (aam)", "kostic"),
+        "kostic/cv/r1f4/evaluate/aam/diagnosis.tsv": ("evaluate (aam)", "kostic"),
+        "kostic/cv_summary/diagnosis.tsv": ("summaries", "kostic"),
+    }
+    assert {path: module.part_of(Path(path)) for path in expected} == expected
