@@ -39,6 +39,67 @@ def test_defaults_match_what_snakemake_fills_in(repo_root):
     assert json.loads(json.dumps(ours)) == json.loads(json.dumps(theirs))
 
 
+# --- AAM run defaults: the configuration measured across the benchmark (issue 24) ---
+
+
+def test_a_bare_aam_run_gets_the_benchmark_s_aam_configuration(repo_root):
+    """The schema's data and model sizes are config/benchmark.yaml's `aam` run, the one AAM
+    configuration measured on every task; so are fine-tuning's warmup and patience, while
+    pretraining keeps the shared trainer's own defaults."""
+    bench = yaml.safe_load((repo_root / "config" / "benchmark.yaml").read_text())["aam"]["runs"]["aam"]
+    filled = load_settings("{}", "aam_run")
+    for section in ("data", "model"):
+        assert {key: filled[section][key] for key in bench[section]} == bench[section], section
+    tuned = bench["finetune"]["trainer"]
+    assert {key: filled["finetune"]["trainer"][key] for key in ("warmup_steps", "patience")} == {
+        "warmup_steps": tuned["warmup_steps"], "patience": tuned["patience"]}
+    trainer = load_schema()["definitions"]["trainer"]["properties"]
+    assert {key: filled["pretrain"]["trainer"][key] for key in ("warmup_steps", "patience")} == {
+        "warmup_steps": trainer["warmup_steps"]["default"], "patience": trainer["patience"]["default"]}
+    assert (trainer["warmup_steps"]["default"], trainer["patience"]["default"]) != (20, 4)
+
+
+def test_fine_tuning_s_trainer_defaults_fill_a_partial_trainer_as_snakemake_does(tmp_path, repo_root):
+    """Fine-tuning's warmup and patience defaults apply when its trainer names other keys, a given
+    value (null included) wins, the shared trainer's checks still apply, and Snakemake's own
+    validate() fills what the loader fills."""
+    config = {"datasets": {}, "aam": {"runs": {
+        "bare": {},
+        "partial": {"finetune": {"trainer": {"lr": 0.01}}},
+        "given": {"finetune": {"trainer": {"warmup_steps": 7, "patience": None}}}}}}
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(config))
+    ours = load_config(path)["aam"]["runs"]
+    theirs = json.loads(json.dumps(config))
+    snakemake_validate(theirs, str(repo_root / "workflow" / "schemas" / "config.schema.yaml"))
+    assert json.loads(json.dumps(ours)) == theirs["aam"]["runs"]
+    got = {name: {k: run["finetune"]["trainer"][k] for k in ("warmup_steps", "patience", "lr")}
+           for name, run in ours.items()}
+    assert got == {"bare": {"warmup_steps": 20, "patience": 4, "lr": 0.001},
+                   "partial": {"warmup_steps": 20, "patience": 4, "lr": 0.01},
+                   "given": {"warmup_steps": 7, "patience": None, "lr": 0.001}}
+    with pytest.raises(InputError, match=r"finetune/trainer/warmup_steps: -1 is less than the minimum"):
+        load_settings('{"finetune": {"trainer": {"warmup_steps": -1}}}', "aam_run")
+    with pytest.raises(InputError, match=r"finetune/trainer: Additional properties .*'warmupsteps'"):
+        load_settings('{"finetune": {"trainer": {"warmupsteps": 1}}}', "aam_run")
+
+
+def test_the_data_module_s_defaults_are_the_schema_s():
+    """AAMDataModule and CorpusDataModule built without a config use the run's defaults."""
+    from aam.data.datasets import DATA_DEFAULTS
+
+    assert load_settings("{}", "aam_run")["data"] == DATA_DEFAULTS
+
+
+def test_the_bundled_encoder_takes_the_default_asv_limit():
+    """A `from: bundled` run without a data section must fit the encoder (data.asv_limit at most the
+    encoder's, aam.training.encoder_init), as its own model.json records it."""
+    from aam import pretrained
+
+    saved = json.loads((pretrained.bundled_dir() / "model.json").read_text())["config"]
+    assert load_settings("{}", "aam_run")["data"]["asv_limit"] <= saved["asv_limit"]
+
+
 def test_unknown_key_names_the_key(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("datasets: {}\nsplitt: {}\n")
