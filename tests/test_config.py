@@ -84,6 +84,26 @@ def test_fine_tuning_s_trainer_defaults_fill_a_partial_trainer_as_snakemake_does
         load_settings('{"finetune": {"trainer": {"warmupsteps": 1}}}', "aam_run")
 
 
+@pytest.mark.parametrize("section", ["data", "model"])
+def test_the_documented_aam_run_defaults_are_the_schema_s(repo_root, section):
+    """config/README.md's table of an AAM run's `data` or `model` keys states the default the schema
+    fills (rows of one key with a stated value; `absent` rows name keys without a schema default)."""
+    readme = (repo_root / "config" / "README.md").read_text()
+    start = readme.index(f"### `aam.runs.<run>.{section}`")
+    table = readme.index("| key | type | default | meaning |", start)
+    filled = load_settings("{}", "aam_run")[section]
+    checked = 0
+    for line in readme[table:].splitlines()[2:]:
+        if not line.startswith("|"):
+            break
+        key, _, default, _ = (cell.strip() for cell in line.strip("|").split("|", 3))
+        if "," in key or default.startswith("absent"):
+            continue
+        assert yaml.safe_load(default.strip("`")) == filled[key.strip("`")], (key, default)
+        checked += 1
+    assert checked >= {"data": 4, "model": 9}[section]
+
+
 def test_the_data_module_s_defaults_are_the_schema_s():
     """AAMDataModule and CorpusDataModule built without a config use the run's defaults."""
     from aam.data.datasets import DATA_DEFAULTS
