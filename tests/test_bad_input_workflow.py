@@ -120,10 +120,10 @@ def test_heads_not_dividing_embedding_dim_names_the_run():
         InputError, match=r"^my.yaml: aam/runs/scratch: model: heads 3 does not divide embedding_dim 64$"
     ):
         check_config(config, where="my.yaml")
-    # The default embedding_dim (128) counts too.
+    # The default embedding_dim (64) counts too.
     config["aam"]["runs"]["scratch"]["model"] = {"heads": 5}
     with pytest.raises(
-        InputError, match="aam/runs/scratch: model: heads 5 does not divide embedding_dim 128"
+        InputError, match="aam/runs/scratch: model: heads 5 does not divide embedding_dim 64"
     ):
         check_config(config, where="my.yaml")
 
