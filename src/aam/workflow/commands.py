@@ -23,6 +23,15 @@ def fold_arg(fold: str | None) -> str:
     return f"--fold {fold}" if fold else ""
 
 
+def combine_arg(config: dict) -> str:
+    """The evaluate stage's --combine option: the baselines of evaluate.combine (null: the forest,
+    where it is fitted), else empty."""
+    names = config["evaluate"]["combine"]
+    if names is None:
+        names = [b for b in ("random_forest",) if b in config["evaluate"]["baselines"]["models"]]
+    return f"--combine {' '.join(names)}" if names else ""
+
+
 def init_dir_arg(config: dict, run: str) -> str:
     """The pretrain stage's --init-dir option (continue_on_study), else empty."""
     if not sources.continues_on_study(config, run):
