@@ -24,11 +24,13 @@ def fold_arg(fold: str | None) -> str:
 
 
 def combine_arg(config: dict) -> str:
-    """The evaluate stage's --combine option: the baselines of evaluate.combine (null: the forest,
-    where it is fitted), else empty."""
+    """The evaluate stage's --combine option: the baselines of evaluate.combine, else empty. null:
+    the forest (issue 24's "AAM + forest") and the linear model (the strongest baseline, and the
+    best combination on the benchmark's first tasks, docs/benchmark.md), those that are fitted."""
     names = config["evaluate"]["combine"]
     if names is None:
-        names = [b for b in ("random_forest",) if b in config["evaluate"]["baselines"]["models"]]
+        fitted = config["evaluate"]["baselines"]["models"]
+        names = [b for b in ("random_forest", "linear_clr") if b in fitted]
     return f"--combine {' '.join(names)}" if names else ""
 
 
