@@ -285,3 +285,24 @@ def test_the_documented_sequence_model_sizes_are_the_model_configs(repo_root, ki
     defaults = {f.name: f.default for f in fields(config)}
     assert len(stated) >= 7
     assert {name: defaults[name] for name in stated} == stated
+
+
+def test_evaluate_combine_names_fitted_baselines(tmp_path):
+    """evaluate.combine: null combines with the forest and the linear model, those fitted; a
+    baseline that is not fitted is one clear error when the config is read."""
+    from aam.workflow.commands import combine_arg
+
+    path = tmp_path / "c.yaml"
+    path.write_text("datasets: {}\n")
+    assert combine_arg(load_config(path)) == "--combine random_forest linear_clr"
+    path.write_text("datasets: {}\nevaluate: {baselines: {models: [linear_clr, hist_gradient_boosting]}}\n")
+    assert combine_arg(load_config(path)) == "--combine linear_clr"
+    path.write_text("datasets: {}\nevaluate: {baselines: {models: [hist_gradient_boosting]}}\n")
+    assert combine_arg(load_config(path)) == ""
+    path.write_text("datasets: {}\nevaluate: {combine: [linear_clr, random_forest]}\n")
+    assert combine_arg(load_config(path)) == "--combine linear_clr random_forest"
+    path.write_text("datasets: {}\nevaluate: {combine: [], baselines: {models: [linear_clr]}}\n")
+    assert combine_arg(load_config(path)) == ""
+    path.write_text("datasets: {}\nevaluate: {combine: [random_forest], baselines: {models: [linear_clr]}}\n")
+    with pytest.raises(InputError, match=r"evaluate/combine: .random_forest. is not among"):
+        load_config(path)
