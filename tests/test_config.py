@@ -7,6 +7,7 @@ import re
 
 import pytest
 import yaml
+from helpers.workflow import OVERLAYS, shipped_config
 from snakemake.utils import validate as snakemake_validate
 
 from aam.config import load_config, load_schema, load_settings
@@ -21,12 +22,18 @@ def test_shipped_configs_validate(repo_root, name):
 
 
 def test_each_shipped_config_has_its_own_results_folder(repo_root):
-    """A second config run after the demo must not rerun or overwrite the demo's results/."""
+    """A second config run after the demo must not rerun or overwrite the demo's results/; an overlay
+    (candidates judged beside its base's runs) shares its base's folder, and only a listed overlay
+    may lack datasets."""
     configs = sorted((repo_root / "config").rglob("*.yaml"))
+    names = [path.relative_to(repo_root).as_posix() for path in configs]
+    alone = {name for name in names if "datasets" in yaml.safe_load((repo_root / name).read_text())}
+    assert set(names) - alone == set(OVERLAYS)
+    assert all(shipped_config(name)["results"] == shipped_config(base)["results"]
+               for name, base in OVERLAYS.items())
     # a config without `results:` writes to the schema's default, the demo's results/
-    folders = {path.relative_to(repo_root).as_posix():
-               yaml.safe_load(path.read_text()).get("results", "results")
-               for path in configs}
+    folders = {name: yaml.safe_load((repo_root / name).read_text()).get("results", "results")
+               for name in names if name not in OVERLAYS}
     assert len(folders) >= 4
     assert len(set(folders.values())) == len(folders), folders
     assert folders["config/config.yaml"] == "results"
