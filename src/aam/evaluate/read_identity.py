@@ -57,7 +57,6 @@ def pair_identity(
     rows, w = int(nq.max()), band
     if rows == 0:
         return np.zeros(n_pairs, dtype=np.float64)
-    offsets = np.arange(-w, w + 1, dtype=np.int16)[:, None]  # band cell d: column j = i + d
     # (position, pair) layouts: row i's band of reference bases j - 1 is the slice [i - 1, i + 2w)
     r = np.full((rows + 2 * w + 1, n_pairs), _REF_PAD, dtype=np.uint8)
     take = min(rcodes.shape[1], rows + w + 1)
@@ -66,7 +65,7 @@ def pair_identity(
     q[: min(rows, qcodes.shape[1])] = qcodes[qi, :rows].T
 
     cells = np.int16 if rows + _INF < np.iinfo(np.int16).max else np.int32  # +1 per row at most
-    offsets = offsets.astype(cells)
+    offsets = np.arange(-w, w + 1, dtype=cells)[:, None]  # band cell d: column j = i + d
     prev = np.where(offsets >= 0, offsets, _INF).astype(cells).repeat(n_pairs, axis=1)
     cur = np.empty_like(prev)
     best = np.full(n_pairs, _INF, dtype=cells)
