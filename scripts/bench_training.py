@@ -4,10 +4,12 @@ Runs real pretraining steps (re-rarefied batches from the token caches, per-batc
 masked nucleotides, forward + backward + AdamW) for a model size, after warm-up steps, and prints
 samples/s and the process's peak resident memory. The reference is the DESIGN's figure for the
 PyTorch port (jbk708/aam) on the same data and size class: 64-dim, 2 layers, ASV limit 256,
-batch 8 on 2 cores = 0.68 samples/s at 6.7 GiB.
+batch 8 on 2 cores = 0.68 samples/s at 6.7 GiB. With several sizes it also prints each one's time
+per sample as a multiple of the first's (e.g. `--sizes defaults original`: the schema's default
+sizes against the original AAM's, docs/benchmark.md "Defaults").
 
 Needs the workflow's prepared data (default: results/ibd2538/, e.g. after `make demo`):
-    python scripts/bench_training.py [--results results/ibd2538] [--steps 10] [--threads 2]
+    python scripts/bench_training.py [--results results/ibd2538] [--steps 10] [--threads 2] [--sizes ...]
 """
 
 from __future__ import annotations
@@ -26,10 +28,18 @@ from absent_inputs import skip_if_absent  # noqa: E402
 PORT_SAMPLES_PER_S = 0.68
 PORT_PEAK_GIB = 6.7
 
+# the schema's default options (k-mer ASV vectors, affine UniFrac head), for the two default sizes
+_SCHEMA_OPTIONS = {"asv_encoder": "kmer", "unifrac_affine": True}
 SIZES = {
     # name: (model settings, asv_limit)
     "demo": ({"embedding_dim": 64, "layers": 2, "heads": 4, "ff_dim": 128, "dropout": 0.0}, 64),
     "design-64d-2l-256": ({"embedding_dim": 64, "layers": 2, "heads": 4, "ff_dim": 256, "dropout": 0.1}, 256),
+    # the schema's defaults (config/benchmark.yaml's `aam` run) and the ones before them (the original
+    # AAM's sizes, config/full.yaml): docs/benchmark.md, "Defaults"
+    "defaults": ({"embedding_dim": 64, "layers": 2, "heads": 4, "ff_dim": 128, "dropout": 0.0,
+                  **_SCHEMA_OPTIONS}, 128),
+    "original": ({"embedding_dim": 128, "layers": 4, "heads": 4, "ff_dim": 1024, "dropout": 0.1,
+                  **_SCHEMA_OPTIONS}, 1024),
 }
 
 
@@ -83,9 +93,13 @@ def main() -> int:
     skip_if_absent(__file__, {"--results": str(Path(args.results) / "tokens" / "samples.parquet")})
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
+    rates = {}
     for name in args.sizes:
         model, limit = SIZES[name]
-        bench(name, model, limit, args)
+        rates[name] = bench(name, model, limit, args)[0]
+    first = args.sizes[0]
+    for name in args.sizes[1:]:
+        print(f"{name:>20}: {rates[first] / rates[name]:5.1f}x the time per sample of {first}")
     return 0
 
 

@@ -3,6 +3,8 @@
 Usage (what `make benchmark` runs; from the repository root, with ../shared/data beside it):
 
     .venv/bin/python scripts/benchmark_run.py [--fresh] [--cores 2] [--configfile config/benchmark.yaml]
+    .venv/bin/python scripts/benchmark_run.py \
+        --configfile config/benchmark.yaml config/benchmark_candidates.yaml   # candidate AAM runs
     .venv/bin/python scripts/benchmark_run.py --report-only      # the timing table of the last run
 
 The run is one `snakemake --cores N --resources gpu=N` (N training jobs side by side, one thread each),
@@ -11,9 +13,10 @@ every 30 s: the machine may be shared, and a timing means little without the loa
 Afterwards the Snakemake benchmark files of the jobs this run executed (results/benchmarks/**, one
 per job: wall seconds, CPU seconds, mean load) are summed per part (data preparation, the baselines,
 each AAM run's fine-tuning and evaluation, the summaries) and per dataset. Written to
-<results>/timing/: timing.tsv (parts), timing_datasets.tsv, timing.json (the whole run: wall
-time, cores, load samples). `--fresh` deletes the results folder first, so that every job runs and
-is timed (a measurement of the whole benchmark); without it only the jobs still to do run.
+<results>/timing/ (timing_<extra config>/ for a run with merged configs): timing.tsv (parts),
+timing_datasets.tsv, timing.json (the whole run: wall time, cores, load samples). `--fresh`
+deletes the results folder first, so that every job runs and is timed (a measurement of the whole
+benchmark); without it only the jobs still to do run.
 """
 
 from __future__ import annotations
@@ -90,7 +93,10 @@ def timing_tables(benchmarks: Path, since: float) -> tuple[pd.DataFrame, pd.Data
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--configfile", default="config/benchmark.yaml")
+    parser.add_argument(
+        "--configfile", nargs="+", default=["config/benchmark.yaml"],
+        help="the benchmark config, then any merged into it (e.g. config/benchmark_candidates.yaml)",
+    )
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument(
         "--fresh", action="store_true", help="delete the results folder first: time every job"
@@ -98,9 +104,12 @@ def main() -> int:
     parser.add_argument("--report-only", action="store_true", help="only the tables of the last run")
     parser.add_argument("snakemake_args", nargs="*", help="more snakemake arguments (after --)")
     args = parser.parse_args()
-    config = yaml.safe_load((REPO / args.configfile).read_text())
+    config = yaml.safe_load((REPO / args.configfile[0]).read_text())
     results = REPO / config.get("results", "results")
-    out = results / "timing"  # beside benchmark/, the leaderboard's own folder
+    # beside benchmark/, the leaderboard's own folder; a run with merged configs (candidates) is
+    # timed apart, so that it does not overwrite the timing of the benchmark itself
+    merged = "".join(f"_{Path(extra).stem}" for extra in args.configfile[1:])
+    out = results / f"timing{merged}"
     if args.report_only:
         run = json.loads((out / "timing.json").read_text())
     else:
@@ -127,7 +136,7 @@ def main() -> int:
             "baselines_cv=1",
             "evaluate_cv=1",
             "--configfile",
-            args.configfile,
+            *args.configfile,
         ]
         env = {
             **os.environ,

@@ -7,6 +7,7 @@ import re
 
 import pytest
 import yaml
+from helpers.workflow import OVERLAYS, shipped_config
 from snakemake.utils import validate as snakemake_validate
 
 from aam.config import load_config, load_schema, load_settings
@@ -21,12 +22,18 @@ def test_shipped_configs_validate(repo_root, name):
 
 
 def test_each_shipped_config_has_its_own_results_folder(repo_root):
-    """A second config run after the demo must not rerun or overwrite the demo's results/."""
+    """A second config run after the demo must not rerun or overwrite the demo's results/; an overlay
+    (candidates judged beside its base's runs) shares its base's folder, and only a listed overlay
+    may lack datasets."""
     configs = sorted((repo_root / "config").rglob("*.yaml"))
+    names = [path.relative_to(repo_root).as_posix() for path in configs]
+    alone = {name for name in names if "datasets" in yaml.safe_load((repo_root / name).read_text())}
+    assert set(names) - alone == set(OVERLAYS)
+    assert all(shipped_config(name)["results"] == shipped_config(base)["results"]
+               for name, base in OVERLAYS.items())
     # a config without `results:` writes to the schema's default, the demo's results/
-    folders = {path.relative_to(repo_root).as_posix():
-               yaml.safe_load(path.read_text()).get("results", "results")
-               for path in configs}
+    folders = {name: yaml.safe_load((repo_root / name).read_text()).get("results", "results")
+               for name in names if name not in OVERLAYS}
     assert len(folders) >= 4
     assert len(set(folders.values())) == len(folders), folders
     assert folders["config/config.yaml"] == "results"
@@ -37,6 +44,87 @@ def test_defaults_match_what_snakemake_fills_in(repo_root):
     theirs = yaml.safe_load((repo_root / "config" / "config.yaml").read_text())
     snakemake_validate(theirs, str(repo_root / "workflow" / "schemas" / "config.schema.yaml"))
     assert json.loads(json.dumps(ours)) == json.loads(json.dumps(theirs))
+
+
+# --- AAM run defaults: the configuration measured across the benchmark (issue 24) ---
+
+
+def test_a_bare_aam_run_gets_the_benchmark_s_aam_configuration(repo_root):
+    """The schema's data and model sizes are config/benchmark.yaml's `aam` run, the one AAM
+    configuration measured on every task; so are fine-tuning's warmup and patience, while
+    pretraining keeps the shared trainer's own defaults."""
+    bench = yaml.safe_load((repo_root / "config" / "benchmark.yaml").read_text())["aam"]["runs"]["aam"]
+    filled = load_settings("{}", "aam_run")
+    for section in ("data", "model"):
+        assert {key: filled[section][key] for key in bench[section]} == bench[section], section
+    tuned = bench["finetune"]["trainer"]
+    assert {key: filled["finetune"]["trainer"][key] for key in ("warmup_steps", "patience")} == {
+        "warmup_steps": tuned["warmup_steps"], "patience": tuned["patience"]}
+    trainer = load_schema()["definitions"]["trainer"]["properties"]
+    assert {key: filled["pretrain"]["trainer"][key] for key in ("warmup_steps", "patience")} == {
+        "warmup_steps": trainer["warmup_steps"]["default"], "patience": trainer["patience"]["default"]}
+    assert (trainer["warmup_steps"]["default"], trainer["patience"]["default"]) != (20, 4)
+
+
+def test_fine_tuning_s_trainer_defaults_fill_a_partial_trainer_as_snakemake_does(tmp_path, repo_root):
+    """Fine-tuning's warmup and patience defaults apply when its trainer names other keys, a given
+    value (null included) wins, the shared trainer's checks still apply, and Snakemake's own
+    validate() fills what the loader fills."""
+    config = {"datasets": {}, "aam": {"runs": {
+        "bare": {},
+        "partial": {"finetune": {"trainer": {"lr": 0.01}}},
+        "given": {"finetune": {"trainer": {"warmup_steps": 7, "patience": None}}}}}}
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(config))
+    ours = load_config(path)["aam"]["runs"]
+    theirs = json.loads(json.dumps(config))
+    snakemake_validate(theirs, str(repo_root / "workflow" / "schemas" / "config.schema.yaml"))
+    assert json.loads(json.dumps(ours)) == theirs["aam"]["runs"]
+    got = {name: {k: run["finetune"]["trainer"][k] for k in ("warmup_steps", "patience", "lr")}
+           for name, run in ours.items()}
+    assert got == {"bare": {"warmup_steps": 20, "patience": 4, "lr": 0.001},
+                   "partial": {"warmup_steps": 20, "patience": 4, "lr": 0.01},
+                   "given": {"warmup_steps": 7, "patience": None, "lr": 0.001}}
+    with pytest.raises(InputError, match=r"finetune/trainer/warmup_steps: -1 is less than the minimum"):
+        load_settings('{"finetune": {"trainer": {"warmup_steps": -1}}}', "aam_run")
+    with pytest.raises(InputError, match=r"finetune/trainer: Additional properties .*'warmupsteps'"):
+        load_settings('{"finetune": {"trainer": {"warmupsteps": 1}}}', "aam_run")
+
+
+@pytest.mark.parametrize("section", ["data", "model"])
+def test_the_documented_aam_run_defaults_are_the_schema_s(repo_root, section):
+    """config/README.md's table of an AAM run's `data` or `model` keys states the default the schema
+    fills (rows of one key with a stated value; `absent` rows name keys without a schema default)."""
+    readme = (repo_root / "config" / "README.md").read_text()
+    start = readme.index(f"### `aam.runs.<run>.{section}`")
+    table = readme.index("| key | type | default | meaning |", start)
+    filled = load_settings("{}", "aam_run")[section]
+    checked = 0
+    for line in readme[table:].splitlines()[2:]:
+        if not line.startswith("|"):
+            break
+        key, _, default, _ = (cell.strip() for cell in line.strip("|").split("|", 3))
+        if "," in key or default.startswith("absent"):
+            continue
+        assert yaml.safe_load(default.strip("`")) == filled[key.strip("`")], (key, default)
+        checked += 1
+    assert checked >= {"data": 4, "model": 9}[section]
+
+
+def test_the_data_module_s_defaults_are_the_schema_s():
+    """AAMDataModule and CorpusDataModule built without a config use the run's defaults."""
+    from aam.data.datasets import DATA_DEFAULTS
+
+    assert load_settings("{}", "aam_run")["data"] == DATA_DEFAULTS
+
+
+def test_the_bundled_encoder_takes_the_default_asv_limit():
+    """A `from: bundled` run without a data section must fit the encoder (data.asv_limit at most the
+    encoder's, aam.training.encoder_init), as its own model.json records it."""
+    from aam import pretrained
+
+    saved = json.loads((pretrained.bundled_dir() / "model.json").read_text())["config"]
+    assert load_settings("{}", "aam_run")["data"]["asv_limit"] <= saved["asv_limit"]
 
 
 def test_unknown_key_names_the_key(tmp_path):
@@ -204,3 +292,24 @@ def test_the_documented_sequence_model_sizes_are_the_model_configs(repo_root, ki
     defaults = {f.name: f.default for f in fields(config)}
     assert len(stated) >= 7
     assert {name: defaults[name] for name in stated} == stated
+
+
+def test_evaluate_combine_names_fitted_baselines(tmp_path):
+    """evaluate.combine: null combines with the forest and the linear model, those fitted; a
+    baseline that is not fitted is one clear error when the config is read."""
+    from aam.workflow.commands import combine_arg
+
+    path = tmp_path / "c.yaml"
+    path.write_text("datasets: {}\n")
+    assert combine_arg(load_config(path)) == "--combine random_forest linear_clr"
+    path.write_text("datasets: {}\nevaluate: {baselines: {models: [linear_clr, hist_gradient_boosting]}}\n")
+    assert combine_arg(load_config(path)) == "--combine linear_clr"
+    path.write_text("datasets: {}\nevaluate: {baselines: {models: [hist_gradient_boosting]}}\n")
+    assert combine_arg(load_config(path)) == ""
+    path.write_text("datasets: {}\nevaluate: {combine: [linear_clr, random_forest]}\n")
+    assert combine_arg(load_config(path)) == "--combine linear_clr random_forest"
+    path.write_text("datasets: {}\nevaluate: {combine: [], baselines: {models: [linear_clr]}}\n")
+    assert combine_arg(load_config(path)) == ""
+    path.write_text("datasets: {}\nevaluate: {combine: [random_forest], baselines: {models: [linear_clr]}}\n")
+    with pytest.raises(InputError, match=r"evaluate/combine: .random_forest. is not among"):
+        load_config(path)

@@ -186,8 +186,10 @@ def test_bundled_encoder_loads_and_fine_tunes(corpus, tmp_path):
     (data / "meta.tsv").write_text("sample_name\tage\n" + ages)
     trainer = {"max_epochs": 1, "limit_train_batches": 2, "warmup_steps": 1, "patience": None,
                "progress_bar": False, "num_threads": 1}
-    # frozen base: the fine-tuned model's encoder must be the bundled weights exactly
-    run = {"data": {"asv_limit": 16, "batch_size": 4}, "finetune": {"trainer": trainer, "freeze_base": True}}
+    # frozen base: the fine-tuned model's encoder must be the bundled weights exactly. No asv_limit:
+    # the schema's default must fit the encoder's; a model section of other sizes: the encoder's win
+    run = {"data": {"batch_size": 4}, "model": {"embedding_dim": 32, "layers": 1},
+           "finetune": {"trainer": trainer, "freeze_base": True}}
     out = tmp_path / "finetuned"
     stage(finetune, "--tokens-dir", str(data / "cache"), "--splits", str(data / "splits.tsv"),
           "--samples", str(data / "meta.tsv"), "--target-column", "age", "--task", "regression",
@@ -196,10 +198,12 @@ def test_bundled_encoder_loads_and_fine_tunes(corpus, tmp_path):
     tuned, tuned_meta = load_model(out)
     assert tuned_meta["pretrained"]
     assert tuned_meta["config"]["embedding_dim"] == meta["config"]["embedding_dim"]
-    # the provenance records the sizes the model has (the encoder's), not the schema's defaults,
+    # the provenance records the sizes the model has (the encoder's), not the run's model section,
     # and the thread count and seed training used; no pretraining section (none ran)
     used = tuned_meta["provenance"]["settings"]
-    assert used["model"]["embedding_dim"] == meta["config"]["embedding_dim"] != 128
+    assert used["model"]["embedding_dim"] == meta["config"]["embedding_dim"] == 64
+    assert used["model"]["layers"] == meta["config"]["layers"] == 4
+    assert used["data"]["asv_limit"] == meta["config"]["asv_limit"] == 128
     assert used["finetune"]["trainer"]["num_threads"] == 1 and used["finetune"]["trainer"]["seed"] == 1
     assert "pretrain" not in used and tuned_meta["provenance"]["pretrained_from"].endswith(pretrained.DEFAULT)
     bundled = model.state_dict()

@@ -9,8 +9,10 @@ import h5py
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.metrics import roc_auc_score
 
 from aam.cli import main
+from aam.evaluate.combine import combine, mean_outputs, row_name
 from aam.evaluate.metrics import classification_metrics, regression_metrics
 from aam.io.embeddings import write_embeddings
 
@@ -319,3 +321,63 @@ def test_positive_class_unknown_to_the_model_is_an_error(tmp_path, capsys):
     assert main(evaluate_args(tmp_path, ft, tmp_path / "eval", extra=("--positive-class", "UC"))) == 2
     assert "'UC' is not one of the classes" in capsys.readouterr().err
     assert not (tmp_path / "eval").exists()
+
+
+# --- AAM combined with a baseline: the mean of their predictions, one more model (aam.evaluate.combine) ---
+
+
+def test_combined_outputs_are_the_mean_of_the_members_by_hand():
+    aam = (np.array(["B", "A"], dtype=object), np.array([[0.2, 0.8], [0.6, 0.4]]))
+    forest = (np.array(["A", "A"], dtype=object), np.array([[0.6, 0.4], [0.9, 0.1]]))
+    # (0.2 + 0.6) / 2 = 0.4, (0.8 + 0.4) / 2 = 0.6 -> B; (0.6 + 0.9) / 2 = 0.75, 0.25 -> A
+    pred, proba = combine({"aam": aam, "random_forest": forest}, ["random_forest"], "classification",
+                          ["A", "B"], "here")["aam+random_forest"]
+    assert proba == pytest.approx(np.array([[0.4, 0.6], [0.75, 0.25]])) and list(pred) == ["B", "A"]
+    # regression: (1 + 3) / 2, (2 + 6) / 2
+    mean = mean_outputs("regression", [(np.array([1.0, 2.0]), None), (np.array([3.0, 6.0]), None)], None)
+    assert mean[0].tolist() == [2.0, 4.0] and mean[1] is None
+    assert row_name("scratch", ["aam", "random_forest"]) == "scratch+random_forest (mean)"
+
+
+def test_evaluate_scores_the_combination_like_any_model(tmp_path):
+    ft = write_dataset(tmp_path)
+    out = tmp_path / "eval"
+    assert main(evaluate_args(tmp_path, ft, out, extra=["--combine", "random_forest", "linear_clr"])) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    pred = pd.read_csv(out / "predictions.tsv", sep="\t", dtype={"sample": str})
+    assert list(m["combined"]) == ["aam+random_forest", "aam+linear_clr"]
+    assert m["combined"]["aam+linear_clr"] == {"members": ["aam", "linear_clr"], "method": "mean",
+                                               "degenerate_predictions": None}
+    for base in ("random_forest", "linear_clr"):
+        name = f"aam+{base}"
+        for c in CLASSES:  # each probability the mean of the members' in the same file
+            mean = (pred[f"aam_prob_{c}"] + pred[f"{base}_prob_{c}"]) / 2
+            assert pred[f"{name}_prob_{c}"].to_numpy() == pytest.approx(mean.to_numpy(), abs=2e-6)
+        # scored by scikit-learn from that mean: AUROC of the positive class (Crohns)
+        mean = (pred["aam_prob_Crohns"] + pred[f"{base}_prob_Crohns"]) / 2
+        expected = roc_auc_score(pred["y_true"] == "Crohns", mean)
+        assert m["test"][name]["auroc"] == pytest.approx(expected, abs=1e-5)
+        top = np.where(pred[f"{name}_prob_Crohns"] > pred[f"{name}_prob_Control"], "Crohns", "Control")
+        assert (pred[f"{name}_pred"] == top).all()
+    # the members' own scores are untouched by the combination
+    plain = tmp_path / "plain"
+    assert main(evaluate_args(tmp_path, ft, plain)) == 0
+    alone = json.loads((plain / "metrics.json").read_text())
+    assert alone["combined"] == {} and all(m["test"][k] == alone["test"][k] for k in MODELS)
+
+
+def test_combining_another_fold_or_an_unfitted_baseline_is_refused(tmp_path, capsys):
+    ft = write_dataset(tmp_path)
+    folder = baselines(tmp_path)
+    info = json.loads((folder / "metrics.json").read_text())
+    del info["models"]["linear_clr"]
+    (folder / "metrics.json").write_text(json.dumps(info))
+    assert main(evaluate_args(tmp_path, ft, tmp_path / "e1", extra=["--combine", "linear_clr"])) == 2
+    err = capsys.readouterr().err.strip()
+    assert "cannot combine AAM with 'linear_clr'" in err and len(err.splitlines()) == 1
+    # baselines of other test samples: the same one line as without --combine, nothing written
+    pred = pd.read_csv(folder / "predictions.tsv", sep="\t", dtype=str)
+    pred.iloc[1:].to_csv(folder / "predictions.tsv", sep="\t", index=False)
+    assert main(evaluate_args(tmp_path, ft, tmp_path / "e2", extra=["--combine", "random_forest"])) == 2
+    assert "lack a baseline prediction" in capsys.readouterr().err
+    assert not (tmp_path / "e1").exists() and not (tmp_path / "e2").exists()

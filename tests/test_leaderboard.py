@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from aam.cli import main
+from aam.evaluate.cv import fold_scores, summarize
 from aam.evaluate.leaderboard import leaderboard
 
 # CV means per task (higher is better); lin has no score on task d.
@@ -138,3 +139,43 @@ def test_the_benchmark_page_names_tests_that_exist(repo_root):
     assert len(cited) >= 6
     for path, name in cited:
         assert f"def {name}(" in (repo_root / path).read_text(), f"{path}::{name}"
+
+
+def fold_records(dataset, aam, forest, combined, task="classification"):
+    """Three folds of `aam evaluate --fold --combine random_forest` (run "aam") and `aam baselines`."""
+    key = "auroc" if task == "classification" else "r2"
+    evals, bases = [], []
+    for k, (a, f, c) in enumerate(zip(aam, forest, combined, strict=True)):
+        common = {"dataset": dataset, "fold": f"r0f{k}", "target": "y", "task": task, "n_test": 10,
+                  "test_samples": f"s{k}", "classes": ["A", "B"]}
+        evals.append({**common, "run": "aam", "test": {"aam": {key: a}, "aam+random_forest": {key: c}},
+                      "combined": {"aam+random_forest": {"members": ["aam", "random_forest"],
+                                                         "method": "mean", "degenerate_predictions": None}}})
+        bases.append({**common, "models": {"random_forest": {"test": {key: f}}}})
+    return evals, bases
+
+
+def test_a_combined_model_is_summarized_and_ranked_like_any_other():
+    """From fold records through the cv summary to the leaderboard, worked by hand.
+    Task one: AAM 0.6, 0.7, 0.8 (mean 0.70), forest 0.8 x 3 (0.80), mean of the two 0.9, 0.8, 0.85
+    (0.85): ranks combined 1, forest 2, AAM 3. Task two: AAM 0.9 x 3, forest 0.5, 0.6, 0.7 (0.60),
+    combined 0.8 x 3: ranks AAM 1, combined 2, forest 3. Mean ranks: combined 1.5, AAM 2, forest 2.5."""
+    summaries = []
+    for dataset, values in (("one", ([0.6, 0.7, 0.8], [0.8] * 3, [0.9, 0.8, 0.85])),
+                            ("two", ([0.9] * 3, [0.5, 0.6, 0.7], [0.8] * 3))):
+        scores, task = fold_scores(*fold_records(dataset, *values))
+        table, result = summarize(scores, task)
+        summaries.append({"dataset": dataset, "target": "y", "classes": ["A", "B"], **result})
+    name = "aam+random_forest (mean)"
+    assert list(table["model"]) == ["aam", name, "random_forest"]
+    first = summaries[0]["models"][name]
+    assert first["kind"] == "combined" and first["mean"] == pytest.approx(0.85)
+    # fold differences to the forest 0.1, 0, 0.05: two wins, one tie
+    assert (first["versus"]["random_forest"]["wins"], first["versus"]["random_forest"]["ties"]) == (2, 1)
+    board, tasks, pairs, _ = leaderboard(summaries)
+    assert list(board["model"]) == [name, "aam", "random_forest"]
+    assert board["mean_rank"].tolist() == pytest.approx([1.5, 2.0, 2.5])
+    assert tasks.set_index(["task", "model"]).loc[("two/y", name), "rank"] == 2
+    assert board.set_index("model").loc[name, "model_kind"] == "combined"
+    pair = pairs.set_index(["model", "baseline"]).loc[(name, "random_forest")]
+    assert (pair["wins"], pair["losses"]) == (2, 0)

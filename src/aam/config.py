@@ -160,6 +160,11 @@ def _check_datasets(config: dict[str, Any], where: str) -> None:
     clash = sorted(set(config.get("aam", {}).get("runs", {})) & baselines)
     if clash:
         raise InputError(f"{where}: aam/runs: {clash[0]!r} is the name of a baseline; rename the run")
+    fitted = config.get("evaluate", {}).get("baselines", {}).get("models", [])
+    unfitted = [b for b in config.get("evaluate", {}).get("combine") or [] if b not in fitted]
+    if unfitted:
+        raise InputError(f"{where}: evaluate/combine: {unfitted[0]!r} is not among evaluate/baselines/models "
+                         f"{fitted}; add it there or remove it from combine")
     for name, dataset in datasets.items():
         try:
             stratify_column(config.get("split", {}), dataset.get("targets", []))

@@ -18,6 +18,23 @@ DEMO_CONFIG = REPO / "config" / "config.yaml"
 TEST_CONFIG = REPO / ".test" / "config.yaml"  # the demo with every training job cut to a few steps
 
 
+# Shipped configs merged into another one (snakemake --configfile BASE OVERLAY), never run alone
+OVERLAYS = {"config/benchmark_candidates.yaml": "config/benchmark.yaml"}
+
+
+def shipped_config(name: str) -> dict:
+    """A shipped config (path relative to the repository) as Snakemake reads it: an overlay merged
+    into its base."""
+    from snakemake.utils import update_config
+
+    config = yaml.safe_load((REPO / name).read_text())
+    if name in OVERLAYS:
+        base = yaml.safe_load((REPO / OVERLAYS[name]).read_text())
+        update_config(base, config)
+        config = base
+    return config
+
+
 def write_config(workdir: Path, source: Path = DEMO_CONFIG, **overrides) -> Path:
     """A config (the demo's by default) with absolute data paths and results under `workdir`;
     top-level keys overridden."""

@@ -76,6 +76,10 @@ def splits_file(wc):
     return targets.splits_file(config, wc.dataset, getattr(wc, "fold", None))
 
 
+def combine_arg(wc):
+    return commands.combine_arg(config)
+
+
 def fold_arg(wc):
     return commands.fold_arg(getattr(wc, "fold", None))
 

@@ -2,13 +2,15 @@
 # baselines: once per split and target, the baselines of evaluate.baselines (random forest, CLR + L2
 # linear model, HistGradientBoosting), each tuned by grouped inner CV on the training samples, on the
 # rarefied table; every run's evaluate job reads them (none refits a baseline).
-# evaluate: each run's fine-tuned model on the test split beside the baselines on the same samples.
+# evaluate: each run's fine-tuned model on the test split beside the baselines on the same samples,
+#   and the mean of its and each evaluate.combine baseline's predictions as one more model.
 # compare: every run and target of a dataset in one table and one bar chart.
 #
 # Rerun scope: baselines' params are the evaluate.baselines section (without n_jobs, which changes
 # no result and reaches the stage as the rule's threads), the seed and the target's column, type,
-# classes and positive_class; evaluate's inputs are the run's fine-tuned model files, the pretraining
-# history where the run pretrains, the baselines, the split and the metadata.
+# classes and positive_class; evaluate's params are evaluate.combine and the target's settings, its
+# inputs the run's fine-tuned model files, the pretraining history where the run pretrains, the
+# baselines, the split and the metadata (a new evaluate.combine reruns every evaluate job, no training).
 
 
 rule baselines:
@@ -85,6 +87,7 @@ rule evaluate:
         baselines=lambda wc: scoped(wc, f"baselines/{wc.target}"),
         out_dir=lambda wc: scoped(wc, f"eval/{wc.run}/{wc.target}"),
         fold=fold_arg,
+        combine=combine_arg,
     log:
         log_file("{dataset}/evaluate/{run}/{target}.log"),
     benchmark:
@@ -97,7 +100,7 @@ rule evaluate:
             "aam evaluate --finetune-dir {params.finetune_dir:q} {params.pretrain}"
             " --baselines {params.baselines:q} --splits {input.splits:q} --samples {input.samples:q}"
             " --target-column {params.column:q} --task {params.task} --target {wildcards.target:q}"
-            " --positive-class {params.positive:q}"
+            " --positive-class {params.positive:q} {params.combine}"
             " --run {wildcards.run:q} --dataset {wildcards.dataset:q} {params.fold} --out-dir {params.out_dir:q}"
         )
 

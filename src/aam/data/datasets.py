@@ -73,7 +73,9 @@ except ImportError:  # pragma: no cover
 
 log = logging.getLogger(__name__)
 
-DATA_DEFAULTS = {"asv_limit": 1024, "selection": "abundance", "batch_size": 8, "num_workers": 0}
+# The schema's aam_run.data defaults, for a data module built without a config (tests, notebooks);
+# tests/test_config.py keeps the two equal.
+DATA_DEFAULTS = {"asv_limit": 128, "selection": "abundance", "batch_size": 8, "num_workers": 0}
 SPLITS = ("train", "val", "test")
 _TRAIN_STREAM, _EVAL_STREAM = 0, 1  # 2: the epoch's order (aam.data.ranks.EpochSampler)
 

@@ -3,7 +3,9 @@
 Per fold, each AAM run's ``metrics.json`` (`aam evaluate --fold r0f3`) and the fold's baselines
 (`aam baselines`: random forest, CLR + L2 linear model, HistGradientBoosting, fit once per fold)
 are scored on the same test samples (their ``test_samples`` fingerprints must agree), so the fold
-is the unit of pairing. For each model, over its folds:
+is the unit of pairing. A run's evaluation may hold combinations of the run with a baseline (the
+mean of their predictions, aam.evaluate.combine): each is one more model, ``<run>+<baseline>
+(mean)``, of the same fold and test samples. For each model, over its folds:
 
     mean, sd (sample standard deviation, ddof = 1)
 
@@ -31,6 +33,7 @@ from scipy import stats
 
 from aam.data.split import parse_fold_name
 from aam.evaluate.baselines import BASELINES
+from aam.evaluate.combine import row_name
 from aam.evaluate.fold_samples import fold_mismatch
 from aam.evaluate.metrics import PRIMARY_METRIC, secondary_metrics
 
@@ -70,15 +73,17 @@ def fold_scores(
     """Long table of test scores: one row per (fold, model).
 
     `records`: the AAM runs' fold metrics.json (`aam evaluate --fold`); `baseline_records`: the
-    folds' `aam baselines` metrics.json. Columns: fold, model (the run name, or the baseline's),
-    every test metric of the task, n_test, ``degenerate`` (an AAM run's degenerate_predictions,
-    else None). ValueError where two models of a fold were tested on different samples (their
-    ``test_samples`` fingerprints differ) or trained or validated on different samples (their
-    ``fold_samples``, where both files have them), a fold is given twice, or the tasks disagree.
+    folds' `aam baselines` metrics.json. Columns: fold, model (the run name, a combination's
+    ``<run>+<baseline> (mean)``, or the baseline's), kind (aam, combined, baseline), every test
+    metric of the task, n_test, ``degenerate`` (an AAM run's or a combination's
+    degenerate_predictions, else None). ValueError where two models of a fold were tested on
+    different samples (their ``test_samples`` fingerprints differ) or trained or validated on
+    different samples (their ``fold_samples``, where both files have them), a fold is given twice,
+    or the tasks disagree.
     """
     rows, task, tested, trained = [], None, {}, {}
 
-    def add(fold, model, metrics, m, degenerate):
+    def add(fold, model, kind, metrics, m, degenerate):
         nonlocal task
         if fold is None:
             raise ValueError(f"metrics of {model!r} name no fold; not a cross-validation result")
@@ -97,14 +102,17 @@ def fold_scores(
             if split:
                 raise ValueError(f"fold {fold}: {model!r} and {first[0]!r} had different {split} samples; "
                                  "were they made from the same splits.tsv?")
-        rows.append({"fold": fold, "model": model, **_scores(metrics, m["task"]), "n_test": m.get("n_test"),
-                     "degenerate": degenerate})
+        rows.append({"fold": fold, "model": model, "kind": kind, **_scores(metrics, m["task"]),
+                     "n_test": m.get("n_test"), "degenerate": degenerate})
 
     for m in records:
-        add(m.get("fold"), m["run"], m["test"]["aam"], m, m.get("degenerate_predictions"))
+        add(m.get("fold"), m["run"], "aam", m["test"]["aam"], m, m.get("degenerate_predictions"))
+        for key, c in (m.get("combined") or {}).items():
+            add(m.get("fold"), row_name(m["run"], c["members"], c["method"]), "combined", m["test"][key], m,
+                c.get("degenerate_predictions"))
     for m in baseline_records:
         for name in [b for b in BASELINES if b in m["models"]]:
-            add(m.get("fold"), name, m["models"][name]["test"], m, None)
+            add(m.get("fold"), name, "baseline", m["models"][name]["test"], m, None)
     if task is None:
         raise ValueError("no fold metrics to summarize")
     table = pd.DataFrame(rows)
@@ -122,16 +130,17 @@ def _scores(metrics: Mapping, task: str) -> dict:
 def summarize(scores: pd.DataFrame, task: str) -> tuple[pd.DataFrame, dict]:
     """Per-model mean +- sd over folds and every model's paired tests against each baseline.
 
-    Returns the summary table (one row per model, the runs first, then the baselines; columns
+    Returns the summary table (one row per model, the runs first, then the combinations, then the
+    baselines; columns
     model, metric, n_folds, mean, sd, one column per fold, per baseline b the paired statistics
     vs_<b>_difference, _wins, _losses, _wilcoxon_p, _sign_p, the secondary means, degenerate_folds)
     and the same as a JSON-ready dict with the per-fold values (``versus``: baseline -> tests).
     """
     metric = PRIMARY_METRIC[task]
     folds = sorted(scores["fold"].unique(), key=_fold_key)
-    present = list(dict.fromkeys(scores["model"]))
-    baselines = [b for b in BASELINES if b in present]
-    models = [m for m in present if m not in BASELINES] + baselines
+    kind = dict(zip(scores["model"], scores["kind"], strict=True))
+    baselines = [b for b in BASELINES if b in kind]
+    models = [m for m in kind if kind[m] == "aam"] + [m for m in kind if kind[m] == "combined"] + baselines
     wide = scores.pivot(index="fold", columns="model", values=metric).reindex(index=folds, columns=models)
     wide = wide.astype(float)
     rows, models_json = [], {}
@@ -162,7 +171,7 @@ def summarize(scores: pd.DataFrame, task: str) -> tuple[pd.DataFrame, dict]:
         row["degenerate_folds"] = len(degenerate)
         rows.append(row)
         models_json[model] = {
-            "kind": "baseline" if model in BASELINES else "aam",
+            "kind": kind[model],
             "n_folds": row["n_folds"],
             "mean": row["mean"],
             "sd": row["sd"],

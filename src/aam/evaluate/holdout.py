@@ -7,14 +7,16 @@ and trained and validated on the model's own (each split's fingerprint, the mode
 embeddings.parquet), or the comparison would be between different folds, so a mismatch is one
 InputError line naming a sample or a split. Every model, ours and the baselines, is then scored by
 the one metric registry (:func:`aam.evaluate.metrics.compute_metrics`) in one class order (the
-positive class last).
+positive class last). With `combine_with`, AAM's mean with each named baseline
+(:mod:`aam.evaluate.combine`) is one more model, scored the same way on the same samples.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +25,7 @@ import pandas as pd
 from aam.errors import InputError
 from aam.evaluate import plots
 from aam.evaluate.baselines import LABELS
+from aam.evaluate.combine import METHOD, MODEL, combine, combined_key
 from aam.evaluate.fold_samples import fold_mismatch, positive_last, samples_fingerprint, split_fingerprints
 from aam.evaluate.metrics import compute_metrics, degenerate_predictions
 from aam.io.embeddings import read_embeddings
@@ -238,17 +241,19 @@ class Holdout:
     n_val: int
     y_test: np.ndarray
     labels: pd.Series  # the target column of every sample
-    models: dict[str, Outputs]  # "aam" first, then each baseline
+    models: dict[str, Outputs]  # "aam" first, then each baseline, then each combination
     scores: dict[str, dict]
     val_scores: dict | None  # the model's validation metrics
     baselines_info: dict | None
     embeddings: Embeddings  # the model's sample embeddings of every split
     fold_samples: dict[str, str] | None  # each split's fingerprint, from the embeddings' split column
+    combined: dict[str, list[str]] = field(default_factory=dict)  # "aam+<baseline>" -> its members
 
 
 def score_holdout(finetune_dir: Path, splits: str, samples: str, target_column: str, task: str | None,
-                  positive_class: str, baselines: str | None) -> Holdout:
-    """Read and cross-check the inputs, then score the model and the baselines on the test samples."""
+                  positive_class: str, baselines: str | None, combine_with: Sequence[str] = ()) -> Holdout:
+    """Read and cross-check the inputs, then score the model, the baselines and AAM's mean with each
+    baseline of `combine_with` (which needs `baselines`) on the test samples."""
     info = read_model_info(finetune_dir / "model.json")
     task = task or info.get("task")
     if task not in ("regression", "classification"):
@@ -275,10 +280,13 @@ def score_holdout(finetune_dir: Path, splits: str, samples: str, target_column: 
     embeddings, fold = model_fold(finetune_dir)
     models: dict[str, Outputs] = {"aam": _outputs(test, task, classes, "predictions.tsv")}
     baselines_info = None
+    if combine_with and not baselines:
+        raise InputError(f"--combine {' '.join(combine_with)}: needs --baselines (the fold's baselines)")
     if baselines:
         baselines_info, found = baseline_predictions(Path(baselines), list(test["sample"]), task, classes)
         check_same_fold(fold, baselines_info, Path(baselines))
         models.update(found)
+        models.update(combine(models, combine_with, task, classes, str(Path(baselines) / "predictions.tsv")))
     try:
         scores = {name: compute_metrics(task, y_test, *outputs, classes) for name, outputs in models.items()}
         val_scores = None
@@ -288,7 +296,8 @@ def score_holdout(finetune_dir: Path, splits: str, samples: str, target_column: 
     except ValueError as err:
         raise InputError(f"{finetune_dir / 'predictions.tsv'}: cannot score the predictions: {err}") from err
     return Holdout(task, classes, info, test, len(val), y_test, labels, models, scores, val_scores,
-                   baselines_info, embeddings, fold)
+                   baselines_info, embeddings, fold,
+                   {combined_key(b): [MODEL, b] for b in combine_with})
 
 
 def degenerate_flags(h: Holdout) -> dict[str, str | None]:
@@ -298,8 +307,9 @@ def degenerate_flags(h: Holdout) -> dict[str, str | None]:
             for name, (p, proba) in h.models.items()}
 
 
-def metrics_record(h: Holdout, degenerate: str | None, labels: dict) -> dict:
-    """metrics.json: `labels` (dataset, run, fold, target, column), then the scores side by side."""
+def metrics_record(h: Holdout, flags: dict[str, str | None], labels: dict) -> dict:
+    """metrics.json: `labels` (dataset, run, fold, target, column), then the scores side by side;
+    `flags`: :func:`degenerate_flags`."""
     b = h.baselines_info
     return {
         **labels,
@@ -310,7 +320,7 @@ def metrics_record(h: Holdout, degenerate: str | None, labels: dict) -> dict:
         "n_val": h.n_val,
         "test_samples": samples_fingerprint(list(h.test["sample"])),
         "fold_samples": h.fold_samples,
-        "degenerate_predictions": degenerate,
+        "degenerate_predictions": flags[MODEL],
         "test": h.scores,
         "val": {"aam": h.val_scores},
         "baselines": None if b is None else {
@@ -319,6 +329,8 @@ def metrics_record(h: Holdout, degenerate: str | None, labels: dict) -> dict:
             "models": {name: {k: m.get(k) for k in ("params", "n_features")}
                        for name, m in b["models"].items()},
         },
+        "combined": {name: {"members": members, "method": METHOD, "degenerate_predictions": flags[name]}
+                     for name, members in h.combined.items()},
         "provenance": provenance(model=h.info.get("provenance"), baselines=(b or {}).get("provenance")),
     }
 
@@ -337,7 +349,11 @@ def prediction_table(h: Holdout) -> pd.DataFrame:
 
 def label(name: str) -> str:
     """A model's name in plots and logs."""
-    return MODEL_NAME if name == "aam" else LABELS.get(name, name)
+    if name in LABELS:
+        return LABELS[name]
+    if name.startswith(f"{MODEL}+"):  # a combination: AAM + <baseline> (mean)
+        return f"{MODEL_NAME} + {LABELS.get(name[len(MODEL) + 1:], name)} ({METHOD})"
+    return MODEL_NAME if name == MODEL else name
 
 
 def write_plots(pdir: Path, h: Holdout, finetune_dir: Path, pretrain_dir: str | None, target: str,

@@ -53,7 +53,8 @@ def task_kind(summary: Mapping) -> str:
 
 def task_table(summaries: Sequence[Mapping]) -> pd.DataFrame:
     """One row per task and model: task, dataset, target, kind, metric, n_samples, n_folds, model,
-    kind of model (aam or baseline), mean, sd, rank within the task."""
+    kind of model (aam, combined: a run's mean with a baseline, or baseline), mean, sd, rank within
+    the task."""
     rows = []
     seen = set()
     for s in summaries:
@@ -68,7 +69,7 @@ def task_table(summaries: Sequence[Mapping]) -> pd.DataFrame:
             rows.append({
                 "task": task, "dataset": s["dataset"], "target": s["target"], "kind": task_kind(s),
                 "metric": s["metric"], "n_samples": s.get("n_samples"), "n_folds": v["n_folds"],
-                "model": model, "model_kind": "baseline" if model in BASELINES else "aam",
+                "model": model, "model_kind": _model_kind(model, v),
                 "mean": v["mean"], "sd": v["sd"], "rank": float(ranks[model]) if model in ranks else None,
             })
     return pd.DataFrame(rows)
@@ -136,10 +137,18 @@ def friedman(tasks: pd.DataFrame) -> dict:
     return out
 
 
+def _model_kind(model: str, summary: Mapping) -> str:
+    """baseline, combined (a run's mean with a baseline: the cv summary's kind) or aam."""
+    if model in BASELINES:
+        return "baseline"
+    return "combined" if summary.get("kind") == "combined" else "aam"
+
+
 def _model_order(tasks: pd.DataFrame) -> list[str]:
-    """AAM runs in the order met, then the baselines in BASELINES order."""
-    present = list(dict.fromkeys(tasks["model"]))
-    return [m for m in present if m not in BASELINES] + [b for b in BASELINES if b in present]
+    """AAM runs in the order met, then the combinations, then the baselines in BASELINES order."""
+    kind = dict(zip(tasks["model"], tasks["model_kind"], strict=False))
+    return ([m for m in kind if kind[m] == "aam"] + [m for m in kind if kind[m] == "combined"]
+            + [b for b in BASELINES if b in kind])
 
 
 def _none(value) -> float | None:

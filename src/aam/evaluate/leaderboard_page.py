@@ -61,7 +61,9 @@ def page(board: pd.DataFrame, tasks: pd.DataFrame, pairs: pd.DataFrame, test: di
         "over the folds of the task's metric (AUROC, macro one-vs-rest for several classes; R² for "
         "regression), and in parentheses the model's rank on the task (1 = best). Mean rank: over the "
         "tasks. The baselines choose their hyperparameters by inner cross-validation on each training "
-        "fold.</p>",
+        "fold. Rows <code>run+baseline (mean)</code> average the run's and the baseline's predictions "
+        "(class probabilities, or values) on each test fold (<code>evaluate.combine</code>): weights "
+        "fixed at 1/2, nothing fitted.</p>",
         summary.html_table(pd.DataFrame(ranked), "leaderboard"),
         "<h4>Each model against each baseline</h4>",
         "<p>Over the tasks: wins, losses and ties of the CV means; the sign test and the Wilcoxon "

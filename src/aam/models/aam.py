@@ -31,8 +31,9 @@ from aam.models.sample_encoder import SampleEncoder, SampleEncoderConfig
 
 @dataclass
 class AAMConfig:
-    """Sizes and options of the AAM models (defaults: the original TensorFlow AAM; the config
-    schema's defaults, which new runs get, are the settings measured best on IBD 2538)."""
+    """Sizes and options of the AAM models (defaults: the original TensorFlow AAM, which an older
+    encoder's model.json without a key relies on; the config schema's defaults, which new runs get,
+    are the configuration measured across the benchmark's tasks, docs/benchmark.md)."""
 
     embedding_dim: int = 128
     layers: int = 4  # transformer layers of each encoder

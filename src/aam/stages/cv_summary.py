@@ -3,7 +3,8 @@
 Inputs: the fold metrics.json files of `aam evaluate --fold` (``cv/{fold}/eval/{run}/{target}/``,
 every run and fold of one dataset and target) and of `aam baselines` (``cv/{fold}/baselines/
 {target}/``, every fold). Outputs (statistics in aam.evaluate.cv):
-  --out       one row per model (each run, then each baseline): metric, n_folds, mean, sd, the
+  --out       one row per model (each run, each combination of a run with a baseline, named
+              ``<run>+<baseline> (mean)``, then each baseline): metric, n_folds, mean, sd, the
               value of each fold (columns r0f0, r0f1, ...), per baseline the paired difference to
               it (vs_<baseline>_difference, _wins, _losses, _wilcoxon_p, _sign_p), the means of
               the secondary metrics and degenerate_folds (folds whose predictions ignored the input)
@@ -45,6 +46,7 @@ def read_records(paths: list[str], stage: str) -> list[dict]:
         try:
             m = json.loads(Path(path).read_text())
             _ = (m["test"]["aam"], m["run"]) if stage == "evaluate" else m["models"]
+            _ = [(m["test"][key], c["members"], c["method"]) for key, c in (m.get("combined") or {}).items()]
             _ = m["task"], m["target"]
         except (OSError, json.JSONDecodeError, KeyError, TypeError) as err:
             raise InputError(f"{path}: not an `aam {stage}` metrics.json ({err})") from None

@@ -21,8 +21,12 @@ Outputs in --out-dir (replaced as a whole, atomically):
                    folds) and ``degenerate_predictions`` (null, or why our
                    model's test predictions ignore their input: one class for every sample, or a
                    regression whose predictions vary by < 10 % of the target's sd; a WARNING line in
-                   the log too, for the baselines as well)
-  predictions.tsv  sample, split, y_true, aam_pred, <baseline>_pred (+ aam_prob_<c>, <baseline>_prob_<c>)
+                   the log too, for the baselines as well); with --combine, ``combined``: per
+                   combination (aam.evaluate.combine: the mean of AAM's and a baseline's
+                   predictions) its members, method "mean" and degenerate_predictions, its
+                   scores under ``test`` as model aam+<baseline>
+  predictions.tsv  sample, split, y_true, aam_pred, <baseline>_pred (+ aam_prob_<c>, <baseline>_prob_<c>),
+                   aam+<baseline>_pred (+ aam+<baseline>_prob_<c>) per combination
   plots/           learning_curves.png, embedding_pcoa.png and, per task, pred_vs_true.png
                    (regression) or confusion_matrices.png and roc.png (classification)
 """
@@ -53,12 +57,12 @@ def evaluate(args: argparse.Namespace) -> dict:
     """Score (:mod:`aam.evaluate.holdout`), warn of degenerate predictions, write all or nothing."""
     finetune_dir = Path(args.finetune_dir)
     h = score_holdout(finetune_dir, args.splits, args.samples, args.target_column, args.task,
-                      args.positive_class, args.baselines)
+                      args.positive_class, args.baselines, args.combine)
     flags = degenerate_flags(h)
     for name, flag in flags.items():
         if flag:
             log.warning("degenerate predictions of the %s: %s", label(name), flag)
-    result = metrics_record(h, flags["aam"], {"dataset": args.dataset, "run": args.run, "fold": args.fold,
+    result = metrics_record(h, flags, {"dataset": args.dataset, "run": args.run, "fold": args.fold,
                                                "target": args.target, "column": args.target_column})
     with atomic_dir(Path(args.out_dir)) as tmp:
         (tmp / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
@@ -90,6 +94,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fold", default=None, help="cross-validation fold (e.g. r0f3), for labels")
     parser.add_argument("--baselines", default=None,
                         help="the folder of `aam baselines` on the same split and target")
+    parser.add_argument("--combine", nargs="*", default=[], metavar="BASELINE",
+                        help="baselines to combine with the model: the mean of its and the baseline's "
+                             "predictions (class probabilities) is scored as model aam+<baseline>")
     parser.add_argument("--out-dir", required=True, help="eval/{run}/{target}/")
 
 

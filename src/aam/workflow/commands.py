@@ -23,6 +23,17 @@ def fold_arg(fold: str | None) -> str:
     return f"--fold {fold}" if fold else ""
 
 
+def combine_arg(config: dict) -> str:
+    """The evaluate stage's --combine option: the baselines of evaluate.combine, else empty. null:
+    the forest (issue 24's "AAM + forest") and the linear model (the strongest baseline, and the
+    best combination on the benchmark's first tasks, docs/benchmark.md), those that are fitted."""
+    names = config["evaluate"]["combine"]
+    if names is None:
+        fitted = config["evaluate"]["baselines"]["models"]
+        names = [b for b in ("random_forest", "linear_clr") if b in fitted]
+    return f"--combine {' '.join(names)}" if names else ""
+
+
 def init_dir_arg(config: dict, run: str) -> str:
     """The pretrain stage's --init-dir option (continue_on_study), else empty."""
     if not sources.continues_on_study(config, run):
