@@ -59,7 +59,7 @@ def test_classifier_cuts_where_winners_disagree():
     lineage = np.array([["A", "x"], ["A", "y"], ["B", "z"]], dtype=object)
     vectors = np.eye(3, dtype=np.float32)
     settings = KnnSettings(
-        k=3, candidates=3, kmer_weight=0.0, temperature=1e6, threshold=0.3, search="embedding"
+        k=3, candidates=3, kmer_weight=0.0, align=0, temperature=1e6, threshold=0.3, search="embedding"
     )
     clf = KnnTaxonomyClassifier(vectors, lineage, settings=settings)
     names, conf = clf.predict(np.ones((1, 3), np.float32))
@@ -188,6 +188,10 @@ def test_settings_are_checked():
         KnnSettings.from_dict({"k": 20, "candidates": 10})
     with pytest.raises(ValueError, match="threshold"):
         KnnSettings.from_dict({"threshold": 1.5})
+    with pytest.raises(ValueError, match="align"):
+        KnnSettings.from_dict({"k": 20, "align": 10})
+    with pytest.raises(ValueError, match="genus_identity"):
+        KnnSettings.from_dict({"genus_identity": 95})
 
 
 def test_unclassifiable_reads_are_unassigned_with_confidence_0():
@@ -218,3 +222,44 @@ def test_config_readme_states_the_classifier_defaults(repo_root):
     assert set(rows) == set(defaults)
     for key, value in defaults.items():
         assert rows[key].strip() == str(value), key
+
+
+def test_alignment_identity_ranks_what_kmer_cosine_ranks_wrong():
+    rng = np.random.default_rng(3)
+    query = "".join(rng.choice(list("ACGT"), 150))
+    # X: 15 substitutions spread every 10 nt (identity 0.9, but nearly every 8-mer broken);
+    # Y: one block of 30 nt replaced (identity 0.8, most 8-mers intact)
+    x = list(query)
+    for pos in range(5, 150, 10):
+        x[pos] = "A" if x[pos] != "A" else "C"
+    y = list(query)
+    y[60:90] = ["A" if b != "A" else "C" for b in y[60:90]]
+    refs = ["".join(x), "".join(y)]
+    lineage = np.array([["Bacteria", "P", "C", "O", "F", g, None] for g in ("X", "Y")], dtype=object)
+    kcos = candidate_kmer_cosine(kmer_sets([query]), kmer_sets(refs), np.array([[0, 1]]))[0]
+    assert kcos[1] > kcos[0]  # the premise: 8-mer cosine prefers Y
+    common = {"k": 1, "candidates": 2, "genus_identity": 0.0, "threshold": 0.0}
+    by_kmer = KnnTaxonomyClassifier(None, lineage, refs, KnnSettings(**common, align=0))
+    by_identity = KnnTaxonomyClassifier(None, lineage, refs, KnnSettings(**common, align=2))
+    assert by_kmer.classify(["q"], None, [query])["Taxon"][0].endswith("g__Y")
+    assert by_identity.classify(["q"], None, [query])["Taxon"][0].endswith("g__X")
+    sim, idx = by_identity.neighbours(None, [query])
+    assert idx[0, 0] == 0 and sim[0, 0] == pytest.approx(0.9)
+
+
+def test_genus_identity_is_a_virtual_neighbour_without_a_genus():
+    rng = np.random.default_rng(4)
+    ref = "".join(rng.choice(list("ACGT"), 150))
+    far = list(ref)
+    for pos in range(2, 150, 5):  # 30 substitutions: identity 0.8
+        far[pos] = "A" if far[pos] != "A" else "C"
+    lineage = np.array([["Bacteria", "P", "C", "O", "F", "G", "S"]], dtype=object)
+    settings = KnnSettings(k=1, candidates=1, align=1, genus_identity=0.9, temperature=0.02, threshold=0.25)
+    clf = KnnTaxonomyClassifier(None, lineage, [ref], settings)
+    names, conf = clf.predict(None, [ref, "".join(far)])
+    # one neighbour of weight 1 and the virtual one of weight exp((0.9 - s) / 0.02), below the family
+    for row, s in ((0, 1.0), (1, 0.8)):
+        share = 1.0 / (1.0 + np.exp((0.9 - s) / 0.02))
+        np.testing.assert_allclose(conf[row], [1, 1, 1, 1, 1, share, share], rtol=1e-5)
+    table = clf.classify(["near", "far"], None, [ref, "".join(far)])
+    assert table["Taxon"][0].endswith("g__G; s__S") and table["Taxon"][1].endswith("f__F")

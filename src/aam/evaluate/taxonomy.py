@@ -14,18 +14,32 @@ profile times a fixed random +-1 matrix of `sketch_dim` columns, whose cosine ap
 profiles' cosine (Johnson-Lindenstrauss), so the reference needs no training; with
 `search: embedding`, a trained contrastive model's embeddings. The embedding bought nothing over
 the sketch on held-out reads (`scripts/eval_taxonomy.py`, README): the k-mer profile decides, the
-search vectors only find the neighbourhood fast. The `k` most similar
-candidates vote with weights w = exp((s - s_max) / temperature), so a small temperature trusts
-the nearest neighbour and a large one counts heads. Each rank is voted on by the neighbours that
-have a name there (a name stands for its whole lineage, so two genera of one name in two families
-stay apart); the confidence of a rank is the winning weight divided by the weight of all k
-neighbours, so it lies in [0, 1], unnamed neighbours lower it, and it never grows with depth.
-(A vote restricted at each rank to the neighbours that agree with the winners above scored 1-2
-points lower at genus on the Greengenes benchmark: a family won by unnamed neighbours hid the
-genus its named members agreed on.)
+search vectors only find the neighbourhood fast.
+
+With `align` > 0 (the default) the `align` best candidates by s are aligned to the query
+(:mod:`aam.evaluate.read_identity`: banded edit distance, identity = 1 - edits / length) and
+re-ranked by identity, which becomes s (ties keep the k-mer order). 8-mer cosine ranks the
+neighbourhood coarsely: with the identity, genus F-measure on reads of a genus absent from the
+reference rose by 0.05-0.06 and on random folds by 0-0.02 (tuning sample / evaluation,
+docs/results.md).
+
+The `k` most similar neighbours vote with weights w = exp((s - s_max) / temperature), so a small
+temperature trusts the nearest neighbour and a large one counts heads. Each rank is voted on by the
+neighbours that have a name there (a name stands for its whole lineage, so two genera of one name
+in two families stay apart); the confidence of a rank is the winning weight divided by the weight
+of all k neighbours, so it lies in [0, 1], unnamed neighbours lower it, and it never grows with
+depth. (A vote restricted at each rank to the neighbours that agree with the winners above scored
+1-2 points lower at genus on the Greengenes benchmark: a family won by unnamed neighbours hid the
+genus its named members agreed on.) With identities, the genus and species votes count one more,
+virtual neighbour at identity `genus_identity` that names no genus: weight
+exp((genus_identity - s_max) / temperature) joins the total, so a read whose nearest reference is
+well below that identity (a genus the reference lacks; Yarza et al. 2014 put genera at 94.5 %
+identity of full-length genes, V4 reads vary more) keeps its family but not a genus, while one with
+close neighbours barely notices. A hard cut-off at that identity cost more genus recall on random
+folds than it saved over-classification.
 
 Truncation follows q2-feature-classifier's classify-sklearn: the assignment is cut after the
-deepest rank whose confidence is at least the threshold (default 0.4: this confidence is a share of
+deepest rank whose confidence is at least the threshold (default 0.25: this confidence is a share of
 neighbour weight, not naive Bayes's posterior, so q2's 0.7 does not carry over), and the confidence
 reported is that rank's; a query whose kingdom is below the threshold is "Unassigned", with the
 confidence of its best kingdom. A read without one valid k-mer (all N, shorter than k) carries no
@@ -45,8 +59,11 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from aam.evaluate.read_identity import encode, pair_identity
+
 RANKS = ["kingdom", "phylum", "class", "order", "family", "genus", "species"]
 PREFIXES = ["k__", "p__", "c__", "o__", "f__", "g__", "s__"]
+GENUS = RANKS.index("genus")
 TABLE_COLUMNS = ["Feature ID", "Taxon", "Confidence"]
 
 
@@ -274,16 +291,19 @@ def _projection(k: int, dim: int, seed: int) -> np.ndarray:
 @dataclass
 class KnnSettings:
     """Defaults chosen on a tuning split that the evaluation never scores (README, Taxonomy): a
-    sample of 5,000 Greengenes reads disjoint from the evaluated one (`eval_taxonomy.py --tune`).
-    The threshold is the one of highest mean genus F-measure over random and novel-genus folds
-    among those where the random-fold genus F-measure is at least q2's naive Bayes's at 0.7."""
+    sample of 5,000 Greengenes reads disjoint from the evaluated one (`eval_taxonomy.py --tune`):
+    the settings and threshold whose smaller genus F-measure lead over q2's naive Bayes (at its 0.7),
+    of random and novel-genus folds, was largest. `align` 20 and 50 `candidates` score within 0.005
+    of 30 and 100 there at two thirds of the time."""
 
-    k: int = 10
-    candidates: int = 100
+    k: int = 20
+    candidates: int = 50
     kmer_weight: float = 1.0
     kmer: int = 8
-    temperature: float = 0.05
-    threshold: float = 0.4
+    align: int = 20
+    genus_identity: float = 0.9
+    temperature: float = 0.02
+    threshold: float = 0.25
     search: str = "kmer"
     sketch_dim: int = 256
 
@@ -296,8 +316,12 @@ class KnnSettings:
         s = cls(**d)
         if s.k < 1 or s.candidates < s.k:
             raise ValueError(f"need 1 <= k <= candidates, got k={s.k}, candidates={s.candidates}")
+        if s.align and s.align < s.k:
+            raise ValueError(f"align must be 0 or >= k, got align={s.align}, k={s.k}")
         if not 0.0 <= s.kmer_weight <= 1.0:
             raise ValueError(f"kmer_weight must be in [0, 1], got {s.kmer_weight}")
+        if not 0.0 <= s.genus_identity <= 1.0:
+            raise ValueError(f"genus_identity must be in [0, 1], got {s.genus_identity}")
         if s.temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {s.temperature}")
         if not 0.0 <= s.threshold <= 1.0:
@@ -327,8 +351,9 @@ class KnnTaxonomyClassifier:
 
         self.settings = settings or KnnSettings()
         lineage = np.asarray(lineage, dtype=object)
-        if (self.settings.search == "kmer" or self.settings.kmer_weight > 0) and sequences is None:
-            raise ValueError("search: kmer or kmer_weight > 0 needs the reference sequences")
+        s = self.settings
+        if (s.search == "kmer" or s.kmer_weight > 0 or s.align) and sequences is None:
+            raise ValueError("search: kmer, kmer_weight > 0 or align > 0 needs the reference sequences")
         if self.settings.search == "kmer":
             vectors = self._sketch(list(sequences))
         if vectors is None or lineage.ndim != 2 or len(lineage) != len(vectors) or len(vectors) == 0:
@@ -337,8 +362,9 @@ class KnnTaxonomyClassifier:
         self.vectors = torch.nn.functional.normalize(torch.as_tensor(vectors, dtype=torch.float32), dim=1)
         self.codes, self.prefixes = lineage_codes(lineage)
         self.kmers = None
-        if self.settings.kmer_weight > 0:
-            self.kmers = kmer_sets(list(sequences), self.settings.kmer)
+        if s.kmer_weight > 0:
+            self.kmers = kmer_sets(list(sequences), s.kmer)
+        self.bases = encode(list(sequences), ref=True) if s.align else None
 
     def _sketch(self, seqs: list[str]) -> np.ndarray:
         return kmer_sketch(seqs, self.settings.kmer, self.settings.sketch_dim)
@@ -355,7 +381,8 @@ class KnnTaxonomyClassifier:
                 raise ValueError("search: kmer needs the query sequences")
             vectors = self._sketch(list(seqs))
         q = torch.nn.functional.normalize(torch.as_tensor(vectors, dtype=torch.float32), dim=1)
-        n_cand = min(s.candidates if self.kmers is not None else s.k, len(self.vectors))
+        rescored = self.kmers is not None or self.bases is not None
+        n_cand = min(s.candidates if rescored else s.k, len(self.vectors))
         sims, idxs = [], []
         with torch.no_grad():
             # a few hundred queries at a time: the similarity block stays in cache for top-k
@@ -371,9 +398,17 @@ class KnnTaxonomyClassifier:
                 raise ValueError("kmer_weight > 0 needs the query sequences")
             kcos = candidate_kmer_cosine(kmer_sets(list(seqs), s.kmer), self.kmers, idx, s.kmer)
             sim = (1.0 - s.kmer_weight) * sim + s.kmer_weight * kcos
+        order = np.argsort(-sim, axis=1, kind="stable")[:, : max(min(s.k, n_cand), min(s.align, n_cand))]
+        sim, idx = np.take_along_axis(sim, order, 1), np.take_along_axis(idx, order, 1)
+        if self.bases is not None:  # the best `align` candidates, re-ranked by alignment identity
+            if seqs is None or len(seqs) != len(q):
+                raise ValueError("align > 0 needs the query sequences")
+            rows = np.repeat(np.arange(len(idx)), idx.shape[1])
+            sim = pair_identity(encode(list(seqs)), self.bases, rows, idx.ravel()).reshape(idx.shape)
+            order = np.argsort(-sim, axis=1, kind="stable")  # ties keep the k-mer order
+            sim, idx = np.take_along_axis(sim, order, 1), np.take_along_axis(idx, order, 1)
         k = min(s.k, n_cand)
-        order = np.argsort(-sim, axis=1, kind="stable")[:, :k]
-        return np.take_along_axis(sim, order, 1), np.take_along_axis(idx, order, 1)
+        return sim[:, :k].astype(np.float32), idx[:, :k]
 
     def predict(
         self, vectors: np.ndarray | None, seqs: list[str] | None = None
@@ -385,9 +420,15 @@ class KnnTaxonomyClassifier:
     def vote(self, vectors, seqs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(m, R) names, (m, R) confidences and (m, R) consistency (the rank's winner descends from
         the winner above): what `truncate` cuts at any threshold (the evaluation sweeps them)."""
+        s = self.settings
         sim, idx = self.neighbours(vectors, seqs)
-        weights = np.exp((sim - sim[:, :1]) / self.settings.temperature) if sim.size else sim
-        chosen, conf = rank_vote(weights.astype(np.float64), self.codes[idx])
+        weights = np.exp((sim - sim[:, :1]) / s.temperature).astype(np.float64) if sim.size else sim
+        chosen, conf = rank_vote(weights, self.codes[idx])
+        if self.bases is not None and s.genus_identity > 0 and sim.size:
+            # a virtual neighbour at `genus_identity` that names no genus (see the module docstring)
+            unknown = np.exp((s.genus_identity - sim[:, 0].astype(np.float64)) / s.temperature)
+            total = weights.sum(axis=1)
+            conf[:, GENUS:] *= (total / (total + unknown))[:, None]
         if seqs is not None:  # no valid k-mer: no vote (see the module docstring)
             blank = ~has_valid_kmer(list(seqs), self.settings.kmer)
             chosen[blank], conf[blank] = -1, 0.0

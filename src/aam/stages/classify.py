@@ -47,8 +47,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     src.add_argument("--prepared", help="prepared.parquet of seq-prepare: its test split is classified")
     parser.add_argument(
         "--settings",
-        help="classifier settings as JSON or YAML: k, candidates, kmer_weight, kmer, temperature, threshold, "
-        "search, sketch_dim",
+        help="classifier settings as JSON or YAML: k, candidates, kmer_weight, kmer, align, genus_identity, "
+        "temperature, threshold, search, sketch_dim",
     )
     parser.add_argument("--threshold", type=float, help="confidence threshold (overrides the settings)")
     parser.add_argument("--out", required=True, help="taxonomy.tsv to write")
