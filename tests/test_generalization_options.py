@@ -5,6 +5,8 @@
 - seed ensembles: the ensemble's prediction is the mean of its members' (class probabilities,
   regression values), and `aam finetune` with ``ensemble: 2`` holds exactly the two models that
   single runs with seeds s and s + 1 train, its predictions their mean;
+- regression calibration: `aam finetune` with ``calibrate: true`` predicts k (z - c) of the same
+  model trained without it, c and k recomputed with numpy;
 - inner-CV selection: a hand-worked choice; inner folds hold only training samples, grouped; and
   `aam finetune` with ``select`` makes the same choice, with the same inner scores, when the test
   samples' targets are replaced by garbage (it never reads them);
@@ -216,6 +218,37 @@ def test_finetune_ensemble_holds_the_single_runs_of_seeds_s_and_s_plus_1(study, 
                                atol=1e-5)
     history = pd.read_csv(tmp_path / "ensemble" / "metrics.csv")
     assert sorted(history["member"].unique()) == [0, 1]
+
+
+def test_finetune_calibrate_shrinks_the_uncalibrated_models_outputs_by_the_validation_slope(study, tmp_path):
+    """``calibrate: true`` trains the same model (same seed) and then predicts k (z - c): c the mean
+    output over the training samples, k the validation slope clipped to [0, 1], both recomputed
+    here with numpy from the uncalibrated run's outputs."""
+    from aam.data.datasets import AAMDataModule
+    from aam.evaluate.predict import eval_loader, predict
+
+    settings = json.loads(json.dumps(SETTINGS))
+    finetune(study, tmp_path / "plain", settings, task="regression")
+    settings["finetune"]["calibrate"] = True
+    finetune(study, tmp_path / "calibrated", settings, task="regression")
+
+    plain, meta = load_model(tmp_path / "plain")
+    assert meta["calibration"] is None
+    dm = AAMDataModule(study / "tokens", study / "splits.tsv", meta["data"], seed=42,
+                       target={"column": "age", "type": "regression"}, metadata=study / "metadata.tsv")
+    out = {s: predict(plain, eval_loader(dm, s), torch.device("cpu")) for s in ("train", "val", "test")}
+    centre = out["train"]["output"].astype(np.float64).mean()
+    dev = out["val"]["output"].astype(np.float64) - centre
+    scale = float(np.clip(dev @ out["val"]["target"] / (dev @ dev), 0, 1))
+    record = json.loads((tmp_path / "calibrated" / "model.json").read_text())["calibration"]
+    assert record["centre"] == pytest.approx(centre, abs=1e-5)
+    assert record["scale"] == pytest.approx(scale, abs=1e-5)
+    assert (record["n_train"], record["n_val"]) == (30, 8)
+    assert abs(centre) > 1e-3  # a real offset (the slope's arithmetic: tests/test_calibration.py)
+    want = scale * (out["test"]["output"] - centre) * meta["target_std"] + meta["target_mean"]
+    table = pd.read_csv(tmp_path / "calibrated" / "predictions.tsv", sep="\t")
+    got = table[table["split"] == "test"]["y_pred"].to_numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-5)  # predictions.tsv keeps the loader's order
 
 
 # -------------------------------------------------------------------------------------- selection

@@ -15,7 +15,9 @@ Outputs in ``--out-dir`` (for `aam evaluate`):
     Weights and config: ``model_class``, ``config`` (AAMConfig incl. ``task``, ``n_outputs``),
     ``task``, ``target`` {name, column, type}, ``classes`` (classification; output order),
     ``target_mean``/``target_std`` (regression: prediction = output x std + mean), ``pretrained``,
-    the training summary and the validation metrics of the restored best epoch.
+    the training summary, the validation metrics of the restored best epoch and ``calibration``
+    (``finetune.calibrate`` of a regression target: :mod:`aam.training.calibration`, already folded
+    into the weights; null without it).
 ``metrics.csv``
     One row per epoch: epoch, step, train/loss, train/target_loss, train/count_loss, val/loss,
     val/target_loss, val/count_loss, val/mae + val/r2 (regression) or val/accuracy + val/auroc
@@ -41,11 +43,14 @@ import json
 import logging
 from pathlib import Path
 
+import torch
+
 from aam.config import load_settings
 from aam.data.train_features import TRAIN_FEATURES, write_train_features
 from aam.errors import InputError
 from aam.io.atomic import atomic_path
 from aam.io.metadata import target_classes
+from aam.training.calibration import calibrate_regression
 from aam.training.finetune import (
     AUTO_MONITOR,
     check_target,
@@ -110,6 +115,11 @@ def run(args: argparse.Namespace) -> None:
     trained, model = train_members(args, settings, classes, out_dir)
     first = trained[0]
     dm, trainer = first.dm, first.trainer
+    calibration = None
+    if task == "regression" and fine.get("calibrate"):
+        gpu = torch.cuda.is_available() and first.result.accelerator == "gpu"
+        calibration = calibrate_regression(model, dm, torch.device("cuda" if gpu else "cpu"))
+        log.info("calibrated the regression head on the validation split: %s", calibration.as_dict())
 
     timings = [train_timing(t.result, dm.batch_size * trainer.accumulate_grad_batches) for t in trained]
     timing = timings[0] if len(trained) == 1 else {"members": timings}
@@ -124,7 +134,9 @@ def run(args: argparse.Namespace) -> None:
             predictions.to_csv(tmp, sep="\t", index=False, float_format="%.6g")
         write_sample_embeddings(embeddings, out_dir / "embeddings.parquet")
         write_train_features(dm, out_dir / TRAIN_FEATURES)
-        return finetune_record(args, settings, trained, classes, val_metrics, summary, chosen)
+        record = finetune_record(args, settings, trained, classes, val_metrics, summary, chosen)
+        record["calibration"] = None if calibration is None else calibration.as_dict()
+        return record
 
     publish(model, out_dir, [t.result for t in trained], outputs=outputs, history=member_history(trained),
             timing=timing)
