@@ -263,3 +263,31 @@ def test_genus_identity_is_a_virtual_neighbour_without_a_genus():
         np.testing.assert_allclose(conf[row], [1, 1, 1, 1, 1, share, share], rtol=1e-5)
     table = clf.classify(["near", "far"], None, [ref, "".join(far)])
     assert table["Taxon"][0].endswith("g__G; s__S") and table["Taxon"][1].endswith("f__F")
+
+
+def test_full_length_references_fall_back_to_the_kmer_vote(caplog):
+    import logging
+
+    rng = np.random.default_rng(5)
+
+    def dna(n: int) -> str:
+        return "".join(rng.choice(list("ACGT"), n))
+
+    def mutate(s: str, rate: float) -> str:
+        return "".join(rng.choice(list("ACGT")) if rng.random() < rate else b for b in s)
+
+    # 3 genera; references are 300 nt of upstream gene plus the 150-nt region the reads come from
+    regions = [dna(150) for _ in range(3)]
+    refs, lineage = [], []
+    for g, region in enumerate(regions):
+        for _ in range(5):
+            refs.append(dna(300) + mutate(region, 0.02))
+            lineage.append(["Bacteria", "P", "C", "O", "F", f"G{g}", None])
+    reads = [mutate(regions[g], 0.02) for g in (0, 1, 2, 0, 1, 2)]
+    clf = KnnTaxonomyClassifier(None, np.array(lineage, dtype=object), refs, KnnSettings(k=5, align=10))
+    with caplog.at_level(logging.WARNING, logger="aam.evaluate.taxonomy"):
+        table = clf.classify([f"r{i}" for i in range(6)], None, reads)
+    # anchored at the references' starts the identities are those of unrelated sequence, so the
+    # k-mer similarity decides, the genus floor is not applied, and the user is told once
+    assert [t.split("; ")[-1] for t in table["Taxon"]] == ["g__G0", "g__G1", "g__G2"] * 2
+    assert sum("full-length references" in r.getMessage() for r in caplog.records) == 1
