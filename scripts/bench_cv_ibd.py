@@ -211,7 +211,7 @@ def main() -> None:
                 settings = run_settings(variants[name])
                 t0 = time.perf_counter()
                 base_state, r2 = None, float("nan")
-                if settings["pretrain"]["enabled"]:
+                if settings["pretrain"].get("enabled"):
                     arch = {k: settings[k] for k in ("data", "model", "pretrain")}
                     key = json.dumps(arch, sort_keys=True) + str(fold)
                     if key not in pretrained:

@@ -91,6 +91,25 @@ def test_fine_tuning_s_trainer_defaults_fill_a_partial_trainer_as_snakemake_does
         load_settings('{"finetune": {"trainer": {"warmupsteps": 1}}}', "aam_run")
 
 
+def test_a_run_fine_tunes_from_scratch_unless_it_asks_for_an_encoder(tmp_path, repo_root):
+    """Scratch is the default, as in the benchmark's measured `aam` run; naming `from` still turns
+    pretraining on (the demo's and the corpus configs' bundled runs give no `enabled`), and an explicit
+    `enabled` wins either way."""
+    from aam.workflow.sources import pretrain_enabled
+
+    runs = {"bare": {}, "study": {"pretrain": {"enabled": True}},
+            "bundled": {"pretrain": {"from": "bundled"}},
+            "off": {"pretrain": {"enabled": False, "from": "bundled"}}}
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({"datasets": {}, "aam": {"runs": runs}}))
+    config = load_config(path)
+    assert {run: pretrain_enabled(config, run) for run in runs} == {
+        "bare": False, "study": True, "bundled": True, "off": False}
+    bench = yaml.safe_load((repo_root / "config" / "benchmark.yaml").read_text())["aam"]["runs"]["aam"]
+    assert pretrain_enabled({"aam": {"runs": {"bare": config["aam"]["runs"]["bare"]}}}, "bare") is (
+        bench["pretrain"]["enabled"])
+
+
 @pytest.mark.parametrize("section", ["data", "model"])
 def test_the_documented_aam_run_defaults_are_the_schema_s(repo_root, section):
     """config/README.md's table of an AAM run's `data` or `model` keys states the default the schema

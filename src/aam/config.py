@@ -132,7 +132,7 @@ def _check_pretrain_source(config: dict[str, Any], run: str, pre: dict[str, Any]
     source = pre.get("from", "study")
     if pre.get("continue_on_study") and source == "study":
         raise InputError(f"{where}: continue_on_study needs from: corpus or bundled")
-    if not pre["enabled"]:
+    if not sources.run_pretrains(pre):
         return
     if source == "corpus":
         corpus, crun = pre.get("corpus"), pre.get("run")

@@ -1,9 +1,10 @@
 """Where an AAM run's encoder comes from, and what a pretraining corpus's runs train on.
 
-A run's `pretrain:` section says: from its own dataset (`from: study`, the default), from a corpus
-run of the config (`from: corpus`), from an encoder shipped in the package (`from: bundled`), or
-from scratch (`enabled: false`); `continue_on_study` pretrains a corpus or bundled encoder further on
-the dataset first. The config checks of these choices are in :func:`aam.config.check_config`.
+A run's `pretrain:` section says: from scratch (`enabled: false`, or neither `enabled` nor `from`:
+the default), from its own dataset (`enabled: true`, `from: study`), from a corpus run of the config
+(`from: corpus`) or from an encoder shipped in the package (`from: bundled`); `continue_on_study`
+pretrains a corpus or bundled encoder further on the dataset first. The config checks of these
+choices are in :func:`aam.config.check_config`.
 """
 
 from __future__ import annotations
@@ -19,7 +20,14 @@ ENCODER_FILES = ("model.safetensors", "model.json")
 
 def pretrain_enabled(config: dict, run: str) -> bool:
     """Whether the AAM run starts from a pretrained encoder (else it fine-tunes from scratch)."""
-    return bool(config["aam"]["runs"][run]["pretrain"]["enabled"])
+    return run_pretrains(config["aam"]["runs"][run]["pretrain"])
+
+
+def run_pretrains(pre: dict) -> bool:
+    """A run's `pretrain:` section asks for a pretrained encoder: `enabled`, or when absent, whether
+    `from` names one. Scratch is the default because it is the configuration measured across the
+    benchmark's studies (docs/benchmark.md, Defaults); study pretraining moved nothing there."""
+    return bool(pre.get("enabled", "from" in pre))
 
 
 def pretrain_source(config: dict, run: str) -> str:
