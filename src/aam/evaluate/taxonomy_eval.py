@@ -95,7 +95,7 @@ def random_fold_scores(calls: RankCalls, truth: np.ndarray, threshold: float) ->
     right = right_prefix(calls, truth)
     out = []
     for r in range(truth.shape[1]):
-        scored = np.asarray([v is not None for v in truth[:, r]])
+        scored = np.asarray([v is not None for v in truth[:, r]], dtype=bool)
         assigned = scored & (depth > r)
         hit = assigned & right[:, r]
         counts = {"reads": int(scored.sum()), "assigned": int(assigned.sum()), "right": int(hit.sum())}
@@ -111,7 +111,7 @@ def novel_taxa_scores(calls: RankCalls, truth: np.ndarray, rank: int, threshold:
     parent_right = right[:, parent]
     match = (depth == rank) & parent_right
     over = (depth > rank) & parent_right
-    shallow_right = np.asarray([d == 0 or right[i, d - 1] for i, d in enumerate(depth)])
+    shallow_right = np.asarray([d == 0 or right[i, d - 1] for i, d in enumerate(depth)], dtype=bool)
     under = (depth < rank) & shallow_right
     mis = ~(match | over | under)
     n = len(depth)
