@@ -23,6 +23,11 @@ fold j tests on every read of group j's taxa and trains on every other read (rea
 unnamed stay in training). tax-credit also removes references with unnamed ranks and queries one
 read per taxon; we keep the reference as a user has it and score each rank on the reads that name
 it, and query every read of a left-out taxon.
+
+External test set (reads disjoint from the reference, e.g. new reads): training drops any
+reference sequence identical to a test read (`identical_to_any`); its novel taxa are the test reads
+whose taxon the reference lacks while holding the parent (`taxa_in_training`); with one split, the
+spread of a difference in F is a paired bootstrap over the test reads (`bootstrap_f_difference`).
 """
 
 from __future__ import annotations
