@@ -20,6 +20,7 @@ REPO = Path(__file__).resolve().parents[1]
     ("bench_tree.py", ["--tree", "/nonexistent/tree.qza", "--table", "/nonexistent/table.qza"]),
     ("bench_training.py", ["--results", "/nonexistent/ibd2538"]),
     ("bench_seq_models.py", ["--fasta", "/nonexistent/seqs.fasta"]),
+    ("bench_classify.py", ["--reference", "/nonexistent/ref.fasta"]),
 ])
 def test_benchmark_without_its_inputs_is_skipped_in_one_line(script, args):
     done = subprocess.run([sys.executable, str(REPO / "scripts" / script), *args], capture_output=True,

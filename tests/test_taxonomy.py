@@ -8,6 +8,7 @@ import io
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.sparse as sp
 
 from aam.evaluate.taxonomy import (
     KnnSettings,
@@ -15,8 +16,11 @@ from aam.evaluate.taxonomy import (
     candidate_kmer_cosine,
     kmer_matrix,
     kmer_sets,
+    kmer_sketch,
     lineage_codes,
+    presence_matrix,
     rank_vote,
+    shared_kmers,
     truncate,
 )
 
@@ -133,6 +137,72 @@ def test_kmer_cosine_matches_sets():
         for col, r in enumerate(idx[row]):
             want = len(sets[q] & sets[r]) / np.sqrt(len(sets[q]) * len(sets[r]))
             assert got[row, col] == pytest.approx(want, rel=1e-6)
+
+
+def _table_kmer_cosine(query: np.ndarray, ref: np.ndarray, idx: np.ndarray, k: int) -> np.ndarray:
+    """The k-mer cosine as `aam classify` computed it before shared_kmers (one torch presence table
+    per 256 queries): the fast path must give it bit for bit, ties and last bits included."""
+    import torch
+
+    m, c = idx.shape
+    out = np.zeros((m, c), np.float32)
+    pad = 4**k
+    q_all, r_all = torch.from_numpy(query), torch.from_numpy(ref)
+    nq, nr = (q_all < pad).sum(1).float(), (r_all < pad).sum(1).float()
+    chunk = max(1, (1 << 24) // (pad + 1))
+    for i in range(0, m, chunk):
+        q = q_all[i : i + chunk]
+        table = torch.zeros(len(q), pad + 1, dtype=torch.bool)
+        table.scatter_(1, q, True)
+        table[:, pad] = False
+        cand = torch.from_numpy(idx[i : i + len(q)])
+        shared = table.gather(1, r_all[cand].reshape(len(q), -1)).reshape(len(q), c, -1).sum(2).float()
+        out[i : i + len(q)] = (shared / (nq[i : i + len(q), None] * nr[cand]).sqrt().clamp_min(1e-12)).numpy()
+    return out
+
+
+def _random_reads(rng, n: int, length: tuple[int, int] = (20, 160)) -> list[str]:
+    p = [0.24] * 4 + [0.04]
+    reads = ["".join(rng.choice(list("ACGTN"), rng.integers(*length), p=p)) for _ in range(n)]
+    return reads + ["", "NNNNNNNNNN", "ACGTAC"]  # no k-mer at all
+
+
+def test_shared_kmers_match_set_intersections():
+    rng = np.random.default_rng(2)
+    seqs, k = _random_reads(rng, 60), 4
+    x = kmer_sets(seqs, k)
+    sets = [{s[i : i + k] for i in range(len(s) - k + 1) if set(s[i : i + k]) <= set("ACGT")} for s in seqs]
+    idx = rng.integers(0, len(seqs), (len(seqs), 9))
+    want = np.array([[len(sets[q] & sets[r]) for r in row] for q, row in enumerate(idx)])
+    for block in (1, 5, 8, 200):
+        np.testing.assert_array_equal(shared_kmers(x, x, idx, k, block), want)
+
+
+def test_kmer_cosine_bit_for_bit_as_before():
+    rng = np.random.default_rng(3)
+    ref = kmer_sets(_random_reads(rng, 400, (100, 160)), 8)
+    query = kmer_sets(_random_reads(rng, 600, (100, 160)), 8)  # more than one block of 256 queries
+    idx = rng.integers(0, len(ref), (len(query), 50))
+    want = _table_kmer_cosine(query, ref, idx, 8)
+    np.testing.assert_array_equal(candidate_kmer_cosine(query, ref, idx, 8), want)
+
+
+def test_sketch_of_kmer_sets_is_that_of_kmer_matrix():
+    # the queries are tokenised once: presence_matrix of their k-mer sets is kmer_matrix itself,
+    # so the sketches (and the candidates found with them) are those of the tokenised reads
+    rng = np.random.default_rng(4)
+    seqs = _random_reads(rng, 50)
+    for k in (3, 8):
+        got, want = presence_matrix(kmer_sets(seqs, k), k), kmer_matrix(seqs, k)
+        assert got.has_canonical_format and want.has_canonical_format
+        for part in ("indptr", "indices", "data"):
+            np.testing.assert_array_equal(getattr(got, part), getattr(want, part))
+    x = kmer_matrix(seqs, 8)
+    norms = np.sqrt(np.asarray(x.sum(axis=1)).ravel())
+    from aam.evaluate.taxonomy import _projection
+
+    want = np.asarray(sp.diags(1.0 / np.maximum(norms, 1.0)) @ x @ _projection(8, 16, 0), dtype=np.float32)
+    np.testing.assert_array_equal(kmer_sketch(kmer_sets(seqs, 8), 8, 16), want)
 
 
 def _toy_reference(rng, n_per=8):

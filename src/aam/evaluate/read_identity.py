@@ -44,12 +44,31 @@ def pair_identity(
     qi: np.ndarray,
     ri: np.ndarray,
     band: int = 8,
+    block: int = 8192,
 ) -> np.ndarray:
     """(P,) identity in [0, 1] of the pairs (query[qi[p]], ref[ri[p]]), as `encode(reads)` and
-    `encode(references, ref=True)` return them (see the module docstring)."""
+    `encode(references, ref=True)` return them (see the module docstring).
+
+    Pairs are aligned `block` at a time: each pair's programme is independent of the others, and a
+    block's band rows (17 x 8,192 int16 cells) stay in cache, where 40,000 pairs at once took a
+    third longer."""
+    qi, ri = np.asarray(qi, dtype=np.int64), np.asarray(ri, dtype=np.int64)
+    if len(qi) <= block:
+        return _band_identity(query, ref, qi, ri, band)
+    blocks = [(qi[i : i + block], ri[i : i + block]) for i in range(0, len(qi), block)]
+    return np.concatenate([_band_identity(query, ref, q, r, band) for q, r in blocks])
+
+
+def _band_identity(
+    query: tuple[np.ndarray, np.ndarray],
+    ref: tuple[np.ndarray, np.ndarray],
+    qi: np.ndarray,
+    ri: np.ndarray,
+    band: int,
+) -> np.ndarray:
+    """`pair_identity` of one block of pairs: the banded programme, one NumPy step per read base."""
     qcodes, qlen = query
     rcodes, rlen = ref
-    qi, ri = np.asarray(qi, dtype=np.int64), np.asarray(ri, dtype=np.int64)
     n_pairs = len(qi)
     if n_pairs == 0:
         return np.zeros(0, dtype=np.float64)

@@ -134,18 +134,19 @@ def kmer_sets(seqs: list[str], k: int = 8) -> np.ndarray:
     return ids
 
 
-def has_valid_kmer(seqs: list[str], k: int = 8) -> np.ndarray:
-    """(n,) bool: whether each sequence holds at least one k-mer of A, C, G, T (`kmer_sets`'s rule)."""
+def has_valid_kmer(seqs: list[str], k: int = 8, sets: np.ndarray | None = None) -> np.ndarray:
+    """(n,) bool: whether each sequence holds at least one k-mer of A, C, G, T (`kmer_sets`'s rule;
+    `sets`: their `kmer_sets` rows, where already computed)."""
     if not len(seqs):
         return np.zeros(0, dtype=bool)
-    return (kmer_sets(list(seqs), k) < 4**k).any(axis=1)
+    if sets is None:
+        sets = kmer_sets(list(seqs), k)
+    return (sets < 4**k).any(axis=1)
 
 
 def candidate_kmer_cosine(query: np.ndarray, ref: np.ndarray, idx: np.ndarray, k: int = 8) -> np.ndarray:
     """Cosine similarity |A and B| / sqrt(|A| |B|) of k-mer sets (`kmer_sets` rows) for the (m, c)
-    query/reference pairs of `idx`. Each query's k-mers are marked in a presence table of 4^k
-    entries and the candidates' k-mers looked up in it, so only the m * c pairs cost anything,
-    never all references."""
+    query/reference pairs of `idx`: only the m * c pairs cost anything, never all references."""
     import torch
 
     m, c = idx.shape
@@ -153,20 +154,40 @@ def candidate_kmer_cosine(query: np.ndarray, ref: np.ndarray, idx: np.ndarray, k
     if m == 0 or c == 0:
         return out
     pad = 4**k
-    q_all, r_all = torch.from_numpy(query), torch.from_numpy(ref)
-    nq = (q_all < pad).sum(1).float()
-    nr = (r_all < pad).sum(1).float()
-    chunk = max(1, (1 << 24) // (pad + 1))  # presence tables of at most 16 MB
-    for i in range(0, m, chunk):
-        q = q_all[i : i + chunk]
-        b = len(q)
-        table = torch.zeros(b, pad + 1, dtype=torch.bool)
-        table.scatter_(1, q, True)
-        table[:, pad] = False  # padding is no k-mer
-        cand = torch.from_numpy(idx[i : i + b])
-        shared = table.gather(1, r_all[cand].reshape(b, -1)).reshape(b, c, -1).sum(2).float()
-        norm = (nq[i : i + b, None] * nr[cand]).sqrt().clamp_min(1e-12)
-        out[i : i + b] = (shared / norm).numpy()
+    shared = torch.from_numpy(shared_kmers(query, ref, idx, k))
+    nq = torch.from_numpy((query < pad).sum(1)).float()
+    nr = torch.from_numpy((ref < pad).sum(1)).float()
+    # torch's float32 sqrt and division can round the last bit otherwise than NumPy's (seen on 2 of
+    # 100,000 pairs), and `aam classify`'s ranks hang on ties: the scores are computed in torch,
+    # in blocks of the shape they always had, so they stay bit for bit what they were
+    block = max(1, (1 << 24) // (pad + 1))
+    for i in range(0, m, block):
+        cand = torch.from_numpy(idx[i : i + block])
+        norm = (nq[i : i + len(cand), None] * nr[cand]).sqrt().clamp_min(1e-12)
+        out[i : i + len(cand)] = (shared[i : i + len(cand)] / norm).numpy()
+    return out
+
+
+def shared_kmers(
+    query: np.ndarray, ref: np.ndarray, idx: np.ndarray, k: int = 8, block: int = 8
+) -> np.ndarray:
+    """(m, c) float32 counts |A and B| of the k-mer sets (`kmer_sets` rows) of the query/reference
+    pairs of `idx`. `block` queries at a time mark their k-mers in presence tables of 4^k bytes each
+    (512 KB for 8-mers: they stay in cache, where one table per 256 queries did not) and their
+    candidates' k-mers are looked up there."""
+    m, c = idx.shape
+    pad = 4**k
+    out = np.zeros((m, c), np.float32)
+    table = np.zeros(block * (pad + 1), np.uint8)
+    starts = np.arange(block, dtype=np.int64) * (pad + 1)
+    for i in range(0, m, block):
+        b = min(block, m - i)
+        marks = query[i : i + b] + starts[:b, None]
+        table[marks] = 1
+        table[starts[:b] + pad] = 0  # padding is no k-mer
+        looked = ref[idx[i : i + b]] + starts[:b, None, None]
+        out[i : i + b] = table.take(looked).sum(axis=2, dtype=np.int32)
+        table[marks] = 0
     return out
 
 
@@ -272,8 +293,9 @@ def taxonomy_table(ids, taxa: list[str], confidence: np.ndarray) -> pd.DataFrame
 SEARCHES = ("kmer", "embedding")
 
 
-def kmer_sketch(seqs: list[str], k: int = 8, dim: int = 256, seed: int = 0) -> np.ndarray:
-    """(n, dim) float32 random projection of the L2-normalised k-mer presence profiles.
+def kmer_sketch(sets: np.ndarray, k: int = 8, dim: int = 256, seed: int = 0) -> np.ndarray:
+    """(n, dim) float32 random projection of the L2-normalised k-mer presence profiles of `kmer_sets`
+    rows (the sets that the k-mer cosine uses too: the reads are tokenised once).
 
     A fixed +-1 matrix (seeded, so the reference's and the queries' sketches agree) keeps cosine
     similarities within about 1 / sqrt(dim) of the profiles' (Johnson-Lindenstrauss); enough to find
@@ -281,10 +303,20 @@ def kmer_sketch(seqs: list[str], k: int = 8, dim: int = 256, seed: int = 0) -> n
     SparseRandomProjection draws its matrix at fit time and keeps it, which every classifier
     instance would repeat; this one is a pure function of (k, dim, seed).
     """
-    x = kmer_matrix(list(seqs), k)
+    x = presence_matrix(sets, k)
     norms = np.sqrt(np.asarray(x.sum(axis=1)).ravel())
     x = sp.diags(1.0 / np.maximum(norms, 1.0)) @ x
     return np.asarray(x @ _projection(k, dim, seed), dtype=np.float32)
+
+
+def presence_matrix(sets: np.ndarray, k: int = 8) -> sp.csr_matrix:
+    """`kmer_matrix(seqs, k)` (binary) of the `kmer_sets(seqs, k)` rows: the same CSR matrix, sorted
+    indices and all, without tokenising the sequences again."""
+    rows, pos = np.nonzero(sets < 4**k)
+    cols = sets[rows, pos]
+    m = sp.csr_matrix((np.ones(len(cols), np.float32), (rows, cols)), shape=(len(sets), 4**k))
+    m.sum_duplicates()
+    return m
 
 
 @lru_cache(maxsize=2)
@@ -360,38 +392,36 @@ class KnnTaxonomyClassifier:
         s = self.settings
         if (s.search == "kmer" or s.kmer_weight > 0 or s.align) and sequences is None:
             raise ValueError("search: kmer, kmer_weight > 0 or align > 0 needs the reference sequences")
+        sets = kmer_sets(list(sequences), s.kmer) if s.search == "kmer" or s.kmer_weight > 0 else None
         if self.settings.search == "kmer":
-            vectors = self._sketch(list(sequences))
+            vectors = kmer_sketch(sets, s.kmer, s.sketch_dim)
         if vectors is None or lineage.ndim != 2 or len(lineage) != len(vectors) or len(vectors) == 0:
             n = 0 if vectors is None else len(vectors)
             raise ValueError(f"{n} reference vectors for {len(lineage)} lineages")
         self.vectors = torch.nn.functional.normalize(torch.as_tensor(vectors, dtype=torch.float32), dim=1)
         self.codes, self.prefixes = lineage_codes(lineage)
-        self.kmers = None
-        if s.kmer_weight > 0:
-            self.kmers = kmer_sets(list(sequences), s.kmer)
+        self.kmers = sets if s.kmer_weight > 0 else None
         self.bases = encode(list(sequences), ref=True) if s.align else None
         self._warned = False
-
-    def _sketch(self, seqs: list[str]) -> np.ndarray:
-        return kmer_sketch(seqs, self.settings.kmer, self.settings.sketch_dim)
 
     def neighbours(
         self, vectors: np.ndarray | None, seqs: list[str] | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """(m, k) similarities (descending) and reference indices of each query's k neighbours."""
-        sim, idx, _ = self._neighbours(vectors, seqs)
+        sets = kmer_sets(list(seqs), self.settings.kmer) if seqs is not None else None
+        sim, idx, _ = self._neighbours(vectors, seqs, sets)
         return sim, idx
 
-    def _neighbours(self, vectors, seqs) -> tuple[np.ndarray, np.ndarray, bool]:
-        """`neighbours`, and whether the similarities are alignment identities."""
+    def _neighbours(self, vectors, seqs, sets) -> tuple[np.ndarray, np.ndarray, bool]:
+        """`neighbours`, and whether the similarities are alignment identities; `sets`: the
+        queries' `kmer_sets` (None without sequences)."""
         import torch
 
         s = self.settings
         if s.search == "kmer":
             if seqs is None:
                 raise ValueError("search: kmer needs the query sequences")
-            vectors = self._sketch(list(seqs))
+            vectors = kmer_sketch(sets, s.kmer, s.sketch_dim)
         q = torch.nn.functional.normalize(torch.as_tensor(vectors, dtype=torch.float32), dim=1)
         rescored = self.kmers is not None or self.bases is not None
         n_cand = min(s.candidates if rescored else s.k, len(self.vectors))
@@ -408,7 +438,7 @@ class KnnTaxonomyClassifier:
         if self.kmers is not None:
             if seqs is None or len(seqs) != len(q):
                 raise ValueError("kmer_weight > 0 needs the query sequences")
-            kcos = candidate_kmer_cosine(kmer_sets(list(seqs), s.kmer), self.kmers, idx, s.kmer)
+            kcos = candidate_kmer_cosine(sets, self.kmers, idx, s.kmer)
             sim = (1.0 - s.kmer_weight) * sim + s.kmer_weight * kcos
         order = np.argsort(-sim, axis=1, kind="stable")[:, : max(min(s.k, n_cand), min(s.align, n_cand))]
         sim, idx = np.take_along_axis(sim, order, 1), np.take_along_axis(idx, order, 1)
@@ -445,7 +475,8 @@ class KnnTaxonomyClassifier:
         """(m, R) names, (m, R) confidences and (m, R) consistency (the rank's winner descends from
         the winner above): what `truncate` cuts at any threshold (the evaluation sweeps them)."""
         s = self.settings
-        sim, idx, aligned = self._neighbours(vectors, seqs)
+        sets = kmer_sets(list(seqs), s.kmer) if seqs is not None else None
+        sim, idx, aligned = self._neighbours(vectors, seqs, sets)
         weights = np.exp((sim - sim[:, :1]) / s.temperature).astype(np.float64) if sim.size else sim
         chosen, conf = rank_vote(weights, self.codes[idx])
         if aligned and s.genus_identity > 0:
@@ -454,7 +485,7 @@ class KnnTaxonomyClassifier:
             total = weights.sum(axis=1)
             conf[:, GENUS:] *= (total / (total + unknown))[:, None]
         if seqs is not None:  # no valid k-mer: no vote (see the module docstring)
-            blank = ~has_valid_kmer(list(seqs), self.settings.kmer)
+            blank = ~has_valid_kmer(list(seqs), s.kmer, sets)
             chosen[blank], conf[blank] = -1, 0.0
         n_ranks = self.codes.shape[1]
         names = np.full(chosen.shape, None, dtype=object)
