@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 import torch
 import yaml
+from safetensors.torch import load_file
 from scipy.spatial.distance import pdist, squareform
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -62,8 +63,19 @@ def pair_distance_r(embedding: np.ndarray, distances: np.ndarray) -> float:
     return float(np.corrcoef(pdist(embedding), squareform(distances, checks=False))[0, 1])
 
 
-def task_rows(root: Path, target: dict, encoder: Path, seed: int) -> tuple[list[dict], dict]:
-    """Per fold and model the test score; and each encoder's UniFrac r on this dataset."""
+def weight_change(run_dir: Path, pretrained: dict[str, torch.Tensor]) -> float:
+    """How far fine-tuning moved the encoder: ||W_finetuned - W_pretrained|| / ||W_pretrained||
+    over every weight of the encoder (Frobenius norms of all its tensors together)."""
+    tuned = load_file(str(run_dir / "model.safetensors"))
+    weights = {k: w for k, w in pretrained.items() if w.is_floating_point()}  # not the boolean buffers
+    moved = sum(float(((tuned[f"base.{k}"] - w) ** 2).sum()) for k, w in weights.items())
+    return (moved / sum(float((w ** 2).sum()) for w in weights.values())) ** 0.5
+
+
+def task_rows(root: Path, target: dict, encoder: Path, seed: int) -> list[dict]:
+    """Per fold and model the test score (measure ``test``) and how far fine-tuning moved the
+    bundled encoder (``weight_change``); per encoder the r of its embedding distances with the
+    study's UniFrac (``unifrac_r``)."""
     name, column, task = target["name"], target["column"], target["type"]
     unifrac = MatrixFile(root / "unifrac" / "unweighted.tsv")
     d_unifrac, ids = unifrac.to_array(), unifrac.ids
@@ -72,7 +84,7 @@ def task_rows(root: Path, target: dict, encoder: Path, seed: int) -> tuple[list[
     table_row = {s: i for i, s in enumerate(table_ids)}
     logs = clr(counts.toarray()[[table_row[s] for s in ids]], 0.5)
     d_aitchison = squareform(pdist(logs))
-    embeddings, unifrac_r = {}, {}
+    embeddings, rows = {}, []
     for init in INITS:
         start = time.perf_counter()
         emb_ids, emb = cache_embeddings(frozen_encoder(encoder, init, seed), root / "tokens", seed)
@@ -81,12 +93,13 @@ def task_rows(root: Path, target: dict, encoder: Path, seed: int) -> tuple[list[
         if missing:
             raise SystemExit(f"{root / 'tokens'}: no embedding for sample {missing[0]} of the UniFrac matrix")
         embeddings[init] = emb[[row_of[s] for s in ids]]
-        unifrac_r[init] = pair_distance_r(embeddings[init], d_unifrac)
+        r = pair_distance_r(embeddings[init], d_unifrac)
+        rows.append({"fold": "all", "model": f"embedding_{init}", "measure": "unifrac_r", "score": r,
+                     "chosen": ""})
         print(f"  {init}: {len(ids)} embeddings in {time.perf_counter() - start:.0f} s, "
-              f"r(embedding distance, UniFrac) {unifrac_r[init]:.3f}", flush=True)
+              f"r(embedding distance, UniFrac) {r:.3f}", flush=True)
     summary = json.loads((root / "cv_summary" / name / "summary.json").read_text())
     classes_json = json.dumps(target["classes"]) if target.get("classes") else ""
-    rows = []
     for split in sorted((root / "cv" / "split").glob("r*f*.tsv")):
         fold = split.stem
         data = fold_data(str(root / "rarefied" / "table.biom"), str(split),
@@ -106,12 +119,21 @@ def task_rows(root: Path, target: dict, encoder: Path, seed: int) -> tuple[list[
             x = x[np.ix_(order, order)] if probe != "linear" else x[order]
             pred, proba, chosen = nested_probe(probe, x, y, groups, train, test, task, data.classes, seed)
             score = compute_metrics(task, data.y_test, pred, proba, data.classes)[PRIMARY_METRIC[task]]
-            rows.append({"fold": fold, "model": model, "score": score, "chosen": json.dumps(chosen)})
+            rows.append({"fold": fold, "model": model, "measure": "test", "score": score,
+                         "chosen": json.dumps(chosen)})
         for model in REFERENCES:
             per_fold = summary["models"].get(model, {}).get("per_fold", {})
             if fold in per_fold:
-                rows.append({"fold": fold, "model": model, "score": per_fold[fold], "chosen": ""})
-    return rows, unifrac_r
+                rows.append({"fold": fold, "model": model, "measure": "test", "score": per_fold[fold],
+                             "chosen": ""})
+        tuned = root / "cv" / fold / "models" / "aam_bundled" / "finetune" / name
+        if (tuned / "model.safetensors").exists():
+            rows.append({"fold": fold, "model": "aam_bundled", "measure": "weight_change",
+                         "score": weight_change(tuned, load_file(str(encoder / "model.safetensors"))),
+                         "chosen": ""})
+        print(f"  {fold}: " + ", ".join(f"{r['model']} {r['score']:.3f}" for r in rows if r["fold"] == fold),
+              flush=True)
+    return rows
 
 
 def comparisons(frame: pd.DataFrame) -> pd.DataFrame:
@@ -136,20 +158,44 @@ def comparisons(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out).set_index("pair").T
 
 
+def report(frame: pd.DataFrame) -> None:
+    """Print the CV means per task and over tasks, each encoder's UniFrac r, how far fine-tuning
+    moved the bundled encoder's weights, and the paired tests."""
+    pd.set_option("display.width", 250)
+    scores = frame[frame["measure"] == "test"]
+    means = scores.pivot_table(index="model", columns="task", values="score", aggfunc="mean")
+    means["mean over tasks"] = means.mean(axis=1)
+    print("\nCV mean per task (AUROC; R^2 for regression):")
+    print(means.sort_values("mean over tasks", ascending=False).round(3).to_string())
+    print("\nr(embedding Euclidean distance, unweighted UniFrac) over all sample pairs:")
+    r = frame[frame["measure"] == "unifrac_r"]
+    print(r.pivot_table(index="model", columns="task", values="score").round(3).to_string())
+    moved = frame[frame["measure"] == "weight_change"]
+    if len(moved):
+        print("\nfine-tuning moved the bundled encoder's weights by (||dW|| / ||W||, mean over folds):")
+        print(moved.groupby("task")["score"].mean().round(3).to_string())
+    print("\nPaired differences (mean, per-fold wins-losses, Wilcoxon p):")
+    print(comparisons(scores).to_string())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--results", default="results_benchmark", help="the benchmark's results folder")
     parser.add_argument("--config", default="config/benchmark.yaml", help="its config (datasets, targets)")
     parser.add_argument("--datasets", nargs="*", help="only these datasets (default: all in the config)")
     parser.add_argument("--encoder", default=None, help="pretrained encoder folder (default: bundled)")
-    parser.add_argument("--out", help="write the per-fold scores here (TSV)")
+    parser.add_argument("--out", help="write the per-fold scores here (TSV), after each task")
+    parser.add_argument("--report", nargs="+", metavar="TSV", help="print the report of --out files")
     args = parser.parse_args()
+    if args.report:
+        report(pd.concat([pd.read_csv(f, sep="\t", keep_default_na=False) for f in args.report]))
+        return
     skip_if_absent(__file__, {"--results": args.results, "--config": args.config})
     torch.set_num_threads(1)
     config = yaml.safe_load(Path(args.config).read_text())
     seed = int(config.get("seed", 42))
     encoder = Path(args.encoder) if args.encoder else bundled_dir()
-    rows, unifrac_r = [], {}
+    rows = []
     for dataset in args.datasets or list(config["datasets"]):
         root = Path(args.results) / dataset
         for target in config["datasets"][dataset]["targets"]:
@@ -158,22 +204,12 @@ def main() -> None:
                 print(f"{task_name}: no cross-validation summary under {root}; left out")
                 continue
             print(task_name, flush=True)
-            found, unifrac_r[task_name] = task_rows(root, target, encoder, seed)
-            rows += [{"task": task_name, **r} for r in found]
+            rows += [{"task": task_name, **r} for r in task_rows(root, target, encoder, seed)]
+            if args.out:
+                write_text(args.out, pd.DataFrame(rows).to_csv(sep="\t", index=False))
     if not rows:
         raise SystemExit(f"no task of {args.config} has a cross-validation summary under {args.results}")
-    frame = pd.DataFrame(rows)
-    if args.out:
-        write_text(args.out, frame.to_csv(sep="\t", index=False))
-    pd.set_option("display.width", 250)
-    means = frame.pivot_table(index="model", columns="task", values="score", aggfunc="mean")
-    means["mean over tasks"] = means.mean(axis=1)
-    print("\nCV mean per task (AUROC; R^2 for regression):")
-    print(means.sort_values("mean over tasks", ascending=False).round(3).to_string())
-    print("\nr(embedding Euclidean distance, unweighted UniFrac) over all sample pairs:")
-    print(pd.DataFrame(unifrac_r).round(3).to_string())
-    print("\nPaired differences (mean, per-fold wins-losses, Wilcoxon p):")
-    print(comparisons(frame).to_string())
+    report(pd.DataFrame(rows))
 
 
 if __name__ == "__main__":

@@ -32,10 +32,10 @@ PROBES = ("linear", "knn", "dissimilarity")
 PROTOTYPES = 300
 # Per probe and task: the one searched setting and its values.
 GRIDS = {
-    ("linear", "classification"): ("C", [0.001, 0.01, 0.1, 1.0, 10.0]),
-    ("linear", "regression"): ("alpha", [0.1, 1.0, 10.0, 100.0, 1000.0]),
-    ("knn", "classification"): ("k", [1, 3, 5, 10, 20, 40]),
-    ("knn", "regression"): ("k", [1, 3, 5, 10, 20, 40]),
+    ("linear", "classification"): ("C", [0.0001, 0.001, 0.01, 0.1, 1.0, 10.0]),
+    ("linear", "regression"): ("alpha", [0.1, 1.0, 10.0, 100.0, 1000.0, 10000.0]),
+    ("knn", "classification"): ("k", [1, 3, 5, 10, 20, 40, 80]),
+    ("knn", "regression"): ("k", [1, 3, 5, 10, 20, 40, 80]),
 }
 GRIDS[("dissimilarity", "classification")] = GRIDS[("linear", "classification")]
 GRIDS[("dissimilarity", "regression")] = GRIDS[("linear", "regression")]
