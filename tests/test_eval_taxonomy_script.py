@@ -67,6 +67,57 @@ def test_eval_taxonomy_runs_every_protocol_and_classifier(tmp_path):
     assert aam in tables and "naive Bayes, 7-mers (q2 default) (0.7)" in tables
 
 
+def test_external_test_set_drops_identical_training_sequences_and_tunes_nothing(tmp_path):
+    fasta, labels, _ = _reference(tmp_path)
+    ref = dict(zip(fasta.read_text().split()[::2], fasta.read_text().split()[1::2], strict=True))
+    # a trap: the only reference read of genus Gnew, identical to a test read. Dropped from training
+    # (as the test read's copy must be), Gnew is a genus training lacks under a family it holds:
+    # the one novel-genus read. Kept, the genus would be seen and that protocol empty.
+    trap = "".join(np.random.default_rng(7).choice(list("ACGT"), 120))
+    with fasta.open("a") as f:
+        f.write(f">trap\n{trap}\n")
+    tax = "k__Bacteria; p__P; c__C; o__O; f__F{}; g__{}; s__"
+    with labels.open("a") as f:
+        f.write(f"trap\t{tax.format(0, 'Gnew')}\n")
+    rng = np.random.default_rng(1)
+    test, rows = [], ["feature_id\ttaxonomy"]
+    for f_, g in [(0, 0), (0, 2), (1, 1), (1, 2)]:  # new reads of seen genera: 2 % of bases changed
+        read = np.array(list(ref[f">r{f_}{g}0"]))
+        read[rng.random(120) < 0.02] = "T"
+        test.append((f"n{f_}{g}", "".join(read), tax.format(f_, f"G{f_}{g}")))
+    test += [  # two copies of reference reads (one in lower case) and the trap's
+        ("c1", ref[">r000"], tax.format(0, "G00")),
+        ("c2", ref[">r115"].lower(), tax.format(1, "G11")),
+        ("t", trap, tax.format(0, "Gnew")),
+    ]
+    (tmp_path / "test.fasta").write_text("".join(f">{i}\n{seq}\n" for i, seq, _ in test))
+    (tmp_path / "test.tsv").write_text("\n".join(rows + [f"{i}\t{t}" for i, _, t in test]) + "\n")
+    out = tmp_path / "eval"
+    cmd = [sys.executable, str(REPO / "scripts" / "eval_taxonomy.py"), "--fasta", str(fasta),
+           "--labels", str(labels), "--test-fasta", str(tmp_path / "test.fasta"), "--test-labels",
+           str(tmp_path / "test.tsv"), "--novel-ranks", "genus", "--out-dir", str(out)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["external"] == {"train_reads": 49 - 3, "dropped_identical": 3, "test_reads": 7}
+    assert "training on 46 reference reads (3 identical to a test read dropped)" in done.stdout
+    new, unseen = m["protocols"]["new reads"], m["protocols"]["new reads: genus unseen"]
+    assert set(m["protocols"]) == {"new reads", "new reads: genus unseen"}
+    assert new["test_reads"] == 7 and new["aam"]["default"]["genus"]["reads"] == 7
+    assert unseen["test_reads"] == 1 and unseen["left_out_taxa"] == 1
+    # 6 of the 7 test genera are in training
+    assert new["accuracy"]["nb7"]["genus"]["seen_reads"] == 6
+    # nothing is chosen on the test set: every classifier is scored at its default threshold
+    from aam.evaluate.taxonomy import KnnSettings
+
+    for res in (new, unseen):
+        assert [res[n]["threshold"] for n in ("aam", "nb7", "nb8")] == [KnnSettings().threshold, 0.7, 0.7]
+    assert set(new["aam_minus"]) == {"nb7", "nb8"}
+    # the seen genera are far apart: aam's best call names all 6 of their reads
+    assert new["accuracy"]["aam"]["genus"]["seen at 0"] == 1.0
+    assert sorted(p.name for p in out.iterdir()) == ["metrics.json", "pr_curve.png", "tables.md"]
+
+
 def test_eval_taxonomy_without_its_inputs_is_skipped_in_one_line(tmp_path):
     cmd = [sys.executable, str(REPO / "scripts" / "eval_taxonomy.py"), "--fasta", "/nonexistent/s.fasta",
            "--out-dir", str(tmp_path / "e")]

@@ -9,11 +9,15 @@ import pytest
 from sklearn.metrics import precision_recall_fscore_support
 
 from aam.evaluate.taxonomy_eval import (
+    bootstrap_f_difference,
+    identical_to_any,
     lineage_paths,
     novel_taxa_folds,
     novel_taxa_scores,
     random_fold_scores,
     random_folds,
+    read_hits,
+    taxa_in_training,
 )
 from aam.evaluate.taxonomy_nb import PerRankNaiveBayes, Q2NaiveBayes, RankCalls, taxonomy_strings
 
@@ -96,6 +100,57 @@ def test_novel_taxa_scores_by_hand():
     assert [s[k] for k in kinds] == [1, 1, 2, 1]
     # assigned down to the family or deeper: 1, 2, 3, 5; precision 1/4, recall 1/5
     assert s["precision"] == 0.25 and s["recall"] == 0.2 and s["f"] == pytest.approx(2 * 0.05 / 0.45)
+
+
+def test_identical_training_sequences_are_found_case_aside():
+    train = ["ACGT", "acgA", "TTTT", "ACGA"]
+    test = ["ACGA", "GGGG", "acgt"]
+    assert identical_to_any(train, test).tolist() == [True, True, False, True]
+    assert identical_to_any(test, train).tolist() == [True, False, True]
+
+
+def test_taxa_in_training_by_hand():
+    train = np.array([["K", "F1", "G1"], ["K", "F1", None], ["K", "F2", "G3"]], dtype=object)
+    test = np.array(
+        [
+            ["K", "F1", "G1"],  # genus in training: seen
+            ["K", "F1", "G2"],  # genus absent, family F1 in training: unseen (a novel genus)
+            ["K", "F9", "G9"],  # family absent too: neither (its parent cannot be right)
+            ["K", "F2", None],  # genus unnamed: neither
+            ["K", "F2", "G1"],  # a G1 under another family is another genus: unseen
+        ],
+        dtype=object,
+    )
+    seen, unseen = taxa_in_training(train, test, 2)
+    assert seen.tolist() == [True, False, False, False, False]
+    assert unseen.tolist() == [False, True, False, False, True]
+    seen, unseen = taxa_in_training(train, test, 1)  # families: F9 unseen (kingdom K in training)
+    assert seen.tolist() == [True, True, False, True, True]
+    assert unseen.tolist() == [False, False, True, False, False]
+
+
+def test_read_hits_and_bootstrap_by_hand():
+    # the example of test_random_fold_scores_by_hand: genus right 1, assigned 2 of 4 named reads
+    truth = np.array([["A", "a"], ["A", "a"], ["A", "b"], ["B", "c"], ["B", None]], dtype=object)
+    calls = _calls(
+        [["A", "a"], ["A", "b"], ["A", "b"], ["A", "a"], ["B", "c"]],
+        [[0.9, 0.8], [0.9, 0.9], [0.9, 0.5], [0.6, 0.6], [0.9, 0.9]],
+    )
+    right, assigned = read_hits(calls, truth, 1, 0.7, novel=False)
+    assert right.tolist() == [True, False, False, False] and assigned.tolist() == [True, True, False, False]
+    # as novel genera (the right call stops at the family): read 3 matches, reads 1, 2, 5 go deeper
+    right, assigned = read_hits(calls, truth, 1, 0.7, novel=True)
+    assert right.tolist() == [False, False, True, False, False]
+    assert assigned.tolist() == [True, True, True, False, True]
+    # a classifier against itself: no difference in any resample
+    same = bootstrap_f_difference((right, assigned), (right, assigned), n_boot=50)
+    assert same["diff"] == same["lo"] == same["hi"] == 0.0
+    # 200 reads: a right on all, b right on the first 100 and wrong on the rest (all assigned):
+    # F(a) = 1, F(b) = 2 * 0.5 * 0.5 / 1 = 0.5; the difference is far from 0 in every resample
+    a = (np.ones(200, bool), np.ones(200, bool))
+    b = (np.arange(200) < 100, np.ones(200, bool))
+    d = bootstrap_f_difference(a, b, n_boot=500, seed=1)
+    assert d["diff"] == pytest.approx(0.5) and 0.4 < d["lo"] < 0.5 < d["hi"] < 0.6
 
 
 def test_q2_naive_bayes_confidence_is_the_posterior_summed_under_the_taxon():

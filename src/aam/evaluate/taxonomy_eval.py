@@ -23,6 +23,11 @@ fold j tests on every read of group j's taxa and trains on every other read (rea
 unnamed stay in training). tax-credit also removes references with unnamed ranks and queries one
 read per taxon; we keep the reference as a user has it and score each rank on the reads that name
 it, and query every read of a left-out taxon.
+
+External test set (reads disjoint from the reference, e.g. new reads): training drops any
+reference sequence identical to a test read (`identical_to_any`); its novel taxa are the test reads
+whose taxon the reference lacks while holding the parent (`taxa_in_training`); with one split, the
+spread of a difference in F is a paired bootstrap over the test reads (`bootstrap_f_difference`).
 """
 
 from __future__ import annotations
@@ -95,7 +100,7 @@ def random_fold_scores(calls: RankCalls, truth: np.ndarray, threshold: float) ->
     right = right_prefix(calls, truth)
     out = []
     for r in range(truth.shape[1]):
-        scored = np.asarray([v is not None for v in truth[:, r]])
+        scored = np.asarray([v is not None for v in truth[:, r]], dtype=bool)
         assigned = scored & (depth > r)
         hit = assigned & right[:, r]
         counts = {"reads": int(scored.sum()), "assigned": int(assigned.sum()), "right": int(hit.sum())}
@@ -111,7 +116,7 @@ def novel_taxa_scores(calls: RankCalls, truth: np.ndarray, rank: int, threshold:
     parent_right = right[:, parent]
     match = (depth == rank) & parent_right
     over = (depth > rank) & parent_right
-    shallow_right = np.asarray([d == 0 or right[i, d - 1] for i, d in enumerate(depth)])
+    shallow_right = np.asarray([d == 0 or right[i, d - 1] for i, d in enumerate(depth)], dtype=bool)
     under = (depth < rank) & shallow_right
     mis = ~(match | over | under)
     n = len(depth)
@@ -123,3 +128,53 @@ def novel_taxa_scores(calls: RankCalls, truth: np.ndarray, rank: int, threshold:
         "misclassification": int(mis.sum()),
     }
     return {**out, **prf(out["match"], int((depth >= rank).sum()), n)}
+
+
+# ----------------------------------------------------------------------- an external test set
+def identical_to_any(seqs: list[str], others: list[str]) -> np.ndarray:
+    """(len(seqs),) bool: the sequence (case aside) is one of `others`: a training sequence that
+    would hand a test read its own label, to be dropped before an external test."""
+    other = {s.upper() for s in others}
+    return np.fromiter((s.upper() in other for s in seqs), dtype=bool, count=len(seqs))
+
+
+def taxa_in_training(train: np.ndarray, test: np.ndarray, rank: int) -> tuple[np.ndarray, np.ndarray]:
+    """Test reads whose taxon at `rank` training (a) holds, or (b) lacks while holding its parent.
+
+    (b) are an external test set's novel taxa: the right call is the parent and nothing below
+    (`novel_taxa_scores`). Reads whose lineage down to `rank` is not fully named are in neither.
+    """
+    paths, test_paths = set(lineage_paths(train, rank)), lineage_paths(test, rank)
+    parents = set(lineage_paths(train, rank - 1))
+    seen = np.asarray([p is not None and p in paths for p in test_paths], dtype=bool)
+    unseen = [p is not None and p not in paths and p[:-1] in parents for p in test_paths]
+    return seen, np.asarray(unseen, dtype=bool)
+
+
+def read_hits(calls: RankCalls, truth: np.ndarray, rank: int, threshold: float, novel: bool) -> tuple:
+    """Per-read (right, assigned) bools behind the F at `rank` of `random_fold_scores` (over the
+    reads naming `rank`) or, `novel`, of `novel_taxa_scores` (match, assigned down to the parent
+    or deeper): what `bootstrap_f_difference` resamples."""
+    depth = depth_at(calls, threshold)
+    right = right_prefix(calls, truth)
+    if novel:
+        return (depth == rank) & right[:, rank - 1], depth >= rank
+    scored = np.asarray([v is not None for v in np.asarray(truth, dtype=object)[:, rank]], dtype=bool)
+    assigned = depth > rank
+    return (assigned & right[:, rank])[scored], assigned[scored]
+
+
+def bootstrap_f_difference(a: tuple, b: tuple, n_boot: int = 2000, seed: int = 0) -> dict:
+    """Paired bootstrap over reads of F(a) - F(b), each given as per-read (right, assigned) bools
+    over the same scored reads (`read_hits`): the observed difference and its 95 % interval."""
+    ra, aa, rb, ab = (np.asarray(x, dtype=np.int64) for x in (*a, *b))
+    n = len(ra)
+
+    def f_diff(idx: np.ndarray) -> float:
+        fa = prf(int(ra[idx].sum()), int(aa[idx].sum()), n)["f"]
+        return fa - prf(int(rb[idx].sum()), int(ab[idx].sum()), n)["f"]
+
+    rng = np.random.default_rng(seed)
+    diffs = [f_diff(rng.integers(0, n, n)) for _ in range(n_boot)]
+    lo, hi = np.percentile(diffs, [2.5, 97.5])
+    return {"diff": f_diff(np.arange(n)), "lo": float(lo), "hi": float(hi), "n_boot": n_boot}
