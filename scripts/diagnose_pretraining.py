@@ -55,7 +55,7 @@ REFERENCES = ("linear_clr", "random_forest", "aam", "aam_bundled", "aam_bundled_
 PAIRS = (("unifrac_knn", "linear_clr"), ("unifrac_dissimilarity", "linear_clr"),
          ("unifrac_knn", "aitchison_knn"), ("probe_pretrained", "probe_random"),
          ("probe_pretrained", "probe_permuted"), ("probe_pretrained", "linear_clr"),
-         ("aam_bundled", "aam"))
+         ("probe_pretrained", "aam_bundled"), ("probe_random", "aam"), ("aam_bundled", "aam"))
 
 
 def pair_distance_r(embedding: np.ndarray, distances: np.ndarray) -> float:
