@@ -35,7 +35,7 @@ from __future__ import annotations
 import itertools
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -176,14 +176,21 @@ class FittedBaseline:
     def predict(self, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """Predictions and, for classification, probabilities in `classes` order (0 for a class
         absent from training); the predicted class is the argmax over `classes`, ties to the first."""
-        x = self._features(counts)
-        if self.task == "regression":
-            return self.estimator.predict(x).astype(np.float64), None
-        proba = np.zeros((x.shape[0], len(self.classes)))
-        raw = self.estimator.predict_proba(x)
-        for j, c in enumerate(self.estimator.classes_):
-            proba[:, self.classes.index(str(c))] = raw[:, j]
-        return np.asarray(self.classes, dtype=object)[proba.argmax(axis=1)], proba
+        return estimator_predictions(self.estimator, self._features(counts), self.task, self.classes)
+
+
+def estimator_predictions(estimator, x: np.ndarray, task: str,
+                          classes: Sequence[str] | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """A fitted scikit-learn estimator's predictions of ``x`` and, for classification, its
+    probabilities in ``classes`` order (0 for a class absent from training); the predicted class is
+    the argmax over ``classes``, ties to the first."""
+    if task == "regression":
+        return estimator.predict(x).astype(np.float64), None
+    proba = np.zeros((x.shape[0], len(classes)))
+    raw = estimator.predict_proba(x)
+    for j, c in enumerate(estimator.classes_):
+        proba[:, list(classes).index(str(c))] = raw[:, j]
+    return np.asarray(classes, dtype=object)[proba.argmax(axis=1)], proba
 
 
 def _estimator(name: str, task: str, params: Mapping, options: Mapping, seed: int, n_jobs: int, search: bool):
@@ -253,6 +260,29 @@ def inner_score(task: str, y_true, predictions, proba, classes) -> float | None:
     return metrics[PRIMARY_METRIC[task]]
 
 
+def search_grid(candidates: Sequence[dict], splits: Sequence[tuple[np.ndarray, np.ndarray]],
+                score: Callable[[dict, np.ndarray, np.ndarray], float | None]) -> tuple[dict, list[dict]]:
+    """The candidate with the best mean inner score (ties: the first in grid order; the first
+    candidate when none is scored or there are no splits) and, per candidate, its params, mean and
+    inner scores. ``score(params, fit_rows, val_rows)`` fits on the rows ``fit_rows`` of the
+    training samples and scores the rows ``val_rows`` (None where the metric is undefined)."""
+    search = []
+    for params in candidates if splits else []:
+        # A forest on n threads sums its trees' probabilities in another order: scores then differ
+        # in the last bit (1.0 vs 0.9999999999999999), and so could a tie's winner. Rounded to
+        # 1e-10, the search and its record are the same for any number of threads.
+        scores = [None if (s := score(params, fit_rows, val_rows)) is None else round(s, 10)
+                  for fit_rows, val_rows in splits]
+        defined = [s for s in scores if s is not None and math.isfinite(s)]
+        search.append({"params": params, "inner_mean": float(np.mean(defined)) if defined else None,
+                       "inner_scores": scores})
+    chosen = candidates[0]
+    scored = [s for s in search if s["inner_mean"] is not None]
+    if scored:
+        chosen = max(scored, key=lambda s: s["inner_mean"])["params"]  # max keeps the first of ties
+    return chosen, search
+
+
 def nested_fit_predict(
     name: str,
     counts_train: np.ndarray,
@@ -290,27 +320,16 @@ def nested_fit_predict(
         raise ValueError(f"unknown task {task!r}")
     options = settings.options[name]
     candidates = grid(name, task, options)
-    search = []
     splits = (inner_folds(groups_train, y_train if task == "classification" else None, settings.inner_folds,
                           settings.seed) if len(candidates) > 1 else [])
-    for params in candidates if splits else []:
-        scores = []
-        for fit_rows, val_rows in splits:
-            model = FittedBaseline(name, task, params, options, classes, settings.seed, settings.n_jobs, True)
-            model.fit(counts_train[fit_rows], y_train[fit_rows])
-            pred, proba = model.predict(counts_train[val_rows])
-            score = inner_score(task, y_train[val_rows], pred, proba, classes)
-            # A forest on n threads sums its trees' probabilities in another order: scores then differ
-            # in the last bit (1.0 vs 0.9999999999999999), and so could a tie's winner. Rounded to
-            # 1e-10, the search and its record are the same for any number of threads.
-            scores.append(None if score is None else round(score, 10))
-        defined = [s for s in scores if s is not None and math.isfinite(s)]
-        search.append({"params": params, "inner_mean": float(np.mean(defined)) if defined else None,
-                       "inner_scores": scores})
-    chosen = candidates[0]
-    scored = [s for s in search if s["inner_mean"] is not None]
-    if scored:
-        chosen = max(scored, key=lambda s: s["inner_mean"])["params"]  # max keeps the first of ties
+
+    def score(params: dict, fit_rows: np.ndarray, val_rows: np.ndarray) -> float | None:
+        model = FittedBaseline(name, task, params, options, classes, settings.seed, settings.n_jobs, True)
+        model.fit(counts_train[fit_rows], y_train[fit_rows])
+        pred, proba = model.predict(counts_train[val_rows])
+        return inner_score(task, y_train[val_rows], pred, proba, classes)
+
+    chosen, search = search_grid(candidates, splits, score)
     final = FittedBaseline(name, task, chosen, options, classes, settings.seed, settings.n_jobs)
     final.fit(counts_train, y_train)
     predictions, proba = final.predict(counts_test)

@@ -108,16 +108,9 @@ def predict_new_samples(model, meta: dict, features, samples, rows: np.ndarray, 
     embeddings of the samples ``rows`` of a new table's token caches, each rarefied once to the
     model's depth with the evaluation stream keyed by ``seed``, as training rarefied its held-out
     samples."""
-    from torch.utils.data import DataLoader
-
-    from aam.data.datasets import Collate, RarefiedSamples
-
     depth, selection = int(meta["depth"]), meta["data"].get("selection", "abundance")
-    asv_limit = int(meta["config"]["asv_limit"])
-    log.info("rarefying %d samples to %d reads (seed %d, evaluation stream), %s %d features each",
-             rows.size, depth, seed, selection, asv_limit)
-    dataset = RarefiedSamples(samples, rows, depth, asv_limit, selection, seed, False)
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=Collate(features.tokens))
+    loader = cache_loader(features, samples, rows, depth, int(meta["config"]["asv_limit"]), selection, seed,
+                          batch_size)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     start = time.perf_counter()
     pred = predict(model, loader, device)
@@ -134,3 +127,18 @@ def predict_new_samples(model, meta: dict, features, samples, rows: np.ndarray, 
         for i, c in enumerate(classes):
             table[f"prob_{c}"] = probs[:, i]
     return table, pred["embedding"]
+
+
+def cache_loader(features, samples, rows: np.ndarray, depth: int, asv_limit: int, selection: str, seed: int,
+                 batch_size: int):
+    """A loader over the samples ``rows`` of a table's token caches, each rarefied once to ``depth``
+    with the evaluation stream keyed by ``seed`` (the draw a training run with that seed makes for
+    its held-out samples, whatever their split), ``selection`` ``asv_limit`` features each."""
+    from torch.utils.data import DataLoader
+
+    from aam.data.datasets import Collate, RarefiedSamples
+
+    log.info("rarefying %d samples to %d reads (seed %d, evaluation stream), %s %d features each",
+             rows.size, depth, seed, selection, asv_limit)
+    dataset = RarefiedSamples(samples, rows, depth, asv_limit, selection, seed, False)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=Collate(features.tokens))
