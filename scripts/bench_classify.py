@@ -60,6 +60,7 @@ def main() -> None:
 
     from aam.data.seq_collection import RANKS, read_labels
     from aam.evaluate.taxonomy import KnnSettings, KnnTaxonomyClassifier
+    from aam.evaluate.taxonomy_eval import identical_to_any
     from aam.evaluate.taxonomy_nb import Q2NaiveBayes
     from aam.io.rep_seqs import read_rep_seqs
 
@@ -71,8 +72,8 @@ def main() -> None:
     if args.reads:
         reads = list(read_rep_seqs(args.reads).values())
         reads = [reads[i] for i in np.sort(rng.permutation(len(reads))[: args.n_reads])]
-        held = set(reads)
-        ref_ids = [i for i in ref_ids if records[i] not in held]
+        same = identical_to_any([records[i] for i in ref_ids], reads)
+        ref_ids = [rid for rid, drop in zip(ref_ids, same, strict=True) if not drop]
     else:
         pick = set(rng.permutation(len(ref_ids))[: args.n_reads].tolist())
         reads = [records[ref_ids[i]] for i in sorted(pick)]
