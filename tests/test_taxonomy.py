@@ -185,6 +185,12 @@ def test_kmer_cosine_bit_for_bit_as_before():
     idx = rng.integers(0, len(ref), (len(query), 50))
     want = _table_kmer_cosine(query, ref, idx, 8)
     np.testing.assert_array_equal(candidate_kmer_cosine(query, ref, idx, 8), want)
+    # 7 shared of 121 and 140 k-mers: torch's float32 sqrt(16940) is 130.15375, NumPy's 130.15376
+    pad = 4**8
+    query, ref = np.full((1, 140), pad), np.full((1, 140), pad)
+    query[0, :121], ref[0, :] = np.arange(121), np.arange(114, 254)
+    idx = np.zeros((1, 1), np.int64)
+    assert candidate_kmer_cosine(query, ref, idx, 8)[0, 0] == _table_kmer_cosine(query, ref, idx, 8)[0, 0]
 
 
 def test_sketch_of_kmer_sets_is_that_of_kmer_matrix():
