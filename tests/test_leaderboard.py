@@ -11,6 +11,7 @@ import pytest
 from aam.cli import main
 from aam.evaluate.cv import fold_scores, summarize
 from aam.evaluate.leaderboard import leaderboard
+from aam.evaluate.leaderboard_page import _p_value
 
 # CV means per task (higher is better); lin has no score on task d.
 #            aam    rf     lin      fold Wilcoxon p of aam vs rf
@@ -118,6 +119,7 @@ def test_stage_writes_the_tables_and_the_page(tmp_path):
     )
     page = (out / "leaderboard.html").read_text()
     assert 'id="leaderboard"' in page and "0.800 ± 0.010 (1)" in page and "CLR + L2 logistic/ridge" in page
+    assert "p = 0.529 (3 tasks, 3 models)" in page  # exp(-7/11), as worked above
     assert (out / "leaderboard.png").read_bytes()[:4] == b"\x89PNG"
     assert (
         len(pd.read_csv(out / "tasks.tsv", sep="\t")) == 12
@@ -179,3 +181,8 @@ def test_a_combined_model_is_summarized_and_ranked_like_any_other():
     assert board.set_index("model").loc[name, "model_kind"] == "combined"
     pair = pairs.set_index(["model", "baseline"]).loc[(name, "random_forest")]
     assert (pair["wins"], pair["losses"]) == (2, 0)
+
+
+def test_the_page_prints_a_p_value_below_a_thousandth_as_such_not_as_zero():
+    assert _p_value(0.0004) == "< 0.001"
+    assert _p_value(0.0224) == "= 0.022"

@@ -18,6 +18,11 @@ from aam.evaluate import summary
 from aam.evaluate.baselines import LABELS
 
 
+def _p_value(p: float) -> str:
+    """'= 0.022', or '< 0.001' where three decimals would print a p-value as 0.000."""
+    return "< 0.001" if p < 0.001 else f"= {summary._fmt(p)}"
+
+
 def read_summaries(paths: list[str]) -> list[dict]:
     """The cv-summary JSONs; one that lacks a key is one InputError line naming the file."""
     out = []
@@ -51,7 +56,7 @@ def page(board: pd.DataFrame, tasks: pd.DataFrame, pairs: pd.DataFrame, test: di
                           baseline=pairs["baseline"].map(model_label)).rename(
         columns={"n_tasks": "tasks", "mean_difference": "mean difference"}) if len(pairs) else pairs
     friedman = ("Friedman's test over the tasks every model has a score on: "
-                f"p = {summary._fmt(test['p'])} ({test['n_tasks']} tasks, {test['n_models']} models)."
+                f"p {_p_value(test['p'])} ({test['n_tasks']} tasks, {test['n_models']} models)."
                 if test["p"] is not None else "")
     return "\n".join([
         '<div class="aam-leaderboard" id="aam-leaderboard">',
