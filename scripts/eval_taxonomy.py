@@ -179,11 +179,12 @@ def _accuracy(calls, truth, train_lineage, defaults) -> dict:
     the default threshold, on all test reads and on those whose taxon at the rank training holds."""
     from aam.evaluate.taxonomy_eval import random_fold_scores, taxa_in_training
 
+    seen_at = {r: taxa_in_training(train_lineage, truth, r)[0] for r in range(1, len(RANK_NAMES))}
     out: dict = {}
     for name, c in calls.items():
         out[name] = {}
         for r, rank in enumerate(RANK_NAMES[1:], 1):
-            seen = taxa_in_training(train_lineage, truth, r)[0]
+            seen = seen_at[r]
             out[name][rank] = {
                 f"{subset} at {t:g}": random_fold_scores(_rows(c, rows), truth[rows], t)[r]["recall"]
                 for subset, rows in (("all", slice(None)), ("seen", seen))

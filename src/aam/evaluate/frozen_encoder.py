@@ -16,8 +16,6 @@ docs/benchmark.md, "Pretraining: diagnosis", has what they showed.
 
 from __future__ import annotations
 
-import dataclasses
-import json
 from pathlib import Path
 
 import numpy as np
@@ -32,24 +30,17 @@ def frozen_encoder(folder: str | Path, init: str, seed: int):
     """The encoder of ``folder`` (a pretrained encoder's ``model.json`` + ``model.safetensors``) as
     a :class:`~aam.models.aam.SequencePredictor` in eval mode, its base holding the weights ``init``
     names (:data:`INITS`). Its target head is random and unused: only the sample embedding is read."""
-    from safetensors.torch import load_file
-
     from aam.models.aam import AAMConfig, SequencePredictor
-    from aam.training.encoder_init import apply_encoder
+    from aam.training.encoder_init import apply_encoder, encoder_config, encoder_weights
 
     if init not in INITS:
         raise ValueError(f"init must be one of {INITS}, got {init!r}")
     folder = Path(folder)
-    try:
-        saved = json.loads((folder / "model.json").read_text())["config"]
-    except (OSError, json.JSONDecodeError, KeyError) as err:
-        raise InputError(f"{folder / 'model.json'}: not a pretrained encoder's config: {err}") from None
-    fields = {f.name for f in dataclasses.fields(AAMConfig)} - {"task", "n_outputs"}
-    config = AAMConfig(**{k: v for k, v in saved.items() if k in fields}, task="regression", n_outputs=1)
+    config = AAMConfig(**encoder_config(folder), task="regression", n_outputs=1)
     torch.manual_seed(seed)
     model = SequencePredictor(config)
     if init != "random":
-        state = load_file(str(folder / "model.safetensors"))
+        state = encoder_weights(folder)
         if init == "permuted":
             generator = torch.Generator().manual_seed(seed)
             state = {k: v.flatten()[torch.randperm(v.numel(), generator=generator)].view_as(v)

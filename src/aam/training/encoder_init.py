@@ -35,19 +35,12 @@ def load_encoder(folder: Path, model: dict, dm, task: str | None = None, n_outpu
     must fit it: ``data.asv_limit`` at most the encoder's, and token rows at most its ``max_bp``
     wide (wider caches are cut to it, the cut features counted).
     """
-    import dataclasses
-
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
     from aam.models.aam import AAMConfig
 
+    arch = {k: v for k, v in encoder_config(folder).items() if k not in TRAINING_ONLY}
     try:
-        saved = json.loads((folder / "model.json").read_text())["config"]
-        fields = {f.name for f in dataclasses.fields(AAMConfig)} - {"task", "n_outputs"}
-        arch = {k: v for k, v in saved.items() if k in fields and k not in TRAINING_ONLY}
         max_bp, asv_limit = int(arch["max_bp"]), int(arch["asv_limit"])
-    except (OSError, json.JSONDecodeError, KeyError, TypeError) as err:
+    except (KeyError, TypeError) as err:
         raise InputError(f"{folder / 'model.json'}: not a pretrained encoder's config: {err}") from None
     differ = {k: (arch[k], v) for k, v in model.items() if k in arch and arch[k] != v}
     if differ:
@@ -57,10 +50,32 @@ def load_encoder(folder: Path, model: dict, dm, task: str | None = None, n_outpu
                          f"{asv_limit}; set data.asv_limit <= {asv_limit}")
     fit_tokens(dm, max_bp, folder)
     rest = {k: v for k, v in model.items() if k in TRAINING_ONLY}
-    cfg = AAMConfig(**(arch | rest), task=task, n_outputs=n_outputs)
+    return AAMConfig(**(arch | rest), task=task, n_outputs=n_outputs), encoder_weights(folder)
+
+
+def encoder_config(folder: Path) -> dict:
+    """The AAMConfig keys (all but ``task`` and ``n_outputs``, which the run sets) of a pretrained
+    encoder's ``model.json``; an unreadable one is one InputError line naming the file."""
+    import dataclasses
+
+    from aam.models.aam import AAMConfig
+
+    try:
+        saved = json.loads((folder / "model.json").read_text())["config"]
+        fields = {f.name for f in dataclasses.fields(AAMConfig)} - {"task", "n_outputs"}
+        return {k: v for k, v in saved.items() if k in fields}
+    except (OSError, json.JSONDecodeError, KeyError, TypeError, AttributeError) as err:
+        raise InputError(f"{folder / 'model.json'}: not a pretrained encoder's config: {err}") from None
+
+
+def encoder_weights(folder: Path) -> dict:
+    """A pretrained encoder's ``model.safetensors`` (never a pickle); unreadable, one InputError line."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
     weights = folder / "model.safetensors"
     try:
-        return cfg, load_file(str(weights))
+        return load_file(str(weights))
     except (OSError, SafetensorError) as err:
         raise InputError(f"{weights}: cannot read the encoder's weights: {err}") from None
 
