@@ -336,3 +336,37 @@ def test_an_unresolved_auto_monitor_never_trains(tmp_path):
     module = EngineModule(TrainerSettings.from_dict({"monitor": "auto"}))
     with pytest.raises(ValueError, match="resolve"):
         fit(module, tmp_path)
+
+
+# ---------------------------------------------------------------------------- restore_best: auto
+def test_restore_best_auto_keeps_a_classifiers_last_weights_and_a_regressors_best_epoch(study, tmp_path):
+    """``restore_best: auto`` in fine-tuning trains exactly the run with ``restore_best: false`` for
+    classification and with ``true`` for regression (aam.training.finetune.AUTO_RESTORE_BEST). The
+    "best" epoch is the one of highest validation loss (mode max), an early one here, so that best and
+    last weights differ and the comparison can fail."""
+    weights = {}
+    for task in ("classification", "regression"):
+        for restore in (True, False, "auto"):
+            settings = json.loads(json.dumps(SETTINGS))
+            settings["finetune"]["trainer"].update(max_epochs=4, monitor="val/loss", mode="max",
+                                                restore_best=restore)
+            out = tmp_path / f"{task}-{restore}"
+            finetune(study, out, settings, task=task)
+            weights[task, restore] = load_model(out)[0].state_dict()
+
+    def same(a, b) -> bool:
+        return all(torch.equal(a[name], b[name]) for name in a)
+
+    assert same(weights["classification", "auto"], weights["classification", False])
+    assert not same(weights["classification", "auto"], weights["classification", True])
+    assert same(weights["regression", "auto"], weights["regression", True])
+    assert not same(weights["regression", "auto"], weights["regression", False])
+
+
+def test_restore_best_is_true_false_or_auto():
+    s = TrainerSettings.from_dict({"restore_best": "auto"})
+    s.resolve_restore_best(False)
+    assert s.restore_best is False
+    assert TrainerSettings.from_dict({"restore_best": True}).restore_best is True
+    with pytest.raises(InputError, match="restore_best"):
+        TrainerSettings.from_dict({"restore_best": "last"})

@@ -97,7 +97,8 @@ PRECISIONS = ("32", "bf16-mixed", "16-mixed")
 STRATEGIES = ("auto", "ddp", "ddp_find_unused_parameters_true")
 
 
-AUTO_MONITOR = "auto"  # trainer.monitor: the stage chooses (TrainerSettings.resolve_monitor)
+AUTO = "auto"  # trainer.monitor and trainer.restore_best: the stage chooses (TrainerSettings.resolve_*)
+AUTO_MONITOR = AUTO
 
 
 class NonFiniteLossError(RuntimeError):
@@ -143,7 +144,7 @@ class TrainerSettings:
     progress_every_n_steps: int | None = None  # a progress line every N steps too; null = per epoch
     progress_bar: bool | str = "auto"  # tqdm bar: auto = only when the output is a terminal
     resume: bool = True  # resume from out_dir/checkpoints/last.ckpt when present
-    restore_best: bool = True  # load the best checkpoint's weights after fitting
+    restore_best: bool | str = True  # load the best checkpoint's weights after fitting; auto: the stage's
     extra: dict[str, Any] = field(default_factory=dict, repr=False)  # not used by the engine
 
     @classmethod
@@ -171,6 +172,8 @@ class TrainerSettings:
             raise bad(f"precision {self.precision!r} is not one of {PRECISIONS}")
         if self.mode not in ("min", "max"):
             raise bad(f"mode {self.mode!r} is not 'min' or 'max'")
+        if self.restore_best not in (True, False, AUTO):
+            raise bad(f"restore_best must be true, false or 'auto', got {self.restore_best!r}")
         if self.progress_bar not in (True, False, "auto"):
             raise bad(f"progress_bar must be true, false or 'auto', got {self.progress_bar!r}")
         if self.lr <= 0:
@@ -191,6 +194,12 @@ class TrainerSettings:
         which; fine-tuning picks one per task). Other monitors stay as they are."""
         if self.monitor == AUTO_MONITOR:
             self.monitor, self.mode = monitor, mode
+
+    def resolve_restore_best(self, restore: bool) -> None:
+        """``restore_best: auto`` means the stage's own choice, ``restore`` (fine-tuning chooses per
+        task: aam.training.finetune.AUTO_RESTORE_BEST)."""
+        if self.restore_best == AUTO:
+            self.restore_best = restore
 
     def as_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)

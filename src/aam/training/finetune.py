@@ -82,6 +82,14 @@ def class_weight_vector(spec, classes: list[str], counts: np.ndarray) -> np.ndar
 # The metric (and mode) that picks the best epoch when finetune.trainer.monitor is "auto", per task.
 AUTO_MONITOR = {task: (f"val/{name}", metric_mode(name)) for task, name in TRAINING_MONITOR.items()}
 
+# Whether fine-tuning keeps the best epoch's weights (by the monitor) when finetune.trainer.restore_best
+# is "auto", per task. Measured on the benchmark (docs/benchmark.md, "Third round"): a classifier's
+# validation loss rises with its confidence while its AUROC holds or improves, so its best-loss epoch on
+# a validation part of a few subjects is an early one (IBD 2538 kept epoch 0 on 4 of 10 folds), and the
+# last weights score higher; a regressor's validation MSE rises as it overfits, and its best epoch has
+# the better R2.
+AUTO_RESTORE_BEST = {"classification": False, "regression": True}
+
 
 @dataclass
 class Trained:
@@ -106,7 +114,8 @@ def train_model(args: argparse.Namespace, settings: dict, splits: Path | str, cl
 
     fine = settings["finetune"]
     column, task = args.target_column, args.task
-    trainer = trainer_settings(fine, args.seed, args.threads, "finetune.trainer", AUTO_MONITOR[task])
+    trainer = trainer_settings(fine, args.seed, args.threads, "finetune.trainer", AUTO_MONITOR[task],
+                               AUTO_RESTORE_BEST[task])
     trainer.seed = int(trainer.seed) + member
     seed_everything(trainer.seed)
     dm = AAMDataModule(Path(args.tokens_dir), splits, settings["data"], seed=args.seed + member,

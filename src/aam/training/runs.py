@@ -29,12 +29,14 @@ log = logging.getLogger(__name__)
 
 
 def trainer_settings(section: dict[str, Any], seed: int, threads: int | None, where: str,
-                     auto_monitor: tuple[str, str] = ("val/loss", "min")) -> TrainerSettings:
+                     auto_monitor: tuple[str, str] = ("val/loss", "min"),
+                     auto_restore: bool = True) -> TrainerSettings:
     """The `trainer` settings of a stage's section, with the config's seed where they name none, the
-    rule's threads where given and ``monitor: auto`` resolved to the stage's ``auto_monitor`` (metric
-    and mode)."""
+    rule's threads where given, ``monitor: auto`` resolved to the stage's ``auto_monitor`` (metric
+    and mode) and ``restore_best: auto`` to ``auto_restore``."""
     trainer = TrainerSettings.from_dict(section.get("trainer", {}), where=where)
     trainer.resolve_monitor(*auto_monitor)
+    trainer.resolve_restore_best(auto_restore)
     if trainer.seed is None:
         trainer.seed = seed
     if threads:
@@ -43,12 +45,13 @@ def trainer_settings(section: dict[str, Any], seed: int, threads: int | None, wh
 
 
 def start_trainer(section: dict[str, Any], seed: int, threads: int | None, where: str,
-                  auto_monitor: tuple[str, str] = ("val/loss", "min")) -> TrainerSettings:
+                  auto_monitor: tuple[str, str] = ("val/loss", "min"),
+                  auto_restore: bool = True) -> TrainerSettings:
     """The trainer settings of a training stage, with the seed and thread count applied (never more
     threads than the cores given: aam.threads): every AAM stage starts this way, so that the same
     config and seed give identical weights. Inside a SLURM job the stage first restarts itself as a
     job step (aam.slurm)."""
-    trainer = trainer_settings(section, seed, threads, where, auto_monitor)
+    trainer = trainer_settings(section, seed, threads, where, auto_monitor, auto_restore)
     per_node = trainer.devices if isinstance(trainer.devices, int) else 1
     run_as_job_step(trainer.num_nodes, per_node)
     seed_everything(trainer.seed)
