@@ -51,19 +51,20 @@ def test_defaults_match_what_snakemake_fills_in(repo_root):
 
 def test_a_bare_aam_run_gets_the_benchmark_s_aam_configuration(repo_root):
     """The schema's data and model sizes are config/benchmark.yaml's `aam` run, the one AAM
-    configuration measured on every task; so are fine-tuning's warmup and patience, while
-    pretraining keeps the shared trainer's own defaults."""
+    configuration measured on every task; so are fine-tuning's warmup and its per-task (auto) epochs,
+    patience and exported weights, while pretraining keeps the shared trainer's own defaults."""
     bench = yaml.safe_load((repo_root / "config" / "benchmark.yaml").read_text())["aam"]["runs"]["aam"]
     filled = load_settings("{}", "aam_run")
     for section in ("data", "model"):
         assert {key: filled[section][key] for key in bench[section]} == bench[section], section
+    keys = ("warmup_steps", "max_epochs", "patience", "restore_best")
     tuned = bench["finetune"]["trainer"]
-    assert {key: filled["finetune"]["trainer"][key] for key in ("warmup_steps", "patience")} == {
-        "warmup_steps": tuned["warmup_steps"], "patience": tuned["patience"]}
+    assert {key: filled["finetune"]["trainer"][key] for key in keys} == {key: tuned[key] for key in keys}
+    assert tuned["max_epochs"] == tuned["patience"] == tuned["restore_best"] == "auto"
     trainer = load_schema()["definitions"]["trainer"]["properties"]
-    assert {key: filled["pretrain"]["trainer"][key] for key in ("warmup_steps", "patience")} == {
-        "warmup_steps": trainer["warmup_steps"]["default"], "patience": trainer["patience"]["default"]}
-    assert (trainer["warmup_steps"]["default"], trainer["patience"]["default"]) != (20, 4)
+    assert {key: filled["pretrain"]["trainer"][key] for key in keys} == {
+        key: trainer[key]["default"] for key in keys}
+    assert [trainer[key]["default"] for key in keys] == [100, 10, 5, True]
 
 
 def test_fine_tuning_s_trainer_defaults_fill_a_partial_trainer_as_snakemake_does(tmp_path, repo_root):
@@ -82,9 +83,11 @@ def test_fine_tuning_s_trainer_defaults_fill_a_partial_trainer_as_snakemake_does
     assert json.loads(json.dumps(ours)) == theirs["aam"]["runs"]
     got = {name: {k: run["finetune"]["trainer"][k] for k in ("warmup_steps", "patience", "lr")}
            for name, run in ours.items()}
-    assert got == {"bare": {"warmup_steps": 20, "patience": 4, "lr": 0.001},
-                   "partial": {"warmup_steps": 20, "patience": 4, "lr": 0.01},
+    assert got == {"bare": {"warmup_steps": 20, "patience": "auto", "lr": 0.001},
+                   "partial": {"warmup_steps": 20, "patience": "auto", "lr": 0.01},
                    "given": {"warmup_steps": 7, "patience": None, "lr": 0.001}}
+    with pytest.raises(InputError, match=r"finetune/trainer/max_epochs"):
+        load_settings('{"finetune": {"trainer": {"max_epochs": "longer"}}}', "aam_run")
     with pytest.raises(InputError, match=r"finetune/trainer/warmup_steps: -1 is less than the minimum"):
         load_settings('{"finetune": {"trainer": {"warmup_steps": -1}}}', "aam_run")
     with pytest.raises(InputError, match=r"finetune/trainer: Additional properties .*'warmupsteps'"):

@@ -395,10 +395,12 @@ def test_shell_lines_show_a_settings_file_not_its_json(tmp_path):
     settings = json.loads(path.read_text())
     config = yaml.safe_load((tmp_path / "config.yaml").read_text())
     run = config["aam"]["runs"]["scratch"]
-    assert settings["finetune"]["trainer"]["max_epochs"] == run["finetune"]["trainer"]["max_epochs"]
+    trainer = run["finetune"]["trainer"]
+    assert settings["finetune"]["trainer"]["limit_train_batches"] == trainer["limit_train_batches"]
+    assert settings["finetune"]["trainer"]["max_epochs"] == "auto"  # the schema's default, filled in
     assert settings["model"]["embedding_dim"] == run["model"]["embedding_dim"]
 
-    run["finetune"]["trainer"]["max_epochs"] += 1
+    trainer["limit_train_batches"] += 1
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     again = snakemake(tmp_path, "-n", "-p")
     line = next(c for c in shell_commands(again.stdout + again.stderr)

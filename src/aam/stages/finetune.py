@@ -53,7 +53,7 @@ from aam.io.metadata import target_classes
 from aam.training.calibration import calibrate_regression
 from aam.training.finetune import (
     AUTO_MONITOR,
-    AUTO_RESTORE_BEST,
+    FINETUNE_AUTO,
     check_target,
     finetune_record,
     member_history,
@@ -103,8 +103,7 @@ def run(args: argparse.Namespace) -> None:
     settings = load_settings(args.settings, "aam_run")
     fine = settings["finetune"]
     column, task = args.target_column, args.task
-    start_trainer(fine, args.seed, args.threads, "finetune.trainer", AUTO_MONITOR[task],
-                  AUTO_RESTORE_BEST[task])
+    start_trainer(fine, args.seed, args.threads, "finetune.trainer", AUTO_MONITOR[task], FINETUNE_AUTO[task])
     out_dir = Path(args.out_dir)
     name = args.target or column
 

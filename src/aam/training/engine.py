@@ -97,8 +97,11 @@ PRECISIONS = ("32", "bf16-mixed", "16-mixed")
 STRATEGIES = ("auto", "ddp", "ddp_find_unused_parameters_true")
 
 
-AUTO = "auto"  # trainer.monitor and trainer.restore_best: the stage chooses (TrainerSettings.resolve_*)
+AUTO = "auto"  # a trainer setting the stage chooses (TrainerSettings.resolve_monitor, resolve_auto)
 AUTO_MONITOR = AUTO
+# The settings that may be "auto" besides the monitor, and what a stage that does not choose gets (the
+# trainer's own defaults); fine-tuning chooses per task (aam.training.finetune.FINETUNE_AUTO).
+AUTO_SETTINGS = {"max_epochs": 10, "patience": 5, "restore_best": True}
 
 
 class NonFiniteLossError(RuntimeError):
@@ -109,7 +112,7 @@ class NonFiniteLossError(RuntimeError):
 class TrainerSettings:
     """Training settings; every field is a key of the config schema's ``trainer`` definition."""
 
-    max_epochs: int = 10
+    max_epochs: int | str = 10  # or auto: the stage's choice (AUTO_SETTINGS)
     max_steps: int = -1  # optimizer steps; -1 = no limit
     batch_size: int = 8  # read by the stage that builds the data loaders
     optimizer: str = "adamw"  # adamw | adam | sgd
@@ -128,7 +131,7 @@ class TrainerSettings:
     gradient_clip_val: float | None = 1.0  # max gradient norm; null = no clipping
     monitor: str = "val/loss"
     mode: str = "min"  # min | max
-    patience: int | None = 5  # early-stopping patience in epochs; null = no early stopping
+    patience: int | str | None = 5  # early-stopping patience in epochs; null = no early stopping; auto
     min_delta: float = 0.0
     limit_train_batches: float | int = 1.0  # fraction (float) or number (int) of batches per epoch
     limit_val_batches: float | int = 1.0
@@ -180,7 +183,7 @@ class TrainerSettings:
             raise bad(f"lr must be > 0, got {self.lr}")
         if self.accumulate_grad_batches < 1:
             raise bad("accumulate_grad_batches must be >= 1")
-        if self.max_epochs < 1 and self.max_steps < 1:
+        if self.max_epochs != AUTO and self.max_epochs < 1 and self.max_steps < 1:
             raise bad("max_epochs or max_steps must be >= 1")
         if self.strategy not in STRATEGIES:
             raise bad(f"strategy {self.strategy!r} is not one of {STRATEGIES}")
@@ -195,11 +198,16 @@ class TrainerSettings:
         if self.monitor == AUTO_MONITOR:
             self.monitor, self.mode = monitor, mode
 
-    def resolve_restore_best(self, restore: bool) -> None:
-        """``restore_best: auto`` means the stage's own choice, ``restore`` (fine-tuning chooses per
-        task: aam.training.finetune.AUTO_RESTORE_BEST)."""
-        if self.restore_best == AUTO:
-            self.restore_best = restore
+    def resolve_auto(self, choices: dict[str, Any]) -> None:
+        """Settings of AUTO_SETTINGS given as ``auto`` take the stage's ``choices`` (fine-tuning chooses
+        per task: aam.training.finetune.FINETUNE_AUTO); settings given a value keep it."""
+        for name in AUTO_SETTINGS:
+            if getattr(self, name) == AUTO:
+                setattr(self, name, choices[name])
+
+    def unresolved(self) -> list[str]:
+        """The settings still ``auto``: none may reach fit()."""
+        return [name for name in ("monitor", *AUTO_SETTINGS) if getattr(self, name) == AUTO]
 
     def as_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -770,9 +778,9 @@ def fit(
 ) -> FitResult:
     """Train ``module`` with its ``settings``; see the module docstring."""
     s = module.settings
-    if s.monitor == AUTO_MONITOR:
-        raise ValueError("trainer monitor 'auto' reached fit(): the stage must resolve it "
-                         "(TrainerSettings.resolve_monitor)")
+    if s.unresolved():
+        raise ValueError(f"trainer setting(s) {s.unresolved()} 'auto' reached fit(): the stage must resolve "
+                         "them (TrainerSettings.resolve_monitor, resolve_auto)")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     seed = 42 if s.seed is None else int(s.seed)

@@ -23,20 +23,28 @@ from aam.io.atomic import atomic_path, write_text
 from aam.io.model_files import export_model
 from aam.slurm import run_as_job_step
 from aam.threads import use_threads
-from aam.training.engine import FitResult, NonFiniteLossError, TrainerSettings, fit, seed_everything
+from aam.training.engine import (
+    AUTO_SETTINGS,
+    FitResult,
+    NonFiniteLossError,
+    TrainerSettings,
+    fit,
+    seed_everything,
+)
 
 log = logging.getLogger(__name__)
 
 
 def trainer_settings(section: dict[str, Any], seed: int, threads: int | None, where: str,
                      auto_monitor: tuple[str, str] = ("val/loss", "min"),
-                     auto_restore: bool = True) -> TrainerSettings:
+                     auto: dict[str, Any] | None = None) -> TrainerSettings:
     """The `trainer` settings of a stage's section, with the config's seed where they name none, the
     rule's threads where given, ``monitor: auto`` resolved to the stage's ``auto_monitor`` (metric
-    and mode) and ``restore_best: auto`` to ``auto_restore``."""
+    and mode) and the other ``auto`` settings to the stage's ``auto`` choices (default: the trainer's
+    own defaults, engine.AUTO_SETTINGS)."""
     trainer = TrainerSettings.from_dict(section.get("trainer", {}), where=where)
     trainer.resolve_monitor(*auto_monitor)
-    trainer.resolve_restore_best(auto_restore)
+    trainer.resolve_auto(auto or AUTO_SETTINGS)
     if trainer.seed is None:
         trainer.seed = seed
     if threads:
@@ -46,12 +54,12 @@ def trainer_settings(section: dict[str, Any], seed: int, threads: int | None, wh
 
 def start_trainer(section: dict[str, Any], seed: int, threads: int | None, where: str,
                   auto_monitor: tuple[str, str] = ("val/loss", "min"),
-                  auto_restore: bool = True) -> TrainerSettings:
+                  auto: dict[str, Any] | None = None) -> TrainerSettings:
     """The trainer settings of a training stage, with the seed and thread count applied (never more
     threads than the cores given: aam.threads): every AAM stage starts this way, so that the same
     config and seed give identical weights. Inside a SLURM job the stage first restarts itself as a
     job step (aam.slurm)."""
-    trainer = trainer_settings(section, seed, threads, where, auto_monitor, auto_restore)
+    trainer = trainer_settings(section, seed, threads, where, auto_monitor, auto)
     per_node = trainer.devices if isinstance(trainer.devices, int) else 1
     run_as_job_step(trainer.num_nodes, per_node)
     seed_everything(trainer.seed)
