@@ -223,15 +223,16 @@ def test_finetune_ensemble_holds_the_single_runs_of_seeds_s_and_s_plus_1(study, 
 
 
 def test_finetune_calibrate_shrinks_the_uncalibrated_models_outputs_by_the_validation_slope(study, tmp_path):
-    """``calibrate: true`` trains the same model (same seed) and then predicts k (z - c): c the mean
-    output over the training samples, k the validation slope clipped to [0, 1], both recomputed
-    here with numpy from the uncalibrated run's outputs."""
+    """``calibrate: auto`` (the default) trains a regressor as ``calibrate: false`` does (same seed)
+    and then predicts k (z - c): c the mean output over the training samples, k the validation slope
+    clipped to [0, 1], both recomputed here with numpy from the uncalibrated run's outputs."""
     from aam.data.datasets import AAMDataModule
     from aam.evaluate.predict import eval_loader, predict
 
     settings = json.loads(json.dumps(SETTINGS))
+    settings["finetune"]["calibrate"] = False
     finetune(study, tmp_path / "plain", settings, task="regression")
-    settings["finetune"]["calibrate"] = True
+    settings["finetune"]["calibrate"] = "auto"  # the default: a regressor is calibrated
     finetune(study, tmp_path / "calibrated", settings, task="regression")
 
     plain, meta = load_model(tmp_path / "plain")
@@ -251,6 +252,22 @@ def test_finetune_calibrate_shrinks_the_uncalibrated_models_outputs_by_the_valid
     table = pd.read_csv(tmp_path / "calibrated" / "predictions.tsv", sep="\t")
     got = table[table["split"] == "test"]["y_pred"].to_numpy()
     np.testing.assert_allclose(got, want, rtol=1e-5)  # predictions.tsv keeps the loader's order
+
+
+def test_calibrate_auto_calibrates_regression_only():
+    from aam.training.finetune import CALIBRATE_AUTO, resolve_calibrate
+
+    assert CALIBRATE_AUTO == {"classification": False, "regression": True}
+    values = ("auto", True, False, None)
+    assert [resolve_calibrate(v, "regression") for v in values] == [True, True, False, False]
+    assert [resolve_calibrate(v, "classification") for v in values] == [False] * 4
+
+
+def test_a_classifier_is_never_calibrated(study, tmp_path):
+    settings = json.loads(json.dumps(SETTINGS))
+    settings["finetune"]["calibrate"] = True
+    finetune(study, tmp_path / "classifier", settings, task="classification")
+    assert json.loads((tmp_path / "classifier" / "model.json").read_text())["calibration"] is None
 
 
 # -------------------------------------------------------------------------------------- selection

@@ -58,6 +58,7 @@ from aam.training.finetune import (
     finetune_record,
     member_history,
     predict_splits,
+    resolve_calibrate,
     select_settings,
     train_members,
     write_sample_embeddings,
@@ -117,7 +118,7 @@ def run(args: argparse.Namespace) -> None:
     first = trained[0]
     dm, trainer = first.dm, first.trainer
     calibration = None
-    if task == "regression" and fine.get("calibrate"):
+    if resolve_calibrate(fine.get("calibrate"), task):
         gpu = torch.cuda.is_available() and first.result.accelerator == "gpu"
         calibration = calibrate_regression(model, dm, torch.device("cuda" if gpu else "cpu"))
         log.info("calibrated the regression head on the validation split: %s", calibration.as_dict())
