@@ -11,6 +11,7 @@ import pytest
 import scipy.sparse as sp
 
 from aam.evaluate.taxonomy import (
+    GENUS,
     KnnSettings,
     KnnTaxonomyClassifier,
     candidate_kmer_cosine,
@@ -268,6 +269,11 @@ def test_settings_are_checked():
         KnnSettings.from_dict({"k": 20, "align": 10})
     with pytest.raises(ValueError, match="genus_identity"):
         KnnSettings.from_dict({"genus_identity": 95})
+    with pytest.raises(ValueError, match="genus_floor_margin"):
+        KnnSettings.from_dict({"genus_floor_margin": -0.1})
+    with pytest.raises(ValueError, match="genus_floor_scale"):
+        KnnSettings.from_dict({"genus_floor_scale": 2})
+    assert KnnSettings.from_dict({"genus_floor_margin": None}).genus_floor_margin is None
 
 
 def test_unclassifiable_reads_are_unassigned_with_confidence_0():
@@ -339,6 +345,59 @@ def test_genus_identity_is_a_virtual_neighbour_without_a_genus():
         np.testing.assert_allclose(conf[row], [1, 1, 1, 1, 1, share, share], rtol=1e-5)
     table = clf.classify(["near", "far"], None, [ref, "".join(far)])
     assert table["Taxon"][0].endswith("g__G; s__S") and table["Taxon"][1].endswith("f__F")
+
+
+def _substituted(seq: str, positions) -> str:
+    out = list(seq)
+    for pos in positions:
+        out[pos] = "A" if out[pos] != "A" else "C"
+    return "".join(out)
+
+
+def test_a_read_farther_from_its_genus_than_the_genus_spread_stops_at_the_family():
+    rng = np.random.default_rng(5)
+    a = "".join(rng.choice(list("ACGT"), 150))
+    b = _substituted(a, range(3, 150, 19))  # 8 substitutions: A and B, genus G, lie at 142/150
+    lone = "".join(rng.choice(list("ACGT"), 150))  # genus H, one member: no floor
+    refs = [a, b, lone]
+    lineage = np.array(
+        [["Bacteria", "P", "C", "O", "F", g, None] for g in ("G", "G", "H")], dtype=object
+    )
+    inside = _substituted(a, range(5, 150, 16))  # 10 substitutions: 0.933 to A
+    outside = _substituted(a, range(5, 150, 12))  # 13 substitutions: 0.913 to A
+    near_lone = _substituted(lone, range(5, 150, 8))  # 19 substitutions: 0.873 to the lone member
+    common = {"k": 2, "candidates": 3, "align": 2, "genus_identity": 0.0, "threshold": 0.25}
+    settings = KnnSettings(**common, genus_floor_margin=0.02, genus_floor_scale=0.0)
+    clf = KnnTaxonomyClassifier(None, lineage, refs, settings)
+    genus_g = clf.codes[0, GENUS]
+    np.testing.assert_allclose(clf.genus_floor[genus_g], 142 / 150, rtol=1e-5)
+    assert clf.genus_mates[genus_g] == 2
+    np.testing.assert_allclose(clf.genus_lowest()[genus_g], 142 / 150 - 0.02, rtol=1e-5)
+    assert np.isnan(clf.genus_lowest()[clf.codes[2, GENUS]])
+    sim, idx = clf.neighbours(None, [inside, outside])
+    np.testing.assert_allclose(sim[:, 0], [140 / 150, 137 / 150], rtol=1e-5)
+    # 0.933 >= 0.947 - 0.02 keeps G; 0.913 < 0.927 stops at F; H has no floor, so nothing is cut
+    taxa = clf.classify(["in", "out", "lone"], None, [inside, outside, near_lone])["Taxon"].tolist()
+    assert taxa[0].endswith("f__F; g__G") and taxa[1].endswith("f__F") and taxa[2].endswith("g__H")
+    off = KnnTaxonomyClassifier(None, lineage, refs, KnnSettings(**common, genus_floor_margin=None))
+    assert off.classify(["out"], None, [outside])["Taxon"][0].endswith("g__G")
+    # both members of G found their mate: a scale of 0.04 widens the margin by 0.04 / 2
+    wide = KnnTaxonomyClassifier(
+        None, lineage, refs, KnnSettings(**common, genus_floor_margin=0.02, genus_floor_scale=0.04)
+    )
+    np.testing.assert_allclose(wide.genus_lowest()[genus_g], 142 / 150 - 0.04, rtol=1e-5)
+    assert wide.classify(["out"], None, [outside])["Taxon"][0].endswith("g__G")
+
+
+def test_a_vote_of_given_neighbours_is_the_vote_of_the_reads():
+    rng = np.random.default_rng(6)
+    seqs, lineage = _toy_reference(rng)
+    clf = KnnTaxonomyClassifier(None, lineage, seqs, KnnSettings(k=3, candidates=6, align=3))
+    reads = [s[:120] for s in seqs[:8]] + ["N" * 50]
+    sim, idx = clf.neighbours(None, reads)
+    blank = np.array([False] * 8 + [True])
+    for a, b in zip(clf.vote(None, reads), clf.vote_neighbours(sim, idx, True, blank), strict=True):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_full_length_references_fall_back_to_the_kmer_vote(caplog):

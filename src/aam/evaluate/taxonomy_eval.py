@@ -54,14 +54,19 @@ def lineage_paths(lineage: np.ndarray, rank: int) -> np.ndarray:
     return out
 
 
-def novel_taxa_folds(lineage: np.ndarray, rank: int, k: int, seed: int) -> list[tuple[np.ndarray, set]]:
-    """k folds of (test indices, left-out taxa as lineage paths down to `rank`); see the docstring."""
-    paths = lineage_paths(lineage, rank)
+def branching_taxa(paths: np.ndarray) -> list[tuple]:
+    """The sorted `lineage_paths` whose parent has at least two named children (see the docstring)."""
     children: dict[tuple, set] = {}
     for p in paths:
         if p is not None:
             children.setdefault(p[:-1], set()).add(p)
-    taxa = sorted(p for kids in children.values() if len(kids) >= 2 for p in kids)
+    return sorted(p for kids in children.values() if len(kids) >= 2 for p in kids)
+
+
+def novel_taxa_folds(lineage: np.ndarray, rank: int, k: int, seed: int) -> list[tuple[np.ndarray, set]]:
+    """k folds of (test indices, left-out taxa as lineage paths down to `rank`); see the docstring."""
+    paths = lineage_paths(lineage, rank)
+    taxa = branching_taxa(paths)
     order = np.random.default_rng(seed).permutation(len(taxa))
     folds = []
     for part in np.array_split(order, k):
