@@ -77,13 +77,16 @@ def plot_threshold_pr(panels: dict[str, dict[str, dict]], path: Path, suptitle: 
 
     panels: title -> classifier label -> {"curve": [{"precision", "recall"}, ...] in threshold order,
     "default": {"precision", "recall", "f"} at the classifier's default threshold, "threshold"}.
+    A threshold at which no read is assigned (precision and recall both 0) has no precision and is
+    left out, so that the curve does not drop to the origin.
     """
     from aam.evaluate.plots import COLORS, plt, save_figure
 
     fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4.6), squeeze=False)
     for ax, (title, classifiers) in zip(axes[0], panels.items(), strict=True):
         for color, (label, c) in zip(COLORS, classifiers.items(), strict=False):
-            ax.plot([q["recall"] for q in c["curve"]], [q["precision"] for q in c["curve"]], "-",
+            curve = [q for q in c["curve"] if q["precision"] > 0 or q["recall"] > 0]
+            ax.plot([q["recall"] for q in curve], [q["precision"] for q in curve], "-",
                     color=color, alpha=0.8, label=label)
             d = c["default"]
             ax.plot(d["recall"], d["precision"], "o", color=color, markersize=8,
@@ -92,7 +95,7 @@ def plot_threshold_pr(panels: dict[str, dict[str, dict]], path: Path, suptitle: 
         ax.set_xlabel("recall")
         ax.set_ylabel("precision")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="lower left")
+        ax.legend(fontsize=7, loc="best")
     if suptitle:
         fig.suptitle(suptitle, fontsize=10)
     save_figure(fig, path)
