@@ -161,7 +161,11 @@ def test_merge_refuses_a_missing_or_repeated_part(study, tmp_path):
         merge_parts([tmp_path / "p0.h5", tmp_path / "p0.h5"], tmp_path / "m.h5")
     merge_parts([tmp_path / "p1.h5", tmp_path / "p0.h5"], tmp_path / "m.h5")
     merged = open_matrix(tmp_path / "m.h5").to_array()
-    assert np.array_equal(merged, unifrac_matrix(index, counts, "unweighted"))
+    # the merge copies tiles: bit for bit the matrix of one part holding every tile
+    write_hdf5_tiles(tmp_path / "whole.h5", samples, tiles, kernel.tile, chunk=50)
+    assert np.array_equal(merged, open_matrix(tmp_path / "whole.h5").to_array())
+    # the tiles against the whole-matrix kernel: equal up to the order of floating-point sums
+    np.testing.assert_allclose(merged, unifrac_matrix(index, counts, "unweighted"), atol=1e-12, rtol=0)
 
 
 def test_streamed_pcoa_matches_exact(study, tmp_path):
