@@ -64,17 +64,13 @@ def main() -> None:
     _write(args.out, rows, best)
 
 
-def _reads(args):
-    from eval_taxonomy import _sample
-
-    return _sample(args.fasta, args.labels, 0, 0, False)
-
-
 def _dense_splits(args):
     """(protocol, test reads' neighbours, classifier, truth, naive Bayes calls) of the dense draws."""
+    from eval_taxonomy import _sample
+
     from aam.evaluate.taxonomy_eval import branching_taxa, lineage_paths
 
-    seqs, lineage = _reads(args)
+    seqs, lineage = _sample(args.fasta, args.labels, 0, 0, False)  # every read of the reference
     evaluated = set(np.random.default_rng(0).permutation(len(seqs))[:EVAL_READS].tolist())
     tuning = np.array(sorted(set(range(len(seqs))) - evaluated))
     paths = lineage_paths(lineage, GENUS)
