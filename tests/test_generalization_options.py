@@ -2,6 +2,9 @@
 
 - abundance as an attention bias: the attention equals a brute-force softmax(QK^T / sqrt(d) + s_h b_j) V
   computed by hand, and with its scales at 0 the sample encoder is exactly the abundance-blind one;
+- the CLR readout: its term equals a linear model on CLR abundances computed by hand (numpy CLR of
+  each sample's counts, each ASV's coefficient from its own vector), and at its zero start the
+  predictor is exactly the one without it;
 - seed ensembles: the ensemble's prediction is the mean of its members' (class probabilities,
   regression values), and `aam finetune` with ``ensemble: 2`` holds exactly the two models that
   single runs with seeds s and s + 1 train, its predictions their mean;
@@ -99,6 +102,32 @@ def test_abundance_bias_starts_as_the_abundance_blind_encoder_and_then_uses_abun
     assert (moved - other).norm() > 1e-3  # the output depends on the abundances
     with pytest.raises(ValueError, match="abundances"):
         biased(x, mask)
+
+
+# --------------------------------------------------------------------------------- CLR readout
+def test_clr_readout_is_a_linear_model_on_clr_abundances_and_starts_at_zero():
+    batch = make_batch([[0, 1, 2, 3], [2, 4], [5], [1, 6, 7]], counts=[[9, 5, 2, 1], [4, 4], [7], [3, 2, 1]])
+    args = (batch["tokens"], batch["asv_index"], batch["asv_mask"], batch["asv_counts"])
+    torch.manual_seed(3)
+    plain = SequencePredictor(tiny(task="classification", n_outputs=3)).eval()
+    torch.manual_seed(3)
+    readout = SequencePredictor(tiny(task="classification", n_outputs=3, clr_readout=True)).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(readout(*args)["target"], plain(*args)["target"])
+        readout.clr_readout.weight.normal_()
+        got = readout(*args)["target"] - plain(*args)["target"]
+        vectors, _ = readout.base.asv_vectors(batch["tokens"])
+    weight = readout.clr_readout.weight.detach().numpy()
+    for b in range(4):
+        real = batch["asv_mask"][b].numpy()
+        counts = batch["asv_counts"][b].numpy()[real].astype(np.float64)
+        clr = np.log(counts) - np.log(counts).mean()  # CLR of the sample's kept ASVs, by hand
+        coefficients = vectors[batch["asv_index"][b][real]].numpy() @ weight.T  # [n, C]
+        want = (clr[:, None] * coefficients).sum(0) / real.sum()
+        np.testing.assert_allclose(got[b].numpy(), want, atol=1e-5)
+    assert np.abs(got.numpy()).max() > 1e-3
+    # a sample with one ASV has CLR 0: the readout adds nothing there
+    np.testing.assert_allclose(got[2].numpy(), 0.0, atol=1e-6)
 
 
 # -------------------------------------------------------------------------------------- ensembles

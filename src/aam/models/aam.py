@@ -13,7 +13,8 @@ training sample (the remaining abundances renormalized), a regularizer for studi
 samples: a sample without some of its ASVs is still the same sample.
 
 SequenceEncoder = ASV encoder + sample encoder + UniFrac head + masked-nucleotide head.
-SequencePredictor = a SequenceEncoder (the base, optionally frozen) + target head + count head.
+SequencePredictor = a SequenceEncoder (the base, optionally frozen) + target head + count head
+(+ with ``clr_readout`` a linear term on the sample's CLR abundances, coefficients from ASV vectors).
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ class AAMConfig:
     abundance_input: bool = False  # add an MLP of each slot's log relative abundance to its vector
     pooling: str = "attention"  # attention | abundance (scores start at the log relative abundance)
     abundance_bias: bool = False  # sample attention scores + learned scale x key log relative abundance
+    clr_readout: bool = False  # fine-tuning: + the mean over slots of CLR x a linear map of the ASV vector
     asv_dropout: float = 0.0  # training only: probability of dropping each ASV slot
     unifrac_affine: bool = False  # UniFrac head: offset + scale * Euclidean distance
     max_bp: int = 150  # set from the token cache
@@ -70,7 +72,8 @@ class AAMConfig:
                                    self.abundance_input, self.pooling, self.abundance_bias)
 
     def uses_abundance(self) -> bool:
-        return self.abundance_input or self.pooling == "abundance" or self.abundance_bias
+        return (self.abundance_input or self.pooling == "abundance" or self.abundance_bias
+                or self.clr_readout)
 
 
 def trim_padding(tokens: torch.Tensor) -> torch.Tensor:
@@ -152,7 +155,8 @@ class SequenceEncoder(nn.Module):
         per_slot = asv_vectors[asv_index] * asv_mask[..., None]  # [B, K, D]
         sample, asv_states = self.sample_encoder(per_slot, asv_mask, log_abundance)
         return {"sample_embedding": sample, "asv_states": asv_states, "asv_mask": asv_mask,
-                "nucleotide_states": nucleotide_states}
+                "nucleotide_states": nucleotide_states, "asv_vectors": per_slot,
+                "log_abundance": log_abundance}
 
     def forward(self, tokens: torch.Tensor, asv_index: torch.Tensor, asv_mask: torch.Tensor,
                 asv_counts: torch.Tensor | None = None) -> dict[str, torch.Tensor | None]:
@@ -169,6 +173,14 @@ def log_relative_abundance(counts: torch.Tensor, mask: torch.Tensor) -> torch.Te
     counts = counts.float() * mask
     share = counts / counts.sum(-1, keepdim=True).clamp(min=1e-12)
     return torch.where(share > 0, torch.log(share.clamp(min=1e-30)), torch.zeros_like(share))
+
+
+def centred_log_ratio(log_abundance: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """log relative abundances [B, K] -> their CLR over each sample's real slots (log share minus
+    the sample's mean log share), 0 at padding: the transform the CLR + L2 baseline fits on."""
+    maskf = mask.to(log_abundance.dtype)
+    mean = (log_abundance * maskf).sum(-1, keepdim=True) / maskf.sum(-1, keepdim=True).clamp(min=1.0)
+    return (log_abundance - mean) * maskf
 
 
 def drop_slots(mask: torch.Tensor, rate: float) -> torch.Tensor:
@@ -196,6 +208,11 @@ class SequencePredictor(nn.Module):
         self.base = SequenceEncoder(config)
         self.target_head = TargetHead(config.embedding_dim, config.n_outputs, config.head_dropout)
         self.count_head = CountHead(config.embedding_dim)
+        self.clr_readout = None
+        if config.clr_readout:
+            # zero start: at initialization the model is exactly the one without the readout
+            self.clr_readout = nn.Linear(config.embedding_dim, config.n_outputs, bias=False)
+            nn.init.zeros_(self.clr_readout.weight)
         self.base_frozen = False
 
     def freeze_base(self, frozen: bool = True) -> None:
@@ -216,6 +233,8 @@ class SequencePredictor(nn.Module):
         asv_mask (the slots used: ASV dropout removes some in training)."""
         out = self.base.encode(tokens, asv_index, asv_mask, asv_counts)
         target = self.target_head(out["sample_embedding"]).float()
+        if self.clr_readout is not None:
+            target = target + self.linear_clr_term(out)
         if self.config.task == "regression":
             target = target.squeeze(-1)
         return {
@@ -224,3 +243,15 @@ class SequencePredictor(nn.Module):
             "sample_embedding": out["sample_embedding"],
             "asv_mask": out["asv_mask"],
         }
+
+    def linear_clr_term(self, encoded: dict[str, torch.Tensor | None]) -> torch.Tensor:
+        """``clr_readout``: (1 / n) sum_k clr_k w(v_k) over the n real slots, with v_k the ASV's
+        own vector (k-mer profile, before the sample transformer) and w a learned linear map: a
+        linear model on the CLR of the sample's kept ASVs, as the CLR + L2 baseline fits, whose
+        coefficient for an ASV is a function of its sequence (so ASVs unseen in training get one).
+        -> [B, n_outputs]."""
+        mask = encoded["asv_mask"]
+        clr = centred_log_ratio(encoded["log_abundance"].float(), mask)
+        per_slot = self.clr_readout(encoded["asv_vectors"].float())  # [B, K, C]
+        n = mask.sum(-1, keepdim=True).clamp(min=1).float()
+        return (clr[..., None] * per_slot).sum(1) / n
