@@ -28,7 +28,8 @@ demo: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES) --configfile config/config.yaml --report results/report.html
 
 # -n auto: one pytest worker per core (pytest-xdist); the end-to-end tests wait on Snakemake and
-# subprocesses much of the time: on 2 cores the suite took 893 s against 1,131 s run serially.
+# subprocesses much of the time: on 2 cores the suite took 893 s against 1,131 s run serially
+# (765 s since the minute-long tests start first: tests/conftest.py).
 # --dist worksteal: a worker whose queue runs dry takes tests from the other's, so that the few
 # minute-long end-to-end tests do not leave one core idle at the end.
 # --durations=25: the slowest tests, printed at the end, so that a CI log says where the time goes.
