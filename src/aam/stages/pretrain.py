@@ -67,14 +67,15 @@ def run(args: argparse.Namespace) -> None:
     out_dir = Path(args.out_dir)
     tokens = Path(args.tokens_dir)
 
-    dm = AAMDataModule(tokens, args.splits, settings["data"], seed=args.seed)
+    # the run's seed (pretrain.trainer.seed), else the config's: initialisation and data draws alike
+    dm = AAMDataModule(tokens, args.splits, settings["data"], seed=trainer.seed)
     check_splits(dm)
     cfg, module = study_module(settings, dm, args.tree, trainer, args.init_dir)
     inputs = [tokens / "features.parquet", tokens / "samples.parquet", args.splits, args.tree]
     if args.init_dir:
         inputs.append(Path(args.init_dir) / "model.safetensors")
     sections = {k: settings[k] for k in ("data", "model", "pretrain")}
-    fingerprint = input_fingerprint(sections, args.seed, inputs)
+    fingerprint = input_fingerprint(sections, trainer.seed, inputs)
 
     samples_per_step = dm.batch_size * trainer.accumulate_grad_batches
 

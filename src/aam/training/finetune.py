@@ -126,7 +126,8 @@ def train_model(args: argparse.Namespace, settings: dict, splits: Path | str, cl
                 member: int, out_dir: Path) -> Trained:
     """Fine-tune one model on ``splits`` with ``settings``: member ``member`` of a seed ensemble
     trains with seed + member (initialisation, batch order and rarefaction draws), so member 0 is
-    the single model of the same run."""
+    the single model of the same run. The seed is ``finetune.trainer.seed`` where the run names one
+    (a run with seed 43 is member 1 of the ensemble of seed 42), else the config's."""
     from aam.data.datasets import AAMDataModule
     from aam.training.aam_modules import FinetuneModule
     from aam.training.engine import seed_everything
@@ -138,7 +139,7 @@ def train_model(args: argparse.Namespace, settings: dict, splits: Path | str, cl
                                FINETUNE_AUTO[task])
     trainer.seed = int(trainer.seed) + member
     seed_everything(trainer.seed)
-    dm = AAMDataModule(Path(args.tokens_dir), splits, settings["data"], seed=args.seed + member,
+    dm = AAMDataModule(Path(args.tokens_dir), splits, settings["data"], seed=trainer.seed,
                        target={"column": column, "type": task, "classes": classes}, metadata=args.samples)
     check_splits(dm)
     n_outputs = 1 if task == "regression" else int(dm.n_classes)
@@ -172,7 +173,7 @@ def train_model(args: argparse.Namespace, settings: dict, splits: Path | str, cl
         inputs.append(Path(args.pretrain_dir) / "model.safetensors")
     fingerprint = input_fingerprint(
         {k: settings[k] for k in ("data", "model", "finetune")} | {"target": [column, task, classes]},
-        args.seed + member, inputs,
+        trainer.seed, inputs,
     )
     result = train(module, out_dir, fingerprint=fingerprint, what="fine-tuning", datamodule=dm)
     return Trained(dm, module, result, trainer, weights)
