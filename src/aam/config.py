@@ -165,6 +165,12 @@ def _check_datasets(config: dict[str, Any], where: str) -> None:
     if unfitted:
         raise InputError(f"{where}: evaluate/combine: {unfitted[0]!r} is not among evaluate/baselines/models "
                          f"{fitted}; add it there or remove it from combine")
+    runs = set(config.get("aam", {}).get("runs", {}))
+    for group in config.get("evaluate", {}).get("average_runs") or []:
+        unknown = [run for run in group if run not in runs]
+        if unknown:
+            raise InputError(f"{where}: evaluate/average_runs: {unknown[0]!r} is not a run of aam/runs "
+                             f"{sorted(runs)}")
     for name, dataset in datasets.items():
         try:
             stratify_column(config.get("split", {}), dataset.get("targets", []))

@@ -80,6 +80,10 @@ def combine_arg(wc):
     return commands.combine_arg(config)
 
 
+def average_arg(wc):
+    return commands.average_arg(config)
+
+
 def fold_arg(wc):
     return commands.fold_arg(getattr(wc, "fold", None))
 

@@ -88,7 +88,9 @@ use rule evaluate as evaluate_cv with:
 
 rule cv_summary:
     """Every AAM run beside every baseline over the folds: mean +- sd, the paired per-fold
-    differences with Wilcoxon signed-rank and sign-test p-values, one point per fold per model."""
+    differences with Wilcoxon signed-rank and sign-test p-values, one point per fold per model.
+    Runs of evaluate.average_runs are also averaged here, from their evaluations' predictions.tsv
+    (written with the metrics.json of the same jobs)."""
     input:
         metrics=lambda wc: targets.cv_fold_evaluations(config, wc.dataset, wc.target),
         baselines=lambda wc: targets.cv_fold_baselines(config, wc.dataset, wc.target),
@@ -108,6 +110,8 @@ rule cv_summary:
             subcategory="{dataset}: {target}",
             labels={"file": "per-fold plot"},
         ),
+    params:
+        average=average_arg,
     log:
         log_file("{dataset}/cv_summary/{target}.log"),
     benchmark:
@@ -118,7 +122,7 @@ rule cv_summary:
     shell:
         logged(
             "aam cv-summary --metrics {input.metrics:q} --baselines {input.baselines:q} --out {output.table:q}"
-            " --json {output.json:q} --plot {output.plot:q}"
+            " --json {output.json:q} --plot {output.plot:q} {params.average}"
         )
 
 

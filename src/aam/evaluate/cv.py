@@ -4,7 +4,8 @@ Per fold, each AAM run's ``metrics.json`` (`aam evaluate --fold r0f3`) and the f
 (`aam baselines`: random forest, CLR + L2 linear model, HistGradientBoosting, fit once per fold)
 are scored on the same test samples (their ``test_samples`` fingerprints must agree), so the fold
 is the unit of pairing. A run's evaluation may hold combinations of the run with a baseline (the
-mean of their predictions, aam.evaluate.combine): each is one more model, ``<run>+<baseline>
+mean of their predictions, aam.evaluate.combine), and runs may be averaged after training
+(aam.evaluate.average_runs): each is one more model, ``<run>+<baseline> (mean)`` or ``<run>+<run>
 (mean)``, of the same fold and test samples. For each model, over its folds:
 
     mean, sd (sample standard deviation, ddof = 1)
@@ -68,13 +69,15 @@ def paired_tests(differences: Sequence[float]) -> dict:
 
 
 def fold_scores(
-    records: Iterable[Mapping], baseline_records: Iterable[Mapping] = ()
+    records: Iterable[Mapping], baseline_records: Iterable[Mapping] = (), averages: Iterable[Mapping] = ()
 ) -> tuple[pd.DataFrame, str]:
     """Long table of test scores: one row per (fold, model).
 
     `records`: the AAM runs' fold metrics.json (`aam evaluate --fold`); `baseline_records`: the
-    folds' `aam baselines` metrics.json. Columns: fold, model (the run name, a combination's
-    ``<run>+<baseline> (mean)``, or the baseline's), kind (aam, combined, baseline), every test
+    folds' `aam baselines` metrics.json; `averages`: runs averaged after training
+    (aam.evaluate.average_runs.averaged_records). Columns: fold, model (the run name, a
+    combination's ``<run>+<baseline> (mean)``, an average's ``<run>+<run> (mean)``, or the
+    baseline's), kind (aam, combined: a combination or an average, baseline), every test
     metric of the task, n_test, ``degenerate`` (an AAM run's or a combination's
     degenerate_predictions, else None). ValueError where two models of a fold were tested on
     different samples (their ``test_samples`` fingerprints differ) or trained or validated on
@@ -110,6 +113,8 @@ def fold_scores(
         for key, c in (m.get("combined") or {}).items():
             add(m.get("fold"), row_name(m["run"], c["members"], c["method"]), "combined", m["test"][key], m,
                 c.get("degenerate_predictions"))
+    for a in averages:
+        add(a["fold"], a["model"], "combined", a["test"], a, a["degenerate"])
     for m in baseline_records:
         for name in [b for b in BASELINES if b in m["models"]]:
             add(m.get("fold"), name, "baseline", m["models"][name]["test"], m, None)

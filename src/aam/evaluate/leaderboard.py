@@ -53,8 +53,8 @@ def task_kind(summary: Mapping) -> str:
 
 def task_table(summaries: Sequence[Mapping]) -> pd.DataFrame:
     """One row per task and model: task, dataset, target, kind, metric, n_samples, n_folds, model,
-    kind of model (aam, combined: a run's mean with a baseline, or baseline), mean, sd, rank within
-    the task."""
+    kind of model (aam, combined: a run's mean with a baseline or with runs, or baseline), mean, sd,
+    rank within the task."""
     rows = []
     seen = set()
     for s in summaries:
@@ -138,7 +138,7 @@ def friedman(tasks: pd.DataFrame) -> dict:
 
 
 def _model_kind(model: str, summary: Mapping) -> str:
-    """baseline, combined (a run's mean with a baseline: the cv summary's kind) or aam."""
+    """baseline, combined (a run's mean with a baseline or runs: the cv summary's kind) or aam."""
     if model in BASELINES:
         return "baseline"
     return "combined" if summary.get("kind") == "combined" else "aam"

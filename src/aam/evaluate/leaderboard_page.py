@@ -68,7 +68,8 @@ def page(board: pd.DataFrame, tasks: pd.DataFrame, pairs: pd.DataFrame, test: di
         "tasks. The baselines choose their hyperparameters by inner cross-validation on each training "
         "fold. Rows <code>run+baseline (mean)</code> average the run's and the baseline's predictions "
         "(class probabilities, or values) on each test fold (<code>evaluate.combine</code>): weights "
-        "fixed at 1/2, nothing fitted.</p>",
+        "fixed at 1/2, nothing fitted; rows <code>run+run (mean)</code> average runs trained apart "
+        "(<code>evaluate.average_runs</code>), the same way.</p>",
         summary.html_table(pd.DataFrame(ranked), "leaderboard"),
         "<h4>Each model against each baseline</h4>",
         "<p>Over the tasks: wins, losses and ties of the CV means; the sign test and the Wilcoxon "

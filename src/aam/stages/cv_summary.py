@@ -3,8 +3,10 @@
 Inputs: the fold metrics.json files of `aam evaluate --fold` (``cv/{fold}/eval/{run}/{target}/``,
 every run and fold of one dataset and target) and of `aam baselines` (``cv/{fold}/baselines/
 {target}/``, every fold). Outputs (statistics in aam.evaluate.cv):
-  --out       one row per model (each run, each combination of a run with a baseline, named
-              ``<run>+<baseline> (mean)``, then each baseline): metric, n_folds, mean, sd, the
+  --out       one row per model (each run; each combination of a run with a baseline, named
+              ``<run>+<baseline> (mean)``; each group of runs of --average, averaged after training
+              from their predictions.tsv beside the metrics.json, ``<run>+<run> (mean)``,
+              aam.evaluate.average_runs; then each baseline): metric, n_folds, mean, sd, the
               value of each fold (columns r0f0, r0f1, ...), per baseline the paired difference to
               it (vs_<baseline>_difference, _wins, _losses, _wilcoxon_p, _sign_p), the means of
               the secondary metrics and degenerate_folds (folds whose predictions ignored the input)
@@ -21,6 +23,7 @@ from pathlib import Path
 
 from aam.errors import InputError
 from aam.evaluate import plots
+from aam.evaluate.average_runs import averaged_records, parse_groups
 from aam.evaluate.cv import fold_scores, summarize
 from aam.io.atomic import publish_files
 
@@ -33,6 +36,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--baselines", nargs="*", default=[], help="cv/{fold}/baselines/{target}/metrics.json"
+    )
+    parser.add_argument(
+        "--average", nargs="*", default=[], metavar="RUN,RUN",
+        help="runs to average after training, one more model per group (evaluate.average_runs)",
     )
     parser.add_argument("--out", required=True, help="summary table to write")
     parser.add_argument("--json", required=True, help="summary with per-fold values to write")
@@ -61,13 +68,16 @@ def check_one_target(records: list[dict]) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    records = read_records(args.metrics, "evaluate")
+    paths = [p for p in args.metrics if p]
+    records = read_records(paths, "evaluate")
     baselines = read_records(args.baselines, "baselines")
     if not records + baselines:
         raise InputError("no metrics given (--metrics or --baselines)")
     check_one_target(records + baselines)
+    averages = averaged_records(parse_groups(args.average), records,
+                                [Path(p).with_name("predictions.tsv") for p in paths])
     try:
-        scores, task = fold_scores(records, baselines)
+        scores, task = fold_scores(records, baselines, averages)
     except ValueError as err:
         raise InputError(str(err)) from None
     summary, result = summarize(scores, task)

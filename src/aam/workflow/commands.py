@@ -34,6 +34,13 @@ def combine_arg(config: dict) -> str:
     return f"--combine {' '.join(names)}" if names else ""
 
 
+def average_arg(config: dict) -> str:
+    """The cv-summary stage's --average option: each group of evaluate.average_runs as run,run,...;
+    empty without any."""
+    groups = config["evaluate"]["average_runs"]
+    return f"--average {' '.join(','.join(group) for group in groups)}" if groups else ""
+
+
 def init_dir_arg(config: dict, run: str) -> str:
     """The pretrain stage's --init-dir option (continue_on_study), else empty."""
     if not sources.continues_on_study(config, run):
