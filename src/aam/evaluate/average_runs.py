@@ -44,7 +44,7 @@ def parse_groups(specs: Sequence[str]) -> list[list[str]]:
     return groups
 
 
-def test_outputs(predictions: Path, classes: list[str] | None) -> pd.DataFrame:
+def read_test_outputs(predictions: Path, classes: list[str] | None) -> pd.DataFrame:
     """The run's test rows of an evaluation's predictions.tsv, indexed by sample: y_true, the
     model's prediction and (classification) its probabilities in `classes` order."""
     columns = [f"{MODEL}_pred", *[f"{MODEL}_prob_{c}" for c in classes or []]]
@@ -73,7 +73,7 @@ def average_fold(group: Sequence[str], members: Sequence[tuple[Mapping, Path]]) 
         if split:
             raise InputError(f"{path}: run {record['run']!r} had other {split} samples than "
                              f"{first['run']!r} in fold {fold}; they cannot be averaged")
-        frames.append(test_outputs(path, classes))
+        frames.append(read_test_outputs(path, classes))
     order = frames[0].index
     for frame, (_, path) in zip(frames, members, strict=True):
         if frame.index.has_duplicates or set(frame.index) != set(order):
