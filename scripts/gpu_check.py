@@ -20,7 +20,8 @@ What it prints (one line per measurement):
 
 The model sizes come from the config (default `config/full.yaml`), never from this script. The
 data are prepared by the workflow itself (ingest, split, rarefy, tokenize, seq_prepare: Snakemake
-under `--work`, default `results/gpu_check`, kept for the next run).
+under `--work`, default `results/gpu_check`, kept for the next run; where Snakemake is not
+installed, data prepared elsewhere and carried in `--work` are used as they are).
 """
 
 from __future__ import annotations
@@ -69,6 +70,10 @@ def prepare(config_path: Path, work: Path, cores: int) -> tuple[dict, Path]:
     if seq is not None:
         targets.append(results / "sequences" / next(iter(checked["sequences"])) / "prepared.parquet")
     snakemake = Path(sys.executable).with_name("snakemake")
+    if not snakemake.exists() and all(t.exists() for t in targets):
+        # prepared on another machine and carried to a GPU machine that has no Snakemake
+        print(f"no Snakemake here: using the data prepared under {results}", flush=True)
+        return checked, results / dataset
     env = {**os.environ, "PATH": f"{snakemake.parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     cmd = [str(snakemake), *map(str, targets), "-s", str(ROOT / "workflow" / "Snakefile"), "-d", str(work),
            "--configfile", str(work / "config.yaml"), "--cores", str(cores)]
