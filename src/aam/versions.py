@@ -66,9 +66,13 @@ def declared_versions() -> dict[str, str]:
     versions = {"aam": package_version()}
     if commit:
         versions["aam git commit"] = commit + ("-modified" if dirty else "")
-    installed = {_normalized(k): v for k, v in installed_packages().items()}
     for name in _declared():
-        versions[name] = installed.get(_normalized(name), "not installed")
+        # one lookup per declared package: the Snakefile calls this on every invocation, and
+        # reading all ~280 installed distributions' metadata took half a second
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = "not installed"
     return versions
 
 
