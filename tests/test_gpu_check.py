@@ -22,7 +22,7 @@ def test_gpu_check_runs_on_cpu(tmp_path):
     done = subprocess.run(
         [sys.executable, str(REPO / "scripts" / "gpu_check.py"), "--cpu", "--config",
          str(REPO / "config" / "config.yaml"), "--work", str(tmp_path), "--cores", "2",
-         "--unifrac-samples", "40"],
+         "--unifrac-samples", "40", "--steps", "1", "--warmup", "0"],
         capture_output=True, text=True, env=env, cwd=tmp_path, timeout=900,
     )
     out = done.stdout
