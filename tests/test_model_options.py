@@ -77,6 +77,29 @@ def test_kmer_encoder_separates_one_substitution_and_zeroes_empty_rows():
     assert torch.all(vec[2] == 0)
 
 
+@pytest.mark.parametrize("k", [2, 4])
+def test_kmer_encoder_is_the_projection_of_the_brute_force_profile(k):
+    """The encoder sums the projection's columns per window (embedding_bag); it must equal the
+    Linear layer applied to the profile counted by hand, gradients included."""
+    torch.manual_seed(k)
+    rng = np.random.default_rng(k)
+    seqs = ["".join(rng.choice(list("ACGTN"), p=[0.24, 0.24, 0.24, 0.24, 0.04], size=rng.integers(0, 20)))
+            for _ in range(12)] + ["NNNN", "A", ""]
+    tokens = tokens_of(seqs, 20)
+    enc = KmerEncoder(8, k=k)
+    out = enc(tokens)
+    out.pow(2).sum().backward()
+    grad = enc.proj.weight.grad.clone()
+    enc.zero_grad()
+    profile = torch.from_numpy(np.stack([brute_force_profile(s, k) for s in seqs])).float()
+    has = torch.tensor([[float(profile[i].sum() > 0)] for i in range(len(seqs))])
+    expected = enc.ln(enc.proj(profile)) * has
+    expected.pow(2).sum().backward()
+    torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(grad, enc.proj.weight.grad, rtol=1e-4, atol=1e-5)
+    assert torch.all(out[-3:] == 0)  # no valid window: a zero vector
+
+
 def test_log_relative_abundance_by_hand():
     counts = torch.tensor([[6.0, 3.0, 1.0, 0.0], [5.0, 0.0, 0.0, 0.0]])
     mask = torch.tensor([[True, True, True, False], [True, False, False, False]])

@@ -12,8 +12,8 @@ holding N, MASK or padding is skipped) through a linear layer and a LayerNorm. W
 most of their nucleotides, so a freshly initialised nucleotide transformer gives them near-identical
 vectors (measured on IBD 2538: distinct ASVs differ by ~9 % of their norm, samples by ~1 %); two
 ASVs that differ at one position in ten share only about half of their 6-mers, so their profiles,
-and any random projection of them, differ from the start. It costs one sparse count and one matrix
-product per distinct ASV, and has no nucleotide states (no masked-nucleotide objective).
+and any random projection of them, differ from the start. It costs a weighted sum of the projection's
+columns of its k-mers per distinct ASV, and has no nucleotide states (no masked-nucleotide objective).
 """
 
 from __future__ import annotations
@@ -64,20 +64,34 @@ class ASVEncoder(nn.Module):
         return self.pool(states, mask), states
 
 
-def kmer_profile(tokens: torch.Tensor, k: int) -> torch.Tensor:
-    """tokens [N, L] (A C G T = 1-4) -> k-mer frequencies [N, 4^k] (rows sum to 1; 0 without a
-    valid window). k-mer code: the base-4 number of its nucleotides (A=0 ... T=3), first most
-    significant."""
+def kmer_windows(tokens: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """tokens [N, L] (A C G T = 1-4) -> the code of each overlapping k-mer window [N, W] and its
+    weight [N, W]: 1 / (the row's valid windows) for a window of A/C/G/T only, 0 for one holding N,
+    MASK or padding (its code is then meaningless). k-mer code: the base-4 number of its nucleotides
+    (A=0 ... T=3), first most significant. W = L - k + 1 (none when L < k). Built from k shifted
+    slices of the row rather than unfolded windows: a third of the time on 1,000 ASVs of 150 nt."""
     n, length = tokens.shape
-    out = torch.zeros(n, 4**k, dtype=torch.float32, device=tokens.device)
-    if length < k:
-        return out
-    windows = tokens.unfold(1, k, 1)  # [N, W, k]
-    valid = ((windows >= 1) & (windows <= 4)).all(-1)
-    powers = 4 ** torch.arange(k - 1, -1, -1, device=tokens.device)
-    codes = ((windows - 1).clamp(0, 3) * powers).sum(-1)
-    out.scatter_add_(1, codes, valid.float())
-    return out / out.sum(1, keepdim=True).clamp(min=1.0)
+    width = length - k + 1
+    if width < 1:
+        empty = torch.zeros(n, 0, device=tokens.device)
+        return empty.long(), empty
+    base = (tokens - 1).clamp(0, 3)
+    invalid = ((tokens < 1) | (tokens > 4)).to(torch.int32)
+    codes = base[:, :width] * 4 ** (k - 1)
+    invalid_in_window = invalid[:, :width].clone()
+    for j in range(1, k):
+        codes = codes + base[:, j:j + width] * 4 ** (k - 1 - j)
+        invalid_in_window += invalid[:, j:j + width]
+    valid = (invalid_in_window == 0).float()
+    return codes, valid / valid.sum(1, keepdim=True).clamp(min=1.0)
+
+
+def kmer_profile(tokens: torch.Tensor, k: int) -> torch.Tensor:
+    """tokens [N, L] -> k-mer frequencies [N, 4^k] (rows sum to 1; 0 without a valid window);
+    codes as in :func:`kmer_windows`."""
+    codes, weights = kmer_windows(tokens, k)
+    out = torch.zeros(tokens.shape[0], 4**k, dtype=torch.float32, device=tokens.device)
+    return out.scatter_add_(1, codes, weights)
 
 
 class KmerEncoder(nn.Module):
@@ -93,7 +107,15 @@ class KmerEncoder(nn.Module):
         init_weights(self)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        """tokens [N, L] -> vectors [N, D]."""
-        profile = kmer_profile(tokens, self.k)
-        has = (profile.sum(1, keepdim=True) > 0).to(profile.dtype)
-        return self.ln(self.proj(profile)) * has
+        """tokens [N, L] -> vectors [N, D]: ``proj(kmer_profile(tokens))``, computed as the weighted
+        sum of the projection's columns of each window's k-mer (``embedding_bag``). Why not the
+        profile times the matrix: a 150-nt ASV holds at most 145 of the 4,096 6-mers, so the dense
+        product multiplies 97 % zeros, forward and backward (`scripts/bench_kmer_encoder.py`)."""
+        codes, weights = kmer_windows(tokens, self.k)
+        has = (weights.sum(1, keepdim=True) > 0).to(weights.dtype)
+        if codes.shape[1] == 0:
+            return self.ln(self.proj.bias.expand(tokens.shape[0], -1)) * has
+        # The transposed weight is copied once: embedding_bag on a strided view is 3x slower.
+        summed = nn.functional.embedding_bag(codes, self.proj.weight.t().contiguous(),
+                                             per_sample_weights=weights, mode="sum")
+        return self.ln(summed + self.proj.bias) * has
