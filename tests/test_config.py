@@ -51,8 +51,9 @@ def test_defaults_match_what_snakemake_fills_in(repo_root):
 
 def test_a_bare_aam_run_gets_the_benchmark_s_aam_configuration(repo_root):
     """The schema's data and model sizes are config/benchmark.yaml's `aam` run, the one AAM
-    configuration measured on every task; so are fine-tuning's warmup and its per-task (auto) epochs,
-    patience and exported weights, while pretraining keeps the shared trainer's own defaults."""
+    configuration measured on every task; so are fine-tuning's warmup, its per-task (auto) epochs,
+    patience and exported weights, its calibration and its seed ensemble of 2, while pretraining
+    keeps the shared trainer's own defaults."""
     bench = yaml.safe_load((repo_root / "config" / "benchmark.yaml").read_text())["aam"]["runs"]["aam"]
     filled = load_settings("{}", "aam_run")
     for section in ("data", "model"):
@@ -61,6 +62,8 @@ def test_a_bare_aam_run_gets_the_benchmark_s_aam_configuration(repo_root):
     tuned = bench["finetune"]["trainer"]
     assert {key: filled["finetune"]["trainer"][key] for key in keys} == {key: tuned[key] for key in keys}
     assert tuned["max_epochs"] == tuned["patience"] == tuned["restore_best"] == "auto"
+    assert filled["finetune"]["ensemble"] == bench["finetune"]["ensemble"] == 2
+    assert filled["finetune"]["calibrate"] == bench["finetune"]["calibrate"] == "auto"
     trainer = load_schema()["definitions"]["trainer"]["properties"]
     assert {key: filled["pretrain"]["trainer"][key] for key in keys} == {
         key: trainer[key]["default"] for key in keys}

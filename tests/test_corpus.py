@@ -207,7 +207,9 @@ def test_bundled_encoder_loads_and_fine_tunes(corpus, tmp_path):
     assert used["finetune"]["trainer"]["num_threads"] == 1 and used["finetune"]["trainer"]["seed"] == 1
     assert "pretrain" not in used and tuned_meta["provenance"]["pretrained_from"].endswith(pretrained.DEFAULT)
     bundled = model.state_dict()
-    assert all(torch.equal(v, bundled[k]) for k, v in tuned.base.state_dict().items())
+    assert tuned_meta["ensemble"] == 2  # the default: both members froze the bundled encoder
+    for member in tuned.members:
+        assert all(torch.equal(v, bundled[k]) for k, v in member.base.state_dict().items())
     assert (out / "predictions.tsv").exists()
 
 

@@ -173,7 +173,8 @@ SETTINGS = {
     "data": {"asv_limit": 16, "batch_size": 8},
     "model": {"embedding_dim": 16, "layers": 1, "heads": 2, "ff_dim": 32, "dropout": 0.0},
     "pretrain": {"enabled": False},
-    "finetune": {"trainer": {"max_epochs": 2, "warmup_steps": 1, "patience": None, "progress_bar": False,
+    "finetune": {"ensemble": 1,  # one model (the default is 2), as the single runs compared here
+                 "trainer": {"max_epochs": 2, "warmup_steps": 1, "patience": None, "progress_bar": False,
                              "monitor": "auto", "num_threads": 1}},
 }
 

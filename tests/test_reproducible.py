@@ -135,7 +135,9 @@ def test_a_rerun_gives_byte_identical_artifacts(tmp_path):
         assert qza_members(before[name]) == qza_members(after[name]), name
     # The checkpoints are among the identical files: weights, optimizer and RNG states, and the
     # paths of their own folder (the same results folder gives the same paths).
-    assert {"models/pretrain/checkpoints/last.ckpt", "models/finetune/checkpoints/best.ckpt"} <= set(before)
+    # Fine-tuning trains the default seed ensemble of two: each member's checkpoints.
+    assert {"models/pretrain/checkpoints/last.ckpt", "models/finetune/members/m0/checkpoints/best.ckpt",
+            "models/finetune/members/m1/checkpoints/best.ckpt"} <= set(before)
 
 
 def test_the_rarefied_table_and_its_qza_payload_are_the_same_bytes(tmp_path, monkeypatch):

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import logging
 import time
@@ -18,7 +19,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from aam.errors import InputError
+from aam.errors import InputError, OutputError
 from aam.evaluate.metrics import TRAINING_MONITOR
 from aam.evaluate.metrics import mode as metric_mode
 from aam.evaluate.predict import eval_loader, predict, prediction_table
@@ -186,9 +187,17 @@ def train_members(args: argparse.Namespace, settings: dict, classes: list[str] |
     from aam.models.ensemble import EnsemblePredictor
 
     members = int(settings["finetune"].get("ensemble") or 1)
-    trained = [train_model(args, settings, args.splits, classes, i,
-                           out_dir if members == 1 else out_dir / "members" / f"m{i}")
-               for i in range(members)]
+    try:
+        trained = [train_model(args, settings, args.splits, classes, i,
+                               out_dir if members == 1 else out_dir / "members" / f"m{i}")
+                   for i in range(members)]
+    except OutputError:
+        # A member that could not write (a full disk) removed its own state (aam.training.engine);
+        # the folders above it go too where nothing else is left in them.
+        for folder in (out_dir / "members", out_dir):
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise
     if members == 1:
         return trained, trained[0].module.model
     return trained, EnsemblePredictor.of([t.module.model for t in trained])
