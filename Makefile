@@ -32,7 +32,8 @@ demo: $(STAMP)
 # (765 s since the minute-long tests start first: tests/conftest.py; 684 s and 865 s in two fresh-clone
 # CI runs on 2-core machines, 2026-12-04, .ci/run with setup 829 s and 1,043 s; 667 s, 863 s with
 # setup, once the schema was parsed once per process and the Snakefile stopped reading every
-# installed package's metadata: scripts/bench_startup.py).
+# installed package's metadata: scripts/bench_startup.py; 345 s, 428 s with setup, on a faster
+# 2-core machine with the seed ensemble of two as the default: docs/benchmarks.md).
 # --dist worksteal: a worker whose queue runs dry takes tests from the other's, so that the few
 # minute-long end-to-end tests do not leave one core idle at the end.
 # --durations=25: the slowest tests, printed at the end, so that a CI log says where the time goes.
