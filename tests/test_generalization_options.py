@@ -5,6 +5,10 @@
 - the CLR readout: its term equals a linear model on CLR abundances computed by hand (numpy CLR of
   each sample's counts, each ASV's coefficient from its own vector), and at its zero start the
   predictor is exactly the one without it;
+- the per-ASV readout: its term equals a linear model by hand (each sample's sum over its ASVs of a
+  coefficient looked up by the ASV's own sequence, times 1 or the ASV's CLR), the same sequence
+  gets the same coefficient in any batch, single-base variants never share one, an unseen ASV
+  adds nothing, and regression calibration scales it with the head;
 - seed ensembles: the ensemble's prediction is the mean of its members' (class probabilities,
   regression values), and `aam finetune` with ``ensemble: 2`` holds exactly the two models that
   single runs with seeds s and s + 1 train, its predictions their mean;
@@ -128,6 +132,87 @@ def test_clr_readout_is_a_linear_model_on_clr_abundances_and_starts_at_zero():
     assert np.abs(got.numpy()).max() > 1e-3
     # a sample with one ASV has CLR 0: the readout adds nothing there
     np.testing.assert_allclose(got[2].numpy(), 0.0, atol=1e-6)
+
+
+# -------------------------------------------------------------------------------- per-ASV readout
+@pytest.mark.parametrize("kind", ["presence", "clr"])
+def test_asv_readout_is_a_linear_model_on_each_asv_by_its_sequence(kind):
+    samples, counts = [[0, 1, 2, 3], [2, 4], [5], [1, 6, 7]], [[9, 5, 2, 1], [4, 4], [7], [3, 2, 1]]
+    batch = make_batch(samples, counts=counts)
+    args = (batch["tokens"], batch["asv_index"], batch["asv_mask"], batch["asv_counts"])
+    torch.manual_seed(3)
+    plain = SequencePredictor(tiny(task="classification", n_outputs=3)).eval()
+    torch.manual_seed(3)
+    readout = SequencePredictor(tiny(task="classification", n_outputs=3, asv_readout=kind)).eval()
+    # each feature's coefficients, by its sequence (make_batch's feature f has one fixed sequence)
+    features = sorted({f for s in samples for f in s})
+    rng = np.random.default_rng(1)
+    coefficient = {f: rng.normal(size=3) for f in features}
+    with torch.no_grad():
+        torch.testing.assert_close(readout(*args)["target"], plain(*args)["target"])  # zero start
+        buckets = readout.asv_hash(batch["tokens"])
+        assert len(set(buckets.tolist())) == len(features)  # no two of these sequences share a row
+        for row, f in enumerate(features):
+            readout.asv_readout.weight[buckets[row]] = torch.tensor(coefficient[f], dtype=torch.float32)
+        got = (readout(*args)["target"] - plain(*args)["target"]).numpy()
+    for b, (sample, sample_counts) in enumerate(zip(samples, counts, strict=True)):
+        logs = np.log(np.asarray(sample_counts, dtype=np.float64))
+        x = np.ones(len(sample)) if kind == "presence" else logs - logs.mean()  # CLR by hand
+        want = sum(x[j] * coefficient[f] for j, f in enumerate(sample))
+        np.testing.assert_allclose(got[b], want, atol=1e-5)
+    # the same ASVs in another batch (other rows, other order) get the same coefficients
+    other = make_batch([[7, 1], [3]], counts=[[1, 3], [5]])
+    other_args = (other["tokens"], other["asv_index"], other["asv_mask"], other["asv_counts"])
+    with torch.no_grad():
+        moved = readout(*other_args)["target"] - plain(*other_args)["target"]
+    x = np.ones(2) if kind == "presence" else np.log([1.0, 3.0]) - np.log([1.0, 3.0]).mean()
+    np.testing.assert_allclose(moved[0].numpy(), x[0] * coefficient[7] + x[1] * coefficient[1], atol=1e-5)
+    np.testing.assert_allclose(moved[1].numpy(), coefficient[3] if kind == "presence" else 0.0, atol=1e-5)
+    # an ASV no coefficient was learned for (a zero row) adds nothing
+    unseen = make_batch([[8, 9]], counts=[[4, 1]])
+    with torch.no_grad():
+        torch.testing.assert_close(readout(unseen["tokens"], unseen["asv_index"], unseen["asv_mask"],
+                                           unseen["asv_counts"])["target"],
+                                   plain(unseen["tokens"], unseen["asv_index"], unseen["asv_mask"],
+                                         unseen["asv_counts"])["target"])
+
+
+def test_sequence_hash_keeps_single_base_variants_apart_and_ignores_padding():
+    from aam.models.asv_encoder import SequenceHash
+
+    hasher = SequenceHash(256, 150)  # few buckets: a weak hash would collide here
+    rng = np.random.default_rng(0)
+    base = torch.as_tensor(rng.integers(1, 5, size=150))
+    variants = [base]
+    for i in range(150):
+        for token in range(1, 6):
+            if token != int(base[i]):
+                v = base.clone()
+                v[i] = token
+                variants.append(v)
+    buckets = hasher(torch.stack(variants))
+    assert (buckets[1:] != buckets[0]).all()  # every one-base variant (A/C/G/T/N) differs from the original
+    padded = torch.zeros(1, 150, dtype=torch.long)
+    padded[0, :100] = base[:100]
+    assert hasher(padded) == hasher(base[None, :100])  # the cache's width does not matter
+    assert SequenceHash(256, 150)(torch.stack(variants)).equal(buckets)  # fixed across models
+
+
+def test_calibration_scales_the_readouts_with_the_head():
+    from aam.training.calibration import Calibration, apply_calibration
+
+    batch = make_batch([[0, 1, 2, 3], [2, 4], [5], [1, 6, 7]], counts=[[9, 5, 2, 1], [4, 4], [7], [3, 2, 1]])
+    args = (batch["tokens"], batch["asv_index"], batch["asv_mask"], batch["asv_counts"])
+    torch.manual_seed(0)
+    config = tiny(task="regression", n_outputs=1, asv_readout="clr", clr_readout=True)
+    model = SequencePredictor(config).eval()
+    with torch.no_grad():
+        model.asv_readout.weight.normal_()
+        model.clr_readout.weight.normal_()
+        before = model(*args)["target"].clone()
+        apply_calibration(model, Calibration(centre=0.3, scale=0.25, n_train=10, n_val=4))
+        after = model(*args)["target"]
+    torch.testing.assert_close(after, 0.25 * (before - 0.3))
 
 
 # -------------------------------------------------------------------------------------- ensembles

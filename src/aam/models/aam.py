@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from aam.models.asv_encoder import VOCAB_SIZE, ASVEncoder, ASVEncoderConfig, KmerEncoder
+from aam.models.asv_encoder import VOCAB_SIZE, ASVEncoder, ASVEncoderConfig, KmerEncoder, SequenceHash
 from aam.models.heads import CountHead, NucleotideHead, TargetHead, UniFracHead
 from aam.models.sample_encoder import SampleEncoder, SampleEncoderConfig
 
@@ -50,6 +50,8 @@ class AAMConfig:
     pooling: str = "attention"  # attention | abundance (scores start at the log relative abundance)
     abundance_bias: bool = False  # sample attention scores + learned scale x key log relative abundance
     clr_readout: bool = False  # fine-tuning: + the mean over slots of CLR x a linear map of the ASV vector
+    asv_readout: str = "none"  # fine-tuning: none | presence | clr: + a learned coefficient per ASV sequence
+    asv_readout_buckets: int = 65536  # hash buckets of asv_readout's coefficient table
     asv_dropout: float = 0.0  # training only: probability of dropping each ASV slot
     unifrac_affine: bool = False  # UniFrac head: offset + scale * Euclidean distance
     max_bp: int = 150  # set from the token cache
@@ -73,7 +75,7 @@ class AAMConfig:
 
     def uses_abundance(self) -> bool:
         return (self.abundance_input or self.pooling == "abundance" or self.abundance_bias
-                or self.clr_readout)
+                or self.clr_readout or self.asv_readout == "clr")
 
 
 def trim_padding(tokens: torch.Tensor) -> torch.Tensor:
@@ -213,6 +215,14 @@ class SequencePredictor(nn.Module):
             # zero start: at initialization the model is exactly the one without the readout
             self.clr_readout = nn.Linear(config.embedding_dim, config.n_outputs, bias=False)
             nn.init.zeros_(self.clr_readout.weight)
+        if config.asv_readout not in ("none", "presence", "clr"):
+            raise ValueError(f"asv_readout must be none, presence or clr, got {config.asv_readout!r}")
+        self.asv_readout = self.asv_hash = None
+        if config.asv_readout != "none":
+            self.asv_hash = SequenceHash(config.asv_readout_buckets, config.max_bp)
+            # zero start, as clr_readout: at initialization the model is the one without it
+            self.asv_readout = nn.Embedding(config.asv_readout_buckets, config.n_outputs)
+            nn.init.zeros_(self.asv_readout.weight)
         self.base_frozen = False
 
     def freeze_base(self, frozen: bool = True) -> None:
@@ -235,6 +245,8 @@ class SequencePredictor(nn.Module):
         target = self.target_head(out["sample_embedding"]).float()
         if self.clr_readout is not None:
             target = target + self.linear_clr_term(out)
+        if self.asv_readout is not None:
+            target = target + self.asv_readout_term(tokens, asv_index, out)
         if self.config.task == "regression":
             target = target.squeeze(-1)
         return {
@@ -255,3 +267,20 @@ class SequencePredictor(nn.Module):
         per_slot = self.clr_readout(encoded["asv_vectors"].float())  # [B, K, C]
         n = mask.sum(-1, keepdim=True).clamp(min=1).float()
         return (clr[..., None] * per_slot).sum(1) / n
+
+    def asv_readout_term(self, tokens: torch.Tensor, asv_index: torch.Tensor,
+                         encoded: dict[str, torch.Tensor | None]) -> torch.Tensor:
+        """``asv_readout`` (wide and deep): sum_k x_k u(ASV_k) over the sample's real slots, where
+        u is a learned coefficient per ASV sequence (per class), looked up by the sequence's hash
+        (SequenceHash), and x_k is 1 (``presence``) or the slot's CLR within the sample (``clr``).
+        Why: a linear model on which ASVs a sample holds (or on their CLR) names each ASV exactly,
+        where the k-mer vectors of similar ASVs are alike; on the benchmark's folds such a model
+        scored well above AAM on some tasks (docs/benchmark.md, "Tenth round"). An ASV unseen in
+        training keeps its zero start, so it adds nothing. -> [B, n_outputs]."""
+        mask = encoded["asv_mask"]
+        coefficients = self.asv_readout(self.asv_hash(tokens))[asv_index].float()  # [B, K, C]
+        if self.config.asv_readout == "clr":
+            weights = centred_log_ratio(encoded["log_abundance"].float(), mask)
+        else:
+            weights = mask.float()
+        return (weights[..., None] * coefficients).sum(1)

@@ -119,3 +119,37 @@ class KmerEncoder(nn.Module):
         summed = nn.functional.embedding_bag(codes, self.proj.weight.t().contiguous(),
                                              per_sample_weights=weights, mode="sum")
         return self.ln(summed + self.proj.bias) * has
+
+
+def _splitmix64(x: int) -> int:
+    """One step of SplitMix64 (Steele et al. 2014) on a Python int: fixed hash multipliers that
+    no library version can change (torch's generators promise no such stability)."""
+    x = (x + 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & 0xFFFFFFFFFFFFFFFF
+    return x ^ (x >> 31)
+
+
+class SequenceHash(nn.Module):
+    """tokens [N, L] -> one bucket in [0, buckets) per row, a function of the sequence alone.
+
+    ``sum_i token_i * r_i mod buckets`` with fixed odd multipliers r_i < 2^31 (SplitMix64), so the
+    same ASV gets the same bucket in every batch, table and model (padding, token 0, adds nothing,
+    so the cache's width does not matter). With a power-of-two ``buckets`` two sequences that differ
+    at one position never share a bucket (token differences of 1-6 times an odd r_i are never
+    0 modulo 2^b); others share one with chance 1 / buckets.
+    """
+
+    def __init__(self, buckets: int, max_bp: int):
+        super().__init__()
+        if buckets < 1:
+            raise ValueError(f"buckets must be positive, got {buckets}")
+        self.buckets = buckets
+        multipliers = [(_splitmix64(i) & 0x7FFFFFFF) | 1 for i in range(max_bp)]
+        self.register_buffer("multipliers", torch.tensor(multipliers, dtype=torch.int64), persistent=False)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        length = tokens.shape[1]
+        if length > self.multipliers.numel():
+            raise ValueError(f"tokens are {length} wide, the hash covers {self.multipliers.numel()}")
+        return (tokens.long() * self.multipliers[:length]).sum(1) % self.buckets

@@ -17,10 +17,11 @@ standardized units (targets scaled with the training mean and sd), with outputs 
   on a few validation samples that says "spread further" is noise more often than signal).
 
 The calibrated output is ``k (z - c)``. It is folded into the head's last linear layer
-(``W' = k W``, ``b' = k (b - c)``; for a seed ensemble into every member's, since the mean of
-calibrated members is the calibrated mean), so the saved weights predict calibrated values and
-`aam predict` / `aam evaluate` need nothing new. Validation metrics reported afterwards were
-measured on the samples that chose ``k``: optimistic, like the best epoch's.
+(``W' = k W``, ``b' = k (b - c)``, and the linear readouts that add to it scaled by k; for a seed
+ensemble into every member's, since the mean of calibrated members is the calibrated mean), so the
+saved weights predict calibrated values and `aam predict` / `aam evaluate` need nothing new.
+Validation metrics reported afterwards were measured on the samples that chose ``k``: optimistic,
+like the best epoch's.
 """
 
 from __future__ import annotations
@@ -71,6 +72,10 @@ def apply_calibration(model: torch.nn.Module, calibration: Calibration) -> None:
             raise ValueError("calibration applies to a regression head (one output)")
         out.weight.mul_(k)
         out.bias.sub_(c).mul_(k)
+        # the linear readouts add to the head's output: scaled too, so the member's output is k (z - c)
+        for readout in (getattr(member, "clr_readout", None), getattr(member, "asv_readout", None)):
+            if readout is not None:
+                readout.weight.mul_(k)
 
 
 def calibrate_regression(model: torch.nn.Module, dm, device: torch.device) -> Calibration:

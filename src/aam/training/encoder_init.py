@@ -19,9 +19,11 @@ from aam.errors import InputError
 
 log = logging.getLogger(__name__)
 
-# Model settings that do not shape the weights: a fine-tuning run sets them; all others (sizes,
+# Model settings that do not shape the encoder's weights (training settings, and the fine-tuned
+# model's own readouts, which no encoder holds): a fine-tuning run sets them; all others (sizes,
 # encoders, max_bp, asv_limit, ...) are the pretrained encoder's.
-TRAINING_ONLY = ("dropout", "head_dropout", "asv_dropout")
+TRAINING_ONLY = ("dropout", "head_dropout", "asv_dropout", "clr_readout", "asv_readout",
+                 "asv_readout_buckets")
 
 
 def load_encoder(folder: Path, model: dict, dm, task: str | None = None, n_outputs: int = 1):
