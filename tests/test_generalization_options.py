@@ -177,6 +177,51 @@ def test_asv_readout_is_a_linear_model_on_each_asv_by_its_sequence(kind):
                                          unseen["asv_counts"])["target"])
 
 
+@pytest.mark.parametrize("kind", ["presence", "clr"])
+def test_asv_readout_over_every_asv_sums_the_rare_ones_the_encoder_does_not_read(kind):
+    from aam.data.datasets import Collate, SampleItem
+    from aam.models.aam import predictor_inputs
+
+    rng = np.random.default_rng(5)
+    tokens = rng.integers(1, 5, size=(12, 12)).astype(np.uint8)  # 12 features of 12 nt
+    # each sample: every rarefied feature with its count; the encoder keeps the 2 most abundant
+    present = [([3, 7, 1, 10], [8, 5, 2, 1]), ([7, 2], [6, 6]), ([0, 4, 5, 9, 11], [9, 4, 3, 3, 1])]
+    items = [SampleItem(i, np.array(f[:2]), np.array(c[:2], dtype=np.int64), np.array(f),
+                        np.array(c, dtype=np.int64), 0) for i, (f, c) in enumerate(present)]
+    batch = Collate(tokens, present_tokens=True)(items)
+    config = tiny(task="classification", n_outputs=2, asv_readout=kind, asv_readout_scope="all")
+    torch.manual_seed(3)
+    plain = SequencePredictor(tiny(task="classification", n_outputs=2)).eval()
+    torch.manual_seed(3)
+    every = SequencePredictor(config).eval()
+    coefficient = {f: rng.normal(size=2) for f in range(12)}
+    with torch.no_grad():
+        buckets = every.asv_hash(torch.as_tensor(tokens, dtype=torch.long))
+        assert len(set(buckets.tolist())) == 12
+        for f in range(12):
+            every.asv_readout.weight[buckets[f]] = torch.tensor(coefficient[f], dtype=torch.float32)
+        got = (every(*predictor_inputs(config, batch))["target"]
+               - plain(*predictor_inputs(plain.config, batch))["target"]).numpy()
+    for b, (features, counts) in enumerate(present):
+        logs = np.log(np.asarray(counts, dtype=np.float64))
+        x = np.ones(len(features)) if kind == "presence" else logs - logs.mean()  # over every ASV, by hand
+        want = sum(x[j] * coefficient[f] for j, f in enumerate(features))
+        np.testing.assert_allclose(got[b], want, atol=1e-5)
+    # the kept scope sums the encoder's 2 slots only: the same coefficients give another term
+    kept = SequencePredictor(tiny(task="classification", n_outputs=2, asv_readout=kind)).eval()
+    kept.load_state_dict(every.state_dict())
+    with torch.no_grad():
+        kept_term = (kept(*predictor_inputs(kept.config, batch))["target"]
+                     - plain(*predictor_inputs(plain.config, batch))["target"]).numpy()
+    logs = np.log([8.0, 5.0])
+    x = np.ones(2) if kind == "presence" else logs - logs.mean()
+    np.testing.assert_allclose(kept_term[0], x[0] * coefficient[3] + x[1] * coefficient[7], atol=1e-5)
+    assert not np.allclose(kept_term[0], got[0])
+    # a loader built without every ASV's tokens is refused, not read as the kept scope
+    with pytest.raises(ValueError, match="present_tokens"):
+        predictor_inputs(config, Collate(tokens)(items))
+
+
 def test_sequence_hash_keeps_single_base_variants_apart_and_ignores_padding():
     from aam.models.asv_encoder import SequenceHash
 

@@ -106,6 +106,33 @@ def test_predictions_on_the_training_table_equal_finetunes_own(trained, tmp_path
     assert summary["provenance"]["seed"] == 7 and summary["depth"] == depth
 
 
+def test_a_readout_over_every_asv_predicts_new_tables_as_fine_tuning_did(trained, tmp_path):
+    """asv_readout_scope: all reads the ASVs beyond data.asv_limit (12 of up to 23 here): `aam
+    predict` must hand the model every ASV of each sample, as fine-tuning's batches did."""
+    root = trained["root"]
+    settings = json.loads(json.dumps(SETTINGS))
+    settings["model"].update({"asv_readout": "clr", "asv_readout_scope": "all"})
+    model = tmp_path / "model"
+    assert main(["finetune", "--tokens-dir", str(root / "tokens"), "--splits", str(root / "splits.tsv"),
+                 "--samples", str(root / "ingest" / "samples.parquet"), "--target-column", "ibd",
+                 "--task", "classification", "--settings", json.dumps(settings), "--seed", "7",
+                 "--threads", "1", "--out-dir", str(model)]) == 0
+    assert json.loads((model / "model.json").read_text())["config"]["asv_readout_scope"] == "all"
+    assert (trained["counts"] > 0).sum(axis=1).max() > settings["data"]["asv_limit"]
+    out = tmp_path / "pred"
+    assert main(["predict", "--model-dir", str(model), "--table", str(root / "table.biom"),
+                 "--threads", "1", "--out-dir", str(out)]) == 0
+    ours = pd.read_csv(out / "predictions.tsv", sep="\t", dtype={"sample": str}).set_index("sample")
+    theirs = pd.read_csv(model / "predictions.tsv", sep="\t", dtype={"sample": str})
+    for c in ("prob_Control", "prob_Crohns"):
+        np.testing.assert_allclose(ours.loc[theirs["sample"], c].to_numpy(), theirs[c].to_numpy(), atol=2e-6)
+    # the readout learned coefficients (training moved it off its zero start)
+    from safetensors.torch import load_file
+    weights = load_file(model / "model.safetensors")
+    readout = [v for k, v in weights.items() if k.endswith("asv_readout.weight")]
+    assert readout and float(readout[0].abs().sum()) > 0
+
+
 def test_ids_that_are_not_dna_take_sequences_and_new_features_are_counted(trained, tmp_path):
     root = tmp_path
     counts = np.concatenate([trained["counts"], np.zeros((N_SAMPLES, 1), dtype=np.int64)], axis=1)

@@ -26,11 +26,13 @@ log = logging.getLogger(__name__)
 def predict(model, loader, device: torch.device) -> dict[str, np.ndarray]:
     """Row (sample index), raw output, sample embedding and target (when the loader has one) of
     every sample of ``loader``, in eval mode; empty for an empty loader."""
+    from aam.models.aam import predictor_inputs
+
     model.eval().to(device)
     rows, outs, embs, trues = [], [], [], []
     for batch in loader:
         batch = {k: v.to(device) for k, v in batch.items()}
-        out = model(batch["tokens"], batch["asv_index"], batch["asv_mask"], batch["asv_counts"])
+        out = model(*predictor_inputs(model.config, batch))
         rows.append(batch["sample_index"].cpu())
         outs.append(out["target"].float().cpu())
         embs.append(out["sample_embedding"].float().cpu())
@@ -110,7 +112,7 @@ def predict_new_samples(model, meta: dict, features, samples, rows: np.ndarray, 
     samples."""
     depth, selection = int(meta["depth"]), meta["data"].get("selection", "abundance")
     loader = cache_loader(features, samples, rows, depth, int(meta["config"]["asv_limit"]), selection, seed,
-                          batch_size)
+                          batch_size, model.config.reads_every_asv())
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     start = time.perf_counter()
     pred = predict(model, loader, device)
@@ -130,10 +132,11 @@ def predict_new_samples(model, meta: dict, features, samples, rows: np.ndarray, 
 
 
 def cache_loader(features, samples, rows: np.ndarray, depth: int, asv_limit: int, selection: str, seed: int,
-                 batch_size: int):
+                 batch_size: int, present_tokens: bool = False):
     """A loader over the samples ``rows`` of a table's token caches, each rarefied once to ``depth``
     with the evaluation stream keyed by ``seed`` (the draw a training run with that seed makes for
-    its held-out samples, whatever their split), ``selection`` ``asv_limit`` features each."""
+    its held-out samples, whatever their split), ``selection`` ``asv_limit`` features each (and the
+    tokens of every ASV present with ``present_tokens``, for ``asv_readout_scope: all``)."""
     from torch.utils.data import DataLoader
 
     from aam.data.datasets import Collate, RarefiedSamples
@@ -141,4 +144,5 @@ def cache_loader(features, samples, rows: np.ndarray, depth: int, asv_limit: int
     log.info("rarefying %d samples to %d reads (seed %d, evaluation stream), %s %d features each",
              rows.size, depth, seed, selection, asv_limit)
     dataset = RarefiedSamples(samples, rows, depth, asv_limit, selection, seed, False)
-    return DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=Collate(features.tokens))
+    collate = Collate(features.tokens, present_tokens=present_tokens)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate)

@@ -71,8 +71,10 @@ class EnsemblePredictor(nn.Module):
         return ensemble
 
     def forward(self, tokens: torch.Tensor, asv_index: torch.Tensor, asv_mask: torch.Tensor,
-                asv_counts: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        outs = [m(tokens, asv_index, asv_mask, asv_counts) for m in self.members]
+                asv_counts: torch.Tensor | None = None, present_tokens: torch.Tensor | None = None,
+                present_counts: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        outs = [m(tokens, asv_index, asv_mask, asv_counts, present_tokens, present_counts)
+                for m in self.members]
         log_n = math.log(len(outs))
         if self.config.task == "regression":
             target = torch.stack([o["target"] for o in outs]).mean(0)

@@ -25,11 +25,9 @@ import torch
 import torch.nn.functional as F
 
 from aam.data.unifrac import batch_distances
-from aam.models.aam import AAMConfig, SequenceEncoder, SequencePredictor, trim_padding
+from aam.models.aam import AAMConfig, SequenceEncoder, SequencePredictor, predictor_inputs, trim_padding
 from aam.training import losses
 from aam.training.engine import EngineModule, TrainerSettings
-
-MODEL_INPUTS = ("tokens", "asv_index", "asv_mask", "asv_counts")
 
 
 class PretrainModule(EngineModule):
@@ -224,7 +222,7 @@ class FinetuneModule(EngineModule):
         return F.cross_entropy(pred, target, weight=self.class_weights)
 
     def _step(self, batch, stage: str):
-        out = self.model(*(batch[k] for k in MODEL_INPUTS))
+        out = self.model(*predictor_inputs(self.model.config, batch))
         t_loss = self.target_loss(out["target"], batch["target"])
         c_loss = losses.count_loss(out["count_log_probs"], batch["asv_counts"], out["asv_mask"])
         loss = t_loss + self.count_weight * c_loss
