@@ -53,6 +53,7 @@ class AAMConfig:
     asv_readout: str = "none"  # fine-tuning: none | presence | clr: + a learned coefficient per ASV sequence
     asv_readout_buckets: int = 65536  # hash buckets of asv_readout's coefficient table
     asv_readout_scope: str = "kept"  # kept: the asv_limit ASVs the encoder reads | all: every ASV present
+    # (a model.json without the key, written before the scope existed, read the kept ASVs)
     asv_dropout: float = 0.0  # training only: probability of dropping each ASV slot
     unifrac_affine: bool = False  # UniFrac head: offset + scale * Euclidean distance
     max_bp: int = 150  # set from the token cache
