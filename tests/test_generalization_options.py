@@ -135,7 +135,17 @@ def test_clr_readout_is_a_linear_model_on_clr_abundances_and_starts_at_zero():
 
 
 # -------------------------------------------------------------------------------- per-ASV readout
-@pytest.mark.parametrize("kind", ["presence", "clr"])
+def readout_weights(kind: str, counts) -> np.ndarray:
+    """x_k of asv_readout by hand: 1, the CLR over the sample's ASVs, or log(1 + count)."""
+    counts = np.asarray(counts, dtype=np.float64)
+    if kind == "presence":
+        return np.ones(counts.size)
+    if kind == "clr":
+        return np.log(counts) - np.log(counts).mean()
+    return np.log1p(counts)
+
+
+@pytest.mark.parametrize("kind", ["presence", "clr", "log"])
 def test_asv_readout_is_a_linear_model_on_each_asv_by_its_sequence(kind):
     samples, counts = [[0, 1, 2, 3], [2, 4], [5], [1, 6, 7]], [[9, 5, 2, 1], [4, 4], [7], [3, 2, 1]]
     batch = make_batch(samples, counts=counts)
@@ -156,8 +166,7 @@ def test_asv_readout_is_a_linear_model_on_each_asv_by_its_sequence(kind):
             readout.asv_readout.weight[buckets[row]] = torch.tensor(coefficient[f], dtype=torch.float32)
         got = (readout(*args)["target"] - plain(*args)["target"]).numpy()
     for b, (sample, sample_counts) in enumerate(zip(samples, counts, strict=True)):
-        logs = np.log(np.asarray(sample_counts, dtype=np.float64))
-        x = np.ones(len(sample)) if kind == "presence" else logs - logs.mean()  # CLR by hand
+        x = readout_weights(kind, sample_counts)
         want = sum(x[j] * coefficient[f] for j, f in enumerate(sample))
         np.testing.assert_allclose(got[b], want, atol=1e-5)
     # the same ASVs in another batch (other rows, other order) get the same coefficients
@@ -165,9 +174,9 @@ def test_asv_readout_is_a_linear_model_on_each_asv_by_its_sequence(kind):
     other_args = (other["tokens"], other["asv_index"], other["asv_mask"], other["asv_counts"])
     with torch.no_grad():
         moved = readout(*other_args)["target"] - plain(*other_args)["target"]
-    x = np.ones(2) if kind == "presence" else np.log([1.0, 3.0]) - np.log([1.0, 3.0]).mean()
+    x = readout_weights(kind, [1, 3])
     np.testing.assert_allclose(moved[0].numpy(), x[0] * coefficient[7] + x[1] * coefficient[1], atol=1e-5)
-    np.testing.assert_allclose(moved[1].numpy(), coefficient[3] if kind == "presence" else 0.0, atol=1e-5)
+    np.testing.assert_allclose(moved[1].numpy(), readout_weights(kind, [5])[0] * coefficient[3], atol=1e-5)
     # an ASV no coefficient was learned for (a zero row) adds nothing
     unseen = make_batch([[8, 9]], counts=[[4, 1]])
     with torch.no_grad():
@@ -177,7 +186,7 @@ def test_asv_readout_is_a_linear_model_on_each_asv_by_its_sequence(kind):
                                          unseen["asv_counts"])["target"])
 
 
-@pytest.mark.parametrize("kind", ["presence", "clr"])
+@pytest.mark.parametrize("kind", ["presence", "clr", "log"])
 def test_asv_readout_over_every_asv_sums_the_rare_ones_the_encoder_does_not_read(kind):
     from aam.data.datasets import Collate, SampleItem
     from aam.models.aam import predictor_inputs
@@ -203,8 +212,7 @@ def test_asv_readout_over_every_asv_sums_the_rare_ones_the_encoder_does_not_read
         got = (every(*predictor_inputs(config, batch))["target"]
                - plain(*predictor_inputs(plain.config, batch))["target"]).numpy()
     for b, (features, counts) in enumerate(present):
-        logs = np.log(np.asarray(counts, dtype=np.float64))
-        x = np.ones(len(features)) if kind == "presence" else logs - logs.mean()  # over every ASV, by hand
+        x = readout_weights(kind, counts)  # over every ASV, by hand
         want = sum(x[j] * coefficient[f] for j, f in enumerate(features))
         np.testing.assert_allclose(got[b], want, atol=1e-5)
     # the kept scope sums the encoder's 2 slots only: the same coefficients give another term
@@ -213,8 +221,7 @@ def test_asv_readout_over_every_asv_sums_the_rare_ones_the_encoder_does_not_read
     with torch.no_grad():
         kept_term = (kept(*predictor_inputs(kept.config, batch))["target"]
                      - plain(*predictor_inputs(plain.config, batch))["target"]).numpy()
-    logs = np.log([8.0, 5.0])
-    x = np.ones(2) if kind == "presence" else logs - logs.mean()
+    x = readout_weights(kind, [8, 5])
     np.testing.assert_allclose(kept_term[0], x[0] * coefficient[3] + x[1] * coefficient[7], atol=1e-5)
     assert not np.allclose(kept_term[0], got[0])
     # a loader built without every ASV's tokens is refused, not read as the kept scope

@@ -50,7 +50,7 @@ class AAMConfig:
     pooling: str = "attention"  # attention | abundance (scores start at the log relative abundance)
     abundance_bias: bool = False  # sample attention scores + learned scale x key log relative abundance
     clr_readout: bool = False  # fine-tuning: + the mean over slots of CLR x a linear map of the ASV vector
-    asv_readout: str = "none"  # fine-tuning: none | presence | clr: + a learned coefficient per ASV sequence
+    asv_readout: str = "none"  # fine-tuning: none | presence | clr | log: + a coefficient per ASV sequence
     asv_readout_buckets: int = 65536  # hash buckets of asv_readout's coefficient table
     asv_readout_scope: str = "kept"  # kept: the asv_limit ASVs the encoder reads | all: every ASV present
     # (a model.json without the key, written before the scope existed, read the kept ASVs)
@@ -235,8 +235,8 @@ class SequencePredictor(nn.Module):
             # zero start: at initialization the model is exactly the one without the readout
             self.clr_readout = nn.Linear(config.embedding_dim, config.n_outputs, bias=False)
             nn.init.zeros_(self.clr_readout.weight)
-        if config.asv_readout not in ("none", "presence", "clr"):
-            raise ValueError(f"asv_readout must be none, presence or clr, got {config.asv_readout!r}")
+        if config.asv_readout not in ("none", "presence", "clr", "log"):
+            raise ValueError(f"asv_readout must be none, presence, clr or log, got {config.asv_readout!r}")
         if config.asv_readout_scope not in ("kept", "all"):
             raise ValueError(f"asv_readout_scope must be kept or all, got {config.asv_readout_scope!r}")
         self.asv_readout = self.asv_hash = None
@@ -275,7 +275,7 @@ class SequencePredictor(nn.Module):
                 raise ValueError("asv_readout_scope: all needs present_tokens and present_counts")
             target = target + self.every_asv_readout_term(present_tokens, present_counts)
         elif self.asv_readout is not None:
-            target = target + self.asv_readout_term(tokens, asv_index, out)
+            target = target + self.asv_readout_term(tokens, asv_index, out, asv_counts)
         if self.config.task == "regression":
             target = target.squeeze(-1)
         return {
@@ -298,10 +298,12 @@ class SequencePredictor(nn.Module):
         return (clr[..., None] * per_slot).sum(1) / n
 
     def asv_readout_term(self, tokens: torch.Tensor, asv_index: torch.Tensor,
-                         encoded: dict[str, torch.Tensor | None]) -> torch.Tensor:
+                         encoded: dict[str, torch.Tensor | None],
+                         asv_counts: torch.Tensor | None = None) -> torch.Tensor:
         """``asv_readout`` (wide and deep): sum_k x_k u(ASV_k) over the sample's real slots, where
         u is a learned coefficient per ASV sequence (per class), looked up by the sequence's hash
-        (SequenceHash), and x_k is 1 (``presence``) or the slot's CLR within the sample (``clr``).
+        (SequenceHash), and x_k is 1 (``presence``), the slot's CLR within the sample (``clr``) or
+        log(1 + its rarefied count) (``log``: abundance that a rare ASV cannot make large).
         Why: a linear model on which ASVs a sample holds (or on their CLR) names each ASV exactly,
         where the k-mer vectors of similar ASVs are alike; on the benchmark's folds such a model
         scored well above AAM on some tasks (docs/benchmark.md, "Tenth round"). An ASV unseen in
@@ -310,6 +312,10 @@ class SequencePredictor(nn.Module):
         coefficients = self.asv_readout(self.asv_hash(tokens))[asv_index].float()  # [B, K, C]
         if self.config.asv_readout == "clr":
             weights = centred_log_ratio(encoded["log_abundance"].float(), mask)
+        elif self.config.asv_readout == "log":
+            if asv_counts is None:
+                raise ValueError("asv_readout: log needs asv_counts")
+            weights = torch.log1p(asv_counts.float()) * mask.float()
         else:
             weights = mask.float()
         return (weights[..., None] * coefficients).sum(1)
@@ -328,6 +334,8 @@ class SequencePredictor(nn.Module):
         mask = counts > 0
         if self.config.asv_readout == "clr":
             weights = centred_log_ratio(torch.log(counts.clamp(min=1.0)), mask)
+        elif self.config.asv_readout == "log":
+            weights = torch.log1p(counts)
         else:
             weights = mask.float()
         return weights @ coefficients
