@@ -197,7 +197,7 @@ def test_asv_readout_over_every_asv_sums_the_rare_ones_the_encoder_does_not_read
     present = [([3, 7, 1, 10], [8, 5, 2, 1]), ([7, 2], [6, 6]), ([0, 4, 5, 9, 11], [9, 4, 3, 3, 1])]
     items = [SampleItem(i, np.array(f[:2]), np.array(c[:2], dtype=np.int64), np.array(f),
                         np.array(c, dtype=np.int64), 0) for i, (f, c) in enumerate(present)]
-    batch = Collate(tokens, present_tokens=True)(items)
+    batch = Collate(tokens)(items)
     config = tiny(task="classification", n_outputs=2, asv_readout=kind, asv_readout_scope="all")
     torch.manual_seed(3)
     plain = SequencePredictor(tiny(task="classification", n_outputs=2)).eval()
@@ -224,9 +224,9 @@ def test_asv_readout_over_every_asv_sums_the_rare_ones_the_encoder_does_not_read
     x = readout_weights(kind, [8, 5])
     np.testing.assert_allclose(kept_term[0], x[0] * coefficient[3] + x[1] * coefficient[7], atol=1e-5)
     assert not np.allclose(kept_term[0], got[0])
-    # a loader built without every ASV's tokens is refused, not read as the kept scope
+    # a batch without every ASV's tokens is refused, not read as the kept scope
     with pytest.raises(ValueError, match="present_tokens"):
-        predictor_inputs(config, Collate(tokens)(items))
+        predictor_inputs(config, {k: v for k, v in batch.items() if k != "present_tokens"})
 
 
 def test_sequence_hash_keeps_single_base_variants_apart_and_ignores_padding():

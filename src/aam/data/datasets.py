@@ -30,8 +30,8 @@ key                  shape, dtype  meaning
 ``unifrac_feature_idx`` [F] int64  global feature index of every feature present in any rarefied
                                    sample of the batch (not only the top ``asv_limit``), ascending
 ``unifrac_counts``   [B, F] f32    rarefied counts over those features (each row sums to ``depth``)
-``present_tokens``   [F, L] uint8  only with ``Collate(present_tokens=True)``: the tokens of those
-                                   features (a readout over every ASV, ``asv_readout_scope: all``)
+``present_tokens``   [F, L] uint8  the tokens of those features (for a readout over every ASV,
+                                   ``asv_readout_scope: all``)
 ``sample_index``     [B] int64     rows in samples.parquet; ``datamodule.sample_ids[i]`` is the ID
 ``batch_number``     [] int64      the batch's number in its epoch over all ranks (seeds per-batch
                                    randomness such as nucleotide masking; -1 without EpochSampler)
@@ -187,10 +187,9 @@ class RarefiedSamples(Dataset):
 class Collate:
     """Builds the batch dict (see the module docstring) from a list of :class:`SampleItem`."""
 
-    def __init__(self, tokens: np.ndarray, target_kind: str | None = None, present_tokens: bool = False):
+    def __init__(self, tokens: np.ndarray, target_kind: str | None = None):
         self.tokens = tokens
         self.target_kind = target_kind
-        self.present_tokens = present_tokens
 
     def __call__(self, items: list[SampleItem]) -> dict[str, torch.Tensor]:
         b = len(items)
@@ -221,10 +220,10 @@ class Collate:
             "sample_index": torch.tensor([it.row for it in items], dtype=torch.int64),
             "batch_number": torch.tensor(items[0].batch_number, dtype=torch.int64),
             "padding": torch.tensor(items[0].padding),
+            # uint8 as cached (the hash widens them): about 150 bytes an ASV, so every batch carries
+            # them and no loader of a model that reads them can be built without
+            "present_tokens": torch.from_numpy(np.ascontiguousarray(self.tokens[all_feats])),
         }
-        if self.present_tokens:
-            # uint8 as cached (the hash widens them): a sample can hold thousands of ASVs
-            batch["present_tokens"] = torch.from_numpy(np.ascontiguousarray(self.tokens[all_feats]))
         if self.target_kind == "classification":
             batch["target"] = torch.tensor([it.target for it in items], dtype=torch.int64)
         elif self.target_kind == "regression":
@@ -251,8 +250,6 @@ class AAMDataModule(ShardsByRank, _Base):
             required with ``target``.
         depth: rarefaction depth; default: the depth recorded in the token cache (that of
             ``rarefied/table.biom``).
-        present_tokens: batches also carry the tokens of every ASV present (a model with
-            ``asv_readout_scope: all`` reads them).
 
     Attributes (available right after construction):
         depth, max_bp, vocab_size (7), n_features, feature_ids (global feature index -> ID, for the
@@ -265,7 +262,7 @@ class AAMDataModule(ShardsByRank, _Base):
 
     def __init__(self, tokens_dir: str | os.PathLike, splits: str | os.PathLike, settings: dict | None = None,
                  seed: int = 42, target: dict | None = None, metadata: str | os.PathLike | None = None,
-                 depth: int | None = None, present_tokens: bool = False):
+                 depth: int | None = None):
         super().__init__()
         cfg = {**DATA_DEFAULTS, **(settings or {})}
         self.settings = cfg
@@ -327,7 +324,7 @@ class AAMDataModule(ShardsByRank, _Base):
                                            self.selection, self.seed, False, targets["val"])
         self.test_dataset = RarefiedSamples(self.samples, rows["test"], self.depth, self.asv_limit,
                                             self.selection, self.seed, False, targets["test"])
-        self.collate = Collate(self.features.tokens, self.target_kind, present_tokens)
+        self.collate = Collate(self.features.tokens, self.target_kind)
         log.info("samples at depth %d: train %d, val %d, test %d (asv_limit %d, %s)", self.depth,
                  len(self.train_dataset), len(self.val_dataset), len(self.test_dataset), self.asv_limit,
                  self.selection)

@@ -69,8 +69,7 @@ def cache_embeddings(model, tokens_dir: str | Path, seed: int, asv_limit: int | 
         raise InputError(f"{tokens_dir}: no rarefaction depth in the caches; pass depth")
     rows = np.flatnonzero(samples.totals >= depth)
     limit = int(asv_limit if asv_limit is not None else model.config.asv_limit)
-    loader = cache_loader(features, samples, rows, depth, limit, "abundance", seed, batch_size,
-                          model.config.reads_every_asv())
+    loader = cache_loader(features, samples, rows, depth, limit, "abundance", seed, batch_size)
     pred = predict(model, loader, torch.device("cpu"))
     order = np.argsort(pred["row"], kind="stable")
     return [str(samples.sample_ids[int(r)]) for r in pred["row"][order]], pred["embedding"][order]

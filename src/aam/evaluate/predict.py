@@ -112,7 +112,7 @@ def predict_new_samples(model, meta: dict, features, samples, rows: np.ndarray, 
     samples."""
     depth, selection = int(meta["depth"]), meta["data"].get("selection", "abundance")
     loader = cache_loader(features, samples, rows, depth, int(meta["config"]["asv_limit"]), selection, seed,
-                          batch_size, model.config.reads_every_asv())
+                          batch_size)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     start = time.perf_counter()
     pred = predict(model, loader, device)
@@ -132,11 +132,10 @@ def predict_new_samples(model, meta: dict, features, samples, rows: np.ndarray, 
 
 
 def cache_loader(features, samples, rows: np.ndarray, depth: int, asv_limit: int, selection: str, seed: int,
-                 batch_size: int, present_tokens: bool = False):
+                 batch_size: int):
     """A loader over the samples ``rows`` of a table's token caches, each rarefied once to ``depth``
     with the evaluation stream keyed by ``seed`` (the draw a training run with that seed makes for
-    its held-out samples, whatever their split), ``selection`` ``asv_limit`` features each (and the
-    tokens of every ASV present with ``present_tokens``, for ``asv_readout_scope: all``)."""
+    its held-out samples, whatever their split), ``selection`` ``asv_limit`` features each."""
     from torch.utils.data import DataLoader
 
     from aam.data.datasets import Collate, RarefiedSamples
@@ -144,5 +143,4 @@ def cache_loader(features, samples, rows: np.ndarray, depth: int, asv_limit: int
     log.info("rarefying %d samples to %d reads (seed %d, evaluation stream), %s %d features each",
              rows.size, depth, seed, selection, asv_limit)
     dataset = RarefiedSamples(samples, rows, depth, asv_limit, selection, seed, False)
-    collate = Collate(features.tokens, present_tokens=present_tokens)
-    return DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=Collate(features.tokens))

@@ -93,7 +93,7 @@ def predictor_inputs(config: AAMConfig, batch: dict[str, torch.Tensor]) -> tuple
     if config.reads_every_asv():
         if "present_tokens" not in batch:
             raise ValueError("asv_readout_scope: all needs batches with present_tokens "
-                             "(Collate(..., present_tokens=True))")
+                             "(those of aam.data.datasets.Collate)")
         inputs += (batch["present_tokens"], batch["unifrac_counts"])
     return inputs
 

@@ -130,7 +130,6 @@ def train_model(args: argparse.Namespace, settings: dict, splits: Path | str, cl
     the single model of the same run. The seed is ``finetune.trainer.seed`` where the run names one
     (a run with seed 43 is member 1 of the ensemble of seed 42), else the config's."""
     from aam.data.datasets import AAMDataModule
-    from aam.models.aam import AAMConfig
     from aam.training.aam_modules import FinetuneModule
     from aam.training.engine import seed_everything
     from aam.training.runs import check_splits, input_fingerprint, model_config, train, trainer_settings
@@ -141,12 +140,8 @@ def train_model(args: argparse.Namespace, settings: dict, splits: Path | str, cl
                                FINETUNE_AUTO[task])
     trainer.seed = int(trainer.seed) + member
     seed_everything(trainer.seed)
-    model_settings = settings["model"]
-    readout = {k: model_settings[k] for k in ("asv_readout", "asv_readout_scope") if k in model_settings}
-    every_asv = AAMConfig(**readout).reads_every_asv()  # the batches then carry every ASV's tokens
     dm = AAMDataModule(Path(args.tokens_dir), splits, settings["data"], seed=trainer.seed,
-                       target={"column": column, "type": task, "classes": classes}, metadata=args.samples,
-                       present_tokens=every_asv)
+                       target={"column": column, "type": task, "classes": classes}, metadata=args.samples)
     check_splits(dm)
     n_outputs = 1 if task == "regression" else int(dm.n_classes)
     if task == "classification" and n_outputs < 2:
