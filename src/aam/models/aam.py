@@ -205,6 +205,19 @@ def centred_log_ratio(log_abundance: torch.Tensor, mask: torch.Tensor) -> torch.
     return (log_abundance - mean) * maskf
 
 
+def readout_weights(kind: str, counts: torch.Tensor | None, mask: torch.Tensor) -> torch.Tensor:
+    """x of ``asv_readout`` per sample and ASV ([B, N], 0 where ``mask`` is False): 1
+    (``presence``), the CLR over the sample's masked-in ASVs (``clr``) or log(1 + count) (``log``);
+    one definition for the kept slots and for every ASV of the sample."""
+    if kind == "presence":
+        return mask.float()
+    if counts is None:
+        raise ValueError(f"asv_readout: {kind} needs the ASVs' counts")
+    if kind == "clr":
+        return centred_log_ratio(log_relative_abundance(counts, mask), mask)
+    return torch.log1p(counts.float()) * mask
+
+
 def drop_slots(mask: torch.Tensor, rate: float) -> torch.Tensor:
     """Each real slot kept with probability 1 - rate; a sample's first (most abundant) slot is
     always kept, so no sample loses all its ASVs."""
@@ -310,14 +323,7 @@ class SequencePredictor(nn.Module):
         training keeps its zero start, so it adds nothing. -> [B, n_outputs]."""
         mask = encoded["asv_mask"]
         coefficients = self.asv_readout(self.asv_hash(tokens))[asv_index].float()  # [B, K, C]
-        if self.config.asv_readout == "clr":
-            weights = centred_log_ratio(encoded["log_abundance"].float(), mask)
-        elif self.config.asv_readout == "log":
-            if asv_counts is None:
-                raise ValueError("asv_readout: log needs asv_counts")
-            weights = torch.log1p(asv_counts.float()) * mask.float()
-        else:
-            weights = mask.float()
+        weights = readout_weights(self.config.asv_readout, asv_counts, mask)
         return (weights[..., None] * coefficients).sum(1)
 
     def every_asv_readout_term(self, present_tokens: torch.Tensor,
@@ -330,12 +336,4 @@ class SequencePredictor(nn.Module):
         (docs/benchmark.md, "Eleventh round"). The CLR is over the sample's present ASVs (log
         count minus their mean; the relative abundance's normalizer cancels). -> [B, n_outputs]."""
         coefficients = self.asv_readout(self.asv_hash(present_tokens)).float()  # [F, C]
-        counts = present_counts.float()
-        mask = counts > 0
-        if self.config.asv_readout == "clr":
-            weights = centred_log_ratio(torch.log(counts.clamp(min=1.0)), mask)
-        elif self.config.asv_readout == "log":
-            weights = torch.log1p(counts)
-        else:
-            weights = mask.float()
-        return weights @ coefficients
+        return readout_weights(self.config.asv_readout, present_counts, present_counts > 0) @ coefficients
