@@ -127,7 +127,8 @@ def finetune(settings: dict, tokens: Path, splits: Path, samples: Path, seed: in
     weights = class_weight_vector(fine["class_weights"], dm.classes, dm.class_counts)
     module = FinetuneModule(cfg, trainer_settings(fine, seed, 1, "finetune.trainer"), loss=fine["loss"],
                             class_weights=weights, count_weight=fine["count_weight"],
-                            base_lr_scale=fine["base_lr_scale"] if base_state is not None else 1.0)
+                            base_lr_scale=fine["base_lr_scale"] if base_state is not None else 1.0,
+                            readout_lr_scale=fine["readout_lr_scale"])
     if base_state is not None:
         module.model.base.load_state_dict(base_state, strict=True)
     module.model.freeze_base(bool(fine["freeze_base"]))

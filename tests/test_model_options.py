@@ -181,6 +181,33 @@ def test_base_lr_scale_gives_the_base_a_smaller_learning_rate():
     assert seen == len([p for p in module.parameters() if p.requires_grad])
 
 
+def test_readout_lr_scale_moves_only_the_readout_that_many_times_farther():
+    """Adam's first step moves every parameter with a non-zero gradient by its group's learning
+    rate (m / sqrt(v) = sign(g)), so with equal gradients the readout must move 10x as far as at
+    scale 1 and everything else exactly as far."""
+    from aam.training.aam_modules import FinetuneModule
+
+    settings = {"lr": 0.01, "weight_decay": 0.0, "schedule": "none", "optimizer": "adam"}
+    moves = {}
+    for scale in (1.0, 10.0):
+        torch.manual_seed(0)
+        cfg = tiny(task="classification", n_outputs=2, asv_readout="presence", asv_readout_buckets=64)
+        module = FinetuneModule(cfg, settings, readout_lr_scale=scale)
+        before = {n: p.detach().clone() for n, p in module.named_parameters() if p.requires_grad}
+        for p in module.parameters():
+            if p.requires_grad:
+                p.grad = torch.ones_like(p)
+        module.configure_optimizers().step()
+        moves[scale] = {n: (p.detach() - before[n]).abs().max().item()
+                        for n, p in module.named_parameters() if p.requires_grad}
+    readout = [n for n in moves[1.0] if n.startswith("model.asv_readout.")]
+    assert readout == ["model.asv_readout.weight"]
+    for name, moved in moves[1.0].items():
+        expected = moved * (10.0 if name in readout else 1.0)
+        assert moves[10.0][name] == pytest.approx(expected, rel=1e-4), name
+    assert moves[1.0]["model.asv_readout.weight"] == pytest.approx(0.01, rel=1e-4)
+
+
 def test_kmer_encoder_pretrains_without_a_nucleotide_objective():
     from helpers.aam_synthetic import balanced_newick
 

@@ -169,7 +169,7 @@ class FinetuneModule(EngineModule):
                  loss: str | None = None, class_weights: np.ndarray | list[float] | None = None,
                  count_weight: float = 1.0, focal_gamma: float = 2.0, huber_delta: float = 1.0,
                  freeze_base: bool = False, target_mean: float = 0.0, target_std: float = 1.0,
-                 base_lr_scale: float = 1.0):
+                 base_lr_scale: float = 1.0, readout_lr_scale: float = 1.0):
         super().__init__(settings)
         self.model = SequencePredictor(model_config)
         self.task = model_config.task
@@ -193,22 +193,29 @@ class FinetuneModule(EngineModule):
             if head is not None:  # a k-mer ASV encoder has no nucleotide head
                 head.requires_grad_(False)
         self.base_lr_scale = float(base_lr_scale)
+        self.readout_lr_scale = float(readout_lr_scale)
         self._val: list[tuple[torch.Tensor, torch.Tensor]] = []
 
     def parameter_groups(self) -> list[dict[str, Any]]:
-        """The engine's groups (weight decay on matrices only), with the base's learning rate
-        scaled by ``base_lr_scale``: a pretrained base moves slower than the fresh heads. The heads'
-        groups come first, so the logged ``lr`` is the heads'."""
-        if self.base_lr_scale == 1.0:
+        """The engine's groups (weight decay on matrices only), with two learning rates scaled:
+        the base's by ``base_lr_scale`` (a pretrained base moves slower than the fresh heads) and
+        the per-ASV readout's by ``readout_lr_scale`` (each of its coefficients gets a gradient
+        only from the samples holding its ASV, so at the shared rate it moves little in a short
+        fine-tuning). The unscaled groups come first, so the logged ``lr`` is the heads'."""
+        scales: dict[int, float] = {}
+        if self.base_lr_scale != 1.0:
+            scales |= {id(p): self.base_lr_scale for p in self.model.base.parameters()}
+        if self.readout_lr_scale != 1.0 and self.model.asv_readout is not None:
+            scales |= {id(p): self.readout_lr_scale for p in self.model.asv_readout.parameters()}
+        if not scales:
             return super().parameter_groups()
-        base_ids = {id(p) for p in self.model.base.parameters()}
         groups = []
-        for in_base, lr in ((False, self.settings.lr), (True, self.settings.lr * self.base_lr_scale)):
+        for scale in dict.fromkeys([1.0, self.base_lr_scale, self.readout_lr_scale]):
             for decay in (True, False):
-                params = [p for p in self.parameters() if p.requires_grad and (id(p) in base_ids) == in_base
-                          and (p.ndim >= 2) == decay]
+                params = [p for p in self.parameters() if p.requires_grad
+                          and scales.get(id(p), 1.0) == scale and (p.ndim >= 2) == decay]
                 if params:
-                    groups.append({"params": params, "lr": lr,
+                    groups.append({"params": params, "lr": self.settings.lr * scale,
                                    "weight_decay": self.settings.weight_decay if decay else 0.0})
         return groups
 

@@ -162,7 +162,8 @@ def train_model(args: argparse.Namespace, settings: dict, splits: Path | str, cl
                             count_weight=fine["count_weight"], focal_gamma=fine["focal_gamma"],
                             huber_delta=fine["huber_delta"], freeze_base=False,
                             target_mean=dm.target_mean or 0.0, target_std=dm.target_std or 1.0,
-                            base_lr_scale=fine["base_lr_scale"] if args.pretrain_dir else 1.0)
+                            base_lr_scale=fine["base_lr_scale"] if args.pretrain_dir else 1.0,
+                            readout_lr_scale=fine["readout_lr_scale"])
     if pretrained_state is not None:
         apply_encoder(module.model.base, pretrained_state, Path(args.pretrain_dir))
         log.info("loaded the pretrained encoder from %s", args.pretrain_dir)
