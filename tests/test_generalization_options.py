@@ -456,6 +456,10 @@ def test_grid_candidates_and_the_choice_by_hand():
     assert [c["mean"] for c in chosen.candidates] == pytest.approx([0.6, 0.7, 0.7, None])
     low = selection.select(cands[:3], 2, lambda i, s, k: table[i][k], "mae", higher_is_better=False)
     assert low.chosen == cands[0][0]
+    readout = selection.grid_candidates(settings, {"asv_readout": ["presence", "log"],
+                                                   "readout_lr_scale": [3]})
+    assert readout[1][1]["model"] == {"dropout": 0.1, "asv_readout": "log"}
+    assert readout[1][1]["finetune"] == {"trainer": {"lr": 1e-3}, "readout_lr_scale": 3}
     with pytest.raises(InputError, match="unknown key"):
         selection.grid_candidates(settings, {"layers": [1, 2]})
 

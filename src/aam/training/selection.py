@@ -16,7 +16,9 @@ choice and every inner score stay the same).
 
 Grid keys and where they go in the run's settings (``GRID_KEYS``): ``lr`` and ``max_epochs``
 (``finetune.trainer``), ``weight_decay`` (``finetune.trainer``), ``asv_limit`` (``data``),
-``dropout`` (``model``).
+``dropout`` and ``asv_readout`` (``model``), ``readout_lr_scale`` (``finetune``). The readout's
+kind is among them because the benchmark found it task-dependent (docs/benchmark.md, "Eleventh
+round": ``log`` won every Kostic fold but one and lost all Turnbaugh folds but one).
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ GRID_KEYS: dict[str, tuple[str, ...]] = {
     "weight_decay": ("finetune", "trainer", "weight_decay"),
     "asv_limit": ("data", "asv_limit"),
     "dropout": ("model", "dropout"),
+    "asv_readout": ("model", "asv_readout"),
+    "readout_lr_scale": ("finetune", "readout_lr_scale"),
 }
 TRAINING_SPLITS = ("train", "val")
 
