@@ -201,14 +201,13 @@ class FinetuneModule(EngineModule):
         the base's by ``base_lr_scale`` (a pretrained base moves slower than the fresh heads) and
         the per-ASV readout's by ``readout_lr_scale`` (each of its coefficients gets a gradient
         only from the samples holding its ASV, so at the shared rate it moves little in a short
-        fine-tuning). The unscaled groups come first, so the logged ``lr`` is the heads'."""
+        fine-tuning). With both at 1 these are the engine's groups. The unscaled groups come
+        first, so the logged ``lr`` is the heads'."""
         scales: dict[int, float] = {}
         if self.base_lr_scale != 1.0:
             scales |= {id(p): self.base_lr_scale for p in self.model.base.parameters()}
         if self.readout_lr_scale != 1.0 and self.model.asv_readout is not None:
             scales |= {id(p): self.readout_lr_scale for p in self.model.asv_readout.parameters()}
-        if not scales:
-            return super().parameter_groups()
         groups = []
         for scale in dict.fromkeys([1.0, self.base_lr_scale, self.readout_lr_scale]):
             for decay in (True, False):
