@@ -579,3 +579,158 @@ def test_auto_settings_are_the_stage_s_choice_and_never_reach_fit(tmp_path):
     assert (s.max_epochs, s.patience, s.restore_best) == (30, 3, False)  # a given value is kept
     with pytest.raises(InputError, match="restore_best"):
         TrainerSettings.from_dict({"restore_best": "last"})
+
+
+# ------------------------------------------------------------------- the readout fitted in closed form
+READOUT_FIT = {"C": [0.5], "alpha": [2.0], "folds": 3}
+
+
+@pytest.mark.parametrize("task", ["classification", "regression"])
+def test_fitted_readout_predicts_what_scikit_learn_fits_on_the_training_samples_by_sequence(study, task):
+    """The readout written into the model (its term plus the intercept added to the head's bias)
+    equals scikit-learn's own model fitted on a table built here by hand from the training split's
+    batches: one column per distinct ASV sequence (no hashing), presence of every rarefied ASV.
+    Only the 30 training samples are read (not the 8 val or 10 test)."""
+    from sklearn.linear_model import LogisticRegression, Ridge
+
+    from aam.data.datasets import AAMDataModule
+    from aam.evaluate.predict import eval_loader
+    from aam.models.aam import predictor_inputs
+    from aam.training.readout_fit import fit_model_readout
+
+    column = "disease" if task == "classification" else "age"
+    dm = AAMDataModule(study / "tokens", study / "splits.tsv", SETTINGS["data"], seed=42,
+                       target={"column": column, "type": task}, metadata=study / "metadata.tsv")
+    n_outputs = 2 if task == "classification" else 1
+    torch.manual_seed(0)
+    model = SequencePredictor(tiny(task=task, n_outputs=n_outputs, max_bp=40, asv_limit=16,
+                                   asv_readout="presence", asv_readout_scope="all"))
+    bias_before = model.target_head.out.bias.detach().clone()
+    fit = fit_model_readout(model, eval_loader(dm, "train"), dm.sample_ids, {}, task, READOUT_FIT, seed=42)
+
+    rows, targets, terms = [], [], []
+    with torch.no_grad():
+        for batch in eval_loader(dm, "train"):
+            inputs = predictor_inputs(model.config, batch)
+            terms.append(model.every_asv_readout_term(inputs[4], inputs[5]).numpy())
+            for b in range(inputs[5].shape[0]):
+                present = (inputs[5][b] > 0).nonzero().ravel().tolist()
+                rows.append({bytes(inputs[4][f].numpy().astype(np.uint8)): 1.0 for f in present})
+            targets.append(batch["target"].numpy())
+    table = pd.DataFrame(rows).fillna(0.0)
+    y = np.concatenate(targets)
+    assert len(table) == 30 and fit.buckets.size == table.shape[1]
+    written = np.concatenate(terms) + (model.target_head.out.bias.detach() - bias_before).numpy()
+    if task == "classification":
+        reference = LogisticRegression(C=0.5, max_iter=5000).fit(table.to_numpy(), y)
+        logit = reference.decision_function(table.to_numpy())
+        np.testing.assert_allclose(written[:, 1] - written[:, 0], logit, atol=2e-3)
+    else:
+        reference = Ridge(alpha=2.0).fit(table.to_numpy(), y)
+        np.testing.assert_allclose(written[:, 0], reference.predict(table.to_numpy()), atol=2e-3)
+    assert not model.asv_readout.weight.requires_grad
+
+
+def test_cross_fitting_trains_on_each_samples_output_from_the_fold_that_held_it_out(study):
+    """``cross_fit``: a training sample's offset is its output from the ridge model fitted on the
+    inner folds without it minus the full fit's (both recomputed here with scikit-learn on a table
+    built by sequence); validation and test samples get none, and a training step adds the offset
+    while a validation step does not."""
+    from sklearn.linear_model import Ridge
+
+    from aam.data.datasets import AAMDataModule
+    from aam.evaluate.baselines import inner_folds
+    from aam.evaluate.predict import eval_loader
+    from aam.models.aam import predictor_inputs
+    from aam.training.aam_modules import FinetuneModule
+    from aam.training.readout_fit import fit_model_readout
+
+    dm = AAMDataModule(study / "tokens", study / "splits.tsv", SETTINGS["data"], seed=42,
+                       target={"column": "age", "type": "regression"}, metadata=study / "metadata.tsv")
+    torch.manual_seed(0)
+    config = tiny(task="regression", n_outputs=1, max_bp=40, asv_limit=16, asv_readout="presence",
+                  asv_readout_scope="all")
+    module = FinetuneModule(config, {"lr": 0.001})
+    groups = {s: f"g{i // 2}" for i, s in enumerate(dm.sample_ids)}  # pairs of samples
+    spec = {"alpha": [3.0], "folds": 3, "cross_fit": True}
+    fit = fit_model_readout(module.model, eval_loader(dm, "train"), dm.sample_ids, groups, "regression",
+                            spec, seed=42)
+
+    rows, tables, targets = [], [], []
+    for batch in eval_loader(dm, "train"):
+        inputs = predictor_inputs(config, batch)
+        for b in range(inputs[5].shape[0]):
+            present = (inputs[5][b] > 0).nonzero().ravel().tolist()
+            tables.append({bytes(inputs[4][f].numpy().astype(np.uint8)): 1.0 for f in present})
+        rows.append(batch["sample_index"].numpy())
+        targets.append(batch["target"].numpy())
+    rows, y = np.concatenate(rows), np.concatenate(targets)
+    x = pd.DataFrame(tables).fillna(0.0).to_numpy()
+    full = Ridge(alpha=3.0).fit(x, y).predict(x)
+    cross = np.zeros_like(y, dtype=np.float64)
+    for fit_rows, val_rows in inner_folds([groups[dm.sample_ids[r]] for r in rows], None, 3, 42):
+        cross[val_rows] = Ridge(alpha=3.0).fit(x[fit_rows], y[fit_rows]).predict(x[val_rows])
+    np.testing.assert_allclose(fit.offsets[rows, 0], cross - full, atol=2e-3)
+    others = np.setdiff1d(np.arange(len(dm.sample_ids)), rows)
+    assert others.size == 18 and not fit.offsets[others].any()
+    assert np.abs(cross - full).max() > 0.05  # the folds do change the outputs
+
+    module.set_training_offsets(fit.offsets)
+    batch = next(iter(eval_loader(dm, "train")))
+    losses = {}
+    module.log = lambda *a, **k: None
+    module.eval()
+    for stage in ("train", "val"):
+        losses[stage] = module._step(batch, stage)[0]
+    with torch.no_grad():
+        out = module.model(*predictor_inputs(config, batch))["target"]
+    shifted = out + torch.from_numpy(fit.offsets[batch["sample_index"].numpy(), 0])
+    want_train = torch.nn.functional.mse_loss(shifted, batch["target"].float())
+    want_val = torch.nn.functional.mse_loss(out, batch["target"].float())
+    count = module._step(batch, "val")[0] - want_val
+    assert losses["train"].item() == pytest.approx((want_train + count).item(), rel=1e-5)
+    assert losses["val"].item() == pytest.approx((want_val + count).item(), rel=1e-5)
+
+
+def test_finetune_keeps_the_fitted_readout_frozen_and_records_the_search(study, tmp_path):
+    """Fine-tuning with ``readout_fit`` trains the rest of the model around the closed-form readout:
+    the exported readout is exactly the one fitted before training (refit here on a fresh model),
+    the rest has moved, and model.json records the strength chosen among the grid's two."""
+    from aam.data.datasets import AAMDataModule
+    from aam.evaluate.predict import eval_loader
+    from aam.training.readout_fit import fit_model_readout
+
+    settings = json.loads(json.dumps(SETTINGS))
+    settings["model"] |= {"asv_readout": "presence", "asv_readout_scope": "all"}
+    settings["finetune"]["readout_fit"] = {"C": [0.05, 5.0], "folds": 2}
+    finetune(study, tmp_path / "fitted", settings)
+    model, meta = load_model(tmp_path / "fitted")
+    record = meta["readout_fit"][0]
+    assert record["strength"] in (0.05, 5.0) and len(record["search"]) == 2
+    assert all(len(c["inner_scores"]) == 2 for c in record["search"])
+
+    dm = AAMDataModule(study / "tokens", study / "splits.tsv", meta["data"], seed=42,
+                       target={"column": "disease", "type": "classification"},
+                       metadata=study / "metadata.tsv")
+    fresh = SequencePredictor(model.config)
+    groups = {}  # the fixture's splits have no group column: each sample is its own group
+    fit_model_readout(fresh, eval_loader(dm, "train"), dm.sample_ids, groups, "classification",
+                      {"C": [0.05, 5.0], "folds": 2}, seed=42,
+                      class_weights=np.asarray(meta["class_weights"]))
+    assert torch.equal(model.asv_readout.weight, fresh.asv_readout.weight)
+    assert model.asv_readout.weight.abs().sum() > 0
+    assert not torch.equal(model.target_head.out.weight, fresh.target_head.out.weight)
+
+
+def test_readout_fit_without_a_readout_is_one_clear_error(study, tmp_path, capsys):
+    settings = json.loads(json.dumps(SETTINGS))
+    settings["model"]["asv_readout"] = "none"
+    settings["finetune"]["readout_fit"] = {}  # on, with the schema's grid
+    out = tmp_path / "none"
+    assert main(["finetune", "--tokens-dir", str(study / "tokens"), "--splits", str(study / "splits.tsv"),
+                 "--samples", str(study / "metadata.tsv"), "--target-column", "disease", "--task",
+                 "classification", "--settings", json.dumps(settings), "--out-dir", str(out)]) == 2
+    message = capsys.readouterr().err.strip().splitlines()
+    assert message == ["aam finetune: error: finetune.readout_fit needs a per-ASV readout: set "
+                       "model.asv_readout to presence, clr or log"]
+    assert not out.exists() or not any(out.iterdir())

@@ -194,7 +194,15 @@ class FinetuneModule(EngineModule):
                 head.requires_grad_(False)
         self.base_lr_scale = float(base_lr_scale)
         self.readout_lr_scale = float(readout_lr_scale)
+        self.register_buffer("training_offsets", None, persistent=False)
         self._val: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def set_training_offsets(self, offsets: np.ndarray | None) -> None:
+        """Per-sample corrections [samples of the data module, n_outputs] that training steps add
+        to the outputs (by ``batch["sample_index"]``; validation and prediction never do):
+        ``finetune.readout_fit``'s cross-fitting (aam.training.readout_fit). Not saved: the fit
+        recomputes them."""
+        self.training_offsets = None if offsets is None else torch.as_tensor(offsets, dtype=torch.float32)
 
     def parameter_groups(self) -> list[dict[str, Any]]:
         """The engine's groups (weight decay on matrices only), with two learning rates scaled:
@@ -229,7 +237,11 @@ class FinetuneModule(EngineModule):
 
     def _step(self, batch, stage: str):
         out = self.model(*predictor_inputs(self.model.config, batch))
-        t_loss = self.target_loss(out["target"], batch["target"])
+        target = out["target"]
+        if stage == "train" and self.training_offsets is not None:
+            offset = self.training_offsets[batch["sample_index"]]
+            target = target + (offset.squeeze(-1) if target.ndim == 1 else offset)
+        t_loss = self.target_loss(target, batch["target"])
         c_loss = losses.count_loss(out["count_log_probs"], batch["asv_counts"], out["asv_mask"])
         loss = t_loss + self.count_weight * c_loss
         kw = {"on_step": stage == "train", "on_epoch": True, "batch_size": batch["asv_index"].shape[0],

@@ -121,6 +121,7 @@ class Trained:
     result: object
     trainer: object
     weights: np.ndarray | None
+    readout: object = None  # aam.training.readout_fit.ReadoutFit where finetune.readout_fit is on
 
 
 def train_model(args: argparse.Namespace, settings: dict, splits: Path | str, classes: list[str] | None,
@@ -168,6 +169,9 @@ def train_model(args: argparse.Namespace, settings: dict, splits: Path | str, cl
         apply_encoder(module.model.base, pretrained_state, Path(args.pretrain_dir))
         log.info("loaded the pretrained encoder from %s", args.pretrain_dir)
     module.model.freeze_base(bool(fine["freeze_base"]))
+    readout = fit_readout(module.model, dm, splits, fine.get("readout_fit"), task, trainer.seed, weights)
+    if readout is not None:
+        module.set_training_offsets(readout.offsets)
 
     tokens = Path(args.tokens_dir)
     inputs = [tokens / "features.parquet", tokens / "samples.parquet", splits, args.samples]
@@ -178,7 +182,26 @@ def train_model(args: argparse.Namespace, settings: dict, splits: Path | str, cl
         trainer.seed, inputs,
     )
     result = train(module, out_dir, fingerprint=fingerprint, what="fine-tuning", datamodule=dm)
-    return Trained(dm, module, result, trainer, weights)
+    return Trained(dm, module, result, trainer, weights, readout)
+
+
+def fit_readout(model, dm, splits: Path | str, spec: dict | None, task: str, seed: int,
+                class_weights: np.ndarray | None):
+    """``finetune.readout_fit``: the per-ASV readout fitted in closed form on the training split
+    (aam.training.readout_fit), grouped as ``splits`` groups it; None where it is off."""
+    from aam.training.readout_fit import fit_model_readout
+
+    if spec is None:
+        return None
+    if model.asv_readout is None:
+        raise InputError("finetune.readout_fit needs a per-ASV readout: set model.asv_readout to "
+                         "presence, clr or log")
+    table = pd.read_csv(splits, sep="\t", dtype=str, keep_default_na=False)
+    group_of = {}  # a sample without a group is its own (aam.evaluate.baselines.inner_folds)
+    if {"sample", "group"} <= set(table.columns):
+        group_of = {s: g for s, g in zip(table["sample"], table["group"], strict=True) if g}
+    return fit_model_readout(model, eval_loader(dm, "train"), dm.sample_ids, group_of, task, spec, seed,
+                             class_weights)
 
 
 def train_members(args: argparse.Namespace, settings: dict, classes: list[str] | None,
@@ -325,6 +348,7 @@ def finetune_record(args: argparse.Namespace, settings: dict, trained: list[Trai
         "val_metrics": val_metrics,
         "ensemble": len(trained),
         "selection": None if chosen is None else chosen.as_dict(),
+        "readout_fit": None if first.readout is None else [t.readout.as_dict() for t in trained],
         "training": summary,
         "trainer": trainer.as_dict(),
         "provenance": provenance(
