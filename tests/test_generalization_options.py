@@ -734,3 +734,26 @@ def test_readout_fit_without_a_readout_is_one_clear_error(study, tmp_path, capsy
     assert message == ["aam finetune: error: finetune.readout_fit needs a per-ASV readout: set "
                        "model.asv_readout to presence, clr or log"]
     assert not out.exists() or not any(out.iterdir())
+
+
+def test_fitted_readout_of_a_class_absent_from_training_gives_it_no_weight():
+    """Three outputs, training samples of classes 0 and 2 only (a binary logistic model): the
+    readout's softmax over the three outputs is scikit-learn's probability for 0 and 2, and about
+    1e-6 for class 1."""
+    import scipy.sparse as sp
+    from sklearn.linear_model import LogisticRegression
+
+    from aam.training.readout_fit import fit_readout
+
+    rng = np.random.default_rng(3)
+    x = sp.csr_matrix((rng.random((40, 12)) < 0.3).astype(float))
+    y = np.where(x[:, 0].toarray().ravel() > 0, 2, 0)
+    fit = fit_readout(x, y, [None] * 40, "classification", 3, [1.0], 3, seed=0)
+    outputs = x @ fit.coefficients + fit.intercept
+    proba = np.exp(outputs - outputs.max(1, keepdims=True))
+    proba /= proba.sum(1, keepdims=True)
+    reference = LogisticRegression(C=1.0, max_iter=5000).fit(x, y).predict_proba(x)
+    np.testing.assert_allclose(proba[:, [0, 2]], reference, atol=1e-5)
+    assert proba[:, 1].max() < 2e-6
+    # its cross-fitted outputs are each held-out sample's log-probabilities, in the same terms
+    assert fit.cross_fitted.shape == (40, 3) and np.all(fit.cross_fitted[:, 1] == np.log(1e-6))

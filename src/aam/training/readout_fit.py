@@ -124,15 +124,32 @@ def _outputs(model, x, task: str, n_outputs: int) -> np.ndarray:
     return np.log(proba)
 
 
+def _readout_terms(model, task: str, n_outputs: int) -> tuple[np.ndarray, np.ndarray]:
+    """A fitted linear model as the readout's [n_outputs, F] coefficients and [n_outputs]
+    intercept. A binary logistic model's logit w.x + b becomes -(w.x + b) / 2 and +(w.x + b) / 2
+    for its two classes, whose softmax is its probability; a class the model never saw gets no
+    coefficients and the intercept log 1e-6, as in :func:`_outputs`."""
+    coef = np.atleast_2d(model.coef_).astype(np.float64)  # [1 or C, F]
+    intercept = np.atleast_1d(model.intercept_).astype(np.float64)
+    if task == "regression":
+        return coef, intercept
+    seen = np.asarray(model.classes_, dtype=np.int64)
+    if seen.size == 2:
+        coef, intercept = np.concatenate([-coef, coef]) / 2, np.concatenate([-intercept, intercept]) / 2
+    full_coef = np.zeros((n_outputs, coef.shape[1]))
+    full_intercept = np.full(n_outputs, np.log(1e-6))
+    full_coef[seen], full_intercept[seen] = coef, intercept
+    return full_coef, full_intercept
+
+
 def fit_readout(x: sp.csr_matrix, y: np.ndarray, groups: Sequence[object], task: str, n_outputs: int,
                 strengths: Sequence[float], folds: int, seed: int,
                 class_weights: np.ndarray | None = None) -> LinearFit:
     """The linear model on ``x`` (:class:`LinearFit`): ``strengths`` are logistic regression's C
     (classification, ``y`` class codes 0..n_outputs-1, weighted by ``class_weights``) or ridge's
     alpha (regression, ``y`` the standardized target), chosen by the best mean inner score (the
-    task's primary metric, aam.evaluate.baselines) over grouped inner folds stratified by class. A
-    binary logistic model's logit w.x + b becomes the two outputs -(w.x + b) / 2 and +(w.x + b) / 2:
-    the model's softmax over them is the logistic model's probability."""
+    task's primary metric, aam.evaluate.baselines) over grouped inner folds stratified by class;
+    in the readout's terms (:func:`_readout_terms`)."""
     from aam.evaluate.baselines import estimator_predictions, inner_folds, inner_score, search_grid
 
     classify = task == "classification"
@@ -159,10 +176,7 @@ def fit_readout(x: sp.csr_matrix, y: np.ndarray, groups: Sequence[object], task:
 
     chosen, search = search_grid(candidates, splits if len(candidates) > 1 else [], score)
     model = _fit(task, chosen["strength"], x, y, weights, seed)
-    coef = np.atleast_2d(model.coef_).astype(np.float64)  # [1 or C, F]
-    intercept = np.atleast_1d(model.intercept_).astype(np.float64)
-    if classify and n_outputs == 2:
-        coef, intercept = np.concatenate([-coef, coef]) / 2, np.concatenate([-intercept, intercept]) / 2
+    coef, intercept = _readout_terms(model, task, n_outputs)
     cross_fitted = None
     if splits:
         cross_fitted = np.zeros((x.shape[0], n_outputs))
