@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -23,7 +22,7 @@ from aam.evaluate.fold_samples import evaluation_samples, positive_last, split_f
 from aam.evaluate.metrics import PRIMARY_METRIC, compute_metrics
 from aam.io.biom import read_table, table_to_csr
 from aam.io.metadata import read_target_column, target_classes
-from aam.io.splits import read_splits
+from aam.io.splits import read_groups, read_splits
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +47,7 @@ def fold_data(rarefied: str, splits: str, samples: str, target_column: str, task
               positive_class: str, train_splits) -> FoldData:
     """Read and check the fold: enough training samples, a test sample, two classes."""
     split_of = read_splits(splits)
-    group_of = _groups(Path(splits))
+    group_of = read_groups(splits)
     labels = read_target_column(samples, target_column, target_classes(classes_json, task))
     counts, table_samples, _ = table_to_csr(read_table(rarefied))
     row_of = {s: i for i, s in enumerate(table_samples)}
@@ -98,14 +97,6 @@ def fit_baselines(data: FoldData, task: str, settings: BaselineSettings) -> tupl
         log.info("%s: %s %s with %s (%d features, %.1f s)", LABELS[name], PRIMARY_METRIC[task],
                  _fmt(test[PRIMARY_METRIC[task]]), result.params, result.n_features, result.seconds)
     return models, predictions
-
-
-def _groups(path: Path) -> dict[str, str | None]:
-    """Each sample's group in splits.tsv (none without a group column)."""
-    frame = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
-    if "group" not in frame.columns:
-        return {}
-    return {s: (g or None) for s, g in zip(frame.iloc[:, 0], frame["group"], strict=True)}
 
 
 def _targets(values: list[str], task: str, where: str) -> np.ndarray:

@@ -27,3 +27,12 @@ def read_splits(path: str | os.PathLike) -> dict[str, str]:
             raise InputError(f"{path}: sample {sample}: unknown split {split!r}")
         out[str(sample)] = name
     return out
+
+
+def read_groups(path: str | os.PathLike) -> dict[str, str | None]:
+    """splits.tsv -> {sample: its group} (None for an empty cell; {} without a ``group`` column):
+    the grouping that inner cross-validation keeps whole."""
+    frame = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+    if "group" not in frame.columns:
+        return {}
+    return {s: (g or None) for s, g in zip(frame.iloc[:, 0], frame["group"], strict=True)}

@@ -189,6 +189,7 @@ def fit_readout(model, dm, splits: Path | str, spec: dict | None, task: str, see
                 class_weights: np.ndarray | None):
     """``finetune.readout_fit``: the per-ASV readout fitted in closed form on the training split
     (aam.training.readout_fit), grouped as ``splits`` groups it; None where it is off."""
+    from aam.io.splits import read_groups
     from aam.training.readout_fit import fit_model_readout
 
     if spec is None:
@@ -196,12 +197,9 @@ def fit_readout(model, dm, splits: Path | str, spec: dict | None, task: str, see
     if model.asv_readout is None:
         raise InputError("finetune.readout_fit needs a per-ASV readout: set model.asv_readout to "
                          "presence, clr or log")
-    table = pd.read_csv(splits, sep="\t", dtype=str, keep_default_na=False)
-    group_of = {}  # a sample without a group is its own (aam.evaluate.baselines.inner_folds)
-    if {"sample", "group"} <= set(table.columns):
-        group_of = {s: g for s, g in zip(table["sample"], table["group"], strict=True) if g}
-    return fit_model_readout(model, eval_loader(dm, "train"), dm.sample_ids, group_of, task, spec, seed,
-                             class_weights)
+    # a sample without a group is its own (aam.evaluate.baselines.inner_folds)
+    return fit_model_readout(model, eval_loader(dm, "train"), dm.sample_ids, read_groups(splits), task, spec,
+                             seed, class_weights)
 
 
 def train_members(args: argparse.Namespace, settings: dict, classes: list[str] | None,

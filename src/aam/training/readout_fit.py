@@ -85,18 +85,15 @@ def design_matrix(model: SequencePredictor, loader) -> tuple[sp.csr_matrix, np.n
     return x, used, np.concatenate(sample_rows), np.concatenate(targets)
 
 
-def _linear_model(task: str, strength: float, seed: int):
+def _fit(task: str, strength: float, x, y, weights, seed: int):
+    """Logistic regression of inverse strength C (classification) or ridge of strength alpha."""
     from sklearn.linear_model import LogisticRegression, Ridge
 
     if task == "classification":
-        return LogisticRegression(C=strength, max_iter=5000, random_state=seed)
-    return Ridge(alpha=strength)
-
-
-def _fit(task: str, strength: float, x, y, weights, seed: int):
-    model = _linear_model(task, strength, seed)
-    model.fit(x, y, sample_weight=weights)
-    return model
+        model = LogisticRegression(C=strength, max_iter=5000, random_state=seed)
+    else:
+        model = Ridge(alpha=strength)
+    return model.fit(x, y, sample_weight=weights)
 
 
 @dataclass
