@@ -229,6 +229,69 @@ def test_asv_readout_over_every_asv_sums_the_rare_ones_the_encoder_does_not_read
         predictor_inputs(config, {k: v for k, v in batch.items() if k != "present_tokens"})
 
 
+@pytest.mark.parametrize("scope", ["all", "kept"])
+def test_asv_readout_keyed_by_feature_tells_apart_otus_that_share_a_sequence(scope):
+    """``asv_readout_key: feature``: two OTUs with one V4 sequence (as in closed-reference tables)
+    get a coefficient each, where the sequence-keyed readout gives them one; the key is a function
+    of the feature ID alone, so a cache that holds the same features in another order gives the
+    same output."""
+    from aam.data.datasets import Collate, SampleItem, feature_id_keys
+    from aam.models.aam import predictor_inputs
+
+    rng = np.random.default_rng(2)
+    tokens = rng.integers(1, 5, size=(6, 12)).astype(np.uint8)
+    tokens[1] = tokens[0]  # otu_a and otu_b share their sequence
+    ids = ["otu_a", "otu_b", "otu_c", "otu_d", "otu_e", "otu_f"]
+    present = [([0, 1, 2], [5, 3, 1]), ([1, 3], [6, 2]), ([0, 4, 5], [4, 4, 1])]
+
+    def batch_of(order):
+        """The batch of ``present`` from a cache whose row r holds feature order[r]."""
+        row_of = {f: r for r, f in enumerate(order)}
+        items = [SampleItem(i, np.array([row_of[f] for f in fs]), np.array(cs, dtype=np.int64),
+                            np.array([row_of[f] for f in fs]), np.array(cs, dtype=np.int64), 0)
+                 for i, (fs, cs) in enumerate(present)]
+        return Collate(tokens[order], keys=feature_id_keys([ids[f] for f in order]))(items)
+
+    batch = batch_of(list(range(6)))
+    by_feature = tiny(task="classification", n_outputs=2, asv_readout="presence", asv_readout_scope=scope,
+                      asv_readout_key="feature")
+    torch.manual_seed(3)
+    plain = SequencePredictor(tiny(task="classification", n_outputs=2)).eval()
+    torch.manual_seed(3)
+    model = SequencePredictor(by_feature).eval()
+    buckets = model.readout_buckets(None, batch["present_keys"])
+    assert len(set(buckets.tolist())) == 6  # one row per OTU, otu_a and otu_b apart
+    coefficient = {f: rng.normal(size=2) for f in range(6)}
+    with torch.no_grad():
+        for row, f in enumerate(batch["unifrac_feature_idx"].tolist()):
+            model.asv_readout.weight[buckets[row]] = torch.tensor(coefficient[f], dtype=torch.float32)
+        base = plain(*predictor_inputs(plain.config, batch))["target"]
+        got = (model(*predictor_inputs(by_feature, batch))["target"] - base).numpy()
+    for b, (features, _) in enumerate(present):  # presence: the sum of the sample's coefficients
+        np.testing.assert_allclose(got[b], sum(coefficient[f] for f in features), atol=1e-5)
+    # the same features in another cache order: the same outputs
+    other = batch_of([4, 2, 5, 0, 3, 1])
+    with torch.no_grad():
+        moved = (model(*predictor_inputs(by_feature, other))["target"]
+                 - plain(*predictor_inputs(plain.config, other))["target"]).numpy()
+    np.testing.assert_allclose(moved, got, atol=1e-5)
+    # keyed by sequence, otu_a and otu_b share one coefficient: sample 0's term counts it twice
+    by_sequence = SequencePredictor(tiny(task="classification", n_outputs=2, asv_readout="presence",
+                                         asv_readout_scope=scope)).eval()
+    by_sequence.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        rows = by_sequence.readout_buckets(torch.as_tensor(tokens, dtype=torch.long), None)
+        assert rows[0] == rows[1]
+        by_sequence.asv_readout.weight.zero_()
+        by_sequence.asv_readout.weight[rows[0]] = 1.0
+        term = (by_sequence(*predictor_inputs(by_sequence.config, batch))["target"] - base).numpy()
+    np.testing.assert_allclose(term[0], [2.0, 2.0], atol=1e-5)
+    # a batch without the keys is refused, not read by sequence
+    key = "present_keys" if scope == "all" else "feature_keys"
+    with pytest.raises(ValueError, match=key):
+        predictor_inputs(by_feature, {k: v for k, v in batch.items() if k != key})
+
+
 def test_sequence_hash_keeps_single_base_variants_apart_and_ignores_padding():
     from aam.models.asv_encoder import SequenceHash
 
@@ -585,12 +648,14 @@ def test_auto_settings_are_the_stage_s_choice_and_never_reach_fit(tmp_path):
 READOUT_FIT = {"C": [0.5], "alpha": [2.0], "folds": 3}
 
 
-@pytest.mark.parametrize("task", ["classification", "regression"])
-def test_fitted_readout_predicts_what_scikit_learn_fits_on_the_training_samples_by_sequence(study, task):
+@pytest.mark.parametrize(("task", "key"), [("classification", "sequence"), ("regression", "sequence"),
+                                         ("classification", "feature")])
+def test_fitted_readout_predicts_what_scikit_learn_fits_on_the_training_samples_by_sequence(study, task, key):
     """The readout written into the model (its term plus the intercept added to the head's bias)
     equals scikit-learn's own model fitted on a table built here by hand from the training split's
-    batches: one column per distinct ASV sequence (no hashing), presence of every rarefied ASV.
-    Only the 30 training samples are read (not the 8 val or 10 test)."""
+    batches: one column per distinct ASV sequence (no hashing; per feature ID with
+    ``asv_readout_key: feature``), presence of every rarefied ASV. Only the 30 training samples
+    are read (not the 8 val or 10 test)."""
     from sklearn.linear_model import LogisticRegression, Ridge
 
     from aam.data.datasets import AAMDataModule
@@ -604,7 +669,7 @@ def test_fitted_readout_predicts_what_scikit_learn_fits_on_the_training_samples_
     n_outputs = 2 if task == "classification" else 1
     torch.manual_seed(0)
     model = SequencePredictor(tiny(task=task, n_outputs=n_outputs, max_bp=40, asv_limit=16,
-                                   asv_readout="presence", asv_readout_scope="all"))
+                                   asv_readout="presence", asv_readout_scope="all", asv_readout_key=key))
     bias_before = model.target_head.out.bias.detach().clone()
     fit = fit_model_readout(model, eval_loader(dm, "train"), dm.sample_ids, {}, task, READOUT_FIT, seed=42)
 
@@ -612,10 +677,12 @@ def test_fitted_readout_predicts_what_scikit_learn_fits_on_the_training_samples_
     with torch.no_grad():
         for batch in eval_loader(dm, "train"):
             inputs = predictor_inputs(model.config, batch)
-            terms.append(model.every_asv_readout_term(inputs[4], inputs[5]).numpy())
+            terms.append(model.every_asv_readout_term(*inputs[4:]).numpy())
+            names = (dm.feature_ids[batch["unifrac_feature_idx"].numpy()] if key == "feature"
+                     else [bytes(t.numpy().astype(np.uint8)) for t in inputs[4]])
             for b in range(inputs[5].shape[0]):
                 present = (inputs[5][b] > 0).nonzero().ravel().tolist()
-                rows.append({bytes(inputs[4][f].numpy().astype(np.uint8)): 1.0 for f in present})
+                rows.append({names[f]: 1.0 for f in present})
             targets.append(batch["target"].numpy())
     table = pd.DataFrame(rows).fillna(0.0)
     y = np.concatenate(targets)

@@ -32,6 +32,9 @@ key                  shape, dtype  meaning
 ``unifrac_counts``   [B, F] f32    rarefied counts over those features (each row sums to ``depth``)
 ``present_tokens``   [F, L] uint8  the tokens of those features (for a readout over every ASV,
                                    ``asv_readout_scope: all``)
+``feature_keys``     [U] int64     63-bit keys of the kept features' IDs (:func:`feature_id_keys`),
+                                   with ``present_keys`` [F] of every present feature: only when the
+                                   Collate was given the IDs (for ``asv_readout_key: feature``)
 ``sample_index``     [B] int64     rows in samples.parquet; ``datamodule.sample_ids[i]`` is the ID
 ``batch_number``     [] int64      the batch's number in its epoch over all ranks (seeds per-batch
                                    randomness such as nucleotide masking; -1 without EpochSampler)
@@ -184,12 +187,22 @@ class RarefiedSamples(Dataset):
                           padding)
 
 
-class Collate:
-    """Builds the batch dict (see the module docstring) from a list of :class:`SampleItem`."""
+def feature_id_keys(feature_ids) -> np.ndarray:
+    """A 63-bit key per feature ID (the first 8 bytes of its BLAKE2b digest): a function of the ID
+    alone, so a feature gets the same key in every table, cache and batch that names it."""
+    return np.array([int.from_bytes(hashlib.blake2b(str(f).encode(), digest_size=8).digest(), "little")
+                     & 0x7FFFFFFFFFFFFFFF for f in feature_ids], dtype=np.int64)
 
-    def __init__(self, tokens: np.ndarray, target_kind: str | None = None):
+
+class Collate:
+    """Builds the batch dict (see the module docstring) from a list of :class:`SampleItem`;
+    ``keys`` (:func:`feature_id_keys` of the cache's features, row for row with ``tokens``) adds
+    ``feature_keys`` and ``present_keys``."""
+
+    def __init__(self, tokens: np.ndarray, target_kind: str | None = None, keys: np.ndarray | None = None):
         self.tokens = tokens
         self.target_kind = target_kind
+        self.keys = keys
 
     def __call__(self, items: list[SampleItem]) -> dict[str, torch.Tensor]:
         b = len(items)
@@ -224,6 +237,9 @@ class Collate:
             # them and no loader of a model that reads them can be built without
             "present_tokens": torch.from_numpy(np.ascontiguousarray(self.tokens[all_feats])),
         }
+        if self.keys is not None:
+            batch["feature_keys"] = torch.from_numpy(self.keys[uniq])
+            batch["present_keys"] = torch.from_numpy(self.keys[all_feats])
         if self.target_kind == "classification":
             batch["target"] = torch.tensor([it.target for it in items], dtype=torch.int64)
         elif self.target_kind == "regression":
@@ -324,7 +340,7 @@ class AAMDataModule(ShardsByRank, _Base):
                                            self.selection, self.seed, False, targets["val"])
         self.test_dataset = RarefiedSamples(self.samples, rows["test"], self.depth, self.asv_limit,
                                             self.selection, self.seed, False, targets["test"])
-        self.collate = Collate(self.features.tokens, self.target_kind)
+        self.collate = Collate(self.features.tokens, self.target_kind, feature_id_keys(self.feature_ids))
         log.info("samples at depth %d: train %d, val %d, test %d (asv_limit %d, %s)", self.depth,
                  len(self.train_dataset), len(self.val_dataset), len(self.test_dataset), self.asv_limit,
                  self.selection)

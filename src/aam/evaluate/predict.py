@@ -138,9 +138,10 @@ def cache_loader(features, samples, rows: np.ndarray, depth: int, asv_limit: int
     its held-out samples, whatever their split), ``selection`` ``asv_limit`` features each."""
     from torch.utils.data import DataLoader
 
-    from aam.data.datasets import Collate, RarefiedSamples
+    from aam.data.datasets import Collate, RarefiedSamples, feature_id_keys
 
     log.info("rarefying %d samples to %d reads (seed %d, evaluation stream), %s %d features each",
              rows.size, depth, seed, selection, asv_limit)
     dataset = RarefiedSamples(samples, rows, depth, asv_limit, selection, seed, False)
-    return DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=Collate(features.tokens))
+    collate = Collate(features.tokens, keys=feature_id_keys(features.feature_ids))
+    return DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate)

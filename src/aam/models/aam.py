@@ -53,6 +53,7 @@ class AAMConfig:
     asv_readout: str = "none"  # fine-tuning: none | presence | clr | log: + a coefficient per ASV sequence
     asv_readout_buckets: int = 65536  # hash buckets of asv_readout's coefficient table
     asv_readout_scope: str = "kept"  # kept: the asv_limit ASVs the encoder reads | all: every ASV present
+    asv_readout_key: str = "sequence"  # what names an ASV's coefficient: its sequence | its feature ID
     # (a model.json without the key, written before the scope existed, read the kept ASVs)
     asv_dropout: float = 0.0  # training only: probability of dropping each ASV slot
     unifrac_affine: bool = False  # UniFrac head: offset + scale * Euclidean distance
@@ -95,6 +96,14 @@ def predictor_inputs(config: AAMConfig, batch: dict[str, torch.Tensor]) -> tuple
             raise ValueError("asv_readout_scope: all needs batches with present_tokens "
                              "(those of aam.data.datasets.Collate)")
         inputs += (batch["present_tokens"], batch["unifrac_counts"])
+    if config.asv_readout != "none" and config.asv_readout_key == "feature":
+        key = "present_keys" if config.reads_every_asv() else "feature_keys"
+        if key not in batch:
+            raise ValueError(f"asv_readout_key: feature needs batches with {key} "
+                             "(those of aam.data.datasets.Collate given the feature IDs)")
+        if len(inputs) == 4:
+            inputs += (None, None)
+        inputs += (batch[key],)
     return inputs
 
 
@@ -252,6 +261,8 @@ class SequencePredictor(nn.Module):
             raise ValueError(f"asv_readout must be none, presence, clr or log, got {config.asv_readout!r}")
         if config.asv_readout_scope not in ("kept", "all"):
             raise ValueError(f"asv_readout_scope must be kept or all, got {config.asv_readout_scope!r}")
+        if config.asv_readout_key not in ("sequence", "feature"):
+            raise ValueError(f"asv_readout_key must be sequence or feature, got {config.asv_readout_key!r}")
         self.asv_readout = self.asv_hash = None
         if config.asv_readout != "none":
             self.asv_hash = SequenceHash(config.asv_readout_buckets, config.max_bp)
@@ -274,11 +285,14 @@ class SequencePredictor(nn.Module):
 
     def forward(self, tokens: torch.Tensor, asv_index: torch.Tensor, asv_mask: torch.Tensor,
                 asv_counts: torch.Tensor | None = None, present_tokens: torch.Tensor | None = None,
-                present_counts: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+                present_counts: torch.Tensor | None = None,
+                readout_keys: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """-> target [B] (regression) or logits [B, C], count_log_probs [B, K], sample_embedding,
         asv_mask (the slots used: ASV dropout removes some in training). ``present_tokens`` [F, L]
         and ``present_counts`` [B, F] (the batch's ``present_tokens`` and ``unifrac_counts``: every
-        ASV of the rarefied samples) feed ``asv_readout_scope: all``."""
+        ASV of the rarefied samples) feed ``asv_readout_scope: all``; ``readout_keys`` (the batch's
+        ``present_keys`` [F] with that scope, else its ``feature_keys`` [U]) feed
+        ``asv_readout_key: feature``."""
         out = self.base.encode(tokens, asv_index, asv_mask, asv_counts)
         target = self.target_head(out["sample_embedding"]).float()
         if self.clr_readout is not None:
@@ -286,9 +300,9 @@ class SequencePredictor(nn.Module):
         if self.config.reads_every_asv():
             if present_tokens is None or present_counts is None:
                 raise ValueError("asv_readout_scope: all needs present_tokens and present_counts")
-            target = target + self.every_asv_readout_term(present_tokens, present_counts)
+            target = target + self.every_asv_readout_term(present_tokens, present_counts, readout_keys)
         elif self.asv_readout is not None:
-            target = target + self.asv_readout_term(tokens, asv_index, out, asv_counts)
+            target = target + self.asv_readout_term(tokens, asv_index, out, asv_counts, readout_keys)
         if self.config.task == "regression":
             target = target.squeeze(-1)
         return {
@@ -310,9 +324,23 @@ class SequencePredictor(nn.Module):
         n = mask.sum(-1, keepdim=True).clamp(min=1).float()
         return (clr[..., None] * per_slot).sum(1) / n
 
+    def readout_buckets(self, tokens: torch.Tensor | None, keys: torch.Tensor | None) -> torch.Tensor:
+        """The ``asv_readout`` row of each ASV: a hash of its sequence (``tokens`` [N, L];
+        ``asv_readout_key: sequence``) or of its feature ID (``keys`` [N], the batch's 63-bit
+        :func:`aam.data.datasets.feature_id_keys`; ``asv_readout_key: feature``). Why the ID: in a
+        closed-reference OTU table several OTUs often share one V4 sequence (47-62 % of the reads of
+        seven of the benchmark's nine studies), and a coefficient per sequence adds them up where a
+        linear model tells them apart (docs/benchmark.md, "Fourteenth round")."""
+        if self.config.asv_readout_key == "feature":
+            if keys is None:
+                raise ValueError("asv_readout_key: feature needs the ASVs' feature keys")
+            return keys % self.config.asv_readout_buckets
+        return self.asv_hash(tokens)
+
     def asv_readout_term(self, tokens: torch.Tensor, asv_index: torch.Tensor,
                          encoded: dict[str, torch.Tensor | None],
-                         asv_counts: torch.Tensor | None = None) -> torch.Tensor:
+                         asv_counts: torch.Tensor | None = None,
+                         keys: torch.Tensor | None = None) -> torch.Tensor:
         """``asv_readout`` (wide and deep): sum_k x_k u(ASV_k) over the sample's real slots, where
         u is a learned coefficient per ASV sequence (per class), looked up by the sequence's hash
         (SequenceHash), and x_k is 1 (``presence``), the slot's CLR within the sample (``clr``) or
@@ -322,12 +350,12 @@ class SequencePredictor(nn.Module):
         scored well above AAM on some tasks (docs/benchmark.md, "Tenth round"). An ASV unseen in
         training keeps its zero start, so it adds nothing. -> [B, n_outputs]."""
         mask = encoded["asv_mask"]
-        coefficients = self.asv_readout(self.asv_hash(tokens))[asv_index].float()  # [B, K, C]
+        coefficients = self.asv_readout(self.readout_buckets(tokens, keys))[asv_index].float()  # [B, K, C]
         weights = readout_weights(self.config.asv_readout, asv_counts, mask)
         return (weights[..., None] * coefficients).sum(1)
 
-    def every_asv_readout_term(self, present_tokens: torch.Tensor,
-                               present_counts: torch.Tensor) -> torch.Tensor:
+    def every_asv_readout_term(self, present_tokens: torch.Tensor, present_counts: torch.Tensor,
+                               present_keys: torch.Tensor | None = None) -> torch.Tensor:
         """``asv_readout_scope: all``: the readout of :meth:`asv_readout_term` over every ASV of
         the rarefied sample (``present_counts`` [B, F] > 0 over the batch's F distinct ASVs, whose
         tokens are ``present_tokens`` [F, L]), not only the ``asv_limit`` the encoder reads. Why: on
@@ -335,5 +363,5 @@ class SequencePredictor(nn.Module):
         R^2 0.175 on the Claesson age task against 0.067 on each sample's top 128
         (docs/benchmark.md, "Eleventh round"). The CLR is over the sample's present ASVs (log
         count minus their mean; the relative abundance's normalizer cancels). -> [B, n_outputs]."""
-        coefficients = self.asv_readout(self.asv_hash(present_tokens)).float()  # [F, C]
+        coefficients = self.asv_readout(self.readout_buckets(present_tokens, present_keys)).float()  # [F, C]
         return readout_weights(self.config.asv_readout, present_counts, present_counts > 0) @ coefficients

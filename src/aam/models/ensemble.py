@@ -72,8 +72,9 @@ class EnsemblePredictor(nn.Module):
 
     def forward(self, tokens: torch.Tensor, asv_index: torch.Tensor, asv_mask: torch.Tensor,
                 asv_counts: torch.Tensor | None = None, present_tokens: torch.Tensor | None = None,
-                present_counts: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        outs = [m(tokens, asv_index, asv_mask, asv_counts, present_tokens, present_counts)
+                present_counts: torch.Tensor | None = None,
+                readout_keys: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        outs = [m(tokens, asv_index, asv_mask, asv_counts, present_tokens, present_counts, readout_keys)
                 for m in self.members]
         log_n = math.log(len(outs))
         if self.config.task == "regression":
