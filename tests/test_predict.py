@@ -106,18 +106,21 @@ def test_predictions_on_the_training_table_equal_finetunes_own(trained, tmp_path
     assert summary["provenance"]["seed"] == 7 and summary["depth"] == depth
 
 
-def test_a_readout_over_every_asv_predicts_new_tables_as_fine_tuning_did(trained, tmp_path):
+@pytest.mark.parametrize("key", ["sequence", "feature"])
+def test_a_readout_over_every_asv_predicts_new_tables_as_fine_tuning_did(trained, tmp_path, key):
     """asv_readout_scope: all reads the ASVs beyond data.asv_limit (12 of up to 23 here): `aam
-    predict` must hand the model every ASV of each sample, as fine-tuning's batches did."""
+    predict` must hand the model every ASV of each sample (and, keyed by feature, their IDs' keys),
+    as fine-tuning's batches did."""
     root = trained["root"]
     settings = json.loads(json.dumps(SETTINGS))
-    settings["model"].update({"asv_readout": "clr", "asv_readout_scope": "all"})
+    settings["model"].update({"asv_readout": "clr", "asv_readout_scope": "all", "asv_readout_key": key})
     model = tmp_path / "model"
     assert main(["finetune", "--tokens-dir", str(root / "tokens"), "--splits", str(root / "splits.tsv"),
                  "--samples", str(root / "ingest" / "samples.parquet"), "--target-column", "ibd",
                  "--task", "classification", "--settings", json.dumps(settings), "--seed", "7",
                  "--threads", "1", "--out-dir", str(model)]) == 0
-    assert json.loads((model / "model.json").read_text())["config"]["asv_readout_scope"] == "all"
+    config = json.loads((model / "model.json").read_text())["config"]
+    assert (config["asv_readout_scope"], config["asv_readout_key"]) == ("all", key)
     assert (trained["counts"] > 0).sum(axis=1).max() > settings["data"]["asv_limit"]
     out = tmp_path / "pred"
     assert main(["predict", "--model-dir", str(model), "--table", str(root / "table.biom"),
