@@ -328,9 +328,9 @@ class SequencePredictor(nn.Module):
         """The ``asv_readout`` row of each ASV: a hash of its sequence (``tokens`` [N, L];
         ``asv_readout_key: sequence``) or of its feature ID (``keys`` [N], the batch's 63-bit
         :func:`aam.data.datasets.feature_id_keys`; ``asv_readout_key: feature``). Why the ID: in a
-        closed-reference OTU table several OTUs often share one V4 sequence (47-62 % of the reads of
-        seven of the benchmark's nine studies), and a coefficient per sequence adds them up where a
-        linear model tells them apart (docs/benchmark.md, "Fourteenth round")."""
+        closed-reference OTU table several OTUs often share one V4 sequence (41-67 % of the reads of
+        five of the benchmark's studies), and a coefficient per sequence adds them up where a linear
+        model tells them apart (docs/benchmark.md, "Fourteenth round"; it tied the default there)."""
         if self.config.asv_readout_key == "feature":
             if keys is None:
                 raise ValueError("asv_readout_key: feature needs the ASVs' feature keys")
