@@ -20,14 +20,13 @@ Prints one row per fold and the mean per task (AUROC or R^2, the tasks' primary 
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from aam.evaluate.baselines import BaselineSettings, nested_fit_predict
-from aam.evaluate.fold_baselines import fold_data
+from aam.evaluate.fold_baselines import recorded_fold
 from aam.evaluate.metrics import PRIMARY_METRIC, compute_metrics
 
 
@@ -44,13 +43,8 @@ def top_counts(counts: np.ndarray, top: int) -> np.ndarray:
 def fold_scores(results: Path, dataset: str, metrics_file: Path, top: int,
                 settings: BaselineSettings) -> dict:
     """The fold's documented CLR + L2 score and its refits on the `top` and `presence` views."""
-    meta = json.loads(metrics_file.read_text())
-    task, fold = meta["task"], metrics_file.parents[2].name
-    classes = json.dumps(meta["classes"]) if task == "classification" else ""
-    data = fold_data(str(results / dataset / "rarefied" / "table.biom"),
-                     str(results / dataset / "cv" / "split" / f"{fold}.tsv"),
-                     str(results / dataset / "ingest" / "samples.parquet"), meta["column"], task, classes,
-                     meta.get("positive_class") or "", tuple(meta["train_splits"]))
+    meta, fold, data = recorded_fold(results, dataset, metrics_file)
+    task = meta["task"]
     metric = PRIMARY_METRIC[task]
     row = {"task": dataset, "fold": fold, "all": meta["models"]["linear_clr"]["test"][metric]}
     views = {"top": lambda x: top_counts(x, top),

@@ -25,7 +25,6 @@ Prints one row per fold and the mean per task (AUROC or R^2, the tasks' primary 
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
@@ -42,7 +41,7 @@ from aam.evaluate.baselines import (
     nested_fit_predict,
     search_grid,
 )
-from aam.evaluate.fold_baselines import fold_data
+from aam.evaluate.fold_baselines import recorded_fold
 from aam.evaluate.metrics import PRIMARY_METRIC, compute_metrics
 from aam.io.biom import read_table, table_to_csr
 
@@ -86,13 +85,8 @@ def nested_l2(x_train, y_train, groups, x_test, task: str, settings: BaselineSet
 
 def fold_scores(results: Path, dataset: str, metrics_file: Path, mapping: sp.csr_matrix,
                 settings: BaselineSettings) -> dict:
-    meta = json.loads(metrics_file.read_text())
-    task, fold = meta["task"], metrics_file.parents[2].name
-    classes = json.dumps(meta["classes"]) if task == "classification" else ""
-    data = fold_data(str(results / dataset / "rarefied" / "table.biom"),
-                     str(results / dataset / "cv" / "split" / f"{fold}.tsv"),
-                     str(results / dataset / "ingest" / "samples.parquet"), meta["column"], task, classes,
-                     meta.get("positive_class") or "", tuple(meta["train_splits"]))
+    meta, fold, data = recorded_fold(results, dataset, metrics_file)
+    task = meta["task"]
     metric = PRIMARY_METRIC[task]
     row = {"task": dataset, "fold": fold, "clr_feature": meta["models"]["linear_clr"]["test"][metric]}
     fit = nested_fit_predict("linear_clr", data.x_train @ mapping, data.y_train, data.groups,

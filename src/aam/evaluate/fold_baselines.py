@@ -10,8 +10,10 @@ metric registry (:func:`aam.evaluate.metrics.compute_metrics`).
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -73,6 +75,21 @@ def fold_data(rarefied: str, splits: str, samples: str, target_column: str, task
     x_test = dense[[row_of[s] for s in test_ids]].toarray()
     return FoldData(train_ids, test_ids, x_train, x_test, y_train, y_test,
                     [group_of.get(s) for s in train_ids], classes, labels, split_fingerprints(kept))
+
+
+def recorded_fold(results, dataset: str, metrics_file) -> tuple[dict, str, FoldData]:
+    """(the record, the fold's name, its FoldData) of a baselines ``metrics.json`` of a
+    cross-validated results folder (``<results>/<dataset>/cv/<fold>/baselines/<target>/``): the
+    fold as `aam baselines` read it, for diagnoses that refit models on the very same samples."""
+    results, metrics_file = Path(results), Path(metrics_file)
+    meta = json.loads(metrics_file.read_text())
+    task, fold = meta["task"], metrics_file.parents[2].name
+    classes = json.dumps(meta["classes"]) if task == "classification" else ""
+    data = fold_data(str(results / dataset / "rarefied" / "table.biom"),
+                     str(results / dataset / "cv" / "split" / f"{fold}.tsv"),
+                     str(results / dataset / "ingest" / "samples.parquet"), meta["column"], task, classes,
+                     meta.get("positive_class") or "", tuple(meta["train_splits"]))
+    return meta, fold, data
 
 
 def fit_baselines(data: FoldData, task: str, settings: BaselineSettings) -> tuple[dict, pd.DataFrame]:
