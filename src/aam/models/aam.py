@@ -265,7 +265,8 @@ class SequencePredictor(nn.Module):
             raise ValueError(f"asv_readout_key must be sequence or feature, got {config.asv_readout_key!r}")
         self.asv_readout = self.asv_hash = None
         if config.asv_readout != "none":
-            self.asv_hash = SequenceHash(config.asv_readout_buckets, config.max_bp)
+            if config.asv_readout_key == "sequence":  # keyed by feature, the batch's keys name the rows
+                self.asv_hash = SequenceHash(config.asv_readout_buckets, config.max_bp)
             # zero start, as clr_readout: at initialization the model is the one without it
             self.asv_readout = nn.Embedding(config.asv_readout_buckets, config.n_outputs)
             nn.init.zeros_(self.asv_readout.weight)

@@ -62,16 +62,15 @@ def design_matrix(model: SequencePredictor, loader) -> tuple[sp.csr_matrix, np.n
     start = 0
     for batch in loader:
         inputs = predictor_inputs(config, batch)
+        keys = inputs[6] if len(inputs) > 6 else None  # asv_readout_key: feature
         if config.reads_every_asv():
             present_tokens, present_counts = inputs[4], inputs[5]
-            keys = inputs[6] if len(inputs) > 6 else None
             buckets = model.readout_buckets(present_tokens, keys)[None, :]
             buckets = buckets.expand(present_counts.shape)  # [B, F]
             x = readout_weights(config.asv_readout, present_counts, present_counts > 0)
             mask = present_counts > 0
         else:
             tokens, asv_index, mask, counts = inputs[:4]
-            keys = inputs[6] if len(inputs) > 6 else None
             buckets = model.readout_buckets(tokens, keys)[asv_index]  # [B, K]
             x = readout_weights(config.asv_readout, counts, mask)
         b, j = mask.nonzero(as_tuple=True)
