@@ -34,6 +34,7 @@ import scipy.sparse as sp
 
 from aam.evaluate.baselines import (
     BaselineSettings,
+    baseline_estimator,
     estimator_predictions,
     grid,
     inner_folds,
@@ -64,12 +65,10 @@ def sequence_map(results: Path, dataset: str) -> tuple[sp.csr_matrix, float, int
 
 def nested_l2(x_train, y_train, groups, x_test, task: str, settings: BaselineSettings, classes):
     """The linear_clr baseline's estimator and search on features given as they are (no CLR)."""
-    from sklearn.linear_model import LogisticRegression, Ridge
+    options = settings.options["linear_clr"]
 
     def model(params: dict):
-        if task == "classification":
-            return LogisticRegression(C=float(params["C"]), max_iter=5000)
-        return Ridge(alpha=float(params["alpha"]))
+        return baseline_estimator("linear_clr", task, params, options, settings.seed, settings.n_jobs, True)
 
     y = np.asarray([str(v) for v in y_train], dtype=object) if task == "classification" else y_train
 
@@ -79,7 +78,7 @@ def nested_l2(x_train, y_train, groups, x_test, task: str, settings: BaselineSet
         return inner_score(task, y[val_rows], pred, proba, classes)
 
     splits = inner_folds(groups, y if task == "classification" else None, settings.inner_folds, settings.seed)
-    chosen, _ = search_grid(grid("linear_clr", task, settings.options["linear_clr"]), splits, score)
+    chosen, _ = search_grid(grid("linear_clr", task, options), splits, score)
     return estimator_predictions(model(chosen).fit(x_train, y), x_test, task, classes)
 
 

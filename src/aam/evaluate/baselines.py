@@ -164,8 +164,8 @@ class FittedBaseline:
         if self.name != "random_forest":
             self.keep = prevalent_features(counts, float(self.options["min_prevalence"]))
         x = self._features(counts)
-        self.estimator = _estimator(self.name, self.task, self.params, self.options, self.seed, self.n_jobs,
-                                    self.search)
+        self.estimator = baseline_estimator(self.name, self.task, self.params, self.options, self.seed,
+                                            self.n_jobs, self.search)
         self.estimator.fit(x, y)
         return self
 
@@ -193,7 +193,10 @@ def estimator_predictions(estimator, x: np.ndarray, task: str,
     return np.asarray(classes, dtype=object)[proba.argmax(axis=1)], proba
 
 
-def _estimator(name: str, task: str, params: Mapping, options: Mapping, seed: int, n_jobs: int, search: bool):
+def baseline_estimator(name: str, task: str, params: Mapping, options: Mapping, seed: int, n_jobs: int,
+                       search: bool):
+    """The unfitted scikit-learn estimator of baseline `name` with the candidate `params` (a
+    forest in the inner search gets `search_estimators` trees); the features are the caller's."""
     from sklearn.ensemble import (
         HistGradientBoostingClassifier,
         HistGradientBoostingRegressor,
