@@ -320,13 +320,27 @@ def test_the_documented_sequence_model_sizes_are_the_model_configs(repo_root, ki
 
 
 def test_evaluate_combine_names_fitted_baselines(tmp_path):
-    """evaluate.combine: null combines with the forest and the linear model, those fitted; a
-    baseline that is not fitted is one clear error when the config is read."""
+    """evaluate.combine: null combines with the forest, the linear model and the two together,
+    those fitted; a baseline that is not fitted, or a combination named twice, is one clear error
+    when the config is read."""
     from aam.workflow.commands import combine_arg
 
     path = tmp_path / "c.yaml"
     path.write_text("datasets: {}\n")
-    assert combine_arg(load_config(path)) == "--combine random_forest linear_clr"
+    assert combine_arg(load_config(path)) == "--combine random_forest linear_clr random_forest+linear_clr"
+    path.write_text("datasets: {}\nevaluate: {combine: [linear_clr+hist_gradient_boosting], baselines: "
+                    "{models: [linear_clr, hist_gradient_boosting]}}\n")
+    assert combine_arg(load_config(path)) == "--combine linear_clr+hist_gradient_boosting"
+    for bad, message in (("[linear_clr+random_forest, random_forest+linear_clr]", "name each combination"),
+                         ("[linear_clr+linear_clr]", "repeats a baseline"),
+                         ("[linear_clr+hist_gradient_boosting]", ".hist_gradient_boosting. is not among")):
+        path.write_text(f"datasets: {{}}\nevaluate: {{combine: {bad}, baselines: {{models: "
+                        "[linear_clr, random_forest]}}\n")
+        with pytest.raises(InputError, match=message):
+            load_config(path)
+    path.write_text("datasets: {}\nevaluate: {combine: [random_forest+xgboost]}\n")
+    with pytest.raises(InputError, match="combine"):
+        load_config(path)
     path.write_text("datasets: {}\nevaluate: {baselines: {models: [linear_clr, hist_gradient_boosting]}}\n")
     assert combine_arg(load_config(path)) == "--combine linear_clr"
     path.write_text("datasets: {}\nevaluate: {baselines: {models: [hist_gradient_boosting]}}\n")

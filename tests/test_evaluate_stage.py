@@ -12,6 +12,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from aam.cli import main
+from aam.errors import InputError
 from aam.evaluate.combine import combine, mean_outputs, row_name
 from aam.evaluate.metrics import classification_metrics, regression_metrics
 from aam.io.embeddings import write_embeddings
@@ -339,15 +340,43 @@ def test_combined_outputs_are_the_mean_of_the_members_by_hand():
     assert row_name("scratch", ["aam", "random_forest"]) == "scratch+random_forest (mean)"
 
 
+def test_a_combination_of_two_baselines_is_the_mean_of_three_by_hand():
+    aam = (np.array(["B"], dtype=object), np.array([[0.1, 0.9]]))
+    forest = (np.array(["A"], dtype=object), np.array([[0.7, 0.3]]))
+    linear = (np.array(["A"], dtype=object), np.array([[0.7, 0.3]]))
+    models = {"aam": aam, "random_forest": forest, "linear_clr": linear}
+    # (0.1 + 0.7 + 0.7) / 3 = 0.5, (0.9 + 0.3 + 0.3) / 3 = 0.5: a tie goes to the first class, A
+    pred, proba = combine(models, ["random_forest+linear_clr"], "classification", ["A", "B"],
+                          "here")["aam+random_forest+linear_clr"]
+    assert proba == pytest.approx(np.array([[0.5, 0.5]])) and list(pred) == ["A"]
+    # regression: (3 + 6 + 9) / 3
+    values = {"aam": (np.array([3.0]), None), "random_forest": (np.array([6.0]), None),
+              "linear_clr": (np.array([9.0]), None)}
+    three = "aam+random_forest+linear_clr"
+    mean, _ = combine(values, ["random_forest+linear_clr"], "regression", None, "here")[three]
+    assert mean.tolist() == [6.0]
+    name = row_name("scratch", ["aam", "random_forest", "linear_clr"])
+    assert name == "scratch+random_forest+linear_clr (mean)"
+    with pytest.raises(InputError, match=r"here: cannot combine AAM with 'hist_gradient_boosting'"):
+        combine(models, ["random_forest+hist_gradient_boosting"], "classification", ["A", "B"], "here")
+
+
 def test_evaluate_scores_the_combination_like_any_model(tmp_path):
     ft = write_dataset(tmp_path)
     out = tmp_path / "eval"
-    assert main(evaluate_args(tmp_path, ft, out, extra=["--combine", "random_forest", "linear_clr"])) == 0
+    assert main(evaluate_args(tmp_path, ft, out, extra=["--combine", "random_forest", "linear_clr",
+                                                         "random_forest+linear_clr"])) == 0
     m = json.loads((out / "metrics.json").read_text())
     pred = pd.read_csv(out / "predictions.tsv", sep="\t", dtype={"sample": str})
-    assert list(m["combined"]) == ["aam+random_forest", "aam+linear_clr"]
+    assert list(m["combined"]) == ["aam+random_forest", "aam+linear_clr", "aam+random_forest+linear_clr"]
     assert m["combined"]["aam+linear_clr"] == {"members": ["aam", "linear_clr"], "method": "mean",
                                                "degenerate_predictions": None}
+    assert m["combined"]["aam+random_forest+linear_clr"]["members"] == ["aam", "random_forest", "linear_clr"]
+    three = "aam+random_forest+linear_clr"
+    mean = (pred["aam_prob_Crohns"] + pred["random_forest_prob_Crohns"] + pred["linear_clr_prob_Crohns"]) / 3
+    assert pred[f"{three}_prob_Crohns"].to_numpy() == pytest.approx(mean.to_numpy(), abs=2e-6)
+    expected = roc_auc_score(pred["y_true"] == "Crohns", mean)
+    assert m["test"][three]["auroc"] == pytest.approx(expected, abs=1e-5)
     for base in ("random_forest", "linear_clr"):
         name = f"aam+{base}"
         for c in CLASSES:  # each probability the mean of the members' in the same file

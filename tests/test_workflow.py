@@ -355,7 +355,8 @@ def test_tiny_cross_validation_end_to_end(tmp_path):
                                dtype={"sample": str})
             assert set(pred["sample"]) == expected - rarefied  # the AAM and the baselines: the fold's test
             columns = ["random_forest_pred", "linear_clr_pred", "hist_gradient_boosting_pred",
-                       "aam+random_forest_pred", "aam+linear_clr_pred"]  # evaluate.combine's default
+                       "aam+random_forest_pred", "aam+linear_clr_pred",
+                       "aam+random_forest+linear_clr_pred"]  # evaluate.combine's default
             assert pred[columns].notna().all().all()
         base = pd.read_csv(results / f"cv/{fold}/baselines/ibd/predictions.tsv", sep="\t",
                            dtype={"sample": str})
@@ -365,7 +366,7 @@ def test_tiny_cross_validation_end_to_end(tmp_path):
     summary = json.loads((results / "cv_summary/ibd/summary.json").read_text())
     assert summary["folds"] == ["r0f0", "r0f1"]
     combined = {f"{run}+{b} (mean)" for run in ("pretrained", "scratch")
-                for b in ("random_forest", "linear_clr")}
+                for b in ("random_forest", "linear_clr", "random_forest+linear_clr")}
     assert set(summary["models"]) == {"pretrained", "scratch", *combined, "random_forest", "linear_clr",
                                       "hist_gradient_boosting"}
     assert {summary["models"][m]["kind"] for m in combined} == {"combined"}

@@ -170,10 +170,17 @@ def _check_datasets(config: dict[str, Any], where: str) -> None:
     if clash:
         raise InputError(f"{where}: aam/runs: {clash[0]!r} is the name of a baseline; rename the run")
     fitted = config.get("evaluate", {}).get("baselines", {}).get("models", [])
-    unfitted = [b for b in config.get("evaluate", {}).get("combine") or [] if b not in fitted]
+    combinations = config.get("evaluate", {}).get("combine") or []
+    unfitted = [b for c in combinations for b in c.split("+") if b not in fitted]
     if unfitted:
         raise InputError(f"{where}: evaluate/combine: {unfitted[0]!r} is not among evaluate/baselines/models "
                          f"{fitted}; add it there or remove it from combine")
+    member_sets = [frozenset(c.split("+")) for c in combinations]
+    repeated = [c for c, members in zip(combinations, member_sets, strict=True)
+                if len(members) < len(c.split("+")) or member_sets.count(members) > 1]
+    if repeated:
+        raise InputError(f"{where}: evaluate/combine: {repeated[0]!r} repeats a baseline, or the baselines "
+                         "of another combination; name each combination once")
     runs = set(config.get("aam", {}).get("runs", {}))
     for group in config.get("evaluate", {}).get("average_runs") or []:
         unknown = [run for run in group if run not in runs]

@@ -76,7 +76,7 @@ def fold_scores(
     `records`: the AAM runs' fold metrics.json (`aam evaluate --fold`); `baseline_records`: the
     folds' `aam baselines` metrics.json; `averages`: runs averaged after training
     (aam.evaluate.average_runs.averaged_records). Columns: fold, model (the run name, a
-    combination's ``<run>+<baseline> (mean)``, an average's ``<run>+<run> (mean)``, or the
+    combination's ``<run>+<baseline>[+<baseline>] (mean)``, an average's ``<run>+<run> (mean)``, or the
     baseline's), kind (aam, combined: a combination or an average, baseline), every test
     metric of the task, n_test, ``degenerate`` (an AAM run's or a combination's
     degenerate_predictions, else None). ValueError where two models of a fold were tested on

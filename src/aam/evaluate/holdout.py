@@ -7,8 +7,9 @@ and trained and validated on the model's own (each split's fingerprint, the mode
 embeddings.parquet), or the comparison would be between different folds, so a mismatch is one
 InputError line naming a sample or a split. Every model, ours and the baselines, is then scored by
 the one metric registry (:func:`aam.evaluate.metrics.compute_metrics`) in one class order (the
-positive class last). With `combine_with`, AAM's mean with each named baseline
-(:mod:`aam.evaluate.combine`) is one more model, scored the same way on the same samples.
+positive class last). With `combine_with`, AAM's mean with each named baseline, or group of
+baselines joined with ``+`` (:mod:`aam.evaluate.combine`), is one more model, scored the same way on
+the same samples.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import pandas as pd
 from aam.errors import InputError
 from aam.evaluate import plots
 from aam.evaluate.baselines import LABELS
-from aam.evaluate.combine import METHOD, MODEL, combine, combined_key
+from aam.evaluate.combine import METHOD, MODEL, combination_members, combine, combined_key
 from aam.evaluate.fold_samples import fold_mismatch, positive_last, samples_fingerprint, split_fingerprints
 from aam.evaluate.metrics import compute_metrics, degenerate_predictions
 from aam.io.embeddings import read_embeddings
@@ -247,13 +248,13 @@ class Holdout:
     baselines_info: dict | None
     embeddings: Embeddings  # the model's sample embeddings of every split
     fold_samples: dict[str, str] | None  # each split's fingerprint, from the embeddings' split column
-    combined: dict[str, list[str]] = field(default_factory=dict)  # "aam+<baseline>" -> its members
+    combined: dict[str, list[str]] = field(default_factory=dict)  # "aam+<combination>" -> its members
 
 
 def score_holdout(finetune_dir: Path, splits: str, samples: str, target_column: str, task: str | None,
                   positive_class: str, baselines: str | None, combine_with: Sequence[str] = ()) -> Holdout:
     """Read and cross-check the inputs, then score the model, the baselines and AAM's mean with each
-    baseline of `combine_with` (which needs `baselines`) on the test samples."""
+    combination of `combine_with` (baselines joined with +; it needs `baselines`) on the test samples."""
     info = read_model_info(finetune_dir / "model.json")
     task = task or info.get("task")
     if task not in ("regression", "classification"):
@@ -297,7 +298,7 @@ def score_holdout(finetune_dir: Path, splits: str, samples: str, target_column: 
         raise InputError(f"{finetune_dir / 'predictions.tsv'}: cannot score the predictions: {err}") from err
     return Holdout(task, classes, info, test, len(val), y_test, labels, models, scores, val_scores,
                    baselines_info, embeddings, fold,
-                   {combined_key(b): [MODEL, b] for b in combine_with})
+                   {combined_key(c): [MODEL, *combination_members(c)] for c in combine_with})
 
 
 def degenerate_flags(h: Holdout) -> dict[str, str | None]:

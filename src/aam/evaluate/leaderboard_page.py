@@ -67,8 +67,9 @@ def page(board: pd.DataFrame, tasks: pd.DataFrame, pairs: pd.DataFrame, test: di
         "regression), and in parentheses the model's rank on the task (1 = best). Mean rank: over the "
         "tasks. The baselines choose their hyperparameters by inner cross-validation on each training "
         "fold. Rows <code>run+baseline (mean)</code> average the run's and the baseline's predictions "
-        "(class probabilities, or values) on each test fold (<code>evaluate.combine</code>): weights "
-        "fixed at 1/2, nothing fitted; rows <code>run+run (mean)</code> average runs trained apart "
+        "(class probabilities, or values) on each test fold, <code>run+baseline+baseline (mean)</code> "
+        "the run's and both baselines' (<code>evaluate.combine</code>): equal weights, nothing "
+        "fitted; rows <code>run+run (mean)</code> average runs trained apart "
         "(<code>evaluate.average_runs</code>), the same way.</p>",
         summary.html_table(pd.DataFrame(ranked), "leaderboard"),
         "<h4>Each model against each baseline</h4>",

@@ -22,11 +22,11 @@ Outputs in --out-dir (replaced as a whole, atomically):
                    model's test predictions ignore their input: one class for every sample, or a
                    regression whose predictions vary by < 10 % of the target's sd; a WARNING line in
                    the log too, for the baselines as well); with --combine, ``combined``: per
-                   combination (aam.evaluate.combine: the mean of AAM's and a baseline's
-                   predictions) its members, method "mean" and degenerate_predictions, its
-                   scores under ``test`` as model aam+<baseline>
+                   combination (aam.evaluate.combine: the mean of AAM's and one or more
+                   baselines' predictions) its members, method "mean" and
+                   degenerate_predictions, its scores under ``test`` as model aam+<combination>
   predictions.tsv  sample, split, y_true, aam_pred, <baseline>_pred (+ aam_prob_<c>, <baseline>_prob_<c>),
-                   aam+<baseline>_pred (+ aam+<baseline>_prob_<c>) per combination
+                   aam+<combination>_pred (+ aam+<combination>_prob_<c>) per combination
   plots/           learning_curves.png, embedding_pcoa.png and, per task, pred_vs_true.png
                    (regression) or confusion_matrices.png and roc.png (classification)
 """
@@ -94,9 +94,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fold", default=None, help="cross-validation fold (e.g. r0f3), for labels")
     parser.add_argument("--baselines", default=None,
                         help="the folder of `aam baselines` on the same split and target")
-    parser.add_argument("--combine", nargs="*", default=[], metavar="BASELINE",
-                        help="baselines to combine with the model: the mean of its and the baseline's "
-                             "predictions (class probabilities) is scored as model aam+<baseline>")
+    parser.add_argument("--combine", nargs="*", default=[], metavar="BASELINE[+BASELINE]",
+                        help="baselines to combine with the model, each alone or several joined with +: "
+                             "the mean of its and the baselines' predictions (class probabilities) is "
+                             "scored as model aam+<combination>")
     parser.add_argument("--out-dir", required=True, help="eval/{run}/{target}/")
 
 

@@ -24,13 +24,16 @@ def fold_arg(fold: str | None) -> str:
 
 
 def combine_arg(config: dict) -> str:
-    """The evaluate stage's --combine option: the baselines of evaluate.combine, else empty. null:
-    the forest (issue 24's "AAM + forest") and the linear model (the strongest baseline, and the
-    best combination on the benchmark's first tasks, docs/benchmark.md), those that are fitted."""
+    """The evaluate stage's --combine option: the combinations of evaluate.combine, else empty.
+    null: the forest (issue 24's "AAM + forest"), the linear model (the strongest baseline) and the
+    two together (the combination with the best mean rank on the benchmark, docs/benchmark.md),
+    those that are fitted."""
     names = config["evaluate"]["combine"]
     if names is None:
         fitted = config["evaluate"]["baselines"]["models"]
         names = [b for b in ("random_forest", "linear_clr") if b in fitted]
+        if len(names) == 2:
+            names.append("+".join(names))
     return f"--combine {' '.join(names)}" if names else ""
 
 
