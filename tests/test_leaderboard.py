@@ -125,6 +125,13 @@ def test_stage_writes_the_tables_and_the_page(tmp_path):
         len(pd.read_csv(out / "tasks.tsv", sep="\t")) == 12
         and len(pd.read_csv(out / "pairs.tsv", sep="\t")) == 4
     )
+    assert 'id="leaderboard-pairs"' in page
+    # one task: no comparison over tasks (every test of it would read p = 1), a line instead
+    alone = tmp_path / "alone"
+    assert main(["leaderboard", "--summaries", paths[0], "--out-dir", str(alone)]) == 0
+    page = (alone / "leaderboard.html").read_text()
+    assert 'id="leaderboard-pairs"' not in page and "One task: a comparison over tasks needs several" in page
+    assert len(pd.read_csv(alone / "pairs.tsv", sep="\t")) == 4  # the file keeps them
     bad = tmp_path / "bad.json"
     bad.write_text("{}")
     assert main(["leaderboard", "--summaries", str(bad), "--out-dir", str(tmp_path / "x")]) == 2
