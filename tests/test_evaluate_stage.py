@@ -14,6 +14,7 @@ from sklearn.metrics import roc_auc_score
 from aam.cli import main
 from aam.errors import InputError
 from aam.evaluate.combine import combine, mean_outputs, row_name
+from aam.evaluate.holdout import label
 from aam.evaluate.metrics import classification_metrics, regression_metrics
 from aam.io.embeddings import write_embeddings
 
@@ -357,6 +358,9 @@ def test_a_combination_of_two_baselines_is_the_mean_of_three_by_hand():
     assert mean.tolist() == [6.0]
     name = row_name("scratch", ["aam", "random_forest", "linear_clr"])
     assert name == "scratch+random_forest+linear_clr (mean)"
+    # its name in plots and in the log's warnings, each member by its label
+    assert label(three) == "AAM + random forest + CLR + L2 logistic/ridge (mean)"
+    assert label("aam+random_forest") == "AAM + random forest (mean)"
     with pytest.raises(InputError, match=r"here: cannot combine AAM with 'hist_gradient_boosting'"):
         combine(models, ["random_forest+hist_gradient_boosting"], "classification", ["A", "B"], "here")
 

@@ -352,8 +352,9 @@ def label(name: str) -> str:
     """A model's name in plots and logs."""
     if name in LABELS:
         return LABELS[name]
-    if name.startswith(f"{MODEL}+"):  # a combination: AAM + <baseline> (mean)
-        return f"{MODEL_NAME} + {LABELS.get(name[len(MODEL) + 1:], name)} ({METHOD})"
+    if name.startswith(f"{MODEL}+"):  # a combination: AAM + <baseline> [+ <baseline>] (mean)
+        members = combination_members(name[len(MODEL) + 1:])
+        return " + ".join([MODEL_NAME, *(LABELS.get(b, b) for b in members)]) + f" ({METHOD})"
     return MODEL_NAME if name == MODEL else name
 
 
