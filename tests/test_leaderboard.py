@@ -95,6 +95,30 @@ def test_wins_losses_and_paired_tests_by_hand():
     assert friedman["p"] == pytest.approx(math.exp(-7 / 11))
 
 
+def test_the_tasks_where_a_model_trails_the_best_baseline_by_hand():
+    """Issue 24's margins: 0.02 of AUROC, 5 % of MAE (R² where a regression summary has no MAE).
+    x (AUROC): aam 0.80, forest 0.83 (the best), lin 0.81: aam 0.030 behind, lin exactly 0.02, within.
+    r (MAE): aam 5.5, forest 5.82, lin 5.2 (the best): aam +5.8 %, forest +11.9 %, both behind,
+    although aam's R² (0.18) is 0.06 below lin's: MAE decides. q (R² only): aam 0.10, forest 0.15:
+    0.050 behind; lin 0.14 within."""
+    def task(name, kind, means, maes=None):
+        models = {m: {"kind": "x", "n_folds": 5, "mean": mean, "sd": 0.01, "versus": {}}
+                  for m, mean in zip(("aam", "random_forest", "linear_clr"), means, strict=True)}
+        for m, mae in zip(models, maes or [], strict=False):
+            models[m]["secondary_means"] = {"mae": mae}
+        return {"dataset": name, "target": "y", "task": kind, "metric": "auroc", "classes": ["A", "B"],
+                "models": models}
+
+    summaries = [task("x", "classification", (0.80, 0.83, 0.81)),
+                 task("r", "regression", (0.18, 0.07, 0.24), (5.5, 5.82, 5.2)),
+                 task("q", "regression", (0.10, 0.15, 0.14))]
+    board = leaderboard(summaries)[0].set_index("model")
+    assert board.loc["aam", "behind"] == "x/y −0.030; r/y MAE +5.8 %; q/y −0.050"
+    assert board.loc["aam", "n_behind"] == 3
+    assert board.loc["random_forest", "behind"] == "r/y MAE +11.9 %"
+    assert board.loc["linear_clr", "behind"] == "" and board.loc["linear_clr", "n_behind"] == 0
+
+
 def test_a_task_given_twice_is_refused():
     with pytest.raises(ValueError, match="study_a/y is given twice"):
         leaderboard(SUMMARIES + SUMMARIES[:1])
@@ -120,6 +144,8 @@ def test_stage_writes_the_tables_and_the_page(tmp_path):
     page = (out / "leaderboard.html").read_text()
     assert 'id="leaderboard"' in page and "0.800 ± 0.010 (1)" in page and "CLR + L2 logistic/ridge" in page
     assert "p = 0.529 (3 tasks, 3 models)" in page  # exp(-7/11), as worked above
+    # study_b: aam 0.60 against lin's 0.66; study_c (R², no MAE in these summaries): aam leads
+    assert "trails the best baseline" in page and ">study_b/y −0.060<" in page
     assert (out / "leaderboard.png").read_bytes()[:4] == b"\x89PNG"
     assert (
         len(pd.read_csv(out / "tasks.tsv", sep="\t")) == 12

@@ -21,6 +21,13 @@ Per model and baseline, over the tasks both have a score on, with D_t = mean_mod
 and over all models and the tasks every model has a score on, Friedman's test
 (scipy.stats.friedmanchisquare) of the ranks. With few tasks none of these p-values can be small;
 the counts are the readable part.
+
+Per model, the tasks where it **trails the best baseline** by more than issue 24's margins: a
+classification task where the best baseline's mean AUROC exceeds the model's by more than
+``SCORE_MARGIN`` (0.02), a regression task where the model's mean MAE exceeds the lowest mean MAE
+of a baseline by more than ``MAE_MARGIN`` (5 %; a summary without MAE means is judged by the R²
+margin instead). ``n_behind`` counts them and ``behind`` names each with its shortfall, so the
+goal "no task more than 0.02 AUROC or 5 % MAE behind the best baseline" reads off one column.
 """
 
 from __future__ import annotations
@@ -36,6 +43,9 @@ from aam.evaluate.baselines import BASELINES
 from aam.evaluate.cv import paired_tests
 
 SIGNIFICANT = 0.05
+SCORE_MARGIN = 0.02  # AUROC (R² where a regression summary lacks MAE) behind the best baseline
+MAE_MARGIN = 0.05  # a regression's MAE above the best baseline's, as a share of it
+ROUNDING = 1e-9  # a shortfall of exactly the margin is within it, whatever the float rounding
 
 
 def task_id(summary: Mapping) -> str:
@@ -102,6 +112,33 @@ def versus_baselines(summaries: Sequence[Mapping], tasks: pd.DataFrame) -> pd.Da
     return pd.DataFrame(rows)
 
 
+def shortfalls(summaries: Sequence[Mapping]) -> dict[str, list[str]]:
+    """Per model, the tasks where it trails the best baseline beyond the margins (module docstring),
+    each as ``task −0.042`` (the metric's difference) or ``task MAE +9.3 %``, in task order."""
+    out: dict[str, list[str]] = {}
+    for s in summaries:
+        models = s["models"]
+        baselines = [b for b in BASELINES if b in models and _finite(models[b]["mean"])]
+        if not baselines:
+            continue
+        mae = {m: (v.get("secondary_means") or {}).get("mae") for m, v in models.items()}
+        by_mae = s["task"] == "regression" and all(_finite(mae[b]) for b in baselines)
+        best_mean = max(models[b]["mean"] for b in baselines)
+        best_mae = min(mae[b] for b in baselines) if by_mae else None
+        for model, v in models.items():
+            if by_mae:
+                excess = mae[model] / best_mae - 1 if _finite(mae[model]) and best_mae > 0 else 0.0
+                if excess > MAE_MARGIN + ROUNDING:
+                    out.setdefault(model, []).append(f"{task_id(s)} MAE +{100 * excess:.1f} %")
+            elif _finite(v["mean"]) and best_mean - v["mean"] > SCORE_MARGIN + ROUNDING:
+                out.setdefault(model, []).append(f"{task_id(s)} −{best_mean - v['mean']:.3f}")
+    return out
+
+
+def _finite(value) -> bool:
+    return value is not None and math.isfinite(value)
+
+
 def leaderboard(summaries: Sequence[Mapping]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict]:
     """The leaderboard (one row per model, best mean rank first), the task table, the pairs table,
     and the Friedman test (statistic, p, n_tasks, n_models; None values with < 2 tasks or models)."""
@@ -112,6 +149,7 @@ def leaderboard(summaries: Sequence[Mapping]) -> tuple[pd.DataFrame, pd.DataFram
     rows = []
     means = tasks.pivot(index="task", columns="model", values="mean")
     task_order = list(dict.fromkeys(tasks["task"]))
+    behind = shortfalls(summaries)
     for model in _model_order(tasks):
         sub = tasks[tasks["model"] == model]
         ranked = sub["rank"].dropna()
@@ -122,6 +160,8 @@ def leaderboard(summaries: Sequence[Mapping]) -> tuple[pd.DataFrame, pd.DataFram
             for key in ("wins", "losses", "ties", "sign_p", "wilcoxon_p", "significant_wins",
                         "significant_losses"):
                 row[f"vs_{p['baseline']}_{key}"] = p[key]
+        row["n_behind"] = len(behind.get(model, []))
+        row["behind"] = "; ".join(behind.get(model, []))
         rows.append(row)
     board = pd.DataFrame(rows).sort_values(["mean_rank", "model"], kind="stable", na_position="last")
     return board.reset_index(drop=True), tasks, pairs, friedman(tasks)

@@ -23,6 +23,9 @@ def _p_value(p: float) -> str:
     return "< 0.001" if p < 0.001 else f"= {summary._fmt(p)}"
 
 
+BEHIND = "trails the best baseline (> 0.02 AUROC, > 5 % MAE)"
+
+
 def read_summaries(paths: list[str]) -> list[dict]:
     """The cv-summary JSONs; one that lacks a key is one InputError line naming the file."""
     out = []
@@ -49,6 +52,7 @@ def page(board: pd.DataFrame, tasks: pd.DataFrame, pairs: pd.DataFrame, test: di
                 c = cells.loc[(row["model"], task)]
                 rank = "" if pd.isna(c["rank"]) else f" ({c['rank']:g})"
                 line[task] = summary._mean_sd(c["mean"], c["sd"]) + rank
+        line[BEHIND] = row["behind"] or "none"
         ranked.append(line)
     about = tasks.drop_duplicates("task")[["task", "kind", "metric", "n_samples", "n_folds"]].rename(
         columns={"n_samples": "samples", "n_folds": "folds"})
@@ -65,9 +69,12 @@ def page(board: pd.DataFrame, tasks: pd.DataFrame, pairs: pd.DataFrame, test: di
         "train and test); every model is trained and tested on the same folds. Cells: the mean ± sd "
         "over the folds of the task's metric (AUROC, macro one-vs-rest for several classes; R² for "
         "regression), and in parentheses the model's rank on the task (1 = best). Mean rank: over the "
-        "tasks. The baselines choose their hyperparameters by inner cross-validation on each training "
-        "fold. Rows <code>run+baseline (mean)</code> average the run's and the baseline's predictions "
-        "(class probabilities, or values) on each test fold, <code>run+baseline+baseline (mean)</code> "
+        "tasks. The last column names the tasks where the model's mean trails the best baseline's by "
+        "more than 0.02 (AUROC), or its mean MAE the best baseline's by more than 5 % (regression), "
+        "with the shortfall. The baselines choose their hyperparameters by inner cross-validation "
+        "on each training fold. Rows <code>run+baseline (mean)</code> average the run's and the "
+        "baseline's predictions (class probabilities, or values) on each test fold, "
+        "<code>run+baseline+baseline (mean)</code> "
         "the run's and both baselines' (<code>evaluate.combine</code>): equal weights, nothing "
         "fitted; rows <code>run+run (mean)</code> average runs trained apart "
         "(<code>evaluate.average_runs</code>), the same way.</p>",
