@@ -313,6 +313,50 @@ def test_sequence_hash_keeps_single_base_variants_apart_and_ignores_padding():
     assert SequenceHash(256, 150)(torch.stack(variants)).equal(buckets)  # fixed across models
 
 
+def test_a_salt_draws_another_hash_and_salt_0_is_the_original():
+    """asv_readout_salt: 0 gives the original multipliers (SplitMix64 at 0, 1, 2, ... computed here
+    by hand for position 0), another salt other buckets for the same sequences, so other pairs of
+    sequences share one; each salt is fixed across models; single-base variants stay apart."""
+    from aam.models.asv_encoder import SequenceHash
+
+    x = 0x9E3779B97F4A7C15  # SplitMix64 of 0, by its definition (Steele et al. 2014)
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & 0xFFFFFFFFFFFFFFFF
+    first = ((x ^ (x >> 31)) & 0x7FFFFFFF) | 1
+    one_base = torch.tensor([[1] + [0] * 9])
+    assert SequenceHash(2**31, 10)(one_base).item() == first  # token 1 at position 0: its multiplier
+    assert SequenceHash(2**31, 10, salt=0)(one_base).item() == first
+    rng = np.random.default_rng(1)
+    seqs = torch.as_tensor(rng.integers(1, 5, size=(400, 150)))
+    original, salted = SequenceHash(64, 150)(seqs), SequenceHash(64, 150, salt=1)(seqs)
+    assert (original != salted).float().mean() > 0.9  # 1/64 agree by chance
+    same = (original[:, None] == original[None, :]) & ~torch.eye(400, dtype=torch.bool)
+    same_salted = (salted[:, None] == salted[None, :]) & ~torch.eye(400, dtype=torch.bool)
+    assert same.any() and not torch.equal(same, same_salted)  # other pairs collide
+    assert SequenceHash(64, 150, salt=1)(seqs).equal(salted)
+    variants = seqs[:1].repeat(4, 1)
+    variants[1:, 7] = torch.tensor([t for t in range(1, 5) if t != int(seqs[0, 7])])
+    assert len(set(SequenceHash(256, 150, salt=3)(variants).tolist())) == 4
+    with pytest.raises(ValueError, match="salt"):
+        SequenceHash(64, 150, salt=-1)
+
+
+def test_a_salted_readout_keyed_by_feature_maps_ids_to_other_rows_and_round_trips(tmp_path):
+    from aam.io.model_files import export_model, load_model
+
+    keys = torch.tensor([5, 2**62 + 7, 123456789])
+    plain = SequencePredictor(tiny(task="regression", n_outputs=1, asv_readout="presence",
+                                   asv_readout_key="feature", asv_readout_buckets=1024))
+    salted = SequencePredictor(tiny(task="regression", n_outputs=1, asv_readout="presence",
+                                    asv_readout_key="feature", asv_readout_buckets=1024, asv_readout_salt=2))
+    rows = plain.readout_buckets(None, keys)
+    assert rows.tolist() == [5, (2**62 + 7) % 1024, 123456789 % 1024]
+    moved = salted.readout_buckets(None, keys)
+    assert (moved >= 0).all() and (moved < 1024).all() and not torch.equal(moved, rows)
+    export_model(salted, tmp_path / "m")
+    assert load_model(tmp_path / "m")[0].readout_buckets(None, keys).equal(moved)
+
+
 def test_calibration_scales_the_readouts_with_the_head():
     from aam.training.calibration import Calibration, apply_calibration
 

@@ -25,7 +25,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from aam.models.asv_encoder import VOCAB_SIZE, ASVEncoder, ASVEncoderConfig, KmerEncoder, SequenceHash
+from aam.models.asv_encoder import (
+    VOCAB_SIZE,
+    ASVEncoder,
+    ASVEncoderConfig,
+    KmerEncoder,
+    SequenceHash,
+    splitmix64,
+)
 from aam.models.heads import CountHead, NucleotideHead, TargetHead, UniFracHead
 from aam.models.sample_encoder import SampleEncoder, SampleEncoderConfig
 
@@ -54,6 +61,7 @@ class AAMConfig:
     asv_readout_buckets: int = 65536  # hash buckets of asv_readout's coefficient table
     asv_readout_scope: str = "kept"  # kept: the asv_limit ASVs the encoder reads | all: every ASV present
     asv_readout_key: str = "sequence"  # what names an ASV's coefficient: its sequence | its feature ID
+    asv_readout_salt: int = 0  # which hash maps ASVs to asv_readout's rows (0: the original one)
     # (a model.json without the key, written before the scope existed, read the kept ASVs)
     asv_dropout: float = 0.0  # training only: probability of dropping each ASV slot
     unifrac_affine: bool = False  # UniFrac head: offset + scale * Euclidean distance
@@ -265,8 +273,11 @@ class SequencePredictor(nn.Module):
             raise ValueError(f"asv_readout_key must be sequence or feature, got {config.asv_readout_key!r}")
         self.asv_readout = self.asv_hash = None
         if config.asv_readout != "none":
+            if config.asv_readout_salt < 0:
+                raise ValueError(f"asv_readout_salt must be >= 0, got {config.asv_readout_salt}")
             if config.asv_readout_key == "sequence":  # keyed by feature, the batch's keys name the rows
-                self.asv_hash = SequenceHash(config.asv_readout_buckets, config.max_bp)
+                self.asv_hash = SequenceHash(config.asv_readout_buckets, config.max_bp,
+                                             config.asv_readout_salt)
             # zero start, as clr_readout: at initialization the model is the one without it
             self.asv_readout = nn.Embedding(config.asv_readout_buckets, config.n_outputs)
             nn.init.zeros_(self.asv_readout.weight)
@@ -335,6 +346,8 @@ class SequencePredictor(nn.Module):
         if self.config.asv_readout_key == "feature":
             if keys is None:
                 raise ValueError("asv_readout_key: feature needs the ASVs' feature keys")
+            if self.config.asv_readout_salt:  # another salt, other IDs share a row (63-bit keys stay >= 0)
+                keys = keys ^ (splitmix64(self.config.asv_readout_salt) & 0x3FFFFFFFFFFFFFFF)
             return keys % self.config.asv_readout_buckets
         return self.asv_hash(tokens)
 

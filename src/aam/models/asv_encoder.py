@@ -121,7 +121,7 @@ class KmerEncoder(nn.Module):
         return self.ln(summed + self.proj.bias) * has
 
 
-def _splitmix64(x: int) -> int:
+def splitmix64(x: int) -> int:
     """One step of SplitMix64 (Steele et al. 2014) on a Python int: fixed hash multipliers that
     no library version can change (torch's generators promise no such stability)."""
     x = (x + 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF
@@ -133,19 +133,23 @@ def _splitmix64(x: int) -> int:
 class SequenceHash(nn.Module):
     """tokens [N, L] -> one bucket in [0, buckets) per row, a function of the sequence alone.
 
-    ``sum_i token_i * r_i mod buckets`` with fixed odd multipliers r_i < 2^31 (SplitMix64), so the
+    ``sum_i token_i * r_i mod buckets`` with fixed odd multipliers r_i < 2^31 (SplitMix64; another
+    ``salt`` draws other multipliers, so other sequences share a bucket), so the
     same ASV gets the same bucket in every batch, table and model (padding, token 0, adds nothing,
     so the cache's width does not matter). With a power-of-two ``buckets`` two sequences that differ
     at one position never share a bucket (token differences of 1-6 times an odd r_i are never
     0 modulo 2^b); others share one with chance 1 / buckets.
     """
 
-    def __init__(self, buckets: int, max_bp: int):
+    def __init__(self, buckets: int, max_bp: int, salt: int = 0):
         super().__init__()
         if buckets < 1:
             raise ValueError(f"buckets must be positive, got {buckets}")
+        if salt < 0:
+            raise ValueError(f"salt must be >= 0, got {salt}")
         self.buckets = buckets
-        multipliers = [(_splitmix64(i) & 0x7FFFFFFF) | 1 for i in range(max_bp)]
+        # salt s draws the multipliers from SplitMix64 at (s << 32) + i: salt 0 is the original hash
+        multipliers = [(splitmix64((salt << 32) + i) & 0x7FFFFFFF) | 1 for i in range(max_bp)]
         self.register_buffer("multipliers", torch.tensor(multipliers, dtype=torch.int64), persistent=False)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:

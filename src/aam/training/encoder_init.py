@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 # model's own readouts, which no encoder holds): a fine-tuning run sets them; all others (sizes,
 # encoders, max_bp, asv_limit, ...) are the pretrained encoder's.
 TRAINING_ONLY = ("dropout", "head_dropout", "asv_dropout", "clr_readout", "asv_readout",
-                 "asv_readout_buckets", "asv_readout_scope", "asv_readout_key")
+                 "asv_readout_buckets", "asv_readout_scope", "asv_readout_key", "asv_readout_salt")
 
 
 def load_encoder(folder: Path, model: dict, dm, task: str | None = None, n_outputs: int = 1):
