@@ -145,7 +145,7 @@ def test_stage_writes_the_tables_and_the_page(tmp_path):
     assert 'id="leaderboard"' in page and "0.800 ± 0.010 (1)" in page and "CLR + L2 logistic/ridge" in page
     assert "p = 0.529 (3 tasks, 3 models)" in page  # exp(-7/11), as worked above
     # study_b: aam 0.60 against lin's 0.66; study_c (R², no MAE in these summaries): aam leads
-    assert "trails the best baseline" in page and ">study_b/y −0.060<" in page
+    assert "behind the best baseline" in page and ">study_b/y −0.060<" in page
     assert (out / "leaderboard.png").read_bytes()[:4] == b"\x89PNG"
     assert (
         len(pd.read_csv(out / "tasks.tsv", sep="\t")) == 12

@@ -23,7 +23,7 @@ def _p_value(p: float) -> str:
     return "< 0.001" if p < 0.001 else f"= {summary._fmt(p)}"
 
 
-BEHIND = "trails the best baseline (> 0.02 AUROC, > 5 % MAE)"
+BEHIND = "behind the best baseline (> 0.02 AUROC, > 5 % MAE)"
 
 
 def read_summaries(paths: list[str]) -> list[dict]:
@@ -46,13 +46,12 @@ def page(board: pd.DataFrame, tasks: pd.DataFrame, pairs: pd.DataFrame, test: di
     ranked = []
     for row in board.to_dict("records"):
         line = {"model": model_label(row["model"]), "mean rank": summary._fmt(row["mean_rank"], 2),
-                "tasks": row["n_tasks"]}
+                "tasks": row["n_tasks"], BEHIND: row["behind"] or "none"}
         for task in task_names:
             if (row["model"], task) in cells.index:
                 c = cells.loc[(row["model"], task)]
                 rank = "" if pd.isna(c["rank"]) else f" ({c['rank']:g})"
                 line[task] = summary._mean_sd(c["mean"], c["sd"]) + rank
-        line[BEHIND] = row["behind"] or "none"
         ranked.append(line)
     about = tasks.drop_duplicates("task")[["task", "kind", "metric", "n_samples", "n_folds"]].rename(
         columns={"n_samples": "samples", "n_folds": "folds"})
@@ -69,7 +68,7 @@ def page(board: pd.DataFrame, tasks: pd.DataFrame, pairs: pd.DataFrame, test: di
         "train and test); every model is trained and tested on the same folds. Cells: the mean ± sd "
         "over the folds of the task's metric (AUROC, macro one-vs-rest for several classes; R² for "
         "regression), and in parentheses the model's rank on the task (1 = best). Mean rank: over the "
-        "tasks. The last column names the tasks where the model's mean trails the best baseline's by "
+        "tasks. Behind the best baseline: the tasks where the model's mean trails the best baseline's by "
         "more than 0.02 (AUROC), or its mean MAE the best baseline's by more than 5 % (regression), "
         "with the shortfall. The baselines choose their hyperparameters by inner cross-validation "
         "on each training fold. Rows <code>run+baseline (mean)</code> average the run's and the "
