@@ -20,6 +20,7 @@ import yaml
 from aam import pretrained
 from aam.data.split import check_fractions, stratify_column
 from aam.errors import InputError
+from aam.evaluate.combine import combination_members
 from aam.workflow import sources
 
 SCHEMA_RESOURCE = ("aam.schema", "config.schema.yaml")
@@ -171,13 +172,14 @@ def _check_datasets(config: dict[str, Any], where: str) -> None:
         raise InputError(f"{where}: aam/runs: {clash[0]!r} is the name of a baseline; rename the run")
     fitted = config.get("evaluate", {}).get("baselines", {}).get("models", [])
     combinations = config.get("evaluate", {}).get("combine") or []
-    unfitted = [b for c in combinations for b in c.split("+") if b not in fitted]
+    members = {c: combination_members(c) for c in combinations}
+    unfitted = [b for c in combinations for b in members[c] if b not in fitted]
     if unfitted:
         raise InputError(f"{where}: evaluate/combine: {unfitted[0]!r} is not among evaluate/baselines/models "
                          f"{fitted}; add it there or remove it from combine")
-    member_sets = [frozenset(c.split("+")) for c in combinations]
-    repeated = [c for c, members in zip(combinations, member_sets, strict=True)
-                if len(members) < len(c.split("+")) or member_sets.count(members) > 1]
+    member_sets = [frozenset(members[c]) for c in combinations]
+    repeated = [c for c, chosen in zip(combinations, member_sets, strict=True)
+                if len(chosen) < len(members[c]) or member_sets.count(chosen) > 1]
     if repeated:
         raise InputError(f"{where}: evaluate/combine: {repeated[0]!r} repeats a baseline, or the baselines "
                          "of another combination; name each combination once")
