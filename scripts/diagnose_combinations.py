@@ -4,11 +4,13 @@ Why: `evaluate.combine` scores AAM's mean with baselines (aam.evaluate.combine),
 among the members. Whether a combination ranks first because of AAM or merely because averaging
 two baselines already helps needs the means without AAM too. This reads every fold's evaluation
 (``<dataset>/cv/<fold>/eval/<run>/<target>/predictions.tsv``, which holds AAM's and each baseline's
-test predictions side by side) and scores every equal-weight mean of two or more of {run, forest,
-CLR + L2, HistGB} with the evaluation's own metrics (aam.evaluate.metrics), on the same folds.
+test predictions side by side) and scores each of {run, forest, CLR + L2, HistGB} and every
+equal-weight mean of two or more of them with the evaluation's own metrics (aam.evaluate.metrics),
+on the same folds.
 Printed: per task, the CV mean of the primary metric (AUROC; R² for regression) and each model's
 mean rank over the tasks among all the rows; then each model's gap to the best single baseline on
-each task (the metric, and for regression the MAE as a share of that baseline's); nothing is fitted.
+each task (the metric; for regression also the MAE as a share of the lowest baseline MAE, the
+leaderboard's rule); nothing is fitted.
 
     python scripts/diagnose_combinations.py results_benchmark --run aam
 """
@@ -43,7 +45,7 @@ def fold_scores(predictions: Path, run: str) -> list[dict]:
         for group in itertools.combinations(members, size):
             mean = mean_outputs(task, [outputs[m] for m in group], classes)
             scores = compute_metrics(task, y, *mean, classes)
-            rows.append({"model": "+".join(members[m] for m in group), "task_kind": task,
+            rows.append({"model": "+".join(members[m] for m in group),
                          "score": scores[PRIMARY_METRIC[task]], "mae": scores.get("mae", np.nan)})
     return rows
 
@@ -63,18 +65,20 @@ def main() -> None:
     means = frame["score"].unstack("task")
     tasks = list(means.columns)
     means["mean_rank"] = means[tasks].rank(ascending=False).mean(axis=1)
+    order = means.sort_values("mean_rank").index
     pd.set_option("display.width", 250)
-    print(means.sort_values("mean_rank").round(3).to_string())
-    best = means.loc[[b for b in BASELINES if b in means.index], tasks].idxmax()
+    print(means.loc[order].round(3).to_string())
+    baselines = [b for b in BASELINES if b in means.index]
+    best = means.loc[baselines, tasks].idxmax()
     gaps = pd.DataFrame({t: means[t] - means.loc[best[t], t] for t in tasks})
     print("\nthe metric minus the best single baseline's (that baseline: "
           + ", ".join(f"{t} {best[t]}" for t in tasks) + ")")
-    print(gaps.loc[means.sort_values("mean_rank").index].round(3).to_string())
+    print(gaps.loc[order].round(3).to_string())
     mae = frame["mae"].unstack("task").dropna(axis=1, how="all")
     if not mae.empty:
-        print("\nregression: MAE over the best single baseline's, minus 1")
-        share = pd.DataFrame({t: mae[t] / mae.loc[best[t], t] - 1 for t in mae.columns})
-        print(share.loc[means.sort_values("mean_rank").index].round(3).to_string())
+        print("\nregression: MAE over the lowest baseline MAE, minus 1")
+        share = mae / mae.loc[baselines].min() - 1
+        print(share.loc[order].round(3).to_string())
 
 
 if __name__ == "__main__":
