@@ -14,9 +14,10 @@ from helpers.cv_records import (
     record,
     records,
 )
+from scipy import stats
 
 from aam.cli import main
-from aam.evaluate.cv import fold_scores, paired_tests, summarize
+from aam.evaluate.cv import corrected_t_test, fold_scores, paired_tests, summarize
 
 
 def test_paired_tests_hand_worked():
@@ -42,6 +43,32 @@ def test_paired_tests_hand_worked():
     assert paired_tests([])["wilcoxon_p"] is None
 
 
+def test_corrected_t_test_hand_worked():
+    """Nadeau and Bengio's corrected t-test worked by hand, with Student's t CDF of 4 df in closed
+    form instead of SciPy's."""
+    d = np.array([0.1, 0.2, -0.05, 0.3, 0.15])
+    # mean 0.14; squared deviations 0.0016 + 0.0036 + 0.0361 + 0.0256 + 0.0001 = 0.067, s^2 = 0.067 / 4;
+    # 5 folds of one repeat: n2 / n1 = 1/4, so t = 0.14 / sqrt((1/5 + 1/4) x 0.01675), 4 df
+    t = 0.14 / np.sqrt(0.45 * 0.067 / 4)
+    assert t == pytest.approx(1.61255, abs=1e-5)
+    # Student's t with 4 df: F(t) = 1/2 + (3/4) v - (1/4) v^3 with v = t / sqrt(4 + t^2)
+    v = t / np.sqrt(4 + t**2)
+    p_by_hand = 2 * (1 - (0.5 + 0.75 * v - 0.25 * v**3))
+    assert corrected_t_test(d, 0.25) == pytest.approx(p_by_hand, rel=1e-9)
+    assert paired_tests(d, 0.25)["corrected_p"] == pytest.approx(p_by_hand, rel=1e-9)
+    # without the correction it is the ordinary one-sample t-test, whose p is smaller
+    plain = stats.ttest_1samp(d, 0.0).pvalue
+    assert corrected_t_test(d, 0.0) == pytest.approx(plain, rel=1e-12)
+    assert plain < p_by_hand
+    # edge cases: no spread at all, equal non-zero differences, too few folds, no ratio
+    assert corrected_t_test(np.zeros(4), 0.25) == 1.0
+    assert corrected_t_test(np.full(4, 0.1), 0.25) == 0.0
+    assert corrected_t_test(np.array([0.1]), 0.25) is None
+    assert paired_tests(d)["corrected_p"] is None
+    with pytest.raises(ValueError, match="test_train_ratio"):
+        corrected_t_test(d, -0.1)
+
+
 def test_summarize_means_sds_and_pairs():
     scores, task = fold_scores(records(), baseline_records())
     summary, result = summarize(scores, task)
@@ -52,6 +79,10 @@ def test_summarize_means_sds_and_pairs():
     assert rows.loc["pretrained", "vs_random_forest_wilcoxon_p"] == pytest.approx(0.125)
     assert rows.loc["pretrained", "vs_random_forest_sign_p"] == pytest.approx(0.375)
     assert rows.loc["pretrained", "vs_random_forest_difference"] == pytest.approx(0.14)
+    # 5 folds of 10 test samples out of 50: n2 / n1 = 10 / 40; the differences of the hand-worked test
+    assert result["test_train_ratio"] == pytest.approx(0.25)
+    assert rows.loc["pretrained", "vs_random_forest_corrected_p"] == pytest.approx(
+        corrected_t_test(np.array([0.1, 0.2, -0.05, 0.3, 0.15]), 0.25))
     # vs the linear model: 0, 0.2, -0.05, 0.4, 0.1 -> one tie, 3 wins, 1 loss
     pre = rows.loc["pretrained"]
     assert (pre["vs_linear_clr_wins"], pre["vs_linear_clr_losses"]) == (3, 1)

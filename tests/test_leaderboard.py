@@ -14,7 +14,7 @@ from aam.evaluate.leaderboard import leaderboard
 from aam.evaluate.leaderboard_page import _p_value
 
 # CV means per task (higher is better); lin has no score on task d.
-#            aam    rf     lin      fold Wilcoxon p of aam vs rf
+#            aam    rf     lin      corrected t-test p of aam vs rf over the task's folds
 MEANS = {
     "a": (0.80, 0.70, 0.75, 0.01),  # ranks aam 1, lin 2, rf 3
     "b": (0.60, 0.65, 0.66, 0.03),  # ranks lin 1, rf 2, aam 3
@@ -27,11 +27,14 @@ def summary(task, aam, rf, lin, p):
     def model(mean, versus):
         return {"kind": "x", "n_folds": 10, "mean": mean, "sd": 0.01, "versus": versus}
 
+    def tests(corrected_p):  # a Wilcoxon p that would count everywhere: the leaderboard must not read it
+        return {"wilcoxon_p": 0.001, "corrected_p": corrected_p}
+
     regression = task == "c"
     models = {
-        "aam": model(aam, {"random_forest": {"wilcoxon_p": p}, "linear_clr": {"wilcoxon_p": 0.5}}),
-        "random_forest": model(rf, {"linear_clr": {"wilcoxon_p": 0.5}}),
-        "linear_clr": model(lin, {"random_forest": {"wilcoxon_p": 0.5}}),
+        "aam": model(aam, {"random_forest": tests(p), "linear_clr": tests(0.5)}),
+        "random_forest": model(rf, {"linear_clr": tests(0.5)}),
+        "linear_clr": model(lin, {"random_forest": tests(0.5)}),
     }
     return {
         "dataset": f"study_{task}",
@@ -75,8 +78,9 @@ def test_wins_losses_and_paired_tests_by_hand():
     assert (rf["wins"], rf["losses"], rf["ties"], rf["n_tasks"]) == (3, 1, 0, 4)
     assert rf["sign_p"] == pytest.approx(10 / 16) and rf["wilcoxon_p"] == pytest.approx(6 / 16)
     assert rf["mean_difference"] == pytest.approx((0.10 - 0.05 + 0.20 + 0.03) / 4)
-    # fold tests: task a p 0.01 with D > 0, task b p 0.03 with D < 0
+    # corrected fold tests: task a p 0.01 with D > 0, task b p 0.03 with D < 0 (not the Wilcoxon p's 0.001)
     assert (rf["significant_wins"], rf["significant_losses"]) == (1, 1)
+    assert pair.loc[("linear_clr", "random_forest"), "significant_wins"] == 0
     # aam vs lin (tasks a-c): D = 0.05, -0.06, 0.20 -> W- = 2 of ranks {1, 2, 3}: 3/8, two-sided 6/8;
     # sign test 2 of 3: p = 1
     lin = pair.loc[("aam", "linear_clr")]
@@ -117,6 +121,13 @@ def test_the_tasks_where_a_model_trails_the_best_baseline_by_hand():
     assert board.loc["aam", "n_behind"] == 3
     assert board.loc["random_forest", "behind"] == "r/y MAE +11.9 %"
     assert board.loc["linear_clr", "behind"] == "" and board.loc["linear_clr", "n_behind"] == 0
+
+
+def test_a_summary_without_the_corrected_test_is_refused_with_what_to_rerun():
+    old = json.loads(json.dumps(SUMMARIES[0]))
+    del old["models"]["aam"]["versus"]["random_forest"]["corrected_p"]
+    with pytest.raises(ValueError, match="study_a/y has no corrected t-test.*--forcerun cv_summary"):
+        leaderboard([old, *SUMMARIES[1:]])
 
 
 def test_a_task_given_twice_is_refused():

@@ -49,7 +49,8 @@ def test_cv_table_of_a_cv_summary():
         "model": ["scratch", "random_forest"], "metric": ["auroc"] * 2, "n_folds": [10, 10],
         "mean": [0.8, 0.75], "sd": [0.1, 0.05], "vs_random_forest_difference": [0.05, None],
         "vs_random_forest_wins": [7, None], "vs_random_forest_losses": [3, None],
-        "vs_random_forest_wilcoxon_p": [0.2, None], "degenerate_folds": [1, 0],
+        "vs_random_forest_wilcoxon_p": [0.01, None], "vs_random_forest_corrected_p": [0.2, None],
+        "degenerate_folds": [1, 0],
     })
     table = cv_table(frame)
     assert list(table["model"]) == ["scratch", "random forest"]

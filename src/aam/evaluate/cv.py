@@ -18,9 +18,21 @@ For each model and each baseline, with d_k = model_k - baseline_k the paired dif
         of no difference; two-sided exact p (scipy.stats.binomtest).
 
 With n folds neither p can be smaller than 2 / 2^n: 5 folds give at best 0.0625, so 5 folds alone
-cannot reach p < 0.05; repeats add pairs, though folds of different repeats share samples and are
-not independent. A fold whose metric is undefined (AUROC with one class among the test samples) is
-left out of that model's mean and of the paired tests.
+cannot reach p < 0.05. Repeats add pairs, but folds share training samples (every two folds of a
+5-fold split share 3/4 of theirs) and folds of different repeats share test samples, so the
+differences are correlated and both tests above treat them as independent: their p-values are too
+small, the more so the more repeats. Hence a third test, the one the leaderboard counts:
+
+    corrected repeated k-fold t-test (Nadeau & Bengio 2003, Machine Learning 52:239-281, in the
+        form of Bouckaert & Frank 2004, PAKDD, LNCS 3056:3-12): with n = k x r differences, mean
+        m, sample variance s^2 (ddof = 1) and n2 / n1 the ratio of test to training samples,
+            t = m / sqrt((1/n + n2/n1) s^2),   two-sided p from Student's t with n - 1 df.
+        n2/n1 widens the variance for the overlap of the training sets (1/4 for 5 folds); with
+        n2/n1 = 0 it is the ordinary one-sample t-test. p is 1 when every difference is 0 and 0 when
+        they are all equal and non-zero.
+
+A fold whose metric is undefined (AUROC with one class among the test samples) is left out of that
+model's mean and of the paired tests.
 """
 
 from __future__ import annotations
@@ -38,13 +50,15 @@ from aam.evaluate.combine import row_name
 from aam.evaluate.fold_samples import fold_mismatch
 from aam.evaluate.metrics import PRIMARY_METRIC, secondary_metrics
 
-PAIRED_COLUMNS = ("difference", "wins", "losses", "wilcoxon_p", "sign_p")
+PAIRED_COLUMNS = ("difference", "wins", "losses", "wilcoxon_p", "sign_p", "corrected_p")
 
 
-def paired_tests(differences: Sequence[float]) -> dict:
-    """Paired comparison of per-fold differences (AAM - forest): counts, mean, sd and two p-values.
+def paired_tests(differences: Sequence[float], test_train_ratio: float | None = None) -> dict:
+    """Paired comparison of per-fold differences (AAM - forest): counts, mean, sd and three p-values.
 
-    ``wilcoxon_p`` and ``sign_p`` are 1.0 when every difference is zero and None without any pair.
+    ``wilcoxon_p`` and ``sign_p`` are 1.0 when every difference is zero and None without any pair;
+    ``corrected_p`` (module docstring) needs `test_train_ratio` (n2 / n1 of the folds) and two
+    differences, else it is None.
     """
     d = np.asarray([x for x in differences if x is not None and math.isfinite(x)], dtype=np.float64)
     nonzero = d[d != 0]
@@ -57,6 +71,7 @@ def paired_tests(differences: Sequence[float]) -> dict:
         "sd": float(d.std(ddof=1)) if d.size > 1 else None,
         "wilcoxon_p": None,
         "sign_p": None,
+        "corrected_p": corrected_t_test(d, test_train_ratio) if test_train_ratio is not None else None,
     }
     if d.size == 0:
         return out
@@ -66,6 +81,34 @@ def paired_tests(differences: Sequence[float]) -> dict:
     out["wilcoxon_p"] = float(stats.wilcoxon(nonzero, zero_method="wilcox", alternative="two-sided").pvalue)
     out["sign_p"] = float(stats.binomtest(int((nonzero > 0).sum()), int(nonzero.size), 0.5).pvalue)
     return out
+
+
+def corrected_t_test(differences: np.ndarray, test_train_ratio: float) -> float | None:
+    """Two-sided p of the corrected repeated k-fold t-test (module docstring); None below 2 folds.
+
+    Written here because neither SciPy nor scikit-learn has it; with a ratio of 0 it equals
+    scipy.stats.ttest_1samp (tested).
+    """
+    if test_train_ratio < 0:
+        raise ValueError(f"test_train_ratio must be >= 0, got {test_train_ratio}")
+    n = differences.size
+    if n < 2:
+        return None
+    mean, variance = float(differences.mean()), float(differences.var(ddof=1))
+    if variance == 0:
+        return 1.0 if mean == 0 else 0.0
+    t = mean / math.sqrt((1 / n + test_train_ratio) * variance)
+    return float(2 * stats.t.sf(abs(t), df=n - 1))
+
+
+def fold_test_train_ratio(scores: pd.DataFrame, n_samples: int) -> float | None:
+    """n2 / n1 of the corrected t-test: the mean over folds of a fold's test samples over the rest
+    (training and validation: everything a model or baseline of the fold may learn from). None
+    where the folds' test sizes are unknown."""
+    n_test = pd.to_numeric(scores.groupby("fold")["n_test"].first(), errors="coerce").dropna()
+    if n_test.empty or n_samples <= 0 or (n_test >= n_samples).any():
+        return None
+    return float((n_test / (n_samples - n_test)).mean())
 
 
 def fold_scores(
@@ -138,7 +181,8 @@ def summarize(scores: pd.DataFrame, task: str) -> tuple[pd.DataFrame, dict]:
     Returns the summary table (one row per model, the runs first, then the combinations, then the
     baselines; columns
     model, metric, n_folds, mean, sd, one column per fold, per baseline b the paired statistics
-    vs_<b>_difference, _wins, _losses, _wilcoxon_p, _sign_p, the secondary means, degenerate_folds)
+    vs_<b>_difference, _wins, _losses, _wilcoxon_p, _sign_p, _corrected_p, the secondary means,
+    degenerate_folds)
     and the same as a JSON-ready dict with the per-fold values (``versus``: baseline -> tests).
     """
     metric = PRIMARY_METRIC[task]
@@ -148,6 +192,9 @@ def summarize(scores: pd.DataFrame, task: str) -> tuple[pd.DataFrame, dict]:
     models = [m for m in kind if kind[m] == "aam"] + [m for m in kind if kind[m] == "combined"] + baselines
     wide = scores.pivot(index="fold", columns="model", values=metric).reindex(index=folds, columns=models)
     wide = wide.astype(float)
+    n_samples = int(scores.loc[scores["fold"].map(lambda f: parse_fold_name(f)[0] == 0)]
+                    .groupby("fold")["n_test"].first().fillna(0).sum())
+    ratio = fold_test_train_ratio(scores, n_samples)
     rows, models_json = [], {}
     for model in models:
         values = wide[model]
@@ -165,7 +212,7 @@ def summarize(scores: pd.DataFrame, task: str) -> tuple[pd.DataFrame, dict]:
         for baseline in baselines:
             if baseline == model:
                 continue
-            tests = paired_tests((wide[model] - wide[baseline]).tolist())
+            tests = paired_tests((wide[model] - wide[baseline]).tolist(), ratio)
             versus[baseline] = tests
             values_of = {"difference": tests["mean"], **{k: tests[k] for k in PAIRED_COLUMNS[1:]}}
             row.update({f"vs_{baseline}_{key}": value for key, value in values_of.items()})
@@ -189,10 +236,8 @@ def summarize(scores: pd.DataFrame, task: str) -> tuple[pd.DataFrame, dict]:
     counts = [c for c in summary.columns if c.endswith(("_wins", "_losses"))]
     for column in ["n_folds", "degenerate_folds", *counts]:  # counts stay integers beside NaN
         summary[column] = summary[column].astype("Int64")
-    n_samples = int(scores.loc[scores["fold"].map(lambda f: parse_fold_name(f)[0] == 0)]
-                    .groupby("fold")["n_test"].first().fillna(0).sum())
     result = {"task": task, "metric": metric, "folds": folds, "baselines": baselines, "n_samples": n_samples,
-              "models": models_json}
+              "test_train_ratio": ratio, "models": models_json}
     return summary, result
 
 

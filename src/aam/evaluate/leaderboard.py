@@ -15,8 +15,11 @@ Per model and baseline, over the tasks both have a score on, with D_t = mean_mod
     Wilcoxon p                  two-sided Wilcoxon signed-rank test of the D_t over tasks (zeros
                                 dropped); differences of AUROC and R^2 are ranked together
                                 (Demsar 2006, J. Mach. Learn. Res. 7:1-30)
-    significant wins / losses   tasks where the per-fold Wilcoxon p of the task's cv_summary is
-                                below 0.05, with D_t > 0 / D_t < 0
+    significant wins / losses   tasks where the task's corrected repeated k-fold t-test (its
+                                cv_summary's ``corrected_p``, aam.evaluate.cv) has p below 0.05,
+                                with D_t > 0 / D_t < 0. Not the per-fold Wilcoxon test: its folds
+                                share samples, so its p-values are too small (the more repeats,
+                                the smaller).
 
 and over all models and the tasks every model has a score on, Friedman's test
 (scipy.stats.friedmanchisquare) of the ranks. With few tasks none of these p-values can be small;
@@ -87,10 +90,18 @@ def task_table(summaries: Sequence[Mapping]) -> pd.DataFrame:
 
 def versus_baselines(summaries: Sequence[Mapping], tasks: pd.DataFrame) -> pd.DataFrame:
     """One row per (model, baseline): wins, losses, ties over tasks, the sign and Wilcoxon p over
-    tasks, and the tasks where the per-fold Wilcoxon test is significant either way."""
+    tasks, and the tasks where the corrected t-test over the task's folds is significant either way.
+    ValueError for a summary written before that test (no ``corrected_p``)."""
     means = tasks.pivot(index="task", columns="model", values="mean").astype(float)
-    fold_p = {(task_id(s), m, b): t["wilcoxon_p"] for s in summaries for m, v in s["models"].items()
-              for b, t in v.get("versus", {}).items()}
+    fold_p = {}
+    for s in summaries:
+        for m, v in s["models"].items():
+            for b, t in v.get("versus", {}).items():
+                if "corrected_p" not in t:
+                    raise ValueError(f"the cross-validation summary of {task_id(s)} has no corrected "
+                                     "t-test (written by an older version); rerun it: "
+                                     "snakemake --forcerun cv_summary")
+                fold_p[(task_id(s), m, b)] = t["corrected_p"]
     rows = []
     baselines = [b for b in BASELINES if b in means.columns]
     for model in _model_order(tasks):

@@ -81,8 +81,8 @@ def page(board: pd.DataFrame, tasks: pd.DataFrame, pairs: pd.DataFrame, test: di
         "<h4>Each model against each baseline</h4>",
         *(versus_section(versus, friedman) if len(task_names) > 1 else [
             "<p>One task: a comparison over tasks needs several (its tests would all read p = 1). "
-            "Each model's paired per-fold comparison with each baseline (wins, losses, Wilcoxon "
-            "test) is in the task's cross-validated summary.</p>"]),
+            "Each model's paired per-fold comparison with each baseline (wins, losses, the corrected "
+            "t-test) is in the task's cross-validated summary.</p>"]),
         "<h4>Tasks</h4>",
         summary.html_table(about, "leaderboard-tasks"),
         "</div>",
@@ -93,8 +93,9 @@ def versus_section(versus: pd.DataFrame, friedman: str) -> list[str]:
     """The comparisons with each baseline over the tasks: what they are, and the table."""
     return [
         "<p>Over the tasks: wins, losses and ties of the CV means; the sign test and the Wilcoxon "
-        "signed-rank test of the per-task differences; and the tasks where the per-fold Wilcoxon test "
-        f"of that task has p &lt; 0.05 ({html.escape('significant wins / losses')}). {friedman}</p>",
+        "signed-rank test of the per-task differences; and the tasks where the corrected repeated "
+        "k-fold t-test of that task's folds (Nadeau and Bengio; it allows for the samples that folds "
+        f"share) has p &lt; 0.05 ({html.escape('significant wins / losses')}). {friedman}</p>",
         summary.html_table(versus, "leaderboard-pairs"),
     ]
 

@@ -108,8 +108,9 @@ def _model_results(root: Path, name: str, plan: dict) -> list[str]:
             "<p>Every model trained and tested on the same grouped folds; mean ± sd of the test metric "
             "(AUROC for classification, R² for regression) over the folds. Against each baseline: the "
             "mean per-fold difference (positive: the row's model wins), the folds won / lost and the "
-            "Wilcoxon signed-rank p of the per-fold differences (cv_summary/"
-            f"{html.escape(target)}/summary.tsv has every fold).</p>",
+            "p of the corrected repeated k-fold t-test, which allows for the samples that folds share "
+            "(cv_summary/"
+            f"{html.escape(target)}/summary.tsv has every fold, and Wilcoxon and sign tests).</p>",
             summary.html_table(summary.cv_table(_read_tsv(root / "cv_summary" / target / "summary.tsv")),
                                f"cv-{name}-{target}"),
         ]

@@ -62,7 +62,7 @@ def headline(comparison: pd.DataFrame) -> pd.DataFrame:
 def cv_table(cv_summary: pd.DataFrame) -> pd.DataFrame:
     """One target's cross-validation (a cv_summary TSV) as read first: per model the folds, the
     mean ± sd of the metric, and against each baseline the mean per-fold difference with the folds
-    won and lost and the Wilcoxon p; degenerate folds where there were any."""
+    won and lost and the corrected t-test's p (aam.evaluate.cv); degenerate folds where there were any."""
     baselines = [b for b in BASELINES if f"vs_{b}_difference" in cv_summary.columns]
     rows = []
     for r in cv_summary.to_dict("records"):
@@ -75,7 +75,7 @@ def cv_table(cv_summary: pd.DataFrame) -> pd.DataFrame:
                 row[f"vs {LABELS[b]}"] = ""
                 continue
             row[f"vs {LABELS[b]}"] = (f"{diff:+.3f} ({int(r[f'vs_{b}_wins'])}/{int(r[f'vs_{b}_losses'])}, "
-                                     f"p {_fmt(r.get(f'vs_{b}_wilcoxon_p'))})")
+                                     f"p {_fmt(r.get(f'vs_{b}_corrected_p'))})")
         if r.get("degenerate_folds"):
             row["degenerate folds"] = int(r["degenerate_folds"])
         rows.append(row)

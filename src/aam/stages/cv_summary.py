@@ -8,7 +8,7 @@ every run and fold of one dataset and target) and of `aam baselines` (``cv/{fold
               from their predictions.tsv beside the metrics.json, ``<run>+<run> (mean)``,
               aam.evaluate.average_runs; then each baseline): metric, n_folds, mean, sd, the
               value of each fold (columns r0f0, r0f1, ...), per baseline the paired difference to
-              it (vs_<baseline>_difference, _wins, _losses, _wilcoxon_p, _sign_p), the means of
+              it (vs_<baseline>_difference, _wins, _losses, _wilcoxon_p, _sign_p, _corrected_p), the means of
               the secondary metrics and degenerate_folds (folds whose predictions ignored the input)
   --json      the same with the per-fold values and each degenerate fold's reason
   --plot      one point per fold per model, lines joining a fold
@@ -96,8 +96,9 @@ def run(args: argparse.Namespace) -> None:
             title=f"{dataset}: {target}, test {result['metric']} over {len(result['folds'])} folds",
         )
     for model, m in result["models"].items():
-        versus = "; ".join(f"vs {b} {_fmt(v['mean'])} ({v['wins']} wins, {v['losses']} losses, Wilcoxon p "
-                           f"{_p(v['wilcoxon_p'])})" for b, v in m["versus"].items())
+        versus = "; ".join(f"vs {b} {_fmt(v['mean'])} ({v['wins']} wins, {v['losses']} losses, corrected "
+                           f"t-test p {_p(v['corrected_p'])}, Wilcoxon p {_p(v['wilcoxon_p'])})"
+                           for b, v in m["versus"].items())
         log.info("%s: %s %s +- %s over %d folds; %s", model, result["metric"], _fmt(m["mean"]), _fmt(m["sd"]),
                  m["n_folds"], versus)
 

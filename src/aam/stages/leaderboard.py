@@ -5,7 +5,8 @@ aam.evaluate.leaderboard. Outputs in --out-dir (published all or none, aam.io.at
   leaderboard.tsv   one row per model, best mean rank first: model, model_kind, mean_rank, n_tasks,
                     the CV mean on each task (a column per dataset/target), and per baseline b:
                     vs_<b>_wins, _losses, _ties (tasks), _sign_p, _wilcoxon_p (over tasks),
-                    _significant_wins, _significant_losses (tasks with per-fold Wilcoxon p < 0.05);
+                    _significant_wins, _significant_losses (tasks whose corrected t-test over the
+                    folds has p < 0.05, aam.evaluate.cv);
                     n_behind and behind: the tasks where the model trails the best baseline by
                     more than 0.02 AUROC or 5 % MAE, each with its shortfall
   tasks.tsv         one row per task and model: kind, metric, samples, folds, mean, sd, rank
