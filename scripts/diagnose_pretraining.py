@@ -100,7 +100,7 @@ def task_rows(root: Path, target: dict, encoder: Path, seed: int) -> list[dict]:
               f"r(embedding distance, UniFrac) {r:.3f}", flush=True)
     summary = json.loads((root / "cv_summary" / name / "summary.json").read_text())
     classes_json = json.dumps(target["classes"]) if target.get("classes") else ""
-    for split in sorted((root / "cv" / "split").glob("r*f*.tsv")):
+    for split in sorted((root / "cv" / "split").glob("r*/r*f*.tsv")):
         fold = split.stem
         data = fold_data(str(root / "rarefied" / "table.biom"), str(split),
                          str(root / "ingest" / "samples.parquet"), column, task, classes_json,

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from aam.data.split import fold_file
 from aam.evaluate.baselines import BaselineSettings, FittedBaseline
 from aam.evaluate.fold_baselines import fold_data
 from aam.evaluate.metrics import PRIMARY_METRIC, compute_metrics
@@ -49,7 +50,7 @@ def fold_row(results: Path, metrics_file: Path, baseline: str, run: str, threads
     meta = json.loads(metrics_file.read_text())
     task, classes = meta["task"], meta["classes"]
     table = str(results / dataset / "rarefied" / "table.biom")
-    splits = str(results / dataset / "cv" / "split" / f"{fold_dir.name}.tsv")
+    splits = str(results / dataset / fold_file(fold_dir.name))
     samples_file = str(results / dataset / "ingest" / "samples.parquet")
     classes_arg = json.dumps(classes) if task == "classification" else ""
     data = fold_data(table, splits, samples_file, meta["column"], task, classes_arg,

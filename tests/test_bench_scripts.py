@@ -79,7 +79,7 @@ def test_benchmark_timing_parts_of_each_benchmark_file():
         "versions.tsv": ("versions", "-"),
         "leaderboard.tsv": ("summaries", "-"),
         "kostic/ingest.tsv": ("prepare data", "kostic"),
-        "kostic/cv_split.tsv": ("prepare data", "kostic"),
+        "kostic/cv_split/r1.tsv": ("prepare data", "kostic"),
         "kostic/cv/r0f1/baselines/diagnosis.tsv": ("baselines", "kostic"),
         "kostic/cv/r1f4/finetune/aam/diagnosis.tsv": ("finetune (aam)", "kostic"),
         "kostic/cv/r1f4/evaluate/aam/diagnosis.tsv": ("evaluate (aam)", "kostic"),

@@ -122,6 +122,17 @@ def test_bad_settings_one_clear_line(kwargs, message):
     assert "\n" not in str(err.value)
 
 
+def test_a_repeat_s_folds_do_not_depend_on_how_many_repeats_are_made():
+    """Repeat 2 made alone (as the workflow's job of that repeat makes it) equals repeat 2 of four."""
+    samples = frame(4)
+    four = cv_folds(samples, "subject", "ibd", 3, 4, seed=5)
+    alone = cv_folds(samples, "subject", "ibd", 3, 1, seed=5, first_repeat=2)
+    assert alone.equals(four[four["repeat"] == 2].reset_index(drop=True))
+    assert not alone.equals(cv_folds(samples, "subject", "ibd", 3, 1, seed=5).assign(repeat=2))
+    with pytest.raises(ValueError, match="first repeat must be an integer >= 0"):
+        cv_folds(samples, "subject", "ibd", 3, 1, seed=5, first_repeat=-1)
+
+
 def test_cv_split_stage_writes_one_splits_tsv_per_fold(tmp_path, capsys):
     from aam.cli import main
     from aam.io.splits import read_splits
@@ -155,6 +166,13 @@ def test_cv_split_stage_writes_one_splits_tsv_per_fold(tmp_path, capsys):
         assert read_splits(out / f"{name}.tsv") == expected.to_dict()
     summary = pd.read_csv(out / "summary.tsv", sep="\t")
     assert set(summary["fold"]) == set(fold_names(3, 2))
+    # one repeat in a folder of its own, as the workflow makes it: repeat 1's files, the same folds
+    assert main([*argv[:argv.index("--repeats")], "--repeats", "1", "--first-repeat", "1", "--seed", "5",
+                 "--out-dir", str(tmp_path / "r1")]) == 0
+    assert sorted(p.name for p in (tmp_path / "r1").iterdir()) == [
+        "folds.tsv", "r1f0.tsv", "r1f1.tsv", "r1f2.tsv", "summary.tsv"]
+    for name in ("r1f0", "r1f1", "r1f2"):
+        assert (tmp_path / "r1" / f"{name}.tsv").read_bytes() == (out / f"{name}.tsv").read_bytes()
     # too many folds: one line naming the problem, exit 2, nothing written
     argv[argv.index("--folds") + 1] = "500"
     argv[argv.index("--out-dir") + 1] = str(tmp_path / "bad")

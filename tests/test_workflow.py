@@ -286,7 +286,7 @@ def test_cv_dry_run_fans_out_the_folds(tmp_path):
     assert counts["baselines_cv"] == "5"
     for fold in ("r0f0", "r0f4"):
         assert f"results/ibd2538/cv/{fold}/models/scratch/finetune/ibd/model.safetensors" in text
-        assert f"--splits {tmp_path}/results/ibd2538/cv/split/{fold}.tsv" in text
+        assert f"--splits {tmp_path}/results/ibd2538/cv/split/r0/{fold}.tsv" in text
     assert "--fold r0f4" in text and f"--baselines {tmp_path}/results/ibd2538/cv/r0f4/baselines/ibd" in text
     assert "ibd2538/cv/r0f5" not in text
     assert "--splits " + str(tmp_path / "results/ibd2538/pretrain_splits.tsv") in text
@@ -345,7 +345,7 @@ def test_tiny_cross_validation_end_to_end(tmp_path):
                      str(tmp_path / "results/benchmark/leaderboard.tsv"))
     assert done.returncode == 0, (done.stdout + done.stderr)[-5000:]
 
-    folds = pd.read_csv(results / "cv/split/folds.tsv", sep="\t", dtype={"sample": str})
+    folds = pd.read_csv(results / "cv/split/r0/folds.tsv", sep="\t", dtype={"sample": str})
     rarefied = set(pd.read_csv(results / "rarefied/dropped.tsv", sep="\t", dtype={"sample": str})["sample"])
     tested = []
     for fold in ("r0f0", "r0f1"):
@@ -380,6 +380,16 @@ def test_tiny_cross_validation_end_to_end(tmp_path):
     assert len(unlabelled) == 4 and len(pretrain) == len(folds) // 2 + 4  # the table samples without metadata
     again = snakemake(tmp_path, "-n", str(results / "cv_summary/ibd/summary.json"))
     assert "Nothing to be done" in again.stdout + again.stderr
+    # a second repeat adds its own jobs and reruns none of the first repeat's
+    config["evaluate"]["cv"]["repeats"] = 2
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    more = snakemake(tmp_path, "-n", str(results / "cv_summary/ibd/summary.json"))
+    planned = more.stdout + more.stderr
+    assert more.returncode == 0, planned[-3000:]
+    assert "cv/r1f0/models/scratch" in planned and "cv/split/r1/r1f1.tsv" in planned
+    reran = re.findall(r"output: [^\n]*cv/(r0f\d)/(?:models|baselines|eval)", planned)
+    assert reran == [], reran
+    assert "cv/split/r0/" not in re.sub(r"input: [^\n]*", "", planned)
 
 
 def test_shell_lines_show_a_settings_file_not_its_json(tmp_path):

@@ -123,7 +123,9 @@ def test_final_targets_with_cross_validation_predict_and_a_corpus(tmp_path):
     assert targets.scoped(config, "ibd2538", "r0f1", "splits.tsv") == f"{res}/ibd2538/cv/r0f1/splits.tsv"
     assert targets.scoped(config, "ibd2538", None, "splits.tsv") == f"{res}/ibd2538/splits.tsv"
     assert targets.splits_file(config, "ibd2538", None) == f"{res}/ibd2538/split/splits.tsv"
-    assert targets.splits_file(config, "ibd2538", "r0f1") == f"{res}/ibd2538/cv/split/r0f1.tsv"
+    assert targets.splits_file(config, "ibd2538", "r0f1") == f"{res}/ibd2538/cv/split/r0/r0f1.tsv"
+    assert targets.splits_file(config, "ibd2538", "r12f3") == f"{res}/ibd2538/cv/split/r12/r12f3.tsv"
+    assert f"{res}/ibd2538/cv/split/r0/summary.tsv" in targets.summary_inputs(config)
 
 
 def test_targets_without_runs_plan_no_evaluation_and_say_so(tmp_path):
@@ -139,7 +141,7 @@ def test_targets_without_runs_plan_no_evaluation_and_say_so(tmp_path):
 def test_the_results_page_reads_every_evaluation_and_knows_the_class_column(tmp_path):
     folds = targets.summary_plan(demo(tmp_path))  # the demo's page: the folds and the leaderboard
     ibd = folds["datasets"]["ibd2538"]
-    assert folds["leaderboard"] and ibd["cv"] == ["ibd"]
+    assert folds["leaderboard"] and ibd["cv"] == ["ibd"] and ibd["cv_repeats"] == 1
     assert ibd["evaluations"] == [] and not ibd["comparison"]
     config = single_split_demo(tmp_path)
     plan = targets.summary_plan(config)

@@ -15,7 +15,7 @@ AAM_RUNS = config["aam"]["runs"]
 SEQUENCE_SETS = config["sequences"]
 SEQ_RUNS = config["seq_models"]["runs"]
 CV = config["evaluate"].get("cv")  # absent: no cross-validation
-CV_FOLDS = targets.cv_folds(config)
+CV_K = CV["folds"] if CV else 0  # folds per repeat
 
 if warning := targets.runless_targets_warning(config):
     logger.warning(warning)

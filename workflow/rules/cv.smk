@@ -1,6 +1,7 @@
 # Rules of this phase; helpers: workflow/rules/common.smk, which binds the package aam.workflow.
 # Active when `evaluate.cv` is set.
-# cv_split: the folds of a dataset, each as a splits.tsv (results/{dataset}/cv/split/{fold}.tsv).
+# cv_split: the folds of one repeat of a dataset, each as a splits.tsv
+#   (results/{dataset}/cv/split/r{repeat}/{fold}.tsv).
 # finetune_cv, evaluate_cv, baselines_cv: the finetune, evaluate and baselines rules on one fold's
 #   splits.tsv, under results/{dataset}/cv/{fold}/ (same commands, settings and pretrained encoder:
 #   those rules name their per-split inputs and folders with scoped(), so only outputs, log and
@@ -11,43 +12,48 @@
 #
 # Pretraining is not per fold: it is self-supervised (no target is read) and runs once per dataset
 # and run on every table sample (rule pretrain_split); every fold fine-tunes from it.
-# Rerun scope: cv_split's params are evaluate.cv, the group and stratify columns and the seed; a new
-# number of folds or repeats reruns the folds and their models, nothing before them.
+# Rerun scope: cv_split's params are the number of folds, val_fraction, the group and stratify
+# columns and the seed: a change reruns the folds and their models, nothing before them. Each repeat
+# is a job of its own whose folds do not depend on the number of repeats (aam.data.split.cv_folds),
+# so more repeats add the new repeats' jobs and rerun nothing; fewer leave the others' files unused.
 
 
 rule cv_split:
-    """Cross-validation folds: grouped (no group in two of train/val/test), stratified, seeded; every
-    sample tested once per repeat; validation carved from each fold's training groups."""
+    """Cross-validation folds of one repeat: grouped (no group in two of train/val/test), stratified,
+    seeded by the seed and the repeat; every sample tested once per repeat; validation carved from
+    each fold's training groups."""
     input:
         samples=out("{dataset}", "ingest/samples.parquet"),
     output:
-        folds=out("{dataset}", "cv/split/folds.tsv"),
-        splits=[out("{dataset}", f"cv/split/{fold}.tsv") for fold in CV_FOLDS],
+        folds=out("{dataset}", "cv/split/r{repeat}/folds.tsv"),
+        splits=[out("{dataset}", f"cv/split/r{{repeat}}/r{{repeat}}f{k}.tsv") for k in range(CV_K)],
         summary=report(
-            out("{dataset}", "cv/split/summary.tsv"),
+            out("{dataset}", "cv/split/r{repeat}/summary.tsv"),
             caption="../report/cv_summary.rst",
             category="Cross-validation",
             subcategory="{dataset}: folds",
         ),
+    wildcard_constraints:
+        repeat=r"\d+",
     params:
         group=lambda wc: dataset_config(wc)["group_column"] or "",
         stratify=stratify_arg,
-        folds=CV["folds"] if CV else 0,
-        repeats=CV["repeats"] if CV else 0,
+        folds=CV_K,
         val_fraction=CV["val_fraction"] if CV else 0,
         seed=config["seed"],
-        out_dir=lambda wc: out(wc.dataset, "cv/split"),
+        out_dir=lambda wc: out(wc.dataset, f"cv/split/r{wc.repeat}"),
     log:
-        log_file("{dataset}/cv_split.log"),
+        log_file("{dataset}/cv_split/r{repeat}.log"),
     benchmark:
-        benchmark_file("{dataset}/cv_split.tsv")
+        benchmark_file("{dataset}/cv_split/r{repeat}.tsv")
     threads: 1
     conda:
         "../envs/aam.yaml"
     shell:
         logged(
             "aam cv-split --samples {input.samples:q} --group-column {params.group:q}"
-            " --stratify-column {params.stratify:q} --folds {params.folds} --repeats {params.repeats}"
+            " --stratify-column {params.stratify:q} --folds {params.folds}"
+            " --repeats 1 --first-repeat {wildcards.repeat}"
             " --val-fraction {params.val_fraction} --seed {params.seed} --out-dir {params.out_dir:q}"
         )
 

@@ -232,6 +232,12 @@ def fold_name(repeat: int, fold: int) -> str:
     return f"r{repeat}f{fold}"
 
 
+def fold_file(name: str) -> str:
+    """Where a fold's splits.tsv lies under a dataset's results: in its repeat's folder, which the
+    repeat's cv-split job owns (``r1f3`` -> ``cv/split/r1/r1f3.tsv``)."""
+    return f"cv/split/r{parse_fold_name(name)[0]}/{name}.tsv"
+
+
 def fold_names(folds: int, repeats: int) -> list[str]:
     """Every fold's name, repeat by repeat (``r0f0 ... r0f{K-1}, r1f0, ...``)."""
     return [fold_name(r, f) for r in range(repeats) for f in range(folds)]
@@ -245,6 +251,7 @@ def cv_folds(
     repeats: int,
     seed: int,
     val_fraction: float = 0.15,
+    first_repeat: int = 0,
 ) -> pd.DataFrame:
     """Repeated, grouped, stratified K-fold assignment: columns ``sample, repeat, fold, split``.
 
@@ -256,7 +263,10 @@ def cv_folds(
     missing is a group of its own) never sits in two of train/val/test within a fold.
 
     Test folds come from scikit-learn's StratifiedGroupKFold, shuffled with a seed derived from
-    (`seed`, repeat). It is used without stratification too, with one class for all samples: it then
+    (`seed`, repeat), so a repeat's folds do not depend on how many repeats are made: repeats
+    `first_repeat` ... `first_repeat` + `repeats` - 1 are those of a run of more repeats (the
+    workflow makes each repeat in a job of its own, so that more repeats add jobs and redo none).
+    It is used without stratification too, with one class for all samples: it then
     puts each group, in seeded order, into the fold with the fewest samples, whereas GroupKFold's
     shuffle mode balances the number of groups per fold, not of samples (subjects have 1 to dozens
     of samples). Validation uses `grouped_split` because scikit-learn has no grouped, stratified
@@ -271,6 +281,8 @@ def cv_folds(
         raise ValueError(f"cv: folds must be an integer >= 2, got {folds!r}")
     if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
         raise ValueError(f"cv: repeats must be an integer >= 1, got {repeats!r}")
+    if isinstance(first_repeat, bool) or not isinstance(first_repeat, int) or first_repeat < 0:
+        raise ValueError(f"cv: the first repeat must be an integer >= 0, got {first_repeat!r}")
     if not 0 <= val_fraction < 1:
         raise ValueError(f"cv: val_fraction must lie in [0, 1), got {val_fraction!r}")
     names = [str(s) for s in samples["sample"]]
@@ -293,7 +305,7 @@ def cv_folds(
 
     group_codes = pd.factorize(pd.Series(group_keys), sort=True)[0]
     parts = []
-    for repeat in range(repeats):
+    for repeat in range(first_repeat, first_repeat + repeats):
         state = int(np.random.SeedSequence([seed, repeat]).generate_state(1)[0])
         kfold = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=state)
         with warnings.catch_warnings():  # "least populated class has fewer members than folds": fine

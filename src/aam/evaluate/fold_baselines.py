@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from aam.data.split import fold_file
 from aam.errors import InputError
 from aam.evaluate.baselines import LABELS, BaselineSettings, nested_fit_predict
 from aam.evaluate.fold_samples import evaluation_samples, positive_last, split_fingerprints
@@ -86,7 +87,7 @@ def recorded_fold(results, dataset: str, metrics_file) -> tuple[dict, str, FoldD
     task, fold = meta["task"], metrics_file.parents[2].name
     classes = json.dumps(meta["classes"]) if task == "classification" else ""
     data = fold_data(str(results / dataset / "rarefied" / "table.biom"),
-                     str(results / dataset / "cv" / "split" / f"{fold}.tsv"),
+                     str(results / dataset / fold_file(fold)),
                      str(results / dataset / "ingest" / "samples.parquet"), meta["column"], task, classes,
                      meta.get("positive_class") or "", tuple(meta["train_splits"]))
     return meta, fold, data

@@ -115,12 +115,13 @@ def _model_results(root: Path, name: str, plan: dict) -> list[str]:
                                f"cv-{name}-{target}"),
         ]
     if plan.get("cv"):
+        folds = pd.concat([_read_tsv(root / "cv" / "split" / f"r{r}" / "summary.tsv")
+                           for r in range(plan["cv_repeats"])], ignore_index=True)
         parts += [
-            "<p>The folds (cv/split/summary.tsv, before rarefaction): samples and, in parentheses, "
-            "groups of each part; no group is in two parts of a fold, and every sample is tested once "
-            "per repeat.</p>",
-            summary.html_table(summary.fold_sizes(_read_tsv(root / "cv" / "split" / "summary.tsv")),
-                               f"folds-{name}"),
+            "<p>The folds (cv/split/r0/summary.tsv, ..., before rarefaction): samples and, in "
+            "parentheses, groups of each part; no group is in two parts of a fold, and every sample is "
+            "tested once per repeat.</p>",
+            summary.html_table(summary.fold_sizes(folds), f"folds-{name}"),
         ]
     if plan.get("comparison"):
         comparison = _read_tsv(root / "comparison" / "comparison.tsv")

@@ -5,8 +5,10 @@ Input: ``ingest/samples.parquet`` (sample + metadata). Repeated K-fold by whole 
 fold's training groups give up ``--val-fraction`` of their samples, by whole groups, to validation
 (early stopping). See aam.data.split.cv_folds.
 
-Outputs in ``--out-dir`` (results/{dataset}/cv/split/, a folder of its own: all of them or none,
-`aam.io.atomic.publish_together`):
+Outputs in ``--out-dir`` (a folder of its own: all of them or none, `aam.io.atomic.publish_together`;
+the workflow makes each repeat in its own job and folder, results/{dataset}/cv/split/r{repeat}/, with
+``--repeats 1 --first-repeat R``: a repeat's folds are the same however many repeats are made, so
+raising ``evaluate.cv.repeats`` adds jobs and reruns none):
   folds.tsv           sample, repeat, fold, split: every assignment
   summary.tsv         fold, split, class, samples, groups
   {fold}.tsv          per fold (``r0f0``, ``r0f1``, ...): sample, split, group, the format of
@@ -36,7 +38,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--stratify-column", nargs="?", const="", help="classification target column to balance"
     )
     parser.add_argument("--folds", type=int, required=True, help="K")
-    parser.add_argument("--repeats", type=int, default=1, help="repeats of K-fold, each with its own shuffle")
+    parser.add_argument("--repeats", type=int, default=1, help="repeats of K-fold, each its own shuffle")
+    parser.add_argument("--first-repeat", type=int, default=0,
+                        help="number of the first repeat (r<first>f0, ...): each is seeded by its number")
     parser.add_argument("--val-fraction", type=float, default=0.15, help="share of a fold's training part")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--out-dir", required=True,
@@ -51,12 +55,14 @@ def run(args: argparse.Namespace) -> None:
     group_column, stratify = args.group_column or None, args.stratify_column or None  # '' = none
     try:
         folds = cv_folds(
-            samples, group_column, stratify, args.folds, args.repeats, args.seed, args.val_fraction
+            samples, group_column, stratify, args.folds, args.repeats, args.seed, args.val_fraction,
+            args.first_repeat,
         )
     except ValueError as err:
         raise InputError(f"{args.samples}: evaluate.{err}") from None
     strata = samples[stratify].tolist() if stratify else None
-    names = [fold_name(repeat, fold) for repeat in range(args.repeats) for fold in range(args.folds)]
+    repeats = range(args.first_repeat, args.first_repeat + args.repeats)
+    names = [fold_name(repeat, fold) for repeat in repeats for fold in range(args.folds)]
     summaries = []
     outputs = ["folds.tsv", "summary.tsv", *(f"{n}.tsv" for n in names)]
     with publish_together(args.out_dir, outputs, owned=r"r\d+f\d+\.tsv") as out:

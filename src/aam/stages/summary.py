@@ -10,16 +10,17 @@ each model beside its reference (kNN taxonomy accuracy of the embeddings beside 
 reconstruction and codebook figures of VQ runs).
 
 Inputs are read under --results by the workflow's layout (benchmark/leaderboard.html;
-{dataset}/comparison/comparison.tsv, cv_summary/{target}/summary.tsv, split/splits.tsv,
-ingest/samples.parquet, rarefied/dropped.tsv and table.biom, unifrac/faith_pd.tsv;
-sequences/{name}/eval/{run}/metrics.json);
+{dataset}/comparison/comparison.tsv, cv_summary/{target}/summary.tsv, cv/split/r{repeat}/summary.tsv,
+split/splits.tsv, ingest/samples.parquet, rarefied/dropped.tsv and table.biom,
+unifrac/faith_pd.tsv; sequences/{name}/eval/{run}/metrics.json);
 --settings says which exist (JSON, or a file of it): ``{"leaderboard": bool, "datasets": {name:
 {"class_column": str|null, "comparison": bool, "evaluations": [[run, target], ...], "cv": [target,
-...], "faith_pd": bool, "matrices": {metric: path under the dataset}}}, "sequences": {name: [run,
-...]}}`` (evaluations: the eval/{run}/{target}/metrics.json files shown as tables; cv: the targets
-with a cross-validation summary; matrices: the UniFrac distance matrices, TSV or HDF5, listed with
-their size and PCoA). The output is an HTML fragment (styles inline), written atomically; the
-report's front page embeds it, and it is also a report item of its own. The page is laid out by
+...], "cv_repeats": int, "faith_pd": bool, "matrices": {metric: path under the dataset}}},
+"sequences": {name: [run, ...]}}`` (evaluations: the eval/{run}/{target}/metrics.json files shown
+as tables; cv: the targets with a cross-validation summary; cv_repeats: the repeats whose folds are
+listed; matrices: the UniFrac distance matrices, TSV or HDF5, listed with their size and PCoA). The
+output is an HTML fragment (styles inline), written atomically; the report's front page embeds it,
+and it is also a report item of its own. The page is laid out by
 :mod:`aam.evaluate.results_page`.
 """
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import re
 
-from aam.data.split import fold_names, stratify_column
+from aam.data.split import fold_file, fold_names, stratify_column
 from aam.errors import InputError
 from aam.io.distance_matrix import SUFFIX, format_for_table
 
@@ -51,9 +51,9 @@ def scoped(config: dict, dataset: str, fold: str | None, path: str) -> str:
 
 def splits_file(config: dict, dataset: str, fold: str | None) -> str:
     """The splits.tsv that a fine-tuning or evaluation job reads: the split stage's, or one fold's of
-    cv-split. Each multi-output stage owns a folder (split/, cv/split/), so that it publishes its
-    outputs all or none (aam.io.atomic)."""
-    return out(config, dataset, f"cv/split/{fold}.tsv" if fold else "split/splits.tsv")
+    cv-split, in its repeat's folder. Each multi-output stage owns a folder (split/, cv/split/r0/),
+    so that it publishes its outputs all or none (aam.io.atomic)."""
+    return out(config, dataset, fold_file(fold) if fold else "split/splits.tsv")
 
 
 # --- datasets and their targets ---
@@ -292,7 +292,8 @@ def summary_inputs(config: dict) -> list[str]:
             files.append(out(config, d, "comparison/comparison.tsv"))
             files += evaluation_targets(config, d)
         if config["evaluate"].get("cv") and dataset_targets(config, d):
-            files.append(out(config, d, "cv/split/summary.tsv"))  # the folds, beside their scores
+            files += [out(config, d, f"cv/split/r{r}/summary.tsv")  # the folds, beside their scores
+                      for r in range(config["evaluate"]["cv"]["repeats"])]
         files += [out(config, d, f"cv_summary/{t['name']}/summary.tsv") for t in dataset_targets(config, d)
                   if config["evaluate"].get("cv")]
     if all_cv_summaries(config):
@@ -316,6 +317,7 @@ def summary_plan(config: dict) -> dict:
                 "evaluations": [[run, t["name"]] for run in runs for t in dataset_targets(config, d)]
                 if has_evaluations(config, d) else [],
                 "cv": [t["name"] for t in dataset_targets(config, d)] if cv else [],
+                "cv_repeats": config["evaluate"]["cv"]["repeats"] if cv else 0,
                 "faith_pd": bool(config["unifrac"]["faith_pd"]),
                 "matrices": {m: unifrac_matrix_file(config, d, m, relative=True)
                              for m in unifrac_metrics(config)},
