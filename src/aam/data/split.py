@@ -232,10 +232,15 @@ def fold_name(repeat: int, fold: int) -> str:
     return f"r{repeat}f{fold}"
 
 
+def repeat_folder(repeat: int) -> str:
+    """The folder under a dataset's results that one repeat's cv-split job owns (``cv/split/r1``)."""
+    return f"cv/split/r{repeat}"
+
+
 def fold_file(name: str) -> str:
-    """Where a fold's splits.tsv lies under a dataset's results: in its repeat's folder, which the
-    repeat's cv-split job owns (``r1f3`` -> ``cv/split/r1/r1f3.tsv``)."""
-    return f"cv/split/r{parse_fold_name(name)[0]}/{name}.tsv"
+    """Where a fold's splits.tsv lies under a dataset's results: in its repeat's folder
+    (``r1f3`` -> ``cv/split/r1/r1f3.tsv``)."""
+    return f"{repeat_folder(parse_fold_name(name)[0])}/{name}.tsv"
 
 
 def fold_names(folds: int, repeats: int) -> list[str]:

@@ -101,11 +101,11 @@ def corrected_t_test(differences: np.ndarray, test_train_ratio: float) -> float 
     return float(2 * stats.t.sf(abs(t), df=n - 1))
 
 
-def fold_test_train_ratio(scores: pd.DataFrame, n_samples: int) -> float | None:
-    """n2 / n1 of the corrected t-test: the mean over folds of a fold's test samples over the rest
-    (training and validation: everything a model or baseline of the fold may learn from). None
-    where the folds' test sizes are unknown."""
-    n_test = pd.to_numeric(scores.groupby("fold")["n_test"].first(), errors="coerce").dropna()
+def fold_test_train_ratio(n_test: pd.Series, n_samples: int) -> float | None:
+    """n2 / n1 of the corrected t-test from each fold's test samples (`n_test`, by fold): the mean
+    over folds of the test samples over the rest (training and validation: everything a model or
+    baseline of the fold may learn from). None where the folds' test sizes are unknown."""
+    n_test = pd.to_numeric(n_test, errors="coerce").dropna()
     if n_test.empty or n_samples <= 0 or (n_test >= n_samples).any():
         return None
     return float((n_test / (n_samples - n_test)).mean())
@@ -192,9 +192,9 @@ def summarize(scores: pd.DataFrame, task: str) -> tuple[pd.DataFrame, dict]:
     models = [m for m in kind if kind[m] == "aam"] + [m for m in kind if kind[m] == "combined"] + baselines
     wide = scores.pivot(index="fold", columns="model", values=metric).reindex(index=folds, columns=models)
     wide = wide.astype(float)
-    n_samples = int(scores.loc[scores["fold"].map(lambda f: parse_fold_name(f)[0] == 0)]
-                    .groupby("fold")["n_test"].first().fillna(0).sum())
-    ratio = fold_test_train_ratio(scores, n_samples)
+    n_test = scores.groupby("fold")["n_test"].first()  # every model of a fold tested the same samples
+    n_samples = int(n_test[[parse_fold_name(f)[0] == 0 for f in n_test.index]].fillna(0).sum())
+    ratio = fold_test_train_ratio(n_test, n_samples)
     rows, models_json = [], {}
     for model in models:
         values = wide[model]

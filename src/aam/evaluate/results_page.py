@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from aam.data.split import repeat_folder
 from aam.errors import InputError
 from aam.evaluate import summary
 from aam.evaluate.baselines import LABELS
@@ -115,7 +116,7 @@ def _model_results(root: Path, name: str, plan: dict) -> list[str]:
                                f"cv-{name}-{target}"),
         ]
     if plan.get("cv"):
-        folds = pd.concat([_read_tsv(root / "cv" / "split" / f"r{r}" / "summary.tsv")
+        folds = pd.concat([_read_tsv(root / repeat_folder(r) / "summary.tsv")
                            for r in range(plan["cv_repeats"])], ignore_index=True)
         parts += [
             "<p>The folds (cv/split/r0/summary.tsv, ..., before rarefaction): samples and, in "

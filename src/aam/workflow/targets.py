@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import re
 
-from aam.data.split import fold_file, fold_names, stratify_column
+from aam.data.split import fold_file, fold_names, repeat_folder, stratify_column
 from aam.errors import InputError
 from aam.io.distance_matrix import SUFFIX, format_for_table
 
@@ -292,7 +292,7 @@ def summary_inputs(config: dict) -> list[str]:
             files.append(out(config, d, "comparison/comparison.tsv"))
             files += evaluation_targets(config, d)
         if config["evaluate"].get("cv") and dataset_targets(config, d):
-            files += [out(config, d, f"cv/split/r{r}/summary.tsv")  # the folds, beside their scores
+            files += [out(config, d, f"{repeat_folder(r)}/summary.tsv")  # the folds, beside their scores
                       for r in range(config["evaluate"]["cv"]["repeats"])]
         files += [out(config, d, f"cv_summary/{t['name']}/summary.tsv") for t in dataset_targets(config, d)
                   if config["evaluate"].get("cv")]
