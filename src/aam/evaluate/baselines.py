@@ -286,27 +286,31 @@ def search_grid(candidates: Sequence[dict], splits: Sequence[tuple[np.ndarray, n
     return chosen, search
 
 
-def nested_fit_predict(
+@dataclass
+class NestedFit:
+    """A baseline tuned by inner cross-validation and refit on all its training samples."""
+
+    model: FittedBaseline
+    params: dict  # the chosen candidate
+    search: list[dict]  # per candidate: params, inner_mean, inner_scores
+    n_train: int
+    classes: list[str] | None
+
+
+def nested_fit(
     name: str,
     counts_train: np.ndarray,
     y_train: np.ndarray,
     groups_train: Sequence[object],
-    counts_test: np.ndarray,
     task: str,
     settings: BaselineSettings,
     classes: Sequence[str] | None = None,
-) -> BaselineResult:
-    """Choose a baseline's hyperparameters by inner CV on the training samples, refit, predict test.
-
-    `counts_*` are samples x features count matrices (the rarefied table's rows); `groups_train` the
-    group of each training sample. Only `counts_test` is seen of the test samples, and only after
-    the choice is made, by the refit model's predict.
-    """
-    start = time.perf_counter()
+) -> NestedFit:
+    """Choose a baseline's hyperparameters by inner CV on the training samples and refit it on all
+    of them. `counts_train` is a samples x features count matrix (the rarefied table's rows),
+    `groups_train` the group of each sample. The fine-tuned AAM model's linear member
+    (aam.training.linear_member) is this very fit of ``linear_clr``."""
     counts_train = _dense(counts_train)
-    counts_test = _dense(counts_test)
-    if counts_train.shape[1] != counts_test.shape[1]:
-        raise ValueError(f"train has {counts_train.shape[1]} features, test {counts_test.shape[1]}")
     if len(y_train) != counts_train.shape[0] or len(groups_train) != counts_train.shape[0]:
         raise ValueError(f"{len(y_train)} labels and {len(groups_train)} groups for {counts_train.shape[0]} "
                          "training samples")
@@ -335,9 +339,30 @@ def nested_fit_predict(
     chosen, search = search_grid(candidates, splits, score)
     final = FittedBaseline(name, task, chosen, options, classes, settings.seed, settings.n_jobs)
     final.fit(counts_train, y_train)
-    predictions, proba = final.predict(counts_test)
-    return BaselineResult(name, predictions, proba, dict(chosen), search, counts_train.shape[0],
-                          final.n_features, time.perf_counter() - start)
+    return NestedFit(final, dict(chosen), search, counts_train.shape[0], classes)
+
+
+def nested_fit_predict(
+    name: str,
+    counts_train: np.ndarray,
+    y_train: np.ndarray,
+    groups_train: Sequence[object],
+    counts_test: np.ndarray,
+    task: str,
+    settings: BaselineSettings,
+    classes: Sequence[str] | None = None,
+) -> BaselineResult:
+    """:func:`nested_fit` on the training samples, then predict the test samples. Only
+    `counts_test` is seen of the test samples, and only after the choice is made, by the refit
+    model's predict."""
+    start = time.perf_counter()
+    counts_test = _dense(counts_test)
+    if np.shape(counts_train)[1] != counts_test.shape[1]:
+        raise ValueError(f"train has {np.shape(counts_train)[1]} features, test {counts_test.shape[1]}")
+    fit = nested_fit(name, counts_train, y_train, groups_train, task, settings, classes)
+    predictions, proba = fit.model.predict(counts_test)
+    return BaselineResult(name, predictions, proba, fit.params, fit.search, fit.n_train,
+                          fit.model.n_features, time.perf_counter() - start)
 
 
 def _dense(counts) -> np.ndarray:
