@@ -14,8 +14,11 @@ import pytest
 import scipy.sparse as sp
 
 from aam.cli import main
+from aam.data.train_features import TRAIN_FEATURES
 from aam.io.biom import csr_to_table, write_biom
 from aam.io.embeddings import read_embeddings
+from aam.io.model_files import export_model, load_model
+from aam.models.ensemble import EnsemblePredictor
 
 N_SAMPLES, N_FEATURES = 48, 24
 SETTINGS = {
@@ -153,12 +156,26 @@ def test_ids_that_are_not_dna_take_sequences_and_new_features_are_counted(traine
     def read(path):
         return pd.read_csv(path / "predictions.tsv", sep="\t", dtype={"sample": str}).set_index("sample")
 
-    ours, plain = read(out), read(root / "plain")
-    same = plain.index[plain.index != trained["samples"][10]]
-    pd.testing.assert_frame_equal(ours.loc[same], plain.loc[same])
     a = json.loads((out / "predict.json").read_text())
     b = json.loads((root / "plain" / "predict.json").read_text())
     assert a["n_unseen_features"] == b["n_unseen_features"] + 1
+    # the linear member matches features by ID: it knows none of these (a warning says so)
+    assert a["linear_member_read_fraction"] == 0.0 and b["linear_member_read_fraction"] > 0.9
+    # the neural members read sequences: alone, they predict the renamed table as the original
+    model, meta = load_model(trained["model"])
+    neural = root / "neural"
+    neural.mkdir()
+    shutil.copy(trained["model"] / TRAIN_FEATURES, neural / TRAIN_FEATURES)
+    export_model(EnsemblePredictor.of(list(model.members)), neural,
+                 extra={k: v for k, v in meta.items() if k not in ("model_class", "config")})
+    sequences = ["--sequences", str(root / "seqs.fasta")]
+    for table, folder, extra in ((root / "table.tsv", "ours", sequences),
+                                 (trained["root"] / "table.biom", "theirs", [])):
+        assert main(["predict", "--model-dir", str(neural), "--table", str(table), *extra, "--threads", "1",
+                     "--out-dir", str(root / folder)]) == 0
+    ours, plain = read(root / "ours"), read(root / "theirs")
+    same = plain.index[plain.index != trained["samples"][10]]
+    pd.testing.assert_frame_equal(ours.loc[same], plain.loc[same])
 
 
 def test_bad_input_is_one_line(trained, tmp_path, capsys):

@@ -79,3 +79,26 @@ def unseen_features(model_dir: Path, features, samples, rows: np.ndarray, table:
                  "training sample; the encoder reads their sequences", out["n_unseen_features"],
                  out["n_features"], share)
     return out
+
+
+def linear_member_reads(model, features, samples, rows: np.ndarray) -> dict:
+    """The share of the predicted samples' reads in features the model's linear member
+    (``finetune.linear_member``) has a coefficient for, matched by feature ID as it matches them;
+    a warning where it knows none, as when a table names its features otherwise than the training
+    table did (hashes against sequences). Empty for a model without one."""
+    from aam.data.datasets import feature_id_keys
+
+    linear = getattr(model, "linear", None)
+    if linear is None:
+        return {}
+    reads = np.zeros(len(features), dtype=np.float64)
+    for r in rows:
+        feats, counts = samples.row(int(r))
+        np.add.at(reads, feats, counts)
+    known = np.isin(feature_id_keys(features.feature_ids), linear.keys.cpu().numpy())
+    share = float(reads[known].sum() / max(reads.sum(), 1))
+    if not known[reads > 0].any():
+        log.warning("the model's linear member (CLR + L2, weight %g) knows none of this table's feature "
+                    "IDs: it matches features by ID, so name them as the training table did (its "
+                    "share of the prediction then rests on no feature)", model.config.linear_weight)
+    return {"linear_member_read_fraction": share}

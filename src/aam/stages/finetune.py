@@ -17,7 +17,9 @@ Outputs in ``--out-dir`` (for `aam evaluate`):
     ``target_mean``/``target_std`` (regression: prediction = output x std + mean), ``pretrained``,
     the training summary, the validation metrics of the restored best epoch and ``calibration``
     (``finetune.calibrate`` of a regression target: :mod:`aam.training.calibration`, already folded
-    into the weights; null without it).
+    into the weights; null without it) and ``linear_member`` (``finetune.linear_member``: the
+    CLR + L2 model fitted on the train + val samples and served inside the model with its weight,
+    :mod:`aam.training.linear_member`; its chosen strength and inner scores; null without it).
 ``metrics.csv``
     One row per epoch: epoch, step, train/loss, train/target_loss, train/count_loss, val/loss,
     val/target_loss, val/count_loss, val/mae + val/r2 (regression) or val/accuracy + val/auroc
@@ -25,7 +27,9 @@ Outputs in ``--out-dir`` (for `aam evaluate`):
 ``predictions.tsv``
     sample, split (val | test), y_true, y_pred in the original labels/units, and for classification
     ``prob_<class>`` per class. Val and test samples use the DataModule's fixed evaluation
-    rarefaction; the weights are those of the best validation epoch.
+    rarefaction; the weights are those of the best validation epoch. With a linear member the
+    validation predictions include a model fitted on the validation samples: only the test
+    predictions are out of sample.
 ``embeddings.parquet``
     id (sample, string), split (train | val | test), embedding (fixed_size_list<float32>: the
     sample encoder's pooled vector; the layout of :mod:`aam.io.embeddings`), for every sample with
@@ -50,6 +54,7 @@ from aam.data.train_features import TRAIN_FEATURES, write_train_features
 from aam.errors import InputError
 from aam.io.atomic import atomic_path
 from aam.io.metadata import target_classes
+from aam.models.ensemble import with_linear_member
 from aam.training.calibration import calibrate_regression
 from aam.training.finetune import (
     AUTO_MONITOR,
@@ -63,6 +68,7 @@ from aam.training.finetune import (
     train_members,
     write_sample_embeddings,
 )
+from aam.training.linear_member import fit_linear_member
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +128,10 @@ def run(args: argparse.Namespace) -> None:
         gpu = torch.cuda.is_available() and first.result.accelerator == "gpu"
         calibration = calibrate_regression(model, dm, torch.device("cuda" if gpu else "cpu"))
         log.info("calibrated the regression head on the validation split: %s", calibration.as_dict())
+    linear = None
+    if fine.get("linear_member"):
+        linear = fit_linear_member(dm, args.splits, task, fine["linear_member"], args.seed)
+        model = with_linear_member(model, linear.module, linear.weight)
 
     timings = [train_timing(t.result, dm.batch_size * trainer.accumulate_grad_batches) for t in trained]
     timing = timings[0] if len(trained) == 1 else {"members": timings}
@@ -138,6 +148,7 @@ def run(args: argparse.Namespace) -> None:
         write_train_features(dm, out_dir / TRAIN_FEATURES)
         record = finetune_record(args, settings, trained, classes, val_metrics, summary, chosen)
         record["calibration"] = None if calibration is None else calibration.as_dict()
+        record["linear_member"] = None if linear is None else linear.as_dict()
         return record
 
     publish(model, out_dir, [t.result for t in trained], outputs=outputs, history=member_history(trained),

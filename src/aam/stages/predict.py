@@ -32,8 +32,10 @@ Outputs in ``--out-dir`` (all or none):
 ``predict.json``
     Counts (samples predicted and left out, features of the predicted samples and those unseen in
     training, ``unseen_read_fraction``: their share of the reads, null without the model's training
-    list), the warning threshold, the depth, and the provenance (package version, git commit, the
-    model's provenance, the seed).
+    list), the warning threshold, the depth, ``linear_member_read_fraction`` (a model with a linear
+    member, ``finetune.linear_member``: the share of the reads in features it knows by ID; a
+    warning where it knows none), and the provenance (package version, git commit, the model's
+    provenance, the seed).
 
 The feature table is read with the ingest stage's readers, tokenized with the tokenize stage's
 code, and batched with the training data code.
@@ -87,7 +89,7 @@ def run(args: argparse.Namespace) -> None:
 
 
 def _predict(args, model, meta: dict, features, samples, sample_ids: list[str]) -> None:
-    from aam.data.train_features import unseen_features
+    from aam.data.train_features import linear_member_reads, unseen_features
     from aam.evaluate.predict import predict_new_samples
     from aam.io.atomic import atomic_dir
     from aam.io.embeddings import write_embeddings
@@ -122,6 +124,7 @@ def _predict(args, model, meta: dict, features, samples, sample_ids: list[str]) 
         "left_out": shallow + no_reads,
         **unseen,
         "warn_unseen_fraction": args.warn_unseen_fraction,
+        **linear_member_reads(model, features, samples, rows),
         "provenance": provenance(seed=seed, model=model_prov),
     }
     with atomic_dir(args.out_dir) as out:
