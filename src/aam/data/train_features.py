@@ -41,20 +41,24 @@ def write_train_features(dm, path: Path) -> None:
         pq.write_table(table, tmp)
 
 
-def unseen_features(model_dir: Path, features, samples, rows: np.ndarray, table: str,
-                    warn_fraction: float) -> dict:
-    """Features (and their share of the reads) of the predicted samples that no training sample had,
-    compared by sequence as the model reads it. None of them seen is an `InputError`; a share of the
+def feature_reads(features, samples, rows: np.ndarray) -> np.ndarray:
+    """Reads per feature of the caches ``features`` summed over the samples ``rows``."""
+    reads = np.zeros(len(features), dtype=np.float64)
+    for r in rows:
+        feats, counts = samples.row(int(r))
+        np.add.at(reads, feats, counts)
+    return reads
+
+
+def unseen_features(model_dir: Path, features, reads: np.ndarray, table: str, warn_fraction: float) -> dict:
+    """Features (and their share of the reads, ``reads``: per feature over the predicted samples,
+    :func:`feature_reads`) that no training sample had, compared by sequence as the model reads it. None of them seen is an `InputError`; a share of the
     reads above `warn_fraction` a warning. Without the model's training list the counts are None."""
     path = model_dir / TRAIN_FEATURES
     if not path.exists():
         log.warning("%s: not found; cannot say which features training never saw", path)
         return {"n_features": None, "n_unseen_features": None, "unseen_read_fraction": None}
     seen = set(pq.read_table(path, columns=["sequence"]).column("sequence").to_pylist())
-    reads = np.zeros(len(features), dtype=np.float64)
-    for r in rows:
-        feats, counts = samples.row(int(r))
-        np.add.at(reads, feats, counts)
     present = np.flatnonzero(reads > 0)
     decoded = NucleotideTokenizer.decode(features.tokens[present]) if present.size else []
     new = np.array([s not in seen for s in decoded], dtype=bool)
@@ -81,7 +85,7 @@ def unseen_features(model_dir: Path, features, samples, rows: np.ndarray, table:
     return out
 
 
-def linear_member_reads(model, features, samples, rows: np.ndarray) -> dict:
+def linear_member_reads(model, features, reads: np.ndarray) -> dict:
     """The share of the predicted samples' reads in features the model's linear member
     (``finetune.linear_member``) has a coefficient for, matched by feature ID as it matches them;
     a warning where it knows none, as when a table names its features otherwise than the training
@@ -91,10 +95,6 @@ def linear_member_reads(model, features, samples, rows: np.ndarray) -> dict:
     linear = getattr(model, "linear", None)
     if linear is None:
         return {}
-    reads = np.zeros(len(features), dtype=np.float64)
-    for r in rows:
-        feats, counts = samples.row(int(r))
-        np.add.at(reads, feats, counts)
     known = np.isin(feature_id_keys(features.feature_ids), linear.keys.cpu().numpy())
     share = float(reads[known].sum() / max(reads.sum(), 1))
     if not known[reads > 0].any():

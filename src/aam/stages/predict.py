@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> None:
 
 
 def _predict(args, model, meta: dict, features, samples, sample_ids: list[str]) -> None:
-    from aam.data.train_features import linear_member_reads, unseen_features
+    from aam.data.train_features import feature_reads, linear_member_reads, unseen_features
     from aam.evaluate.predict import predict_new_samples
     from aam.io.atomic import atomic_dir
     from aam.io.embeddings import write_embeddings
@@ -110,7 +110,8 @@ def _predict(args, model, meta: dict, features, samples, sample_ids: list[str]) 
                     (shallow + no_reads)[0])
     if not rows.size:
         raise InputError(f"{args.table}: no sample reaches the model's rarefaction depth {depth}")
-    unseen = unseen_features(model_dir, features, samples, rows, args.table, args.warn_unseen_fraction)
+    reads = feature_reads(features, samples, rows)  # per feature, over the predicted samples
+    unseen = unseen_features(model_dir, features, reads, args.table, args.warn_unseen_fraction)
 
     table, embeddings = predict_new_samples(model, meta, features, samples, rows, seed, batch_size)
     summary = {
@@ -124,7 +125,7 @@ def _predict(args, model, meta: dict, features, samples, sample_ids: list[str]) 
         "left_out": shallow + no_reads,
         **unseen,
         "warn_unseen_fraction": args.warn_unseen_fraction,
-        **linear_member_reads(model, features, samples, rows),
+        **linear_member_reads(model, features, reads),
         "provenance": provenance(seed=seed, model=model_prov),
     }
     with atomic_dir(args.out_dir) as out:
