@@ -254,3 +254,37 @@ def test_epoch_sampler_resumes_after_the_batches_already_trained_on():
     resumed.resume_after(2)
     assert list(resumed) == full[2:]  # once: the next epoch is whole again
     assert len(list(resumed)) == 5
+
+
+def test_evaluation_batches_carry_each_samples_counts_scaled_to_the_depth(data):
+    """``expected_counts`` of an evaluation loader: every feature of a sample in counts.parquet, its
+    count x depth / total (computed here from the input table), keyed by the feature ID; the mean
+    of many rarefaction draws of a sample (brute force over seeds) comes out at the same values.
+    Training batches do without them."""
+    from aam.data.datasets import RarefiedSamples, feature_id_keys
+    from aam.evaluate.predict import eval_loader
+
+    table = pq.read_table(data / "counts.parquet").to_pandas()
+    dm = module(data)
+    assert "expected_counts" not in next(iter(dm.train_dataloader()))
+    seen = 0
+    for batch in eval_loader(dm, "test"):
+        keys, expected = batch["table_keys"].numpy(), batch["expected_counts"].numpy()
+        assert np.unique(keys).size == keys.size
+        for b, row in enumerate(batch["sample_index"].tolist()):
+            sample = table[table["sample"] == dm.sample_ids[row]]
+            want = dict(zip(feature_id_keys(sample["feature"]).tolist(),
+                            sample["count"] * DEPTH / sample["count"].sum(), strict=True))
+            got = {k: v for k, v in zip(keys.tolist(), expected[b].tolist(), strict=True) if v > 0}
+            assert got.keys() == want.keys()
+            np.testing.assert_allclose([got[k] for k in want], list(want.values()), rtol=1e-12)
+            seen += 1
+    assert seen == len(dm.test_dataset)
+
+    ds = dm.test_dataset
+    draws = np.mean([np.bincount(item.present, item.present_counts, minlength=N_FEATURES)
+                     for item in (RarefiedSamples(ds.samples, ds.rows[:1], DEPTH, 8, "abundance", seed,
+                                                  False)[0] for seed in range(4000))], axis=0)
+    item = ds[0]
+    want = np.bincount(item.table, item.expected_counts, minlength=N_FEATURES)
+    np.testing.assert_allclose(draws, want, atol=0.35)

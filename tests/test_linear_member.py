@@ -2,7 +2,8 @@
 inside the model.
 
 Checked against independent references: scikit-learn's own predictions of the fitted logistic and
-ridge models on a CLR computed here with numpy, the mixture of probabilities by hand, the neural
+ridge models on a CLR computed here with numpy (in the workflow: of the input table's counts scaled
+to the depth, computed here from counts.parquet), the mixture of probabilities by hand, the neural
 members of a run without the member (weight for weight), and a poisoned test split.
 """
 
@@ -113,11 +114,12 @@ def test_an_ensemble_mixes_its_linear_member_in_by_its_weight(task, n_outputs, t
         linear.intercept.fill_(0.25)
     model = with_linear_member(EnsemblePredictor.of(members), linear, 0.3).eval()
     batch = make_batch([[0, 1, 2, 3], [2, 4], [5], [1, 6, 7]], counts=[[9, 5, 2, 1], [4, 4], [7], [3, 2, 1]])
-    batch["present_keys"] = torch.tensor([40, 5, 7, 11, 13, 2, 9, 3])[: batch["unifrac_counts"].shape[1]]
+    batch["table_keys"] = torch.tensor([40, 5, 7, 11, 13, 2, 9, 3])[: batch["unifrac_counts"].shape[1]]
+    batch["expected_counts"] = batch["unifrac_counts"].double() * 1.7  # not the rarefied counts it reads
     with torch.no_grad():
         got = model(*predictor_inputs(model.config, batch))["target"]
         plain = EnsemblePredictor.of(members).eval()(*predictor_inputs(members[0].config, batch))["target"]
-        own = linear(batch["present_keys"], batch["unifrac_counts"])
+        own = linear(batch["table_keys"], batch["expected_counts"])
         export_model(model, tmp_path)
         loaded, _ = load_model(tmp_path)
         again = loaded(*predictor_inputs(loaded.config, batch))["target"]
@@ -137,15 +139,25 @@ def _settings(linear_member) -> dict:
     return settings
 
 
+def _scaled_counts(study: Path, samples: list[str], depth: int) -> tuple[np.ndarray, np.ndarray]:
+    """(counts [samples, features] scaled to ``depth`` per sample, feature keys), computed from the
+    study's input table (ingest/counts.parquet), not from the model's batches."""
+    from aam.data.datasets import feature_id_keys
+
+    table = pd.read_parquet(study / "ingest" / "counts.parquet")
+    wide = table.pivot_table(index="sample", columns="feature", values="count", fill_value=0).loc[samples]
+    counts = wide.to_numpy(np.float64)
+    return counts * depth / counts.sum(axis=1, keepdims=True), feature_id_keys(wide.columns)
+
+
 @pytest.mark.parametrize("task", ["classification", "regression"])
 def test_finetune_serves_the_clr_l2_fit_beside_the_unchanged_neural_model(study, tmp_path, task):
     """With finetune.linear_member the neural model trains exactly as without it, the linear member
-    is scikit-learn's fit on the train + val samples' CLR counts (as the batches give them), and the
-    test predictions are their equal-weight mix."""
+    is scikit-learn's fit on the train + val samples' CLR of their counts scaled to the depth (from
+    the input table: no rarefaction draw), and the test predictions are their equal-weight mix."""
     from aam.data.datasets import AAMDataModule
     from aam.evaluate.predict import eval_loader, predict
     from aam.io.splits import read_groups
-    from aam.training.linear_member import training_counts
 
     column = "disease" if task == "classification" else "age"
     finetune(study, tmp_path / "plain", _settings(None), task=task)
@@ -159,40 +171,39 @@ def test_finetune_serves_the_clr_l2_fit_beside_the_unchanged_neural_model(study,
     record = meta["linear_member"]
     assert record["weight"] == 0.5 and record["n_train"] == 38  # 30 train + 8 val, no test sample
 
-    dm = AAMDataModule(study / "tokens", study / "splits.tsv", meta["data"], seed=42,
-                       target={"column": column, "type": task}, metadata=study / "metadata.tsv")
-    samples, counts, keys, targets = training_counts(dm)
+    splits = pd.read_csv(study / "splits.tsv", sep="\t", dtype=str)
+    train = splits[splits["split"] != "test"]["sample"].tolist()  # by ID, train first, as listed
+    test = splits[splits["split"] == "test"]["sample"].tolist()
+    counts, keys = _scaled_counts(study, train + test, int(meta["depth"]))
+    labels = pd.read_csv(study / "metadata.tsv", sep="\t", dtype=str).set_index("sample_name")
+    y = labels.loc[train, column].to_numpy()
+    if task == "regression":
+        y = (y.astype(float) - float(meta["target_mean"])) / float(meta["target_std"])
     groups = read_groups(study / "splits.tsv")
-    order = np.argsort(samples)  # the splits file lists the samples by ID, train first
-    y = (np.asarray(dm.classes, dtype=object)[targets.astype(int)] if task == "classification" else targets)
     settings = BaselineSettings.from_dict({"models": ["linear_clr"], "linear_clr": {
         "C": [0.1, 1.0], "alpha": [1.0, 10.0]}}, seed=42)
-    fit = nested_fit("linear_clr", counts[order], y[order], [groups.get(samples[i]) for i in order], task,
-                     settings, None)
+    fit = nested_fit("linear_clr", counts[:len(train)], y, [groups.get(s) for s in train], task, settings,
+                     None)
     assert record["params"] == fit.params
-    test_counts, test_keys, plain_out = [], [], []
-    for batch in eval_loader(dm, "test"):
-        test_counts.append(batch["unifrac_counts"].numpy())
-        test_keys.append(batch["present_keys"].numpy())
-    plain_out = predict(plain, eval_loader(dm, "test"), torch.device("cpu"))["output"]
-    x = np.zeros((sum(c.shape[0] for c in test_counts), keys.size))
-    start = 0
-    for c, k in zip(test_counts, test_keys, strict=True):
-        idx = np.searchsorted(keys, k)
-        known = (idx < keys.size) & (keys[np.minimum(idx, keys.size - 1)] == k)
-        x[start:start + c.shape[0], idx[known]] = c[:, known]
-        start += c.shape[0]
-    table = pd.read_csv(tmp_path / "mixed" / "predictions.tsv", sep="\t")
-    test = table[table["split"] == "test"]
+    assert record["n_features"] == fit.model.keep.size
+
+    dm = AAMDataModule(study / "tokens", study / "splits.tsv", meta["data"], seed=42,
+                       target={"column": column, "type": task}, metadata=study / "metadata.tsv")
+    pred = predict(plain, eval_loader(dm, "test"), torch.device("cpu"))
+    rows = [dm.sample_ids[int(r)] for r in pred["row"]]
+    plain_out = pd.DataFrame(pred["output"], index=rows).loc[test].to_numpy().copy()
+    table = pd.read_csv(tmp_path / "mixed" / "predictions.tsv", sep="\t", dtype={"sample": str})
+    table = table[table["split"] == "test"].set_index("sample").loc[test]
+    x = counts[len(train):]
     if task == "regression":
         linear_pred = fit.model.predict(x)[0] * dm.target_std + dm.target_mean
-        want = 0.5 * (plain_out.astype(float) * dm.target_std + dm.target_mean) + 0.5 * linear_pred
-        np.testing.assert_allclose(test["y_pred"].to_numpy(), want, rtol=1e-5)
+        want = 0.5 * (plain_out[:, 0].astype(float) * dm.target_std + dm.target_mean) + 0.5 * linear_pred
+        np.testing.assert_allclose(table["y_pred"].to_numpy(), want, rtol=1e-5)
     else:
         _, proba = fit.model.predict(x)
         order_out = [list(fit.classes).index(c) for c in dm.classes]
         want = 0.5 * torch.softmax(torch.from_numpy(plain_out), -1).numpy() + 0.5 * proba[:, order_out]
-        np.testing.assert_allclose(test[[f"prob_{c}" for c in dm.classes]].to_numpy(), want, atol=2e-6)
+        np.testing.assert_allclose(table[[f"prob_{c}" for c in dm.classes]].to_numpy(), want, atol=2e-6)
 
 
 def test_the_linear_member_never_reads_the_test_samples(study, tmp_path):

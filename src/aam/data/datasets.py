@@ -35,6 +35,11 @@ key                  shape, dtype  meaning
 ``feature_keys``     [U] int64     63-bit keys of the kept features' IDs (:func:`feature_id_keys`),
                                    with ``present_keys`` [F] of every present feature: only when the
                                    Collate was given the IDs (for ``asv_readout_key: feature``)
+``table_keys``       [T] int64     keys of every feature of the batch's samples before rarefaction
+                                   (by ascending feature index), with ``expected_counts`` [B, T] f64: each sample's counts
+                                   scaled to ``depth`` (the mean of its rarefaction draws); only when
+                                   the Collate was made with ``expected_counts`` (evaluation loaders:
+                                   a linear member reads them, :mod:`aam.training.linear_member`)
 ``sample_index``     [B] int64     rows in samples.parquet; ``datamodule.sample_ids[i]`` is the ID
 ``batch_number``     [] int64      the batch's number in its epoch over all ranks (seeds per-batch
                                    randomness such as nucleotide masking; -1 without EpochSampler)
@@ -133,6 +138,8 @@ class SampleItem:
     target: float | int | None
     batch_number: int = -1  # the batch's number in its epoch (from EpochSampler; -1: unknown)
     padding: bool = False  # part of a padding batch (aam.data.ranks): trained with weight 0
+    table: np.ndarray | None = None  # every feature of the sample before rarefaction
+    expected_counts: np.ndarray | None = None  # their counts scaled to the depth (f64)
 
 
 class RarefiedSamples(Dataset):
@@ -183,8 +190,9 @@ class RarefiedSamples(Dataset):
         present = rarefied > 0
         kept, kept_counts = select_features(features, rarefied, self.asv_limit, self.selection, rng)
         target = None if self.targets is None else self.targets[i].item()
+        expected = counts * (self.depth / counts.sum())
         return SampleItem(row, kept, kept_counts, features[present], rarefied[present], target, number,
-                          padding)
+                          padding, features, expected)
 
 
 def feature_id_keys(feature_ids) -> np.ndarray:
@@ -197,12 +205,22 @@ def feature_id_keys(feature_ids) -> np.ndarray:
 class Collate:
     """Builds the batch dict (see the module docstring) from a list of :class:`SampleItem`;
     ``keys`` (:func:`feature_id_keys` of the cache's features, row for row with ``tokens``) adds
-    ``feature_keys`` and ``present_keys``."""
+    ``feature_keys`` and ``present_keys``, and with ``expected_counts`` also ``table_keys`` and
+    ``expected_counts`` (a dense matrix over every feature of the batch's samples: evaluation loaders
+    only, training batches do without)."""
 
-    def __init__(self, tokens: np.ndarray, target_kind: str | None = None, keys: np.ndarray | None = None):
+    def __init__(self, tokens: np.ndarray, target_kind: str | None = None, keys: np.ndarray | None = None,
+                 expected_counts: bool = False):
+        if expected_counts and keys is None:
+            raise ValueError("expected_counts needs the feature keys")
         self.tokens = tokens
         self.target_kind = target_kind
         self.keys = keys
+        self.expected_counts = expected_counts
+
+    def with_expected_counts(self) -> Collate:
+        """This collate, its batches carrying ``table_keys`` and ``expected_counts`` too."""
+        return Collate(self.tokens, self.target_kind, self.keys, expected_counts=True)
 
     def __call__(self, items: list[SampleItem]) -> dict[str, torch.Tensor]:
         b = len(items)
@@ -240,6 +258,14 @@ class Collate:
         if self.keys is not None:
             batch["feature_keys"] = torch.from_numpy(self.keys[uniq])
             batch["present_keys"] = torch.from_numpy(self.keys[all_feats])
+        if self.expected_counts:
+            table = [it.table.astype(np.int64) for it in items]
+            table_feats, table_inverse = np.unique(np.concatenate(table), return_inverse=True)
+            expected = np.zeros((b, table_feats.size), dtype=np.float64)
+            expected[np.repeat(np.arange(b), [t.size for t in table]), table_inverse] = np.concatenate(
+                [it.expected_counts for it in items])
+            batch["table_keys"] = torch.from_numpy(self.keys[table_feats])
+            batch["expected_counts"] = torch.from_numpy(expected)
         if self.target_kind == "classification":
             batch["target"] = torch.tensor([it.target for it in items], dtype=torch.int64)
         elif self.target_kind == "regression":

@@ -63,7 +63,8 @@ def prediction_table(pred: dict[str, np.ndarray], split: str, dm, task: str) -> 
 
 
 def eval_loader(dm, split: str):
-    """A loader over a split with the fixed evaluation rarefaction (train included)."""
+    """A loader over a split with the fixed evaluation rarefaction (train included), its batches
+    carrying the expected counts too (a linear member reads them)."""
     from torch.utils.data import DataLoader
 
     from aam.data.datasets import RarefiedSamples
@@ -72,7 +73,8 @@ def eval_loader(dm, split: str):
     if ds.train:
         ds = RarefiedSamples(ds.samples, ds.rows, ds.depth, ds.asv_limit, ds.selection, ds.seed, False,
                              ds.targets)
-    return DataLoader(ds, batch_size=dm.batch_size, shuffle=False, collate_fn=dm.collate)
+    return DataLoader(ds, batch_size=dm.batch_size, shuffle=False,
+                      collate_fn=dm.collate.with_expected_counts())
 
 
 MODEL_FILES = ("model.json", "model.safetensors")
@@ -143,5 +145,5 @@ def cache_loader(features, samples, rows: np.ndarray, depth: int, asv_limit: int
     log.info("rarefying %d samples to %d reads (seed %d, evaluation stream), %s %d features each",
              rows.size, depth, seed, selection, asv_limit)
     dataset = RarefiedSamples(samples, rows, depth, asv_limit, selection, seed, False)
-    collate = Collate(features.tokens, keys=feature_id_keys(features.feature_ids))
+    collate = Collate(features.tokens, keys=feature_id_keys(features.feature_ids), expected_counts=True)
     return DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate)

@@ -97,8 +97,9 @@ class AAMConfig:
 def predictor_inputs(config: AAMConfig, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
     """The arguments of a SequencePredictor's (or an ensemble's) forward from a batch of
     :class:`aam.data.datasets.Collate`: the kept slots, and every ASV of the samples where the
-    model reads them (``config.reads_every_asv()``; the batch then carries ``present_tokens``) or
-    an ensemble's linear member does (with their feature keys)."""
+    model reads them (``config.reads_every_asv()``; the batch then carries ``present_tokens``), and
+    for an ensemble's linear member every feature's key and expected count (``table_keys``,
+    ``expected_counts``: batches of an evaluation loader)."""
     inputs = (batch["tokens"], batch["asv_index"], batch["asv_mask"], batch["asv_counts"])
     if config.reads_every_asv():
         if "present_tokens" not in batch:
@@ -114,12 +115,11 @@ def predictor_inputs(config: AAMConfig, batch: dict[str, torch.Tensor]) -> tuple
             inputs += (None, None)
         inputs += (batch[key],)
     if getattr(config, "linear_features", 0):  # an ensemble's linear member (aam.models.ensemble)
-        if "present_keys" not in batch:
-            raise ValueError("a linear member needs batches with present_keys "
-                             "(those of aam.data.datasets.Collate given the feature IDs)")
-        present_tokens = inputs[4] if len(inputs) > 4 else None  # the members' own, where they read them
-        readout_keys = inputs[6] if len(inputs) > 6 else None
-        inputs = (*inputs[:4], present_tokens, batch["unifrac_counts"], readout_keys, batch["present_keys"])
+        if "expected_counts" not in batch:
+            raise ValueError("a linear member needs batches with table_keys and expected_counts "
+                             "(those of aam.data.datasets.Collate given the feature IDs and expected_counts)")
+        inputs += (None,) * (7 - len(inputs))  # the members' own present ASVs and keys, where they read them
+        inputs += (batch["table_keys"], batch["expected_counts"])
     return inputs
 
 

@@ -18,9 +18,9 @@ How predictions combine, per sample:
 A linear member (``linear_features`` > 0; :mod:`aam.models.linear_clr`, fitted by
 :mod:`aam.training.linear_member`) joins the target with weight ``linear_weight``: the probabilities
 (regression: the predictions) are ``(1 - w) x`` the neural members' mean ``+ w x`` its own. It reads
-the batch's ``present_keys`` and ``unifrac_counts`` (every feature of the rarefied samples), which
-:func:`aam.models.aam.predictor_inputs` passes as ``linear_keys`` and ``present_counts``. The count
-head and the embedding stay the neural members'.
+the batch's ``table_keys`` and ``expected_counts`` (every feature of the samples, its counts scaled to
+the depth: no rarefaction draw), which :func:`aam.models.aam.predictor_inputs` passes as
+``linear_keys`` and ``linear_counts``. The count head and the embedding stay the neural members'.
 
 The ensemble is a plain ``nn.Module`` with a dataclass ``config`` (``EnsembleConfig``: the members'
 ``AAMConfig`` plus ``members``), so it exports to one ``model.safetensors`` + ``model.json`` and loads
@@ -102,8 +102,8 @@ class EnsemblePredictor(nn.Module):
     def forward(self, tokens: torch.Tensor, asv_index: torch.Tensor, asv_mask: torch.Tensor,
                 asv_counts: torch.Tensor | None = None, present_tokens: torch.Tensor | None = None,
                 present_counts: torch.Tensor | None = None,
-                readout_keys: torch.Tensor | None = None,
-                linear_keys: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+                readout_keys: torch.Tensor | None = None, linear_keys: torch.Tensor | None = None,
+                linear_counts: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         outs = [m(tokens, asv_index, asv_mask, asv_counts, present_tokens, present_counts, readout_keys)
                 for m in self.members]
         log_n = math.log(len(outs))
@@ -113,7 +113,7 @@ class EnsemblePredictor(nn.Module):
             log_probs = torch.stack([torch.log_softmax(o["target"].float(), dim=-1) for o in outs])
             target = torch.logsumexp(log_probs, dim=0) - log_n
         if self.linear is not None:
-            target = self.with_linear(target, linear_keys, present_counts)
+            target = self.with_linear(target, linear_keys, linear_counts)
         counts = torch.logsumexp(torch.stack([o["count_log_probs"] for o in outs]), dim=0) - log_n
         return {
             "target": target,
@@ -127,7 +127,7 @@ class EnsemblePredictor(nn.Module):
         """The neural members' target joined with the linear member's: (1 - w) x theirs + w x its
         own, in probabilities (classification; returned as log-probabilities) or predictions."""
         if keys is None or counts is None:
-            raise ValueError("a linear member needs the batch's present_keys and unifrac_counts")
+            raise ValueError("a linear member needs the batch's table_keys and expected_counts")
         w = self.config.linear_weight
         linear = self.linear(keys, counts)
         if self.config.task == "regression":

@@ -4,10 +4,10 @@ A logistic (classification) or ridge (regression) model on the centred log-ratio
 counts over a fixed list of features, ``clr(x)_j = log(x_j + p) - mean_k log(x_k + p)`` with
 pseudocount p: the ``linear_clr`` baseline of :mod:`aam.evaluate.baselines`, whose fitted
 coefficients :mod:`aam.training.linear_member` copies in. Features are matched by the 63-bit key of
-their ID (:func:`aam.data.datasets.feature_id_keys`), which every batch carries as
-``present_keys``; a feature the fit never kept adds nothing, and a kept feature a sample lacks
-counts 0, as in the baseline's table. Computed in float64, so its outputs are the baseline's to
-rounding.
+their ID (:func:`aam.data.datasets.feature_id_keys`), which evaluation batches carry as
+``table_keys`` beside the counts it reads, ``expected_counts``; a feature the fit never kept adds
+nothing, and a kept feature a sample lacks counts 0, as in the baseline's table. Computed in
+float64, so on the same counts its outputs are the baseline's to rounding.
 """
 
 from __future__ import annotations

@@ -8,8 +8,11 @@ of the benchmark where neither alone did (docs/benchmark.md). Fitting the linear
 readout by gradient steps or in closed form did not get there (twelfth to fifteenth rounds).
 So the model keeps both: the neural members train exactly as without it, and this module fits
 :func:`aam.evaluate.baselines.nested_fit` of ``linear_clr`` (the same grid, inner folds and seed as
-the baseline's settings give) on the train + val samples with the fixed evaluation rarefaction,
-and copies it into :class:`aam.models.linear_clr.LinearCLR`. scikit-learn solves the model and
+the baseline's settings give) on the train + val samples' expected counts at the model's depth
+(each sample's counts scaled to the depth: the mean of its rarefaction draws, so that no single
+draw's noise enters the fit or the prediction; on the benchmark's four repeats the member scored
+higher so than on the evaluation draw, docs/benchmark.md), and copies it into
+:class:`aam.models.linear_clr.LinearCLR`. scikit-learn solves the model and
 its strength; what is written here is the design matrix from the batches (so that the module sees
 at prediction what the fit saw) and the copy of the coefficients.
 """
@@ -53,17 +56,17 @@ class LinearMember:
 def training_counts(dm, splits: Sequence[str] = ("train", "val")) -> tuple[list[str], np.ndarray, np.ndarray,
                                                                           np.ndarray]:
     """(sample IDs, counts [samples, features], feature keys [features], targets) of the samples of
-    ``splits`` as the model's batches give them: the fixed evaluation rarefaction, every feature
-    present in a sample (``unifrac_counts`` with ``present_keys``). Features are every one present
-    in these samples, in ascending key order."""
+    ``splits`` as the model's evaluation batches give them: every feature of a sample with its
+    count scaled to the depth (``expected_counts`` with ``table_keys``). Features are every one of
+    these samples, in ascending key order."""
     from aam.evaluate.predict import eval_loader
 
     samples, key_parts, count_parts, targets = [], [], [], []
     for split in splits:
         for batch in eval_loader(dm, split):
             samples += [dm.sample_ids[int(r)] for r in batch["sample_index"]]
-            key_parts.append(batch["present_keys"].numpy())
-            count_parts.append(batch["unifrac_counts"].numpy())
+            key_parts.append(batch["table_keys"].numpy())
+            count_parts.append(batch["expected_counts"].numpy())
             targets.append(batch["target"].numpy())
     keys = np.unique(np.concatenate(key_parts)) if key_parts else np.zeros(0, dtype=np.int64)
     counts = np.zeros((len(samples), keys.size), dtype=np.float64)
