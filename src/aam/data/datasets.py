@@ -36,10 +36,11 @@ key                  shape, dtype  meaning
                                    with ``present_keys`` [F] of every present feature: only when the
                                    Collate was given the IDs (for ``asv_readout_key: feature``)
 ``table_keys``       [T] int64     keys of every feature of the batch's samples before rarefaction
-                                   (by ascending feature index), with ``expected_counts`` [B, T] f64: each sample's counts
-                                   scaled to ``depth`` (the mean of its rarefaction draws); only when
-                                   the Collate was made with ``expected_counts`` (evaluation loaders:
-                                   a linear member reads them, :mod:`aam.training.linear_member`)
+                                   (by ascending feature index), with ``expected_counts`` [B, T]
+                                   f64: each sample's counts scaled to ``depth`` (the mean of its
+                                   rarefaction draws); only when the Collate was made with
+                                   ``expected_counts`` (evaluation loaders: a linear member reads
+                                   them, :mod:`aam.training.linear_member`)
 ``sample_index``     [B] int64     rows in samples.parquet; ``datamodule.sample_ids[i]`` is the ID
 ``batch_number``     [] int64      the batch's number in its epoch over all ranks (seeds per-batch
                                    randomness such as nucleotide masking; -1 without EpochSampler)

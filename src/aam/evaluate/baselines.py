@@ -309,7 +309,8 @@ def nested_fit(
     """Choose a baseline's hyperparameters by inner CV on the training samples and refit it on all
     of them. `counts_train` is a samples x features count matrix (the rarefied table's rows),
     `groups_train` the group of each sample. The fine-tuned AAM model's linear member
-    (aam.training.linear_member) is this very fit of ``linear_clr``."""
+    (aam.training.linear_member) is this very fit of ``linear_clr``, on each sample's counts scaled
+    to the depth instead of one draw."""
     counts_train = _dense(counts_train)
     if len(y_train) != counts_train.shape[0] or len(groups_train) != counts_train.shape[0]:
         raise ValueError(f"{len(y_train)} labels and {len(groups_train)} groups for {counts_train.shape[0]} "

@@ -8,13 +8,13 @@ of the benchmark where neither alone did (docs/benchmark.md). Fitting the linear
 readout by gradient steps or in closed form did not get there (twelfth to fifteenth rounds).
 So the model keeps both: the neural members train exactly as without it, and this module fits
 :func:`aam.evaluate.baselines.nested_fit` of ``linear_clr`` (the same grid, inner folds and seed as
-the baseline's settings give) on the train + val samples' expected counts at the model's depth
-(each sample's counts scaled to the depth: the mean of its rarefaction draws, so that no single
-draw's noise enters the fit or the prediction; on the benchmark's four repeats the member scored
-higher so than on the evaluation draw, docs/benchmark.md), and copies it into
-:class:`aam.models.linear_clr.LinearCLR`. scikit-learn solves the model and
-its strength; what is written here is the design matrix from the batches (so that the module sees
-at prediction what the fit saw) and the copy of the coefficients.
+the baseline's settings give) on the train + val samples' expected counts at the model's depth,
+and copies it into :class:`aam.models.linear_clr.LinearCLR`. The expected counts (each sample's
+counts scaled to the depth, the mean of its rarefaction draws) keep one draw's noise out of the fit
+and the prediction: on four repeats of the benchmark the model ranked higher so than with the
+member on the model's evaluation draw (docs/benchmark.md, "Nineteenth round"). scikit-learn solves
+the model and its strength; what is written here is the design matrix from the batches (so that
+the module sees at prediction what the fit saw) and the copy of the coefficients.
 """
 
 from __future__ import annotations
