@@ -140,7 +140,14 @@ class SampleItem:
     batch_number: int = -1  # the batch's number in its epoch (from EpochSampler; -1: unknown)
     padding: bool = False  # part of a padding batch (aam.data.ranks): trained with weight 0
     table: np.ndarray | None = None  # every feature of the sample before rarefaction
-    expected_counts: np.ndarray | None = None  # their counts scaled to the depth (f64)
+    table_counts: np.ndarray | None = None  # their counts (views of the cache: free to carry)
+
+    @property
+    def expected_counts(self) -> np.ndarray:
+        """The table's counts scaled to the depth (the rarefied counts' sum), in f64: computed only
+        where a batch asks for them (:class:`Collate` with ``expected_counts``), not per training
+        sample."""
+        return self.table_counts * (int(self.present_counts.sum()) / self.table_counts.sum())
 
 
 class RarefiedSamples(Dataset):
@@ -191,9 +198,8 @@ class RarefiedSamples(Dataset):
         present = rarefied > 0
         kept, kept_counts = select_features(features, rarefied, self.asv_limit, self.selection, rng)
         target = None if self.targets is None else self.targets[i].item()
-        expected = counts * (self.depth / counts.sum())
         return SampleItem(row, kept, kept_counts, features[present], rarefied[present], target, number,
-                          padding, features, expected)
+                          padding, features, counts)
 
 
 def feature_id_keys(feature_ids) -> np.ndarray:
