@@ -23,6 +23,7 @@ import test_generalization_options as generalization  # noqa: E402
 from helpers.aam_synthetic import make_batch  # noqa: E402
 
 from aam.data.datasets import feature_id_keys  # noqa: E402
+from aam.errors import InputError  # noqa: E402
 from aam.evaluate.baselines import BaselineSettings, nested_fit  # noqa: E402
 from aam.io.model_files import export_model, load_model  # noqa: E402
 from aam.models.aam import SequencePredictor, predictor_inputs  # noqa: E402
@@ -131,6 +132,23 @@ def test_an_ensemble_mixes_its_linear_member_in_by_its_weight(task, n_outputs, t
         torch.testing.assert_close(got.double().exp(), want, rtol=1e-6, atol=1e-7)
     torch.testing.assert_close(again, got)
     assert loaded.linear is not None and loaded.config.linear_weight == 0.3
+
+
+def test_a_model_whose_linear_member_read_a_rarefaction_draw_is_refused_in_one_line(tmp_path):
+    """A model.json without ``linear_input`` was saved when the member was fitted on one rarefaction
+    draw; served the scaled counts it would predict otherwise than it was scored, so loading it
+    fails with one line naming the file and the remedy."""
+    members = [SequencePredictor(tiny(task="classification", n_outputs=2)).eval()]
+    linear = LinearCLR(2, 2, "classification", 0.5)
+    export_model(with_linear_member(EnsemblePredictor.of(members), linear, 0.5), tmp_path)
+    meta = json.loads((tmp_path / "model.json").read_text())
+    assert meta["config"]["linear_input"] == "scaled_counts"
+    load_model(tmp_path)
+    del meta["config"]["linear_input"]
+    (tmp_path / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(InputError, match=r"model\.json: its linear member reads one rarefaction draw.*"
+                                         r"fine-tuning again"):
+        load_model(tmp_path)
 
 
 def _settings(linear_member) -> dict:

@@ -82,7 +82,14 @@ def load_model(
         if not module_name.startswith("aam."):
             raise InputError(f"{out_dir / 'model.json'}: model class {dotted} is not part of aam")
         cls = getattr(importlib.import_module(module_name), qualname)
-    model = cls(cls.config_class(**meta["config"]))
+    try:
+        config = cls.config_class(**meta["config"])
+    except TypeError as err:  # a field this aam's model lacks
+        raise InputError(f"{out_dir / 'model.json'}: {err}") from None
+    try:
+        model = cls(config)
+    except ValueError as err:  # a config this aam cannot serve (e.g. a linear member of another input)
+        raise InputError(f"{out_dir / 'model.json'}: {err}") from None
     weights = out_dir / "model.safetensors"
     try:
         st_load(model, str(weights), device=map_location)

@@ -22,6 +22,11 @@ the batch's ``table_keys`` and ``expected_counts`` (every feature of the samples
 the depth: no rarefaction draw), which :func:`aam.models.aam.predictor_inputs` passes as
 ``linear_keys`` and ``linear_counts``. The count head and the embedding stay the neural members'.
 
+What a member reads is recorded in ``linear_input``: aam fitted the linear member on one rarefaction
+draw before it read the scaled counts, and such a model, served the scaled counts, would predict
+otherwise than it was scored. A config without the field is of that time, so it refuses to build
+(one line, telling the user to fine-tune again) rather than predict silently otherwise.
+
 The ensemble is a plain ``nn.Module`` with a dataclass ``config`` (``EnsembleConfig``: the members'
 ``AAMConfig`` plus ``members``), so it exports to one ``model.safetensors`` + ``model.json`` and loads
 with ``load_model`` exactly like a single predictor; `aam predict` and `aam evaluate` need nothing new.
@@ -40,16 +45,22 @@ from torch import nn
 from aam.models.aam import AAMConfig, SequencePredictor
 from aam.models.linear_clr import LinearCLR
 
+# What the linear member reads (``EnsembleConfig.linear_input``): each sample's counts scaled to the
+# depth. A config saved without the field holds a member fitted on one rarefaction draw.
+LINEAR_INPUT = "scaled_counts"
+
 
 @dataclass
 class EnsembleConfig(AAMConfig):
     """The members' AAMConfig (they share it), their number, and the linear member's size (0:
-    none), weight and CLR pseudocount."""
+    none), weight, CLR pseudocount and input (module docstring; empty: none, or a member saved before
+    the field, which read one rarefaction draw)."""
 
     members: int = 2
     linear_features: int = 0
     linear_weight: float = 0.0
     linear_pseudocount: float = 0.5
+    linear_input: str = ""
 
     def has_linear_member(self) -> bool:
         return self.linear_features > 0
@@ -74,6 +85,11 @@ class EnsemblePredictor(nn.Module):
         if config.has_linear_member():
             if not 0.0 < config.linear_weight < 1.0:
                 raise ValueError(f"the linear member's weight must lie in (0, 1), got {config.linear_weight}")
+            if config.linear_input != LINEAR_INPUT:
+                saved = config.linear_input
+                read = repr(saved) if saved else "one rarefaction draw (no linear_input)"
+                raise ValueError(f"its linear member reads {read}, this aam serves it {LINEAR_INPUT!r} "
+                                 "(each sample's counts scaled to the depth): run the fine-tuning again")
             self.linear = LinearCLR(config.linear_features, config.n_outputs, config.task,
                                     config.linear_pseudocount)
 
@@ -91,7 +107,7 @@ class EnsemblePredictor(nn.Module):
         sizes = {}
         if linear is not None:
             sizes = {"linear_features": int(linear.keys.numel()), "linear_weight": float(linear_weight),
-                     "linear_pseudocount": linear.pseudocount}
+                     "linear_pseudocount": linear.pseudocount, "linear_input": LINEAR_INPUT}
         ensemble = cls(EnsembleConfig(**dataclasses.asdict(first), members=len(members), **sizes))
         for mine, theirs in zip(ensemble.members, members, strict=True):
             mine.load_state_dict(theirs.state_dict())
