@@ -299,6 +299,9 @@ class AAMDataModule(ShardsByRank, _Base):
             required with ``target``.
         depth: rarefaction depth; default: the depth recorded in the token cache (that of
             ``rarefied/table.biom``).
+        train_on_val: train on the val samples too (``finetune.train_on_val``: for a run that
+            decides nothing on its validation split, which is then still evaluated, on samples the
+            model has seen).
 
     Attributes (available right after construction):
         depth, max_bp, vocab_size (7), n_features, feature_ids (global feature index -> ID, for the
@@ -306,12 +309,14 @@ class AAMDataModule(ShardsByRank, _Base):
         target_kind ("regression" | "classification" | None), classes (sorted training labels),
         n_classes, target_mean, target_std (training split, for regression; predictions are
         ``output * target_std + target_mean``), class_counts (training split),
-        train_dataset / val_dataset / test_dataset.
+        train_dataset / val_dataset / test_dataset, fit_dataset (what the training loader draws
+        from: train_dataset, or with ``train_on_val`` the train and val samples together; the
+        target's scaling, classes and class counts stay the train split's either way).
     """
 
     def __init__(self, tokens_dir: str | os.PathLike, splits: str | os.PathLike, settings: dict | None = None,
                  seed: int = 42, target: dict | None = None, metadata: str | os.PathLike | None = None,
-                 depth: int | None = None):
+                 depth: int | None = None, train_on_val: bool = False):
         super().__init__()
         cfg = {**DATA_DEFAULTS, **(settings or {})}
         self.settings = cfg
@@ -373,6 +378,14 @@ class AAMDataModule(ShardsByRank, _Base):
                                            self.selection, self.seed, False, targets["val"])
         self.test_dataset = RarefiedSamples(self.samples, rows["test"], self.depth, self.asv_limit,
                                             self.selection, self.seed, False, targets["test"])
+        # What the training loader draws from: the train split, or train + val (train_on_val).
+        self.train_on_val = bool(train_on_val)
+        self.fit_dataset = self.train_dataset
+        if self.train_on_val:
+            fit_targets = None if targets["train"] is None else np.concatenate([targets["train"], targets["val"]])
+            self.fit_dataset = RarefiedSamples(self.samples, np.concatenate([rows["train"], rows["val"]]),
+                                               self.depth, self.asv_limit, self.selection, self.seed, True,
+                                               fit_targets)
         self.collate = Collate(self.features.tokens, self.target_kind, feature_id_keys(self.feature_ids))
         log.info("samples at depth %d: train %d, val %d, test %d (asv_limit %d, %s)", self.depth,
                  len(self.train_dataset), len(self.val_dataset), len(self.test_dataset), self.asv_limit,
@@ -442,8 +455,8 @@ class AAMDataModule(ShardsByRank, _Base):
 
     def train_dataloader(self) -> DataLoader:
         # Drop a last partial batch: a batch of one sample has no UniFrac pair.
-        drop = len(self.train_dataset) > self.batch_size
-        return self._loader(self.train_dataset, shuffle=True, drop_last=drop, shard=True)
+        drop = len(self.fit_dataset) > self.batch_size
+        return self._loader(self.fit_dataset, shuffle=True, drop_last=drop, shard=True)
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.val_dataset, shuffle=False, drop_last=False, shard=True)

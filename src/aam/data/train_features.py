@@ -28,8 +28,9 @@ TRAIN_FEATURES = "train_features.parquet"
 
 def write_train_features(dm, path: Path) -> None:
     """The features of the training samples (feature_id, and the sequence as the model read it,
-    cut to max_bp): `aam predict` counts the features of a new table that training never saw."""
-    rows = dm.train_dataset.rows
+    cut to max_bp; the val samples' too where the model trained on them): `aam predict` counts the
+    features of a new table that training never saw."""
+    rows = dm.fit_dataset.rows
     present = [dm.samples.row(int(r))[0] for r in rows]
     feats = np.unique(np.concatenate(present)) if present else np.zeros(0, dtype=np.int64)
     table = pa.table({

@@ -112,6 +112,36 @@ def resolve_calibrate(value: bool | str | None, task: str) -> bool:
     return bool(value) and task == "regression"
 
 
+def val_decisions(fine: dict, trainer, task: str) -> list[str]:
+    """The settings by which this fine-tuning decides something on its validation split (an empty
+    list: it only reports on it)."""
+    used = []
+    if trainer.patience is not None:
+        used.append("finetune.trainer.patience (early stopping)")
+    if trainer.restore_best:
+        used.append("finetune.trainer.restore_best")
+    if resolve_calibrate(fine.get("calibrate"), task):
+        used.append("finetune.calibrate")
+    if fine.get("readout_fit"):
+        used.append("finetune.readout_fit")
+    return used
+
+
+def resolve_train_on_val(fine: dict, trainer, task: str) -> bool:
+    """``finetune.train_on_val`` for this run: ``auto`` trains on the val samples too exactly where
+    the run decides nothing on them (the classifier's auto run: fixed epochs, last weights, no
+    calibration), so no sample is wasted on a split that only reports; ``true`` where the run does
+    decide on them is refused (one line), as its choices would rest on samples it trained on."""
+    value = fine.get("train_on_val", False)
+    used = val_decisions(fine, trainer, task)
+    if value == "auto":  # aam.training.engine.AUTO, not imported here: that would load Lightning
+        return not used
+    if value and used:
+        raise InputError(f"finetune.train_on_val is true but the run decides on its validation split by "
+                         f"{', '.join(used)}: set train_on_val to auto or false")
+    return bool(value)
+
+
 @dataclass
 class Trained:
     """One fine-tuned model, its data and its training result."""
@@ -142,8 +172,13 @@ def train_model(args: argparse.Namespace, settings: dict, splits: Path | str, cl
     trainer.seed = int(trainer.seed) + member
     seed_everything(trainer.seed)
     dm = AAMDataModule(Path(args.tokens_dir), splits, settings["data"], seed=trainer.seed,
-                       target={"column": column, "type": task, "classes": classes}, metadata=args.samples)
+                       target={"column": column, "type": task, "classes": classes}, metadata=args.samples,
+                       train_on_val=resolve_train_on_val(fine, trainer, task))
     check_splits(dm)
+    if dm.train_on_val:
+        log.info("training on the train and val samples together (%d; finetune.train_on_val): the "
+                 "validation figures of each epoch are on samples the model trains on",
+                 len(dm.fit_dataset))
     n_outputs = 1 if task == "regression" else int(dm.n_classes)
     if task == "classification" and n_outputs < 2:
         raise InputError(f"target column {column!r}: only class {dm.classes} remains after rarefaction")
@@ -343,6 +378,7 @@ def finetune_record(args: argparse.Namespace, settings: dict, trained: list[Trai
         "depth": dm.depth,
         "n_samples": {s: len(d) for s, d in (("train", dm.train_dataset), ("val", dm.val_dataset),
                                              ("test", dm.test_dataset))},
+        "trained_on_val": dm.train_on_val,
         "val_metrics": val_metrics,
         "ensemble": len(trained),
         "selection": None if chosen is None else chosen.as_dict(),
