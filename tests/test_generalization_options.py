@@ -869,3 +869,84 @@ def test_fitted_readout_of_a_class_absent_from_training_gives_it_no_weight():
     assert proba[:, 1].max() < 2e-6
     # its cross-fitted outputs are each held-out sample's log-probabilities, in the same terms
     assert fit.cross_fitted.shape == (40, 3) and np.all(fit.cross_fitted[:, 1] == np.log(1e-6))
+
+
+# ---------------------------------------------------------------------------------- train_on_val
+def _resolved(task: str, **given) -> TrainerSettings:
+    """The trainer a fine-tuning of ``task`` runs with: ``given`` over each setting's auto choice."""
+    from aam.training.finetune import FINETUNE_AUTO
+
+    trainer = TrainerSettings.from_dict({"max_epochs": "auto", "patience": "auto", "restore_best": "auto",
+                                         **given})
+    trainer.resolve_auto(FINETUNE_AUTO[task])
+    return trainer
+
+
+def test_train_on_val_auto_trains_on_val_only_where_the_run_decides_nothing_on_it():
+    """auto: the classifier's documented run (fixed epochs, last weights, no calibration) trains on
+    val; a regressor (early stopping, best epoch, calibration) or a classifier that early-stops does
+    not; true where the run decides on val is one clear error, false is false."""
+    from aam.training.finetune import resolve_train_on_val
+
+    def on_val(value, task, fine=None, **trainer):
+        return resolve_train_on_val({"calibrate": "auto", "train_on_val": value, **(fine or {})},
+                                    _resolved(task, **trainer), task)
+
+    assert on_val("auto", "classification") is True
+    assert on_val("auto", "regression") is False
+    assert on_val("auto", "classification", patience=3) is False
+    assert on_val("auto", "classification", restore_best=True) is False
+    assert on_val("auto", "classification", fine={"readout_fit": {}}) is False
+    assert on_val("auto", "regression", fine={"calibrate": False}, patience=None, restore_best=False) is True
+    assert on_val(True, "classification") is True
+    assert on_val(False, "classification") is False
+    with pytest.raises(InputError, match=r"train_on_val is true but .*patience \(early stopping\), "
+                                         r"finetune\.trainer\.restore_best, finetune\.calibrate"):
+        on_val(True, "regression")
+
+
+@pytest.mark.parametrize("train_on_val", [False, True])
+def test_the_training_loader_draws_the_val_samples_only_with_train_on_val(study, train_on_val):
+    """Over epochs the training batches hold exactly the splits file's train samples, or its train
+    and val samples with train_on_val, and never a test sample; the val and test loaders, the
+    classes and class counts stay those of the splits."""
+    from aam.data.datasets import AAMDataModule
+
+    splits = pd.read_csv(study / "splits.tsv", sep="\t", dtype=str)
+    want = set(splits.loc[splits.split.isin(["train", "val"] if train_on_val else ["train"]), "sample"])
+    dm = AAMDataModule(study / "tokens", study / "splits.tsv", {"asv_limit": 16, "batch_size": 8}, seed=3,
+                       target={"column": "disease", "type": "classification"},
+                       metadata=study / "metadata.tsv", train_on_val=train_on_val)
+    seen = set()
+    for epoch in range(12):  # a last partial batch is dropped per epoch: enough epochs draw every sample
+        loader = dm.train_dataloader()
+        loader.batch_sampler.set_epoch(epoch)
+        for batch in loader:
+            seen |= {dm.sample_ids[int(r)] for r in batch["sample_index"]}
+    assert seen == want
+    val = {dm.sample_ids[int(r)] for b in dm.val_dataloader() for r in b["sample_index"]}
+    assert val == set(splits.loc[splits.split == "val", "sample"])
+    train_labels = pd.read_csv(study / "metadata.tsv", sep="\t", dtype=str).set_index("sample_name").loc[
+        splits.loc[splits.split == "train", "sample"], "disease"]
+    assert dm.class_counts.tolist() == [int((train_labels == c).sum()) for c in dm.classes]
+
+
+def test_finetune_records_training_on_val_and_refuses_it_where_the_run_decides_on_val(study, tmp_path,
+                                                                                      capsys):
+    settings = json.loads(json.dumps(SETTINGS))
+    settings["finetune"]["train_on_val"] = "auto"
+    finetune(study, tmp_path / "classifier", settings, task="classification")
+    meta = json.loads((tmp_path / "classifier" / "model.json").read_text())
+    assert meta["trained_on_val"] is True
+    settings["finetune"]["train_on_val"] = True
+    settings["finetune"]["trainer"]["patience"] = 1
+    out = tmp_path / "early"
+    capsys.readouterr()
+    assert main(["finetune", "--tokens-dir", str(study / "tokens"), "--splits", str(study / "splits.tsv"),
+                 "--samples", str(study / "metadata.tsv"), "--target-column", "disease", "--task",
+                 "classification", "--settings", json.dumps(settings), "--out-dir", str(out)]) == 2
+    message = capsys.readouterr().err.strip().splitlines()
+    assert message == ["aam finetune: error: finetune.train_on_val is true but the run decides on its "
+                       "validation split by finetune.trainer.patience (early stopping): set train_on_val "
+                       "to auto or false"]
+    assert not out.exists() or not any(out.iterdir())

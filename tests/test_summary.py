@@ -88,6 +88,8 @@ def test_evaluation_tables_of_a_metrics_json():
                                                  "random forest: test confusion matrix"]
     forest = confusion[1][1].set_index("true class")
     assert forest.loc["Control", "predicted Control"] == 3 and forest.loc["Crohns", "predicted Control"] == 1
+    seen, _ = evaluation_tables({**metrics, "val_seen_in_training": True})
+    assert list(seen["split"]) == ["test", "test", "val (seen in training)"]
 
 
 def test_html_table_escapes_values():

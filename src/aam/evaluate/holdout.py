@@ -37,7 +37,8 @@ MODEL_NAME = "AAM"
 
 
 def read_model_info(path: Path) -> dict:
-    """Task type and class names from the fine-tuned model's model.json (tolerant of key names)."""
+    """Task type and class names from the fine-tuned model's model.json (tolerant of key names), and
+    whether the model saw its val samples in training."""
     if not path.exists():
         return {}
     try:
@@ -52,6 +53,9 @@ def read_model_info(path: Path) -> dict:
         for key in ("classes", "class_names", "labels"):
             if isinstance(container.get(key), list):
                 out.setdefault("classes", [str(c) for c in container[key]])
+    # the model trained on its val samples (finetune.train_on_val), or its linear member was fitted
+    # on them (finetune.linear_member): its val scores are not a held-out estimate
+    out["val_seen_in_training"] = bool(info.get("trained_on_val") or info.get("linear_member"))
     return out
 
 
@@ -324,6 +328,7 @@ def metrics_record(h: Holdout, flags: dict[str, str | None], labels: dict) -> di
         "degenerate_predictions": flags[MODEL],
         "test": h.scores,
         "val": {"aam": h.val_scores},
+        "val_seen_in_training": h.info.get("val_seen_in_training", False),
         "baselines": None if b is None else {
             "n_train": b.get("n_train"),
             "train_splits": b.get("train_splits"),

@@ -199,10 +199,11 @@ def evaluation_tables(metrics: dict) -> tuple[pd.DataFrame, list[tuple[str, pd.D
     baseline, one row each; for classification the confusion matrix of each on the test split."""
     rows = []
     for where in ("test", "val"):
+        label = "val (seen in training)" if where == "val" and metrics.get("val_seen_in_training") else where
         for model, m in (metrics.get(where) or {}).items():
             if not m:
                 continue
-            row = {"split": where, "model": _label(model)}
+            row = {"split": label, "model": _label(model)}
             row.update({k: v for k, v in m.items() if k not in ("confusion_matrix", "classes")})
             rows.append(row)
     confusion = []

@@ -122,7 +122,7 @@ def val_decisions(fine: dict, trainer, task: str) -> list[str]:
         used.append("finetune.trainer.restore_best")
     if resolve_calibrate(fine.get("calibrate"), task):
         used.append("finetune.calibrate")
-    if fine.get("readout_fit"):
+    if fine.get("readout_fit") is not None:  # {} is on, with the schema's settings
         used.append("finetune.readout_fit")
     return used
 
