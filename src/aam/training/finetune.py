@@ -113,8 +113,9 @@ def resolve_calibrate(value: bool | str | None, task: str) -> bool:
 
 
 def val_decisions(fine: dict, trainer, task: str) -> list[str]:
-    """The settings by which this fine-tuning decides something on its validation split (an empty
-    list: it only reports on it)."""
+    """The settings by which this fine-tuning needs its val split apart from training: it decides
+    something on it, or (readout_fit) fits part of the model on the train split alone and trains
+    the rest on that part's outputs. An empty list: the val split only reports."""
     used = []
     if trainer.patience is not None:
         used.append("finetune.trainer.patience (early stopping)")
@@ -123,7 +124,7 @@ def val_decisions(fine: dict, trainer, task: str) -> list[str]:
     if resolve_calibrate(fine.get("calibrate"), task):
         used.append("finetune.calibrate")
     if fine.get("readout_fit") is not None:  # {} is on, with the schema's settings
-        used.append("finetune.readout_fit")
+        used.append("finetune.readout_fit (fitted on the train split alone)")
     return used
 
 
@@ -132,7 +133,7 @@ def resolve_train_on_val(fine: dict, trainer, task: str) -> bool:
     the run decides nothing on them (the classifier's auto run: fixed epochs, last weights, no
     calibration), so no sample is wasted on a split that only reports; ``true`` where the run does
     decide on them is refused (one line), as its choices would rest on samples it trained on."""
-    value = fine.get("train_on_val", False)
+    value = fine.get("train_on_val", "auto")  # the schema's default
     used = val_decisions(fine, trainer, task)
     if value == "auto":  # aam.training.engine.AUTO, not imported here: that would load Lightning
         return not used
