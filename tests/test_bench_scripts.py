@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parents[1]
     ("bench_training.py", ["--results", "/nonexistent/ibd2538"]),
     ("bench_seq_models.py", ["--fasta", "/nonexistent/seqs.fasta"]),
     ("bench_classify.py", ["--reference", "/nonexistent/ref.fasta"]),
-    ("tune_genus_floors.py", ["--fasta", "/nonexistent/seqs.fasta", "--out", "/nonexistent/out.tsv"]),
+    ("tune_classify.py", ["--fasta", "/nonexistent/seqs.fasta", "--out", "/nonexistent/out.tsv"]),
 ])
 def test_benchmark_without_its_inputs_is_skipped_in_one_line(script, args):
     done = subprocess.run([sys.executable, str(REPO / "scripts" / script), *args], capture_output=True,

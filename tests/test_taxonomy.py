@@ -64,7 +64,14 @@ def test_classifier_cuts_where_winners_disagree():
     lineage = np.array([["A", "x"], ["A", "y"], ["B", "z"]], dtype=object)
     vectors = np.eye(3, dtype=np.float32)
     settings = KnnSettings(
-        k=3, candidates=3, kmer_weight=0.0, align=0, temperature=1e6, threshold=0.3, search="embedding"
+        k=3,
+        candidates=3,
+        kmer_weight=0.0,
+        align=0,
+        temperature=1e6,
+        threshold=0.3,
+        search="embedding",
+        bayes_temperature=None,  # the vote alone: no sequences for the naive Bayes check
     )
     clf = KnnTaxonomyClassifier(vectors, lineage, settings=settings)
     names, conf = clf.predict(np.ones((1, 3), np.float32))
@@ -303,7 +310,7 @@ def test_config_readme_states_the_classifier_defaults(repo_root):
     defaults = {f.name: f.default for f in dataclasses.fields(KnnSettings)}
     assert set(rows) == set(defaults)
     for key, value in defaults.items():
-        assert rows[key].strip() == str(value), key
+        assert rows[key].strip() == ("null" if value is None else str(value)), key
 
 
 def test_alignment_identity_ranks_what_kmer_cosine_ranks_wrong():
@@ -396,7 +403,9 @@ def test_a_vote_of_given_neighbours_is_the_vote_of_the_reads():
     reads = [s[:120] for s in seqs[:8]] + ["N" * 50]
     sim, idx = clf.neighbours(None, reads)
     blank = np.array([False] * 8 + [True])
-    for a, b in zip(clf.vote(None, reads), clf.vote_neighbours(sim, idx, True, blank), strict=True):
+    lineage_ll = clf.lineage_log_likelihood(reads, idx)
+    given = clf.vote_neighbours(sim, idx, True, blank, lineage_ll)
+    for a, b in zip(clf.vote(None, reads), given, strict=True):
         np.testing.assert_array_equal(a, b)
 
 

@@ -39,7 +39,8 @@ close neighbours barely notices. A hard cut-off at that identity cost more genus
 folds than it saved over-classification.
 
 One identity cannot fit every genus: 150-nt V4 reads of one genus lie within 1-15 % of each other
-depending on the genus. So, with `genus_floor_margin` set (the default), each genus of the reference
+depending on the genus. So, with `genus_floor_margin` set (off by default since the naive Bayes
+check below did better without them), each genus of the reference
 gets a floor: the lowest identity at which one of its members finds its nearest other member (each
 member classified against the reference without itself, among its `k` neighbours; genera of one
 member get none). A read whose best identity to its winning genus lies more than a margin below that
@@ -48,9 +49,16 @@ confidences become 0, so it stops at the family. The margin is `genus_floor_marg
 `genus_floor_scale` / n, n the members that found a mate: a floor is the lowest of n draws, and a new
 member falls below the lowest of n with chance 1 / (n + 1), so a genus known from few members is
 given more room. Chosen on the 15,000 Greengenes reads outside the evaluation sample
-(`scripts/tune_genus_floors.py`, docs/results.md): on references of about 13,000 reads it raised
+(`scripts/tune_classify.py`, docs/results.md): on references of about 13,000 reads it raised
 genus F on reads of left-out genera from 0.52 to 0.62 (of left-out small genera from 0.50 to 0.60)
 and cost 0.009 on held-out reads of known genera; on references of 3,333 reads it cost 0.026.
+
+With `bayes_temperature` set (the default), no rank is surer than q2-feature-classifier's naive
+Bayes: each rank's confidence becomes the smaller of the vote's and the naive Bayes posterior of the
+voted taxon over the distinct lineages of the read's `k` neighbours
+(:mod:`aam.evaluate.lineage_bayes`, which says why). The vote tells how close a read is to a
+genus's members, naive Bayes how well the genus's pooled k-mers explain it; a read of a genus the
+reference lacks passes the first and fails the second.
 
 Truncation follows q2-feature-classifier's classify-sklearn: the assignment is cut after the
 deepest rank whose confidence is at least the threshold (default 0.25: this confidence is a share of
@@ -74,6 +82,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from aam.evaluate.lineage_bayes import LineageBayes
 from aam.evaluate.read_identity import encode, pair_identity
 
 RANKS = ["kingdom", "phylum", "class", "order", "family", "genus", "species"]
@@ -346,7 +355,10 @@ class KnnSettings:
     sample of 5,000 Greengenes reads disjoint from the evaluated one (`eval_taxonomy.py --tune`):
     the settings and threshold whose smaller genus F-measure lead over q2's naive Bayes (at its 0.7),
     of random and novel-genus folds, was largest. `align` 20 and 50 `candidates` score within 0.005
-    of 30 and 100 there at two thirds of the time."""
+    of 30 and 100 there at two thirds of the time. `bayes_temperature` (with the floors off and the
+    threshold kept) was chosen later on the 15,000 reads outside the evaluated sample
+    (`scripts/tune_classify.py`): the largest smallest genus F lead over q2's naive Bayes across
+    held-out reads, left-out genera and left-out small genera."""
 
     k: int = 20
     candidates: int = 50
@@ -354,8 +366,9 @@ class KnnSettings:
     kmer: int = 8
     align: int = 20
     genus_identity: float = 0.9
-    genus_floor_margin: float | None = 0.0
+    genus_floor_margin: float | None = None
     genus_floor_scale: float = 0.02
+    bayes_temperature: float | None = 2.0
     temperature: float = 0.02
     threshold: float = 0.25
     search: str = "kmer"
@@ -382,6 +395,8 @@ class KnnSettings:
             raise ValueError(f"genus_floor_scale must be in [0, 1], got {s.genus_floor_scale}")
         if s.temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {s.temperature}")
+        if s.bayes_temperature is not None and s.bayes_temperature <= 0:
+            raise ValueError(f"bayes_temperature must be null or > 0, got {s.bayes_temperature}")
         if not 0.0 <= s.threshold <= 1.0:
             raise ValueError(f"threshold must be in [0, 1], got {s.threshold}")
         if s.search not in SEARCHES:
@@ -410,8 +425,10 @@ class KnnTaxonomyClassifier:
         self.settings = settings or KnnSettings()
         lineage = np.asarray(lineage, dtype=object)
         s = self.settings
-        if (s.search == "kmer" or s.kmer_weight > 0 or s.align) and sequences is None:
-            raise ValueError("search: kmer, kmer_weight > 0 or align > 0 needs the reference sequences")
+        if (s.search == "kmer" or s.kmer_weight > 0 or s.align or s.bayes_temperature) and sequences is None:
+            raise ValueError(
+                "search: kmer, kmer_weight > 0, align > 0 or bayes_temperature needs the reference sequences"
+            )
         sets = kmer_sets(list(sequences), s.kmer) if s.search == "kmer" or s.kmer_weight > 0 else None
         if self.settings.search == "kmer":
             vectors = kmer_sketch(sets, s.kmer, s.sketch_dim)
@@ -423,6 +440,7 @@ class KnnTaxonomyClassifier:
         self.kmers = sets if s.kmer_weight > 0 else None
         self.bases = encode(list(sequences), ref=True) if s.align else None
         self._warned = False
+        self.bayes = LineageBayes(list(sequences), self.codes) if s.bayes_temperature is not None else None
         # per genus code: its floor and the members that found a mate (see the module docstring)
         self.genus_floor: np.ndarray | None = None
         self.genus_mates: np.ndarray | None = None
@@ -537,14 +555,29 @@ class KnnTaxonomyClassifier:
         sets = kmer_sets(list(seqs), self.settings.kmer) if seqs is not None else None
         sim, idx, aligned = self._neighbours(vectors, seqs, sets)
         blank = None if seqs is None else ~has_valid_kmer(list(seqs), self.settings.kmer, sets)
-        return self.vote_neighbours(sim, idx, aligned, blank)
+        return self.vote_neighbours(sim, idx, aligned, blank, self.lineage_log_likelihood(seqs, idx))
+
+    def lineage_log_likelihood(self, seqs: list[str] | None, idx: np.ndarray) -> np.ndarray | None:
+        """(m, k) naive Bayes log-likelihoods of the queries under their neighbours' lineages
+        (:class:`aam.evaluate.lineage_bayes.LineageBayes`); None without the naive Bayes check."""
+        if self.bayes is None:
+            return None
+        if seqs is None or len(seqs) != len(idx):
+            raise ValueError("bayes_temperature needs the query sequences")
+        return self.bayes.log_likelihood(list(seqs), idx)
 
     def vote_neighbours(
-        self, sim: np.ndarray, idx: np.ndarray, aligned: bool = True, blank: np.ndarray | None = None
+        self,
+        sim: np.ndarray,
+        idx: np.ndarray,
+        aligned: bool = True,
+        blank: np.ndarray | None = None,
+        lineage_ll: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """`vote` of given neighbours (`neighbours`' similarities and indices; `aligned`: they are
-        alignment identities; `blank`: (m,) reads without a valid k-mer), under the current settings:
-        a tuning script finds the neighbours once and votes under many settings."""
+        alignment identities; `blank`: (m,) reads without a valid k-mer; `lineage_ll`: their
+        `lineage_log_likelihood`, needed while `bayes_temperature` is set), under the current
+        settings: a tuning script finds the neighbours once and votes under many settings."""
         s = self.settings
         weights = np.exp((sim - sim[:, :1]) / s.temperature).astype(np.float64) if sim.size else sim
         chosen, conf = rank_vote(weights, self.codes[idx])
@@ -560,6 +593,13 @@ class KnnTaxonomyClassifier:
             to_winner = np.where(self.codes[idx, GENUS] == won[:, None], sim, -np.inf).max(axis=1)
             lowest_here = np.where(won >= 0, lowest[np.maximum(won, 0)], np.nan)
             conf[to_winner < lowest_here, GENUS:] = 0.0
+        if s.bayes_temperature is not None:
+            if lineage_ll is None or self.bayes is None:
+                raise ValueError("bayes_temperature needs the neighbours' lineage log-likelihoods")
+            # no rank is surer than naive Bayes's posterior of the voted taxon (see the module docstring)
+            posterior = self.bayes.posterior(lineage_ll, idx, s.bayes_temperature)
+            voted = (self.codes[idx] == chosen[:, None, :]) & (chosen[:, None, :] >= 0)
+            conf = np.minimum(conf, np.einsum("mk,mkr->mr", posterior, voted))
         if blank is not None:  # no valid k-mer: no vote (see the module docstring)
             chosen[blank], conf[blank] = -1, 0.0
         n_ranks = self.codes.shape[1]

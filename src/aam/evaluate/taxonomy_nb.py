@@ -25,6 +25,7 @@ from typing import NamedTuple
 import numpy as np
 import scipy.sparse as sp
 
+from aam.evaluate.lineage_bayes import ALPHA, q2_kmer_features
 from aam.evaluate.taxonomy import PREFIXES, kmer_matrix
 
 Q2_CONFIDENCE = 0.7  # classify-sklearn's default --p-confidence
@@ -58,20 +59,11 @@ class Q2NaiveBayes:
     """q2-feature-classifier's default naive Bayes (see the module docstring)."""
 
     def __init__(self) -> None:
-        from sklearn.feature_extraction.text import HashingVectorizer
         from sklearn.naive_bayes import MultinomialNB
         from sklearn.pipeline import Pipeline
 
         self.pipeline = Pipeline(
-            [
-                (
-                    "feat_ext",
-                    HashingVectorizer(
-                        analyzer="char_wb", n_features=8192, ngram_range=(7, 7), alternate_sign=False
-                    ),
-                ),
-                ("classify", MultinomialNB(alpha=0.001, fit_prior=False)),
-            ]
+            [("feat_ext", q2_kmer_features()), ("classify", MultinomialNB(alpha=ALPHA, fit_prior=False))]
         )
 
     def fit(self, seqs: list[str], lineage: np.ndarray) -> Q2NaiveBayes:

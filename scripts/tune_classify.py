@@ -1,5 +1,6 @@
-"""Choose `aam classify`'s genus floors (`genus_floor_margin`, `genus_floor_scale`) on the tuning
-side of the Greengenes reference, never on the reads that score them.
+"""Choose `aam classify`'s naive Bayes check (`bayes_temperature`), its genus floors
+(`genus_floor_margin`, `genus_floor_scale`) and its `threshold` on the tuning side of the Greengenes
+reference, never on the reads that score them.
 
 The reads: the 20,000 of `../shared/data/gg13_8_v4` less the 5,000 that `eval_taxonomy.py
 --n-reads 5000` (seed 0) evaluates, so that evaluation stays apart; the new reads of
@@ -13,12 +14,14 @@ The reads: the 20,000 of `../shared/data/gg13_8_v4` less the 5,000 that `eval_ta
 - the former tuning sample (`eval_taxonomy.py --tune --n-reads 5000 --folds 3`): random and
   novel-genus folds, references of 3,333 reads.
 
-Each split's neighbours are found once (`KnnTaxonomyClassifier.neighbours`) and voted under every
-setting of the grid (`vote_neighbours`). The default is the setting with the largest smallest lead
-over naive Bayes across the three dense protocols at the default threshold; the table prints every
-setting with its leads. About 6 minutes on one core.
+Each split's neighbours and their lineages' naive Bayes log-likelihoods are found once
+(`KnnTaxonomyClassifier.neighbours`, `lineage_log_likelihood`) and voted under every setting of the
+grid (`vote_neighbours`): no floors or each (margin, scale), times no naive Bayes check or each
+temperature, times each threshold. The default is the setting with the largest smallest lead over
+naive Bayes across the three dense protocols; the table prints every setting with its leads. About
+6 minutes on one core.
 
-    .venv/bin/python scripts/tune_genus_floors.py --out tune_genus_floors.tsv
+    .venv/bin/python scripts/tune_classify.py --out tune_classify.tsv
 """
 
 from __future__ import annotations
@@ -45,8 +48,11 @@ def main() -> None:
     p.add_argument("--fasta", default=str(DATA / "v4_20k.fasta"))
     p.add_argument("--labels", default=str(DATA / "v4_20k.taxonomy.tsv"))
     p.add_argument("--seeds", type=int, default=8, help="draws of each dense protocol")
-    p.add_argument("--margins", type=float, nargs="+", default=[0.0, 0.005, 0.01, 0.02])
-    p.add_argument("--scales", type=float, nargs="+", default=[0.0, 0.02, 0.05, 0.1, 0.15])
+    # the floors' own grid, as they were chosen: --margins 0 0.005 0.01 0.02 --scales 0 0.02 0.05 0.1 0.15
+    p.add_argument("--margins", type=float, nargs="+", default=[0.0])
+    p.add_argument("--scales", type=float, nargs="+", default=[0.02])
+    p.add_argument("--bayes-temperatures", type=float, nargs="+", default=[1.0, 2.0, 4.0])
+    p.add_argument("--thresholds", type=float, nargs="+", default=[0.2, 0.25, 0.3])
     p.add_argument("--out", required=True, help="TSV of every setting's F and lead per protocol")
     args = p.parse_args()
     skip_if_absent(__file__, {"--fasta": args.fasta, "--labels": args.labels})
@@ -55,12 +61,15 @@ def main() -> None:
 
     use_threads(1)
     splits = list(_dense_splits(args)) + list(_tuning_sample_splits(args))
-    settings = [(None, 0.0)] + [(m, c) for m in args.margins for c in args.scales]
+    floors = [(None, 0.0)] + [(m, c) for m in args.margins for c in args.scales]
     rows = []
-    for margin, scale in settings:
-        f, lead = _score(splits, margin, scale)
-        rows.append((margin, scale, f, lead))
-    best = max(rows[1:], key=lambda r: min(r[3][p] for p in DENSE))
+    for bayes in (None, *args.bayes_temperatures):
+        for margin, scale in floors:
+            for threshold in args.thresholds:
+                setting = {"bayes_temperature": bayes, "genus_floor_margin": margin,
+                           "genus_floor_scale": scale, "threshold": threshold}
+                rows.append((setting, *_score(splits, setting)))
+    best = max(rows, key=lambda r: min(r[2][p] for p in DENSE))
     _write(args.out, rows, best)
 
 
@@ -115,38 +124,40 @@ def _split(seqs, lineage, train, tests):
     from aam.evaluate.taxonomy_nb import Q2NaiveBayes
 
     train_seqs = [seqs[i] for i in train]
-    knn = KnnTaxonomyClassifier(None, lineage[train], train_seqs, KnnSettings())
+    # floors computed (margin 0) and the naive Bayes check fitted, so that the grid can vote with either
+    knn = KnnTaxonomyClassifier(None, lineage[train], train_seqs, KnnSettings(genus_floor_margin=0.0))
     nb = Q2NaiveBayes().fit(train_seqs, lineage[train])
     for protocol, test in tests.items():
         test_seqs = [seqs[i] for i in test]
         sim, idx = knn.neighbours(None, test_seqs)
-        yield protocol, (sim, idx), knn, lineage[test], nb.calls(test_seqs)
+        neighbours = (sim, idx, knn.lineage_log_likelihood(test_seqs, idx))
+        yield protocol, neighbours, knn, lineage[test], nb.calls(test_seqs)
 
 
-def _score(splits, margin, scale) -> tuple[dict, dict]:
-    """Mean genus F of aam under (margin, scale) and its mean lead over naive Bayes, per protocol
-    (the tuning sample's folds pooled, as eval_taxonomy.py pools them)."""
+def _score(splits, setting: dict) -> tuple[dict, dict]:
+    """Mean genus F of aam under `setting` (KnnSettings fields) and its mean lead over naive Bayes,
+    per protocol (the tuning sample's folds pooled, as eval_taxonomy.py pools them)."""
     from aam.evaluate.taxonomy_nb import RankCalls
 
     f: dict[str, list] = {p: [] for p in PROTOCOLS}
     lead: dict[str, list] = {p: [] for p in PROTOCOLS}
     pooled: dict[str, list] = {}
-    for protocol, (sim, idx), knn, truth, nb_calls in splits:
+    threshold = setting["threshold"]
+    for protocol, (sim, idx, lineage_ll), knn, truth, nb_calls in splits:
         base = knn.settings
-        knn.settings = dataclasses.replace(base, genus_floor_margin=margin, genus_floor_scale=scale)
-        calls = RankCalls(*knn.vote_neighbours(sim, idx))
+        knn.settings = dataclasses.replace(base, **setting)
+        calls = RankCalls(*knn.vote_neighbours(sim, idx, lineage_ll=lineage_ll))
         knn.settings = base
         if protocol.startswith("tuning sample"):
-            pooled.setdefault(protocol, []).append((calls, nb_calls, truth, base.threshold))
+            pooled.setdefault(protocol, []).append((calls, nb_calls, truth))
             continue
-        a, b = _genus_f(protocol, calls, truth, base.threshold), _genus_f(protocol, nb_calls, truth, 0.7)
+        a, b = _genus_f(protocol, calls, truth, threshold), _genus_f(protocol, nb_calls, truth, 0.7)
         f[protocol].append(a)
         lead[protocol].append(a - b)
     for protocol, parts in pooled.items():
         calls, nb_calls = (RankCalls(*(np.concatenate(x) for x in zip(*c, strict=True)))
-                           for c in zip(*[(a, b) for a, b, _, _ in parts], strict=True))
-        truth = np.concatenate([t for _, _, t, _ in parts])
-        threshold = parts[0][3]
+                           for c in zip(*[(a, b) for a, b, _ in parts], strict=True))
+        truth = np.concatenate([t for _, _, t in parts])
         a, b = _genus_f(protocol, calls, truth, threshold), _genus_f(protocol, nb_calls, truth, 0.7)
         f[protocol].append(a)
         lead[protocol].append(a - b)
@@ -161,20 +172,28 @@ def _genus_f(protocol: str, calls, truth, threshold: float) -> float:
     return novel_taxa_scores(calls, truth, GENUS, threshold)["f"]
 
 
+def _described(setting: dict) -> list[str]:
+    """A setting's cells: naive Bayes temperature, floor margin, floor scale, threshold."""
+    bayes, margin = setting["bayes_temperature"], setting["genus_floor_margin"]
+    return ["none" if bayes is None else f"{bayes:g}", "none" if margin is None else f"{margin:g}",
+            "-" if margin is None else f"{setting['genus_floor_scale']:g}", f"{setting['threshold']:g}"]
+
+
 def _write(out: str, rows, best) -> None:
-    header = ["margin", "scale", *(f"{p} {k}" for p in PROTOCOLS for k in ("F", "lead"))]
+    header = ["bayes_temperature", "genus_floor_margin", "genus_floor_scale", "threshold",
+              *(f"{p} {k}" for p in PROTOCOLS for k in ("F", "lead"))]
     lines = ["\t".join(header)]
-    for margin, scale, f, lead in rows:
-        cells = ["none" if margin is None else f"{margin:g}", f"{scale:g}"]
-        cells += [f"{v:.4f}" for p in PROTOCOLS for v in (f[p], lead[p])]
+    for setting, f, lead in rows:
+        cells = _described(setting) + [f"{v:.4f}" for p in PROTOCOLS for v in (f[p], lead[p])]
         lines.append("\t".join(cells))
         shown = " ".join(f"{p} {f[p]:.3f} ({lead[p]:+.3f})" for p in PROTOCOLS)
-        print(f"margin {cells[0]} + {cells[1]} / n: {shown}")
+        print(f"bayes {cells[0]}, floors {cells[1]} + {cells[2]} / n, threshold {cells[3]}: {shown}")
     tmp = Path(f"{out}.tmp")
     tmp.write_text("\n".join(lines) + "\n")
     tmp.replace(out)
-    print(f"largest smallest lead across {', '.join(DENSE)}: margin {best[0]:g} + {best[1]:g} / n; "
-          f"wrote {out}")
+    bayes, margin, scale, threshold = _described(best[0])
+    print(f"largest smallest lead across {', '.join(DENSE)}: bayes_temperature {bayes}, floors {margin} + "
+          f"{scale} / n, threshold {threshold}; wrote {out}")
 
 
 if __name__ == "__main__":
