@@ -1,13 +1,14 @@
-"""The naive Bayes check of `aam classify`'s vote: its posterior equals scikit-learn's MultinomialNB
-(q2-feature-classifier's default classifier) renormalised over the neighbours' lineages, and the vote's
-confidence is the smaller of the two on a hand-worked example."""
+"""The naive Bayes check of `aam classify`'s vote: its features are scikit-learn's HashingVectorizer's
+(q2-feature-classifier's) to the bit, its posterior equals scikit-learn's MultinomialNB renormalised
+over the neighbours' lineages, and the vote's confidence is the smaller of the two on a hand-worked
+example."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from aam.evaluate.lineage_bayes import LineageBayes
+from aam.evaluate.lineage_bayes import LineageBayes, hashed_7mers, q2_kmer_features
 from aam.evaluate.taxonomy import KnnSettings, KnnTaxonomyClassifier, lineage_codes, truncate
 from aam.evaluate.taxonomy_nb import Q2NaiveBayes, taxonomy_strings
 
@@ -88,3 +89,21 @@ def test_no_rank_is_surer_than_naive_bayes_posterior_of_the_voted_taxon():
     names, conf, _ = clf.vote_neighbours(sim, idx, aligned=False)
     np.testing.assert_allclose(conf[0], [1.0, 1.0, 2 / 3], rtol=1e-9)
 
+
+
+@pytest.mark.parametrize("non_ascii", [False, True])
+def test_hashed_7mers_are_scikit_learns_hashing_vectorizer_to_the_bit(non_ascii):
+    rng = np.random.default_rng(3)
+    mixed = list("ACGTacgtNRY- ")
+    seqs = [
+        "".join(rng.choice(mixed if rng.random() < 0.2 else list("ACGT"), rng.integers(0, 160)))
+        for _ in range(2000)
+    ]
+    # shorter than 7, exactly 6 and 7, lowercase, an ambiguity code, inner whitespace, empty
+    seqs += ["ACG", "ACGTAC", "ACGTACG", "acgtacgtTTGA", "ACGTRACGTACGT", "ACGT ACGTACG", ""]
+    if non_ascii:  # a read that is not ASCII sends every read through scikit-learn
+        seqs.append("ACGTÄCGTACGT")
+    expected = q2_kmer_features().transform(seqs)
+    got = hashed_7mers(seqs)
+    assert got.shape == expected.shape
+    assert (got != expected).nnz == 0
