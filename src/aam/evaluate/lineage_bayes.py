@@ -36,8 +36,7 @@ ALPHA = 0.001  # MultinomialNB's smoothing in q2-feature-classifier's default cl
 N_FEATURES = 8192
 K = 7
 _BASE = np.full(256, -1, dtype=np.int64)  # byte -> 0..3 for a/c/g/t in either case, else -1
-for _i, _b in enumerate(b"acgt"):
-    _BASE[_b] = _BASE[_b - 32] = _i
+_BASE[np.frombuffer(b"acgtACGT", dtype=np.uint8)] = [0, 1, 2, 3, 0, 1, 2, 3]
 
 
 def q2_kmer_features():
