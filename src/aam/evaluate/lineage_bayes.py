@@ -35,8 +35,6 @@ import scipy.sparse as sp
 ALPHA = 0.001  # MultinomialNB's smoothing in q2-feature-classifier's default classifier
 N_FEATURES = 8192
 K = 7
-_BASE = np.full(256, -1, dtype=np.int64)  # byte -> 0..3 for a/c/g/t in either case, else -1
-_BASE[np.frombuffer(b"acgtACGT", dtype=np.uint8)] = [0, 1, 2, 3, 0, 1, 2, 3]
 
 
 def q2_kmer_features():
@@ -56,47 +54,36 @@ def hashed_7mers(sequences: list[str]) -> sp.csr_matrix:
     L >= 7 gives its L - 6 7-mers and two edge n-grams (a space and its first 6 bases, its last 6 and
     a space). Each n-gram's column is a function of the n-gram alone (MurmurHash3 of its lowercase
     UTF-8 bytes, modulo 8192): those of all 4^7 7-mers and 2 x 4^6 edges are hashed once by
-    scikit-learn's own murmurhash3_32 (`_hash_columns`), and the reads' columns are looked up by
-    their k-mer codes. Reads with any other character or shorter than 7 go through scikit-learn.
+    scikit-learn's own murmurhash3_32 (`_hash_columns`), and the reads' columns are looked up by the
+    7-mer codes of the project's KmerTokenizer (the edges' 6-mers are the first 7-mer's first six
+    bases and the last 7-mer's last six). Reads with any other character or shorter than 7 go
+    through scikit-learn, and so does a batch with a non-ASCII read (upper-casing one can change its
+    length, which the tokenizer's concatenated buffer does not allow for).
     """
     from sklearn.preprocessing import normalize
 
+    from aam.data.dna_tokenizers import N_SPECIAL, KmerTokenizer
+
     n = len(sequences)
-    lengths = np.fromiter((len(x) for x in sequences), dtype=np.int64, count=n)
-    text = "".join(sequences)
-    # one byte per character where the text is ASCII; otherwise every read takes the slow path
-    codes = _BASE[np.frombuffer(text.encode("ascii"), dtype=np.uint8)] if text.isascii() else None
-    starts = np.cumsum(lengths) - lengths
-    fast = lengths >= K
-    if codes is None:
-        fast[:] = False
-    else:  # no character outside A/C/G/T within the read
-        invalid = np.concatenate([[0], np.cumsum(codes < 0)])
-        fast &= invalid[starts + lengths] == invalid[starts]
-    interior, first, last = _hash_columns()
-    rows = np.flatnonzero(fast)
-    windows = lengths[rows] - (K - 1)
+    fast = np.zeros(n, dtype=bool)
     x = sp.csr_matrix((n, N_FEATURES))
-    if len(rows):
-        # every read's 7-mer codes from the base codes of the concatenated reads (base 4, first base
-        # most significant), only windows within one read
-        start = np.repeat(starts[rows], windows) + np.arange(windows.sum()) - np.repeat(
-            np.cumsum(windows) - windows, windows
-        )
-        kmer = np.zeros(len(start), dtype=np.int64)
-        for t in range(K):
-            kmer = kmer * 4 + codes[start + t]
-        head = np.zeros(len(rows), dtype=np.int64)
-        tail = np.zeros(len(rows), dtype=np.int64)
-        ends = starts[rows] + lengths[rows] - (K - 1)
-        for t in range(K - 1):
-            head = head * 4 + codes[starts[rows] + t]
-            tail = tail * 4 + codes[ends + t]
-        row = np.concatenate([np.repeat(rows, windows), rows, rows])
-        col = np.concatenate([interior[kmer], first[head], last[tail]])
-        x = sp.csr_matrix((np.ones(len(col)), (row, col)), shape=(n, N_FEATURES))
-        x.sum_duplicates()
-        x = normalize(x, norm="l2", copy=False)
+    if n and "".join(sequences).isascii():
+        enc = KmerTokenizer(k=K, stride=1, add_special_tokens=False).batch_encode(sequences)
+        ids, mask = enc["input_ids"], enc["attention_mask"]
+        windows = mask.sum(axis=1)
+        # a window over any character but A/C/G/T is [UNK], below N_SPECIAL
+        fast = (windows > 0) & ~(mask & (ids < N_SPECIAL)).any(axis=1)
+        rows = np.flatnonzero(fast)
+        if len(rows):
+            interior, first, last = _hash_columns()
+            kmer = ids[rows] - N_SPECIAL
+            head = kmer[:, 0] // 4
+            tail = kmer[np.arange(len(rows)), windows[rows] - 1] % 4 ** (K - 1)
+            row = np.concatenate([np.repeat(rows, windows[rows]), rows, rows])
+            col = np.concatenate([interior[kmer[mask[rows]]], first[head], last[tail]])
+            x = sp.csr_matrix((np.ones(len(col)), (row, col)), shape=(n, N_FEATURES))
+            x.sum_duplicates()
+            x = normalize(x, norm="l2", copy=False)
     slow = np.flatnonzero(~fast)
     if len(slow):
         placed = sp.csr_matrix((np.ones(len(slow)), (slow, np.arange(len(slow)))), shape=(n, len(slow)))
