@@ -533,6 +533,64 @@ def test_finetune_calibrate_shrinks_the_uncalibrated_models_outputs_by_the_valid
     np.testing.assert_allclose(got, want, rtol=1e-5)  # predictions.tsv keeps the loader's order
 
 
+def test_kept_epochs_are_the_best_epochs_count_where_the_best_is_restored():
+    from types import SimpleNamespace
+
+    from aam.training.finetune import kept_epochs
+
+    history = pd.DataFrame({"epoch": [0, 1, 2, 3], "val/mae": [5.0, 4.2, 4.2, 4.6]})
+    fit = SimpleNamespace(history=history, best_score=4.2)
+    restoring = SimpleNamespace(restore_best=True, monitor="val/mae")
+    assert kept_epochs(SimpleNamespace(result=fit, trainer=restoring)) == 2  # epoch 1, the first of ties
+    last = SimpleNamespace(restore_best=False, monitor="val/mae")
+    assert kept_epochs(SimpleNamespace(result=fit, trainer=last)) == 4
+
+
+def test_refit_on_val_refuses_a_readout_fitted_on_the_train_split_alone():
+    from aam.training.finetune import refit_members
+
+    settings = {"finetune": {"readout_fit": {}}}
+    with pytest.raises(InputError, match="cannot refit a readout_fit run"):
+        refit_members(None, settings, None, Path("unused"), [])
+
+
+def test_refit_on_val_trains_again_on_train_and_val_with_the_first_fits_scale(study, tmp_path):
+    """``refit_on_val``: the first fit decides its epochs (early stopping, best epoch) and the
+    calibration's scale on val; the exported model is trained again on the 38 train + val samples
+    for those epochs, with that scale, centred on its own training samples: its calibrated mean
+    output over them is the training targets' mean (0 in standardized units), recomputed here."""
+    from aam.data.datasets import AAMDataModule
+    from aam.evaluate.predict import eval_loader, predict
+
+    settings = json.loads(json.dumps(SETTINGS))
+    settings["finetune"]["trainer"].update(max_epochs=4, patience=2, restore_best=True)
+    settings["finetune"]["calibrate"] = True
+    finetune(study, tmp_path / "first", settings, task="regression")
+    settings["finetune"]["refit_on_val"] = True
+    finetune(study, tmp_path / "refit", settings, task="regression")
+
+    first = json.loads((tmp_path / "first" / "model.json").read_text())
+    refit = json.loads((tmp_path / "refit" / "model.json").read_text())
+    history = pd.read_csv(tmp_path / "first" / "metrics.csv")
+    monitored = history[first["trainer"]["monitor"]].to_numpy()
+    best = int(np.argmin(np.abs(monitored - first["training"]["best_score"])))
+    assert refit["refit_on_val"] == {"epochs": [best + 1]}
+    assert first["refit_on_val"] is None and first["trained_on_val"] is False
+    assert refit["trained_on_val"] is True
+    assert len(pd.read_csv(tmp_path / "refit" / "metrics.csv")) == best + 1
+    assert refit["calibration"]["scale"] == pytest.approx(first["calibration"]["scale"], abs=1e-9)
+    assert (refit["calibration"]["n_train"], refit["calibration"]["n_val"]) == (38, 8)
+
+    model, meta = load_model(tmp_path / "refit")
+    dm = AAMDataModule(study / "tokens", study / "splits.tsv", meta["data"], seed=42,
+                       target={"column": "age", "type": "regression"}, metadata=study / "metadata.tsv")
+    outputs = np.concatenate([predict(model, eval_loader(dm, s), torch.device("cpu"))["output"].reshape(-1)
+                              for s in ("train", "val")])
+    assert outputs.size == 38
+    assert abs(outputs.astype(np.float64).mean()) < 1e-5
+    assert meta["target_mean"] == pytest.approx(first["target_mean"])  # the train split's scaling
+
+
 def test_calibrate_auto_calibrates_regression_only():
     from aam.training.finetune import CALIBRATE_AUTO, resolve_calibrate
 

@@ -19,7 +19,9 @@ Outputs in ``--out-dir`` (for `aam evaluate`):
     (``finetune.calibrate`` of a regression target: :mod:`aam.training.calibration`, already folded
     into the weights; null without it) and ``linear_member`` (``finetune.linear_member``: the
     CLR + L2 model fitted on the train + val samples and served inside the model with its weight,
-    :mod:`aam.training.linear_member`; its chosen strength and inner scores; null without it).
+    :mod:`aam.training.linear_member`; its chosen strength and inner scores; null without it) and
+    ``refit_on_val`` (``finetune.refit_on_val``: the epochs of each member's refit on the train and
+    val samples, whose weights are exported, in ``refit/m{i}/``; null without it).
 ``metrics.csv``
     One row per epoch: epoch, step, train/loss, train/target_loss, train/count_loss, val/loss,
     val/target_loss, val/count_loss, val/mae + val/r2 (regression) or val/accuracy + val/auroc
@@ -55,14 +57,16 @@ from aam.errors import InputError
 from aam.io.atomic import atomic_path
 from aam.io.metadata import target_classes
 from aam.models.ensemble import with_linear_member
-from aam.training.calibration import calibrate_regression
+from aam.training.calibration import calibrate_refit, calibrate_regression
 from aam.training.finetune import (
     AUTO_MONITOR,
     FINETUNE_AUTO,
     check_target,
     finetune_record,
+    kept_epochs,
     member_history,
     predict_splits,
+    refit_members,
     resolve_calibrate,
     select_settings,
     train_members,
@@ -124,10 +128,20 @@ def run(args: argparse.Namespace) -> None:
     first = trained[0]
     dm, trainer = first.dm, first.trainer
     calibration = None
+    gpu = torch.cuda.is_available() and first.result.accelerator == "gpu"
+    device = torch.device("cuda" if gpu else "cpu")
     if resolve_calibrate(fine.get("calibrate"), task):
-        gpu = torch.cuda.is_available() and first.result.accelerator == "gpu"
-        calibration = calibrate_regression(model, dm, torch.device("cuda" if gpu else "cpu"))
+        calibration = calibrate_regression(model, dm, device)
         log.info("calibrated the regression head on the validation split: %s", calibration.as_dict())
+    refit = None
+    if fine.get("refit_on_val"):
+        refit = {"epochs": [kept_epochs(t) for t in trained]}
+        trained, model = refit_members(args, settings, classes, out_dir, trained)
+        first = trained[0]
+        dm, trainer = first.dm, first.trainer
+        if calibration is not None:
+            calibration = calibrate_refit(model, dm, calibration, device)
+            log.info("calibrated the refit with the first fit's scale: %s", calibration.as_dict())
     linear = None
     if fine.get("linear_member"):
         linear = fit_linear_member(dm, args.splits, task, fine["linear_member"], args.seed)
@@ -149,6 +163,7 @@ def run(args: argparse.Namespace) -> None:
         record = finetune_record(args, settings, trained, classes, val_metrics, summary, chosen)
         record["calibration"] = None if calibration is None else calibration.as_dict()
         record["linear_member"] = None if linear is None else linear.as_dict()
+        record["refit_on_val"] = refit
         return record
 
     publish(model, out_dir, [t.result for t in trained], outputs=outputs, history=member_history(trained),

@@ -90,3 +90,19 @@ def calibrate_regression(model: torch.nn.Module, dm, device: torch.device) -> Ca
     calibration = fit_calibration(train["output"], val["output"], val["target"])
     apply_calibration(model, calibration)
     return calibration
+
+
+def calibrate_refit(model: torch.nn.Module, dm, first: Calibration, device: torch.device) -> Calibration:
+    """The calibration of a refit on the train and val samples (``finetune.refit_on_val``): the first
+    fit's scale (no held-out sample is left to fit another), the centre re-fitted as the refit's
+    mean output over the samples it trained on, train and val; folded into ``model``."""
+    from aam.evaluate.predict import eval_loader, predict
+
+    outputs = [predict(model, eval_loader(dm, split), device) for split in ("train", "val")]
+    trained_on = np.concatenate([p["output"].reshape(-1) for p in outputs if p])
+    if trained_on.size == 0:
+        raise InputError("finetune.refit_on_val needs training samples with a target")
+    calibration = Calibration(float(trained_on.astype(np.float64).mean()), first.scale, int(trained_on.size),
+                              first.n_val)
+    apply_calibration(model, calibration)
+    return calibration

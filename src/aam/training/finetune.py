@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import dataclasses
 import logging
 import time
@@ -259,6 +260,53 @@ def train_members(args: argparse.Namespace, settings: dict, classes: list[str] |
     if members == 1:
         return trained, trained[0].module.model
     return trained, EnsemblePredictor.of([t.module.model for t in trained])
+
+
+def kept_epochs(trained: Trained) -> int:
+    """The number of epochs behind the weights a fit kept: its best epoch's (by the monitor, the
+    first of ties) where it restored the best, else every epoch it ran."""
+    history = trained.result.history
+    if not len(history):
+        raise ValueError("a fit without epochs has nothing to refit")
+    if not trained.trainer.restore_best or trained.result.best_score is None:
+        return int(history["epoch"].max()) + 1
+    monitored = history[trained.trainer.monitor].to_numpy(dtype=np.float64)
+    best = int(np.argmin(np.abs(monitored - float(trained.result.best_score))))
+    return int(history["epoch"].iloc[best]) + 1
+
+
+def refit_settings(settings: dict, epochs: int) -> dict:
+    """The run's settings for a refit (``finetune.refit_on_val``): the train and val samples
+    together, ``epochs`` epochs, last weights, nothing decided on the val split."""
+    refit = copy.deepcopy(settings)
+    fine = refit["finetune"]
+    fine["trainer"] = {**fine.get("trainer", {}), "max_epochs": int(epochs), "patience": None,
+                       "restore_best": False}
+    fine.update(train_on_val=True, calibrate=False, refit_on_val=False, select=None)
+    return refit
+
+
+def refit_members(args: argparse.Namespace, settings: dict, classes: list[str] | None, out_dir: Path,
+                  trained: list[Trained]) -> tuple[list[Trained], torch.nn.Module]:
+    """``finetune.refit_on_val``: member i of ``trained`` fitted again, with its seed, on the train
+    and val samples for the epochs its first fit kept (:func:`kept_epochs`), in
+    ``out_dir/refit/m{i}``. Why: a regressor decides its epoch and calibration on the val split, so
+    it cannot train on it (``train_on_val``); once they are decided, the val samples can join."""
+    from aam.models.ensemble import EnsemblePredictor
+
+    if settings["finetune"].get("readout_fit") is not None:
+        raise InputError("finetune.refit_on_val cannot refit a readout_fit run (its readout is fitted on the "
+                         "train split alone): turn one of them off")
+    refitted = []
+    for i, first in enumerate(trained):
+        epochs = kept_epochs(first)
+        log.info("refit of member %d on the train and val samples: %d epochs (finetune.refit_on_val)", i,
+                 epochs)
+        refitted.append(train_model(args, refit_settings(settings, epochs), args.splits, classes, i,
+                                    out_dir / "refit" / f"m{i}"))
+    if len(refitted) == 1:
+        return refitted, refitted[0].module.model
+    return refitted, EnsemblePredictor.of([t.module.model for t in refitted])
 
 
 def held_out_score(trained: Trained, split: str, task: str) -> float | None:
