@@ -547,11 +547,25 @@ def test_kept_epochs_are_the_best_epochs_count_where_the_best_is_restored():
 
 
 def test_refit_on_val_refuses_a_readout_fitted_on_the_train_split_alone():
-    from aam.training.finetune import refit_members
+    from aam.training.finetune import check_refit_on_val
 
-    settings = {"finetune": {"readout_fit": {}}}
     with pytest.raises(InputError, match="cannot refit a readout_fit run"):
-        refit_members(None, settings, None, Path("unused"), [])
+        check_refit_on_val({"refit_on_val": True, "readout_fit": {}})
+    check_refit_on_val({"refit_on_val": False, "readout_fit": {}})
+    check_refit_on_val({"refit_on_val": True, "readout_fit": None})
+
+
+def test_refit_on_val_leaves_a_run_that_trained_on_val_as_it_was(study, tmp_path):
+    """A classifier's auto run trains on its val samples already: the refit would repeat it."""
+    settings = json.loads(json.dumps(SETTINGS))
+    finetune(study, tmp_path / "plain", settings, task="classification")
+    settings["finetune"]["refit_on_val"] = True
+    finetune(study, tmp_path / "refit", settings, task="classification")
+    record = json.loads((tmp_path / "refit" / "model.json").read_text())
+    assert record["refit_on_val"] is None and record["trained_on_val"] is True
+    assert not (tmp_path / "refit" / "refit").exists()
+    assert (tmp_path / "refit" / "model.safetensors").read_bytes() == \
+        (tmp_path / "plain" / "model.safetensors").read_bytes()
 
 
 def test_refit_on_val_trains_again_on_train_and_val_with_the_first_fits_scale(study, tmp_path):

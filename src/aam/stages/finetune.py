@@ -61,6 +61,7 @@ from aam.training.calibration import calibrate_refit, calibrate_regression
 from aam.training.finetune import (
     AUTO_MONITOR,
     FINETUNE_AUTO,
+    check_refit_on_val,
     check_target,
     finetune_record,
     kept_epochs,
@@ -118,6 +119,7 @@ def run(args: argparse.Namespace) -> None:
     out_dir = Path(args.out_dir)
     name = args.target or column
 
+    check_refit_on_val(fine)
     classes = target_classes(args.classes, task)
     check_target(read_target_column(args.samples, column, classes), read_splits(args.splits), column, task)
     chosen = None
@@ -134,7 +136,9 @@ def run(args: argparse.Namespace) -> None:
         calibration = calibrate_regression(model, dm, device)
         log.info("calibrated the regression head on the validation split: %s", calibration.as_dict())
     refit = None
-    if fine.get("refit_on_val"):
+    if fine.get("refit_on_val") and dm.train_on_val:
+        log.info("finetune.refit_on_val: nothing to refit, the run trained on its val samples already")
+    elif fine.get("refit_on_val"):
         refit = {"epochs": [kept_epochs(t) for t in trained]}
         trained, model = refit_members(args, settings, classes, out_dir, trained)
         first = trained[0]

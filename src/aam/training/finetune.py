@@ -262,6 +262,14 @@ def train_members(args: argparse.Namespace, settings: dict, classes: list[str] |
     return trained, EnsemblePredictor.of([t.module.model for t in trained])
 
 
+def check_refit_on_val(fine: dict) -> None:
+    """Refuse, before any training, a ``refit_on_val`` run that cannot be refitted: a readout_fit
+    run's readout is fitted on the train split alone."""
+    if fine.get("refit_on_val") and fine.get("readout_fit") is not None:
+        raise InputError("finetune.refit_on_val cannot refit a readout_fit run (its readout is fitted on the "
+                         "train split alone): turn one of them off")
+
+
 def kept_epochs(trained: Trained) -> int:
     """The number of epochs behind the weights a fit kept: its best epoch's (by the monitor, the
     first of ties) where it restored the best, else every epoch it ran."""
@@ -271,7 +279,7 @@ def kept_epochs(trained: Trained) -> int:
     if not trained.trainer.restore_best or trained.result.best_score is None:
         return int(history["epoch"].max()) + 1
     monitored = history[trained.trainer.monitor].to_numpy(dtype=np.float64)
-    best = int(np.argmin(np.abs(monitored - float(trained.result.best_score))))
+    best = int(np.nanargmin(np.abs(monitored - float(trained.result.best_score))))
     return int(history["epoch"].iloc[best]) + 1
 
 
@@ -294,9 +302,6 @@ def refit_members(args: argparse.Namespace, settings: dict, classes: list[str] |
     it cannot train on it (``train_on_val``); once they are decided, the val samples can join."""
     from aam.models.ensemble import EnsemblePredictor
 
-    if settings["finetune"].get("readout_fit") is not None:
-        raise InputError("finetune.refit_on_val cannot refit a readout_fit run (its readout is fitted on the "
-                         "train split alone): turn one of them off")
     refitted = []
     for i, first in enumerate(trained):
         epochs = kept_epochs(first)
