@@ -29,7 +29,7 @@ the V3-V4 tuning reference's (`amplicon_gg13_8.py --seed 1 --exclude` the test d
 
     .venv/bin/python scripts/tune_classify.py --fasta gg13_8_v34_tune/reference.fasta \
         --labels gg13_8_v34_tune/taxonomy.tsv --seeds 4 --bayes-temperatures 1 2 4 8 16 \
-        --thresholds 0.15 0.2 0.25 0.3 --out tune_v34.tsv
+        --thresholds 0.15 0.2 0.25 0.3 --out tune_v34.tsv --also tune_classify.tsv
 """
 
 from __future__ import annotations
@@ -62,8 +62,12 @@ def main() -> None:
     p.add_argument("--bayes-temperatures", type=float, nargs="+", default=[1.0, 2.0, 4.0])
     p.add_argument("--thresholds", type=float, nargs="+", default=[0.2, 0.25, 0.3])
     p.add_argument("--out", required=True, help="TSV of every setting's F and lead per protocol")
+    p.add_argument("--also", nargs="*", default=[],
+                   help="tables this script wrote for other references (another amplicon): the rule then "
+                        "takes the smallest dense lead over them too, among the settings every table holds")
     args = p.parse_args()
-    skip_if_absent(__file__, {"--fasta": args.fasta, "--labels": args.labels})
+    skip_if_absent(__file__, {"--fasta": args.fasta, "--labels": args.labels,
+                              **{f"--also #{i + 1}": path for i, path in enumerate(args.also)}})
 
     from aam.threads import use_threads
 
@@ -77,8 +81,31 @@ def main() -> None:
                 setting = {"bayes_temperature": bayes, "genus_floor_margin": margin,
                            "genus_floor_scale": scale, "threshold": threshold}
                 rows.append((setting, *_score(splits, setting)))
-    best = max(rows, key=lambda r: min(r[2][p] for p in DENSE))
-    _write(args.out, rows, best)
+    _write(args.out, rows, choose(rows, [dense_leads(path) for path in args.also]), len(args.also))
+
+
+def dense_leads(path: str) -> dict[tuple[str, ...], list[float]]:
+    """{setting's cells (as `_described` writes them): its leads on the dense protocols} of a table
+    this script wrote."""
+    import csv
+
+    with open(path, newline="") as fh:
+        return {(r["bayes_temperature"], r["genus_floor_margin"], r["genus_floor_scale"], r["threshold"]):
+                [float(r[f"{p} lead"]) for p in DENSE] for r in csv.DictReader(fh, delimiter="\t")}
+
+
+def choose(rows, others: list[dict[tuple[str, ...], list[float]]]):
+    """The row (setting, F, lead) with the largest smallest lead on the dense protocols, of its own
+    table and of every table in `others` (`dense_leads`); a setting some other table lacks is not
+    eligible. The first of ties, in grid order."""
+    def smallest(row) -> float:
+        key = tuple(_described(row[0]))
+        return min([row[2][p] for p in DENSE] + [v for other in others for v in other[key]])
+
+    eligible = [r for r in rows if all(tuple(_described(r[0])) in other for other in others)]
+    if not eligible:
+        raise SystemExit("--also: no setting of this grid is in every other table")
+    return max(eligible, key=smallest)
 
 
 def _dense_splits(args):
@@ -187,7 +214,7 @@ def _described(setting: dict) -> list[str]:
             "-" if margin is None else f"{setting['genus_floor_scale']:g}", f"{setting['threshold']:g}"]
 
 
-def _write(out: str, rows, best) -> None:
+def _write(out: str, rows, best, n_other_tables: int = 0) -> None:
     header = ["bayes_temperature", "genus_floor_margin", "genus_floor_scale", "threshold",
               *(f"{p} {k}" for p in PROTOCOLS for k in ("F", "lead"))]
     lines = ["\t".join(header)]
@@ -200,8 +227,9 @@ def _write(out: str, rows, best) -> None:
     tmp.write_text("\n".join(lines) + "\n")
     tmp.replace(out)
     bayes, margin, scale, threshold = _described(best[0])
-    print(f"largest smallest lead across {', '.join(DENSE)}: bayes_temperature {bayes}, floors {margin} + "
-          f"{scale} / n, threshold {threshold}; wrote {out}")
+    tables = f" of this and {n_other_tables} other table(s)" if n_other_tables else ""
+    print(f"largest smallest lead across {', '.join(DENSE)}{tables}: bayes_temperature {bayes}, floors "
+          f"{margin} + {scale} / n, threshold {threshold}; wrote {out}")
 
 
 if __name__ == "__main__":
