@@ -592,6 +592,8 @@ def test_refit_on_val_trains_again_on_train_and_val_with_the_first_fits_scale(st
     assert first["refit_on_val"] is None and first["trained_on_val"] is False
     assert refit["trained_on_val"] is True
     assert len(pd.read_csv(tmp_path / "refit" / "metrics.csv")) == best + 1
+    timing = json.loads((tmp_path / "refit" / "timing.json").read_text())
+    assert len(timing["first_fits"]) == 1 and timing["wall_time_s"] > 0  # both fits' time is told
     assert refit["calibration"]["scale"] == pytest.approx(first["calibration"]["scale"], abs=1e-9)
     assert (refit["calibration"]["n_train"], refit["calibration"]["n_val"]) == (38, 8)
 

@@ -135,11 +135,13 @@ def run(args: argparse.Namespace) -> None:
     if resolve_calibrate(fine.get("calibrate"), task):
         calibration = calibrate_regression(model, dm, device)
         log.info("calibrated the regression head on the validation split: %s", calibration.as_dict())
-    refit = None
+    refit, first_fits = None, []
     if fine.get("refit_on_val") and dm.train_on_val:
         log.info("finetune.refit_on_val: nothing to refit, the run trained on its val samples already")
     elif fine.get("refit_on_val"):
         refit = {"epochs": [kept_epochs(t) for t in trained]}
+        per_step = dm.batch_size * trainer.accumulate_grad_batches
+        first_fits = [train_timing(t.result, per_step) for t in trained]
         trained, model = refit_members(args, settings, classes, out_dir, trained)
         first = trained[0]
         dm, trainer = first.dm, first.trainer
@@ -152,7 +154,9 @@ def run(args: argparse.Namespace) -> None:
         model = with_linear_member(model, linear.module, linear.weight)
 
     timings = [train_timing(t.result, dm.batch_size * trainer.accumulate_grad_batches) for t in trained]
-    timing = timings[0] if len(trained) == 1 else {"members": timings}
+    timing = dict(timings[0]) if len(trained) == 1 else {"members": timings}
+    if first_fits:  # a refit: the exported model's fits, and the first fits that decided its epochs
+        timing["first_fits"] = first_fits
 
     def outputs() -> dict:
         predictions, embeddings, val_metrics = predict_splits(model, dm, task, first.result.accelerator)
