@@ -90,3 +90,22 @@ def test_blocks_of_pairs_give_each_pair_its_own_identity():
     wide = pair_identity(q, r, qi, ri, band=80, block=13)
     want = np.array([_brute_identity(reads[a], refs[b]) for a, b in zip(qi, ri, strict=True)])
     np.testing.assert_allclose(wide, want)
+
+
+def test_a_band_widened_by_the_length_difference_follows_internal_indels():
+    """Amplicons cut at both primers differ in length by their internal indels: a 12-nt insertion
+    in the middle of a 120-nt read is 12 edits (identity 1 - 12/120) by the full programme, found
+    once the band widens by the difference; a band of 8 alone cannot follow it. A reference longer
+    than the read by more than `max_shift` (a truncated read) keeps the band: the free trailing
+    gaps align it anyway."""
+    rng = np.random.default_rng(3)
+    ref = "".join(rng.choice(list("ACGT"), 120))
+    read = ref[:60] + "".join(rng.choice(list("ACGT"), 12)) + ref[60:]
+    reads, refs = encode([read, ref[:100]]), encode([ref, ref + ref[:40]], ref=True)
+    qi, ri = np.array([0, 1]), np.array([0, 1])
+    assert _brute_identity(read, ref) == pytest.approx(1 - 12 / 120)
+    got = pair_identity(reads, refs, qi, ri)
+    assert got[0] == pytest.approx(1 - 12 / 120)
+    fixed = pair_identity(reads, refs, qi, ri, max_shift=0)  # the band of 8 for every pair
+    assert fixed[0] < got[0] - 0.05
+    assert got[1] == fixed[1] == pytest.approx(1.0)  # truncated: 100 nt of a 160-nt reference
