@@ -95,9 +95,9 @@ def test_blocks_of_pairs_give_each_pair_its_own_identity():
 def test_a_band_widened_by_the_length_difference_follows_internal_indels():
     """Amplicons cut at both primers differ in length by their internal indels: a 12-nt insertion
     in the middle of a 120-nt read is 12 edits (identity 1 - 12/120) by the full programme, found
-    once the band widens by the difference; a band of 8 alone cannot follow it. A reference longer
-    than the read by more than `max_shift` (a truncated read) keeps the band: the free trailing
-    gaps align it anyway."""
+    once the band widens by the difference (more than the band of 8); a band of 8 alone cannot
+    follow it. A reference longer than the read by more than `max_shift` (a truncated read) keeps
+    the band: the free trailing gaps align it anyway."""
     rng = np.random.default_rng(3)
     ref = "".join(rng.choice(list("ACGT"), 120))
     read = ref[:60] + "".join(rng.choice(list("ACGT"), 12)) + ref[60:]

@@ -10,13 +10,15 @@ The identity is that of a banded edit-distance alignment (unit costs for mismatc
 and other codes match nothing), anchored at the reads' starts (amplicons of one primer) with free
 trailing gaps (reads cut at different lengths): identity = 1 - edits / the shorter length. An
 alignment that needs more than `band` net gaps is not found: it scores as the band allows, lower.
-A pair whose lengths differ by at most `max_shift` gets its band widened by that difference (in
-steps of 8): reads cut at both primers (V3-V4, 421 nt) differ in length by their internal indels,
-which a band of 8 cannot follow beyond 8 (4.7 % of same-genus V3-V4 pairs differ by more; a band
-of 24 raised `aam classify`'s genus F there, docs/results.md). Pairs of equal length (every
-150-nt V4 read against a 150-nt reference) keep the band as it is, and so do pairs that differ
-by more than `max_shift`: a read cut shorter than its reference, which the free trailing gaps
-align already, would otherwise pay a band as wide as the cut.
+A pair whose lengths differ by more than `band` and at most `max_shift` gets its band widened by
+that difference (rounded up to a multiple of 8): reads cut at both primers (V3-V4, 421 nt) differ
+in length by their internal indels, which a band of 8 cannot follow beyond 8 net gaps (4.7 % of
+same-genus V3-V4 pairs differ by more). That raised `aam classify`'s genus F on V3-V4 and cost 7 %
+of its time there, where widening every pair by its difference cost 12 % for the same F
+(docs/results.md). Pairs of equal length (every 150-nt V4 read against a 150-nt reference) keep
+the band as it is, and so do pairs that differ by more than `max_shift`: a read cut shorter than
+its reference, which the free trailing gaps align already, would otherwise pay a band as wide as
+the cut.
 Hand-written because scikit-bio's `pair_align` costs ~0.35 ms per pair in a Python loop (several
 times `aam classify`'s whole time per read for a handful of neighbours), and fast aligners (edlib,
 parasail) are no dependency: this one runs the dynamic programme once for all pairs, each row one
@@ -56,15 +58,15 @@ def pair_identity(
 ) -> np.ndarray:
     """(P,) identity in [0, 1] of the pairs (query[qi[p]], ref[ri[p]]), as `encode(reads)` and
     `encode(references, ref=True)` return them (see the module docstring: `band`, widened by a
-    length difference of at most `max_shift`, rounded up to a multiple of 8, so that the pairs
-    fall in a few groups of one band each).
+    length difference above `band` and at most `max_shift`, rounded up to a multiple of 8, so
+    that the pairs fall in a few groups of one band each).
 
     Pairs are aligned `block` at a time: each pair's programme is independent of the others, and a
     block's band rows (17 x 8,192 int16 cells) stay in cache, where 40,000 pairs at once took a
     third longer."""
     qi, ri = np.asarray(qi, dtype=np.int64), np.asarray(ri, dtype=np.int64)
     shift = np.abs(query[1][qi] - ref[1][ri])
-    widen = np.where(shift <= max_shift, -(-shift // 8) * 8, 0)
+    widen = np.where((shift > band) & (shift <= max_shift), -(-shift // 8) * 8, 0)
     out = np.zeros(len(qi), dtype=np.float64)
     for extra in np.unique(widen):
         pairs = np.flatnonzero(widen == extra)
