@@ -42,7 +42,7 @@ def q2_kmer_features():
     from sklearn.feature_extraction.text import HashingVectorizer
 
     return HashingVectorizer(
-        analyzer="char_wb", n_features=N_FEATURES, ngram_range=(7, 7), alternate_sign=False
+        analyzer="char_wb", n_features=N_FEATURES, ngram_range=(K, K), alternate_sign=False
     )
 
 

@@ -142,7 +142,7 @@ def run(args: argparse.Namespace) -> None:
         refit = {"epochs": [kept_epochs(t) for t in trained]}
         per_step = dm.batch_size * trainer.accumulate_grad_batches
         first_fits = [train_timing(t.result, per_step) for t in trained]
-        trained, model = refit_members(args, settings, classes, out_dir, trained)
+        trained, model = refit_members(args, settings, classes, out_dir, refit["epochs"])
         first = trained[0]
         dm, trainer = first.dm, first.trainer
         if calibration is not None:

@@ -243,8 +243,6 @@ def train_members(args: argparse.Namespace, settings: dict, classes: list[str] |
                   out_dir: Path) -> tuple[list[Trained], torch.nn.Module]:
     """The run's model: one fine-tuned model in `out_dir`, or a seed ensemble of
     ``finetune.ensemble`` members (member i in ``members/m{i}/``) predicting as their mean."""
-    from aam.models.ensemble import EnsemblePredictor
-
     members = int(settings["finetune"].get("ensemble") or 1)
     try:
         trained = [train_model(args, settings, args.splits, classes, i,
@@ -257,9 +255,16 @@ def train_members(args: argparse.Namespace, settings: dict, classes: list[str] |
             with contextlib.suppress(OSError):
                 folder.rmdir()
         raise
-    if members == 1:
-        return trained, trained[0].module.model
-    return trained, EnsemblePredictor.of([t.module.model for t in trained])
+    return trained, predictor_of(trained)
+
+
+def predictor_of(trained: list[Trained]) -> torch.nn.Module:
+    """The exported model of fitted members: the one model, or their seed ensemble."""
+    from aam.models.ensemble import EnsemblePredictor
+
+    if len(trained) == 1:
+        return trained[0].module.model
+    return EnsemblePredictor.of([t.module.model for t in trained])
 
 
 def check_refit_on_val(fine: dict) -> None:
@@ -295,23 +300,18 @@ def refit_settings(settings: dict, epochs: int) -> dict:
 
 
 def refit_members(args: argparse.Namespace, settings: dict, classes: list[str] | None, out_dir: Path,
-                  trained: list[Trained]) -> tuple[list[Trained], torch.nn.Module]:
-    """``finetune.refit_on_val``: member i of ``trained`` fitted again, with its seed, on the train
-    and val samples for the epochs its first fit kept (:func:`kept_epochs`), in
+                  epochs: list[int]) -> tuple[list[Trained], torch.nn.Module]:
+    """``finetune.refit_on_val``: member i fitted again, with its seed, on the train and val samples
+    for ``epochs[i]`` epochs (what its first fit kept, :func:`kept_epochs`), in
     ``out_dir/refit/m{i}``. Why: a regressor decides its epoch and calibration on the val split, so
     it cannot train on it (``train_on_val``); once they are decided, the val samples can join."""
-    from aam.models.ensemble import EnsemblePredictor
-
     refitted = []
-    for i, first in enumerate(trained):
-        epochs = kept_epochs(first)
+    for i, n_epochs in enumerate(epochs):
         log.info("refit of member %d on the train and val samples: %d epochs (finetune.refit_on_val)", i,
-                 epochs)
-        refitted.append(train_model(args, refit_settings(settings, epochs), args.splits, classes, i,
+                 n_epochs)
+        refitted.append(train_model(args, refit_settings(settings, n_epochs), args.splits, classes, i,
                                     out_dir / "refit" / f"m{i}"))
-    if len(refitted) == 1:
-        return refitted, refitted[0].module.model
-    return refitted, EnsemblePredictor.of([t.module.model for t in refitted])
+    return refitted, predictor_of(refitted)
 
 
 def held_out_score(trained: Trained, split: str, task: str) -> float | None:
