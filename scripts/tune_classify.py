@@ -90,8 +90,12 @@ def dense_leads(path: str) -> dict[tuple[str, ...], list[float]]:
     import csv
 
     with open(path, newline="") as fh:
-        return {(r["bayes_temperature"], r["genus_floor_margin"], r["genus_floor_scale"], r["threshold"]):
-                [float(r[f"{p} lead"]) for p in DENSE] for r in csv.DictReader(fh, delimiter="\t")}
+        try:
+            return {(r["bayes_temperature"], r["genus_floor_margin"], r["genus_floor_scale"], r["threshold"]):
+                    [float(r[f"{p} lead"]) for p in DENSE] for r in csv.DictReader(fh, delimiter="\t")}
+        except (KeyError, TypeError, ValueError) as err:
+            raise SystemExit(f"{path}: not a table of tune_classify.py ({type(err).__name__}: {err})") \
+                from None
 
 
 def choose(rows, others: list[dict[tuple[str, ...], list[float]]]):

@@ -48,3 +48,10 @@ def test_the_rule_over_one_and_over_two_references(tmp_path):
     assert choose(rows, [partial])[0]["bayes_temperature"] == 4.0
     with pytest.raises(SystemExit):
         choose(rows, [dense_leads(_table(tmp_path / "none.tsv", {("8", "0.2"): [0.1, 0.1, 0.1]}))])
+
+
+def test_a_table_of_something_else_is_refused_in_one_line(tmp_path):
+    path = tmp_path / "other.tsv"
+    path.write_text("sample\tvalue\nA\t1\n")
+    with pytest.raises(SystemExit, match=f"{path}: not a table of tune_classify.py"):
+        dense_leads(str(path))
