@@ -52,8 +52,8 @@ def test_defaults_match_what_snakemake_fills_in(repo_root):
 def test_a_bare_aam_run_gets_the_benchmark_s_aam_configuration(repo_root):
     """The schema's data and model sizes are config/benchmark.yaml's `aam` run, the one AAM
     configuration measured on every task; so are fine-tuning's warmup, its per-task (auto) epochs,
-    patience and exported weights, its calibration and its seed ensemble of 2, while pretraining
-    keeps the shared trainer's own defaults."""
+    patience and exported weights, its calibration, its seed ensemble of 2 and its linear and forest
+    members, while pretraining keeps the shared trainer's own defaults."""
     bench = yaml.safe_load((repo_root / "config" / "benchmark.yaml").read_text())["aam"]["runs"]["aam"]
     filled = load_settings("{}", "aam_run")
     for section in ("data", "model"):
@@ -64,6 +64,11 @@ def test_a_bare_aam_run_gets_the_benchmark_s_aam_configuration(repo_root):
     assert tuned["max_epochs"] == tuned["patience"] == tuned["restore_best"] == "auto"
     assert filled["finetune"]["ensemble"] == bench["finetune"]["ensemble"] == 2
     assert filled["finetune"]["calibrate"] == bench["finetune"]["calibrate"] == "auto"
+    # the linear member, and for a classifier the forest member, in equal shares with the neural members
+    assert bench["finetune"]["linear_member"] == bench["finetune"]["forest_member"] == {}
+    members = filled["finetune"]
+    assert members["linear_member"]["weight"] == members["forest_member"]["weight"] == "auto"
+    assert filled["finetune"]["forest_member"]["tasks"] == ["classification"]
     trainer = load_schema()["definitions"]["trainer"]["properties"]
     assert {key: filled["pretrain"]["trainer"][key] for key in keys} == {
         key: trainer[key]["default"] for key in keys}

@@ -151,10 +151,11 @@ def test_evaluate_classification(tmp_path):
     assert (out2 / "predictions.tsv").read_text() == (out / "predictions.tsv").read_text()
 
 
-@pytest.mark.parametrize("record", [{"trained_on_val": True}, {"linear_member": {"model": "linear_clr"}}])
+@pytest.mark.parametrize("record", [{"trained_on_val": True}, {"linear_member": {"model": "linear_clr"}},
+                                    {"forest_member": {"model": "random_forest"}}])
 def test_val_scores_of_a_model_that_saw_its_val_samples_are_marked(tmp_path, record):
-    """A model trained on its val samples (finetune.train_on_val), or whose linear member was
-    fitted on them, gets val_seen_in_training; one that did neither does not."""
+    """A model trained on its val samples (finetune.train_on_val), or whose linear or forest member
+    was fitted on them, gets val_seen_in_training; one that did neither does not."""
     ft = write_dataset(tmp_path)
     assert main(evaluate_args(tmp_path, ft, tmp_path / "plain")) == 0
     assert json.loads((tmp_path / "plain" / "metrics.json").read_text())["val_seen_in_training"] is False

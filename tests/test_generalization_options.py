@@ -418,7 +418,8 @@ SETTINGS = {
     "model": {"embedding_dim": 16, "layers": 1, "heads": 2, "ff_dim": 32, "dropout": 0.0},
     "pretrain": {"enabled": False},
     "finetune": {"ensemble": 1,  # one model (the default is 2), as the single runs compared here
-                 "linear_member": None,  # the neural model alone (tests/test_linear_member.py adds it)
+                 "linear_member": None,  # the neural model alone (tests/test_linear_member.py adds it,
+                 "forest_member": None,  # and tests/test_forest_member.py the forest)
                  "trainer": {"max_epochs": 2, "warmup_steps": 1, "patience": None, "progress_bar": False,
                              "monitor": "auto", "num_threads": 1}},
 }

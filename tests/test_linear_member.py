@@ -27,7 +27,7 @@ from aam.errors import InputError  # noqa: E402
 from aam.evaluate.baselines import BaselineSettings, nested_fit  # noqa: E402
 from aam.io.model_files import export_model, load_model  # noqa: E402
 from aam.models.aam import SequencePredictor, predictor_inputs  # noqa: E402
-from aam.models.ensemble import EnsemblePredictor, with_linear_member  # noqa: E402
+from aam.models.ensemble import EnsemblePredictor, with_tabular_members  # noqa: E402
 from aam.models.linear_clr import LinearCLR  # noqa: E402
 from aam.training.linear_member import linear_module  # noqa: E402
 
@@ -113,7 +113,7 @@ def test_an_ensemble_mixes_its_linear_member_in_by_its_weight(task, n_outputs, t
         linear.keys.copy_(torch.tensor([5, 11, 40]))
         linear.coef.copy_(torch.linspace(-1, 1, 3 * n_outputs, dtype=torch.float64).reshape(3, n_outputs))
         linear.intercept.fill_(0.25)
-    model = with_linear_member(EnsemblePredictor.of(members), linear, 0.3).eval()
+    model = with_tabular_members(EnsemblePredictor.of(members), linear, 0.3).eval()
     batch = make_batch([[0, 1, 2, 3], [2, 4], [5], [1, 6, 7]], counts=[[9, 5, 2, 1], [4, 4], [7], [3, 2, 1]])
     batch["table_keys"] = torch.tensor([40, 5, 7, 11, 13, 2, 9, 3])[: batch["unifrac_counts"].shape[1]]
     batch["expected_counts"] = batch["unifrac_counts"].double() * 1.7  # not the rarefied counts it reads
@@ -140,7 +140,7 @@ def test_a_model_whose_linear_member_read_a_rarefaction_draw_is_refused_in_one_l
     fails with one line naming the file and the remedy."""
     members = [SequencePredictor(tiny(task="classification", n_outputs=2)).eval()]
     linear = LinearCLR(2, 2, "classification", 0.5)
-    export_model(with_linear_member(EnsemblePredictor.of(members), linear, 0.5), tmp_path)
+    export_model(with_tabular_members(EnsemblePredictor.of(members), linear, 0.5), tmp_path)
     meta = json.loads((tmp_path / "model.json").read_text())
     assert meta["config"]["linear_input"] == "scaled_counts"
     load_model(tmp_path)

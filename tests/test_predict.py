@@ -159,8 +159,10 @@ def test_ids_that_are_not_dna_take_sequences_and_new_features_are_counted(traine
     a = json.loads((out / "predict.json").read_text())
     b = json.loads((root / "plain" / "predict.json").read_text())
     assert a["n_unseen_features"] == b["n_unseen_features"] + 1
-    # the linear member matches features by ID: it knows none of these (a warning says so)
+    # the linear member matches features by ID: it knows none of these (a warning says so),
     assert a["linear_member_read_fraction"] == 0.0 and b["linear_member_read_fraction"] > 0.9
+    # so does the forest member (on for a classifier), by the features its trees split on
+    assert a["forest_member_read_fraction"] == 0.0 and b["forest_member_read_fraction"] > 0.2
     # the neural members read sequences: alone, they predict the renamed table as the original
     model, meta = load_model(trained["model"])
     neural = root / "neural"

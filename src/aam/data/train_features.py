@@ -88,18 +88,21 @@ def unseen_features(model_dir: Path, features, reads: np.ndarray, table: str, wa
 
 def linear_member_reads(model, features, reads: np.ndarray) -> dict:
     """The share of the predicted samples' reads in features the model's linear member
-    (``finetune.linear_member``) has a coefficient for, matched by feature ID as it matches them;
-    a warning where it knows none, as when a table names its features otherwise than the training
-    table did (hashes against sequences). Empty for a model without one."""
+    (``finetune.linear_member``) has a coefficient for, and where it has one, in features its
+    forest member (``finetune.forest_member``) splits on, matched by feature ID as they match them;
+    a warning where a member knows none, as when a table names its features otherwise than the
+    training table did (hashes against sequences). Empty for a model without either."""
     from aam.data.datasets import feature_id_keys
 
-    linear = getattr(model, "linear", None)
-    if linear is None:
-        return {}
-    known = np.isin(feature_id_keys(features.feature_ids), linear.keys.cpu().numpy())
-    share = float(reads[known].sum() / max(reads.sum(), 1))
-    if not known[reads > 0].any():
-        log.warning("the model's linear member (CLR + L2, weight %g) knows none of this table's feature "
-                    "IDs: it matches features by ID, so name them as the training table did (its "
-                    "share of the prediction then rests on no feature)", model.config.linear_weight)
-    return {"linear_member_read_fraction": share}
+    out = {}
+    for name, label in (("linear", "linear member (CLR + L2"), ("forest", "forest member (random forest")):
+        member = getattr(model, name, None)
+        if member is None:
+            continue
+        known = np.isin(feature_id_keys(features.feature_ids), member.keys.cpu().numpy())
+        out[f"{name}_member_read_fraction"] = float(reads[known].sum() / max(reads.sum(), 1))
+        if not known[reads > 0].any():
+            log.warning("the model's %s, weight %g) knows none of this table's feature IDs: it matches "
+                        "features by ID, so name them as the training table did (its share of the "
+                        "prediction then rests on no feature)", label, getattr(model.config, f"{name}_weight"))
+    return out

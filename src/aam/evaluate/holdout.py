@@ -53,9 +53,10 @@ def read_model_info(path: Path) -> dict:
         for key in ("classes", "class_names", "labels"):
             if isinstance(container.get(key), list):
                 out.setdefault("classes", [str(c) for c in container[key]])
-    # the model trained on its val samples (finetune.train_on_val), or its linear member was fitted
-    # on them (finetune.linear_member): its val scores are not a held-out estimate
-    out["val_seen_in_training"] = bool(info.get("trained_on_val") or info.get("linear_member"))
+    # the model trained on its val samples (finetune.train_on_val), or its linear or forest member
+    # was fitted on them (finetune.linear_member, forest_member): its val scores are not held out
+    out["val_seen_in_training"] = bool(info.get("trained_on_val") or info.get("linear_member")
+                                       or info.get("forest_member"))
     return out
 
 

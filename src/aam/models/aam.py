@@ -99,7 +99,8 @@ def predictor_inputs(config: AAMConfig, batch: dict[str, torch.Tensor]) -> tuple
     :class:`aam.data.datasets.Collate`: the kept slots, and every ASV of the samples where the
     model reads them (``config.reads_every_asv()``; the batch then carries ``present_tokens``), and
     for an ensemble's linear member every feature's key and expected count (``table_keys``,
-    ``expected_counts``: batches of an evaluation loader)."""
+    ``expected_counts``: batches of an evaluation loader), for its forest member the keys and
+    counts of the evaluation draw (``present_keys``, ``unifrac_counts``)."""
     inputs = (batch["tokens"], batch["asv_index"], batch["asv_mask"], batch["asv_counts"])
     if config.reads_every_asv():
         if "present_tokens" not in batch:
@@ -114,12 +115,15 @@ def predictor_inputs(config: AAMConfig, batch: dict[str, torch.Tensor]) -> tuple
         if len(inputs) == 4:
             inputs += (None, None)
         inputs += (batch[key],)
-    if getattr(config, "linear_features", 0):  # an ensemble's linear member (aam.models.ensemble)
+    linear, forest = getattr(config, "linear_features", 0), getattr(config, "forest_features", 0)
+    if linear or forest:  # an ensemble's linear or forest member (aam.models.ensemble)
         if "expected_counts" not in batch:
-            raise ValueError("a linear member needs batches with table_keys and expected_counts "
+            raise ValueError("a linear or forest member needs batches with table_keys and expected_counts "
                              "(those of aam.data.datasets.Collate given the feature IDs and expected_counts)")
         inputs += (None,) * (7 - len(inputs))  # the members' own present ASVs and keys, where they read them
-        inputs += (batch["table_keys"], batch["expected_counts"])
+        inputs += (batch["table_keys"], batch["expected_counts"]) if linear else (None, None)
+        if forest:
+            inputs += (batch["present_keys"], batch["unifrac_counts"])
     return inputs
 
 

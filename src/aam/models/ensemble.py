@@ -22,6 +22,11 @@ the batch's ``table_keys`` and ``expected_counts`` (every feature of the samples
 the depth: no rarefaction draw), which :func:`aam.models.aam.predictor_inputs` passes as
 ``linear_keys`` and ``linear_counts``. The count head and the embedding stay the neural members'.
 
+A forest member (``forest_features`` > 0; :mod:`aam.models.forest`, fitted by
+:mod:`aam.training.forest_member`) joins the same way with weight ``forest_weight``; it reads the
+model's evaluation rarefaction draw (``present_keys`` and ``unifrac_counts``, passed as ``draw_keys``
+and ``draw_counts``); with both, the neural members' share is ``1 - linear_weight - forest_weight``.
+
 What a member reads is recorded in ``linear_input``: aam fitted the linear member on one rarefaction
 draw before it read the scaled counts, and such a model, served the scaled counts, would predict
 otherwise than it was scored. A config without the field is of that time, so it refuses to build
@@ -43,6 +48,7 @@ import torch
 from torch import nn
 
 from aam.models.aam import AAMConfig, SequencePredictor
+from aam.models.forest import ForestModule
 from aam.models.linear_clr import LinearCLR
 
 # What the linear member reads (``EnsembleConfig.linear_input``): each sample's counts scaled to the
@@ -52,18 +58,29 @@ LINEAR_INPUT = "scaled_counts"
 
 @dataclass
 class EnsembleConfig(AAMConfig):
-    """The members' AAMConfig (they share it), their number, and the linear member's size (0:
-    none), weight, CLR pseudocount and input (module docstring; empty: none, or a member saved before
-    the field, which read one rarefaction draw)."""
+    """The members' AAMConfig (they share it), their number, the linear member's size (0: none),
+    weight, CLR pseudocount and input (module docstring; empty: none, or a member saved before the
+    field, which read one rarefaction draw), and the forest member's sizes (0: none) and weight."""
 
     members: int = 2
     linear_features: int = 0
     linear_weight: float = 0.0
     linear_pseudocount: float = 0.5
     linear_input: str = ""
+    forest_features: int = 0
+    forest_nodes: int = 0
+    forest_trees: int = 0
+    forest_weight: float = 0.0
 
     def has_linear_member(self) -> bool:
         return self.linear_features > 0
+
+    def has_forest_member(self) -> bool:
+        return self.forest_features > 0
+
+    def reads_table(self) -> bool:
+        """Whether a member reads the batch's table_keys and expected_counts."""
+        return self.has_linear_member() or self.has_forest_member()
 
     def member_config(self) -> AAMConfig:
         return AAMConfig(**{f.name: getattr(self, f.name) for f in dataclasses.fields(AAMConfig)})
@@ -92,12 +109,29 @@ class EnsemblePredictor(nn.Module):
                                  "(each sample's counts scaled to the depth): run the fine-tuning again")
             self.linear = LinearCLR(config.linear_features, config.n_outputs, config.task,
                                     config.linear_pseudocount)
+        self.forest = None
+        if config.has_forest_member():
+            if not 0.0 < config.forest_weight < 1.0:
+                raise ValueError(f"the forest member's weight must lie in (0, 1), got {config.forest_weight}")
+            self.forest = ForestModule(config.forest_features, config.forest_nodes, config.forest_trees,
+                                       config.n_outputs, config.task)
+        if self.neural_weight() <= 0.0:
+            raise ValueError(f"the members' weights ({config.linear_weight} linear, "
+                             f"{config.forest_weight} forest) "
+                             "must leave the neural members a share: their sum must be below 1")
+
+    def neural_weight(self) -> float:
+        """The neural members' share of the prediction: what the linear and forest members leave."""
+        c = self.config
+        return 1.0 - (c.linear_weight if self.linear is not None else 0.0) - (
+            c.forest_weight if self.forest is not None else 0.0)
 
     @classmethod
     def of(cls, members: Sequence[SequencePredictor], linear: LinearCLR | None = None,
-           linear_weight: float = 0.0) -> EnsemblePredictor:
-        """An ensemble holding copies of the weights of ``members`` (all of one AAMConfig) and,
-        given one, of the linear member ``linear`` with weight ``linear_weight``."""
+           linear_weight: float = 0.0, forest: ForestModule | None = None,
+           forest_weight: float = 0.0) -> EnsemblePredictor:
+        """An ensemble holding copies of the weights of ``members`` (all of one AAMConfig) and, given
+        them, of the linear member ``linear`` and the forest member ``forest`` with their weights."""
         if not members:
             raise ValueError("an ensemble needs at least one member")
         first = members[0].config
@@ -106,20 +140,27 @@ class EnsemblePredictor(nn.Module):
                 raise ValueError("ensemble members must share one AAMConfig")
         sizes = {}
         if linear is not None:
-            sizes = {"linear_features": int(linear.keys.numel()), "linear_weight": float(linear_weight),
-                     "linear_pseudocount": linear.pseudocount, "linear_input": LINEAR_INPUT}
+            sizes |= {"linear_features": int(linear.keys.numel()), "linear_weight": float(linear_weight),
+                      "linear_pseudocount": linear.pseudocount, "linear_input": LINEAR_INPUT}
+        if forest is not None:
+            sizes |= {"forest_features": int(forest.keys.numel()),
+                      "forest_nodes": int(forest.feature.numel()),
+                      "forest_trees": int(forest.roots.numel()), "forest_weight": float(forest_weight)}
         ensemble = cls(EnsembleConfig(**dataclasses.asdict(first), members=len(members), **sizes))
         for mine, theirs in zip(ensemble.members, members, strict=True):
             mine.load_state_dict(theirs.state_dict())
         if linear is not None:
             ensemble.linear.load_state_dict(linear.state_dict())
+        if forest is not None:
+            ensemble.forest.load_state_dict(forest.state_dict())
         return ensemble
 
     def forward(self, tokens: torch.Tensor, asv_index: torch.Tensor, asv_mask: torch.Tensor,
                 asv_counts: torch.Tensor | None = None, present_tokens: torch.Tensor | None = None,
                 present_counts: torch.Tensor | None = None,
-                readout_keys: torch.Tensor | None = None, linear_keys: torch.Tensor | None = None,
-                linear_counts: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+                readout_keys: torch.Tensor | None = None, table_keys: torch.Tensor | None = None,
+                expected_counts: torch.Tensor | None = None, draw_keys: torch.Tensor | None = None,
+                draw_counts: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         outs = [m(tokens, asv_index, asv_mask, asv_counts, present_tokens, present_counts, readout_keys)
                 for m in self.members]
         log_n = math.log(len(outs))
@@ -128,8 +169,8 @@ class EnsemblePredictor(nn.Module):
         else:
             log_probs = torch.stack([torch.log_softmax(o["target"].float(), dim=-1) for o in outs])
             target = torch.logsumexp(log_probs, dim=0) - log_n
-        if self.linear is not None:
-            target = self.with_linear(target, linear_keys, linear_counts)
+        if self.config.reads_table():
+            target = self.with_tabular(target, (table_keys, expected_counts), (draw_keys, draw_counts))
         counts = torch.logsumexp(torch.stack([o["count_log_probs"] for o in outs]), dim=0) - log_n
         return {
             "target": target,
@@ -138,27 +179,35 @@ class EnsemblePredictor(nn.Module):
             "asv_mask": outs[0]["asv_mask"],
         }
 
-    def with_linear(self, target: torch.Tensor, keys: torch.Tensor | None,
-                    counts: torch.Tensor | None) -> torch.Tensor:
-        """The neural members' target joined with the linear member's: (1 - w) x theirs + w x its
-        own, in probabilities (classification; returned as log-probabilities) or predictions."""
-        if keys is None or counts is None:
-            raise ValueError("a linear member needs the batch's table_keys and expected_counts")
-        w = self.config.linear_weight
-        linear = self.linear(keys, counts)
+    def with_tabular(self, target: torch.Tensor, expected: tuple[torch.Tensor | None, torch.Tensor | None],
+                     draw: tuple[torch.Tensor | None, torch.Tensor | None]) -> torch.Tensor:
+        """The neural members' target joined with the linear member's (reading ``expected``, the
+        batch's table_keys and expected_counts) and the forest member's (reading ``draw``, its
+        present_keys and unifrac_counts): each weighted by its share, in probabilities
+        (classification; returned as log-probabilities) or predictions."""
+        parts = [(self.neural_weight(), target.double())]
+        if self.linear is not None:
+            if expected[0] is None or expected[1] is None:
+                raise ValueError("a linear member needs the batch's table_keys and expected_counts")
+            parts.append((self.config.linear_weight, self.linear(*expected)))
+        if self.forest is not None:
+            if draw[0] is None or draw[1] is None:
+                raise ValueError("a forest member needs the batch's present_keys and unifrac_counts")
+            parts.append((self.config.forest_weight, self.forest(*draw)))
         if self.config.task == "regression":
-            return ((1.0 - w) * target.double() + w * linear.squeeze(-1)).to(target.dtype)
-        parts = torch.stack([target.double() + math.log(1.0 - w), linear + math.log(w)])
-        return torch.logsumexp(parts, dim=0).to(target.dtype)
+            return sum(w * (p if p.dim() == 1 else p.squeeze(-1)) for w, p in parts).to(target.dtype)
+        return torch.logsumexp(torch.stack([p + math.log(w) for w, p in parts]), dim=0).to(target.dtype)
 
 
-def with_linear_member(model: nn.Module, linear: LinearCLR, weight: float) -> EnsemblePredictor:
-    """A fine-tuned model (a SequencePredictor, or an EnsemblePredictor without a linear member)
-    joined by the linear member ``linear`` with weight ``weight``."""
+def with_tabular_members(model: nn.Module, linear: LinearCLR | None = None, linear_weight: float = 0.0,
+                         forest: ForestModule | None = None, forest_weight: float = 0.0) -> EnsemblePredictor:
+    """A fine-tuned model (a SequencePredictor, or an EnsemblePredictor without a linear or forest
+    member) joined by the linear member ``linear`` and the forest member ``forest`` (either may be
+    None) with their weights."""
     if isinstance(model, EnsemblePredictor):
-        if model.linear is not None:
-            raise ValueError("the model has a linear member already")
+        if model.config.reads_table():
+            raise ValueError("the model has a linear or forest member already")
         members = list(model.members)
     else:
         members = [model]
-    return EnsemblePredictor.of(members, linear, weight)
+    return EnsemblePredictor.of(members, linear, linear_weight, forest, forest_weight)

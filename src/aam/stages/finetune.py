@@ -19,7 +19,9 @@ Outputs in ``--out-dir`` (for `aam evaluate`):
     (``finetune.calibrate`` of a regression target: :mod:`aam.training.calibration`, already folded
     into the weights; null without it) and ``linear_member`` (``finetune.linear_member``: the
     CLR + L2 model fitted on the train + val samples and served inside the model with its weight,
-    :mod:`aam.training.linear_member`; its chosen strength and inner scores; null without it) and
+    :mod:`aam.training.linear_member`; its chosen strength and inner scores; null without it),
+    ``forest_member`` (``finetune.forest_member``: the random forest likewise,
+    :mod:`aam.training.forest_member`; its chosen leaf size, inner scores and size; null without it) and
     ``refit_on_val`` (``finetune.refit_on_val``: the epochs of each member's refit on the train and
     val samples, whose weights are exported, in ``refit/m{i}/``; null without it).
 ``metrics.csv``
@@ -56,7 +58,7 @@ from aam.data.train_features import TRAIN_FEATURES, write_train_features
 from aam.errors import InputError
 from aam.io.atomic import atomic_path
 from aam.io.metadata import target_classes
-from aam.models.ensemble import with_linear_member
+from aam.models.ensemble import with_tabular_members
 from aam.training.calibration import calibrate_refit, calibrate_regression
 from aam.training.finetune import (
     AUTO_MONITOR,
@@ -73,7 +75,9 @@ from aam.training.finetune import (
     train_members,
     write_sample_embeddings,
 )
+from aam.training.forest_member import fit_forest_member
 from aam.training.linear_member import fit_linear_member
+from aam.training.member_weights import member_weights
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +124,7 @@ def run(args: argparse.Namespace) -> None:
     name = args.target or column
 
     check_refit_on_val(fine)
+    weights = member_weights(fine, task)
     classes = target_classes(args.classes, task)
     check_target(read_target_column(args.samples, column, classes), read_splits(args.splits), column, task)
     chosen = None
@@ -148,10 +153,15 @@ def run(args: argparse.Namespace) -> None:
         if calibration is not None:
             calibration = calibrate_refit(model, dm, calibration, device)
             log.info("calibrated the refit with the first fit's scale: %s", calibration.as_dict())
-    linear = None
-    if fine.get("linear_member"):
-        linear = fit_linear_member(dm, args.splits, task, fine["linear_member"], args.seed)
-        model = with_linear_member(model, linear.module, linear.weight)
+    linear = forest = None
+    if "linear" in weights:
+        linear = fit_linear_member(dm, args.splits, task, fine["linear_member"], args.seed, weights["linear"])
+    if "forest" in weights:
+        forest = fit_forest_member(dm, args.splits, task, fine["forest_member"], args.seed, weights["forest"],
+                                   torch.get_num_threads())
+    if weights:
+        model = with_tabular_members(model, linear.module if linear else None, weights.get("linear", 0.0),
+                                     forest.module if forest else None, weights.get("forest", 0.0))
 
     timings = [train_timing(t.result, dm.batch_size * trainer.accumulate_grad_batches) for t in trained]
     timing = dict(timings[0]) if len(trained) == 1 else {"members": timings}
@@ -171,6 +181,7 @@ def run(args: argparse.Namespace) -> None:
         record = finetune_record(args, settings, trained, classes, val_metrics, summary, chosen)
         record["calibration"] = None if calibration is None else calibration.as_dict()
         record["linear_member"] = None if linear is None else linear.as_dict()
+        record["forest_member"] = None if forest is None else forest.as_dict()
         record["refit_on_val"] = refit
         return record
 

@@ -32,10 +32,11 @@ Outputs in ``--out-dir`` (all or none):
 ``predict.json``
     Counts (samples predicted and left out, features of the predicted samples and those unseen in
     training, ``unseen_read_fraction``: their share of the reads, null without the model's training
-    list), the warning threshold, the depth, ``linear_member_read_fraction`` (a model with a linear
-    member, ``finetune.linear_member``: the share of the reads in features it knows by ID; a
-    warning where it knows none), and the provenance (package version, git commit, the model's
-    provenance, the seed).
+    list), the warning threshold, the depth, ``linear_member_read_fraction`` and
+    ``forest_member_read_fraction`` (a model with a linear or forest member,
+    ``finetune.linear_member`` / ``forest_member``: the share of the reads in features it knows by
+    ID; a warning where it knows none), and the provenance (package version, git commit, the
+    model's provenance, the seed).
 
 The feature table is read with the ingest stage's readers, tokenized with the tokenize stage's
 code, and batched with the training data code.

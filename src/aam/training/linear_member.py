@@ -53,20 +53,27 @@ class LinearMember:
                 "n_train": self.n_train, "n_features": int(self.module.keys.numel())}
 
 
-def training_counts(dm, splits: Sequence[str] = ("train", "val")) -> tuple[list[str], np.ndarray, np.ndarray,
-                                                                          np.ndarray]:
+# what a member reads of an evaluation batch: (feature keys, counts over them)
+EXPECTED_COUNTS = ("table_keys", "expected_counts")  # each sample's counts scaled to the depth
+DRAW_COUNTS = ("present_keys", "unifrac_counts")  # the model's evaluation rarefaction draw
+
+
+def training_counts(dm, splits: Sequence[str] = ("train", "val"), fields: tuple[str, str] = EXPECTED_COUNTS,
+                    ) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
     """(sample IDs, counts [samples, features], feature keys [features], targets) of the samples of
-    ``splits`` as the model's evaluation batches give them: every feature of a sample with its
-    count scaled to the depth (``expected_counts`` with ``table_keys``). Features are every one of
-    these samples, in ascending key order."""
+    ``splits`` as the model's evaluation batches give them: by default every feature of a sample
+    with its count scaled to the depth (``expected_counts`` with ``table_keys``; ``fields``
+    :data:`DRAW_COUNTS`: the features of its evaluation draw with their drawn counts). Features are
+    every one of these samples, in ascending key order."""
     from aam.evaluate.predict import eval_loader
 
+    key_field, count_field = fields
     samples, key_parts, count_parts, targets = [], [], [], []
     for split in splits:
         for batch in eval_loader(dm, split):
             samples += [dm.sample_ids[int(r)] for r in batch["sample_index"]]
-            key_parts.append(batch["table_keys"].numpy())
-            count_parts.append(batch["expected_counts"].numpy())
+            key_parts.append(batch[key_field].numpy())
+            count_parts.append(batch[count_field].numpy())
             targets.append(batch["target"].numpy())
     keys = np.unique(np.concatenate(key_parts)) if key_parts else np.zeros(0, dtype=np.int64)
     counts = np.zeros((len(samples), keys.size), dtype=np.float64)
@@ -77,15 +84,28 @@ def training_counts(dm, splits: Sequence[str] = ("train", "val")) -> tuple[list[
     return samples, counts, keys, np.concatenate(targets) if targets else np.zeros(0)
 
 
-def fit_linear_member(dm, splits_path: str | Path, task: str, spec: Mapping, seed: int) -> LinearMember:
-    """Fit the linear member on the train + val samples of ``dm`` (ordered as ``splits_path`` lists
-    them, train first, as the baselines read a fold) and return it. ``spec`` is
-    ``finetune.linear_member``; the inner folds group samples as ``splits_path`` does."""
-    from aam.evaluate.baselines import BaselineSettings, nested_fit
+@dataclass
+class TrainingSet:
+    """What a member of the model is fitted on: the train + val samples (train first, each split in
+    the order ``splits.tsv`` lists it, as the baselines read a fold), their counts scaled to the
+    depth over ``keys``, targets (class names; regression: standardized, the model's own units),
+    groups and the classes seen (None for regression)."""
+
+    samples: list[str]
+    counts: np.ndarray
+    keys: np.ndarray
+    y: np.ndarray
+    groups: list
+    classes: list[str] | None
+
+
+def training_set(dm, splits_path: str | Path, task: str, fields: tuple[str, str] = EXPECTED_COUNTS,
+                 ) -> TrainingSet:
+    """The :class:`TrainingSet` of ``dm``'s train + val samples, their counts read from the batches'
+    ``fields`` (:func:`training_counts`); the groups are those of ``splits_path``."""
     from aam.io.splits import read_groups, read_splits
 
-    start = time.perf_counter()
-    samples, counts, keys, targets = training_counts(dm)
+    samples, counts, keys, targets = training_counts(dm, fields=fields)
     split_of, group_of = read_splits(splits_path), read_groups(splits_path)
     position = {s: i for i, s in enumerate(split_of)}
     order = sorted(range(len(samples)), key=lambda i: (split_of[samples[i]] != "train", position[samples[i]]))
@@ -94,13 +114,24 @@ def fit_linear_member(dm, splits_path: str | Path, task: str, spec: Mapping, see
         y = np.asarray(dm.classes, dtype=object)[targets.astype(np.int64)]
         classes = sorted(set(y))
     else:
-        y, classes = targets.astype(np.float64), None  # standardized: the model's own units
+        y, classes = targets.astype(np.float64), None
+    return TrainingSet(samples, counts, keys, y, [group_of.get(s) for s in samples], classes)
+
+
+def fit_linear_member(dm, splits_path: str | Path, task: str, spec: Mapping, seed: int,
+                      weight: float) -> LinearMember:
+    """Fit the linear member on the train + val samples of ``dm`` (:func:`training_set`) and return
+    it with its share ``weight`` of the prediction. ``spec`` is ``finetune.linear_member``."""
+    from aam.evaluate.baselines import BaselineSettings, nested_fit
+
+    start = time.perf_counter()
+    data = training_set(dm, splits_path, task)
     settings = BaselineSettings.from_dict(
         {"models": ["linear_clr"], "inner_folds": int(spec["inner_folds"]),
          "linear_clr": {k: spec[k] for k in BASELINE_KEYS}}, seed=seed)
-    fit = nested_fit("linear_clr", counts, y, [group_of.get(s) for s in samples], task, settings, classes)
-    module = linear_module(fit.model, keys, task, list(dm.classes) if task == "classification" else None)
-    member = LinearMember(module, float(spec["weight"]), fit.params, fit.search, fit.n_train,
+    fit = nested_fit("linear_clr", data.counts, data.y, data.groups, task, settings, data.classes)
+    module = linear_module(fit.model, data.keys, task, list(dm.classes) if task == "classification" else None)
+    member = LinearMember(module, float(weight), fit.params, fit.search, fit.n_train,
                           time.perf_counter() - start)
     log.info("linear member (CLR + L2) fitted on %d samples x %d features: %s (inner %s), weight %g, %.1f s",
              fit.n_train, module.keys.numel(), fit.params,
