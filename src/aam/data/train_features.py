@@ -86,7 +86,7 @@ def unseen_features(model_dir: Path, features, reads: np.ndarray, table: str, wa
     return out
 
 
-def linear_member_reads(model, features, reads: np.ndarray) -> dict:
+def tabular_member_reads(model, features, reads: np.ndarray) -> dict:
     """The share of the predicted samples' reads in features the model's linear member
     (``finetune.linear_member``) has a coefficient for, and where it has one, in features its
     forest member (``finetune.forest_member``) splits on, matched by feature ID as they match them;

@@ -90,7 +90,7 @@ def run(args: argparse.Namespace) -> None:
 
 
 def _predict(args, model, meta: dict, features, samples, sample_ids: list[str]) -> None:
-    from aam.data.train_features import feature_reads, linear_member_reads, unseen_features
+    from aam.data.train_features import feature_reads, tabular_member_reads, unseen_features
     from aam.evaluate.predict import predict_new_samples
     from aam.io.atomic import atomic_dir
     from aam.io.embeddings import write_embeddings
@@ -126,7 +126,7 @@ def _predict(args, model, meta: dict, features, samples, sample_ids: list[str]) 
         "left_out": shallow + no_reads,
         **unseen,
         "warn_unseen_fraction": args.warn_unseen_fraction,
-        **linear_member_reads(model, features, reads),
+        **tabular_member_reads(model, features, reads),
         "provenance": provenance(seed=seed, model=model_prov),
     }
     with atomic_dir(args.out_dir) as out:
