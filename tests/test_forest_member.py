@@ -121,14 +121,7 @@ def test_a_sample_at_a_split_threshold_reaches_scikit_learn_s_leaf():
 def test_an_ensemble_mixes_its_linear_and_forest_members_in_by_their_weights(task, n_outputs, tmp_path):
     """w_n x the neural members' mean + w_l x the linear member's + w_f x the forest's, in
     probabilities (classification) or predictions, w_n = 1 - w_l - w_f; it exports and loads."""
-    members = []
-    for seed in range(2):
-        torch.manual_seed(seed)
-        members.append(SequencePredictor(tiny(task=task, n_outputs=n_outputs)).eval())
-    linear = LinearCLR(3, n_outputs, task, 0.5)
-    with torch.no_grad():
-        linear.keys.copy_(torch.tensor([5, 11, 40]))
-        linear.coef.copy_(torch.linspace(-1, 1, 3 * n_outputs, dtype=torch.float64).reshape(3, n_outputs))
+    members, linear = linear_tests.neural_members_and_a_linear_member(task, n_outputs)
     fit, counts = _forest(task, ["a", "b", "c"] if task == "classification" else None, n_features=8)
     forest = forest_module(fit.model.estimator, np.array([2, 3, 5, 7, 9, 11, 13, 40]), task,
                            ["a", "b", "c"] if task == "classification" else None)
@@ -284,18 +277,9 @@ def _drawn_counts(dm, samples: list[str], n_train: int) -> np.ndarray:
 
 def test_the_forest_member_never_reads_the_test_samples(study, tmp_path):
     """Test samples with their targets flipped leave the forest as it was, tree for tree."""
-    import shutil
-
-    poisoned = tmp_path / "poisoned"
-    shutil.copytree(study, poisoned)
-    meta = pd.read_csv(study / "metadata.tsv", sep="\t", dtype=str)
-    test_ids = pd.read_csv(study / "splits.tsv", sep="\t", dtype=str).query("split == 'test'")["sample"]
-    flip = meta["sample_name"].isin(test_ids)
-    meta.loc[flip, "disease"] = np.where(meta.loc[flip, "disease"] == "Crohns", "Control", "Crohns")
-    meta.to_csv(poisoned / "metadata.tsv", sep="\t", index=False)
     settings = _settings(FOREST)
     finetune(study, tmp_path / "clean", settings)
-    finetune(poisoned, tmp_path / "dirty", settings)
+    finetune(linear_tests.poisoned_copy(study, tmp_path), tmp_path / "dirty", settings)
     clean, clean_meta = load_model(tmp_path / "clean")
     dirty, dirty_meta = load_model(tmp_path / "dirty")
     assert clean_meta["forest_member"]["search"] == dirty_meta["forest_member"]["search"]

@@ -100,10 +100,9 @@ def test_a_class_the_linear_member_never_saw_gets_probability_zero():
     torch.testing.assert_close(probs.sum(-1), torch.ones(2, dtype=torch.float64))
 
 
-@pytest.mark.parametrize("task,n_outputs", [("classification", 3), ("regression", 1)])
-def test_an_ensemble_mixes_its_linear_member_in_by_its_weight(task, n_outputs, tmp_path):
-    """(1 - w) x the neural members' mean + w x the linear member's, in probabilities (classification)
-    or predictions; the model exports and loads with it."""
+def neural_members_and_a_linear_member(task: str, n_outputs: int,
+                                       ) -> tuple[list[SequencePredictor], LinearCLR]:
+    """Two tiny neural members (seeds 0 and 1) and a linear member on the keys 5, 11 and 40."""
     members = []
     for seed in range(2):
         torch.manual_seed(seed)
@@ -113,6 +112,14 @@ def test_an_ensemble_mixes_its_linear_member_in_by_its_weight(task, n_outputs, t
         linear.keys.copy_(torch.tensor([5, 11, 40]))
         linear.coef.copy_(torch.linspace(-1, 1, 3 * n_outputs, dtype=torch.float64).reshape(3, n_outputs))
         linear.intercept.fill_(0.25)
+    return members, linear
+
+
+@pytest.mark.parametrize("task,n_outputs", [("classification", 3), ("regression", 1)])
+def test_an_ensemble_mixes_its_linear_member_in_by_its_weight(task, n_outputs, tmp_path):
+    """(1 - w) x the neural members' mean + w x the linear member's, in probabilities (classification)
+    or predictions; the model exports and loads with it."""
+    members, linear = neural_members_and_a_linear_member(task, n_outputs)
     model = with_tabular_members(EnsemblePredictor.of(members), linear, 0.3).eval()
     batch = make_batch([[0, 1, 2, 3], [2, 4], [5], [1, 6, 7]], counts=[[9, 5, 2, 1], [4, 4], [7], [3, 2, 1]])
     batch["table_keys"] = torch.tensor([40, 5, 7, 11, 13, 2, 9, 3])[: batch["unifrac_counts"].shape[1]]
@@ -224,8 +231,9 @@ def test_finetune_serves_the_clr_l2_fit_beside_the_unchanged_neural_model(study,
         np.testing.assert_allclose(table[[f"prob_{c}" for c in dm.classes]].to_numpy(), want, atol=2e-6)
 
 
-def test_the_linear_member_never_reads_the_test_samples(study, tmp_path):
-    """Test samples with their targets flipped and counts scrambled leave the member as it was."""
+def poisoned_copy(study: Path, tmp_path: Path) -> Path:
+    """A copy of the study whose test samples have their classes flipped: a member fitted without
+    reading them comes out the same on both."""
     import shutil
 
     poisoned = tmp_path / "poisoned"
@@ -235,9 +243,14 @@ def test_the_linear_member_never_reads_the_test_samples(study, tmp_path):
     flip = meta["sample_name"].isin(test_ids)
     meta.loc[flip, "disease"] = np.where(meta.loc[flip, "disease"] == "Crohns", "Control", "Crohns")
     meta.to_csv(poisoned / "metadata.tsv", sep="\t", index=False)
+    return poisoned
+
+
+def test_the_linear_member_never_reads_the_test_samples(study, tmp_path):
+    """Test samples with their targets flipped leave the member as it was."""
     settings = _settings({"C": [0.01, 0.1, 1.0]})
     finetune(study, tmp_path / "clean", settings)
-    finetune(poisoned, tmp_path / "dirty", settings)
+    finetune(poisoned_copy(study, tmp_path), tmp_path / "dirty", settings)
     clean, clean_meta = load_model(tmp_path / "clean")
     dirty, dirty_meta = load_model(tmp_path / "dirty")
     assert clean_meta["linear_member"]["search"] == dirty_meta["linear_member"]["search"]

@@ -27,14 +27,13 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from aam.models.forest import ForestModule
-from aam.training.linear_member import DRAW_COUNTS, training_set
+from aam.training.tabular_member import DRAW_COUNTS, FittedMember, training_set
 
 log = logging.getLogger(__name__)
 
@@ -42,28 +41,10 @@ log = logging.getLogger(__name__)
 BASELINE_KEYS = ("n_estimators", "search_estimators", "max_features", "min_samples_leaf")
 
 
-@dataclass
-class ForestMember:
-    """A fitted forest member: the module, its weight in the ensemble and the fit's record."""
-
-    module: ForestModule
-    weight: float
-    params: dict
-    search: list[dict] = field(default_factory=list)
-    n_train: int = 0
-    seconds: float = 0.0
-
-    def as_dict(self) -> dict:
-        """model.json's record (no time: a rerun writes a byte-identical model.json)."""
-        return {"model": "random_forest", "weight": self.weight, "params": self.params, "search": self.search,
-                "n_train": self.n_train, "n_trees": int(self.module.roots.numel()),
-                "n_nodes": int(self.module.feature.numel()), "n_features": int(self.module.keys.numel())}
-
-
 def fit_forest_member(dm, splits_path: str | Path, task: str, spec: Mapping, seed: int,
-                      weight: float, n_jobs: int = 1) -> ForestMember:
+                      weight: float, n_jobs: int = 1) -> FittedMember:
     """Fit the forest member on the train + val samples of ``dm`` (as the linear member:
-    :func:`aam.training.linear_member.training_set`) and return it with its share ``weight`` of the
+    :func:`aam.training.tabular_member.training_set`) and return it with its share ``weight`` of the
     prediction. ``spec`` is ``finetune.forest_member``."""
     from aam.evaluate.baselines import BaselineSettings, nested_fit
 
@@ -75,8 +56,10 @@ def fit_forest_member(dm, splits_path: str | Path, task: str, spec: Mapping, see
     fit = nested_fit("random_forest", data.counts, data.y, data.groups, task, settings, data.classes)
     module = forest_module(fit.model.estimator, data.keys, task,
                            list(dm.classes) if task == "classification" else None)
-    member = ForestMember(module, float(weight), fit.params, fit.search, fit.n_train,
-                          time.perf_counter() - start)
+    sizes = {"n_trees": int(module.roots.numel()), "n_nodes": int(module.feature.numel()),
+             "n_features": int(module.keys.numel())}
+    member = FittedMember("random_forest", module, float(weight), fit.params, fit.search, fit.n_train,
+                          time.perf_counter() - start, sizes)
     log.info("forest member fitted on %d samples: %s (inner %s), %d trees, %d nodes on %d features, "
              "weight %g, %.1f s", fit.n_train, fit.params,
              [None if s["inner_mean"] is None else round(s["inner_mean"], 4) for s in fit.search],

@@ -13,22 +13,23 @@ and copies it into :class:`aam.models.linear_clr.LinearCLR`. The expected counts
 counts scaled to the depth, the mean of its rarefaction draws) keep one draw's noise out of the fit
 and the prediction: on four repeats of the benchmark the model ranked higher so than with the
 member on the model's evaluation draw (docs/benchmark.md, "Nineteenth round"). scikit-learn solves
-the model and its strength; what is written here is the design matrix from the batches (so that
-the module sees at prediction what the fit saw) and the copy of the coefficients.
+the model and its strength; the design matrix comes from the model's own batches
+(:mod:`aam.training.tabular_member`, so that the module sees at prediction what the fit saw), and
+what is written here is the copy of the coefficients.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from aam.models.linear_clr import LinearCLR
+from aam.training.tabular_member import FittedMember, training_set
 
 log = logging.getLogger(__name__)
 
@@ -36,90 +37,8 @@ log = logging.getLogger(__name__)
 BASELINE_KEYS = ("pseudocount", "min_prevalence", "C", "alpha")
 
 
-@dataclass
-class LinearMember:
-    """A fitted linear member: the module, its weight in the ensemble and the fit's record."""
-
-    module: LinearCLR
-    weight: float
-    params: dict
-    search: list[dict] = field(default_factory=list)
-    n_train: int = 0
-    seconds: float = 0.0
-
-    def as_dict(self) -> dict:
-        """model.json's record (no time: a rerun writes a byte-identical model.json)."""
-        return {"model": "linear_clr", "weight": self.weight, "params": self.params, "search": self.search,
-                "n_train": self.n_train, "n_features": int(self.module.keys.numel())}
-
-
-# what a member reads of an evaluation batch: (feature keys, counts over them)
-EXPECTED_COUNTS = ("table_keys", "expected_counts")  # each sample's counts scaled to the depth
-DRAW_COUNTS = ("present_keys", "unifrac_counts")  # the model's evaluation rarefaction draw
-
-
-def training_counts(dm, splits: Sequence[str] = ("train", "val"), fields: tuple[str, str] = EXPECTED_COUNTS,
-                    ) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
-    """(sample IDs, counts [samples, features], feature keys [features], targets) of the samples of
-    ``splits`` as the model's evaluation batches give them: by default every feature of a sample
-    with its count scaled to the depth (``expected_counts`` with ``table_keys``; ``fields``
-    :data:`DRAW_COUNTS`: the features of its evaluation draw with their drawn counts). Features are
-    every one of these samples, in ascending key order."""
-    from aam.evaluate.predict import eval_loader
-
-    key_field, count_field = fields
-    samples, key_parts, count_parts, targets = [], [], [], []
-    for split in splits:
-        for batch in eval_loader(dm, split):
-            samples += [dm.sample_ids[int(r)] for r in batch["sample_index"]]
-            key_parts.append(batch[key_field].numpy())
-            count_parts.append(batch[count_field].numpy())
-            targets.append(batch["target"].numpy())
-    keys = np.unique(np.concatenate(key_parts)) if key_parts else np.zeros(0, dtype=np.int64)
-    counts = np.zeros((len(samples), keys.size), dtype=np.float64)
-    start = 0
-    for part_keys, part in zip(key_parts, count_parts, strict=True):
-        counts[start:start + part.shape[0], np.searchsorted(keys, part_keys)] = part
-        start += part.shape[0]
-    return samples, counts, keys, np.concatenate(targets) if targets else np.zeros(0)
-
-
-@dataclass
-class TrainingSet:
-    """What a member of the model is fitted on: the train + val samples (train first, each split in
-    the order ``splits.tsv`` lists it, as the baselines read a fold), their counts scaled to the
-    depth over ``keys``, targets (class names; regression: standardized, the model's own units),
-    groups and the classes seen (None for regression)."""
-
-    samples: list[str]
-    counts: np.ndarray
-    keys: np.ndarray
-    y: np.ndarray
-    groups: list
-    classes: list[str] | None
-
-
-def training_set(dm, splits_path: str | Path, task: str, fields: tuple[str, str] = EXPECTED_COUNTS,
-                 ) -> TrainingSet:
-    """The :class:`TrainingSet` of ``dm``'s train + val samples, their counts read from the batches'
-    ``fields`` (:func:`training_counts`); the groups are those of ``splits_path``."""
-    from aam.io.splits import read_groups, read_splits
-
-    samples, counts, keys, targets = training_counts(dm, fields=fields)
-    split_of, group_of = read_splits(splits_path), read_groups(splits_path)
-    position = {s: i for i, s in enumerate(split_of)}
-    order = sorted(range(len(samples)), key=lambda i: (split_of[samples[i]] != "train", position[samples[i]]))
-    samples, counts, targets = [samples[i] for i in order], counts[order], targets[order]
-    if task == "classification":
-        y = np.asarray(dm.classes, dtype=object)[targets.astype(np.int64)]
-        classes = sorted(set(y))
-    else:
-        y, classes = targets.astype(np.float64), None
-    return TrainingSet(samples, counts, keys, y, [group_of.get(s) for s in samples], classes)
-
-
 def fit_linear_member(dm, splits_path: str | Path, task: str, spec: Mapping, seed: int,
-                      weight: float) -> LinearMember:
+                      weight: float) -> FittedMember:
     """Fit the linear member on the train + val samples of ``dm`` (:func:`training_set`) and return
     it with its share ``weight`` of the prediction. ``spec`` is ``finetune.linear_member``."""
     from aam.evaluate.baselines import BaselineSettings, nested_fit
@@ -131,8 +50,8 @@ def fit_linear_member(dm, splits_path: str | Path, task: str, spec: Mapping, see
          "linear_clr": {k: spec[k] for k in BASELINE_KEYS}}, seed=seed)
     fit = nested_fit("linear_clr", data.counts, data.y, data.groups, task, settings, data.classes)
     module = linear_module(fit.model, data.keys, task, list(dm.classes) if task == "classification" else None)
-    member = LinearMember(module, float(weight), fit.params, fit.search, fit.n_train,
-                          time.perf_counter() - start)
+    member = FittedMember("linear_clr", module, float(weight), fit.params, fit.search, fit.n_train,
+                          time.perf_counter() - start, {"n_features": int(module.keys.numel())})
     log.info("linear member (CLR + L2) fitted on %d samples x %d features: %s (inner %s), weight %g, %.1f s",
              fit.n_train, module.keys.numel(), fit.params,
              [None if s["inner_mean"] is None else round(s["inner_mean"], 4) for s in fit.search],
