@@ -326,13 +326,24 @@ def test_the_documented_sequence_model_sizes_are_the_model_configs(repo_root, ki
 
 def test_evaluate_combine_names_fitted_baselines(tmp_path):
     """evaluate.combine: null combines with the forest, the linear model and the two together,
-    those fitted; a baseline that is not fitted, or a combination named twice, is one clear error
-    when the config is read."""
+    those fitted and not already served inside a run's model; a baseline that is not fitted, or a
+    combination named twice, is one clear error when the config is read."""
     from aam.workflow.commands import combine_arg
 
     path = tmp_path / "c.yaml"
     path.write_text("datasets: {}\n")
     assert combine_arg(load_config(path)) == "--combine random_forest linear_clr random_forest+linear_clr"
+    run = "aam: {runs: {a: {finetune: {linear_member: %s, forest_member: %s}}%s}}\n"
+    path.write_text("datasets: {}\n" + run % ("{}", "{}", ""))  # the defaults serve both baselines
+    assert combine_arg(load_config(path)) == ""
+    path.write_text("datasets: {}\n" + run % ("{}", "null", ""))
+    assert combine_arg(load_config(path)) == "--combine random_forest"
+    path.write_text("datasets: {}\n" + run % ("null", "null", ""))
+    assert combine_arg(load_config(path)) == "--combine random_forest linear_clr random_forest+linear_clr"
+    path.write_text("datasets: {}\n" + run % ("null", "null", ", b: {}"))  # b serves both
+    assert combine_arg(load_config(path)) == ""
+    path.write_text("datasets: {}\n" + run % ("{}", "{}", "") + "evaluate: {combine: [random_forest]}\n")
+    assert combine_arg(load_config(path)) == "--combine random_forest"  # named: as named
     path.write_text("datasets: {}\nevaluate: {combine: [linear_clr+hist_gradient_boosting], baselines: "
                     "{models: [linear_clr, hist_gradient_boosting]}}\n")
     assert combine_arg(load_config(path)) == "--combine linear_clr+hist_gradient_boosting"

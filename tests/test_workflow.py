@@ -338,6 +338,8 @@ def test_tiny_cross_validation_end_to_end(tmp_path):
                 run[phase]["trainer"].update(max_epochs=1, limit_train_batches=2, limit_val_batches=2,
                                              warmup_steps=1, patience=None)
     config["evaluate"]["baselines"].update(FAST_BASELINES)
+    # named: null combines with none here, since the runs serve both baselines inside their models
+    config["evaluate"]["combine"] = ["random_forest", "linear_clr", "random_forest+linear_clr"]
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     results = tmp_path / "results" / "ibd2538"
     done = snakemake(tmp_path, "--resources", "gpu=2", "--cores", "2",
@@ -356,7 +358,7 @@ def test_tiny_cross_validation_end_to_end(tmp_path):
             assert set(pred["sample"]) == expected - rarefied  # the AAM and the baselines: the fold's test
             columns = ["random_forest_pred", "linear_clr_pred", "hist_gradient_boosting_pred",
                        "aam+random_forest_pred", "aam+linear_clr_pred",
-                       "aam+random_forest+linear_clr_pred"]  # evaluate.combine's default
+                       "aam+random_forest+linear_clr_pred"]  # evaluate.combine, as named above
             assert pred[columns].notna().all().all()
         base = pd.read_csv(results / f"cv/{fold}/baselines/ibd/predictions.tsv", sep="\t",
                            dtype={"sample": str})

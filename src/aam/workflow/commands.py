@@ -23,15 +23,30 @@ def fold_arg(fold: str | None) -> str:
     return f"--fold {fold}" if fold else ""
 
 
+# The finetune member that serves each baseline inside the model (aam.training.linear_member,
+# aam.training.forest_member).
+MEMBER_OF_BASELINE = {"linear_clr": "linear_member", "random_forest": "forest_member"}
+
+
+def served_baselines(config: dict) -> set[str]:
+    """The baselines some AAM run already serves inside its model (its finetune member is set)."""
+    runs = config.get("aam", {}).get("runs", {})
+    return {baseline for baseline, member in MEMBER_OF_BASELINE.items()
+            if any(run.get("finetune", {}).get(member) is not None for run in runs.values())}
+
+
 def combine_arg(config: dict) -> str:
     """The evaluate stage's --combine option: the combinations of evaluate.combine, else empty.
-    null: the forest (issue 24's "AAM + forest"), the linear model (the strongest baseline) and the
-    two together (the combination with the best mean rank on the benchmark, docs/benchmark.md),
-    those that are fitted."""
+
+    null: the forest and the linear model, each alone and the two together, those that are fitted
+    and that no AAM run serves as a member already. A model that holds a baseline inside it,
+    averaged with that baseline again, would count it twice and be scored as something it is not
+    (the defaults serve both, so they combine with none)."""
     names = config["evaluate"]["combine"]
     if names is None:
         fitted = config["evaluate"]["baselines"]["models"]
-        names = [b for b in ("random_forest", "linear_clr") if b in fitted]
+        served = served_baselines(config)
+        names = [b for b in ("random_forest", "linear_clr") if b in fitted and b not in served]
         if len(names) == 2:
             names.append("+".join(names))
     return f"--combine {' '.join(names)}" if names else ""
