@@ -100,6 +100,16 @@ def timing_tables(benchmarks: Path, since: float) -> tuple[pd.DataFrame, pd.Data
 RATE_LIMIT_FLAGS = ["--max-jobs-per-timespan", "1000/60s"]
 
 
+def results_folder(configfiles: list[str]) -> str:
+    """The results folder of the merged configs: the last that names one wins, as in Snakemake's
+    merge of several --configfile (a config with only `seed:` and `results:` reruns the benchmark
+    on new folds in its own folder, which --fresh then clears and the timing reads)."""
+    name = "results"
+    for path in configfiles:
+        name = (yaml.safe_load((REPO / path).read_text()) or {}).get("results", name)
+    return name
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -113,8 +123,7 @@ def main() -> int:
     parser.add_argument("--report-only", action="store_true", help="only the tables of the last run")
     parser.add_argument("snakemake_args", nargs="*", help="more snakemake arguments (after --)")
     args = parser.parse_args()
-    config = yaml.safe_load((REPO / args.configfile[0]).read_text())
-    results = REPO / config.get("results", "results")
+    results = REPO / results_folder(args.configfile)
     # beside benchmark/, the leaderboard's own folder; a run with merged configs (candidates) is
     # timed apart, so that it does not overwrite the timing of the benchmark itself
     merged = "".join(f"_{Path(extra).stem}" for extra in args.configfile[1:])

@@ -86,3 +86,20 @@ def test_benchmark_timing_parts_of_each_benchmark_file():
         "kostic/cv_summary/diagnosis.tsv": ("summaries", "kostic"),
     }
     assert {path: module.part_of(Path(path)) for path in expected} == expected
+
+
+def test_benchmark_results_folder_follows_the_merged_configs(tmp_path):
+    # A config merged after the benchmark's that names another results folder (new folds: `seed:` and
+    # `results:`) once left --fresh deleting, and the timing reading, the benchmark's own folder.
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("benchmark_run", REPO / "scripts" / "benchmark_run.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    (tmp_path / "seed.yaml").write_text("seed: 7\nresults: results_s7\n")
+    (tmp_path / "runs.yaml").write_text("aam: {runs: {}}\n")
+    base = "config/benchmark.yaml"
+    assert module.results_folder([base]) == "results_benchmark"
+    assert module.results_folder([base, str(tmp_path / "runs.yaml")]) == "results_benchmark"
+    seed, runs = str(tmp_path / "seed.yaml"), str(tmp_path / "runs.yaml")
+    assert module.results_folder([base, seed, runs]) == "results_s7"
