@@ -159,7 +159,7 @@ def _tuning_sample_splits(args):
 
 
 def _split(seqs, lineage, train, tests):
-    from aam.evaluate.taxonomy import KnnSettings, KnnTaxonomyClassifier
+    from aam.evaluate.taxonomy import KnnSettings, KnnTaxonomyClassifier, read_lengths
     from aam.evaluate.taxonomy_nb import Q2NaiveBayes
 
     train_seqs = [seqs[i] for i in train]
@@ -169,7 +169,7 @@ def _split(seqs, lineage, train, tests):
     for protocol, test in tests.items():
         test_seqs = [seqs[i] for i in test]
         sim, idx = knn.neighbours(None, test_seqs)
-        neighbours = (sim, idx, knn.lineage_log_likelihood(test_seqs, idx))
+        neighbours = (sim, idx, knn.lineage_log_likelihood(test_seqs, idx), read_lengths(test_seqs))
         yield protocol, neighbours, knn, lineage[test], nb.calls(test_seqs)
 
 
@@ -182,10 +182,10 @@ def _score(splits, setting: dict) -> tuple[dict, dict]:
     lead: dict[str, list] = {p: [] for p in PROTOCOLS}
     pooled: dict[str, list] = {}
     threshold = setting["threshold"]
-    for protocol, (sim, idx, lineage_ll), knn, truth, nb_calls in splits:
+    for protocol, (sim, idx, lineage_ll, lengths), knn, truth, nb_calls in splits:
         base = knn.settings
         knn.settings = dataclasses.replace(base, **setting)
-        calls = RankCalls(*knn.vote_neighbours(sim, idx, lineage_ll=lineage_ll))
+        calls = RankCalls(*knn.vote_neighbours(sim, idx, lineage_ll=lineage_ll, lengths=lengths))
         knn.settings = base
         if protocol.startswith("tuning sample"):
             pooled.setdefault(protocol, []).append((calls, nb_calls, truth))

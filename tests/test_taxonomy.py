@@ -21,6 +21,7 @@ from aam.evaluate.taxonomy import (
     lineage_codes,
     presence_matrix,
     rank_vote,
+    read_lengths,
     shared_kmers,
     truncate,
 )
@@ -404,9 +405,41 @@ def test_a_vote_of_given_neighbours_is_the_vote_of_the_reads():
     sim, idx = clf.neighbours(None, reads)
     blank = np.array([False] * 8 + [True])
     lineage_ll = clf.lineage_log_likelihood(reads, idx)
-    given = clf.vote_neighbours(sim, idx, True, blank, lineage_ll)
-    for a, b in zip(clf.vote(None, reads), given, strict=True):
-        np.testing.assert_array_equal(a, b)
+    for scaled in (None, 120):  # the temperature scaled by the reads' lengths, or not
+        clf.settings = KnnSettings(k=3, candidates=6, align=3, temperature_length=scaled)
+        given = clf.vote_neighbours(sim, idx, True, blank, lineage_ll, read_lengths(reads))
+        for a, b in zip(clf.vote(None, reads), given, strict=True):
+            np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="lengths"):
+        clf.vote_neighbours(sim, idx, True, blank, lineage_ll)
+
+
+def test_one_mismatch_weighs_the_same_at_any_read_length():
+    """The vote's temperature holds at `temperature_length` nt and scales by it over the read's
+    length: a neighbour one mismatch farther gets exp(-1 / (L * t) * L / 150) = exp(-1 / (150 t)) of
+    the nearest's weight, for a 150-nt and a 450-nt read alike; unscaled, the longer read's weight is
+    exp(-1 / (450 t)). Hand-worked: two references of two genera, the read equal to the first but
+    one substitution from the second."""
+    rng = np.random.default_rng(8)
+    lineage = np.array([["Bacteria", "P", "C", "O", "F", g, None] for g in ("G", "H")], dtype=object)
+    common = {"k": 2, "candidates": 2, "align": 2, "genus_identity": 0.0, "bayes_temperature": None,
+              "temperature": 0.02, "threshold": 0.0}
+    genus = {}
+    for length in (150, 450):
+        a = "".join(rng.choice(list("ACGT"), length))
+        b = _substituted(a, [length // 2])  # one mismatch: identity 1 - 1 / length
+        for scaled, per_identity in ((150, 150 / length * 0.02), (None, 0.02)):
+            settings = KnnSettings(**common, temperature_length=scaled)
+            clf = KnnTaxonomyClassifier(None, lineage, [a, b], settings)
+            names, conf = clf.predict(None, [a])
+            assert names[0, 5] == "G"
+            genus[length, scaled] = conf[0, 5]
+            np.testing.assert_allclose(conf[0, 5], 1 / (1 + np.exp(-(1 / length) / per_identity)), rtol=1e-4)
+    assert genus[150, 150] == genus[150, None]  # at 150 nt the scaling changes nothing, bit for bit
+    np.testing.assert_allclose(genus[450, 150], 1 / (1 + np.exp(-1 / 3)), rtol=1e-4)  # as at 150 nt
+    assert genus[450, None] < 0.53  # unscaled: the one-mismatch neighbour counts almost as much
+    with pytest.raises(ValueError, match="temperature_length"):
+        KnnSettings.from_dict({"temperature_length": 0})
 
 
 def test_full_length_references_fall_back_to_the_kmer_vote(caplog):

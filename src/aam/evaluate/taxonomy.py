@@ -24,7 +24,15 @@ reference rose by 0.05-0.06 and on random folds by 0-0.02 (tuning sample / evalu
 docs/results.md).
 
 The `k` most similar neighbours vote with weights w = exp((s - s_max) / temperature), so a small
-temperature trusts the nearest neighbour and a large one counts heads. Each rank is voted on by the
+temperature trusts the nearest neighbour and a large one counts heads. With `temperature_length`
+set (opt-in; null by default) and alignment identities, `temperature` holds for reads of that many
+nt and a read of L nt votes at temperature * temperature_length / L: an identity difference of one
+mismatch is 1 / L, so a 421-nt V3-V4 read weighs a neighbour one mismatch farther at
+exp(-1 / (421 * 0.02)) = 0.89 of the nearest, a 150-nt read at 0.72. Scaled from 150 nt, one
+mismatch weighs the same at any length. On the V3-V4 test reference that moved genus F from level
+with q2's naive Bayes to level on random folds (+0.004 against -0.003) but cost left-out genera
+(-0.001 against +0.015) and species (-0.019 against +0.042): the same trade as a lower
+`genus_identity`, so it is not the default (docs/results.md). Each rank is voted on by the
 neighbours that have a name there (a name stands for its whole lineage, so two genera of one name
 in two families stay apart); the confidence of a rank is the winning weight divided by the weight
 of all k neighbours, so it lies in [0, 1], unnamed neighbours lower it, and it never grows with
@@ -165,6 +173,11 @@ def has_valid_kmer(seqs: list[str], k: int = 8, sets: np.ndarray | None = None) 
     if sets is None:
         sets = kmer_sets(list(seqs), k)
     return (sets < 4**k).any(axis=1)
+
+
+def read_lengths(seqs: list[str]) -> np.ndarray:
+    """(m,) the reads' lengths in nt, which scale the vote's temperature (`temperature_length`)."""
+    return np.fromiter((len(seq) for seq in seqs), dtype=np.int64, count=len(seqs))
 
 
 def candidate_kmer_cosine(query: np.ndarray, ref: np.ndarray, idx: np.ndarray, k: int = 8) -> np.ndarray:
@@ -372,6 +385,7 @@ class KnnSettings:
     genus_floor_scale: float = 0.02
     bayes_temperature: float | None = 1.0
     temperature: float = 0.02
+    temperature_length: int | None = None
     threshold: float = 0.25
     search: str = "kmer"
     sketch_dim: int = 256
@@ -397,6 +411,8 @@ class KnnSettings:
             raise ValueError(f"genus_floor_scale must be in [0, 1], got {s.genus_floor_scale}")
         if s.temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {s.temperature}")
+        if s.temperature_length is not None and s.temperature_length < 1:
+            raise ValueError(f"temperature_length must be null or >= 1, got {s.temperature_length}")
         if s.bayes_temperature is not None and s.bayes_temperature <= 0:
             raise ValueError(f"bayes_temperature must be null or > 0, got {s.bayes_temperature}")
         if not 0.0 <= s.threshold <= 1.0:
@@ -557,7 +573,8 @@ class KnnTaxonomyClassifier:
         sets = kmer_sets(list(seqs), self.settings.kmer) if seqs is not None else None
         sim, idx, aligned = self._neighbours(vectors, seqs, sets)
         blank = None if seqs is None else ~has_valid_kmer(list(seqs), self.settings.kmer, sets)
-        return self.vote_neighbours(sim, idx, aligned, blank, self.lineage_log_likelihood(seqs, idx))
+        lengths = None if seqs is None else read_lengths(seqs)
+        return self.vote_neighbours(sim, idx, aligned, blank, self.lineage_log_likelihood(seqs, idx), lengths)
 
     def lineage_log_likelihood(self, seqs: list[str] | None, idx: np.ndarray) -> np.ndarray | None:
         """(m, k) naive Bayes log-likelihoods of the queries under their neighbours' lineages
@@ -575,17 +592,23 @@ class KnnTaxonomyClassifier:
         aligned: bool = True,
         blank: np.ndarray | None = None,
         lineage_ll: np.ndarray | None = None,
+        lengths: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """`vote` of given neighbours (`neighbours`' similarities and indices; `aligned`: they are
         alignment identities; `blank`: (m,) reads without a valid k-mer; `lineage_ll`: their
-        `lineage_log_likelihood`, needed while `bayes_temperature` is set), under the current
-        settings: a tuning script finds the neighbours once and votes under many settings."""
+        `lineage_log_likelihood`, needed while `bayes_temperature` is set; `lengths`: (m,) the reads'
+        lengths (`read_lengths`), needed with identities while `temperature_length` is set), under
+        the current settings: a tuning script finds the neighbours once and votes under many
+        settings."""
         s = self.settings
-        weights = np.exp((sim - sim[:, :1]) / s.temperature).astype(np.float64) if sim.size else sim
+        temperature = self._temperatures(aligned, lengths, len(sim))
+        # float32 like the similarities, so that 150-nt reads vote exactly as with one temperature
+        weights = np.exp((sim - sim[:, :1]) / temperature.astype(np.float32)[:, None]).astype(
+            np.float64) if sim.size else sim
         chosen, conf = rank_vote(weights, self.codes[idx])
         if aligned and s.genus_identity > 0:
             # a virtual neighbour at `genus_identity` that names no genus (see the module docstring)
-            unknown = np.exp((s.genus_identity - sim[:, 0].astype(np.float64)) / s.temperature)
+            unknown = np.exp((s.genus_identity - sim[:, 0].astype(np.float64)) / temperature)
             total = weights.sum(axis=1)
             conf[:, GENUS:] *= (total / (total + unknown))[:, None]
         lowest = self.genus_lowest()
@@ -616,6 +639,17 @@ class KnnTaxonomyClassifier:
                     for c, above in zip(chosen[hit, r], names[hit, r - 1], strict=True)
                 ]
         return names, conf, consistent
+
+    def _temperatures(self, aligned: bool, lengths: np.ndarray | None, m: int) -> np.ndarray:
+        """(m,) float64 vote temperature of each read: `temperature`, scaled by
+        `temperature_length` / its length where the similarities are alignment identities (see the
+        module docstring)."""
+        s = self.settings
+        if not aligned or s.temperature_length is None:
+            return np.full(m, s.temperature)
+        if lengths is None or len(lengths) != m:
+            raise ValueError("temperature_length needs the reads' lengths")
+        return s.temperature * (s.temperature_length / np.maximum(np.asarray(lengths, np.float64), 1.0))
 
     def classify(self, ids, vectors: np.ndarray | None, seqs: list[str] | None = None) -> pd.DataFrame:
         """The taxonomy table of the queries, truncated at the settings' confidence threshold."""

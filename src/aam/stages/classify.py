@@ -48,8 +48,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--settings",
         help="classifier settings as JSON or YAML: k, candidates, kmer_weight, kmer, align, genus_identity, "
-        "genus_floor_margin, genus_floor_scale, bayes_temperature, temperature, threshold, search, "
-        "sketch_dim",
+        "genus_floor_margin, genus_floor_scale, bayes_temperature, temperature, temperature_length, "
+        "threshold, search, sketch_dim",
     )
     parser.add_argument("--threshold", type=float, help="confidence threshold (overrides the settings)")
     parser.add_argument("--out", required=True, help="taxonomy.tsv to write")
