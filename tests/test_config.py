@@ -64,11 +64,10 @@ def test_a_bare_aam_run_gets_the_benchmark_s_aam_configuration(repo_root):
     assert tuned["max_epochs"] == tuned["patience"] == tuned["restore_best"] == "auto"
     assert filled["finetune"]["ensemble"] == bench["finetune"]["ensemble"] == 2
     assert filled["finetune"]["calibrate"] == bench["finetune"]["calibrate"] == "auto"
-    # the linear member, and for a classifier the forest member, in equal shares with the neural members
-    assert bench["finetune"]["linear_member"] == bench["finetune"]["forest_member"] == {}
+    # the linear member in equal shares with the neural members; the forest member opt-in
+    assert bench["finetune"]["linear_member"] == {} and bench["finetune"]["forest_member"] is None
     members = filled["finetune"]
-    assert members["linear_member"]["weight"] == members["forest_member"]["weight"] == "auto"
-    assert filled["finetune"]["forest_member"]["tasks"] == ["classification"]
+    assert members["linear_member"]["weight"] == "auto" and members.get("forest_member") is None
     trainer = load_schema()["definitions"]["trainer"]["properties"]
     assert {key: filled["pretrain"]["trainer"][key] for key in keys} == {
         key: trainer[key]["default"] for key in keys}
@@ -340,8 +339,8 @@ def test_evaluate_combine_names_fitted_baselines(tmp_path):
     assert combine_arg(load_config(path)) == "--combine random_forest"
     path.write_text("datasets: {}\n" + run % ("null", "null", ""))
     assert combine_arg(load_config(path)) == "--combine random_forest linear_clr random_forest+linear_clr"
-    path.write_text("datasets: {}\n" + run % ("null", "null", ", b: {}"))  # b serves both
-    assert combine_arg(load_config(path)) == ""
+    path.write_text("datasets: {}\n" + run % ("null", "null", ", b: {}"))  # b: the linear member
+    assert combine_arg(load_config(path)) == "--combine random_forest"
     path.write_text("datasets: {}\n" + run % ("{}", "{}", "") + "evaluate: {combine: [random_forest]}\n")
     assert combine_arg(load_config(path)) == "--combine random_forest"  # named: as named
     path.write_text("datasets: {}\nevaluate: {combine: [linear_clr+hist_gradient_boosting], baselines: "

@@ -26,7 +26,8 @@ SETTINGS = {
     "model": {"embedding_dim": 16, "layers": 1, "heads": 2, "ff_dim": 32},
     "pretrain": {"enabled": False},
     "finetune": {"trainer": {"max_epochs": 1, "limit_train_batches": 3, "warmup_steps": 1,
-                             "patience": None, "progress_bar": False}},
+                             "patience": None, "progress_bar": False},
+                 "forest_member": {}},  # opt-in: served here so that predict covers both members
 }
 
 
@@ -161,7 +162,7 @@ def test_ids_that_are_not_dna_take_sequences_and_new_features_are_counted(traine
     assert a["n_unseen_features"] == b["n_unseen_features"] + 1
     # the linear member matches features by ID: it knows none of these (a warning says so),
     assert a["linear_member_read_fraction"] == 0.0 and b["linear_member_read_fraction"] > 0.9
-    # so does the forest member (on for a classifier), by the features its trees split on
+    # so does the forest member (on here), by the features its trees split on
     assert a["forest_member_read_fraction"] == 0.0 and b["forest_member_read_fraction"] > 0.2
     # the neural members read sequences: alone, they predict the renamed table as the original
     model, meta = load_model(trained["model"])

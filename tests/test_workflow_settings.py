@@ -36,9 +36,9 @@ def test_target_classes_and_positive_class_reach_finetune_and_evaluate(tmp_path)
     evaluate = [c for c in commands if c.startswith("aam evaluate")]
     assert finetune and all("""--classes '["Crohns","Control"]'""" in c for c in finetune)
     assert evaluate and all("--positive-class Crohns" in c for c in evaluate)
-    # evaluate.combine's default (null): the demo's runs serve the forest and the linear model inside
-    # their models, so no run is combined with them again
-    assert not any("--combine" in c for c in evaluate)
+    # evaluate.combine's default (null): the demo's runs serve the linear model inside their models,
+    # so they are combined with the forest alone
+    assert all(re.search(r"--combine random_forest --run", c) for c in evaluate)
 
 
 def test_targets_without_runs_warn(tmp_path):
