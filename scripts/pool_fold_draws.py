@@ -1,0 +1,85 @@
+"""The benchmark's leaderboard over several fold draws (runs with other `seed:`s), their folds pooled.
+
+Why: a small task's margin moves with the fold draw by more than issue 24's 0.02 AUROC; pooling
+the repeats of several draws estimates each task's gap more precisely than any one draw
+(aam.evaluate.pooled_draws says how, and what is refused). Each draw is a benchmark results folder
+(`make benchmark`, or `scripts/benchmark_run.py --configfile config/benchmark.yaml seed.yaml` with
+`seed: N` and `results: results_benchmark_sN`); nothing is trained or fitted here.
+
+    .venv/bin/python scripts/pool_fold_draws.py results_benchmark_s2026 results_benchmark_s2027 \\
+        --out-dir pooled_s2026_s2027
+
+Reads `<results>/<dataset>/cv_summary/<target>/summary.json` and the draws' partitions
+`<results>/<dataset>/cv/split/r<i>/folds.tsv` (two draws sharing a repeat's folds are refused).
+Writes leaderboard.tsv, tasks.tsv and pairs.tsv as `aam leaderboard` does, and prints each task's
+pooled means, the leaderboard, and each model's shortfalls beyond the margins.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from aam.evaluate.leaderboard import leaderboard, task_id
+from aam.evaluate.pooled_draws import check_distinct_draws, pool_draws, repeat_partitions
+from aam.io.atomic import publish_files
+
+
+def read_draw(results: Path) -> list[dict]:
+    """The cv-summaries of one results folder, in task order."""
+    paths = sorted(results.glob("*/cv_summary/*/summary.json"))
+    if not paths:
+        sys.exit(f"{results}: no */cv_summary/*/summary.json (not a benchmark results folder?)")
+    return [json.loads(p.read_text()) for p in paths]
+
+
+def draw_partitions(results: Path, dataset: str) -> list:
+    """Every repeat partition of one dataset's folds in one results folder."""
+    out = []
+    for folds in sorted((results / dataset / "cv" / "split").glob("r*/folds.tsv")):
+        out.extend(repeat_partitions(pd.read_csv(folds, sep="\t", dtype={"sample": str})).values())
+    if not out:
+        sys.exit(f"{results / dataset / 'cv' / 'split'}: no r*/folds.tsv to check the draws against")
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("results", nargs="+", type=Path, help="benchmark results folders, one per draw")
+    parser.add_argument("--out-dir", type=Path, required=True, help="where to write the pooled tables")
+    args = parser.parse_args()
+    if len(args.results) < 2:
+        sys.exit("pooling needs at least two results folders")
+    labels = [p.resolve().name for p in args.results]
+    if len(set(labels)) != len(labels):
+        sys.exit(f"two results folders share a name ({labels}): each names its draw")
+    draws = {label: read_draw(p) for label, p in zip(labels, args.results, strict=True)}
+    try:
+        for s in draws[labels[0]]:
+            check_distinct_draws({label: draw_partitions(p, s["dataset"])
+                                  for label, p in zip(labels, args.results, strict=True)}, task_id(s))
+        pooled = pool_draws(draws)
+        board, tasks, pairs, friedman = leaderboard(pooled)
+    except ValueError as err:
+        sys.exit(str(err))
+    names = ["leaderboard.tsv", "tasks.tsv", "pairs.tsv"]
+    with publish_files([args.out_dir / n for n in names]) as files:
+        for frame, path in zip((board, tasks, pairs), files, strict=True):
+            frame.to_csv(path, sep="\t", index=False, float_format="%.4f")
+    folds = {task_id(s): len(s["folds"]) for s in pooled}
+    print(f"{len(labels)} draws ({', '.join(labels)}); folds per task: {sorted(set(folds.values()))}")
+    wide = tasks.pivot(index="task", columns="model", values="mean").loc[list(folds)]
+    print(wide[list(board["model"])].to_string(float_format=lambda v: f"{v:.3f}"))
+    print()
+    columns = ["model", "mean_rank"] + [c for c in board.columns
+                                        if c.startswith("vs_") and c.endswith(("wins", "losses"))]
+    print(board[columns + ["n_behind", "behind"]].to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+    print(f"Friedman p {friedman['p']}")
+
+
+if __name__ == "__main__":
+    main()
