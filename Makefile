@@ -56,5 +56,7 @@ bench: $(STAMP)
 # The multi-study benchmark (config/benchmark.yaml; needs ../shared/data): AAM and the baselines on
 # 9 tasks, 5 folds x 2 repeats, timed with the load average. FRESH=1 reruns every job (deletes
 # results_benchmark/ first). Leaderboard: results_benchmark/benchmark/leaderboard.tsv; docs/benchmark.md.
+# SEED=N draws other folds and training seeds into results_benchmark_sN (scripts/pool_fold_draws.py
+# pools several draws).
 benchmark: $(STAMP)
-	$(BIN)/python scripts/benchmark_run.py --cores $(CORES) $(if $(FRESH),--fresh)
+	$(BIN)/python scripts/benchmark_run.py --cores $(CORES) $(if $(FRESH),--fresh) $(if $(SEED),--seed $(SEED))

@@ -6,6 +6,11 @@ Usage (what `make benchmark` runs; from the repository root, with ../shared/data
     .venv/bin/python scripts/benchmark_run.py \
         --configfile config/benchmark.yaml config/benchmark_candidates.yaml   # candidate AAM runs
     .venv/bin/python scripts/benchmark_run.py --report-only      # the timing table of the last run
+    .venv/bin/python scripts/benchmark_run.py --seed 2027        # make benchmark SEED=2027
+
+`--seed N` draws new grouped folds and training seeds (snakemake `--config seed=N`) into a folder of
+their own, `<results>_sN` (results_benchmark_s2027): a further draw of the same benchmark, which
+scripts/pool_fold_draws.py pools with the others.
 
 The run is one `snakemake --cores N --resources gpu=N` (N training jobs side by side, one thread each),
 so the numbers are the workflow's own. While it runs, the load average (/proc/loadavg) is sampled
@@ -100,14 +105,23 @@ def timing_tables(benchmarks: Path, since: float) -> tuple[pd.DataFrame, pd.Data
 RATE_LIMIT_FLAGS = ["--max-jobs-per-timespan", "1000/60s"]
 
 
-def results_folder(configfiles: list[str]) -> str:
+def results_folder(configfiles: list[str], seed: int | None = None) -> str:
     """The results folder of the merged configs: the last that names one wins, as in Snakemake's
     merge of several --configfile (a config with only `seed:` and `results:` reruns the benchmark
-    on new folds in its own folder, which --fresh then clears and the timing reads)."""
+    on new folds in its own folder, which --fresh then clears and the timing reads); with `seed`,
+    that folder with `_s<seed>` appended, so that no draw overwrites another."""
     name = "results"
     for path in configfiles:
         name = (yaml.safe_load((REPO / path).read_text()) or {}).get("results", name)
-    return name
+    return name if seed is None else f"{name}_s{seed}"
+
+
+def seed_flags(configfiles: list[str], seed: int | None) -> list[str]:
+    """Snakemake's `--config` that draws the folds and training seeds of `seed` into their own folder
+    (`results_folder`); none without a seed."""
+    if seed is None:
+        return []
+    return ["--config", f"seed={seed}", f"results={results_folder(configfiles, seed)}"]
 
 
 def main() -> int:
@@ -121,9 +135,11 @@ def main() -> int:
         "--fresh", action="store_true", help="delete the results folder first: time every job"
     )
     parser.add_argument("--report-only", action="store_true", help="only the tables of the last run")
+    parser.add_argument("--seed", type=int,
+                        help="another draw of folds and training seeds, in <results>_s<seed>")
     parser.add_argument("snakemake_args", nargs="*", help="more snakemake arguments (after --)")
     args = parser.parse_args()
-    results = REPO / results_folder(args.configfile)
+    results = REPO / results_folder(args.configfile, args.seed)
     # beside benchmark/, the leaderboard's own folder; a run with merged configs (candidates) is
     # timed apart, so that it does not overwrite the timing of the benchmark itself
     merged = "".join(f"_{Path(extra).stem}" for extra in args.configfile[1:])
@@ -154,6 +170,7 @@ def main() -> int:
             "finetune_cv=1",
             "baselines_cv=1",
             "evaluate_cv=1",
+            *seed_flags(args.configfile, args.seed),
             "--configfile",
             *args.configfile,
         ]

@@ -103,3 +103,24 @@ def test_benchmark_results_folder_follows_the_merged_configs(tmp_path):
     assert module.results_folder([base, str(tmp_path / "runs.yaml")]) == "results_benchmark"
     seed, runs = str(tmp_path / "seed.yaml"), str(tmp_path / "runs.yaml")
     assert module.results_folder([base, seed, runs]) == "results_s7"
+    # --seed: the draw's own folder beside the config's, named for the seed, and snakemake told both
+    assert module.results_folder([base], 2027) == "results_benchmark_s2027"
+    assert module.seed_flags([base], 2027) == ["--config", "seed=2027", "results=results_benchmark_s2027"]
+    assert module.seed_flags([base], None) == []
+
+
+def test_benchmark_run_with_a_seed_runs_its_own_folder(tmp_path):
+    # `benchmark_run.py --seed 7`: snakemake plans every job in <results>_s7 and the timing lands there
+    import yaml
+
+    config = yaml.safe_load((REPO / ".test" / "config.yaml").read_text())
+    config["results"] = str(tmp_path / "results")
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    target = tmp_path / "results_s7" / "ibd2538" / "ingest" / "samples.parquet"
+    done = subprocess.run([sys.executable, str(REPO / "scripts" / "benchmark_run.py"), "--configfile",
+                           str(tmp_path / "config.yaml"), "--seed", "7", "--", str(target), "-n"],
+                          capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-2000:]
+    assert "rule ingest:" in done.stdout and f"{tmp_path}/results/" not in done.stdout
+    assert (tmp_path / "results_s7" / "timing" / "timing.json").exists()
+    assert not (tmp_path / "results").exists()
