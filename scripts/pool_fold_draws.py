@@ -3,8 +3,8 @@
 Why: a small task's margin moves with the fold draw by more than issue 24's 0.02 AUROC; pooling
 the repeats of several draws estimates each task's gap more precisely than any one draw
 (aam.evaluate.pooled_draws says how, and what is refused). Each draw is a benchmark results folder
-(`make benchmark`, or `scripts/benchmark_run.py --configfile config/benchmark.yaml seed.yaml` with
-`seed: N` and `results: results_benchmark_sN`); nothing is trained or fitted here.
+(`make benchmark SEED=N` writes results_benchmark_sN; a config of `seed: N` and `results:` merged
+after config/benchmark.yaml does the same); nothing is trained or fitted here.
 
     .venv/bin/python scripts/pool_fold_draws.py results_benchmark_s2026 results_benchmark_s2027 \\
         --out-dir pooled_s2026_s2027
@@ -18,23 +18,28 @@ pooled means, the leaderboard, and each model's shortfalls beyond the margins.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 import pandas as pd
 
+from aam.errors import InputError
 from aam.evaluate.leaderboard import leaderboard, task_id
+from aam.evaluate.leaderboard_page import read_summaries
 from aam.evaluate.pooled_draws import check_distinct_draws, pool_draws, repeat_partitions
 from aam.io.atomic import publish_files
 
 
 def read_draw(results: Path) -> list[dict]:
-    """The cv-summaries of one results folder, in task order."""
+    """The cv-summaries of one results folder, in task order; a file that is not one exits in one
+    line naming it."""
     paths = sorted(results.glob("*/cv_summary/*/summary.json"))
     if not paths:
         sys.exit(f"{results}: no */cv_summary/*/summary.json (not a benchmark results folder?)")
-    return [json.loads(p.read_text()) for p in paths]
+    try:
+        return read_summaries([str(p) for p in paths])
+    except InputError as err:
+        sys.exit(str(err))
 
 
 def draw_partitions(results: Path, dataset: str) -> list:

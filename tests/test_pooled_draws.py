@@ -153,3 +153,10 @@ def test_pool_script_writes_the_pooled_leaderboard_and_refuses_one_draw_twice(tm
     assert refused.stderr.strip() == ("toy/y: draws s1 and again share a repeat's folds (the same seed "
                                       "run twice?); pooling them would count those folds twice")
     assert not (tmp_path / "out2").exists()
+    broken = tmp_path / "broken"
+    write_draw(broken, b, {"x": 0, "y": 0, "z": 1})
+    (broken / "toy" / "cv_summary" / "y" / "summary.json").write_text("{not json")
+    refused = subprocess.run([*script, str(tmp_path / "s1"), str(broken), "--out-dir",
+                              str(tmp_path / "out3")], capture_output=True, text=True)
+    assert refused.returncode != 0 and len(refused.stderr.strip().splitlines()) == 1
+    assert refused.stderr.startswith(f"{broken}/toy/cv_summary/y/summary.json: not an `aam cv-summary` JSON")
