@@ -56,13 +56,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("results", nargs="+", type=Path, help="benchmark results folders, one per draw")
     parser.add_argument("--out-dir", type=Path, required=True, help="where to write the pooled tables")
+    parser.add_argument("--exclude", nargs="+", default=[], metavar="MODEL",
+                        help="rows left out of the ranking, e.g. 'aam+random_forest (mean)'")
     args = parser.parse_args()
     if len(args.results) < 2:
         sys.exit("pooling needs at least two results folders")
     labels = [p.resolve().name for p in args.results]
     if len(set(labels)) != len(labels):
         sys.exit(f"two results folders share a name ({labels}): each names its draw")
-    draws = {label: read_draw(p) for label, p in zip(labels, args.results, strict=True)}
+    draws = {label: [{**s, "models": {m: v for m, v in s["models"].items() if m not in args.exclude}}
+                     for s in read_draw(p)]
+             for label, p in zip(labels, args.results, strict=True)}
     try:
         for s in draws[labels[0]]:
             check_distinct_draws({label: draw_partitions(p, s["dataset"])
@@ -80,10 +84,16 @@ def main() -> None:
     wide = tasks.pivot(index="task", columns="model", values="mean").loc[list(folds)]
     print(wide[list(board["model"])].to_string(float_format=lambda v: f"{v:.3f}"))
     print()
-    columns = ["model", "mean_rank"] + [c for c in board.columns
-                                        if c.startswith("vs_") and c.endswith(("wins", "losses"))]
-    print(board[columns + ["n_behind", "behind"]].to_string(index=False, float_format=lambda v: f"{v:.2f}"))
-    print(f"Friedman p {friedman['p']}")
+    compact = board[["model", "mean_rank"]].copy()
+    for b in dict.fromkeys(pairs["baseline"]):
+        won = [f"vs_{b}_{k}" for k in ("wins", "losses", "significant_wins", "significant_losses")]
+        compact[f"vs {b}: W-L (significant)"] = [
+            "" if pd.isna(row[won[0]]) else
+            f"{row[won[0]]:.0f}-{row[won[1]]:.0f} ({row[won[2]]:.0f}-{row[won[3]]:.0f})"
+            for row in board.to_dict("records")]
+    compact["behind the best baseline"] = board["behind"].fillna("")
+    print(compact.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+    print(f"Friedman p {friedman['p']:.3g} over {friedman['n_tasks']} tasks")
 
 
 if __name__ == "__main__":

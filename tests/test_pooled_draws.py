@@ -147,6 +147,11 @@ def test_pool_script_writes_the_pooled_leaderboard_and_refuses_one_draw_twice(tm
     board = pd.read_csv(tmp_path / "out" / "leaderboard.tsv", sep="\t").set_index("model")
     assert board.loc["aam", "toy/y"] == pytest.approx(0.715)
     assert board.loc["aam", "n_behind"] == 0
+    alone = subprocess.run([*script, str(tmp_path / "s1"), str(tmp_path / "s2"), "--out-dir",
+                            str(tmp_path / "alone"), "--exclude", "random_forest"],
+                           capture_output=True, text=True)
+    assert alone.returncode == 0, alone.stderr
+    assert list(pd.read_csv(tmp_path / "alone" / "leaderboard.tsv", sep="\t")["model"]) == ["aam"]
     refused = subprocess.run([*script, str(tmp_path / "s1"), str(tmp_path / "again"), "--out-dir",
                               str(tmp_path / "out2")], capture_output=True, text=True)
     assert refused.returncode != 0
