@@ -85,7 +85,7 @@ def main() -> None:
     print(wide[list(board["model"])].to_string(float_format=lambda v: f"{v:.3f}"))
     print()
     compact = board[["model", "mean_rank"]].copy()
-    for b in dict.fromkeys(pairs["baseline"]):
+    for b in dict.fromkeys(pairs["baseline"] if len(pairs) else []):
         won = [f"vs_{b}_{k}" for k in ("wins", "losses", "significant_wins", "significant_losses")]
         compact[f"vs {b}: W-L (significant)"] = [
             "" if pd.isna(row[won[0]]) else
@@ -93,7 +93,8 @@ def main() -> None:
             for row in board.to_dict("records")]
     compact["behind the best baseline"] = board["behind"].fillna("")
     print(compact.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
-    print(f"Friedman p {friedman['p']:.3g} over {friedman['n_tasks']} tasks")
+    if friedman["p"] is not None:
+        print(f"Friedman p {friedman['p']:.3g} over {friedman['n_tasks']} tasks")
 
 
 if __name__ == "__main__":
