@@ -41,7 +41,7 @@ def combine_arg(config: dict) -> str:
     null: the forest and the linear model, each alone and the two together, those that are fitted
     and that no AAM run serves as a member already. A model that holds a baseline inside it,
     averaged with that baseline again, would count it twice and be scored as something it is not
-    (the defaults serve both, so they combine with none)."""
+    (the defaults serve the linear model, so they combine with the forest alone)."""
     names = config["evaluate"]["combine"]
     if names is None:
         fitted = config["evaluate"]["baselines"]["models"]
