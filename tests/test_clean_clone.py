@@ -24,6 +24,7 @@ NEEDS_OUTSIDE_DATA = {
     "config/corpus/ibd_corpus.yaml": "reads the pretraining corpus from ../shared/data/pretrain_corpus",
     "config/benchmark.yaml": "the multi-study benchmark reads eight public studies from ../shared/data",
     "config/benchmark_candidates.yaml": "merged into config/benchmark.yaml, which reads ../shared/data",
+    "config/benchmark_pretrain.yaml": "merged into config/benchmark.yaml, which reads ../shared/data",
 }
 # Every config of config/, and the tests' small config .test/config.yaml.
 CONFIGS = [
