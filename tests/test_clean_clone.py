@@ -25,6 +25,7 @@ NEEDS_OUTSIDE_DATA = {
     "config/benchmark.yaml": "the multi-study benchmark reads eight public studies from ../shared/data",
     "config/benchmark_candidates.yaml": "merged into config/benchmark.yaml, which reads ../shared/data",
     "config/benchmark_pretrain.yaml": "merged into config/benchmark.yaml, which reads ../shared/data",
+    "config/benchmark_bundled.yaml": "merged into config/benchmark.yaml, which reads ../shared/data",
 }
 # Every config of config/, and the tests' small config .test/config.yaml.
 CONFIGS = [

@@ -20,7 +20,8 @@ TEST_CONFIG = REPO / ".test" / "config.yaml"  # the demo with every training job
 
 # Shipped configs merged into another one (snakemake --configfile BASE OVERLAY), never run alone
 OVERLAYS = {"config/benchmark_candidates.yaml": "config/benchmark.yaml",
-            "config/benchmark_pretrain.yaml": "config/benchmark.yaml"}
+            "config/benchmark_pretrain.yaml": "config/benchmark.yaml",
+            "config/benchmark_bundled.yaml": "config/benchmark.yaml"}
 
 
 def shipped_config(name: str) -> dict:
