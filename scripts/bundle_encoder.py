@@ -64,10 +64,11 @@ def card(name: str, meta: dict, timing: dict, history: pd.DataFrame, size: int, 
     nuc_text = fmt(nuc) if has_nuc else "n/a (no nucleotide objective in this encoder)"
     crop = f"{meta.get('crop_min_bp')}-{cfg['max_bp']}"
     r2 = f"{fmt(best.get('val/unifrac_r2'))} | {fmt(last.get('val/unifrac_r2'))}"
+    objectives = " and masked nucleotides" if has_nuc else ""
     return f"""# Bundled encoder `{name}`
 
 An AAM SequenceEncoder (ASV encoder + sample encoder + UniFrac head) pretrained on UniFrac
-({meta['unifrac_metric']}, per batch) and masked nucleotides across the public 16S studies of
+({meta['unifrac_metric']}, per batch){objectives} across the public 16S studies of
 the pretraining corpus (Greengenes 13_8 97 % OTUs; each OTU's 150 nt after the 515F primer).
 Fine-tune from it with `pretrain: {{from: bundled}}` (or `aam finetune --bundled {name}`).
 

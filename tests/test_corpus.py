@@ -161,15 +161,16 @@ def test_corpus_encoder_fine_tunes_a_dataset_of_shorter_reads(corpus, tmp_path):
     assert tokens.exists()
 
 
-def test_bundled_encoder_loads_and_fine_tunes(corpus, tmp_path):
-    """The encoder shipped in the package: under 20 MB, with its card, loads as a SequenceEncoder
+@pytest.mark.parametrize("name", ["gg13_8_v4_small", "gg13_8_v4_long"])
+def test_bundled_encoder_loads_and_fine_tunes(corpus, tmp_path, name):
+    """Each encoder shipped in the package: under 20 MB, with its card, loads as a SequenceEncoder
     and fine-tunes (aam finetune --bundled) with no pretraining step."""
     from aam import pretrained
     from aam.io.model_files import load_model
     from aam.stages import finetune
 
-    folder = pretrained.bundled_dir()
-    assert pretrained.DEFAULT in pretrained.available()
+    folder = pretrained.bundled_dir(name)
+    assert name in pretrained.available() and pretrained.DEFAULT in pretrained.available()
     assert sum(p.stat().st_size for p in folder.iterdir()) < 20 * 1024 * 1024
     card = (folder / "MODEL_CARD.md").read_text()
     assert "UniFrac R^2" in card and "licence" in card
@@ -193,7 +194,7 @@ def test_bundled_encoder_loads_and_fine_tunes(corpus, tmp_path):
     out = tmp_path / "finetuned"
     stage(finetune, "--tokens-dir", str(data / "cache"), "--splits", str(data / "splits.tsv"),
           "--samples", str(data / "meta.tsv"), "--target-column", "age", "--task", "regression",
-          "--bundled", pretrained.DEFAULT, "--settings", json.dumps(run), "--seed", "1",
+          "--bundled", name, "--settings", json.dumps(run), "--seed", "1",
           "--out-dir", str(out))
     tuned, tuned_meta = load_model(out)
     assert tuned_meta["pretrained"]
@@ -202,10 +203,10 @@ def test_bundled_encoder_loads_and_fine_tunes(corpus, tmp_path):
     # and the thread count and seed training used; no pretraining section (none ran)
     used = tuned_meta["provenance"]["settings"]
     assert used["model"]["embedding_dim"] == meta["config"]["embedding_dim"] == 64
-    assert used["model"]["layers"] == meta["config"]["layers"] == 4
+    assert used["model"]["layers"] == meta["config"]["layers"] != run["model"]["layers"]
     assert used["data"]["asv_limit"] == meta["config"]["asv_limit"] == 128
     assert used["finetune"]["trainer"]["num_threads"] == 1 and used["finetune"]["trainer"]["seed"] == 1
-    assert "pretrain" not in used and tuned_meta["provenance"]["pretrained_from"].endswith(pretrained.DEFAULT)
+    assert "pretrain" not in used and tuned_meta["provenance"]["pretrained_from"].endswith(name)
     bundled = model.state_dict()
     assert tuned_meta["ensemble"] == 2  # the default: both members froze the bundled encoder
     for member in tuned.members:
