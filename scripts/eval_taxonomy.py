@@ -5,10 +5,11 @@ Protocols (`aam.evaluate.taxonomy_eval` defines folds and scores): K-fold cross-
 reference with random folds, and novel-taxa folds in which whole genera (and, separately, whole
 species) are left out of training. Every classifier is trained and tested on the same folds. Scores:
 precision, recall and F-measure per rank, pooled over the folds' test reads, at each classifier's
-default confidence threshold (aam: `KnnSettings().threshold`; both naive Bayes: q2's 0.7) and over a
-grid of thresholds (the precision-recall curves, `pr_curve.png`). Speed: training seconds and
-classification reads/s of each classifier on one thread, summed over every fold of the run, and
-their ratios to q2's naive Bayes, all measured in this run.
+default confidence thresholds (aam: `KnnSettings().rank_thresholds()`, species at a fraction of the
+others; both naive Bayes: q2's 0.7) and over a grid of thresholds, one for every rank (the
+precision-recall curves, `pr_curve.png`). Speed: training seconds and classification reads/s of
+each classifier on one thread, summed over every fold of the run, and their ratios to q2's naive
+Bayes, all measured in this run.
 
     .venv/bin/python scripts/eval_taxonomy.py --out-dir eval_taxonomy        # 20k reads, 5 folds
     .venv/bin/python scripts/eval_taxonomy.py --n-reads 5000 --folds 3 --out-dir e5k   # ~10 min
@@ -83,7 +84,7 @@ def main() -> None:
     settings = KnnSettings.from_dict(json.loads(args.aam_settings))
     seqs, lineage = _sample(args.fasta, args.labels, args.n_reads, args.seed, args.tune)
     thresholds = np.round(np.arange(0.0, 1.0001, 0.05), 2)
-    defaults = {"aam": settings.threshold, "nb7": Q2_CONFIDENCE, "nb8": Q2_CONFIDENCE}
+    defaults = {"aam": settings.rank_thresholds(len(RANK_NAMES)), "nb7": Q2_CONFIDENCE, "nb8": Q2_CONFIDENCE}
     results: dict = {"args": vars(args), "aam_settings": vars(settings), "n_reads": len(seqs)}
     results["protocols"] = {}
     speed = {name: {"fit_s": 0.0, "predict_s": 0.0, "reads": 0} for name in args.classifiers}
@@ -186,9 +187,9 @@ def _accuracy(calls, truth, train_lineage, defaults) -> dict:
         for r, rank in enumerate(RANK_NAMES[1:], 1):
             seen = seen_at[r]
             out[name][rank] = {
-                f"{subset} at {t:g}": random_fold_scores(_rows(c, rows), truth[rows], t)[r]["recall"]
+                f"{subset} at {label}": random_fold_scores(_rows(c, rows), truth[rows], t)[r]["recall"]
                 for subset, rows in (("all", slice(None)), ("seen", seen))
-                for t in (0.0, defaults[name])
+                for label, t in (("0", 0.0), ("default", defaults[name]))
             } | {"reads": int(sum(v is not None for v in truth[:, r])), "seen_reads": int(seen.sum())}
     return out
 
@@ -255,7 +256,8 @@ def _score(calls, truth, rank, thresholds, defaults, sizes) -> dict:
             return novel_taxa_scores(c, truth, rank, t)
 
         out[name] = {
-            "threshold": defaults[name],
+            "threshold": _threshold_text(defaults[name]),
+            "rank_thresholds": np.broadcast_to(defaults[name], len(RANK_NAMES)).tolist(),
             "default": at(defaults[name]),
             "curve": {f"{t:.2f}": at(t) for t in thresholds},
             "fold_f": _fold_f(c, truth, rank, defaults[name], sizes),
@@ -268,6 +270,15 @@ def _score(calls, truth, rank, thresholds, defaults, sizes) -> dict:
 
         out["aam_minus"] = {n: bootstrap_f_difference(hits("aam"), hits(n)) for n in calls if n != "aam"}
     return out
+
+
+def _threshold_text(threshold) -> str:
+    """A classifier's default threshold as the tables show it: "0.7", or "0.25; species 0.15"."""
+    t = np.atleast_1d(np.asarray(threshold, dtype=np.float64))
+    if len(t) == 1 or np.all(t == t[0]):
+        return f"{t[0]:g}"
+    species = RANK_NAMES.index("species")
+    return f"{t[0]:g}; species {t[species]:g}"
 
 
 def _fold_f(calls, truth, rank, threshold, sizes) -> list[float]:
@@ -307,7 +318,7 @@ def _table(protocol: str, res: dict, names) -> str:
         for name in names:
             for rank in RANK_NAMES[1:]:
                 s = res[name]["default"][rank]
-                label = f"{CLASSIFIERS[name]} ({res[name]['threshold']:g})"
+                label = f"{CLASSIFIERS[name]} ({res[name]['threshold']})"
                 prf = f"{s['precision']:.3f} | {s['recall']:.3f} | {s['f']:.3f}"
                 lines.append(f"| {label} | {rank} | {s['reads']} | {prf} |")
         return "\n".join([*lines, _accuracy_table(res, names), _fold_line(res, names, "genus F")])
@@ -323,7 +334,7 @@ def _table(protocol: str, res: dict, names) -> str:
             f"{s[k] / n:.3f}"
             for k in ("match", "overclassification", "underclassification", "misclassification")
         )
-        label = f"{CLASSIFIERS[name]} ({res[name]['threshold']:g})"
+        label = f"{CLASSIFIERS[name]} ({res[name]['threshold']})"
         lines.append(f"| {label} | {s['precision']:.3f} | {s['recall']:.3f} | {s['f']:.3f} | {rates} |")
     return "\n".join([*lines, _fold_line(res, names, "F")])
 
@@ -348,9 +359,8 @@ def _accuracy_table(res: dict, names) -> str:
     ]
     for name in names:
         for rank, a in res["accuracy"][name].items():
-            t = f"{res[name]['threshold']:g}"
-            all_ = f"{a['reads']} | {a['all at 0']:.3f} | {a[f'all at {t}']:.3f}"
-            seen = f"{a['seen_reads']} | {a['seen at 0']:.3f} | {a[f'seen at {t}']:.3f}"
+            all_ = f"{a['reads']} | {a['all at 0']:.3f} | {a['all at default']:.3f}"
+            seen = f"{a['seen_reads']} | {a['seen at 0']:.3f} | {a['seen at default']:.3f}"
             lines.append(f"| {CLASSIFIERS[name]} | {rank} | {all_} | {seen} |")
     return "\n".join(lines)
 
@@ -391,7 +401,7 @@ def _plot(results: dict, names, path: Path) -> None:
             CLASSIFIERS[n]: {
                 "curve": [genus(s) for s in res[n]["curve"].values()],
                 "default": genus(res[n]["default"]),
-                "threshold": res[n]["threshold"],
+                "threshold": res[n]["rank_thresholds"][RANK_NAMES.index("genus")],
             }
             for n in names
         }

@@ -63,7 +63,8 @@ def test_eval_taxonomy_runs_every_protocol_and_classifier(tmp_path):
     tables = (out / "tables.md").read_text()
     from aam.evaluate.taxonomy import KnnSettings
 
-    aam = f"aam classify ({KnnSettings().threshold:g})"
+    knn = KnnSettings()
+    aam = f"aam classify ({knn.threshold:g}; species {knn.threshold * knn.species_threshold_scale:g})"
     assert aam in tables and "naive Bayes, 7-mers (q2 default) (0.7)" in tables
 
 
@@ -110,8 +111,11 @@ def test_external_test_set_drops_identical_training_sequences_and_tunes_nothing(
     # nothing is chosen on the test set: every classifier is scored at its default threshold
     from aam.evaluate.taxonomy import KnnSettings
 
+    knn = KnnSettings()
+    species = knn.threshold * knn.species_threshold_scale
     for res in (new, unseen):
-        assert [res[n]["threshold"] for n in ("aam", "nb7", "nb8")] == [KnnSettings().threshold, 0.7, 0.7]
+        assert [res[n]["rank_thresholds"] for n in ("aam", "nb7", "nb8")] == [
+            [knn.threshold] * 6 + [species], [0.7] * 7, [0.7] * 7]
     assert set(new["aam_minus"]) == {"nb7", "nb8"}
     # the seen genera are far apart: aam's best call names all 6 of their reads
     assert new["accuracy"]["aam"]["genus"]["seen at 0"] == 1.0

@@ -134,6 +134,28 @@ def test_truncation_at_the_threshold_by_hand():
     assert taxa[0].endswith("f__Lachnospiraceae") and c[0] == 0.9
 
 
+def test_species_is_cut_at_a_fraction_of_the_threshold_by_hand():
+    # one read, its genus at 0.3 and its species at 0.2 (two of ten neighbour weights name a
+    # species, both the same one); the others at 1
+    names = np.array([["Bacteria", "Firmicutes", "Bacilli", "Lactobacillales", "Streptococcaceae",
+                       "Lactococcus", "lactis"]], dtype=object)
+    conf = np.array([[1.0, 1.0, 1.0, 1.0, 1.0, 0.3, 0.2]])
+    default = KnnSettings()  # threshold 0.25, species at 0.6 x 0.25 = 0.15
+    np.testing.assert_allclose(default.rank_thresholds(), [0.25] * 6 + [0.15])
+    taxa, c = truncate(names, conf, default.rank_thresholds())
+    assert taxa[0].endswith("g__Lactococcus; s__lactis") and c[0] == 0.2
+    # scale 1: one threshold at every rank, and 0.2 < 0.25 stops at the genus
+    same = KnnSettings(species_threshold_scale=1.0)
+    taxa, c = truncate(names, conf, same.rank_thresholds())
+    assert taxa[0].endswith("g__Lactococcus") and c[0] == 0.3
+    # a higher threshold moves the species cut with it: 0.5 x 0.6 = 0.3 > 0.2, and the genus (0.3)
+    # is below 0.5: cut after the family
+    taxa, _ = truncate(names, conf, KnnSettings(threshold=0.5).rank_thresholds())
+    assert taxa[0].endswith("f__Streptococcaceae")
+    # lineages of fewer ranks than species: the threshold at every rank
+    np.testing.assert_allclose(default.rank_thresholds(2), [0.25, 0.25])
+
+
 def test_kmer_cosine_matches_sets():
     rng = np.random.default_rng(0)
     seqs = ["".join(rng.choice(list("ACGT"), 40)) for _ in range(6)] + ["ACGTNACGTACGTAC"]
@@ -273,6 +295,8 @@ def test_settings_are_checked():
         KnnSettings.from_dict({"k": 20, "candidates": 10})
     with pytest.raises(ValueError, match="threshold"):
         KnnSettings.from_dict({"threshold": 1.5})
+    with pytest.raises(ValueError, match="species_threshold_scale"):
+        KnnSettings.from_dict({"species_threshold_scale": 1.5})
     with pytest.raises(ValueError, match="align"):
         KnnSettings.from_dict({"k": 20, "align": 10})
     with pytest.raises(ValueError, match="genus_identity"):

@@ -119,8 +119,9 @@ def _lineage(frame: pd.DataFrame) -> np.ndarray:
 
 
 def taxonomy_scores(frame: pd.DataFrame, calls: RankCalls, settings: dict, rank: str) -> dict:
-    """`aam classify` (its threshold) beside q2's default naive Bayes (0.7) on the test split: per
-    rank precision/recall/F at the defaults, and `rank`'s over thresholds 0, 0.05, ..., 1."""
+    """`aam classify` (its thresholds: species at a fraction of the others) beside q2's default naive
+    Bayes (0.7) on the test split: per rank precision/recall/F at the defaults, and `rank`'s over
+    thresholds 0, 0.05, ..., 1 (one for every rank)."""
     is_test = (frame["split"] == "test").to_numpy()
     lineage = _lineage(frame)
     seqs = frame["sequence"].to_numpy(dtype=object)
@@ -130,14 +131,15 @@ def taxonomy_scores(frame: pd.DataFrame, calls: RankCalls, settings: dict, rank:
     truth = lineage[is_test]
     r = RANKS.index(rank)
     out: dict = {"rank": rank}
-    for name, c, threshold in (
-        ("aam classify", calls, _knn_settings(settings).threshold),
-        ("naive Bayes, 7-mers (q2 default)", nb, Q2_CONFIDENCE),
+    knn = _knn_settings(settings)
+    for name, c, threshold, thresholds in (
+        ("aam classify", calls, knn.threshold, knn.rank_thresholds(len(RANKS))),
+        ("naive Bayes, 7-mers (q2 default)", nb, Q2_CONFIDENCE, Q2_CONFIDENCE),
     ):
         grid = np.round(np.arange(0.0, 1.0001, 0.05), 2)
         out[name] = {
             "threshold": threshold,
-            "ranks": dict(zip(RANKS, random_fold_scores(c, truth, threshold), strict=True)),
+            "ranks": dict(zip(RANKS, random_fold_scores(c, truth, thresholds), strict=True)),
             "curve": {f"{t:.2f}": random_fold_scores(c, truth, t)[r] for t in grid},
         }
     return out

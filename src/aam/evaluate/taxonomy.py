@@ -72,7 +72,13 @@ Truncation follows q2-feature-classifier's classify-sklearn: the assignment is c
 deepest rank whose confidence is at least the threshold (default 0.25: this confidence is a share of
 neighbour weight, not naive Bayes's posterior, so q2's 0.7 does not carry over), and the confidence
 reported is that rank's; a query whose kingdom is below the threshold is "Unassigned", with the
-confidence of its best kingdom. A read without one valid k-mer (all N, shorter than k) carries no
+confidence of its best kingdom. Species is cut at a fraction of the threshold
+(`species_threshold_scale`, default 0.6: 0.15 at 0.25). Most references name no species (5 % of
+the 20,000 Greengenes 13_8 V4 reads of `../shared` name one), and an unnamed neighbour lowers the
+vote's share as it does at every rank, so a species that every neighbour naming a species agrees
+on still scores far below the genus above it. The scale was chosen on the tuning sides of both
+amplicons (species F on held-out reads and on left-out species, against q2's naive Bayes;
+docs/results.md). A read without one valid k-mer (all N, shorter than k) carries no
 evidence: it is "Unassigned" with confidence 0, whatever its nearest references (an embedding of
 nothing but padding still lands somewhere, and used to vote it into k__Bacteria with confidence 1).
 
@@ -287,11 +293,15 @@ def rank_vote(weights: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.n
 
 
 def truncate(
-    names: np.ndarray, confidence: np.ndarray, threshold: float = 0.7, consistent: np.ndarray | None = None
+    names: np.ndarray,
+    confidence: np.ndarray,
+    threshold: float | np.ndarray = 0.7,
+    consistent: np.ndarray | None = None,
 ) -> tuple[list[str], np.ndarray]:
     """Taxon strings cut after the deepest rank with confidence >= threshold, and its confidence.
 
-    names: (m, R) per-rank names (None: none); confidence: (m, R); consistent: (m, R), False where a
+    names: (m, R) per-rank names (None: none); confidence: (m, R); threshold: one for every rank or
+    (R,) one per rank (`KnnSettings.rank_thresholds`); consistent: (m, R), False where a
     rank's winner does not descend from the winner above it (default: all True). A rank counts only
     while every rank above it is kept, so "k__A; p__B" never skips a rank. Nothing kept:
     "Unassigned" with the first rank's confidence.
@@ -373,7 +383,9 @@ class KnnSettings:
     evaluated sample and on a V3-V4 tuning reference disjoint from the V3-V4 test reference
     (`scripts/amplicon_gg13_8.py`, `scripts/tune_classify.py`): the largest smallest genus F lead
     over q2's naive Bayes across held-out reads, left-out genera and left-out small genera of both
-    (V4 alone chose 2; both choose 1)."""
+    (V4 alone chose 2; both choose 1). `species_threshold_scale` likewise, on the same tuning sides:
+    the largest smallest species F lead over q2 across held-out reads and left-out species of both
+    amplicons (docs/results.md)."""
 
     k: int = 20
     candidates: int = 50
@@ -387,6 +399,7 @@ class KnnSettings:
     temperature: float = 0.02
     temperature_length: int | None = None
     threshold: float = 0.25
+    species_threshold_scale: float = 0.6
     search: str = "kmer"
     sketch_dim: int = 256
 
@@ -417,11 +430,22 @@ class KnnSettings:
             raise ValueError(f"bayes_temperature must be null or > 0, got {s.bayes_temperature}")
         if not 0.0 <= s.threshold <= 1.0:
             raise ValueError(f"threshold must be in [0, 1], got {s.threshold}")
+        if not 0.0 <= s.species_threshold_scale <= 1.0:
+            raise ValueError(f"species_threshold_scale must be in [0, 1], got {s.species_threshold_scale}")
         if s.search not in SEARCHES:
             raise ValueError(f"search must be one of {list(SEARCHES)}, got {s.search!r}")
         if s.sketch_dim < 1:
             raise ValueError(f"sketch_dim must be >= 1, got {s.sketch_dim}")
         return s
+
+    def rank_thresholds(self, n_ranks: int = len(RANKS)) -> np.ndarray:
+        """(n_ranks,) the confidence each rank needs: `threshold`, and at species (the seventh rank)
+        `threshold` x `species_threshold_scale` (see the module docstring)."""
+        out = np.full(n_ranks, self.threshold, dtype=np.float64)
+        species = RANKS.index("species")
+        if n_ranks > species:
+            out[species] = self.threshold * self.species_threshold_scale
+        return out
 
 
 class KnnTaxonomyClassifier:
@@ -652,7 +676,7 @@ class KnnTaxonomyClassifier:
         return s.temperature * (s.temperature_length / np.maximum(np.asarray(lengths, np.float64), 1.0))
 
     def classify(self, ids, vectors: np.ndarray | None, seqs: list[str] | None = None) -> pd.DataFrame:
-        """The taxonomy table of the queries, truncated at the settings' confidence threshold."""
+        """The taxonomy table of the queries, truncated at the settings' confidence thresholds."""
         names, conf, consistent = self.vote(vectors, seqs)
-        taxa, confidence = truncate(names, conf, self.settings.threshold, consistent)
+        taxa, confidence = truncate(names, conf, self.settings.rank_thresholds(names.shape[1]), consistent)
         return taxonomy_table(ids, taxa, confidence)

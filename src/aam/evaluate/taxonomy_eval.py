@@ -77,9 +77,10 @@ def novel_taxa_folds(lineage: np.ndarray, rank: int, k: int, seed: int) -> list[
 
 
 # ----------------------------------------------------------------------------------------- scores
-def depth_at(calls: RankCalls, threshold: float) -> np.ndarray:
-    """(m,) ranks kept at the threshold: the leading ranks named, consistent and confident enough
-    (what `aam.evaluate.taxonomy.truncate` and q2's classify-sklearn keep)."""
+def depth_at(calls: RankCalls, threshold: float | np.ndarray) -> np.ndarray:
+    """(m,) ranks kept at the threshold (one, or (R,) one per rank): the leading ranks named,
+    consistent and confident enough (what `aam.evaluate.taxonomy.truncate` and q2's classify-sklearn
+    keep)."""
     named = np.vectorize(lambda v: v is not None, otypes=[bool])(calls.names)
     keep = named & calls.consistent & (calls.confidence >= threshold)
     return np.cumprod(keep, axis=1).sum(axis=1)
@@ -98,7 +99,7 @@ def prf(right: int, assigned: int, total: int) -> dict:
     return {"precision": p, "recall": r, "f": 2 * p * r / (p + r) if p + r else 0.0}
 
 
-def random_fold_scores(calls: RankCalls, truth: np.ndarray, threshold: float) -> list[dict]:
+def random_fold_scores(calls: RankCalls, truth: np.ndarray, threshold: float | np.ndarray) -> list[dict]:
     """Per rank: reads scored, assigned, right, precision, recall, F (see the module docstring)."""
     truth = np.asarray(truth, dtype=object)
     depth = depth_at(calls, threshold)
@@ -113,7 +114,7 @@ def random_fold_scores(calls: RankCalls, truth: np.ndarray, threshold: float) ->
     return out
 
 
-def novel_taxa_scores(calls: RankCalls, truth: np.ndarray, rank: int, threshold: float) -> dict:
+def novel_taxa_scores(calls: RankCalls, truth: np.ndarray, rank: int, threshold: float | np.ndarray) -> dict:
     """Scores of reads whose taxon at `rank` was left out of training (see the module docstring)."""
     depth = depth_at(calls, threshold)
     right = right_prefix(calls, truth)
@@ -156,7 +157,9 @@ def taxa_in_training(train: np.ndarray, test: np.ndarray, rank: int) -> tuple[np
     return seen, np.asarray(unseen, dtype=bool)
 
 
-def read_hits(calls: RankCalls, truth: np.ndarray, rank: int, threshold: float, novel: bool) -> tuple:
+def read_hits(
+    calls: RankCalls, truth: np.ndarray, rank: int, threshold: float | np.ndarray, novel: bool
+) -> tuple:
     """Per-read (right, assigned) bools behind the F at `rank` of `random_fold_scores` (over the
     reads naming `rank`) or, `novel`, of `novel_taxa_scores` (match, assigned down to the parent
     or deeper): what `bootstrap_f_difference` resamples."""

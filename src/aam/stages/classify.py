@@ -49,7 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--settings",
         help="classifier settings as JSON or YAML: k, candidates, kmer_weight, kmer, align, genus_identity, "
         "genus_floor_margin, genus_floor_scale, bayes_temperature, temperature, temperature_length, "
-        "threshold, search, sketch_dim",
+        "threshold, species_threshold_scale, search, sketch_dim",
     )
     parser.add_argument("--threshold", type=float, help="confidence threshold (overrides the settings)")
     parser.add_argument("--out", required=True, help="taxonomy.tsv to write")
@@ -79,9 +79,10 @@ def run(args: argparse.Namespace) -> None:
         table.to_csv(tmp, sep="\t", index=False, float_format="%.6g")
     assigned = (table["Taxon"] != "Unassigned").mean() if len(table) else 0.0
     log.info(
-        "wrote %s: %d reads (%.1f %% assigned at threshold %g)",
+        "wrote %s: %d reads (%.1f %% assigned at threshold %g; species at %g)",
         args.out,
         len(table),
         100 * assigned,
         settings.threshold,
+        settings.threshold * settings.species_threshold_scale,
     )
