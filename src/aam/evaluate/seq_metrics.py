@@ -132,13 +132,13 @@ def taxonomy_scores(frame: pd.DataFrame, calls: RankCalls, settings: dict, rank:
     r = RANKS.index(rank)
     out: dict = {"rank": rank}
     knn = _knn_settings(settings)
-    for name, c, threshold, thresholds in (
-        ("aam classify", calls, knn.threshold, knn.rank_thresholds(len(RANKS))),
-        ("naive Bayes, 7-mers (q2 default)", nb, Q2_CONFIDENCE, Q2_CONFIDENCE),
+    for name, c, thresholds in (
+        ("aam classify", calls, knn.rank_thresholds(len(RANKS))),
+        ("naive Bayes, 7-mers (q2 default)", nb, np.full(len(RANKS), Q2_CONFIDENCE)),
     ):
         grid = np.round(np.arange(0.0, 1.0001, 0.05), 2)
         out[name] = {
-            "threshold": threshold,
+            "threshold": float(thresholds[r]),  # at `rank`: where its default sits on the curve
             "ranks": dict(zip(RANKS, random_fold_scores(c, truth, thresholds), strict=True)),
             "curve": {f"{t:.2f}": random_fold_scores(c, truth, t)[r] for t in grid},
         }
