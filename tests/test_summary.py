@@ -17,6 +17,7 @@ from aam.evaluate.summary import (
     html_table,
     sequence_rows,
     split_before_after,
+    taxonomy_rows,
 )
 
 
@@ -103,6 +104,27 @@ def test_sequence_rows_put_the_model_beside_naive_bayes():
     (row,) = sequence_rows("gg", "c", metrics)
     assert row["1-NN accuracy"] == "0.800" and row["naive Bayes accuracy"] == "0.750"
     assert row["model − naive Bayes"] == "0.050"
+
+
+def test_taxonomy_rows_put_aam_classify_beside_q2_per_rank():
+    # hand-worked: genus P 9/10, R 9/12 -> F 2PR/(P+R) = 0.818; q2 P 8/10, R 8/12 -> F 0.727
+    def scores(right, assigned, reads):
+        p, r = right / assigned, right / reads
+        return {"reads": reads, "assigned": assigned, "right": right, "precision": p, "recall": r,
+                "f": 2 * p * r / (p + r)}
+
+    metrics = {"kind": "contrastive", "taxonomy": {
+        "rank": "genus",
+        "aam classify": {"threshold": 0.25, "ranks": {"genus": scores(9, 10, 12),
+                                                        "species": {"reads": 0}}},
+        "naive Bayes, 7-mers (q2 default)": {"threshold": 0.7, "ranks": {"genus": scores(8, 10, 12)}},
+    }}
+    (row,) = taxonomy_rows("gg", "c", metrics)  # species: no test sequence names one
+    assert row["rank"] == "genus" and row["test sequences"] == 12
+    assert row["aam classify P / R / F"] == "0.900 / 0.750 / 0.818"
+    assert row["q2 naive Bayes P / R / F"] == "0.800 / 0.667 / 0.727"
+    assert row["F: aam − q2"] == "0.091"
+    assert taxonomy_rows("gg", "c", {"kind": "contrastive", "note": "no labels"}) == []
 
 
 def test_stage_writes_the_page(tmp_path):

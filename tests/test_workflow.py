@@ -242,6 +242,7 @@ def assert_report_opens_with_results(report: Path, results: Path) -> None:
     assert [r[4] for r in rows] == [f"{v:.3f}" for v in comparison["aam"]]
     assert [r[5] for r in rows] == [f"{v:.3f}" for v in comparison["random_forest"]]
     assert 'id="sequences-contrastive"' in front and "naive Bayes accuracy" in front
+    assert 'id="sequences-taxonomy"' in front and "aam classify P / R / F" in front
 
 
 def test_a_configfile_replaces_the_demo_config(tmp_path):

@@ -215,7 +215,7 @@ def _matrices_table(root: Path, matrices: dict[str, str]) -> pd.DataFrame:
 
 def sequences_section(results: Path, sequences: dict[str, list[str]]) -> str:
     """Per DNA sequence collection, each run beside its reference (naive Bayes; VQ figures)."""
-    rows = []
+    rows, taxonomy = [], []
     for collection, runs in sequences.items():
         for run in runs:
             path = results / "sequences" / collection / "eval" / run / "metrics.json"
@@ -224,13 +224,25 @@ def sequences_section(results: Path, sequences: dict[str, list[str]]) -> str:
             except (OSError, json.JSONDecodeError) as err:
                 raise InputError(f"{path}: cannot read ({err})") from None
             rows += summary.sequence_rows(collection, run, metrics)
+            taxonomy += summary.taxonomy_rows(collection, run, metrics)
     contrastive = pd.DataFrame([r for r in rows if r["kind"] == "contrastive"])
     vq = pd.DataFrame([r for r in rows if r["kind"] != "contrastive"])
     parts = ["<h3>DNA sequence models</h3>"]
+    if len(taxonomy):
+        parts += [
+            "<p>Taxonomy as <code>aam classify</code> assigns it (each held-out sequence's lineage "
+            "cut after the deepest rank its confidence clears, as its taxonomy.tsv has it) beside "
+            "q2-feature-classifier's default naive Bayes (7-mers, confidence 0.7), both trained on "
+            "the training sequences and tested on the same held-out ones: precision, recall and "
+            "F-measure per rank as tax-credit computes them (a sequence left unassigned at a rank "
+            "lowers recall only). The precision-recall curve over thresholds is the seq-evaluate "
+            "plot taxonomy_pr.png.</p>",
+            summary.html_table(pd.DataFrame(taxonomy), "sequences-taxonomy"),
+        ]
     if len(contrastive):
         parts += [
-            "<p>Taxonomy of the held-out sequences from their embeddings (k nearest training "
-            "sequences) beside a k-mer naive Bayes classifier (q2-feature-classifier recipe) trained "
+            "<p>The embeddings alone: taxonomy of the held-out sequences from their k nearest training "
+            "sequences, beside a k-mer naive Bayes classifier (q2-feature-classifier recipe) trained "
             "and tested on the same sequences.</p>",
             summary.html_table(contrastive.dropna(axis=1, how="all"), "sequences-contrastive"),
         ]

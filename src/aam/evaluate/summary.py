@@ -194,6 +194,30 @@ def sequence_rows(collection: str, run: str, metrics: dict) -> list[dict]:
     }]
 
 
+def taxonomy_rows(collection: str, run: str, metrics: dict) -> list[dict]:
+    """Rows of the taxonomy table: per rank, `aam classify`'s precision / recall / F-measure at its
+    thresholds beside q2-feature-classifier's default naive Bayes at 0.7 (seq-evaluate's
+    `taxonomy`, tax-credit's definitions), and the difference of the F-measures. What a user of
+    `aam classify` gets is the truncated assignment, not the embedding's nearest neighbour, so the
+    page shows both. Empty without a taxonomy evaluation (no labels, or no test split)."""
+    taxonomy = metrics.get("taxonomy") or {}
+    ours, theirs = taxonomy.get("aam classify"), taxonomy.get("naive Bayes, 7-mers (q2 default)")
+    if not ours or not theirs:
+        return []
+    rows = []
+    for rank, m in ours.get("ranks", {}).items():
+        q2 = theirs.get("ranks", {}).get(rank)
+        if not m.get("reads") or not q2:
+            continue
+        rows.append({
+            "collection": collection, "run": run, "rank": rank, "test sequences": m["reads"],
+            "aam classify P / R / F": " / ".join(_fmt(m[k]) for k in ("precision", "recall", "f")),
+            "q2 naive Bayes P / R / F": " / ".join(_fmt(q2[k]) for k in ("precision", "recall", "f")),
+            "F: aam − q2": _fmt(m["f"] - q2["f"]),
+        })
+    return rows
+
+
 def evaluation_tables(metrics: dict) -> tuple[pd.DataFrame, list[tuple[str, pd.DataFrame]]]:
     """One evaluate metrics.json as tables: the test (and validation) metrics of the model and each
     baseline, one row each; for classification the confusion matrix of each on the test split."""
