@@ -13,12 +13,7 @@ against QIIME 2's rules, as its sources state them (QIIME 2 is not on PyPI):
 from __future__ import annotations
 
 import csv
-import datetime as dt
-import hashlib
 import io
-import re
-import uuid
-import zipfile
 from pathlib import Path
 
 import biom
@@ -27,16 +22,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import skbio
-import yaml
+from helpers.qza import check_archive
 
 from aam.cli import main
 from aam.io.biom import read_table, write_biom
 from aam.io.embeddings import write_embeddings
 from aam.io.qza import read_archive
 
-# provenance_lib/util.py's pattern for VERSION
-VERSION_PATTERN = (r"QIIME 2\narchive: [0-9]{1,2}$\nframework: "
-                   r"(?:20[0-9]{2}|2)\.(?:[1-9][0-2]?|0)\.[0-9](?:\.dev[0-9]?)?(?:\+[.\w]+)?\Z")
 # qiime2/metadata/base.py
 ID_HEADERS = {"id", "sampleid", "sample id", "sample-id", "featureid", "feature id", "feature-id"}
 # Qiita-style IDs that a float parse would change (2538.10 -> 2538.1)
@@ -47,35 +39,6 @@ def export(tmp_path: Path, kind: str, source: Path, *extra: str, name: str = "ou
     out = tmp_path / name
     assert main(["export-qza", "--type", kind, "--input", str(source), *extra, "--out", str(out)]) == 0
     return out
-
-
-def check_archive(path: Path, kind: str, directory_format: str, data_files: list[str]):
-    """The archive rules of QIIME 2's format 5; returns the archive as read."""
-    with zipfile.ZipFile(path) as zf:
-        names = zf.namelist()
-    root = names[0].split("/")[0]
-    assert str(uuid.UUID(root, version=4)) == root  # archiver._is_uuid4
-    assert all(n.startswith(f"{root}/") and not n.endswith("/") for n in names)
-    archive = read_archive(path)
-    assert archive.uuid == root and archive.type == kind and archive.format == directory_format
-    assert re.match(VERSION_PATTERN, archive.files["VERSION"].decode().strip(), re.MULTILINE)
-    assert archive.archive_version == "5"
-    assert yaml.safe_load(archive.files["metadata.yaml"]) == {
-        "uuid": root, "type": kind, "format": directory_format}
-    assert sorted(archive.data()) == sorted(data_files)
-    for name in ("VERSION", "metadata.yaml"):
-        assert archive.files[f"provenance/{name}"] == archive.files[name]
-    assert "provenance/citations.bib" in archive.files
-    assert archive.checksum_mismatches() == []
-    action = yaml.safe_load(archive.files["provenance/action/action.yaml"])
-    runtime = action["execution"]["runtime"]
-    assert isinstance(runtime["start"], dt.datetime) and runtime["end"] >= runtime["start"]
-    assert action["action"]["type"] == "import"
-    assert {m["name"]: m["md5sum"] for m in action["action"]["manifest"]} == {
-        name: hashlib.md5(body).hexdigest() for name, body in archive.data().items()}
-    assert action["environment"]["plugins"]["aam"]["version"]
-    assert action["action"]["aam"]["settings"]["type"] == kind
-    return archive
 
 
 def tsv_rows(text: bytes) -> list[list[str]]:

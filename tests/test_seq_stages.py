@@ -4,11 +4,14 @@ tests/test_bad_input_sequences.py."""
 
 from __future__ import annotations
 
+import io
 import json
 
 import numpy as np
 import pandas as pd
 import torch
+import yaml
+from helpers.qza import check_archive
 from helpers.sequences import TAX, write_labelled_set
 
 from aam.cli import main
@@ -369,6 +372,22 @@ def test_classify_against_a_reference_needs_no_model(tmp_path, capsys):
         assert table["Taxon"][:5].str.endswith("g__Blautia").all()
         assert table["Taxon"][5:10].str.endswith("g__Dorea").all()
         assert table["Taxon"].iloc[-1] == "Unassigned" and float(table["Confidence"].iloc[-1]) == 0.0
+    # .qza out: the same table as a FeatureData[Taxonomy] artifact that QIIME 2's rules accept
+    artifact = tmp_path / "taxonomy.qza"
+    assert main([*argv, "--out", str(artifact)]) == 0
+    archive = check_archive(artifact, "FeatureData[Taxonomy]", "TSVTaxonomyDirectoryFormat", ["taxonomy.tsv"])
+    inside = pd.read_csv(io.BytesIO(archive.data()["taxonomy.tsv"]), sep="\t", dtype=str)
+    pd.testing.assert_frame_equal(inside, table)
+    recorded = yaml.safe_load(archive.files["provenance/action/action.yaml"])["action"]["aam"]["settings"]
+    assert recorded["stage"] == "classify" and recorded["reads"] == "reads.fasta"
+    assert recorded["classifier"]["threshold"] == 0.25
+    # every read Unassigned: QIIME 2 refuses a taxonomy of one rank, so no .qza, and one line
+    artifact.unlink()
+    blank = tmp_path / "blank.fasta"
+    blank.write_text(">blank\n" + "N" * 80 + "\n")
+    assert main([*argv[:-2], "--reads", str(blank), "--out", str(artifact)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(artifact) in err[0] and "one rank only" in err[0] and not artifact.exists()
     # a reference read without taxonomy: one line naming it, no output
     tax.write_text("\n".join(tax.read_text().splitlines()[:-1]) + "\n")
     out.unlink()

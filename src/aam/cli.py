@@ -41,7 +41,7 @@ STAGES: dict[str, tuple[str, str]] = {
     "seq-train": ("seq_train", "train a contrastive embedder or VQ-Transformer on DNA sequences"),
     "embed": ("embed", "embed DNA sequences with a trained contrastive model"),
     "seq-evaluate": ("seq_evaluate", "evaluate DNA sequence models (kNN taxonomy vs naive Bayes, VQ)"),
-    "classify": ("classify", "assign a taxonomy to DNA reads with a trained contrastive model"),
+    "classify": ("classify", "assign a taxonomy to DNA reads against a labelled reference (TSV or .qza out)"),
     "export-qza": ("export_qza", "write one of the workflow's files as a QIIME 2 artifact (.qza)"),
     "versions": ("versions", "the Python, package, CUDA and GPU versions in use, as a TSV"),
 }

@@ -1,4 +1,4 @@
-"""Stage `aam classify`: assign a taxonomy to DNA reads with a trained contrastive model.
+"""Stage `aam classify`: assign a taxonomy to DNA reads against a labelled reference.
 
 Inputs: a model folder of `aam seq-train` (its weights, tokenizer and ``reference.parquet``: the
 training sequences with their ranks and embeddings), or a labelled reference as the two files
@@ -15,6 +15,10 @@ Output: a taxonomy TSV in q2-feature-classifier's format, ``Feature ID<TAB>Taxon
 threshold), which QIIME 2 imports as FeatureData[Taxonomy]:
 
     qiime tools import --type 'FeatureData[Taxonomy]' --input-path taxonomy.tsv --output-path taxonomy.qza
+
+With ``--out`` ending in ``.qza`` the stage writes that artifact itself (what `aam export-qza
+--type FeatureData[Taxonomy]` writes from the TSV, its provenance naming this stage's settings), so a
+QIIME 2 user goes .qza in, .qza out without the import step.
 """
 
 from __future__ import annotations
@@ -52,7 +56,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "threshold, species_threshold_scale, search, sketch_dim",
     )
     parser.add_argument("--threshold", type=float, help="confidence threshold (overrides the settings)")
-    parser.add_argument("--out", required=True, help="taxonomy.tsv to write")
+    parser.add_argument("--out", required=True,
+                        help="taxonomy.tsv to write, or taxonomy.qza (FeatureData[Taxonomy]) for QIIME 2")
     parser.add_argument("--batch-size", type=int, default=4096, help="reads classified at a time")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
 
@@ -75,8 +80,11 @@ def run(args: argparse.Namespace) -> None:
     ids, seqs = read_reads(args.reads, args.prepared)
     reference = (args.reference, args.reference_taxonomy) if args.reference else None
     table = classify(args.model_dir, ids, seqs, settings, args.batch_size, reference)
-    with atomic_path(args.out) as tmp:
-        table.to_csv(tmp, sep="\t", index=False, float_format="%.6g")
+    if str(args.out).endswith(".qza"):
+        _write_qza(table, args, settings)
+    else:
+        with atomic_path(args.out) as tmp:
+            table.to_csv(tmp, sep="\t", index=False, float_format="%.6g")
     assigned = (table["Taxon"] != "Unassigned").mean() if len(table) else 0.0
     log.info(
         "wrote %s: %d reads (%.1f %% assigned at threshold %g; species at %g)",
@@ -86,3 +94,33 @@ def run(args: argparse.Namespace) -> None:
         settings.threshold,
         settings.threshold * settings.species_threshold_scale,
     )
+
+
+def _write_qza(table, args: argparse.Namespace, settings) -> None:
+    """The taxonomy table as a FeatureData[Taxonomy] artifact, through `aam export-qza`'s converter
+    (which checks it as q2-types' TSVTaxonomyFormat does) and writer (atomic)."""
+    import dataclasses
+    import tempfile
+    from pathlib import Path
+
+    from aam.io.qza_payloads import TYPES
+    from aam.io.qza_write import write_qza
+    from aam.provenance import provenance
+
+    kind = TYPES["FeatureData[Taxonomy]"]
+    with tempfile.TemporaryDirectory() as tmp:
+        tsv = Path(tmp) / "taxonomy.tsv"
+        table.to_csv(tsv, sep="\t", index=False, float_format="%.6g")
+        try:
+            files = kind.convert(tsv, None)
+        except InputError as err:  # the check names the temporary file; name the output instead
+            reason = str(err).split(": ", 1)[-1]
+            raise InputError(f"{args.out}: not a valid FeatureData[Taxonomy]: {reason}; --out a .tsv "
+                             "keeps the table") from None
+    inputs = {"reads": args.reads or args.prepared, "model_dir": args.model_dir, "reference": args.reference,
+              "reference_taxonomy": args.reference_taxonomy}
+    # file names only: paths a user gave stay out of an artifact they may share
+    record = provenance({"type": "FeatureData[Taxonomy]", "stage": "classify",
+                         **{k: Path(v).name for k, v in inputs.items() if v},
+                         "classifier": dataclasses.asdict(settings)})
+    write_qza(args.out, "FeatureData[Taxonomy]", kind.directory_format, kind.import_format, files, record)
