@@ -11,7 +11,9 @@ first match and the start of the reverse primer's reverse complement's first mat
 way). Defaults: V3-V4, 341F CCTACGGGNGGCWGCAG and 805R GACTACHVGGGTATCTAATCC (Illumina's 16S
 protocol). OTUs without both matches, or with an amplicon outside `--min-length`..`--max-length`,
 are left out, and so are the IDs and sequences of `--exclude` (the test draw, when drawing a
-tuning reference); `--n` of the rest are drawn (`--seed`):
+tuning reference); `--n` of the rest are drawn (`--seed`). `--truncate 150` keeps each amplicon's
+first 150 nt, as the V4 reads of `../shared` were cut: with 515F / 806R and `--n 0` that is the
+whole Greengenes 13_8 97 % set as 150-nt V4 reads, a reference of the size users classify against:
 
     pip download qiime-default-reference==0.1.3 --no-deps --no-binary :all: -d downloads
     python scripts/amplicon_gg13_8.py --tarball downloads/qiime-default-reference-0.1.3.tar.gz \
@@ -20,6 +22,9 @@ tuning reference); `--n` of the rest are drawn (`--seed`):
         --labels gg13_8_v34/taxonomy.tsv --out-dir eval_v34
     python scripts/amplicon_gg13_8.py --tarball downloads/qiime-default-reference-0.1.3.tar.gz \
         --exclude gg13_8_v34/reference.fasta --seed 1 --out-dir gg13_8_v34_tune
+    python scripts/amplicon_gg13_8.py --tarball downloads/qiime-default-reference-0.1.3.tar.gz \
+        --forward GTGYCAGCMGCCGCGGTAA --reverse GGACTACNVGGGTWTCTAAT --min-length 200 \
+        --max-length 300 --truncate 150 --n 0 --out-dir gg13_8_v4_all
 
 writes `reference.fasta` (IDs sorted as strings) and `taxonomy.tsv` (feature_id, taxonomy:
 q2-feature-classifier's format), both or neither. Skips in one line if the tarball is absent.
@@ -90,6 +95,9 @@ def main() -> None:
     p.add_argument("--reverse", default="GACTACHVGGGTATCTAATCC", help="reverse primer (default 805R)")
     p.add_argument("--min-length", type=int, default=300)
     p.add_argument("--max-length", type=int, default=500)
+    p.add_argument("--truncate", type=int, default=0,
+                   help="keep each amplicon's first N nt (0: all), as the 150-nt V4 reads of ../shared were "
+                        "cut; the length bounds apply before it")
     p.add_argument("--n", type=int, default=20000, help="OTUs drawn (0: all that have the amplicon)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--exclude", default=None,
@@ -114,7 +122,7 @@ def main() -> None:
     for otu, seq in sequences.items():
         a = amplicon(seq, forward, reverse_rc)
         if a is not None and args.min_length <= len(a) <= args.max_length:
-            cut[otu] = a
+            cut[otu] = a[: args.truncate] if args.truncate else a
     missing = [otu for otu in cut if otu not in taxonomy]
     if missing:
         sys.exit(f"{args.tarball}: OTU '{missing[0]}' has no Greengenes taxonomy ({len(missing)} such OTUs)")

@@ -62,6 +62,18 @@ def test_amplicons_are_cut_between_the_primers_first_matches(tmp_path):
     assert done.stdout.startswith("4 of 8 OTUs hold the amplicon (2-8 nt); 2 drawn")
 
 
+def test_truncate_keeps_each_amplicons_first_bases_after_the_length_bounds(tmp_path):
+    # the same OTUs as above (bounds 2-8 on the whole amplicon), each cut to its first 3 nt; a
+    # 2-nt amplicon would stay 2 nt
+    done = _run(["--tarball", str(_tarball(tmp_path)), "--forward", "ACGR", "--reverse", "TTYC",
+                 "--min-length", "2", "--max-length", "8", "--truncate", "3", "--n", "0",
+                 "--out-dir", str(tmp_path / "out")])
+    assert done.returncode == 0, done.stderr
+    reads = (tmp_path / "out" / "reference.fasta").read_text().split()
+    cut = dict(zip(reads[::2], reads[1::2], strict=True))
+    assert cut == {">1": "CCC", ">2": "TTT", ">6": "TTA", ">7": "CCA"}
+
+
 def test_a_draw_is_seeded(tmp_path):
     tarball = str(_tarball(tmp_path))
     outs = []
