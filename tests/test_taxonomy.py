@@ -306,6 +306,58 @@ def test_settings_are_checked():
     with pytest.raises(ValueError, match="genus_floor_scale"):
         KnnSettings.from_dict({"genus_floor_scale": 2})
     assert KnnSettings.from_dict({"genus_floor_margin": None}).genus_floor_margin is None
+    with pytest.raises(ValueError, match="ann_above"):
+        KnnSettings.from_dict({"ann_above": 0})
+    with pytest.raises(ValueError, match="ann_probe"):
+        KnnSettings.from_dict({"ann_lists": 8, "ann_probe": 9})
+    assert KnnSettings.from_dict({"ann_above": None}).ann_above is None
+
+
+def _random_sketches(n: int, dim: int = 16, seed: int = 0) -> np.ndarray:
+    """Normalised random search vectors: no two references tie for a query."""
+    x = np.random.default_rng(seed).normal(size=(n, dim)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def _phyla(n: int) -> np.ndarray:
+    return np.array([["Bacteria", f"P{i % 3}", None, None, None, None, None] for i in range(n)], dtype=object)
+
+
+def _exact_top(queries: np.ndarray, refs: np.ndarray, n: int) -> np.ndarray:
+    """Brute force: each query's n most cosine-similar references, by NumPy."""
+    return np.argsort(-(queries @ refs.T), axis=1, kind="stable")[:, :n]
+
+
+@pytest.mark.parametrize("probe", [8, 2])
+def test_inverted_lists_find_what_the_exact_search_finds(probe):
+    # search: embedding on given vectors, no k-mers or alignment: the neighbours are the search's
+    refs, queries = _random_sketches(400), _random_sketches(30, seed=1)
+    lineage = _phyla(400)
+    base = dict(k=5, candidates=5, kmer_weight=0.0, align=0, bayes_temperature=None, search="embedding")
+    exact = KnnTaxonomyClassifier(refs, lineage, None, KnnSettings(**base))
+    ivf = KnnTaxonomyClassifier(refs, lineage, None, KnnSettings(**base, ann_above=100, ann_lists=8,
+                                                                  ann_probe=probe))
+    assert exact.index is None and ivf.index is not None and ivf.index.nlist == 8
+    _, idx_exact = exact.neighbours(queries)
+    _, idx_ivf = ivf.neighbours(queries)
+    assert (idx_exact == _exact_top(queries, refs, 5)).all()
+    found = np.mean([len(set(a) & set(b)) / 5 for a, b in zip(idx_exact, idx_ivf, strict=True)])
+    if probe == 8:  # every cell probed: every reference compared, the exact neighbours
+        assert (idx_ivf == idx_exact).all()
+    else:  # 2 of 8 cells: most of them, not all (what ann_probe trades)
+        assert 0.5 < found < 1.0
+
+
+def test_a_read_whose_probed_cells_hold_too_few_references_is_searched_exactly():
+    # 40 references in 20 cells, one probed: about 2 references per cell, fewer than 10 candidates
+    refs, queries = _random_sketches(40), _random_sketches(12, seed=1)
+    lineage = _phyla(40)
+    settings = KnnSettings(k=10, candidates=10, kmer_weight=0.0, align=0, bayes_temperature=None,
+                           search="embedding", ann_above=20, ann_lists=20, ann_probe=1)
+    clf = KnnTaxonomyClassifier(refs, lineage, None, settings)
+    assert clf.index is not None
+    _, idx = clf.neighbours(queries)
+    assert (idx == _exact_top(queries, refs, 10)).all()
 
 
 def test_unclassifiable_reads_are_unassigned_with_confidence_0():

@@ -53,7 +53,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--settings",
         help="classifier settings as JSON or YAML: k, candidates, kmer_weight, kmer, align, genus_identity, "
         "genus_floor_margin, genus_floor_scale, bayes_temperature, temperature, temperature_length, "
-        "threshold, species_threshold_scale, search, sketch_dim",
+        "threshold, species_threshold_scale, search, sketch_dim, ann_above, ann_lists, ann_probe",
     )
     parser.add_argument("--threshold", type=float, help="confidence threshold (overrides the settings)")
     parser.add_argument("--out", required=True,
