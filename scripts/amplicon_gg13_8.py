@@ -109,6 +109,8 @@ def main() -> None:
     if args.exclude:
         inputs["--exclude"] = args.exclude
     skip_if_absent(__file__, inputs)
+    if args.truncate < 0:
+        sys.exit(f"--truncate {args.truncate}: the number of bases to keep must be 0 (all) or more")
 
     import numpy as np
 

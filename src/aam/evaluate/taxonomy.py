@@ -629,7 +629,7 @@ class KnnTaxonomyClassifier:
             short = np.flatnonzero((idx < 0).any(axis=1))
             if len(short):
                 sim[short], idx[short] = self._exact(q[short], n_cand)
-            return sim.astype(np.float32), idx.astype(np.int64)
+            return sim.astype(np.float32, copy=False), idx.astype(np.int64, copy=False)
         return self._exact(q, n_cand)
 
     def _exact(self, q, n_cand: int) -> tuple[np.ndarray, np.ndarray]:

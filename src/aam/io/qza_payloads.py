@@ -275,3 +275,16 @@ TYPES: dict[str, QzaType] = {
                                          probabilities),
     "ImmutableMetadata": QzaType("ImmutableMetadataDirectoryFormat", "ImmutableMetadataFormat", embeddings),
 }
+
+
+def write_artifact(out: str | Path, semantic_type: str, source: Path, record: dict,
+                   column: str | None = None) -> str:
+    """`source` as a `semantic_type` artifact at `out`: converted (and so checked) by the type's
+    converter, written atomically (:func:`aam.io.qza_write.write_qza`) with `record` as what made it;
+    returns the artifact's UUID. What `aam export-qza` and `aam classify --out *.qza` both do."""
+    from aam.io.qza_write import write_qza
+
+    kind = TYPES[semantic_type]
+    files = kind.convert(Path(source), column)
+    return write_qza(out, semantic_type, kind.directory_format, kind.import_format, files, record)
+

@@ -97,30 +97,27 @@ def run(args: argparse.Namespace) -> None:
 
 
 def _write_qza(table, args: argparse.Namespace, settings) -> None:
-    """The taxonomy table as a FeatureData[Taxonomy] artifact, through `aam export-qza`'s converter
-    (which checks it as q2-types' TSVTaxonomyFormat does) and writer (atomic)."""
+    """The taxonomy table as a FeatureData[Taxonomy] artifact, as `aam export-qza` writes one (checked
+    as q2-types' TSVTaxonomyFormat, written atomically)."""
     import dataclasses
     import tempfile
     from pathlib import Path
 
-    from aam.io.qza_payloads import TYPES
-    from aam.io.qza_write import write_qza
+    from aam.io.qza_payloads import write_artifact
     from aam.provenance import provenance
 
-    kind = TYPES["FeatureData[Taxonomy]"]
-    with tempfile.TemporaryDirectory() as tmp:
-        tsv = Path(tmp) / "taxonomy.tsv"
-        table.to_csv(tsv, sep="\t", index=False, float_format="%.6g")
-        try:
-            files = kind.convert(tsv, None)
-        except InputError as err:  # the check names the temporary file; name the output instead
-            reason = str(err).split(": ", 1)[-1]
-            raise InputError(f"{args.out}: not a valid FeatureData[Taxonomy]: {reason}; --out a .tsv "
-                             "keeps the table") from None
     inputs = {"reads": args.reads or args.prepared, "model_dir": args.model_dir, "reference": args.reference,
               "reference_taxonomy": args.reference_taxonomy}
     # file names only: paths a user gave stay out of an artifact they may share
     record = provenance({"type": "FeatureData[Taxonomy]", "stage": "classify",
                          **{k: Path(v).name for k, v in inputs.items() if v},
                          "classifier": dataclasses.asdict(settings)})
-    write_qza(args.out, "FeatureData[Taxonomy]", kind.directory_format, kind.import_format, files, record)
+    with tempfile.TemporaryDirectory() as tmp:
+        tsv = Path(tmp) / "taxonomy.tsv"
+        table.to_csv(tsv, sep="\t", index=False, float_format="%.6g")
+        try:
+            write_artifact(args.out, "FeatureData[Taxonomy]", tsv, record)
+        except InputError as err:  # the check names the temporary file; name the output instead
+            reason = str(err).split(": ", 1)[-1]
+            raise InputError(f"{args.out}: not a valid FeatureData[Taxonomy]: {reason}; --out a .tsv "
+                             "keeps the table") from None

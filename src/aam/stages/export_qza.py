@@ -25,8 +25,7 @@ import logging
 from pathlib import Path
 
 from aam.errors import InputError
-from aam.io.qza_payloads import TYPES
-from aam.io.qza_write import write_qza
+from aam.io.qza_payloads import TYPES, write_artifact
 from aam.provenance import provenance
 
 log = logging.getLogger(__name__)
@@ -61,10 +60,8 @@ def _source_provenance(path: str | None) -> dict | None:
 def run(args: argparse.Namespace) -> None:
     if not str(args.out).endswith(".qza"):
         raise InputError(f"--out {args.out}: a QIIME 2 artifact's name ends in .qza")
-    kind = TYPES[args.type]
     source = Path(args.input)
-    files = kind.convert(source, args.column)
     settings = {"type": args.type, "input": source.name, "column": args.column}
     record = provenance(settings, source=_source_provenance(args.source_provenance))
-    uuid = write_qza(args.out, args.type, kind.directory_format, kind.import_format, files, record)
-    log.info("wrote %s (%s, %s, UUID %s)", args.out, args.type, kind.directory_format, uuid)
+    uuid = write_artifact(args.out, args.type, source, record, args.column)
+    log.info("wrote %s (%s, %s, UUID %s)", args.out, args.type, TYPES[args.type].directory_format, uuid)
