@@ -12,7 +12,9 @@ after config/benchmark.yaml does the same); nothing is trained or fitted here.
 Reads `<results>/<dataset>/cv_summary/<target>/summary.json` and the draws' partitions
 `<results>/<dataset>/cv/split/r<i>/folds.tsv` (two draws sharing a repeat's folds are refused).
 Writes leaderboard.tsv, tasks.tsv and pairs.tsv as `aam leaderboard` does, and prints each task's
-pooled means, the leaderboard, and each model's shortfalls beyond the margins.
+pooled means, the leaderboard, and each model's shortfalls beyond the margins. With
+`--pseudo-draws R` it also writes margins.tsv: how often one draw of R repeats, taken from the
+pooled repeats, finds each model within the margins on every task (aam.evaluate.pseudo_draws).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from aam.errors import InputError
 from aam.evaluate.leaderboard import leaderboard, task_id
 from aam.evaluate.leaderboard_page import read_summaries
 from aam.evaluate.pooled_draws import check_distinct_draws, pool_draws, repeat_partitions
+from aam.evaluate.pseudo_draws import margin_shares
 from aam.io.atomic import publish_files
 
 
@@ -58,6 +61,8 @@ def main() -> None:
     parser.add_argument("--out-dir", type=Path, required=True, help="where to write the pooled tables")
     parser.add_argument("--exclude", nargs="+", default=[], metavar="MODEL",
                         help="rows left out of the ranking, e.g. 'aam+random_forest (mean)'")
+    parser.add_argument("--pseudo-draws", type=int, metavar="R",
+                        help="also judge every draw of R of the pooled repeats (the benchmark's: 2)")
     args = parser.parse_args()
     if len(args.results) < 2:
         sys.exit("pooling needs at least two results folders")
@@ -73,11 +78,14 @@ def main() -> None:
                                   for label, p in zip(labels, args.results, strict=True)}, task_id(s))
         pooled = pool_draws(draws)
         board, tasks, pairs, friedman = leaderboard(pooled)
+        frames = [board, tasks, pairs]
+        if args.pseudo_draws is not None:
+            frames.append(margin_shares(pooled, args.pseudo_draws))
     except ValueError as err:
         sys.exit(str(err))
-    names = ["leaderboard.tsv", "tasks.tsv", "pairs.tsv"]
+    names = ["leaderboard.tsv", "tasks.tsv", "pairs.tsv", "margins.tsv"][:len(frames)]
     with publish_files([args.out_dir / n for n in names]) as files:
-        for frame, path in zip((board, tasks, pairs), files, strict=True):
+        for frame, path in zip(frames, files, strict=True):
             frame.to_csv(path, sep="\t", index=False, float_format="%.4f")
     folds = {task_id(s): len(s["folds"]) for s in pooled}
     print(f"{len(labels)} draws ({', '.join(labels)}); folds per task: {sorted(set(folds.values()))}")
@@ -95,6 +103,16 @@ def main() -> None:
     print(compact.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
     if friedman["p"] is not None:
         print(f"Friedman p {friedman['p']:.3g} over {friedman['n_tasks']} tasks")
+    if len(frames) == 4:
+        margins = frames[3]
+        print(f"\nWithin the margins on one draw of {args.pseudo_draws} repeats "
+              f"({margins['pseudo_draws'].iloc[0]} drawn from the pooled repeats; actual draws in brackets):")
+        shown = margins[["model", "within_every_task"]].copy()
+        shown["actual draws"] = [f"{w}/{n}" for w, n in zip(margins["actual_within"], margins["actual_draws"],
+                                                              strict=True)]
+        for t in folds:
+            shown[t] = margins[t]
+        print(shown.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
 
 
 if __name__ == "__main__":

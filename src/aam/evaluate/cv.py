@@ -216,8 +216,10 @@ def summarize(scores: pd.DataFrame, task: str) -> tuple[pd.DataFrame, dict]:
             versus[baseline] = tests
             values_of = {"difference": tests["mean"], **{k: tests[k] for k in PAIRED_COLUMNS[1:]}}
             row.update({f"vs_{baseline}_{key}": value for key, value in values_of.items()})
-        for name in secondary_metrics(task):
-            vals = pd.to_numeric(sub[name], errors="coerce").dropna()
+        secondary = {name: pd.to_numeric(sub.set_index("fold")[name], errors="coerce")
+                     for name in secondary_metrics(task)}
+        for name, per_fold in secondary.items():
+            vals = per_fold.dropna()
             row[f"mean_{name}"] = float(vals.mean()) if vals.size else None
         degenerate = sorted(sub.loc[sub["degenerate"].notna(), "fold"], key=_fold_key)
         row["degenerate_folds"] = len(degenerate)
@@ -229,6 +231,9 @@ def summarize(scores: pd.DataFrame, task: str) -> tuple[pd.DataFrame, dict]:
             "sd": row["sd"],
             "per_fold": {fold: _none(values[fold]) for fold in folds},
             "secondary_means": {name: row[f"mean_{name}"] for name in secondary_metrics(task)},
+            # per fold too, so that a subset of the folds (aam.evaluate.pseudo_draws) has its MAE
+            "secondary_per_fold": {name: {fold: _none(per_fold.get(fold)) for fold in folds}
+                                   for name, per_fold in secondary.items()},
             "degenerate_folds": {f: sub.set_index("fold").loc[f, "degenerate"] for f in degenerate},
             "versus": versus,
         }

@@ -128,21 +128,30 @@ def shortfalls(summaries: Sequence[Mapping]) -> dict[str, list[str]]:
     each as ``task −0.042`` (the metric's difference) or ``task MAE +9.3 %``, in task order."""
     out: dict[str, list[str]] = {}
     for s in summaries:
-        models = s["models"]
-        baselines = [b for b in BASELINES if b in models and _finite(models[b]["mean"])]
-        if not baselines:
-            continue
-        mae = {m: (v.get("secondary_means") or {}).get("mae") for m, v in models.items()}
-        by_mae = s["task"] == "regression" and all(_finite(mae[b]) for b in baselines)
-        best_mean = max(models[b]["mean"] for b in baselines)
-        best_mae = min(mae[b] for b in baselines) if by_mae else None
-        for model, v in models.items():
-            if by_mae:
-                excess = mae[model] / best_mae - 1 if _finite(mae[model]) and best_mae > 0 else 0.0
-                if excess > MAE_MARGIN + ROUNDING:
-                    out.setdefault(model, []).append(f"{task_id(s)} MAE +{100 * excess:.1f} %")
-            elif _finite(v["mean"]) and best_mean - v["mean"] > SCORE_MARGIN + ROUNDING:
-                out.setdefault(model, []).append(f"{task_id(s)} −{best_mean - v['mean']:.3f}")
+        for model, shortfall in task_shortfalls(s).items():
+            out.setdefault(model, []).append(f"{task_id(s)} {shortfall}")
+    return out
+
+
+def task_shortfalls(summary: Mapping) -> dict[str, str]:
+    """The models of one task's summary that trail its best baseline beyond the margins, each with
+    its shortfall (``−0.042`` or ``MAE +9.3 %``); none where the task has no baseline."""
+    models = summary["models"]
+    baselines = [b for b in BASELINES if b in models and _finite(models[b]["mean"])]
+    if not baselines:
+        return {}
+    out = {}
+    mae = {m: (v.get("secondary_means") or {}).get("mae") for m, v in models.items()}
+    by_mae = summary["task"] == "regression" and all(_finite(mae[b]) for b in baselines)
+    best_mean = max(models[b]["mean"] for b in baselines)
+    best_mae = min(mae[b] for b in baselines) if by_mae else None
+    for model, v in models.items():
+        if by_mae:
+            excess = mae[model] / best_mae - 1 if _finite(mae[model]) and best_mae > 0 else 0.0
+            if excess > MAE_MARGIN + ROUNDING:
+                out[model] = f"MAE +{100 * excess:.1f} %"
+        elif _finite(v["mean"]) and best_mean - v["mean"] > SCORE_MARGIN + ROUNDING:
+            out[model] = f"−{best_mean - v['mean']:.3f}"
     return out
 
 

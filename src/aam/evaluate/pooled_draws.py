@@ -14,7 +14,8 @@ one draw's.
 Pooled per task and model: the per-fold scores (fold ``r0f3`` of draw ``s2026`` becomes
 ``s2026:r0f3``), their mean and sd, the secondary means (MAE: the leaderboard's regression
 margin) as the fold-weighted mean of the draws' (each draw's is the mean over its folds, so this is
-the mean over the pooled folds), and the paired tests against each baseline over the pooled folds.
+the mean over the pooled folds) and their per-fold values where every draw keeps them, and the
+paired tests against each baseline over the pooled folds.
 
 Refused, each with one line naming the draws and the task: a draw whose repeat partitions the
 samples as a repeat of another draw does (the same folds counted twice: two runs of one seed), a
@@ -95,6 +96,7 @@ def pool_task(draws: Mapping[str, Mapping]) -> dict:
             "sd": float(finite.std(ddof=1)) if finite.size > 1 else None,
             "per_fold": scores,
             "secondary_means": _pooled_secondary(draws, m),
+            "secondary_per_fold": _pooled_secondary_per_fold(draws, m),
             "versus": versus,
         }
     return {**{k: first.get(k) for k in ("dataset", "target", "classes", "task", "metric", "n_samples")},
@@ -123,6 +125,16 @@ def _pooled_secondary(draws: Mapping[str, Mapping], model: str) -> dict:
                for d in draws.values()]
     keys = [k for k in entries[0][0] if all(_finite(means.get(k)) and n for means, n in entries)]
     return {k: sum(means[k] * n for means, n in entries) / sum(n for _, n in entries) for k in keys}
+
+
+def _pooled_secondary_per_fold(draws: Mapping[str, Mapping], model: str) -> dict:
+    """Each secondary metric's per-fold values, the folds named as in ``per_fold``; a metric that
+    some draw's summary lacks per fold (one written before they were kept) is left out."""
+    entries = {label: d["models"][model].get("secondary_per_fold") or {} for label, d in draws.items()}
+    first = next(iter(entries.values()))
+    return {name: {f"{label}:{fold}": v for label, per_fold in entries.items()
+                   for fold, v in per_fold[name].items()}
+            for name in first if all(name in per_fold for per_fold in entries.values())}
 
 
 def _finite(value) -> bool:
