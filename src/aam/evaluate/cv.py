@@ -183,7 +183,8 @@ def summarize(scores: pd.DataFrame, task: str) -> tuple[pd.DataFrame, dict]:
     model, metric, n_folds, mean, sd, one column per fold, per baseline b the paired statistics
     vs_<b>_difference, _wins, _losses, _wilcoxon_p, _sign_p, _corrected_p, the secondary means,
     degenerate_folds)
-    and the same as a JSON-ready dict with the per-fold values (``versus``: baseline -> tests).
+    and the same as a JSON-ready dict with the per-fold values, the primary metric's and each secondary
+    metric's (``secondary_per_fold``), and ``versus``: baseline -> tests.
     """
     metric = PRIMARY_METRIC[task]
     folds = sorted(scores["fold"].unique(), key=_fold_key)
