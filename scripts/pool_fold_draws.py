@@ -78,14 +78,13 @@ def main() -> None:
                                   for label, p in zip(labels, args.results, strict=True)}, task_id(s))
         pooled = pool_draws(draws)
         board, tasks, pairs, friedman = leaderboard(pooled)
-        frames = [board, tasks, pairs]
+        tables = {"leaderboard.tsv": board, "tasks.tsv": tasks, "pairs.tsv": pairs}
         if args.pseudo_draws is not None:
-            frames.append(margin_shares(pooled, args.pseudo_draws))
+            tables["margins.tsv"] = margin_shares(pooled, args.pseudo_draws)
     except ValueError as err:
         sys.exit(str(err))
-    names = ["leaderboard.tsv", "tasks.tsv", "pairs.tsv", "margins.tsv"][:len(frames)]
-    with publish_files([args.out_dir / n for n in names]) as files:
-        for frame, path in zip(frames, files, strict=True):
+    with publish_files([args.out_dir / n for n in tables]) as files:
+        for frame, path in zip(tables.values(), files, strict=True):
             frame.to_csv(path, sep="\t", index=False, float_format="%.4f")
     folds = {task_id(s): len(s["folds"]) for s in pooled}
     print(f"{len(labels)} draws ({', '.join(labels)}); folds per task: {sorted(set(folds.values()))}")
@@ -103,8 +102,8 @@ def main() -> None:
     print(compact.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
     if friedman["p"] is not None:
         print(f"Friedman p {friedman['p']:.3g} over {friedman['n_tasks']} tasks")
-    if len(frames) == 4:
-        margins = frames[3]
+    if "margins.tsv" in tables:
+        margins = tables["margins.tsv"]
         print(f"\nWithin the margins on one draw of {args.pseudo_draws} repeats "
               f"({margins['pseudo_draws'].iloc[0]} drawn from the pooled repeats; actual draws in brackets):")
         shown = margins[["model", "within_every_task"]].copy()

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections import Counter
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -74,17 +75,18 @@ def margin_shares(summaries: Sequence[Mapping], repeats_per_draw: int = 2) -> pd
                              f"{task_id(summaries[0])} {sorted(repeats)}: pseudo-draws need the same")
     if repeats_per_draw < 1 or len(repeats) < repeats_per_draw:
         raise ValueError(f"{len(repeats)} repeats cannot make draws of {repeats_per_draw}")
-    draw_sizes = pd.Series([r.rpartition(":")[0] for r in repeats]).value_counts()
+    draw_sizes = Counter(r.rpartition(":")[0] for r in repeats)
     models = list(dict.fromkeys(m for s in summaries for m in s["models"]))
     present = {task_id(s): set(s["models"]) for s in summaries}
     within: dict[str, dict[str, list[bool]]] = {
         m: {t: [] for t in present if m in present[t]} for m in models}
     every, actual = {m: [] for m in models}, {m: [] for m in models}
+    folds_of = [{r: [f for f in s["folds"] if repeat_of(f) == r] for r in repeats} for s in summaries]
     for chosen in itertools.combinations(sorted(repeats), repeats_per_draw):
         draws = {r.rpartition(":")[0] for r in chosen}
         whole = len(draws) == 1 and draw_sizes[next(iter(draws))] == repeats_per_draw
-        behind = {task_id(s): task_shortfalls(restrict(s, [f for f in s["folds"] if repeat_of(f) in chosen]))
-                  for s in summaries}
+        behind = {task_id(s): task_shortfalls(restrict(s, [f for r in chosen for f in folds[r]]))
+                  for s, folds in zip(summaries, folds_of, strict=True)}
         for m in models:
             for t, judged in within[m].items():
                 judged.append(m not in behind[t])
